@@ -1,0 +1,43 @@
+// The one interface every CA speaks. A backend lives in its own file and registers itself in
+// ca/index.ts; commands only see this interface.
+import type { CaName, CertTemplate, ProfileKind } from "../certs.js";
+import type { Clock } from "../retry.js";
+import type { CaSettings } from "../settings.js";
+import type { CertInfo } from "../x509.js";
+
+export interface SignRequest {
+  kind: string;
+  profile: ProfileKind;
+  csrPem: string;
+  template: CertTemplate;
+}
+
+export interface RenewRequest extends SignRequest {
+  /** The certificate being renewed and its key (for CAs that authenticate renewals with it). */
+  currentCertPem: string;
+  currentKeyPem: string;
+}
+
+export interface CaBackend {
+  /** "CA kubernetes (cfssl http://ca:8888)": used in every message about this CA. */
+  readonly description: string;
+  /** Fetches the CA certificate(s) and authenticates them against the pin or CA file. */
+  fetchCaBundle(): Promise<CertInfo[]>;
+  /** Signs a CSR; resolves to the PEM chain, leaf first. */
+  sign(req: SignRequest): Promise<string>;
+  /** Renews with the current certificate where the CA has such a path (step-ca); else absent. */
+  renew?(req: RenewRequest): Promise<string>;
+}
+
+export interface BackendContext {
+  caName: CaName;
+  settings: CaSettings;
+  unsafeSkipCaVerification: boolean;
+  env: NodeJS.ProcessEnv;
+  clock: Clock;
+  /** Absolute deadline (clock.now()) for every retry of this run. */
+  deadline: number;
+  log: (line: string) => void;
+}
+
+export type BackendFactory = (ctx: BackendContext) => CaBackend;

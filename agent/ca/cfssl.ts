@@ -1,0 +1,141 @@
+// CFSSL's API (cloudflare/cfssl api/ and auth/): /info for the CA certificate, /authsign with an
+// HMAC over the exact request bytes when an auth key is configured, /sign otherwise.
+import { createHmac } from "node:crypto";
+import { CaRefusedError, UsageError } from "../errors.js";
+import { withRetry, TransientError } from "../retry.js";
+import { readSecret, secretEnvName } from "../secrets.js";
+import { parseCert, splitPemCertificates, type CertInfo } from "../x509.js";
+import type { BackendContext, CaBackend, SignRequest } from "./backend.js";
+import { httpRequest, type TlsTrust } from "./http.js";
+import { authenticateCa, tlsTrustFor } from "./trust.js";
+
+/** Per-attempt ceiling, so one stuck connection cannot eat the whole --timeout. */
+const ATTEMPT_TIMEOUT_MS = 30_000;
+
+interface Envelope {
+  success: boolean;
+  result?: unknown;
+  errors?: { code?: number; message?: string }[];
+}
+
+export function parseEnvelope(body: string, what: string): Envelope {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    throw new CaRefusedError(`${what}: answer is not JSON (${JSON.stringify(body.slice(0, 80))})`);
+  }
+  if (typeof parsed !== "object" || parsed === null || typeof (parsed as Envelope).success !== "boolean") {
+    throw new CaRefusedError(`${what}: answer is not a CFSSL response (no "success" field)`);
+  }
+  return parsed as Envelope;
+}
+
+function envelopeErrors(env: Envelope): string {
+  const msgs = (Array.isArray(env.errors) ? env.errors : [])
+    .map((e) => (typeof e?.message === "string" ? e.message : JSON.stringify(e)))
+    .filter(Boolean);
+  return msgs.length ? msgs.join("; ") : "no reason given";
+}
+
+/** The result.certificate string of a successful envelope, or a CaRefusedError naming what is wrong. */
+export function resultCertificate(env: Envelope, what: string): string {
+  if (!env.success) throw new CaRefusedError(`${what} refused: ${envelopeErrors(env)}`);
+  const cert = (env.result as { certificate?: unknown } | undefined)?.certificate;
+  if (typeof cert !== "string" || cert.trim() === "") throw new CaRefusedError(`${what}: answer holds no certificate`);
+  return cert;
+}
+
+export function authsignBody(requestJson: string, keyHex: string, timestamp: number): string {
+  const key = Buffer.from(keyHex, "hex");
+  const token = createHmac("sha256", key).update(requestJson).digest("base64");
+  return JSON.stringify({ token, request: Buffer.from(requestJson).toString("base64"), timestamp });
+}
+
+export function createCfsslBackend(ctx: BackendContext): CaBackend {
+  const s = ctx.settings;
+  const base = s.url.replace(/\/+$/, "");
+  const description = `CA ${ctx.caName} (cfssl ${base}${s.label ? ` label ${s.label}` : ""})`;
+  let tls: TlsTrust | undefined;
+
+  const call = async (path: string, body: string): Promise<Envelope> =>
+    withRetry(
+      async (remaining) => {
+        const res = await httpRequest({
+          method: "POST",
+          url: `${base}${path}`,
+          body,
+          timeoutMs: Math.min(remaining, ATTEMPT_TIMEOUT_MS),
+          tls,
+          what: description,
+        });
+        // A CFSSL envelope is the CA speaking, whatever the status; anything else at 5xx is a proxy or a crash.
+        if (res.status >= 500 && !res.body.trimStart().startsWith("{")) {
+          throw new TransientError(`HTTP ${res.status}`);
+        }
+        if (res.status === 502 || res.status === 503 || res.status === 504) throw new TransientError(`HTTP ${res.status}`);
+        return parseEnvelope(res.body, description);
+      },
+      {
+        deadline: ctx.deadline,
+        clock: ctx.clock,
+        what: description,
+        onRetry: (n, delay, err) => ctx.log(`${description}: attempt ${n} failed (${err.message}); retrying in ${(delay / 1000).toFixed(1)}s`),
+      },
+    );
+
+  const authKey = (): string | undefined => {
+    const envName = secretEnvName(ctx.caName, "AUTH_KEY");
+    const value = readSecret({ what: "CA auth key file", file: s.authKeyFile, envName, env: ctx.env });
+    if (value !== undefined && !/^([0-9a-fA-F]{2})+$/.test(value)) {
+      throw new UsageError(`CA auth key from ${s.authKeyFile ?? envName} is not hex (CFSSL auth keys are hex strings)`);
+    }
+    return value;
+  };
+
+  return {
+    description,
+    async fetchCaBundle(): Promise<CertInfo[]> {
+      const env = await call("/api/v1/cfssl/info", JSON.stringify(s.label ? { label: s.label } : {}));
+      const pem = resultCertificate(env, `${description} info`);
+      let fetched: CertInfo[];
+      try {
+        fetched = splitPemCertificates(pem, "CA certificate").map(parseCert);
+      } catch (err) {
+        throw new CaRefusedError(`${description}: info answer: ${(err as Error).message}`);
+      }
+      const anchors = authenticateCa(fetched, s, ctx.unsafeSkipCaVerification, description, ctx.log);
+      if (base.startsWith("https:")) {
+        tls = ctx.unsafeSkipCaVerification && !s.caFile && s.certHashes.length === 0 ? undefined : { ca: tlsTrustFor(s, anchors) };
+      }
+      return anchors;
+    },
+    async sign(req: SignRequest): Promise<string> {
+      if (base.startsWith("https:") && tls === undefined && !ctx.unsafeSkipCaVerification) {
+        throw new Error("cfssl backend: fetchCaBundle must run before sign");
+      }
+      const profile = { client: s.clientProfile, serving: s.servingProfile, peer: s.peerProfile ?? s.servingProfile }[req.profile];
+      const hosts = [...req.template.sans.dnsNames, ...req.template.sans.ips];
+      const signRequest = JSON.stringify({
+        certificate_request: req.csrPem,
+        ...(hosts.length ? { hosts } : {}),
+        ...(profile ? { profile } : {}),
+        ...(s.label ? { label: s.label } : {}),
+      });
+      const key = authKey();
+      const env = key
+        ? await call("/api/v1/cfssl/authsign", authsignBody(signRequest, key, Math.floor(ctx.clock.now() / 1000)))
+        : await call("/api/v1/cfssl/sign", signRequest);
+      try {
+        return resultCertificate(env, `${description} signing ${req.kind}${profile ? ` (profile ${profile})` : ""}`);
+      } catch (err) {
+        // CFSSL signs an unknown profile name with its default profile; when that one has no auth
+        // key the only symptom is this message, so name the likely cause.
+        if (err instanceof CaRefusedError && /no authentication provider/.test(err.message)) {
+          throw new CaRefusedError(`${err.message} (the CA has no profile "${profile ?? "default"}" with an auth key: check the profile name)`);
+        }
+        throw err;
+      }
+    },
+  };
+}

@@ -1,0 +1,103 @@
+// The one HTTP client of the agent: JSON over http or https, TLS verified against the pinned CA,
+// no redirects, bounded bodies and per-request timeouts. Failures that may pass are TransientError.
+import { Agent, errors as undiciErrors, request } from "undici";
+import { VerificationError } from "../errors.js";
+import { TransientError } from "../retry.js";
+
+/** Largest answer read from a CA; a larger one is refused without reading it all. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface TlsTrust {
+  /** PEM certificates that must anchor the server's chain; undefined: unverified (used only to fetch a pinned CA). */
+  ca?: string[];
+  /** Client certificate chain and key for mTLS. */
+  cert?: string;
+  key?: string;
+}
+
+export interface HttpResponse {
+  status: number;
+  body: string;
+}
+
+export interface HttpRequest {
+  method: "GET" | "POST";
+  url: string;
+  body?: string;
+  timeoutMs: number;
+  tls?: TlsTrust;
+  /** Names the server in messages. */
+  what: string;
+}
+
+const TLS_VERIFY_CODES = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_SIGNATURE_FAILURE",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+]);
+
+export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
+  const isHttps = req.url.startsWith("https:");
+  const dispatcher = new Agent({
+    connect: isHttps
+      ? {
+          rejectUnauthorized: req.tls?.ca !== undefined,
+          ...(req.tls?.ca ? { ca: req.tls.ca } : {}),
+          ...(req.tls?.cert ? { cert: req.tls.cert, key: req.tls.key } : {}),
+        }
+      : {},
+    connectTimeout: Math.min(req.timeoutMs, 30_000),
+    headersTimeout: req.timeoutMs,
+    bodyTimeout: req.timeoutMs,
+  });
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(new Error(`no complete answer within ${Math.round(req.timeoutMs / 1000)}s`)), req.timeoutMs);
+  try {
+    const res = await request(req.url, {
+      method: req.method,
+      dispatcher,
+      signal: ac.signal,
+      headers: req.body !== undefined ? { "content-type": "application/json" } : {},
+      ...(req.body !== undefined ? { body: req.body } : {}),
+    });
+    const length = Number(res.headers["content-length"] ?? 0);
+    if (length > MAX_BODY_BYTES) {
+      res.body.destroy();
+      throw new VerificationError(`${req.what}: answer of ${length} bytes is over the ${MAX_BODY_BYTES}-byte limit`);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_BODY_BYTES) {
+        res.body.destroy();
+        throw new VerificationError(`${req.what}: answer is over the ${MAX_BODY_BYTES}-byte limit`);
+      }
+      chunks.push(chunk as Buffer);
+    }
+    return { status: res.statusCode, body: Buffer.concat(chunks).toString("utf8") };
+  } catch (err) {
+    throw classify(err, req);
+  } finally {
+    clearTimeout(timer);
+    dispatcher.destroy().catch(() => undefined);
+  }
+}
+
+function classify(err: unknown, req: HttpRequest): Error {
+  if (err instanceof VerificationError || err instanceof TransientError) return err;
+  const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+  const code = e.code ?? e.cause?.code ?? "";
+  if (TLS_VERIFY_CODES.has(code)) {
+    return new VerificationError(`${req.what}: TLS certificate of the server does not verify against the pinned CA (${code})`);
+  }
+  if (err instanceof undiciErrors.RequestAbortedError || e.name === "AbortError") {
+    return new TransientError(`${req.what}: ${e.cause?.message ?? e.message}`);
+  }
+  return new TransientError(`${req.what}: ${code ? `${code} ` : ""}${e.cause?.message ?? e.message}`);
+}

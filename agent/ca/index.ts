@@ -1,0 +1,16 @@
+// The registry of CA backends: adding a CA type means one new file and one line here.
+import { UsageError } from "../errors.js";
+import type { BackendContext, BackendFactory, CaBackend } from "./backend.js";
+import { createCfsslBackend } from "./cfssl.js";
+
+export const BACKENDS: Record<string, BackendFactory> = {
+  cfssl: createCfsslBackend,
+};
+
+export function createBackend(ctx: BackendContext): CaBackend {
+  const factory = BACKENDS[ctx.settings.type];
+  if (!factory) {
+    throw new UsageError(`CA ${ctx.caName}: unknown CA type "${ctx.settings.type}" (known: ${Object.keys(BACKENDS).join(", ")})`);
+  }
+  return factory(ctx);
+}

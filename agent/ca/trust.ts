@@ -1,0 +1,61 @@
+// Decides whether the CA certificate a server sent may be trusted: kubeadm-style SPKI pins, a CA
+// file from the operator, or (only when asked for explicitly) nothing.
+import { readFileSync } from "node:fs";
+import { ioError, UsageError, VerificationError } from "../errors.js";
+import type { CaSettings } from "../settings.js";
+import { buildChain, certPin, parseCert, splitPemCertificates, type CertInfo } from "../x509.js";
+
+export function loadPemFile(file: string, what: string): CertInfo[] {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw ioError(`read ${what}`, file, err);
+  }
+  try {
+    return splitPemCertificates(text, `${what} ${file}`).map(parseCert);
+  } catch (err) {
+    throw new UsageError(`${what} ${file}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Returns the trust anchors for a CA given what its server sent. Throws VerificationError when the
+ * sent certificates match no pin and do not chain to the CA file.
+ */
+export function authenticateCa(
+  fetched: CertInfo[],
+  settings: CaSettings,
+  unsafe: boolean,
+  description: string,
+  warn: (line: string) => void,
+): CertInfo[] {
+  if (settings.caFile) {
+    const anchors = loadPemFile(settings.caFile, "CA file");
+    for (const c of fetched) {
+      if (!buildChain(c, [], anchors)) {
+        throw new VerificationError(`${description}: the CA certificate it sent ("${c.commonName}") is not in and does not chain to CA file ${settings.caFile}`);
+      }
+    }
+    return anchors;
+  }
+  if (settings.certHashes.length > 0) {
+    const matching = fetched.filter((c) => settings.certHashes.includes(certPin(c)));
+    if (matching.length === 0) {
+      const got = fetched.map(certPin).join(", ");
+      throw new VerificationError(`${description}: CA certificate pin ${got} matches no --ca-cert-hash; refusing to trust it`);
+    }
+    return matching;
+  }
+  if (unsafe) {
+    warn(`WARNING: ${description}: trusting its CA certificate without verification (--unsafe-skip-ca-verification)`);
+    return fetched;
+  }
+  throw new UsageError(`${description}: no CA trust configured: give --ca-cert-hash or --ca-file (or --unsafe-skip-ca-verification)`);
+}
+
+/** PEM text of the anchors as the TLS trust for the CA server (a separate bundle when configured). */
+export function tlsTrustFor(settings: CaSettings, anchors: CertInfo[]): string[] {
+  if (settings.tlsCaFile) return loadPemFile(settings.tlsCaFile, "CA TLS bundle").map((c) => c.pem);
+  return anchors.map((c) => c.pem);
+}

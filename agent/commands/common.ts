@@ -1,0 +1,49 @@
+// What every command does first: find its root, read the config, merge the sources.
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import {
+  envValues, flagValues, mergeValues, OPTIONS, parseConfigText, toSettings, underRoot, type RawValues,
+} from "../config.js";
+import { ioError, UsageError } from "../errors.js";
+import { layout, type Layout } from "../paths.js";
+import type { Settings } from "../settings.js";
+
+export interface GlobalOptions {
+  root?: string;
+  config?: string;
+  json?: boolean;
+  dryRun?: boolean;
+}
+
+export interface Loaded {
+  layout: Layout;
+  settings: Settings;
+  values: RawValues;
+  /** The config file that was read, if any. */
+  configFile?: string;
+}
+
+export function loadSettings(opts: GlobalOptions & Record<string, unknown>, env: NodeJS.ProcessEnv): Loaded {
+  const root = resolve(opts.root ?? "/");
+  const l = layout(root);
+  const explicit = opts.config !== undefined;
+  const file = explicit ? resolve(opts.config!) : l.configFile;
+  let fromFile: RawValues = new Map();
+  if (existsSync(file)) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (err) {
+      throw ioError("read config", file, err);
+    }
+    fromFile = parseConfigText(text, file);
+    // The persisted config names host paths; under --root they live below the root.
+    for (const [k, v] of fromFile) {
+      if (typeof v === "string" && OPTIONS.find((o) => o.key === k)?.path) fromFile.set(k, underRoot(v, root, existsSync));
+    }
+  } else if (explicit) {
+    throw new UsageError(`--config ${file}: no such file`);
+  }
+  const values = mergeValues(fromFile, envValues(env), flagValues(opts));
+  return { layout: l, settings: toSettings(values, root), values, ...(existsSync(file) ? { configFile: file } : {}) };
+}

@@ -1,0 +1,147 @@
+// `node-join join`: issue every certificate the role needs, verify, install as one transaction.
+import { checkJoinSettings, renderConfig, type RawValues } from "../config.js";
+import { kindsFor, type CaName } from "../certs.js";
+import {
+  caFiles, casOf, connectCas, issue, keyMatches, kindFiles, kindStates, resolveIdentity, serviceAccountFiles,
+  tableContext, type Issued, type KindState, type Runtime,
+} from "../engine.js";
+import { commit, recover, type FileChange } from "../install.js";
+import { acquireLock } from "../lock.js";
+import type { Settings } from "../settings.js";
+import { readState, stateFile, withIssued } from "../state.js";
+import { kubeletServingDropin } from "../store.js";
+import { mismatch } from "../verify.js";
+import type { CertInfo } from "../x509.js";
+
+export interface JoinOptions {
+  settings: Settings;
+  values: RawValues;
+  force: boolean;
+  dryRun: boolean;
+}
+
+export interface JoinResult {
+  ok: true;
+  command: "join";
+  dryRun: boolean;
+  role: Settings["role"];
+  nodeName: string;
+  issued: { kind: string; reason: string; serial?: string; notAfter?: string; commonName: string; organizations: string[]; dnsNames: string[]; ips: string[]; ca: CaName }[];
+  kept: string[];
+  changedFiles: string[];
+  backup?: string;
+  message: string;
+}
+
+export async function runJoin(o: JoinOptions, rt: Runtime): Promise<JoinResult> {
+  const s = o.settings;
+  const l = rt.layout;
+  const kinds = kindsFor(s.role);
+  const cas = casOf(kinds);
+  checkJoinSettings(s, cas);
+  const id = await resolveIdentity(s);
+  const ctx = tableContext(s, id);
+  const now = () => new Date(rt.clock.now());
+  const saFiles = s.role === "control-plane" ? serviceAccountFiles(s, l) : [];
+
+  const lock = o.dryRun ? undefined : acquireLock(l.lockFile);
+  try {
+    if (!o.dryRun) {
+      const rec = recover(l);
+      if (rec.rolledForward || rec.removed.length) {
+        rt.log(`recovered an interrupted install: ${rec.rolledForward} file(s) completed, ${rec.removed.length} leftover(s) removed`);
+      }
+    }
+    const states = kindStates(kinds, ctx, l);
+    const connected = o.dryRun ? undefined : await connectCas(s, cas, rt, rt.clock.now() + s.timeoutMs);
+    for (const st of states) decide(st, o.force, connected ? (ca) => connected.get(ca)!.anchors : undefined, now());
+
+    const toIssue = states.filter((st) => st.reason !== undefined);
+    const summary = (st: KindState) => ({
+      kind: st.kind.name,
+      reason: st.reason!,
+      commonName: st.template.commonName,
+      organizations: st.template.organizations,
+      dnsNames: st.template.sans.dnsNames,
+      ips: st.template.sans.ips,
+      ca: st.kind.ca,
+    });
+    const configChange: FileChange = { path: l.configFile, content: renderConfig(withNodeName(o.values, id.nodeName), l.root), mode: 0o644 };
+    if (o.dryRun || !connected) {
+      return {
+        ok: true,
+        command: "join",
+        dryRun: true,
+        role: s.role,
+        nodeName: id.nodeName,
+        issued: toIssue.map(summary),
+        kept: states.filter((st) => st.reason === undefined).map((st) => st.kind.name),
+        changedFiles: [],
+        message: `dry run: would request ${toIssue.length} certificate(s) and write the files of ${s.role} node ${id.nodeName}`,
+      };
+    }
+
+    const issued = new Map<string, Issued>();
+    for (const st of toIssue) {
+      rt.log(`requesting ${st.kind.name} (CN=${st.template.commonName}) from ${connected.get(st.kind.ca)!.backend.description}`);
+      issued.set(st.kind.name, await issue({ state: st, ca: connected.get(st.kind.ca)!, algorithm: s.keyAlgorithm, now: now() }));
+    }
+    const anchors = new Map([...connected].map(([ca, c]) => [ca, c.anchors] as const));
+    const caPem = new Map([...anchors].map(([ca, a]) => [ca, a.map((c) => c.pem).join("")] as const));
+    const issuedList = [...issued.values()].map((i) => ({ kind: i.kind.name, leaf: i.leaf }));
+    const changes: FileChange[] = [
+      ...caFiles(s.role, anchors, l),
+      ...kindFiles(states, issued, caPem, ctx, l, now()),
+      ...saFiles,
+      kubeletServingDropin(l),
+      configChange,
+      ...(issuedList.length ? [stateFile(withIssued(readState(l), issuedList, now(), false), l)] : []),
+    ];
+    const result = commit(changes, l, now());
+    const message =
+      result.changed.length === 0
+        ? `nothing to do: ${s.role} node ${id.nodeName} already has valid certificates matching its config`
+        : `joined ${s.role} node ${id.nodeName}: issued ${issued.size} certificate(s), wrote ${result.changed.length} file(s)`;
+    return {
+      ok: true,
+      command: "join",
+      dryRun: false,
+      role: s.role,
+      nodeName: id.nodeName,
+      issued: toIssue.map((st) => ({
+        ...summary(st),
+        serial: issued.get(st.kind.name)!.leaf.serial,
+        notAfter: issued.get(st.kind.name)!.leaf.notAfter.toISOString(),
+      })),
+      kept: states.filter((st) => st.reason === undefined).map((st) => st.kind.name),
+      changedFiles: result.changed,
+      ...(result.backup ? { backup: result.backup } : {}),
+      message,
+    };
+  } finally {
+    lock?.release();
+  }
+}
+
+function withNodeName(values: RawValues, nodeName: string): RawValues {
+  const out = new Map(values);
+  out.set("nodeName", nodeName);
+  return out;
+}
+
+/** Sets st.reason when the kind must be issued: forced, missing, broken, or no longer matching. */
+function decide(st: KindState, force: boolean, anchorsOf: ((ca: CaName) => CertInfo[]) | undefined, now: Date): void {
+  if (st.reason !== undefined) return;
+  if (force) {
+    st.reason = "forced";
+    return;
+  }
+  const inst = st.installed!;
+  if (!keyMatches(inst)) {
+    st.reason = "installed key does not match its certificate";
+    return;
+  }
+  const [leaf, ...rest] = inst.chain;
+  const why = mismatch(leaf!, st.template, anchorsOf?.(st.kind.ca), now, rest);
+  if (why) st.reason = why;
+}

@@ -1,0 +1,208 @@
+// The steps every command shares, driven by the certificate table: resolve the node's identity,
+// reach and authenticate the CAs, decide per kind what to do, issue and verify, lay out the files.
+import { createPublicKey } from "node:crypto";
+import { join } from "node:path";
+import { createBackend } from "./ca/index.js";
+import type { CaBackend } from "./ca/backend.js";
+import {
+  caKindsFor, endpointHost, templateFor, type CaName, type CertKind, type CertTemplate, type ControlPlaneSettings,
+  type TableContext,
+} from "./certs.js";
+import { buildCsr } from "./csr.js";
+import { discover, type Discovered } from "./discover.js";
+import { UsageError, VerificationError } from "./errors.js";
+import { inspect, readNoFollow } from "./fsio.js";
+import type { FileChange } from "./install.js";
+import { generateKey, loadKey, spkiDer, type KeyAlgorithm, type NodeKey } from "./keys.js";
+import type { Layout } from "./paths.js";
+import type { Clock } from "./retry.js";
+import type { Settings } from "./settings.js";
+import { CERT_MODE, KEY_MODE, filesFor, readInstalled, type Credentials, type Installed } from "./store.js";
+import { verifyIssued } from "./verify.js";
+import type { CertInfo } from "./x509.js";
+
+export interface Runtime {
+  layout: Layout;
+  env: NodeJS.ProcessEnv;
+  clock: Clock;
+  /** Progress and warnings (stderr); never secrets. */
+  log: (line: string) => void;
+}
+
+export async function resolveIdentity(s: Settings): Promise<Discovered> {
+  return discover({
+    ...(s.nodeName ? { nodeName: s.nodeName } : {}),
+    ips: s.ips,
+    dnsNames: s.dnsNames,
+    ...(s.interface ? { interface: s.interface } : {}),
+  });
+}
+
+export function tableContext(s: Settings, id: Discovered): TableContext {
+  const ctx: TableContext = { node: { nodeName: id.nodeName, ips: id.ips, dnsNames: id.dnsNames }, apiServer: s.apiServer };
+  if (s.role === "control-plane") {
+    const c = s.controlPlane!;
+    const advertiseAddress = c.advertiseAddress ?? id.ips[0];
+    if (!advertiseAddress) throw new UsageError("--advertise-address is required: no node IP was discovered");
+    let endpoint = c.endpoint;
+    if (!endpoint && s.apiServer) {
+      const u = new URL(s.apiServer);
+      endpoint = `${u.hostname}:${u.port || "443"}`;
+    }
+    if (!endpoint) throw new UsageError("--control-plane-endpoint or --api-server is required for role control-plane");
+    const cp: ControlPlaneSettings = {
+      advertiseAddress,
+      bindPort: c.bindPort ?? 6443,
+      endpoint,
+      serviceCidr: c.serviceCidr ?? "10.96.0.0/12",
+      dnsDomain: c.dnsDomain ?? "cluster.local",
+      apiServerCertSans: c.apiServerCertSans ?? [],
+      etcdServerCertSans: c.etcdServerCertSans ?? [],
+      etcdPeerCertSans: c.etcdPeerCertSans ?? [],
+    };
+    endpointHost(cp.endpoint);
+    ctx.controlPlane = cp;
+  }
+  return ctx;
+}
+
+export function casOf(kinds: CertKind[]): CaName[] {
+  return [...new Set(kinds.map((k) => k.ca))];
+}
+
+export interface ConnectedCa {
+  backend: CaBackend;
+  anchors: CertInfo[];
+}
+
+/** Reaches every CA in turn and authenticates its certificate; nothing is sent to a CA that fails its pin. */
+export async function connectCas(s: Settings, cas: CaName[], rt: Runtime, deadline: number): Promise<Map<CaName, ConnectedCa>> {
+  const out = new Map<CaName, ConnectedCa>();
+  for (const ca of cas) {
+    const backend = createBackend({
+      caName: ca,
+      settings: s.cas[ca],
+      unsafeSkipCaVerification: s.unsafeSkipCaVerification,
+      env: rt.env,
+      clock: rt.clock,
+      deadline,
+      log: rt.log,
+    });
+    const anchors = await backend.fetchCaBundle();
+    out.set(ca, { backend, anchors });
+  }
+  return out;
+}
+
+export interface KindState {
+  kind: CertKind;
+  template: CertTemplate;
+  installed?: Installed;
+  /** Why the kind must be (re)issued; undefined: keep what is installed. */
+  reason?: string;
+}
+
+/** Whether the installed key belongs to the installed certificate. */
+export function keyMatches(installed: Installed): boolean {
+  try {
+    return spkiDer(createPublicKey(installed.keyPem)).equals(installed.chain[0]!.spki);
+  } catch {
+    return false;
+  }
+}
+
+export interface IssueInput {
+  state: KindState;
+  ca: ConnectedCa;
+  algorithm: KeyAlgorithm;
+  /** Reuse this key instead of generating one (renew.reuseKey). */
+  reuseKeyPem?: string;
+  now: Date;
+}
+
+export interface Issued {
+  kind: CertKind;
+  credentials: Credentials;
+  leaf: CertInfo;
+}
+
+/** Generates the key on this host, sends the CSR, and verifies the answer before anyone uses it. */
+export async function issue(input: IssueInput): Promise<Issued> {
+  const { state, ca } = input;
+  const key: NodeKey = input.reuseKeyPem ? loadKey(input.reuseKeyPem) : await generateKey(input.algorithm);
+  const csrPem = await buildCsr(state.template, key);
+  const chainPem = await ca.backend.sign({ kind: state.kind.name, profile: state.kind.profile, csrPem, template: state.template });
+  const verified = verifyIssued({
+    kind: state.kind.name,
+    ca: ca.backend.description,
+    chainPem,
+    expectedSpki: spkiDer(key.privateKey),
+    anchors: ca.anchors,
+    template: state.template,
+    now: input.now,
+  });
+  return {
+    kind: state.kind,
+    credentials: { chainPem: verified.chain.map((c) => c.pem).join(""), keyPem: key.pem },
+    leaf: verified.leaf,
+  };
+}
+
+export function kindStates(kinds: CertKind[], ctx: TableContext, l: Layout): KindState[] {
+  return kinds.map((kind) => {
+    const template = templateFor(kind, ctx);
+    const r = readInstalled(kind, l);
+    return r.ok ? { kind, template, installed: r.value } : { kind, template, reason: r.problem };
+  });
+}
+
+/** The CA certificate files of a role (no keys, ever). */
+export function caFiles(role: Settings["role"], anchors: Map<CaName, CertInfo[]>, l: Layout): FileChange[] {
+  return caKindsFor(role).map((ca) => ({
+    path: join(l.pkiDir, ca.file),
+    content: anchors.get(ca.ca)!.map((c) => c.pem).join(""),
+    mode: CERT_MODE,
+  }));
+}
+
+/** The cluster's shared service-account key pair, from the operator's files, checked to match. */
+export function serviceAccountFiles(s: Settings, l: Layout): FileChange[] {
+  const cp = s.controlPlane!;
+  const keyFile = cp.serviceAccountKeyFile;
+  const pubFile = cp.serviceAccountPublicKeyFile;
+  const read = (f: string, what: string): Buffer => {
+    if (inspect(f).kind === "missing") {
+      throw new UsageError(`${what} ${f} is missing: every control-plane node needs the cluster's one shared sa.key/sa.pub pair (write it with cloud-init write_files, or set --sa-key-file/--sa-pub-file)`);
+    }
+    return readNoFollow(f);
+  };
+  const keyPem = read(keyFile, "service-account key");
+  const pubPem = read(pubFile, "service-account public key");
+  let matches: boolean;
+  try {
+    const fromKey = createPublicKey(keyPem).export({ format: "der", type: "spki" });
+    const pub = createPublicKey(pubPem).export({ format: "der", type: "spki" });
+    matches = fromKey.equals(pub);
+  } catch (err) {
+    throw new UsageError(`service-account key pair ${keyFile} / ${pubFile}: not a PEM key (${(err as Error).message})`);
+  }
+  if (!matches) throw new VerificationError(`service-account key pair does not match: ${pubFile} is not the public half of ${keyFile}`);
+  return [
+    { path: join(l.pkiDir, "sa.key"), content: keyPem, mode: KEY_MODE },
+    { path: join(l.pkiDir, "sa.pub"), content: pubPem, mode: CERT_MODE },
+  ];
+}
+
+export function credentialsOf(installed: Installed): Credentials {
+  return { chainPem: installed.chain.map((c) => c.pem).join(""), keyPem: installed.keyPem };
+}
+
+/** Files for every kind: newly issued credentials where given, the installed ones otherwise. */
+export function kindFiles(states: KindState[], issued: Map<string, Issued>, caPem: Map<CaName, string>, ctx: TableContext, l: Layout, now: Date): FileChange[] {
+  return states.flatMap((st) => {
+    const fresh = issued.get(st.kind.name);
+    const current = fresh?.credentials ?? (st.installed ? credentialsOf(st.installed) : undefined);
+    if (!current) return [];
+    return filesFor({ kind: st.kind, ...(fresh ? { issued: fresh.credentials } : {}), current, caPem: caPem.get(st.kind.ca)!, ctx, l, now });
+  });
+}

@@ -1,0 +1,166 @@
+#!/usr/bin/env node
+// The CLI: commander definitions generated from the options table, and the one place where
+// errors become exit codes and messages.
+import { Command, CommanderError, Option } from "commander";
+import { OPTIONS } from "./config.js";
+import { errorMessage, ExitCode, NodeJoinError } from "./errors.js";
+import { systemClock } from "./retry.js";
+import { loadSettings, type GlobalOptions } from "./commands/common.js";
+import { formatDiscover, runDiscover } from "./commands/discover.js";
+import { runJoin } from "./commands/join.js";
+import { collectStatus, formatStatus } from "./commands/status.js";
+import { versionLine, agentVersion } from "./version.js";
+import type { Runtime } from "./engine.js";
+import { layout as loadLayout } from "./paths.js";
+
+export const EXIT_CODES_HELP = `
+Exit codes:
+  0  done, or nothing to do
+  1  any other failure
+  2  usage or config error (the message names the flag, key or file)
+  3  CA unreachable within --timeout
+  4  CA refused the request (the CA's message is shown)
+  5  verification or pin failure (nothing was written)
+  6  local I/O error
+  7  another node-join holds the lock (/var/lib/node-join/lock)
+`;
+
+interface Io {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+function addGlobal(cmd: Command, withConfig = true): Command {
+  cmd.option("--root <dir>", "operate on this root directory instead of / (paths and config under it)");
+  if (withConfig) cmd.option("--config <file>", "config file (default <root>/etc/node-join/config.yaml)");
+  cmd.option("--json", "print a machine-readable result on stdout");
+  return cmd;
+}
+
+function runtime(root: string, io: Io): Runtime {
+  return { layout: loadLayout(root), env: io.env, clock: systemClock, log: (line) => io.stderr(`node-join: ${line}\n`) };
+}
+
+export function buildProgram(io: Io, setResult: (r: { json: boolean; value: unknown; text: string }) => void): Command {
+  const program = new Command("node-join")
+    .description("Join a Kubernetes node: local keys, a remote CA (CFSSL), verified certificates and kubeconfigs")
+    .addHelpText("after", EXIT_CODES_HELP)
+    .showHelpAfterError(false)
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+
+  const join = addGlobal(program.command("join").description("issue and install this node's certificates and kubeconfigs"));
+  for (const spec of OPTIONS) {
+    if (!spec.flag || (spec.command ?? "join") !== "join") continue;
+    const flag = spec.type === "bool" ? `--${spec.flag}` : `--${spec.flag} <${spec.valueName ?? "value"}>`;
+    const opt = new Option(flag, spec.description);
+    if (spec.type === "list") opt.argParser(collect);
+    if (spec.choices) opt.choices(spec.choices as string[]);
+    join.addOption(opt);
+  }
+  join
+    .option("--force", "re-issue every certificate even if the installed ones are valid")
+    .option("--dry-run", "print what would be requested and written; change nothing")
+    .addHelpText("after", EXIT_CODES_HELP)
+    .action(async (opts: GlobalOptions & Record<string, unknown>) => {
+      const loaded = loadSettings(opts, io.env);
+      const r = await runJoin(
+        { settings: loaded.settings, values: loaded.values, force: Boolean(opts.force), dryRun: Boolean(opts.dryRun) },
+        runtime(loaded.layout.root, io),
+      );
+      const text =
+        r.message +
+        "\n" +
+        r.issued.map((i) => `  ${r.dryRun ? "would request" : "issued"} ${i.kind}: CN=${i.commonName}${i.organizations.length ? ` O=${i.organizations.join(",")}` : ""}${[...i.dnsNames, ...i.ips].length ? ` SANs=${[...i.dnsNames, ...i.ips].join(",")}` : ""} (${i.reason === "missing" ? "new" : i.reason})\n`).join("");
+      setResult({ json: Boolean(opts.json), value: r, text });
+    });
+
+  addGlobal(program.command("status").description("show certificates and CAs with expiry, like kubeadm certs check-expiration"))
+    .option("--role <role>", "role whose certificates to list (default: from the config, else worker)")
+    .action((opts: GlobalOptions & { role?: string }) => {
+      const loaded = loadSettings({ ...opts }, io.env);
+      const role = (opts.role ?? loaded.settings.role) as "worker" | "control-plane";
+      const r = collectStatus(role, loaded.layout, new Date(systemClock.now()));
+      setResult({ json: Boolean(opts.json), value: r, text: formatStatus(r) });
+    });
+
+  const discoverCmd = program.command("discover").description("print the node name and addresses that would go into the CSRs").option("--json", "machine-readable output");
+  for (const key of ["nodeName", "ips", "dnsNames", "interface"]) {
+    const spec = OPTIONS.find((o) => o.key === key)!;
+    const opt = new Option(spec.type === "list" ? `--${spec.flag} <${spec.valueName}>` : `--${spec.flag} <${spec.valueName}>`, spec.description);
+    if (spec.type === "list") opt.argParser(collect);
+    discoverCmd.addOption(opt);
+  }
+  discoverCmd.action(async (opts: GlobalOptions & Record<string, unknown>) => {
+    const loaded = loadSettings({ ...opts, root: "/" }, io.env);
+    const r = await runDiscover(loaded.settings);
+    setResult({ json: Boolean(opts.json), value: { ok: true, command: "discover", ...r }, text: formatDiscover(r) });
+  });
+
+  program
+    .command("version")
+    .description("print node-join's version, the Node.js inside and the architecture")
+    .option("--json", "machine-readable output")
+    .action((opts: { json?: boolean }) => {
+      setResult({
+        json: Boolean(opts.json),
+        value: { ok: true, command: "version", version: agentVersion(), node: process.version, platform: process.platform, arch: process.arch },
+        text: `${versionLine()}\n`,
+      });
+    });
+  return program;
+}
+
+/** Runs the CLI and returns the exit code; errors are mapped here and nowhere else. */
+export async function main(argv: string[], io: Io): Promise<number> {
+  const wantsJson = argv.includes("--json");
+  let result: { json: boolean; value: unknown; text: string } | undefined;
+  const program = buildProgram(io, (r) => (result = r));
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    if (result) io.stdout(result.json ? `${JSON.stringify(result.value, null, 2)}\n` : result.text);
+    return ExitCode.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return ExitCode.ok;
+      if (wantsJson) io.stdout(`${JSON.stringify({ ok: false, exitCode: ExitCode.usage, error: err.message.replace(/^error: /, "") })}\n`);
+      return ExitCode.usage;
+    }
+    const code = err instanceof NodeJoinError ? err.exitCode : ExitCode.other;
+    const message = errorMessage(err).split("\n")[0]!;
+    io.stderr(`node-join: error: ${message}\n`);
+    if (wantsJson) io.stdout(`${JSON.stringify({ ok: false, exitCode: code, error: message })}\n`);
+    if (!(err instanceof NodeJoinError) && io.env.NODE_JOIN_DEBUG) io.stderr(`${(err as Error).stack ?? ""}\n`);
+    return code;
+  }
+}
+
+const isEntry = (() => {
+  try {
+    const sea = (process as unknown as { getBuiltinModule?: (m: string) => { isSea?: () => boolean } }).getBuiltinModule?.("node:sea");
+    if (sea?.isSea?.()) return true;
+  } catch {
+    // not a single executable
+  }
+  return typeof process.argv[1] === "string" && /node-join(\.cjs)?$|main\.(ts|js)$/.test(process.argv[1]);
+})();
+
+if (isEntry) {
+  // A closed pipe (`node-join status | head`) is not an error of ours.
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  });
+  const args = process.argv.slice(2);
+  main(args, {
+    stdout: (t) => process.stdout.write(t),
+    stderr: (t) => process.stderr.write(t),
+    env: process.env,
+  }).then((code) => {
+    process.exitCode = code;
+  });
+}

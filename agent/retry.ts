@@ -1,0 +1,54 @@
+// Exponential backoff with jitter until a deadline: a node that boots before its network or its
+// CA is up still joins, and a fleet that boots at once does not hammer the CA in lockstep.
+import { CaUnreachableError, errorMessage } from "./errors.js";
+
+/** Thrown by an attempt that may succeed later (connection refused, timeout, 5xx). */
+export class TransientError extends Error {}
+
+export interface Clock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+
+export interface RetryOptions {
+  /** Absolute time (clock.now() units) after which no new attempt starts. */
+  deadline: number;
+  clock: Clock;
+  random?: () => number;
+  baseMs?: number;
+  capMs?: number;
+  /** Names the server in the final error. */
+  what: string;
+  onRetry?: (attempt: number, delayMs: number, err: Error) => void;
+}
+
+export function backoffDelay(attempt: number, random: number, baseMs = 500, capMs = 30_000): number {
+  const ceiling = Math.min(capMs, baseMs * 2 ** attempt);
+  // "Equal jitter": never less than half the ceiling, so retries do not collapse to zero.
+  return Math.round(ceiling / 2 + (random * ceiling) / 2);
+}
+
+export async function withRetry<T>(attempt: (remainingMs: number) => Promise<T>, opts: RetryOptions): Promise<T> {
+  const random = opts.random ?? Math.random;
+  let lastError: Error | undefined;
+  for (let n = 0; ; n++) {
+    const remaining = opts.deadline - opts.clock.now();
+    if (remaining <= 0) break;
+    try {
+      return await attempt(remaining);
+    } catch (err) {
+      if (!(err instanceof TransientError)) throw err;
+      lastError = err;
+      const delay = Math.min(backoffDelay(n, random(), opts.baseMs, opts.capMs), opts.deadline - opts.clock.now());
+      if (delay <= 0) break;
+      opts.onRetry?.(n + 1, delay, err);
+      await opts.clock.sleep(delay);
+    }
+  }
+  throw new CaUnreachableError(`${opts.what} unreachable: ${lastError ? errorMessage(lastError) : "timed out before the first attempt"}`);
+}

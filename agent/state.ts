@@ -1,0 +1,42 @@
+// What node-join itself issued: lets `status` tell managed files from foreign ones and the
+// metrics report the last successful renewal.
+import type { FileChange } from "./install.js";
+import { readIfExists } from "./fsio.js";
+import type { Layout } from "./paths.js";
+import type { CertInfo } from "./x509.js";
+
+export interface CertRecord {
+  serial: string;
+  notAfter: string;
+  issuedAt: string;
+}
+
+export interface State {
+  version: 1;
+  certificates: Record<string, CertRecord>;
+  lastRenewal?: string;
+}
+
+export function readState(l: Layout): State {
+  const raw = readIfExists(l.stateFile);
+  if (!raw) return { version: 1, certificates: {} };
+  try {
+    const parsed = JSON.parse(raw.toString("utf8")) as State;
+    if (parsed && typeof parsed.certificates === "object") return parsed;
+  } catch {
+    // a corrupt state file only loses the "managed" marks; the certificates themselves are checked anew
+  }
+  return { version: 1, certificates: {} };
+}
+
+export function withIssued(state: State, issued: { kind: string; leaf: CertInfo }[], now: Date, renewal: boolean): State {
+  const certificates = { ...state.certificates };
+  for (const i of issued) {
+    certificates[i.kind] = { serial: i.leaf.serial, notAfter: i.leaf.notAfter.toISOString(), issuedAt: now.toISOString() };
+  }
+  return { ...state, certificates, ...(renewal && issued.length ? { lastRenewal: now.toISOString() } : {}) };
+}
+
+export function stateFile(state: State, l: Layout): FileChange {
+  return { path: l.stateFile, content: `${JSON.stringify(state, null, 2)}\n`, mode: 0o600 };
+}

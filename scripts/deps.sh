@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what the demo and the tests need, and only what is missing: Debian packages through
+# apt-get (as root), npm packages through npm ci. Fails loudly; never skips.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_pkgs=()
+need() { command -v "$1" >/dev/null 2>&1 || want_pkgs+=("$2"); }
+need cfssl golang-cfssl
+need cfssljson golang-cfssl
+need openssl openssl
+need curl curl
+need jq jq
+need kubectl kubernetes-client
+need etcd etcd-server
+need etcdctl etcd-client
+need systemd-analyze systemd
+need xz xz-utils
+for extra in ${NODE_JOIN_EXTRA_PKGS:-}; do want_pkgs+=("$extra"); done
+
+if [ "${#want_pkgs[@]}" -gt 0 ]; then
+  mapfile -t want_pkgs < <(printf '%s\n' "${want_pkgs[@]}" | sort -u)
+  if [ "$(id -u)" != 0 ]; then
+    echo "scripts/deps.sh: missing Debian packages ${want_pkgs[*]} and not root: install them with apt-get" >&2
+    exit 1
+  fi
+  echo "scripts/deps.sh: installing ${want_pkgs[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  # Package lists on a fresh machine are empty or stale: update once, then install.
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${want_pkgs[@]}" >/dev/null
+fi
+
+stamp=node_modules/.node-join-lock-stamp
+if [ ! -d node_modules ] || [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  echo "scripts/deps.sh: npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json "$stamp"
+fi
