@@ -11,6 +11,8 @@ export type Role = (typeof ROLES)[number];
 /** The three CAs a control plane trusts; each is configured on its own. */
 export const CA_NAMES = ["kubernetes", "frontProxy", "etcd"] as const;
 export type CaName = (typeof CA_NAMES)[number];
+/** How a CA is named in messages: its flag prefix. */
+export const CA_DISPLAY: Record<CaName, string> = { kubernetes: "kubernetes", frontProxy: "front-proxy", etcd: "etcd" };
 
 /** Which of a CA's signing profiles a kind is requested under. */
 export type ProfileKind = "client" | "serving" | "peer";

@@ -312,14 +312,24 @@ export function toSettings(values: RawValues, root: string): Settings {
     const adv = cp("advertiseAddress") as string | undefined;
     if (adv) settings.controlPlane.advertiseAddress = adv;
     const ep = cp("endpoint") as string | undefined;
-    if (ep) settings.controlPlane.endpoint = ep;
+    if (ep) {
+      settings.controlPlane.endpoint = ep;
+      // kubeadm points admin.conf, super-admin.conf and kubelet.conf at https://<controlPlaneEndpoint>.
+      if (!settings.apiServer) settings.apiServer = `https://${ep}`;
+    }
   }
   return settings;
 }
 
 /** The checks a join needs beyond per-key types: required settings and trust for every CA used. */
 export function checkJoinSettings(s: Settings, casUsed: CaName[]): void {
-  if (!s.apiServer) throw new UsageError("--api-server (config key apiServer) is required");
+  if (!s.apiServer) {
+    throw new UsageError(
+      s.role === "control-plane"
+        ? "--api-server or --control-plane-endpoint (config key apiServer or controlPlane.endpoint) is required"
+        : "--api-server (config key apiServer) is required",
+    );
+  }
   for (const ca of casUsed) {
     const c = s.cas[ca];
     const flagPrefix = CA_FLAG_PREFIX[ca];

@@ -148,6 +148,39 @@ export async function issue(input: IssueInput): Promise<Issued> {
   };
 }
 
+/**
+ * Issues every kind: one CA after the other in table order (kubernetes, front-proxy, etcd), the
+ * kinds of one CA concurrently (key generation and signing overlap). Any failure rejects the whole
+ * set before anything is written.
+ */
+export async function issueAll(
+  states: KindState[],
+  connected: Map<CaName, ConnectedCa>,
+  algorithm: KeyAlgorithm,
+  rt: Runtime,
+  now: () => Date,
+  reuseKey?: (st: KindState) => string | undefined,
+): Promise<Map<string, Issued>> {
+  const issued = new Map<string, Issued>();
+  for (const ca of [...new Set(states.map((st) => st.kind.ca))]) {
+    const group = states.filter((st) => st.kind.ca === ca);
+    const conn = connected.get(ca)!;
+    const results = await Promise.allSettled(
+      group.map((st) => {
+        rt.log(`requesting ${st.kind.name} (CN=${st.template.commonName}) from ${conn.backend.description}`);
+        const reuse = reuseKey?.(st);
+        return issue({ state: st, ca: conn, algorithm, now: now(), ...(reuse ? { reuseKeyPem: reuse } : {}) });
+      }),
+    );
+    // The first failure in table order is the one reported, whatever finished first.
+    for (const r of results) {
+      if (r.status === "rejected") throw r.reason;
+      issued.set(r.value.kind.name, r.value);
+    }
+  }
+  return issued;
+}
+
 export function kindStates(kinds: CertKind[], ctx: TableContext, l: Layout): KindState[] {
   return kinds.map((kind) => {
     const template = templateFor(kind, ctx);

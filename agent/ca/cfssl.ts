@@ -1,6 +1,7 @@
 // CFSSL's API (cloudflare/cfssl api/ and auth/): /info for the CA certificate, /authsign with an
 // HMAC over the exact request bytes when an auth key is configured, /sign otherwise.
 import { createHmac } from "node:crypto";
+import { CA_DISPLAY } from "../certs.js";
 import { CaRefusedError, UsageError } from "../errors.js";
 import { withRetry, TransientError } from "../retry.js";
 import { readSecret, secretEnvName } from "../secrets.js";
@@ -55,7 +56,7 @@ export function authsignBody(requestJson: string, keyHex: string, timestamp: num
 export function createCfsslBackend(ctx: BackendContext): CaBackend {
   const s = ctx.settings;
   const base = s.url.replace(/\/+$/, "");
-  const description = `CA ${ctx.caName} (cfssl ${base}${s.label ? ` label ${s.label}` : ""})`;
+  const description = `CA ${CA_DISPLAY[ctx.caName]} (cfssl ${base}${s.label ? ` label ${s.label}` : ""})`;
   let tls: TlsTrust | undefined;
 
   const call = async (path: string, body: string): Promise<Envelope> =>

@@ -1,4 +1,5 @@
 // The registry of CA backends: adding a CA type means one new file and one line here.
+import { CA_DISPLAY } from "../certs.js";
 import { UsageError } from "../errors.js";
 import type { BackendContext, BackendFactory, CaBackend } from "./backend.js";
 import { createCfsslBackend } from "./cfssl.js";
@@ -10,7 +11,7 @@ export const BACKENDS: Record<string, BackendFactory> = {
 export function createBackend(ctx: BackendContext): CaBackend {
   const factory = BACKENDS[ctx.settings.type];
   if (!factory) {
-    throw new UsageError(`CA ${ctx.caName}: unknown CA type "${ctx.settings.type}" (known: ${Object.keys(BACKENDS).join(", ")})`);
+    throw new UsageError(`CA ${CA_DISPLAY[ctx.caName]}: unknown CA type "${ctx.settings.type}" (known: ${Object.keys(BACKENDS).join(", ")})`);
   }
   return factory(ctx);
 }

@@ -2,8 +2,8 @@
 import { checkJoinSettings, renderConfig, type RawValues } from "../config.js";
 import { kindsFor, type CaName } from "../certs.js";
 import {
-  caFiles, casOf, connectCas, issue, keyMatches, kindFiles, kindStates, resolveIdentity, serviceAccountFiles,
-  tableContext, type Issued, type KindState, type Runtime,
+  caFiles, casOf, connectCas, issueAll, keyMatches, kindFiles, kindStates, resolveIdentity, serviceAccountFiles,
+  tableContext, type KindState, type Runtime,
 } from "../engine.js";
 import { commit, recover, type FileChange } from "../install.js";
 import { acquireLock } from "../lock.js";
@@ -81,11 +81,7 @@ export async function runJoin(o: JoinOptions, rt: Runtime): Promise<JoinResult> 
       };
     }
 
-    const issued = new Map<string, Issued>();
-    for (const st of toIssue) {
-      rt.log(`requesting ${st.kind.name} (CN=${st.template.commonName}) from ${connected.get(st.kind.ca)!.backend.description}`);
-      issued.set(st.kind.name, await issue({ state: st, ca: connected.get(st.kind.ca)!, algorithm: s.keyAlgorithm, now: now() }));
-    }
+    const issued = await issueAll(toIssue, connected, s.keyAlgorithm, rt, now);
     const anchors = new Map([...connected].map(([ca, c]) => [ca, c.anchors] as const));
     const caPem = new Map([...anchors].map(([ca, a]) => [ca, a.map((c) => c.pem).join("")] as const));
     const issuedList = [...issued.values()].map((i) => ({ kind: i.kind.name, leaf: i.leaf }));
