@@ -28,7 +28,7 @@ export interface OptionSpec {
   command?: "join" | "renew";
 }
 
-const CA_FLAG_PREFIX: Record<CaName, string> = { kubernetes: "", frontProxy: "front-proxy-", etcd: "etcd-" };
+export const CA_FLAG_PREFIX: Record<CaName, string> = { kubernetes: "", frontProxy: "front-proxy-", etcd: "etcd-" };
 const CA_TITLE: Record<CaName, string> = { kubernetes: "kubernetes CA", frontProxy: "front-proxy CA", etcd: "etcd CA" };
 
 const checkUrl = (schemes: string[]) => (v: Value): string | undefined => {
@@ -45,6 +45,8 @@ const checkPins = (v: Value): string | undefined => {
   const bad = (v as string[]).find((p) => !isPin(p));
   return bad === undefined ? undefined : `"${bad}" is not sha256:<64 lower-case hex digits>`;
 };
+const checkFingerprint = (v: Value): string | undefined =>
+  /^[0-9a-fA-F]{64}$/.test(String(v)) ? undefined : "is not a SHA-256 fingerprint (64 hex digits)";
 const checkIps = (v: Value): string | undefined => {
   const bad = (v as string[]).find((ip) => !isIP(ip));
   return bad === undefined ? undefined : `"${bad}" is not an IP address`;
@@ -61,13 +63,17 @@ function caOptions(ca: CaName): OptionSpec[] {
   const title = CA_TITLE[ca];
   const k = `cas.${ca}`;
   return [
-    { key: `${k}.type`, flag: `${p}ca-type`, type: "string", valueName: "type", description: `${title}: backend type (cfssl)` },
+    { key: `${k}.type`, flag: `${p}ca-type`, type: "string", valueName: "type", description: `${title}: backend type (cfssl, step-ca)` },
     { key: `${k}.url`, flag: `${p}ca-url`, type: "string", valueName: "url", description: `${title}: URL of the CA server`, check: checkUrl(["http", "https"]) },
     { key: `${k}.label`, flag: `${p}ca-label`, type: "string", valueName: "label", description: `${title}: CFSSL signer label` },
     { key: `${k}.certHashes`, flag: `${p}ca-cert-hash`, type: "list", valueName: "sha256:hex", description: `${title}: SPKI pin of the CA certificate (repeatable)`, check: checkPins },
     { key: `${k}.caFile`, flag: `${p}ca-file`, type: "string", valueName: "pem", path: true, description: `${title}: trust this CA certificate file instead of a pin` },
     { key: `${k}.tlsCaFile`, flag: `${p}ca-tls-file`, type: "string", valueName: "pem", path: true, description: `${title}: trust bundle for the CA server's TLS certificate (default: the pinned CA)` },
     { key: `${k}.authKeyFile`, flag: `${p}ca-auth-key-file`, type: "string", valueName: "file", path: true, description: `${title}: file holding the hex auth key (mode 0600)` },
+    { key: `${k}.fingerprint`, flag: `${p}ca-fingerprint`, type: "string", valueName: "hex", description: `${title}: step-ca root fingerprint (sha256 of the root certificate, as step ca bootstrap takes it)`, check: checkFingerprint },
+    { key: `${k}.provisioner`, flag: `${p}ca-provisioner`, type: "string", valueName: "name", description: `${title}: step-ca JWK provisioner node-join mints its tokens for (with the password file)` },
+    { key: `${k}.passwordFile`, flag: `${p}ca-password-file`, type: "string", valueName: "file", path: true, description: `${title}: file holding the step-ca provisioner password (mode 0600)` },
+    { key: `${k}.tokenFile`, flag: `${p}ca-token-file`, type: "string", valueName: "file", path: true, description: `${title}: file of step-ca one-time tokens, one per certificate and line (mode 0600)` },
     { key: `${k}.clientProfile`, flag: `${p}client-profile`, type: "string", valueName: "profile", description: `${title}: signing profile for client certificates` },
     { key: `${k}.servingProfile`, flag: `${p}serving-profile`, type: "string", valueName: "profile", description: `${title}: signing profile for serving certificates` },
     { key: `${k}.peerProfile`, flag: `${p}peer-profile`, type: "string", valueName: "profile", description: `${title}: signing profile for server+client certificates (etcd; default: serving profile)` },
@@ -269,7 +275,10 @@ export function toSettings(values: RawValues, root: string): Settings {
       const v = own(f) ?? (f === "tlsCaFile" ? from(f) : undefined);
       if (v) s[f] = v;
     }
-    for (const f of ["authKeyFile", "clientProfile", "servingProfile", "peerProfile"] as const) {
+    // One step-ca serves one root: a CA on the kubernetes CA's server shares its fingerprint.
+    const fingerprint = own("fingerprint") ?? (inherit ? str("cas.kubernetes.fingerprint") : undefined);
+    if (fingerprint) s.fingerprint = fingerprint.toLowerCase();
+    for (const f of ["authKeyFile", "clientProfile", "servingProfile", "peerProfile", "provisioner", "passwordFile", "tokenFile"] as const) {
       const v = own(f) ?? (ca !== "kubernetes" ? str(`cas.kubernetes.${f}`) : undefined);
       if (v) s[f] = v;
     }
@@ -334,9 +343,10 @@ export function checkJoinSettings(s: Settings, casUsed: CaName[]): void {
     const c = s.cas[ca];
     const flagPrefix = CA_FLAG_PREFIX[ca];
     if (!c.url) throw new UsageError(`--${flagPrefix}ca-url (config key cas.${ca}.url) is required`);
-    if (c.certHashes.length === 0 && !c.caFile && !s.unsafeSkipCaVerification) {
+    if (c.certHashes.length === 0 && !c.caFile && !c.fingerprint && !s.unsafeSkipCaVerification) {
+      const stepCa = c.type === "step-ca" ? `--${flagPrefix}ca-fingerprint <hex>, ` : "";
       throw new UsageError(
-        `${CA_TITLE[ca]}: no trust anchor: give --${flagPrefix}ca-cert-hash sha256:<hex> or --${flagPrefix}ca-file <pem> (or --unsafe-skip-ca-verification)`,
+        `${CA_TITLE[ca]}: no trust anchor: give ${stepCa}--${flagPrefix}ca-cert-hash sha256:<hex> or --${flagPrefix}ca-file <pem> (or --unsafe-skip-ca-verification)`,
       );
     }
   }

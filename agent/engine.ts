@@ -12,7 +12,8 @@ import { buildCsr } from "./csr.js";
 import { discover, type Discovered } from "./discover.js";
 import { UsageError, VerificationError } from "./errors.js";
 import { inspect, readNoFollow } from "./fsio.js";
-import type { FileChange } from "./install.js";
+import { recover, type FileChange } from "./install.js";
+import { restorePausedManifests } from "./staticpods.js";
 import { generateKey, loadKey, spkiDer, type KeyAlgorithm, type NodeKey } from "./keys.js";
 import type { Layout } from "./paths.js";
 import type { Clock } from "./retry.js";
@@ -29,8 +30,10 @@ export interface Runtime {
   log: (line: string) => void;
 }
 
-export async function resolveIdentity(s: Settings): Promise<Discovered> {
+/** `fast`: read interface state from sysfs instead of systeminformation (renew runs twice a day). */
+export async function resolveIdentity(s: Settings, opts: { fast?: boolean } = {}): Promise<Discovered> {
   return discover({
+    inventory: opts.fast ? "sysfs" : "systeminformation",
     ...(s.nodeName ? { nodeName: s.nodeName } : {}),
     ips: s.ips,
     dnsNames: s.dnsNames,
@@ -64,6 +67,15 @@ export function tableContext(s: Settings, id: Discovered): TableContext {
     ctx.controlPlane = cp;
   }
   return ctx;
+}
+
+/** Under the lock, before any command writes: finish or undo what a killed run left behind. */
+export function recoverInterrupted(rt: Runtime): void {
+  const rec = recover(rt.layout);
+  const restored = restorePausedManifests(rt.layout);
+  if (rec.rolledForward || rec.removed.length || restored.length) {
+    rt.log(`recovered an interrupted run: ${rec.rolledForward} file(s) completed, ${rec.removed.length} leftover(s) removed, ${restored.length} static pod manifest(s) restored`);
+  }
 }
 
 export function casOf(kinds: CertKind[]): CaName[] {
@@ -189,9 +201,9 @@ export function kindStates(kinds: CertKind[], ctx: TableContext, l: Layout): Kin
   });
 }
 
-/** The CA certificate files of a role (no keys, ever). */
+/** The CA certificate files of a role for the CAs in `anchors` (no keys, ever). */
 export function caFiles(role: Settings["role"], anchors: Map<CaName, CertInfo[]>, l: Layout): FileChange[] {
-  return caKindsFor(role).map((ca) => ({
+  return caKindsFor(role).filter((ca) => anchors.has(ca.ca)).map((ca) => ({
     path: join(l.pkiDir, ca.file),
     content: anchors.get(ca.ca)!.map((c) => c.pem).join(""),
     mode: CERT_MODE,

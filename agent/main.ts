@@ -8,6 +8,14 @@ import { systemClock } from "./retry.js";
 import { loadSettings, type GlobalOptions } from "./commands/common.js";
 import { formatDiscover, runDiscover } from "./commands/discover.js";
 import { runJoin } from "./commands/join.js";
+import { runRenew } from "./commands/renew.js";
+import { runTimer, type TimerAction } from "./commands/timer.js";
+import { refreshMetrics } from "./report.js";
+import { podsForKinds, restartStaticPods } from "./staticpods.js";
+import { parseDuration } from "./config.js";
+import { UsageError } from "./errors.js";
+import type { Settings } from "./settings.js";
+import type { Layout } from "./paths.js";
 import { collectStatus, formatStatus } from "./commands/status.js";
 import { versionLine, agentVersion } from "./version.js";
 import type { Runtime } from "./engine.js";
@@ -42,6 +50,19 @@ function addGlobal(cmd: Command, withConfig = true): Command {
   return cmd;
 }
 
+/** Runs a command and refreshes the metrics textfile with its outcome, success or failure. */
+async function withMetrics<T>(command: string, s: Settings, l: Layout, io: Io, fn: () => Promise<T>, renewed?: (r: T) => number, nodeName?: (r: T) => string): Promise<T> {
+  const log = (line: string) => io.stderr(`node-join: ${line}\n`);
+  try {
+    const r = await fn();
+    refreshMetrics(s, l, nodeName?.(r), { command, success: true, time: new Date(), ...(renewed ? { renewed: renewed(r) } : {}) }, log);
+    return r;
+  } catch (err) {
+    refreshMetrics(s, l, undefined, { command, success: false, time: new Date() }, log);
+    throw err;
+  }
+}
+
 function runtime(root: string, io: Io): Runtime {
   return { layout: loadLayout(root), env: io.env, clock: systemClock, log: (line) => io.stderr(`node-join: ${line}\n`) };
 }
@@ -66,18 +87,76 @@ export function buildProgram(io: Io, setResult: (r: { json: boolean; value: unkn
   join
     .option("--force", "re-issue every certificate even if the installed ones are valid")
     .option("--dry-run", "print what would be requested and written; change nothing")
+    .option("--no-timer", "do not install the renewal timer (config timer.enabled: false)")
     .addHelpText("after", EXIT_CODES_HELP)
     .action(async (opts: GlobalOptions & Record<string, unknown>) => {
-      const loaded = loadSettings(opts, io.env);
-      const r = await runJoin(
-        { settings: loaded.settings, values: loaded.values, force: Boolean(opts.force), dryRun: Boolean(opts.dryRun) },
-        runtime(loaded.layout.root, io),
-      );
+      // commander sets timer=true by default for --no-timer; only an explicit --no-timer counts.
+      const { timer, ...rest } = opts;
+      const loaded = loadSettings(rest, io.env);
+      if (timer === false) {
+        loaded.settings.timer.enabled = false;
+        loaded.values.set("timer.enabled", false);
+      }
+      const rt = runtime(loaded.layout.root, io);
+      const r = await withMetrics("join", loaded.settings, loaded.layout, io, () =>
+        runJoin({ settings: loaded.settings, values: loaded.values, force: Boolean(opts.force), dryRun: Boolean(opts.dryRun) }, rt),
+        undefined, (j) => j.nodeName);
+      const timerResult = !r.dryRun && loaded.settings.timer.enabled ? runTimer("install", { layout: loaded.layout, seed: r.nodeName }, rt) : undefined;
+      if (timerResult) (r as { timer?: unknown }).timer = timerResult;
       const text =
         r.message +
         "\n" +
         r.issued.map((i) => `  ${r.dryRun ? "would request" : "issued"} ${i.kind}: CN=${i.commonName}${i.organizations.length ? ` O=${i.organizations.join(",")}` : ""}${[...i.dnsNames, ...i.ips].length ? ` SANs=${[...i.dnsNames, ...i.ips].join(",")}` : ""} (${i.reason === "missing" ? "new" : i.reason})\n`).join("");
+      setResult({ json: Boolean(opts.json), value: r, text: text + (timerResult ? `${timerResult.message}\n` : "") });
+    });
+
+  addGlobal(program.command("renew").description("renew every certificate that is due, broken or no longer matches the node"))
+    .option("--before <duration>", "renew when less than this remains (default: the kubelet's rule, 70-90% of the lifetime)")
+    .option("--force", "renew every certificate now")
+    .option("--dry-run", "print what would be renewed; change nothing")
+    .addHelpText("after", EXIT_CODES_HELP)
+    .action(async (opts: GlobalOptions & Record<string, unknown>) => {
+      const loaded = loadSettings(opts, io.env);
+      const r = await withMetrics("renew", loaded.settings, loaded.layout, io, () =>
+        runRenew({ settings: loaded.settings, force: Boolean(opts.force), dryRun: Boolean(opts.dryRun), configured: loaded.configFile !== undefined }, runtime(loaded.layout.root, io)),
+        (x) => x.renewed.length, (x) => x.nodeName);
+      const text = `${r.message}\n${r.renewed.map((x) => `  ${r.dryRun ? "would renew" : "renewed"} ${x.kind}: ${x.reason}${x.serial ? ` -> serial ${x.serial}, expires ${x.notAfter}` : ""}\n`).join("")}`;
       setResult({ json: Boolean(opts.json), value: r, text });
+    });
+
+  const timerCmd = program.command("timer").description("install, remove or show the systemd timer (or cron line) that runs renew");
+  for (const action of ["install", "remove", "status"] as const) {
+    const sub = timerCmd.command(action).description(`${action} the renewal timer`);
+    sub.option("--root <dir>", "operate on this root directory instead of /").option("--json", "machine-readable output");
+    if (action === "install") {
+      sub.option("--binary <path>", "the node-join the units run (default: this binary's installed path)");
+      sub.addOption(new Option("--scheduler <kind>", "systemd or cron (default: systemd when installed on the root)").choices(["auto", "systemd", "cron"]).default("auto"));
+    }
+    sub.action((opts: { root?: string; json?: boolean; binary?: string; scheduler?: "auto" | "systemd" | "cron" }) => {
+      const loaded = loadSettings({ ...(opts.root ? { root: opts.root } : {}) }, io.env);
+      const r = runTimer(action as TimerAction, {
+        layout: loaded.layout,
+        seed: loaded.settings.nodeName ?? "",
+        ...(opts.binary ? { binary: opts.binary } : {}),
+        ...(opts.scheduler ? { scheduler: opts.scheduler } : {}),
+      }, runtime(loaded.layout.root, io));
+      setResult({ json: Boolean(opts.json), value: r, text: `${r.message}\n` });
+    });
+  }
+
+  program
+    .command("restart-static-pods", { hidden: true })
+    .description("restart the static pods whose certificates changed (the default post-renew hook on control planes)")
+    .argument("[pods...]", "static pod names (default: from NODE_JOIN_RENEWED)")
+    .option("--root <dir>", "operate on this root directory instead of /")
+    .option("--wait <duration>", "how long the manifests stay away (the kubelet checks every 20s)", "25s")
+    .action(async (pods: string[], opts: { root?: string; wait: string }) => {
+      const waitMs = parseDuration(opts.wait);
+      if (waitMs === undefined) throw new UsageError(`--wait: must be a duration such as 25s (got ${JSON.stringify(opts.wait)})`);
+      const rt = runtime(opts.root ?? io.env.NODE_JOIN_ROOT ?? "/", io);
+      const names = pods.length ? pods : podsForKinds((io.env.NODE_JOIN_RENEWED ?? "").split(",").filter(Boolean));
+      const restarted = await restartStaticPods(names, rt.layout, waitMs, rt.clock, rt.log);
+      setResult({ json: false, value: { ok: true, restarted }, text: `restarted static pods: ${restarted.join(", ") || "none"}\n` });
     });
 
   addGlobal(program.command("status").description("show certificates and CAs with expiry, like kubeadm certs check-expiration"))
@@ -86,6 +165,7 @@ export function buildProgram(io: Io, setResult: (r: { json: boolean; value: unkn
       const loaded = loadSettings({ ...opts }, io.env);
       const role = (opts.role ?? loaded.settings.role) as "worker" | "control-plane";
       const r = collectStatus(role, loaded.layout, new Date(systemClock.now()));
+      if (loaded.configFile) refreshMetrics(loaded.settings, loaded.layout, undefined, { command: "status", success: true, time: new Date() }, (l) => io.stderr(`node-join: ${l}\n`));
       setResult({ json: Boolean(opts.json), value: r, text: formatStatus(r) });
     });
 

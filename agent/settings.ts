@@ -13,6 +13,13 @@ export interface CaSettings {
   /** Trust bundle for the CA server's TLS certificate when it is not issued by the signing CA. */
   tlsCaFile?: string;
   authKeyFile?: string;
+  /** step-ca: sha256 hex of the root certificate's DER (step's --fingerprint), lower-case. */
+  fingerprint?: string;
+  /** step-ca: JWK provisioner that node-join mints tokens for (with passwordFile). */
+  provisioner?: string;
+  passwordFile?: string;
+  /** step-ca: file of one-time tokens minted elsewhere, one per certificate. */
+  tokenFile?: string;
   clientProfile?: string;
   servingProfile?: string;
   peerProfile?: string;

@@ -64,9 +64,10 @@ export function verifyIssued(input: VerifyInput): VerifiedCert {
 
 /**
  * Why an installed certificate no longer fits its template (the kubelet's template check plus
- * chain and validity), or undefined when it does. Without anchors the chain is not checked.
+ * chain and validity), or undefined when it does. Without anchors the chain is not checked, without
+ * `now` the expiry (renewal decides expiry by its own deadline rule).
  */
-export function mismatch(cert: CertInfo, template: CertTemplate, anchors: CertInfo[] | undefined, now: Date, intermediates: CertInfo[] = []): string | undefined {
+export function mismatch(cert: CertInfo, template: CertTemplate, anchors: CertInfo[] | undefined, now: Date | undefined, intermediates: CertInfo[] = []): string | undefined {
   if (cert.commonName !== template.commonName) return `CN is "${cert.commonName}", want "${template.commonName}"`;
   const missingO = template.organizations.filter((o) => !cert.organizations.includes(o));
   if (missingO.length) return `O lacks ${missingO.join(", ")}`;
@@ -78,6 +79,6 @@ export function mismatch(cert: CertInfo, template: CertTemplate, anchors: CertIn
   const missingEku = template.usages.filter((u) => !cert.ekus.includes(u));
   if (missingEku.length) return `extended key usage lacks ${missingEku.join(", ")}`;
   if (anchors && !buildChain(cert, intermediates, anchors)) return "does not chain to the installed CA";
-  if (cert.notAfter.getTime() <= now.getTime()) return `expired at ${cert.notAfter.toISOString()}`;
+  if (now && cert.notAfter.getTime() <= now.getTime()) return `expired at ${cert.notAfter.toISOString()}`;
   return undefined;
 }

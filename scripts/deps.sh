@@ -31,6 +31,18 @@ if [ "${#want_pkgs[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${want_pkgs[@]}" >/dev/null
 fi
 
+# promtool validates the metrics textfile. It comes from Debian's prometheus package, unpacked into
+# .cache rather than installed: the package would also set up a Prometheus server.
+promtool=.cache/prometheus/usr/bin/promtool
+if ! command -v promtool >/dev/null 2>&1 && [ ! -x "$promtool" ]; then
+  echo "scripts/deps.sh: fetching promtool from Debian's prometheus package" >&2
+  mkdir -p .cache/prometheus-deb
+  ( cd .cache/prometheus-deb && { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get download prometheus >/dev/null; }; } )
+  dpkg-deb -x .cache/prometheus-deb/prometheus_*.deb .cache/prometheus
+  rm -rf .cache/prometheus-deb
+  [ -x "$promtool" ] || { echo "scripts/deps.sh: promtool not found in the prometheus package" >&2; exit 1; }
+fi
+
 stamp=node_modules/.node-join-lock-stamp
 if [ ! -d node_modules ] || [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   echo "scripts/deps.sh: npm ci" >&2

@@ -12,6 +12,9 @@ export interface SignRequest {
   template: CertTemplate;
 }
 
+/** What a run will ask a CA for, known before the first CSR is built. */
+export type PlannedRequest = Pick<SignRequest, "kind" | "template">;
+
 export interface RenewRequest extends SignRequest {
   /** The certificate being renewed and its key (for CAs that authenticate renewals with it). */
   currentCertPem: string;
@@ -23,6 +26,11 @@ export interface CaBackend {
   readonly description: string;
   /** Fetches the CA certificate(s) and authenticates them against the pin or CA file. */
   fetchCaBundle(): Promise<CertInfo[]>;
+  /**
+   * Checks, before any CSR reaches any CA, that every planned request can be authorized (step-ca:
+   * a one-time token or the provisioner password for each), so a failure spends no token. Optional.
+   */
+  prepare?(reqs: PlannedRequest[]): Promise<void>;
   /** Signs a CSR; resolves to the PEM chain, leaf first. */
   sign(req: SignRequest): Promise<string>;
   /** Renews with the current certificate where the CA has such a path (step-ca); else absent. */

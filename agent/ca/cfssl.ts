@@ -3,15 +3,13 @@
 import { createHmac } from "node:crypto";
 import { CA_DISPLAY } from "../certs.js";
 import { CaRefusedError, UsageError } from "../errors.js";
-import { withRetry, TransientError } from "../retry.js";
+import { TransientError } from "../retry.js";
 import { readSecret, secretEnvName } from "../secrets.js";
-import { parseCert, splitPemCertificates, type CertInfo } from "../x509.js";
+import type { CertInfo } from "../x509.js";
 import type { BackendContext, CaBackend, SignRequest } from "./backend.js";
+import { parseCaPem, retrying, serverTrust } from "./common.js";
 import { httpRequest, type TlsTrust } from "./http.js";
-import { authenticateCa, tlsTrustFor } from "./trust.js";
-
-/** Per-attempt ceiling, so one stuck connection cannot eat the whole --timeout. */
-const ATTEMPT_TIMEOUT_MS = 30_000;
+import { authenticateCa } from "./trust.js";
 
 interface Envelope {
   success: boolean;
@@ -60,30 +58,15 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
   let tls: TlsTrust | undefined;
 
   const call = async (path: string, body: string): Promise<Envelope> =>
-    withRetry(
-      async (remaining) => {
-        const res = await httpRequest({
-          method: "POST",
-          url: `${base}${path}`,
-          body,
-          timeoutMs: Math.min(remaining, ATTEMPT_TIMEOUT_MS),
-          tls,
-          what: description,
-        });
-        // A CFSSL envelope is the CA speaking, whatever the status; anything else at 5xx is a proxy or a crash.
-        if (res.status >= 500 && !res.body.trimStart().startsWith("{")) {
-          throw new TransientError(`HTTP ${res.status}`);
-        }
-        if (res.status === 502 || res.status === 503 || res.status === 504) throw new TransientError(`HTTP ${res.status}`);
-        return parseEnvelope(res.body, description);
-      },
-      {
-        deadline: ctx.deadline,
-        clock: ctx.clock,
-        what: description,
-        onRetry: (n, delay, err) => ctx.log(`${description}: attempt ${n} failed (${err.message}); retrying in ${(delay / 1000).toFixed(1)}s`),
-      },
-    );
+    retrying(ctx, description, async (timeoutMs) => {
+      const res = await httpRequest({ method: "POST", url: `${base}${path}`, body, timeoutMs, tls, what: description });
+      // A CFSSL envelope is the CA speaking, whatever the status; anything else at 5xx is a proxy or a crash.
+      if (res.status >= 500 && !res.body.trimStart().startsWith("{")) {
+        throw new TransientError(`HTTP ${res.status}`);
+      }
+      if (res.status === 502 || res.status === 503 || res.status === 504) throw new TransientError(`HTTP ${res.status}`);
+      return parseEnvelope(res.body, description);
+    });
 
   const authKey = (): string | undefined => {
     const envName = secretEnvName(ctx.caName, "AUTH_KEY");
@@ -98,17 +81,9 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
     description,
     async fetchCaBundle(): Promise<CertInfo[]> {
       const env = await call("/api/v1/cfssl/info", JSON.stringify(s.label ? { label: s.label } : {}));
-      const pem = resultCertificate(env, `${description} info`);
-      let fetched: CertInfo[];
-      try {
-        fetched = splitPemCertificates(pem, "CA certificate").map(parseCert);
-      } catch (err) {
-        throw new CaRefusedError(`${description}: info answer: ${(err as Error).message}`);
-      }
+      const fetched = parseCaPem(resultCertificate(env, `${description} info`), description, "info answer");
       const anchors = authenticateCa(fetched, s, ctx.unsafeSkipCaVerification, description, ctx.log);
-      if (base.startsWith("https:")) {
-        tls = ctx.unsafeSkipCaVerification && !s.caFile && s.certHashes.length === 0 ? undefined : { ca: tlsTrustFor(s, anchors) };
-      }
+      if (base.startsWith("https:")) tls = serverTrust(s, anchors, ctx.unsafeSkipCaVerification);
       return anchors;
     },
     async sign(req: SignRequest): Promise<string> {

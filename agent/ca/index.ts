@@ -3,9 +3,11 @@ import { CA_DISPLAY } from "../certs.js";
 import { UsageError } from "../errors.js";
 import type { BackendContext, BackendFactory, CaBackend } from "./backend.js";
 import { createCfsslBackend } from "./cfssl.js";
+import { createStepCaBackend } from "./stepca.js";
 
 export const BACKENDS: Record<string, BackendFactory> = {
   cfssl: createCfsslBackend,
+  "step-ca": createStepCaBackend,
 };
 
 export function createBackend(ctx: BackendContext): CaBackend {

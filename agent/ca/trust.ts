@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { ioError, UsageError, VerificationError } from "../errors.js";
 import type { CaSettings } from "../settings.js";
-import { buildChain, certPin, parseCert, splitPemCertificates, type CertInfo } from "../x509.js";
+import { buildChain, certFingerprint, certPin, parseCert, splitPemCertificates, type CertInfo } from "../x509.js";
 
 export function loadPemFile(file: string, what: string): CertInfo[] {
   let text: string;
@@ -30,6 +30,16 @@ export function authenticateCa(
   description: string,
   warn: (line: string) => void,
 ): CertInfo[] {
+  if (settings.fingerprint) {
+    const matching = fetched.filter((c) => certFingerprint(c) === settings.fingerprint);
+    if (matching.length === 0) {
+      const got = fetched.map(certFingerprint).join(", ");
+      throw new VerificationError(`${description}: root fingerprint ${got} is not the --ca-fingerprint ${settings.fingerprint}; refusing to trust it`);
+    }
+    // A pin or CA file given as well must agree; alone, the fingerprint is the anchor.
+    if (!settings.caFile && settings.certHashes.length === 0) return matching;
+    fetched = matching;
+  }
   if (settings.caFile) {
     const anchors = loadPemFile(settings.caFile, "CA file");
     for (const c of fetched) {
@@ -51,7 +61,12 @@ export function authenticateCa(
     warn(`WARNING: ${description}: trusting its CA certificate without verification (--unsafe-skip-ca-verification)`);
     return fetched;
   }
-  throw new UsageError(`${description}: no CA trust configured: give --ca-cert-hash or --ca-file (or --unsafe-skip-ca-verification)`);
+  throw new UsageError(`${description}: no CA trust configured: give --ca-cert-hash, --ca-fingerprint or --ca-file (or --unsafe-skip-ca-verification)`);
+}
+
+/** Whether the operator named an anchor (pin, fingerprint or CA file) for this CA. */
+export function trustConfigured(settings: CaSettings): boolean {
+  return Boolean(settings.caFile || settings.certHashes.length > 0 || settings.fingerprint);
 }
 
 /** PEM text of the anchors as the TLS trust for the CA server (a separate bundle when configured). */

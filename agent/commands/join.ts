@@ -2,10 +2,10 @@
 import { checkJoinSettings, renderConfig, type RawValues } from "../config.js";
 import { kindsFor, type CaName } from "../certs.js";
 import {
-  caFiles, casOf, connectCas, issueAll, keyMatches, kindFiles, kindStates, resolveIdentity, serviceAccountFiles,
+  caFiles, casOf, connectCas, issueAll, keyMatches, kindFiles, kindStates, recoverInterrupted, resolveIdentity, serviceAccountFiles,
   tableContext, type KindState, type Runtime,
 } from "../engine.js";
-import { commit, recover, type FileChange } from "../install.js";
+import { commit, type FileChange } from "../install.js";
 import { acquireLock } from "../lock.js";
 import type { Settings } from "../settings.js";
 import { readState, stateFile, withIssued } from "../state.js";
@@ -46,12 +46,7 @@ export async function runJoin(o: JoinOptions, rt: Runtime): Promise<JoinResult> 
 
   const lock = o.dryRun ? undefined : acquireLock(l.lockFile);
   try {
-    if (!o.dryRun) {
-      const rec = recover(l);
-      if (rec.rolledForward || rec.removed.length) {
-        rt.log(`recovered an interrupted install: ${rec.rolledForward} file(s) completed, ${rec.removed.length} leftover(s) removed`);
-      }
-    }
+    if (!o.dryRun) recoverInterrupted(rt);
     const states = kindStates(kinds, ctx, l);
     const connected = o.dryRun ? undefined : await connectCas(s, cas, rt, rt.clock.now() + s.timeoutMs);
     for (const st of states) decide(st, o.force, connected ? (ca) => connected.get(ca)!.anchors : undefined, now());
@@ -81,6 +76,10 @@ export async function runJoin(o: JoinOptions, rt: Runtime): Promise<JoinResult> 
       };
     }
 
+    // Every CA checks it can authorize its requests before any CSR is sent (step-ca: no token spent in vain).
+    for (const [ca, conn] of connected) {
+      await conn.backend.prepare?.(toIssue.filter((st) => st.kind.ca === ca).map((st) => ({ kind: st.kind.name, template: st.template })));
+    }
     const issued = await issueAll(toIssue, connected, s.keyAlgorithm, rt, now);
     const anchors = new Map([...connected].map(([ca, c]) => [ca, c.anchors] as const));
     const caPem = new Map([...anchors].map(([ca, a]) => [ca, a.map((c) => c.pem).join("")] as const));

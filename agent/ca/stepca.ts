@@ -1,0 +1,356 @@
+// smallstep step-ca (smallstep/certificates ca/, api/, authority/provisioner/jwk.go; 0.19 tested):
+// the root by fingerprint from /root/<fp>, enrolment at /1.0/sign with a one-time JWK token per
+// certificate (given, or minted here from the provisioner's encrypted key), renewal over mTLS
+// with the current certificate at /1.0/rekey (fresh key) or /1.0/renew (same key).
+import type { JsonWebKey } from "node:crypto";
+import { CA_DISPLAY, type CertTemplate } from "../certs.js";
+import { CA_FLAG_PREFIX } from "../config.js";
+import { CaRefusedError, UsageError, VerificationError } from "../errors.js";
+import { spkiDer } from "../keys.js";
+import { TransientError } from "../retry.js";
+import { readSecret, secretEnvName } from "../secrets.js";
+import { certFingerprint, parseCert, splitPemCertificates, x509, type CertInfo } from "../x509.js";
+import type { BackendContext, CaBackend, PlannedRequest, RenewRequest, SignRequest } from "./backend.js";
+import { parseCaPem, retrying, serverTrust } from "./common.js";
+import { httpRequest, type TlsTrust } from "./http.js";
+import {
+  decryptPbes2Jwe, importPrivateJwk, JoseError, publicKeyFromJwk, randomJti, signJwt, WrongPasswordError, type SigningJwk,
+} from "./jose.js";
+import { describeTemplate, parseTokenList, TokenPool } from "./stepca-tokens.js";
+import { authenticateCa } from "./trust.js";
+
+/** Lifetime of the tokens node-join mints: `step ca token`'s default. */
+const TOKEN_LIFETIME_S = 300;
+/** /provisioners is paged; a CA with more pages than this is answering nonsense. */
+const MAX_PROVISIONER_PAGES = 50;
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** The "message" of a step-ca error body {status, message}, if it is one. */
+function messageOf(body: string): string | undefined {
+  try {
+    const v: unknown = JSON.parse(body);
+    return isObject(v) && typeof v.message === "string" ? v.message : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A 4xx answer as the error the operator sees. 401 is generic (the CA logs the reason, never sends
+ * it), so `unauthorized` says what was refused and why that usually happens; 403 carries the reason.
+ */
+export function stepCaRefusal(status: number, body: string, what: string, unauthorized: string): CaRefusedError {
+  const msg = messageOf(body);
+  if (status === 401) return new CaRefusedError(`${what}: ${unauthorized}`);
+  if (status === 403) return new CaRefusedError(`${what} refused: ${msg ?? "forbidden (no reason given)"}`);
+  return new CaRefusedError(`${what}: HTTP ${status}${msg ? `: ${msg}` : ""}`);
+}
+
+export function tokenRefusedMessage(source: string, caUrl: string): string {
+  return (
+    `${source} was refused (HTTP 401; step-ca logs the reason but does not send it). Usual causes: ` +
+    "a wrong provisioner password or key; the token was already used (each token is good once); " +
+    "it expired or is not valid yet (clock skew between node and CA); " +
+    `it was minted for another CA URL (audience) than ${caUrl}; the CSR's CN or SANs differ from the token's sub and sans; ` +
+    "it was issued before the CA (re)started"
+  );
+}
+
+const RENEWAL_REFUSED =
+  "the CA refused the current certificate (HTTP 401): it may be revoked, issued by another CA, or its provisioner may have renewal disabled";
+
+/** certChain (leaf, intermediate) of a /1.0/sign, /renew or /rekey answer, as one PEM text. */
+function chainOf(answer: Json, what: string): string {
+  const nl = (p: string) => (p.endsWith("\n") ? p : `${p}\n`);
+  const chain = Array.isArray(answer.certChain) ? answer.certChain.filter((c): c is string => typeof c === "string") : [];
+  if (chain.length > 0) return chain.map(nl).join("");
+  if (typeof answer.crt === "string") return nl(answer.crt) + (typeof answer.ca === "string" ? nl(answer.ca) : "");
+  throw new CaRefusedError(`${what}: the answer holds no certificate`);
+}
+
+function csrSpki(csrPem: string): Buffer {
+  return Buffer.from(new x509.Pkcs10CertificateRequest(csrPem).publicKey.rawData);
+}
+
+/** Why a certificate cannot simply be renewed into `template` (renew and rekey keep CN and SANs). */
+function identityChange(cert: CertInfo, template: CertTemplate): string | undefined {
+  if (cert.commonName !== template.commonName) return `CN is "${cert.commonName}", needs "${template.commonName}"`;
+  const missing = [...template.sans.dnsNames.filter((d) => !cert.dnsNames.includes(d)), ...template.sans.ips.filter((ip) => !cert.ips.includes(ip))];
+  return missing.length ? `SANs lack ${missing.join(", ")}` : undefined;
+}
+
+interface JwkProvisioner {
+  name: string;
+  key: JsonWebKey & { kid?: string };
+  encryptedKey?: string;
+}
+
+interface ProvisionerKey {
+  name: string;
+  signer: SigningJwk;
+}
+
+interface Call {
+  method: "GET" | "POST";
+  path: string;
+  /** Built per attempt: a minted token must be new for every attempt. */
+  body?: () => string;
+  tls: TlsTrust | undefined;
+  what: string;
+  unauthorized: string;
+  /** Maps a status to an error before the generic mapping (e.g. 404 on /root/<fp>). */
+  special?: (status: number) => Error | undefined;
+}
+
+export function createStepCaBackend(ctx: BackendContext): CaBackend {
+  const s = ctx.settings;
+  const base = s.url.replace(/\/+$/, "");
+  const caName = CA_DISPLAY[ctx.caName];
+  const description = `CA ${caName} (step-ca ${base})`;
+  if (!base.startsWith("https:")) throw new UsageError(`${description}: step-ca answers over HTTPS only: give an https:// CA URL`);
+  const prefix = CA_FLAG_PREFIX[ctx.caName];
+  const tokenEnv = secretEnvName(ctx.caName, "TOKEN");
+  const passwordEnv = secretEnvName(ctx.caName, "PASSWORD");
+  let tls: TlsTrust | undefined;
+  let anchors: CertInfo[] | undefined;
+
+  const call = (c: Call): Promise<Json> =>
+    retrying(ctx, description, async (timeoutMs) => {
+      const res = await httpRequest({ method: c.method, url: `${base}${c.path}`, ...(c.body ? { body: c.body() } : {}), timeoutMs, tls: c.tls, what: description });
+      if (res.status >= 500) throw new TransientError(`HTTP ${res.status}${messageOf(res.body) ? `: ${messageOf(res.body)}` : ""}`);
+      if (res.status >= 300) throw c.special?.(res.status) ?? stepCaRefusal(res.status, res.body, c.what, c.unauthorized);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(res.body);
+      } catch {
+        parsed = undefined;
+      }
+      if (!isObject(parsed)) throw new CaRefusedError(`${c.what}: the answer is not a JSON object (${JSON.stringify(res.body.slice(0, 80))})`);
+      return parsed;
+    });
+
+  const connectedTrust = (): TlsTrust | undefined => {
+    if (!anchors) throw new Error("step-ca backend: fetchCaBundle must run first");
+    return tls;
+  };
+
+  // ---- trust -------------------------------------------------------------------------------
+
+  /** step's bootstrap: fetch the root unverified, then check its fingerprint (authenticateCa). */
+  const fetchRoot = async (fingerprint: string): Promise<CertInfo[]> => {
+    const what = `${description} root ${fingerprint}`;
+    const notFound = (status: number) =>
+      status === 404 ? new VerificationError(`${description}: the CA has no root with fingerprint ${fingerprint}: wrong --${prefix}ca-fingerprint or wrong CA URL`) : undefined;
+    const answer = await call({ method: "GET", path: `/root/${fingerprint}`, tls: undefined, what, unauthorized: "HTTP 401", special: notFound });
+    if (typeof answer.ca !== "string") throw new CaRefusedError(`${what}: the answer holds no certificate`);
+    return parseCaPem(answer.ca, description, "root answer");
+  };
+
+  const fetchRoots = async (): Promise<CertInfo[]> => {
+    const answer = await call({ method: "GET", path: "/roots", tls: undefined, what: `${description} roots`, unauthorized: "HTTP 401" });
+    const pems = Array.isArray(answer.crts) ? answer.crts.filter((c): c is string => typeof c === "string") : [];
+    if (pems.length === 0) throw new CaRefusedError(`${description} roots: the answer holds no certificate`);
+    return pems.flatMap((p) => parseCaPem(p, description, "roots answer"));
+  };
+
+  // ---- enrolment secrets -------------------------------------------------------------------
+
+  let pool: TokenPool | undefined;
+  const tokenSource = (): string => (ctx.env[tokenEnv] ? tokenEnv : (s.tokenFile ?? tokenEnv));
+  const tokens = (): TokenPool => {
+    if (pool) return pool;
+    const text = readSecret({ what: "step-ca token file", file: s.tokenFile, envName: tokenEnv, env: ctx.env });
+    const list = text ? parseTokenList(text, tokenSource()) : [];
+    pool = new TokenPool(list, Math.floor(ctx.clock.now() / 1000), (anchors ?? []).map(certFingerprint));
+    return pool;
+  };
+
+  let passwordRead = false;
+  let passwordValue: string | undefined;
+  const password = (): string | undefined => {
+    if (!passwordRead) {
+      passwordValue = readSecret({ what: "step-ca provisioner password file", file: s.passwordFile, envName: passwordEnv, env: ctx.env });
+      passwordRead = true;
+    }
+    return passwordValue;
+  };
+  const passwordSource = (): string => (ctx.env[passwordEnv] ? passwordEnv : (s.passwordFile ?? passwordEnv));
+  const canEnrol = (req: PlannedRequest): boolean => tokens().has(req) || password() !== undefined;
+
+  const missingSecret = (reqs: PlannedRequest[]): UsageError => {
+    const how =
+      `give one one-time token per certificate (--${prefix}ca-token-file, one per line, or ${tokenEnv}), ` +
+      `or the provisioner password (--${prefix}ca-provisioner with --${prefix}ca-password-file or ${passwordEnv}) so node-join mints them`;
+    const p = tokens();
+    if (p.size === 0 && p.skipped.length === 0) return new UsageError(`${description}: no enrolment secret: ${how}`);
+    const list = reqs.map((r) => `${r.kind} (${describeTemplate(r.template)})`).join("; ");
+    return new UsageError(
+      `${description}: no one-time token for ${list} in ${tokenSource()} (it holds: ${p.summary()}): ` +
+        `a token is good for exactly one certificate, whose CN and SANs must equal the token's sub and sans: ${how}`,
+    );
+  };
+
+  // ---- provisioner key and minted tokens -----------------------------------------------------
+
+  const listJwkProvisioners = async (): Promise<JwkProvisioner[]> => {
+    const out: JwkProvisioner[] = [];
+    let cursor = "";
+    for (let page = 0; page < MAX_PROVISIONER_PAGES; page++) {
+      const path = `/provisioners${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`;
+      const answer = await call({ method: "GET", path, tls: connectedTrust(), what: `${description} provisioners`, unauthorized: "HTTP 401" });
+      for (const p of Array.isArray(answer.provisioners) ? answer.provisioners : []) {
+        if (isObject(p) && p.type === "JWK" && typeof p.name === "string" && isObject(p.key)) {
+          out.push({ name: p.name, key: p.key as JwkProvisioner["key"], ...(typeof p.encryptedKey === "string" ? { encryptedKey: p.encryptedKey } : {}) });
+        }
+      }
+      cursor = typeof answer.nextCursor === "string" ? answer.nextCursor : "";
+      if (!cursor) break;
+    }
+    return out;
+  };
+
+  const pickProvisioner = (all: JwkProvisioner[]): JwkProvisioner => {
+    const names = all.map((p) => p.name).join(", ") || "none";
+    if (s.provisioner) {
+      const p = all.find((x) => x.name === s.provisioner);
+      if (!p) throw new UsageError(`${description}: no JWK provisioner "${s.provisioner}" (--${prefix}ca-provisioner); the CA has: ${names}`);
+      return p;
+    }
+    if (all.length === 1) return all[0]!;
+    throw new UsageError(`${description}: ${all.length === 0 ? "the CA has no JWK provisioner" : `choose the JWK provisioner with --${prefix}ca-provisioner (the CA has: ${names})`}`);
+  };
+
+  const decryptKey = (p: JwkProvisioner, pw: string): SigningJwk => {
+    if (!p.encryptedKey) {
+      throw new CaRefusedError(`${description}: JWK provisioner "${p.name}" publishes no encryptedKey: mint tokens elsewhere (step ca token) and give them with --${prefix}ca-token-file`);
+    }
+    let signer: SigningJwk;
+    try {
+      signer = importPrivateJwk(decryptPbes2Jwe(p.encryptedKey, pw));
+    } catch (err) {
+      if (err instanceof WrongPasswordError) {
+        throw new UsageError(`${description}: cannot decrypt the key of provisioner "${p.name}" with the password from ${passwordSource()}: wrong password (${err.message}); no CSR was sent`);
+      }
+      if (err instanceof JoseError) throw new CaRefusedError(`${description}: the encrypted key of provisioner "${p.name}": ${err.message}`);
+      throw err;
+    }
+    if (!spkiDer(signer.key).equals(spkiDer(publicKeyFromJwk(p.key)))) {
+      throw new CaRefusedError(`${description}: the decrypted key of provisioner "${p.name}" is not the private half of its public key`);
+    }
+    return { ...signer, ...(p.key.kid ? { kid: p.key.kid } : {}) };
+  };
+
+  let keyPromise: Promise<ProvisionerKey> | undefined;
+  // Decrypted once per run (PBES2 is slow on purpose), shared by the concurrent requests.
+  const provisionerKey = (): Promise<ProvisionerKey> =>
+    (keyPromise ??= (async () => {
+      const p = pickProvisioner(await listJwkProvisioners());
+      return { name: p.name, signer: decryptKey(p, password()!) };
+    })());
+
+  const mintToken = (k: ProvisionerKey, template: CertTemplate): string => {
+    const now = Math.floor(ctx.clock.now() / 1000);
+    const sans = [...template.sans.dnsNames, ...template.sans.ips];
+    const claims = {
+      aud: [`${base}/1.0/sign`],
+      sub: template.commonName,
+      iss: k.name,
+      // Explicit, or step-ca takes [sub], which its default template turns into a SAN.
+      sans: sans.length ? sans : [template.commonName],
+      iat: now,
+      nbf: now,
+      exp: now + TOKEN_LIFETIME_S,
+      jti: randomJti(),
+      sha: s.fingerprint ?? certFingerprint(anchors![0]!),
+    };
+    return signJwt({ kid: k.signer.kid, typ: "JWT" }, claims, k.signer);
+  };
+
+  // ---- requests ----------------------------------------------------------------------------
+
+  const postSign = async (req: SignRequest, ott: () => string, source: string, given: boolean): Promise<string> => {
+    let attempts = 0;
+    const spentNote = () => (given && attempts > 1 ? " (an earlier attempt that failed in transit may have spent it)" : "");
+    const what = `${description} signing ${req.kind}`;
+    try {
+      const answer = await call({
+        method: "POST",
+        path: "/1.0/sign",
+        body: () => {
+          attempts++;
+          return JSON.stringify({ csr: req.csrPem, ott: ott() });
+        },
+        tls: connectedTrust(),
+        what,
+        unauthorized: tokenRefusedMessage(source, base),
+      });
+      return chainOf(answer, what);
+    } catch (err) {
+      if (err instanceof CaRefusedError && /HTTP 401/.test(err.message) && spentNote()) throw new CaRefusedError(err.message + spentNote());
+      throw err;
+    }
+  };
+
+  const sign = async (req: SignRequest): Promise<string> => {
+    connectedTrust();
+    const token = tokens().take(req);
+    if (token) return postSign(req, () => token.token, `the one-time token ${token.position} from ${tokenSource()}`, true);
+    if (password() === undefined) throw missingSecret([req]);
+    const key = await provisionerKey();
+    return postSign(req, () => mintToken(key, req.template), `the token node-join minted with provisioner "${key.name}"`, false);
+  };
+
+  const enrolInstead = (req: RenewRequest, why: string): Promise<string> => {
+    if (canEnrol(req)) {
+      ctx.log(`${description}: ${why}: enrolling ${req.kind} again`);
+      return sign(req);
+    }
+    throw new CaRefusedError(
+      `${description}: ${why}, so it cannot be renewed: give a one-time token for it (--${prefix}ca-token-file or ${tokenEnv}) ` +
+        `or the provisioner password (--${prefix}ca-provisioner with --${prefix}ca-password-file or ${passwordEnv}), then renew again`,
+    );
+  };
+
+  const renew = async (req: RenewRequest): Promise<string> => {
+    const trust = connectedTrust();
+    const current = parseCert(splitPemCertificates(req.currentCertPem, `current ${req.kind} certificate`)[0]!);
+    if (current.notAfter.getTime() <= ctx.clock.now()) {
+      return enrolInstead(req, `${req.kind} expired on ${current.notAfter.toISOString()} and an expired certificate cannot authenticate the mTLS renewal`);
+    }
+    const change = identityChange(current, req.template);
+    if (change) return enrolInstead(req, `${req.kind} must change (${change}) and renewal keeps the old CN and SANs`);
+    const mtls: TlsTrust = { ...trust, cert: req.currentCertPem, key: req.currentKeyPem };
+    const sameKey = csrSpki(req.csrPem).equals(current.spki);
+    const what = `${description} ${sameKey ? "renewing" : "rekeying"} ${req.kind}`;
+    const answer = sameKey
+      ? await call({ method: "POST", path: "/1.0/renew", tls: mtls, what, unauthorized: RENEWAL_REFUSED })
+      : await call({ method: "POST", path: "/1.0/rekey", body: () => JSON.stringify({ csr: req.csrPem }), tls: mtls, what, unauthorized: RENEWAL_REFUSED });
+    return chainOf(answer, what);
+  };
+
+  return {
+    description,
+    async fetchCaBundle(): Promise<CertInfo[]> {
+      const fetched = s.fingerprint ? await fetchRoot(s.fingerprint) : await fetchRoots();
+      const trusted = authenticateCa(fetched, s, ctx.unsafeSkipCaVerification, description, ctx.log);
+      tls = serverTrust(s, trusted, ctx.unsafeSkipCaVerification);
+      anchors = trusted;
+      return trusted;
+    },
+    async prepare(reqs: PlannedRequest[]): Promise<void> {
+      connectedTrust();
+      const left = tokens().reserve(reqs);
+      if (left.length === 0) return;
+      if (password() === undefined) throw missingSecret(left);
+      // Decrypting now makes a wrong password stop the run before any CA sees a CSR.
+      await provisionerKey();
+    },
+    sign,
+    renew,
+  };
+}

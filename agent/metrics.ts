@@ -1,0 +1,70 @@
+// A Prometheus textfile (node_exporter's textfile collector) refreshed by every join, renew and
+// status run: expiry and renewal deadline per certificate, last successful renewal, last result.
+import { existsSync } from "node:fs";
+import { dirname } from "node:path";
+import { writeFileAtomic } from "./fsio.js";
+
+export interface CertMetric {
+  kind: string;
+  file: string;
+  notAfter?: Date;
+  deadline?: Date;
+}
+
+export interface RunMetric {
+  command: string;
+  success: boolean;
+  time: Date;
+  renewed?: number;
+}
+
+const esc = (v: string): string => v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+const secs = (d: Date): string => String(Math.floor(d.getTime() / 1000));
+
+/** The last-run samples of other commands in an existing textfile, so each command keeps its own. */
+export function previousRuns(text: string | undefined, except: string): RunMetric[] {
+  if (!text) return [];
+  const runs = new Map<string, RunMetric>();
+  for (const m of text.matchAll(/^node_join_last_run_(success|timestamp_seconds)\{command="([a-z-]+)"\} (\d+)$/gm)) {
+    const command = m[2]!;
+    if (command === except) continue;
+    const r = runs.get(command) ?? { command, success: false, time: new Date(0) };
+    if (m[1] === "success") r.success = m[3] === "1";
+    else r.time = new Date(Number(m[3]) * 1000);
+    runs.set(command, r);
+  }
+  return [...runs.values()];
+}
+
+export function renderMetrics(certs: CertMetric[], run: RunMetric, lastRenewal: Date | undefined, others: RunMetric[] = []): string {
+  const runs = [...others, run].sort((a, b) => a.command.localeCompare(b.command));
+  const lines: string[] = [];
+  const family = (name: string, help: string, samples: string[]) => {
+    if (samples.length === 0) return;
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, ...samples);
+  };
+  const label = (c: CertMetric) => `{kind="${esc(c.kind)}",file="${esc(c.file)}"}`;
+  family("node_join_certificate_expiry_timestamp_seconds", "NotAfter of each certificate node-join manages (Unix time).",
+    certs.filter((c) => c.notAfter).map((c) => `node_join_certificate_expiry_timestamp_seconds${label(c)} ${secs(c.notAfter!)}`));
+  family("node_join_certificate_renewal_deadline_timestamp_seconds", "When node-join renews each certificate (Unix time).",
+    certs.filter((c) => c.deadline).map((c) => `node_join_certificate_renewal_deadline_timestamp_seconds${label(c)} ${secs(c.deadline!)}`));
+  family("node_join_certificate_present", "1 when the certificate file is present and readable, 0 when missing or broken.",
+    certs.map((c) => `node_join_certificate_present${label(c)} ${c.notAfter ? 1 : 0}`));
+  family("node_join_last_renewal_timestamp_seconds", "Time of the last successful renewal (Unix time).",
+    lastRenewal ? [`node_join_last_renewal_timestamp_seconds ${secs(lastRenewal)}`] : []);
+  family("node_join_last_run_success", "1 if the last run of the command succeeded, 0 if it failed.",
+    runs.map((r) => `node_join_last_run_success{command="${esc(r.command)}"} ${r.success ? 1 : 0}`));
+  family("node_join_last_run_timestamp_seconds", "Time of the last run of the command (Unix time).",
+    runs.map((r) => `node_join_last_run_timestamp_seconds{command="${esc(r.command)}"} ${secs(r.time)}`));
+  if (run.renewed !== undefined) {
+    family("node_join_last_run_renewed_certificates", "Certificates renewed by the last renew run.", [`node_join_last_run_renewed_certificates ${run.renewed}`]);
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** Writes the textfile atomically; skipped (returns false) when its directory does not exist. */
+export function writeMetrics(path: string, text: string): boolean {
+  if (!existsSync(dirname(path))) return false;
+  writeFileAtomic(path, text, 0o644);
+  return true;
+}
