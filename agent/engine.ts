@@ -129,6 +129,8 @@ export interface IssueInput {
   algorithm: KeyAlgorithm;
   /** Reuse this key instead of generating one (renew.reuseKey). */
   reuseKeyPem?: string;
+  /** The installed credentials, for CAs that renew by authenticating with them (step-ca). */
+  renewFrom?: Credentials;
   now: Date;
 }
 
@@ -143,7 +145,11 @@ export async function issue(input: IssueInput): Promise<Issued> {
   const { state, ca } = input;
   const key: NodeKey = input.reuseKeyPem ? loadKey(input.reuseKeyPem) : await generateKey(input.algorithm);
   const csrPem = await buildCsr(state.template, key);
-  const chainPem = await ca.backend.sign({ kind: state.kind.name, profile: state.kind.profile, csrPem, template: state.template });
+  const req = { kind: state.kind.name, profile: state.kind.profile, csrPem, template: state.template };
+  const from = input.renewFrom;
+  const chainPem = from && ca.backend.renew
+    ? await ca.backend.renew({ ...req, currentCertPem: from.chainPem, currentKeyPem: from.keyPem })
+    : await ca.backend.sign(req);
   const verified = verifyIssued({
     kind: state.kind.name,
     ca: ca.backend.description,
@@ -172,6 +178,7 @@ export async function issueAll(
   rt: Runtime,
   now: () => Date,
   reuseKey?: (st: KindState) => string | undefined,
+  renewFrom?: (st: KindState) => Credentials | undefined,
 ): Promise<Map<string, Issued>> {
   const issued = new Map<string, Issued>();
   for (const ca of [...new Set(states.map((st) => st.kind.ca))]) {
@@ -181,7 +188,8 @@ export async function issueAll(
       group.map((st) => {
         rt.log(`requesting ${st.kind.name} (CN=${st.template.commonName}) from ${conn.backend.description}`);
         const reuse = reuseKey?.(st);
-        return issue({ state: st, ca: conn, algorithm, now: now(), ...(reuse ? { reuseKeyPem: reuse } : {}) });
+        const from = renewFrom?.(st);
+        return issue({ state: st, ca: conn, algorithm, now: now(), ...(reuse ? { reuseKeyPem: reuse } : {}), ...(from ? { renewFrom: from } : {}) });
       }),
     );
     // The first failure in table order is the one reported, whatever finished first.

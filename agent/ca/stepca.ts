@@ -9,7 +9,7 @@ import { CaRefusedError, UsageError, VerificationError } from "../errors.js";
 import { spkiDer } from "../keys.js";
 import { TransientError } from "../retry.js";
 import { readSecret, secretEnvName } from "../secrets.js";
-import { certFingerprint, parseCert, splitPemCertificates, x509, type CertInfo } from "../x509.js";
+import { buildChain, certFingerprint, parseCert, splitPemCertificates, x509, type CertInfo } from "../x509.js";
 import type { BackendContext, CaBackend, PlannedRequest, RenewRequest, SignRequest } from "./backend.js";
 import { parseCaPem, retrying, serverTrust } from "./common.js";
 import { httpRequest, type TlsTrust } from "./http.js";
@@ -110,8 +110,7 @@ interface Call {
 export function createStepCaBackend(ctx: BackendContext): CaBackend {
   const s = ctx.settings;
   const base = s.url.replace(/\/+$/, "");
-  const caName = CA_DISPLAY[ctx.caName];
-  const description = `CA ${caName} (step-ca ${base})`;
+  const description = `CA ${CA_DISPLAY[ctx.caName]} (step-ca ${base})`;
   if (!base.startsWith("https:")) throw new UsageError(`${description}: step-ca answers over HTTPS only: give an https:// CA URL`);
   const prefix = CA_FLAG_PREFIX[ctx.caName];
   const tokenEnv = secretEnvName(ctx.caName, "TOKEN");
@@ -122,7 +121,10 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
   const call = (c: Call): Promise<Json> =>
     retrying(ctx, description, async (timeoutMs) => {
       const res = await httpRequest({ method: c.method, url: `${base}${c.path}`, ...(c.body ? { body: c.body() } : {}), timeoutMs, tls: c.tls, what: description });
-      if (res.status >= 500) throw new TransientError(`HTTP ${res.status}${messageOf(res.body) ? `: ${messageOf(res.body)}` : ""}`);
+      if (res.status >= 500) {
+        const msg = messageOf(res.body);
+        throw new TransientError(`HTTP ${res.status}${msg ? `: ${msg}` : ""}`);
+      }
       if (res.status >= 300) throw c.special?.(res.status) ?? stepCaRefusal(res.status, res.body, c.what, c.unauthorized);
       let parsed: unknown;
       try {
@@ -318,7 +320,9 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
 
   const renew = async (req: RenewRequest): Promise<string> => {
     const trust = connectedTrust();
-    const current = parseCert(splitPemCertificates(req.currentCertPem, `current ${req.kind} certificate`)[0]!);
+    const [current, ...intermediates] = splitPemCertificates(req.currentCertPem, `current ${req.kind} certificate`).map(parseCert) as [CertInfo, ...CertInfo[]];
+    // Another CA's certificate would only fail the TLS handshake, which looks like an outage.
+    if (!buildChain(current, intermediates, anchors!)) return enrolInstead(req, `${req.kind} was not issued by this CA (issuer "${current.issuerCommonName}")`);
     if (current.notAfter.getTime() <= ctx.clock.now()) {
       return enrolInstead(req, `${req.kind} expired on ${current.notAfter.toISOString()} and an expired certificate cannot authenticate the mTLS renewal`);
     }

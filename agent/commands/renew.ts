@@ -3,7 +3,7 @@
 import { kindsFor, CA_KINDS, type CaName } from "../certs.js";
 import { dueness } from "../deadline.js";
 import {
-  caFiles, casOf, connectCas, issueAll, keyMatches, kindFiles, kindStates, recoverInterrupted, resolveIdentity, tableContext,
+  caFiles, casOf, connectCas, credentialsOf, issueAll, keyMatches, kindFiles, kindStates, recoverInterrupted, resolveIdentity, tableContext,
   type KindState, type Runtime,
 } from "../engine.js";
 import { UsageError } from "../errors.js";
@@ -105,7 +105,12 @@ export async function runRenew(o: RenewOptions, rt: Runtime): Promise<RenewResul
     }
     const cas = casOf(due.map((d) => d.kind));
     const connected = await connectCas(s, cas, rt, rt.clock.now() + s.timeoutMs);
-    const issued = await issueAll(due, connected, s.keyAlgorithm, rt, now, (st) => (s.renew.reuseKey && st.installed && keyMatches(st.installed) ? st.installed.keyPem : undefined));
+    const usable = (st: KindState) => st.installed !== undefined && keyMatches(st.installed);
+    const issued = await issueAll(
+      due, connected, s.keyAlgorithm, rt, now,
+      (st) => (s.renew.reuseKey && usable(st) ? st.installed!.keyPem : undefined),
+      (st) => (usable(st) ? credentialsOf(st.installed!) : undefined),
+    );
     const anchors = new Map<CaName, CertInfo[]>();
     for (const c of CA_KINDS) {
       const a = connected.get(c.ca)?.anchors ?? installedAnchors.get(c.ca);

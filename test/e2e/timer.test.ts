@@ -6,7 +6,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
-import { binary, BUNDLE, json, runCli } from "../helpers/cli.js";
+import { binary, json, runCli } from "../helpers/cli.js";
 import { snapshot, diffSnapshots, tempRoot } from "../helpers/fs.js";
 
 let ca: CfsslCa;
@@ -122,7 +122,8 @@ test("restart-static-pods moves the manifests of the renewed kinds away for the 
 test("manifests a killed restart left away are put back by the next run", async () => {
   const root = manifestsRoot();
   const dir = join(root, "etc/kubernetes/manifests");
-  const child = spawn(process.execPath, [BUNDLE, "restart-static-pods", "--root", root, "--wait", "30s", "kube-apiserver"], { stdio: "ignore" });
+  const [cmd, ...pre] = binary();
+  const child = spawn(cmd!, [...pre, "restart-static-pods", "--root", root, "--wait", "30s", "kube-apiserver"], { stdio: "ignore" });
   while (existsSync(join(dir, "kube-apiserver.yaml"))) await new Promise((r) => setTimeout(r, 50));
   child.kill("SIGKILL");
   await new Promise((r) => child.on("exit", r));

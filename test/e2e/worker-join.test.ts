@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { json, runCli } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
+import { expectFailure } from "../helpers/expect.js";
 
 let ca: CfsslCa;
 before(async () => {
@@ -135,20 +136,6 @@ test("--dry-run prints the requests and writes nothing", async () => {
   assert.match(r.stdout, /would request kubelet-server: CN=system:node:w1 O=system:nodes SANs=w1,w1\.lab,10\.0\.0\.21,2001:db8::21/);
   assert.deepEqual(diffSnapshots(before, snapshot(root)), []);
 });
-
-async function expectFailure(args: string[], code: number, message: RegExp, root: string, env: NodeJS.ProcessEnv = {}) {
-  const before = snapshot(root);
-  const r = await runCli([...args, "--json"], { env });
-  assert.equal(r.code, code, `exit ${r.code}: ${r.stderr}`);
-  assert.match(r.stderr, message);
-  assert.equal(r.stderr.trim().split("\n").filter((l) => l.includes("error:")).length, 1, "one error line");
-  const out = json<{ ok: boolean; exitCode: number; error: string }>(r);
-  assert.equal(out.ok, false);
-  assert.equal(out.exitCode, code);
-  assert.match(out.error, message);
-  assert.deepEqual(diffSnapshots(before, snapshot(root)), [], "no file under the root changed");
-  return r;
-}
 
 test("a wrong auth key is refused at once with the CA's message (exit 4)", async () => {
   const { root, keyFile } = newRoot();

@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+// Builds dist/node-join_<version>_amd64.deb and _arm64.deb (dpkg-deb) from the single binaries that
+// scripts/package.mjs made: the binary in /usr/bin, the renewal units in /lib/systemd/system shipped
+// disabled (`node-join timer install`, or `systemctl enable --now node-join-renew.timer`, turns them
+// on), and an example config in /etc/node-join/. The units are rendered by the agent itself, so the
+// package and `timer install` can never disagree.
+import { spawnSync } from "node:child_process";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const DIST = join(ROOT, "dist");
+const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
+const ARCHES = { x64: "amd64", arm64: "arm64" };
+
+function run(cmd, args) {
+  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr || r.stdout || r.error}`);
+  return r.stdout;
+}
+
+function units(stage) {
+  const tmp = mkdtempSync(join(tmpdir(), "nj-units-"));
+  mkdirSync(join(tmp, "lib/systemd"), { recursive: true });
+  writeFileSync(join(tmp, "lib/systemd/systemd"), "");
+  run(process.execPath, [join(DIST, "node-join.cjs"), "timer", "install", "--root", tmp, "--scheduler", "systemd", "--binary", "/usr/bin/node-join"]);
+  const dest = join(stage, "lib/systemd/system");
+  mkdirSync(dest, { recursive: true });
+  for (const u of ["node-join-renew.service", "node-join-renew.timer"]) {
+    copyFileSync(join(tmp, "etc/systemd/system", u), join(dest, u));
+    chmodSync(join(dest, u), 0o644);
+  }
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+function build(arch, debArch) {
+  const binary = join(DIST, `node-join-linux-${arch}`);
+  statSync(binary);
+  const stage = mkdtempSync(join(tmpdir(), `nj-deb-${debArch}-`));
+  chmodSync(stage, 0o755); // becomes the package's "./": must not be 0700
+  mkdirSync(join(stage, "DEBIAN"), { recursive: true, mode: 0o755 });
+  mkdirSync(join(stage, "usr/bin"), { recursive: true });
+  copyFileSync(binary, join(stage, "usr/bin/node-join"));
+  chmodSync(join(stage, "usr/bin/node-join"), 0o755);
+  units(stage);
+  mkdirSync(join(stage, "etc/node-join"), { recursive: true, mode: 0o755 });
+  copyFileSync(join(ROOT, "packaging/deb/config.yaml.example"), join(stage, "etc/node-join/config.yaml.example"));
+  chmodSync(join(stage, "etc/node-join/config.yaml.example"), 0o644);
+  const doc = join(stage, "usr/share/doc/node-join");
+  mkdirSync(doc, { recursive: true });
+  writeFileSync(join(doc, "copyright"), `node-join ${pkg.version}\nLicense: ${pkg.license}\nThe binary embeds Node.js (MIT license and bundled third-party licenses: https://github.com/nodejs/node/blob/main/LICENSE).\n`);
+  const installedKb = Math.ceil(Number(run("du", ["-sk", "--exclude=DEBIAN", stage]).split(/\s/)[0]));
+  writeFileSync(
+    join(stage, "DEBIAN/control"),
+    [
+      "Package: node-join",
+      `Version: ${pkg.version}`,
+      `Architecture: ${debArch}`,
+      "Maintainer: node-join developers <node-join@localhost>",
+      "Section: admin",
+      "Priority: optional",
+      `Installed-Size: ${installedKb}`,
+      "Depends: libc6 (>= 2.28), libstdc++6, libgcc-s1",
+      "Recommends: kubelet",
+      `Description: ${pkg.description.split(":")[0]}`,
+      " One binary that joins a Kubernetes node: it generates the keys on the host, sends CSRs to a",
+      " remote CA (CFSSL, step-ca), verifies what comes back, installs the kubelet kubeconfig and the",
+      " kubeadm PKI files (external-CA mode) and renews them with a systemd timer, shipped disabled.",
+      "",
+    ].join("\n"),
+  );
+  writeFileSync(join(stage, "DEBIAN/conffiles"), "/etc/node-join/config.yaml.example\n");
+  const out = join(DIST, `node-join_${pkg.version}_${debArch}.deb`);
+  // gzip: xz at dpkg's level takes about a minute per 100 MiB binary; the .xz files in dist/ are the small downloads.
+  run("dpkg-deb", ["--root-owner-group", "-Zgzip", "--build", stage, out]);
+  rmSync(stage, { recursive: true, force: true });
+  console.log(`[deb] ${out}`);
+  return out;
+}
+
+for (const [arch, debArch] of Object.entries(ARCHES)) build(arch, debArch);

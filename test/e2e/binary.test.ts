@@ -1,0 +1,50 @@
+// The single binaries doing real work: a complete worker join with the x64 binary, and with the
+// arm64 binary under qemu-aarch64-static, against the loopback CFSSL CA of the test suite.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, readlinkSync } from "node:fs";
+import { join } from "node:path";
+import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
+import { tempRoot } from "../helpers/fs.js";
+import { opensslInfo, opensslVerifies } from "../helpers/openssl.js";
+import { binPath, ensurePackaged, ensureQemu, QEMU } from "../helpers/package.js";
+
+let ca: CfsslCa;
+before(async () => {
+  ensurePackaged();
+  ensureQemu();
+  ca = await startCfssl();
+});
+after(async () => {
+  await ca?.stop();
+});
+
+for (const arch of ["x64", "arm64"] as const) {
+  test(`${arch} single binary: complete worker join, status and renew (${arch === "arm64" ? "under qemu" : "native"})`, () => {
+    const root = tempRoot(`nj-bin-${arch}-`);
+    mkdirSync(join(root, "etc/node-join"), { recursive: true });
+    const keyFile = ca.writeAuthKey(join(root, "etc/node-join/ca-auth.key"));
+    const argv = arch === "arm64" ? [...QEMU, binPath("arm64")] : [binPath("x64")];
+    // env -i: nothing from this machine's Node.js installation is visible to the binary.
+    const run = (args: string[]) => spawnSync("env", ["-i", ...argv, ...args], { encoding: "utf8", timeout: 300_000 });
+    const join_ = run([
+      "join", "--root", root, "--api-server", "https://10.0.0.1:6443", "--ca-url", ca.url, "--ca-cert-hash", ca.pin,
+      "--ca-auth-key-file", keyFile, "--client-profile", "client", "--serving-profile", "serving", "--node-name", `w-${arch}`, "--ip", "10.0.0.31",
+    ]);
+    assert.equal(join_.status, 0, join_.stderr);
+    assert.match(join_.stdout, new RegExp(`joined worker node w-${arch}: issued 2 certificate\\(s\\)`));
+    const pem = readFileSync(join(root, "var/lib/kubelet/pki", readlinkSync(join(root, "var/lib/kubelet/pki/kubelet-server-current.pem"))), "utf8");
+    const cert = pem.slice(0, pem.indexOf("-----BEGIN EC PRIVATE KEY-----"));
+    assert.ok(opensslVerifies(cert, join(root, "etc/kubernetes/pki/ca.crt")));
+    const info = opensslInfo(cert);
+    assert.equal(info.cn, `system:node:w-${arch}`);
+    assert.deepEqual(info.ips, ["10.0.0.31"]);
+    const st = run(["status", "--root", root, "--json"]);
+    assert.equal(st.status, 0, st.stderr);
+    assert.equal((JSON.parse(st.stdout) as { certificates: { managed: boolean }[] }).certificates.filter((c) => c.managed).length, 2);
+    const rn = run(["renew", "--root", root, "--before", "9000h"]);
+    assert.equal(rn.status, 0, rn.stderr);
+    assert.match(rn.stdout, /^renewed 2: kubelet-client, kubelet-server/);
+  });
+}

@@ -1,0 +1,144 @@
+// The step-ca backend's renew() driven directly against a real step-ca: rekey (fresh key) and
+// renew (same key) over mTLS with the current certificate, and what happens to an expired one.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import type { BackendContext, CaBackend, SignRequest } from "../../agent/ca/backend.js";
+import { createStepCaBackend } from "../../agent/ca/stepca.js";
+import { templateFor, findKind, type TableContext } from "../../agent/certs.js";
+import { buildCsr } from "../../agent/csr.js";
+import { CaRefusedError } from "../../agent/errors.js";
+import { generateKey, loadKey, spkiDer, toWebCrypto, type NodeKey } from "../../agent/keys.js";
+import { systemClock } from "../../agent/retry.js";
+import type { CaSettings } from "../../agent/settings.js";
+import { verifyIssued } from "../../agent/verify.js";
+import { parseCert, splitPemCertificates, type CertInfo } from "../../agent/x509.js";
+import { issueLeaf, makeCa } from "../helpers/pki.js";
+import { startStepCa, stepCaLog, type StepCaHandle } from "../helpers/stepca.js";
+
+let ca: StepCaHandle;
+before(async () => {
+  ca = await startStepCa({
+    provisioners: [
+      { name: "workers", organization: ["system:nodes"] },
+      // Certificates that expire while the test watches.
+      { name: "brief", organization: ["system:nodes"], claims: { minTLSCertDuration: "1s", defaultTLSCertDuration: "3s" } },
+    ],
+  });
+});
+after(async () => ca?.stop());
+
+const TABLE: TableContext = { node: { nodeName: "r1", ips: ["10.0.0.31"], dnsNames: [] }, apiServer: "https://10.0.0.1:6443" };
+const server = findKind("kubelet-server")!;
+const template = templateFor(server, TABLE);
+
+function backend(settings: Partial<CaSettings>, env: NodeJS.ProcessEnv = {}): { b: CaBackend; log: string[] } {
+  const log: string[] = [];
+  const ctx: BackendContext = {
+    caName: "kubernetes",
+    settings: { type: "step-ca", url: ca.url, certHashes: [], fingerprint: ca.rootFingerprint, ...settings },
+    unsafeSkipCaVerification: false,
+    env,
+    clock: systemClock,
+    deadline: Date.now() + 20_000,
+    log: (l) => log.push(l),
+  };
+  return { b: createStepCaBackend(ctx), log };
+}
+
+const withPassword = (provisioner: string) => backend({ provisioner }, { NODE_JOIN_CA_PASSWORD: ca.provisioners.find((p) => p.name === provisioner)!.password });
+
+async function request(key: NodeKey): Promise<SignRequest> {
+  return { kind: server.name, profile: server.profile, csrPem: await buildCsr(template, key), template };
+}
+
+function verified(chainPem: string, key: NodeKey, anchors: CertInfo[]): CertInfo {
+  return verifyIssued({ kind: server.name, ca: "step-ca", chainPem, expectedSpki: spkiDer(key.privateKey), anchors, template, now: new Date() }).leaf;
+}
+
+const count = (path: string) => (stepCaLog(ca).match(new RegExp(`path=${path.replace(/\//g, "\\/")} `, "g")) ?? []).length;
+
+test("renew() rekeys over mTLS with a fresh key and renews with the same key; no enrolment secret needed", async () => {
+  const { b: enrol } = withPassword("workers");
+  const anchors = await enrol.fetchCaBundle();
+  const key1 = await generateKey("ecdsa-p256");
+  const chain1 = await enrol.sign(await request(key1));
+  const leaf1 = verified(chain1, key1, anchors);
+
+  const { b } = backend({});
+  await b.fetchCaBundle();
+  const key2 = await generateKey("ecdsa-p256");
+  const rekeys = count("/1.0/rekey");
+  const chain2 = await b.renew!({ ...(await request(key2)), currentCertPem: chain1, currentKeyPem: key1.pem });
+  const leaf2 = verified(chain2, key2, anchors);
+  assert.equal(count("/1.0/rekey"), rekeys + 1, "step-ca logged a rekey");
+  assert.notEqual(leaf2.serial, leaf1.serial);
+  assert.ok(!leaf2.spki.equals(leaf1.spki), "a new key");
+  assert.deepEqual(leaf2.organizations, ["system:nodes"]);
+  assert.equal(splitPemCertificates(chain2).length, 2, "leaf and intermediate");
+
+  const renews = count("/1.0/renew");
+  const same = loadKey(key2.pem);
+  const chain3 = await b.renew!({ ...(await request(same)), currentCertPem: chain2, currentKeyPem: key2.pem });
+  const leaf3 = verified(chain3, same, anchors);
+  assert.equal(count("/1.0/renew"), renews + 1, "step-ca logged a renew");
+  assert.ok(leaf3.spki.equals(leaf2.spki), "the same key");
+  assert.notEqual(leaf3.serial, leaf2.serial);
+});
+
+test("an expired certificate: clear refusal without an enrolment secret, enrolment again with one", async () => {
+  const { b: enrol } = withPassword("brief");
+  const anchors = await enrol.fetchCaBundle();
+  const key = await generateKey("ecdsa-p256");
+  const chain = await enrol.sign(await request(key));
+  const leaf = parseCert(splitPemCertificates(chain)[0]!);
+  await new Promise((r) => setTimeout(r, Math.max(0, leaf.notAfter.getTime() - Date.now()) + 1100));
+
+  const { b: bare } = backend({ provisioner: "brief" });
+  await bare.fetchCaBundle();
+  const fresh = await generateKey("ecdsa-p256");
+  const req = { ...(await request(fresh)), currentCertPem: chain, currentKeyPem: key.pem };
+  const signs = count("/1.0/sign");
+  await assert.rejects(bare.renew!(req), (err: Error) => {
+    assert.ok(err instanceof CaRefusedError);
+    assert.match(err.message, new RegExp(`kubelet-server expired on ${leaf.notAfter.toISOString().replace(/\./g, "\\.")} and an expired certificate cannot authenticate the mTLS renewal, so it cannot be renewed: give a one-time token for it \\(--ca-token-file or NODE_JOIN_CA_TOKEN\\) or the provisioner password \\(--ca-provisioner with --ca-password-file or NODE_JOIN_CA_PASSWORD\\)`));
+    return true;
+  });
+  assert.equal(count("/1.0/sign"), signs, "nothing was sent");
+
+  const { b: again, log } = withPassword("brief");
+  await again.fetchCaBundle();
+  const renewed = verified(await again.renew!(req), fresh, anchors);
+  assert.ok(renewed.notAfter.getTime() > Date.now());
+  assert.equal(count("/1.0/sign"), signs + 1, "enrolled again with a minted token");
+  assert.match(log.join("\n"), /expired on .*: enrolling kubelet-server again/);
+});
+
+test("a certificate whose SANs no longer fit is enrolled again, since renewal keeps the old SANs", async () => {
+  const { b } = withPassword("workers");
+  const anchors = await b.fetchCaBundle();
+  const oldTemplate = templateFor(server, { ...TABLE, node: { ...TABLE.node, ips: ["10.0.0.99"] } });
+  const key = await generateKey("ecdsa-p256");
+  const old = await b.sign({ kind: server.name, profile: server.profile, csrPem: await buildCsr(oldTemplate, key), template: oldTemplate });
+  const fresh = await generateKey("ecdsa-p256");
+  const rekeys = count("/1.0/rekey");
+  const chain = await b.renew!({ ...(await request(fresh)), currentCertPem: old, currentKeyPem: key.pem });
+  assert.deepEqual(verified(chain, fresh, anchors).ips, ["10.0.0.31"]);
+  assert.equal(count("/1.0/rekey"), rekeys, "not a rekey");
+});
+
+test("a certificate from another CA is not sent over mTLS: refused with what to provide, or enrolled again", async () => {
+  const other = await makeCa("someone else");
+  const oldKey = await generateKey("ecdsa-p256");
+  const { publicKey } = await toWebCrypto(oldKey);
+  const foreign = await issueLeaf(other, { publicKey, cn: template.commonName, o: ["system:nodes"], dns: template.sans.dnsNames, ips: template.sans.ips, ekus: ["1.3.6.1.5.5.7.3.1"] });
+  const fresh = await generateKey("ecdsa-p256");
+  const req = { ...(await request(fresh)), currentCertPem: foreign, currentKeyPem: oldKey.pem };
+  const { b: bare } = backend({});
+  await bare.fetchCaBundle();
+  await assert.rejects(bare.renew!(req), /kubelet-server was not issued by this CA \(issuer "someone else"\), so it cannot be renewed: give a one-time token/);
+  const { b } = withPassword("workers");
+  const anchors = await b.fetchCaBundle();
+  const signs = count("/1.0/sign");
+  verified(await b.renew!(req), fresh, anchors);
+  assert.equal(count("/1.0/sign"), signs + 1, "enrolled with a minted token");
+});

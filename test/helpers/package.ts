@@ -1,0 +1,42 @@
+// Makes sure dist/ holds the single binaries and .deb packages of the current bundle (packaging is
+// slow: scripts/package.mjs --if-changed reuses dist/ when it was made from this very bundle).
+import { spawnSync } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { REPO } from "./cli.js";
+
+export const DIST = join(REPO, "dist");
+export const QEMU = ["/usr/bin/qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu"];
+export const binPath = (arch: "x64" | "arm64") => join(DIST, `node-join-linux-${arch}`);
+
+function mustRun(cmd: string, args: string[], timeoutMs: number): void {
+  const r = spawnSync(cmd, args, { cwd: REPO, stdio: ["ignore", "inherit", "inherit"], timeout: timeoutMs });
+  if (r.error) throw new Error(`${cmd} ${args.join(" ")}: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} exited with ${r.status ?? r.signal}`);
+}
+
+export function ensureBuilt(): void {
+  if (!existsSync(join(DIST, "node-join.cjs"))) mustRun("npm", ["run", "--silent", "build"], 300_000);
+}
+
+export function ensurePackaged(): void {
+  ensureBuilt();
+  mustRun(process.execPath, [join(REPO, "scripts/package.mjs"), "--if-changed"], 30 * 60_000);
+}
+
+export function debPath(version: string, debArch: "amd64" | "arm64"): string {
+  return join(DIST, `node-join_${version}_${debArch}.deb`);
+}
+
+export function ensureDebs(version: string): void {
+  ensurePackaged();
+  const stale = (["amd64", "arm64"] as const).some((a) => {
+    const deb = debPath(version, a);
+    return !existsSync(deb) || statSync(deb).mtimeMs < statSync(binPath(a === "amd64" ? "x64" : "arm64")).mtimeMs;
+  });
+  if (stale) mustRun(process.execPath, [join(REPO, "scripts/deb.mjs")], 10 * 60_000);
+}
+
+export function ensureQemu(): void {
+  mustRun("bash", [join(REPO, "scripts/qemu-deps.sh")], 600_000);
+}
