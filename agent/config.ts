@@ -29,6 +29,9 @@ export interface OptionSpec {
 }
 
 export const CA_FLAG_PREFIX: Record<CaName, string> = { kubernetes: "", frontProxy: "front-proxy-", etcd: "etcd-" };
+/** The CA backends (agent/ca/index.ts registers one per type; a unit test keeps the two lists equal). */
+export const CA_TYPES = ["cfssl", "step-ca"] as const;
+
 const CA_TITLE: Record<CaName, string> = { kubernetes: "kubernetes CA", frontProxy: "front-proxy CA", etcd: "etcd CA" };
 
 const checkUrl = (schemes: string[]) => (v: Value): string | undefined => {
@@ -63,7 +66,7 @@ function caOptions(ca: CaName): OptionSpec[] {
   const title = CA_TITLE[ca];
   const k = `cas.${ca}`;
   return [
-    { key: `${k}.type`, flag: `${p}ca-type`, type: "string", valueName: "type", description: `${title}: backend type (cfssl, step-ca)` },
+    { key: `${k}.type`, flag: `${p}ca-type`, type: "string", valueName: "type", choices: CA_TYPES, description: `${title}: backend type (cfssl, step-ca)` },
     { key: `${k}.url`, flag: `${p}ca-url`, type: "string", valueName: "url", description: `${title}: URL of the CA server`, check: checkUrl(["http", "https"]) },
     { key: `${k}.label`, flag: `${p}ca-label`, type: "string", valueName: "label", description: `${title}: CFSSL signer label` },
     { key: `${k}.certHashes`, flag: `${p}ca-cert-hash`, type: "list", valueName: "sha256:hex", description: `${title}: SPKI pin of the CA certificate (repeatable)`, check: checkPins },

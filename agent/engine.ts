@@ -11,11 +11,11 @@ import {
 import { buildCsr } from "./csr.js";
 import { discover, type Discovered } from "./discover.js";
 import { UsageError, VerificationError } from "./errors.js";
-import { inspect, readNoFollow } from "./fsio.js";
+import { assertNoSymlinkedDirs, inspect, readNoFollow } from "./fsio.js";
 import { recover, type FileChange } from "./install.js";
 import { restorePausedManifests } from "./staticpods.js";
 import { generateKey, loadKey, spkiDer, type KeyAlgorithm, type NodeKey } from "./keys.js";
-import type { Layout } from "./paths.js";
+import { managedDirs, type Layout } from "./paths.js";
 import type { Clock } from "./retry.js";
 import type { Settings } from "./settings.js";
 import { CERT_MODE, KEY_MODE, filesFor, readInstalled, type Credentials, type Installed } from "./store.js";
@@ -67,6 +67,11 @@ export function tableContext(s: Settings, id: Discovered): TableContext {
     ctx.controlPlane = cp;
   }
   return ctx;
+}
+
+/** Before taking the lock: every directory node-join writes in is a real directory, not a planted link. */
+export function checkWriteTargets(l: Layout): void {
+  for (const dir of [...managedDirs(l), l.backupDir, l.systemdDir, l.cronDir]) assertNoSymlinkedDirs(l.root, dir);
 }
 
 /** Under the lock, before any command writes: finish or undo what a killed run left behind. */

@@ -5,8 +5,8 @@ import {
   closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync,
   renameSync, rmdirSync, symlinkSync, unlinkSync, writeSync, fchmodSync,
 } from "node:fs";
-import { basename, dirname, join } from "node:path";
-import { ioError } from "./errors.js";
+import { basename, dirname, join, relative, sep } from "node:path";
+import { ioError, LocalIoError } from "./errors.js";
 
 export const TMP_MARK = ".node-join-tmp-";
 export const STAGED_SUFFIX = ".node-join-new";
@@ -51,7 +51,7 @@ export function removeCreatedDirs(dirs: string[]): void {
 }
 
 /** Writes `data` to `path` exactly (no temp file, no rename): O_EXCL|O_NOFOLLOW, fsync. */
-function writeNew(path: string, data: string | Buffer, mode: number): void {
+export function writeNew(path: string, data: string | Buffer, mode: number): void {
   let fd: number | undefined;
   try {
     fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
@@ -72,6 +72,28 @@ function writeNew(path: string, data: string | Buffer, mode: number): void {
     throw ioError("write", path, err);
   } finally {
     if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * Refuses a symbolic link among the directories from below `root` down to `path`: node-join never
+ * writes through a link someone planted where one of its directories belongs.
+ */
+export function assertNoSymlinkedDirs(root: string, path: string): void {
+  const rel = relative(root, path);
+  if (rel.startsWith("..") || rel === "") return;
+  let current = root;
+  for (const part of rel.split(sep)) {
+    current = join(current, part);
+    let st;
+    try {
+      st = lstatSync(current);
+    } catch {
+      return; // does not exist yet: node-join creates it as a directory
+    }
+    if (st.isSymbolicLink()) {
+      throw new LocalIoError(`refusing to write under ${current}: it is a symbolic link (to ${readlinkSync(current)}), not a directory`);
+    }
   }
 }
 

@@ -1,9 +1,9 @@
 // One node-join at a time per root: /var/lib/node-join/lock holds the owner's pid. A lock whose
 // pid is gone (the owner was killed) is taken over.
-import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { linkSync, readFileSync, renameSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
-import { ensureDir, removeCreatedDirs } from "./fsio.js";
-import { ioError, LockedError } from "./errors.js";
+import { ensureDir, removeCreatedDirs, removeIfExists, writeNew } from "./fsio.js";
+import { ioError, LocalIoError, LockedError } from "./errors.js";
 
 function alive(pid: number): boolean {
   try {
@@ -34,7 +34,8 @@ export function acquireLock(file: string): Lock {
     // The pid is written before the lock appears (link is atomic), so a lock is never seen empty.
     const tmp = `${file}.${process.pid}.tmp`;
     try {
-      writeFileSync(tmp, `${process.pid}\n`, { mode: 0o644 });
+      removeIfExists(tmp);
+      writeNew(tmp, `${process.pid}\n`, 0o644);
       linkSync(tmp, file);
       unlinkSync(tmp);
       return {
@@ -49,7 +50,10 @@ export function acquireLock(file: string): Lock {
       } catch {
         // not created
       }
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw ioError("create lock", file, err);
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") {
+        removeCreatedDirs(created);
+        throw err instanceof LocalIoError ? err : ioError("create lock", file, err);
+      }
     }
     const owner = readPid(file);
     if (owner !== undefined && alive(owner)) {

@@ -2,7 +2,7 @@
 import { checkJoinSettings, renderConfig, type RawValues } from "../config.js";
 import { kindsFor, type CaName } from "../certs.js";
 import {
-  caFiles, casOf, connectCas, issueAll, keyMatches, kindFiles, kindStates, recoverInterrupted, resolveIdentity, serviceAccountFiles,
+  caFiles, casOf, checkWriteTargets, connectCas, issueAll, keyMatches, kindFiles, kindStates, recoverInterrupted, resolveIdentity, serviceAccountFiles,
   tableContext, type KindState, type Runtime,
 } from "../engine.js";
 import { commit, type FileChange } from "../install.js";
@@ -44,6 +44,7 @@ export async function runJoin(o: JoinOptions, rt: Runtime): Promise<JoinResult> 
   const now = () => new Date(rt.clock.now());
   const saFiles = s.role === "control-plane" ? serviceAccountFiles(s, l) : [];
 
+  if (!o.dryRun) checkWriteTargets(l);
   const lock = o.dryRun ? undefined : acquireLock(l.lockFile);
   try {
     if (!o.dryRun) recoverInterrupted(rt);

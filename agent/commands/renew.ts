@@ -3,7 +3,7 @@
 import { kindsFor, CA_KINDS, type CaName } from "../certs.js";
 import { dueness } from "../deadline.js";
 import {
-  caFiles, casOf, connectCas, credentialsOf, issueAll, keyMatches, kindFiles, kindStates, recoverInterrupted, resolveIdentity, tableContext,
+  caFiles, casOf, checkWriteTargets, connectCas, credentialsOf, issueAll, keyMatches, kindFiles, kindStates, recoverInterrupted, resolveIdentity, tableContext,
   type KindState, type Runtime,
 } from "../engine.js";
 import { UsageError } from "../errors.js";
@@ -55,6 +55,7 @@ export async function runRenew(o: RenewOptions, rt: Runtime): Promise<RenewResul
   const id = await resolveIdentity(s, { fast: true });
   const ctx = tableContext(s, id);
   const now = () => new Date(rt.clock.now());
+  if (!o.dryRun) checkWriteTargets(l);
   const lock = o.dryRun ? undefined : acquireLock(l.lockFile);
   try {
     if (!o.dryRun) recoverInterrupted(rt);
