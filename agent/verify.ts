@@ -9,7 +9,7 @@ export const CLOCK_SKEW_MS = 5 * 60 * 1000;
 export interface VerifyInput {
   /** Certificate kind, for messages. */
   kind: string;
-  /** Which CA answered, for messages. */
+  /** Which CA answered, for messages (the backend's description, "CA kubernetes (cfssl …)"). */
   ca: string;
   /** The PEM the CA returned: leaf first, intermediates allowed after it. */
   chainPem: string;
@@ -28,7 +28,7 @@ export interface VerifiedCert {
 }
 
 export function verifyIssued(input: VerifyInput): VerifiedCert {
-  const what = `certificate ${input.kind} from CA ${input.ca}`;
+  const what = `certificate ${input.kind} from ${input.ca}`;
   const fail = (reason: string): never => {
     throw new VerificationError(`${what}: ${reason}`);
   };

@@ -12,6 +12,8 @@ await build({
   outfile: "dist/node-join.cjs",
   define: { __NODE_JOIN_VERSION__: JSON.stringify(pkg.version) },
   legalComments: "none",
+  minify: true,
+  keepNames: true,
   logLevel: "warning",
 });
 chmodSync("dist/node-join.cjs", 0o755);

@@ -1,7 +1,11 @@
 // The one HTTP client of the agent: JSON over http or https, TLS verified against the pinned CA,
 // no redirects, bounded bodies and per-request timeouts. Failures that may pass are TransientError.
-import { Agent, errors as undiciErrors, request } from "undici";
-import { VerificationError } from "../errors.js";
+// undici is loaded on the first request only: it costs about 100 ms at start-up, and `renew` with
+// nothing due (twice a day on every node) never talks to a CA.
+type Undici = typeof import("undici");
+let undici: Promise<Undici> | undefined;
+const loadUndici = (): Promise<Undici> => (undici ??= import("undici"));
+import { CaRefusedError, NodeJoinError, VerificationError } from "../errors.js";
 import { TransientError } from "../retry.js";
 
 /** Largest answer read from a CA; a larger one is refused without reading it all. */
@@ -42,6 +46,7 @@ const TLS_VERIFY_CODES = new Set([
 ]);
 
 export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
+  const { Agent, request } = await loadUndici();
   const isHttps = req.url.startsWith("https:");
   const dispatcher = new Agent({
     connect: isHttps
@@ -65,18 +70,24 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
       headers: req.body !== undefined ? { "content-type": "application/json" } : {},
       ...(req.body !== undefined ? { body: req.body } : {}),
     });
+    if (res.statusCode >= 300 && res.statusCode < 400) {
+      // Never followed: a redirect could send the CSR, and the auth token, to a host nobody pinned.
+      discard(res.body);
+      const location = res.headers.location;
+      throw new CaRefusedError(`${req.what}: answered HTTP ${res.statusCode} redirecting to ${JSON.stringify(String(location ?? "nowhere"))}; redirects are not followed (give the CA's final URL)`);
+    }
     const length = Number(res.headers["content-length"] ?? 0);
     if (length > MAX_BODY_BYTES) {
-      res.body.destroy();
-      throw new VerificationError(`${req.what}: answer of ${length} bytes is over the ${MAX_BODY_BYTES}-byte limit`);
+      discard(res.body);
+      throw new CaRefusedError(`${req.what}: answer of ${length} bytes is over the ${MAX_BODY_BYTES}-byte limit`);
     }
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of res.body) {
       size += (chunk as Buffer).length;
       if (size > MAX_BODY_BYTES) {
-        res.body.destroy();
-        throw new VerificationError(`${req.what}: answer is over the ${MAX_BODY_BYTES}-byte limit`);
+        discard(res.body);
+        throw new CaRefusedError(`${req.what}: answer is over the ${MAX_BODY_BYTES}-byte limit`);
       }
       chunks.push(chunk as Buffer);
     }
@@ -89,14 +100,20 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
   }
 }
 
+/** Drops an answer body unread; the abort error it then emits has nobody else to catch it. */
+function discard(body: NodeJS.ReadableStream & { destroy(): void }): void {
+  body.on("error", () => undefined);
+  body.destroy();
+}
+
 function classify(err: unknown, req: HttpRequest): Error {
-  if (err instanceof VerificationError || err instanceof TransientError) return err;
+  if (err instanceof NodeJoinError || err instanceof TransientError) return err;
   const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
   const code = e.code ?? e.cause?.code ?? "";
   if (TLS_VERIFY_CODES.has(code)) {
     return new VerificationError(`${req.what}: TLS certificate of the server does not verify against the pinned CA (${code})`);
   }
-  if (err instanceof undiciErrors.RequestAbortedError || e.name === "AbortError") {
+  if (code === "UND_ERR_ABORTED" || e.name === "AbortError") {
     return new TransientError(`${req.what}: ${e.cause?.message ?? e.message}`);
   }
   return new TransientError(`${req.what}: ${code ? `${code} ` : ""}${e.cause?.message ?? e.message}`);

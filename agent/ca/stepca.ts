@@ -65,12 +65,24 @@ const RENEWAL_REFUSED =
   "the CA refused the current certificate (HTTP 401): it may be revoked, issued by another CA, or its provisioner may have renewal disabled";
 
 /** certChain (leaf, intermediate) of a /1.0/sign, /renew or /rekey answer, as one PEM text. */
-function chainOf(answer: Json, what: string): string {
+export function chainOf(answer: Json, what: string): string {
   const nl = (p: string) => (p.endsWith("\n") ? p : `${p}\n`);
   const chain = Array.isArray(answer.certChain) ? answer.certChain.filter((c): c is string => typeof c === "string") : [];
   if (chain.length > 0) return chain.map(nl).join("");
   if (typeof answer.crt === "string") return nl(answer.crt) + (typeof answer.ca === "string" ? nl(answer.ca) : "");
   throw new CaRefusedError(`${what}: the answer holds no certificate`);
+}
+
+/** The body of a 2xx answer as a JSON object, or a CaRefusedError quoting its start. */
+export function parseAnswer(body: string, what: string): Json {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    parsed = undefined;
+  }
+  if (!isObject(parsed)) throw new CaRefusedError(`${what}: the answer is not a JSON object (${JSON.stringify(body.slice(0, 80))})`);
+  return parsed;
 }
 
 function csrSpki(csrPem: string): Buffer {
@@ -126,14 +138,7 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
         throw new TransientError(`HTTP ${res.status}${msg ? `: ${msg}` : ""}`);
       }
       if (res.status >= 300) throw c.special?.(res.status) ?? stepCaRefusal(res.status, res.body, c.what, c.unauthorized);
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(res.body);
-      } catch {
-        parsed = undefined;
-      }
-      if (!isObject(parsed)) throw new CaRefusedError(`${c.what}: the answer is not a JSON object (${JSON.stringify(res.body.slice(0, 80))})`);
-      return parsed;
+      return parseAnswer(res.body, c.what);
     });
 
   const connectedTrust = (): TlsTrust | undefined => {
