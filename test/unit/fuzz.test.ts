@@ -215,57 +215,42 @@ function stepPipeline(body: string): Outcome {
   return outcome(() => verify(chainOf(parseAnswer(body, WHAT), `${WHAT} signing kubelet-server`)));
 }
 
-test("CFSSL answers: parseEnvelope, resultCertificate and verifyIssued throw only typed errors", () => {
-  let ok = 0;
-  fc.assert(
-    fc.property(cfsslBody, (body) => {
-      const r = cfsslPipeline(body);
-      if (r.ok) {
+/** Any answer: a typed error, or a result that really is what was asked for (and some are). */
+function typedOrGenuine(name: string, body: fc.Arbitrary<string>, pipeline: (b: string) => Outcome): void {
+  test(name, () => {
+    let ok = 0;
+    fc.assert(
+      fc.property(body, (b) => {
+        const r = pipeline(b);
+        if (r.ok) {
+          assertGenuine(r.value as VerifiedCert);
+          ok++;
+        } else assert.ok(r.err instanceof CaRefusedError || r.err instanceof VerificationError, r.err.constructor.name);
+      }),
+      runs(2500),
+    );
+    assert.ok(ok > 0, "some generated answers were valid and verified");
+  });
+}
+
+/** Valid answers, with whatever extra fields, verify. */
+function validVerifies(name: string, body: fc.Arbitrary<string>, pipeline: (b: string) => Outcome): void {
+  test(name, () => {
+    fc.assert(
+      fc.property(body, (b) => {
+        const r = pipeline(b);
+        assert.ok(r.ok, r.ok ? "" : r.err.message);
         assertGenuine(r.value as VerifiedCert);
-        ok++;
-      } else assert.ok(r.err instanceof CaRefusedError || r.err instanceof VerificationError, r.err.constructor.name);
-    }),
-    runs(2500),
-  );
-  assert.ok(ok > 0, "some generated answers were valid and verified");
-});
+      }),
+      runs(300),
+    );
+  });
+}
 
-test("CFSSL answers that are valid, with any extra fields, verify", () => {
-  fc.assert(
-    fc.property(validCfsslBody, (body) => {
-      const r = cfsslPipeline(body);
-      assert.ok(r.ok, r.ok ? "" : r.err.message);
-      assertGenuine(r.value as VerifiedCert);
-    }),
-    runs(300),
-  );
-});
-
-test("step-ca /1.0/sign answers: parseAnswer, chainOf and verifyIssued throw only typed errors", () => {
-  let ok = 0;
-  fc.assert(
-    fc.property(stepBody, (body) => {
-      const r = stepPipeline(body);
-      if (r.ok) {
-        assertGenuine(r.value as VerifiedCert);
-        ok++;
-      } else assert.ok(r.err instanceof CaRefusedError || r.err instanceof VerificationError, r.err.constructor.name);
-    }),
-    runs(2500),
-  );
-  assert.ok(ok > 0, "some generated answers were valid and verified");
-});
-
-test("step-ca answers that are valid (certChain, crt+ca, crt alone) verify", () => {
-  fc.assert(
-    fc.property(validStepBody, (body) => {
-      const r = stepPipeline(body);
-      assert.ok(r.ok, r.ok ? "" : r.err.message);
-      assertGenuine(r.value as VerifiedCert);
-    }),
-    runs(300),
-  );
-});
+typedOrGenuine("CFSSL answers: parseEnvelope, resultCertificate and verifyIssued throw only typed errors", cfsslBody, cfsslPipeline);
+validVerifies("CFSSL answers that are valid, with any extra fields, verify", validCfsslBody, cfsslPipeline);
+typedOrGenuine("step-ca /1.0/sign answers: parseAnswer, chainOf and verifyIssued throw only typed errors", stepBody, stepPipeline);
+validVerifies("step-ca answers that are valid (certChain, crt+ca, crt alone) verify", validStepBody, stepPipeline);
 
 test("step-ca error answers {status, message} of any shape become a CaRefusedError, never a throw", () => {
   fc.assert(
