@@ -21,25 +21,35 @@ export function binary(): string[] {
   return [process.execPath, BUNDLE];
 }
 
-export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<CliResult> {
-  const [cmd, ...pre] = binary();
+export interface Spawned extends CliResult {
+  signal: NodeJS.Signals | null;
+}
+
+/** Runs a command without blocking the event loop and collects its output (killed after the timeout). */
+export function spawnCollect(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<Spawned> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd!, [...pre, ...args], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
+    const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
+    child.stdout!.on("data", (d) => (stdout += d));
+    child.stderr!.on("data", (d) => (stderr += d));
     const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 120_000);
     child.on("error", reject);
     child.on("close", (code, signal) => {
       clearTimeout(timer);
-      resolve({ code: code ?? (signal === "SIGKILL" ? 137 : 128), stdout, stderr });
+      resolve({ code: code ?? (signal === "SIGKILL" ? 137 : 128), signal, stdout, stderr });
     });
-    child.stdin.end(opts.input ?? "");
+    if (child.stdin) {
+      child.stdin.on("error", () => undefined); // a child that exits without reading its input
+      child.stdin.end(opts.input);
+    }
   });
+}
+
+export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<CliResult> {
+  const [cmd, ...pre] = binary();
+  const r = await spawnCollect(cmd!, [...pre, ...args], { ...opts, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env } });
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 
 export function json<T = Record<string, unknown>>(r: CliResult): T {
