@@ -1,14 +1,16 @@
 // Builds the PKCS#10 request for one certificate kind with the node's own key.
 import type { CertTemplate } from "./certs.js";
 import { signingAlgorithm, toWebCrypto, type NodeKey } from "./keys.js";
-import { EKU_OIDS, x509 } from "./x509.js";
+import { peculiar, type X509 } from "./peculiar.js";
+import { EKU_OIDS } from "./x509.js";
 
 export async function buildCsr(template: CertTemplate, key: NodeKey): Promise<string> {
+  const x509 = await peculiar();
   const keys = await toWebCrypto(key);
-  const name: x509.JsonName = [];
+  const name: X509.JsonName = [];
   for (const o of template.organizations) name.push({ O: [o] });
   name.push({ CN: [template.commonName] });
-  const extensions: x509.Extension[] = [];
+  const extensions: X509.Extension[] = [];
   const altNames = [
     ...template.sans.dnsNames.map((value) => ({ type: "dns" as const, value })),
     ...template.sans.ips.map((value) => ({ type: "ip" as const, value })),
@@ -39,8 +41,9 @@ export interface CsrInfo {
 
 /** Reads back a CSR (tests and --dry-run). */
 export async function parseCsr(pem: string): Promise<CsrInfo> {
+  const x509 = await peculiar();
   const csr = new x509.Pkcs10CertificateRequest(pem);
-  const san = csr.extensions.find((e): e is x509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension);
+  const san = csr.extensions.find((e): e is X509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension);
   const names = san?.names.items ?? [];
   return {
     commonName: csr.subjectName.getField("CN")[0] ?? "",

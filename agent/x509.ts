@@ -1,12 +1,7 @@
-// Certificate parsing and the checks shared by verification, status and renewal.
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
-import { createHash, webcrypto, X509Certificate } from "node:crypto";
+// Certificate parsing (node:crypto, fast to load) and the checks shared by verification, status and
+// renewal.
+import { createHash, X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
-
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
-
-export { x509 };
 
 export const EKU_OIDS = {
   serverAuth: "1.3.6.1.5.5.7.3.1",
@@ -52,29 +47,67 @@ export function derToPem(der: Uint8Array, label = "CERTIFICATE"): string {
 }
 
 export function parseCert(pem: string): CertInfo {
-  const cert = new x509.X509Certificate(pem);
   const node = new X509Certificate(pem);
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
-  const names = san?.names.items ?? [];
-  const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
-  const ekuOids = (eku?.usages ?? []).map(String);
+  const subject = parseDn(node.subject);
+  const sans = parseSubjectAltName(node.subjectAltName);
+  // node:crypto's `keyUsage` is the list of extended key usage OIDs.
+  const ekuOids = node.keyUsage ?? [];
   const ekus = (Object.keys(EKU_OIDS) as Eku[]).filter((k) => ekuOids.includes(EKU_OIDS[k]));
   return {
-    pem: derToPem(new Uint8Array(cert.rawData)),
-    der: Buffer.from(cert.rawData),
+    pem: derToPem(node.raw),
+    der: node.raw,
     node,
-    commonName: cert.subjectName.getField("CN")[0] ?? "",
-    organizations: cert.subjectName.getField("O"),
-    dnsNames: names.filter((n) => n.type === "dns").map((n) => n.value.toLowerCase()),
-    ips: names.filter((n) => n.type === "ip").map((n) => normalizeIp(n.value)),
+    commonName: subject.get("CN")?.[0] ?? "",
+    organizations: subject.get("O") ?? [],
+    dnsNames: sans.dns.map((d) => d.toLowerCase()),
+    ips: sans.ips.map(normalizeIp),
     ekus,
-    isCa: cert.getExtension(x509.BasicConstraintsExtension)?.ca ?? false,
-    notBefore: cert.notBefore,
-    notAfter: cert.notAfter,
-    serial: cert.serialNumber.toLowerCase(),
-    issuerCommonName: cert.issuerName.getField("CN")[0] ?? "",
-    spki: Buffer.from(cert.publicKey.rawData),
+    isCa: node.ca,
+    notBefore: new Date(node.validFrom),
+    notAfter: new Date(node.validTo),
+    serial: node.serialNumber.toLowerCase(),
+    issuerCommonName: parseDn(node.issuer).get("CN")?.[0] ?? "",
+    spki: node.publicKey.export({ format: "der", type: "spki" }),
   };
+}
+
+/** node:crypto's multi-line distinguished name ("O=system:nodes\nCN=system:node:w1", RFC 2253 escapes). */
+export function parseDn(text: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const line of text.split("\n")) {
+    const eq = line.indexOf("=");
+    if (eq <= 0) continue;
+    const key = line.slice(0, eq);
+    const value = line
+      .slice(eq + 1)
+      .replace(/\\([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)))
+      .replace(/\\(.)/g, "$1");
+    out.set(key, [...(out.get(key) ?? []), value]);
+  }
+  return out;
+}
+
+/** node:crypto's subjectAltName text ("DNS:a, IP Address:10.0.0.1"; entries with commas are JSON-quoted). */
+export function parseSubjectAltName(text: string | undefined): { dns: string[]; ips: string[] } {
+  const dns: string[] = [];
+  const ips: string[] = [];
+  for (const entry of text?.match(/(?:[^,"]|"(?:[^"\\]|\\.)*")+/g) ?? []) {
+    const e = entry.trim();
+    const colon = e.indexOf(":");
+    if (colon < 0) continue;
+    const type = e.slice(0, colon);
+    let value = e.slice(colon + 1);
+    if (value.startsWith('"')) {
+      try {
+        value = JSON.parse(value) as string;
+      } catch {
+        continue;
+      }
+    }
+    if (type === "DNS") dns.push(value);
+    else if (type === "IP Address") ips.push(value);
+  }
+  return { dns, ips };
 }
 
 /** kubeadm's CA pin: "sha256:" + hex SHA-256 of the DER SubjectPublicKeyInfo. */

@@ -9,7 +9,8 @@ import { CaRefusedError, UsageError, VerificationError } from "../errors.js";
 import { spkiDer } from "../keys.js";
 import { TransientError } from "../retry.js";
 import { readSecret, secretEnvName } from "../secrets.js";
-import { buildChain, certFingerprint, parseCert, splitPemCertificates, x509, type CertInfo } from "../x509.js";
+import { peculiar } from "../peculiar.js";
+import { buildChain, certFingerprint, parseCert, splitPemCertificates, type CertInfo } from "../x509.js";
 import type { BackendContext, CaBackend, PlannedRequest, RenewRequest, SignRequest } from "./backend.js";
 import { parseCaPem, retrying, serverTrust } from "./common.js";
 import { httpRequest, type TlsTrust } from "./http.js";
@@ -85,7 +86,8 @@ export function parseAnswer(body: string, what: string): Json {
   return parsed;
 }
 
-function csrSpki(csrPem: string): Buffer {
+async function csrSpki(csrPem: string): Promise<Buffer> {
+  const x509 = await peculiar();
   return Buffer.from(new x509.Pkcs10CertificateRequest(csrPem).publicKey.rawData);
 }
 
@@ -334,7 +336,7 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     const change = identityChange(current, req.template);
     if (change) return enrolInstead(req, `${req.kind} must change (${change}) and renewal keeps the old CN and SANs`);
     const mtls: TlsTrust = { ...trust, cert: req.currentCertPem, key: req.currentKeyPem };
-    const sameKey = csrSpki(req.csrPem).equals(current.spki);
+    const sameKey = (await csrSpki(req.csrPem)).equals(current.spki);
     const what = `${description} ${sameKey ? "renewing" : "rekeying"} ${req.kind}`;
     const answer = sameKey
       ? await call({ method: "POST", path: "/1.0/renew", tls: mtls, what, unauthorized: RENEWAL_REFUSED })

@@ -18,7 +18,10 @@ import { createPrivateKey, webcrypto } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { x509, EKU_OIDS } from "../../agent/x509.js";
+import { EKU_OIDS } from "../../agent/x509.js";
+import { peculiar } from "../../agent/peculiar.js";
+
+const x509 = await peculiar();
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { runCli } from "../helpers/cli.js";
 import { expectFailure } from "../helpers/expect.js";

@@ -1,7 +1,10 @@
 // In-process certificates for unit tests of the verifier and the status code (the end-to-end tests
 // use a real CFSSL instead).
 import { webcrypto } from "node:crypto";
-import { x509 } from "../../agent/x509.js";
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
+
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
 export interface TestCa {
   cert: x509.X509Certificate;
