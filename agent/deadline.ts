@@ -25,6 +25,11 @@ export interface DeadlinePolicy {
   beforeMs?: number;
 }
 
+/** The policy renew decides by; the metrics report the same deadlines from it. */
+export function deadlinePolicy(nodeName: string, beforeMs: number | undefined): DeadlinePolicy {
+  return beforeMs === undefined ? { nodeName } : { nodeName, beforeMs };
+}
+
 export function renewalDeadline(cert: CertTimes, policy: DeadlinePolicy): Date {
   const start = cert.notBefore.getTime();
   const end = cert.notAfter.getTime();

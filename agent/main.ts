@@ -101,7 +101,7 @@ export function buildProgram(io: Io, setResult: (r: { json: boolean; value: unkn
       const r = await withMetrics("join", loaded.settings, loaded.layout, io, () =>
         runJoin({ settings: loaded.settings, values: loaded.values, force: Boolean(opts.force), dryRun: Boolean(opts.dryRun) }, rt),
         undefined, (j) => j.nodeName);
-      const timerResult = !r.dryRun && loaded.settings.timer.enabled ? runTimer("install", { layout: loaded.layout, seed: r.nodeName }, rt) : undefined;
+      const timerResult = !r.dryRun && loaded.settings.timer.enabled ? runTimer("install", { layout: loaded.layout, seed: r.nodeName }) : undefined;
       if (timerResult) (r as { timer?: unknown }).timer = timerResult;
       const text =
         r.message +
@@ -139,7 +139,7 @@ export function buildProgram(io: Io, setResult: (r: { json: boolean; value: unkn
         seed: loaded.settings.nodeName ?? "",
         ...(opts.binary ? { binary: opts.binary } : {}),
         ...(opts.scheduler ? { scheduler: opts.scheduler } : {}),
-      }, runtime(loaded.layout.root, io));
+      });
       setResult({ json: Boolean(opts.json), value: r, text: `${r.message}\n` });
     });
   }

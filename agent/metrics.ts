@@ -2,7 +2,6 @@
 // status run: expiry and renewal deadline per certificate, last successful renewal, last result.
 import { existsSync } from "node:fs";
 import { dirname } from "node:path";
-import { writeFileAtomic } from "./fsio.js";
 
 export interface CertMetric {
   kind: string;
@@ -62,9 +61,7 @@ export function renderMetrics(certs: CertMetric[], run: RunMetric, lastRenewal: 
   return lines.join("\n") + "\n";
 }
 
-/** Writes the textfile atomically; skipped (returns false) when its directory does not exist. */
-export function writeMetrics(path: string, text: string): boolean {
-  if (!existsSync(dirname(path))) return false;
-  writeFileAtomic(path, text, 0o644);
-  return true;
+/** The textfile is kept only where node_exporter's collector directory exists. */
+export function metricsEnabled(path: string): boolean {
+  return existsSync(dirname(path));
 }

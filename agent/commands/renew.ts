@@ -1,7 +1,7 @@
 // `node-join renew`: renew every managed certificate that is due, broken, or no longer matches the
 // node, as one transaction; then, and only then, run the post-renew hooks.
 import { kindsFor, CA_KINDS, type CaName } from "../certs.js";
-import { dueness } from "../deadline.js";
+import { deadlinePolicy, dueness } from "../deadline.js";
 import {
   caFiles, casOf, checkWriteTargets, connectCas, credentialsOf, issueAll, keyMatches, kindFiles, kindStates, recoverInterrupted, resolveIdentity, tableContext,
   type KindState, type Runtime,
@@ -62,7 +62,7 @@ export async function runRenew(o: RenewOptions, rt: Runtime): Promise<RenewResul
     const kinds = kindsFor(s.role);
     const states = kindStates(kinds, ctx, l);
     const installedAnchors = new Map<CaName, CertInfo[] | undefined>(CA_KINDS.map((c) => [c.ca, readCaFile(c, l)]));
-    const policy = { nodeName: id.nodeName, ...(s.renew.beforeMs !== undefined ? { beforeMs: s.renew.beforeMs } : {}) };
+    const policy = deadlinePolicy(id.nodeName, s.renew.beforeMs);
     const expired = new Set<string>();
     let nextDeadline: Date | undefined;
     for (const st of states) {

@@ -2,7 +2,6 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { hostPath } from "../config.js";
-import type { Runtime } from "../engine.js";
 import { selfArgv } from "../hooks.js";
 import type { Layout } from "../paths.js";
 import { chooseScheduler, detectTimerEnv, installTimer, removeTimer, timerStatus, type TimerInstall, type TimerStatus } from "../timer.js";
@@ -30,7 +29,7 @@ export function defaultExec(l: Layout): string {
   return self.map((p) => resolve(p)).join(" ");
 }
 
-export function runTimer(action: TimerAction, o: TimerOptions, _rt?: Runtime): TimerResult {
+export function runTimer(action: TimerAction, o: TimerOptions): TimerResult {
   const env = detectTimerEnv(o.layout);
   if (action === "install") {
     const r = installTimer(env, o.binary ?? defaultExec(o.layout), chooseScheduler(env, o.scheduler ?? "auto"), o.seed);
