@@ -27,7 +27,7 @@ Exit codes:
   1  any other failure
   2  usage or config error (the message names the flag, key or file)
   3  CA unreachable within --timeout
-  4  CA refused the request (the CA's message is shown)
+  4  CA refused the request (its message is shown) or gave an unusable answer
   5  verification or pin failure (nothing was written)
   6  local I/O error
   7  another node-join holds the lock (/var/lib/node-join/lock)
