@@ -1,7 +1,7 @@
 // The one table of certificate kinds, after kubeadm's certlist.go and kubeconfig specs
 // (see ../shared/reference/kubernetes-pki.md). Issuance, verification, status and renewal all read
 // it; no command knows a certificate by name.
-import { isIP } from "node:net";
+import { ipFamily } from "./ip.js";
 import type { Eku } from "./x509.js";
 import { normalizeIp } from "./x509.js";
 
@@ -101,7 +101,7 @@ export function sanSet(names: string[]): SanSet {
   for (const raw of names) {
     const name = raw.trim();
     if (!name) continue;
-    if (isIP(name)) {
+    if (ipFamily(name)) {
       const ip = normalizeIp(name);
       if (!ips.includes(ip)) ips.push(ip);
     } else {
@@ -116,7 +116,7 @@ export function sanSet(names: string[]): SanSet {
 export function endpointHost(endpoint: string): string {
   const bracket = /^\[([^\]]+)\](?::\d+)?$/.exec(endpoint);
   if (bracket) return bracket[1]!;
-  if (isIP(endpoint)) return endpoint;
+  if (ipFamily(endpoint)) return endpoint;
   const colon = endpoint.lastIndexOf(":");
   return colon > 0 ? endpoint.slice(0, colon) : endpoint;
 }
@@ -126,7 +126,7 @@ export function firstServiceIp(cidrList: string): string {
   const cidr = cidrList.split(",")[0]!.trim();
   const [addr, bitsText] = cidr.split("/");
   const bits = Number(bitsText);
-  const kind = isIP(addr ?? "");
+  const kind = ipFamily(addr ?? "");
   if (!addr || !kind || !Number.isInteger(bits) || bits < 0 || bits > (kind === 4 ? 32 : 128)) {
     throw new Error(`invalid CIDR ${cidr}`);
   }

@@ -1,7 +1,7 @@
 // One table of settings drives the flags, the NODE_JOIN_* environment variables, the config file
 // keys, validation and what is persisted. Precedence: flags > environment > file > defaults.
 import { isAbsolute, join, relative, resolve } from "node:path";
-import { isIP } from "node:net";
+import { ipFamily } from "./ip.js";
 import YAML from "yaml";
 import { CA_NAMES, ROLES, firstServiceIp, type CaName } from "./certs.js";
 import { UsageError } from "./errors.js";
@@ -51,7 +51,7 @@ const checkPins = (v: Value): string | undefined => {
 const checkFingerprint = (v: Value): string | undefined =>
   /^[0-9a-fA-F]{64}$/.test(String(v)) ? undefined : "is not a SHA-256 fingerprint (64 hex digits)";
 const checkIps = (v: Value): string | undefined => {
-  const bad = (v as string[]).find((ip) => !isIP(ip));
+  const bad = (v as string[]).find((ip) => !ipFamily(ip));
   return bad === undefined ? undefined : `"${bad}" is not an IP address`;
 };
 const checkDnsNames = (v: Value): string | undefined => {
@@ -94,7 +94,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: "timeout", flag: "timeout", type: "duration", valueName: "duration", description: "give up on an unreachable CA after this long (default 5m)" },
   { key: "unsafeSkipCaVerification", flag: "unsafe-skip-ca-verification", type: "bool", description: "trust whatever CA certificate the server sends (prints a warning)" },
   ...CA_NAMES.flatMap(caOptions),
-  { key: "controlPlane.advertiseAddress", flag: "advertise-address", type: "string", valueName: "ip", description: "control plane: this node's API server / etcd address (default: first node IP)", check: (v) => (isIP(String(v)) ? undefined : "is not an IP address") },
+  { key: "controlPlane.advertiseAddress", flag: "advertise-address", type: "string", valueName: "ip", description: "control plane: this node's API server / etcd address (default: first node IP)", check: (v) => (ipFamily(String(v)) ? undefined : "is not an IP address") },
   { key: "controlPlane.bindPort", flag: "bind-port", type: "int", valueName: "port", description: "control plane: local API server port (default 6443)", check: (v) => ((v as number) > 0 && (v as number) < 65536 ? undefined : "is not a port number") },
   { key: "controlPlane.endpoint", flag: "control-plane-endpoint", type: "string", valueName: "host:port", description: "control plane: shared endpoint (default: host:port of --api-server)" },
   { key: "controlPlane.serviceCidr", flag: "service-cidr", type: "string", valueName: "cidr", description: "control plane: service CIDR (default 10.96.0.0/12)", check: (v) => { try { firstServiceIp(String(v)); return undefined; } catch { return "is not a CIDR"; } } },

@@ -2,7 +2,7 @@
 // over an interface inventory, so it is tested without the host's real interfaces.
 import { readFileSync } from "node:fs";
 import { hostname, networkInterfaces } from "node:os";
-import { isIP } from "node:net";
+import { ipFamily } from "./ip.js";
 import { normalizeIp } from "./x509.js";
 import { UsageError } from "./errors.js";
 
@@ -33,7 +33,7 @@ export function isExcludedInterface(name: string): boolean {
 
 /** Addresses that identify the node: no loopback, no link-local, no multicast, no unspecified. */
 export function isNodeAddress(address: string): boolean {
-  const kind = isIP(address);
+  const kind = ipFamily(address);
   if (kind === 4) {
     const [a, b] = address.split(".").map(Number) as [number, number];
     if (a === 127 || a === 0 || a >= 224) return false;
@@ -90,7 +90,7 @@ export function selectIdentity(opts: DiscoverOptions): Discovered {
       if (!sources.some((s) => s.address === address)) sources.push({ interface: iface.name, address });
     }
   }
-  sources.sort((a, b) => (isIP(a.address) === isIP(b.address) ? 0 : isIP(a.address) === 4 ? -1 : 1));
+  sources.sort((a, b) => (ipFamily(a.address) === ipFamily(b.address) ? 0 : ipFamily(a.address) === 4 ? -1 : 1));
   return { nodeName, ips: sources.map((s) => s.address), dnsNames, sources };
 }
 

@@ -1,18 +1,12 @@
 // What runs after a renewal, and only then: argv arrays without a shell (quoting cannot go wrong),
 // with NODE_JOIN_RENEWED naming the renewed kinds.
-import { spawnSync } from "node:child_process";
+import { childProcess, isSea } from "./builtins.js";
 import { NodeJoinError } from "./errors.js";
 import type { Role } from "./certs.js";
 
 /** How this very program is started again (single binary, or node + bundle). */
 export function selfArgv(): string[] {
-  try {
-    const sea = (process as unknown as { getBuiltinModule?: (m: string) => { isSea?: () => boolean } }).getBuiltinModule?.("node:sea");
-    if (sea?.isSea?.()) return [process.execPath];
-  } catch {
-    // not a single executable
-  }
-  return [process.execPath, process.argv[1]!];
+  return isSea() ? [process.execPath] : [process.execPath, process.argv[1]!];
 }
 
 /**
@@ -33,7 +27,7 @@ export function runHooks(hooks: string[][], renewed: string[], env: NodeJS.Proce
   const runs: HookRun[] = [];
   for (const argv of hooks) {
     log(`running hook: ${argv.join(" ")}`);
-    const r = spawnSync(argv[0]!, argv.slice(1), {
+    const r = childProcess().spawnSync(argv[0]!, argv.slice(1), {
       env: { ...env, NODE_JOIN_RENEWED: renewed.join(","), NODE_JOIN_ROOT: root },
       stdio: ["ignore", "inherit", "inherit"],
       timeout: 10 * 60_000,

@@ -20,6 +20,7 @@ import { collectStatus, formatStatus } from "./commands/status.js";
 import { versionLine, agentVersion } from "./version.js";
 import type { Runtime } from "./engine.js";
 import { layout as loadLayout } from "./paths.js";
+import { isSea } from "./builtins.js";
 
 export const EXIT_CODES_HELP = `
 Exit codes:
@@ -220,15 +221,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   }
 }
 
-const isEntry = (() => {
-  try {
-    const sea = (process as unknown as { getBuiltinModule?: (m: string) => { isSea?: () => boolean } }).getBuiltinModule?.("node:sea");
-    if (sea?.isSea?.()) return true;
-  } catch {
-    // not a single executable
-  }
-  return typeof process.argv[1] === "string" && /node-join(\.cjs)?$|main\.(ts|js)$/.test(process.argv[1]);
-})();
+const isEntry = isSea() || (typeof process.argv[1] === "string" && /node-join(\.cjs)?$|main\.(ts|js)$/.test(process.argv[1]));
 
 if (isEntry) {
   // A closed pipe (`node-join status | head`) is not an error of ours.

@@ -1,11 +1,11 @@
 // The unattended part: a systemd timer that runs `node-join renew` twice a day (randomized, and
 // caught up after downtime), or a cron line where there is no systemd.
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { ensureDir, inspect, removeIfExists, symlinkStaged, writeFileAtomic, renameDurable, fsyncDir } from "./fsio.js";
 import type { Layout } from "./paths.js";
+import { childProcess } from "./builtins.js";
 
 export const SERVICE = "node-join-renew.service";
 export const TIMER = "node-join-renew.timer";
@@ -73,7 +73,7 @@ export function detectTimerEnv(l: Layout): TimerEnv {
     systemdRunning: l.root === "/" && existsSync("/run/systemd/system"),
     systemdInstalled: existsSync(r("/lib/systemd/systemd")) || existsSync(r("/usr/lib/systemd/systemd")),
     run: (argv) => {
-      const p = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
+      const p = childProcess().spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
       return { code: p.error ? 127 : (p.status ?? 1), output: `${p.stdout ?? ""}${p.stderr ?? ""}`.trim() };
     },
   };

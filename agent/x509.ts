@@ -1,7 +1,7 @@
 // Certificate parsing (node:crypto, fast to load) and the checks shared by verification, status and
 // renewal.
 import { createHash, X509Certificate } from "node:crypto";
-import { isIP } from "node:net";
+import { ipFamily } from "./ip.js";
 
 export const EKU_OIDS = {
   serverAuth: "1.3.6.1.5.5.7.3.1",
@@ -161,7 +161,7 @@ export function buildChain(leaf: CertInfo, intermediates: CertInfo[], anchors: C
 
 /** Canonical text of an IP address (IPv6 compressed and lower-case), so SAN comparisons are exact. */
 export function normalizeIp(ip: string): string {
-  const kind = isIP(ip);
+  const kind = ipFamily(ip);
   if (kind === 4) return ip;
   if (kind !== 6) return ip;
   let text = ip.toLowerCase();

@@ -1,19 +1,84 @@
-// Bundles the agent into one CommonJS file (what becomes the single binary).
+// Bundles the agent:
+//   dist/node-join.cjs   one CommonJS file with everything (`node dist/node-join.cjs`, the tests)
+//   dist/sea/            what the single binary is made of (scripts/package.mjs):
+//     main.cjs           the SEA main script: the loader (agent/sea/main.ts)
+//     loader.cjs         the same loader for the training run (scripts/sea-train.mjs)
+//     core.js            the agent with every dynamically imported package left out ...
+//     <chunk>.js         ... each of which is a self-contained script of its own, loaded on first use
+//     chunks.json        the chunk names
+// Why the split: see agent/sea/loader.ts.
 import { build } from "esbuild";
-import { readFileSync, chmodSync } from "node:fs";
+import { readFileSync, chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
-await build({
-  entryPoints: ["agent/main.ts"],
+const common = {
   bundle: true,
   platform: "node",
   target: "node20",
   format: "cjs",
-  outfile: "dist/node-join.cjs",
   define: { __NODE_JOIN_VERSION__: JSON.stringify(pkg.version) },
   legalComments: "none",
   minify: true,
   keepNames: true,
   logLevel: "warning",
-});
+};
+// External source maps (the .js stays byte-identical, no sourceMappingURL) for the SEA parts: only
+// `npm run bench` reads them, to name the functions in its CPU profile; they are not packaged.
+const partMaps = { sourcemap: "external" };
+
+// commander requires node:child_process at load time (which brings net, dgram and more: a few ms and
+// MiB of every start) only to spawn executable subcommands, which node-join does not have. Its copy
+// is a stand-in that loads the real module on first property access.
+const lazyChildProcess = {
+  name: "lazy-child-process",
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?child_process$/ }, (args) =>
+      /[\\/]node_modules[\\/]commander[\\/]/.test(args.importer) ? { path: "child_process", namespace: "lazy-builtin" } : undefined);
+    b.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, () => ({
+      contents: 'module.exports = new Proxy({}, { get: (_, k) => process.getBuiltinModule("node:child_process")[k] });',
+      loader: "js",
+    }));
+  },
+};
+common.plugins = [lazyChildProcess];
+
+await build({ ...common, entryPoints: ["agent/main.ts"], outfile: "dist/node-join.cjs" });
 chmodSync("dist/node-join.cjs", 0o755);
+
+// The single binary's parts. A package the agent imports with import() becomes a chunk: the core
+// gets a stub that asks the loader for it (agent/sea/loader.ts: CHUNK_HOOK).
+const SEA = "dist/sea";
+rmSync(SEA, { recursive: true, force: true });
+mkdirSync(SEA, { recursive: true });
+const chunkName = (spec) => spec.replace(/^@/, "").replace(/[^A-Za-z0-9.-]+/g, "-");
+const chunks = new Map();
+const chunkStubs = {
+  name: "sea-chunks",
+  setup(b) {
+    b.onResolve({ filter: /^[^./]/ }, (args) => {
+      if (args.kind !== "dynamic-import" || args.path.startsWith("node:")) return undefined;
+      chunks.set(chunkName(args.path), args.path);
+      return { path: args.path, namespace: "sea-chunk" };
+    });
+    b.onLoad({ filter: /.*/, namespace: "sea-chunk" }, (args) => ({
+      contents: `module.exports = globalThis[Symbol.for("node-join.sea")].chunk(${JSON.stringify(chunkName(args.path))});`,
+      loader: "js",
+    }));
+  },
+};
+await build({ ...common, entryPoints: ["agent/main.ts"], outfile: `${SEA}/core.js`, plugins: [chunkStubs, lazyChildProcess], ...partMaps });
+// The loader wraps each part in a function, where agent/main.ts's "#!" line would be a syntax error;
+// made a comment, so that lines and columns still match the source map.
+writeFileSync(`${SEA}/core.js`, readFileSync(`${SEA}/core.js`, "utf8").replace(/^#!/, "//"));
+chmodSync(`${SEA}/core.js`, 0o644);
+for (const [name, spec] of chunks) {
+  await build({
+    ...common,
+    stdin: { contents: `module.exports = require(${JSON.stringify(spec)});`, resolveDir: process.cwd(), loader: "js", sourcefile: `${name}-chunk.js` },
+    outfile: `${SEA}/${name}.js`,
+    ...partMaps,
+  });
+}
+await build({ ...common, entryPoints: ["agent/sea/main.ts"], outfile: `${SEA}/main.cjs` });
+await build({ ...common, entryPoints: ["agent/sea/loader.ts"], outfile: `${SEA}/loader.cjs` });
+writeFileSync(`${SEA}/chunks.json`, `${JSON.stringify([...chunks.keys()].sort())}\n`);

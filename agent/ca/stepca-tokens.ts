@@ -1,7 +1,7 @@
 // One-time step-ca tokens minted elsewhere (`step ca token`), one per certificate. A token is
 // routed to the certificate whose CN and SANs equal its sub and sans, read from its (unverified)
 // claims, so the operator never has to label them and a token for the wrong node is never spent.
-import { isIP } from "node:net";
+import { ipFamily } from "../ip.js";
 import type { CertTemplate } from "../certs.js";
 import { UsageError } from "../errors.js";
 import { normalizeIp } from "../x509.js";
@@ -26,7 +26,7 @@ export interface SkippedToken {
 }
 
 function canonicalSan(name: string): string {
-  return isIP(name) ? normalizeIp(name) : name.toLowerCase();
+  return ipFamily(name) ? normalizeIp(name) : name.toLowerCase();
 }
 
 /** Tokens from a file or variable: one per line (or separated by spaces or commas); # starts a comment. */

@@ -1,10 +1,12 @@
-// Summarises V8 .cpuprofile files of the esbuild bundle (node --cpu-prof dist/node-join.cjs ...):
-// where the time goes by category (V8 compile/native, GC, Node internals, bundle code, idle), the
+// Summarises V8 .cpuprofile files of node-join's JavaScript: either the esbuild bundle
+// (node --cpu-prof dist/node-join.cjs ...) or the single binary's parts (dist/sea/core.js and its
+// chunks, run through the binary's loader with their code caches; script URLs "node-join:<part>").
+// Where the time goes by category (V8 compile/native, GC, Node internals, our code, idle), the
 // package each sample's function comes from, the cost of loading each package (samples with its module
 // factory on the stack, including what it requires), the agent's own functions (inclusive), and the top
 // functions by self time.
 //
-// Positions are mapped to sources with the bundle's source map when one is given (works for a minified
+// Positions are mapped to sources with each script's source map when one is given (works for a minified
 // bundle: an esbuild CommonJS module factory is the anonymous function mapped to line 0, column 0 of its
 // file); without one, with esbuild's `// node_modules/<pkg>/...` region comments of an unminified bundle
 // (module factories are then named after the module path).
@@ -157,10 +159,33 @@ function sorted(map: Map<string, number>, runs: number): Share[] {
   return [...map.entries()].map(([name, us]) => ({ name, ms: us / 1000 / runs })).sort((a, b) => b.ms - a.ms);
 }
 
-export function summarize(bundleFile: string, profileFiles: string[], mapFile?: string): ProfileSummary {
-  const bundleText = readFileSync(bundleFile, "utf8");
-  const locate = mapFile ? mapLocator(mapFile, bundleText) : regionLocator(bundleText);
-  const bundleName = basename(bundleFile);
+/** A script of ours in the profiles. */
+export interface ProfiledScript {
+  file: string;
+  map?: string;
+  /** The script's URL in the profile (default: any URL ending in the file's name). */
+  url?: string;
+  /** Lines of wrapper before the file's first line (agent/sea/loader.ts: WRAPPER_LINES). */
+  lineOffset?: number;
+}
+
+interface Known {
+  locate: Locator;
+  offset: number;
+}
+
+export function summarize(scripts: ProfiledScript[], profileFiles: string[], label: string): ProfileSummary {
+  const known = scripts.map((sc) => {
+    const text = readFileSync(sc.file, "utf8");
+    const name = basename(sc.file);
+    const offset = sc.lineOffset ?? 0;
+    const inner = sc.map ? mapLocator(sc.map, text) : regionLocator(text);
+    return {
+      match: (url: string) => (sc.url ? url === sc.url : url.endsWith(name)),
+      known: { offset, locate: (cf: CallFrame) => inner({ ...cf, lineNumber: cf.lineNumber - offset }) } as Known,
+    };
+  });
+  const ours = (cf: CallFrame): Known | undefined => known.find((k) => k.match(cf.url))?.known;
   const categories = new Map<string, number>();
   const byPackage = new Map<string, number>();
   const loadByPackage = new Map<string, number>();
@@ -168,8 +193,13 @@ export function summarize(bundleFile: string, profileFiles: string[], mapFile?: 
   const agentFunctions = new Map<string, number>();
   let total = 0;
   let moduleLoad = 0;
-  const inBundle = (cf: CallFrame) => cf.url.endsWith(bundleName);
-  const isTopLevel = (cf: CallFrame) => cf.functionName === "" && cf.lineNumber === 0 && cf.columnNumber === 0;
+  const inBundle = (cf: CallFrame) => ours(cf) !== undefined;
+  // The script's own top level: esbuild's at line 0, column 0, or the loader's wrapper function above it.
+  const isTopLevel = (cf: CallFrame) => {
+    const line = cf.lineNumber - (ours(cf)?.offset ?? 0);
+    return cf.functionName === "" && (line < 0 || (line === 0 && cf.columnNumber === 0));
+  };
+  const locate = (cf: CallFrame): Loc => ours(cf)!.locate(cf);
   for (const file of profileFiles) {
     const prof = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
     const byId = new Map<number, ProfileNode>(prof.nodes.map((n) => [n.id, n]));
@@ -184,6 +214,7 @@ export function summarize(bundleFile: string, profileFiles: string[], mapFile?: 
       for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
         const cf = byId.get(cur)!.callFrame;
         if (cf.functionName === "wrapSafe" && cf.url.startsWith("node:internal/modules/")) info.loading.add("(V8 compiling the bundle: wrapSafe)");
+        if (cf.functionName === "Script" && cf.url === "node:vm") info.loading.add("(V8 reading code caches or compiling: vm.Script)");
         if (!inBundle(cf)) continue;
         if (isTopLevel(cf)) {
           topLevel = true;
@@ -207,7 +238,7 @@ export function summarize(bundleFile: string, profileFiles: string[], mapFile?: 
       else if (cf.functionName === "(program)") category = "(program): V8 parse/compile, native, not in JS";
       else if (cf.functionName === "(idle)") category = "idle (waiting on I/O, threadpool work such as key generation)";
       else if (cf.functionName === "(root)") category = "(root)";
-      else if (inBundle(cf)) category = "bundle JS (dist/node-join.cjs)";
+      else if (inBundle(cf)) category = `our JS (${label})`;
       else if (cf.url.startsWith("node:") || cf.url === "") category = "Node internals (node:*, builtins)";
       else if (cf.url.startsWith("wasm://")) category = "WebAssembly (undici's llhttp)";
       else category = `other: ${cf.url}`;
@@ -230,7 +261,7 @@ export function summarize(bundleFile: string, profileFiles: string[], mapFile?: 
   const runs = profileFiles.length;
   return {
     profiles: runs,
-    attribution: mapFile ? "source map of the bundle" : "esbuild region comments of the bundle",
+    attribution: scripts.every((sc) => sc.map) ? "source maps" : "esbuild region comments",
     totalMs: total / 1000 / runs,
     categories: sorted(categories, runs),
     byPackage: sorted(byPackage, runs),
@@ -254,7 +285,7 @@ export function formatSummary(s: ProfileSummary, top = 10): string[] {
     ...list("load cost by package, inclusive of what it requires (its module factory on the stack):", s.loadByPackage),
     ...list("agent functions, inclusive (the command's own work):", s.agentFunctions),
     ...list("self time in bundle code, by package:", s.byPackage),
-    ...list("top functions by self time (wrapSafe: V8 compiling the bundle's top level):", s.topFunctions),
+    ...list("top functions by self time (wrapSafe / Script: V8 compiling, or reading a code cache):", s.topFunctions),
   ];
 }
 
@@ -267,5 +298,5 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     console.error("usage: node --import tsx scripts/bench/cpuprofile.ts <bundle.cjs> [--map <bundle.cjs.map>] <file.cpuprofile>...");
     process.exit(2);
   }
-  console.log(formatSummary(summarize(bundle, files, map), 15).join("\n"));
+  console.log(formatSummary(summarize([{ file: bundle, ...(map ? { map } : {}) }], files, bundle), 15).join("\n"));
 }

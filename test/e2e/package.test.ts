@@ -1,6 +1,6 @@
 // End-to-end test of `npm run package`: the single-file executables for linux/x64 and linux/arm64.
-// Runs scripts/package.mjs --if-changed (which reuses dist/ when it was packaged from this very
-// bundle, package script and Node pin); then checks the files themselves and runs both binaries
+// Runs scripts/package.mjs --if-changed (which reuses dist/ when it was packaged from these very
+// dist/sea parts, packaging scripts and Node pin); then checks the files themselves and runs both binaries
 // (arm64 under qemu-user, whose Debian packages scripts/qemu-deps.sh installs when missing).
 // Packaging takes ~1.5 min (mostly xz -9) the first time; later runs reuse dist/.
 import { after, before, describe, test } from "node:test";
@@ -99,7 +99,7 @@ const versionLine = (arch: string) => `node-join ${pkg.version} (node v${pin.ver
 
 describe("npm run package: single executables", () => {
   before(() => {
-    // --if-changed: reuses dist/ when it was packaged from this very bundle, script and pin.
+    // --if-changed: reuses dist/ when it was packaged from these very parts, scripts and pin.
     const [, ms] = timed(() => ensurePackaged());
     console.error(`# package step: ${(ms / 1000).toFixed(1)}s`);
     for (const name of OUTPUTS) assert.ok(existsSync(join(DIST, name)), `dist/${name} missing after packaging`);

@@ -1,5 +1,5 @@
-// Makes sure dist/ holds the single binaries and .deb packages of the current bundle (packaging is
-// slow: scripts/package.mjs --if-changed reuses dist/ when it was made from this very bundle).
+// Makes sure dist/ holds the single binaries and .deb packages of the current build (packaging is
+// slow: scripts/package.mjs --if-changed reuses dist/ when it was made from these very dist/sea parts).
 import { spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";

@@ -1,0 +1,18 @@
+// Node builtins loaded when first used rather than at start. node:child_process pulls in net, dgram
+// and more, a few milliseconds of every start, and only hooks and the timer commands run programs.
+import type * as ChildProcess from "node:child_process";
+
+type GetBuiltin = (id: string) => unknown;
+// process.getBuiltinModule: Node >= 20.16 (package.json engines asks for 20.18.1); not in @types/node 20.
+const getBuiltin = (id: string): unknown => (process as unknown as { getBuiltinModule: GetBuiltin }).getBuiltinModule(id);
+
+export const childProcess = (): typeof ChildProcess => getBuiltin("node:child_process") as typeof ChildProcess;
+
+/** True inside the single binary (a Node single executable application). */
+export function isSea(): boolean {
+  try {
+    return (getBuiltin("node:sea") as { isSea?: () => boolean } | undefined)?.isSea?.() ?? false;
+  } catch {
+    return false; // a Node without node:sea
+  }
+}

@@ -1,0 +1,25 @@
+// The main script of the single binary (Node SEA): loads the agent from the binary's assets.
+// See ./loader.ts for why the agent is not the main script itself.
+import { getRawAsset, isSea } from "node:sea";
+import { createLoader } from "./loader.js";
+
+if (!isSea()) throw new Error("dist/sea/main.cjs runs only inside the single binary; run dist/node-join.cjs instead");
+
+const text = (key: string): string => Buffer.from(getRawAsset(key) as ArrayBuffer).toString("utf8");
+
+createLoader(
+  (name) => {
+    let cache: Uint8Array | undefined;
+    try {
+      cache = new Uint8Array(getRawAsset(`${name}.cache`) as ArrayBuffer);
+    } catch {
+      cache = undefined; // packaged without a cache: V8 compiles from source
+    }
+    return { source: text(`${name}.js`), ...(cache ? { cache } : {}) };
+  },
+  {
+    require,
+    filename: process.execPath,
+    ...(process.env.NODE_JOIN_DEBUG ? { debug: (line: string) => void process.stderr.write(`node-join: debug: ${line}\n`) } : {}),
+  },
+).load("core");

@@ -1,0 +1,62 @@
+// The training run behind the single binary's V8 code caches (agent/sea/loader.ts says why).
+// scripts/package.mjs runs it once per architecture with that architecture's pinned Node (arm64
+// under qemu-user): a V8 code cache is valid only for the V8 build and flags that made it.
+//
+//   node scripts/sea-train.mjs <parts dir> <work dir>
+//     <parts dir>: dist/sea's core.js and chunk .js files; <name>.cache is written next to each
+//     env TRAIN_CA_URL, TRAIN_CA_PIN, TRAIN_CA_AUTH_KEY_FILE: a CFSSL CA with profiles client/serving
+//
+// It loads the parts through the binary's own loader and runs, in this one process, the commands
+// whose start-up matters (join, renew with nothing due and forced, status, discover, version), then
+// saves each script's code cache: V8 includes every function compiled so far, so these commands
+// start without compiling. Any command failing fails the run (a cache of a broken path is useless).
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { loadCore } from "./sea-parts.mjs";
+
+const [partsArg, workArg] = process.argv.slice(2);
+const env = (k) => process.env[k] || fail(`${k} is not set`);
+function fail(msg) {
+  console.error(`sea-train: ${msg}`);
+  process.exit(1);
+}
+if (!partsArg || !workArg) fail("usage: node scripts/sea-train.mjs <parts dir> <work dir>");
+const parts = resolve(partsArg);
+const work = resolve(workArg);
+// Train from source: caches of an earlier run would only be read back.
+for (const f of readdirSync(parts).filter((n) => n.endsWith(".cache"))) rmSync(join(parts, f));
+const { loader, core } = loadCore(parts);
+
+async function run(args, expect) {
+  let out = "";
+  const io = { stdout: (t) => (out += t), stderr: (t) => (out += t), env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } };
+  const code = await core.main(args, io);
+  if (code !== 0 || !expect.test(out)) fail(`node-join ${args.join(" ")}: exit ${code}, expected ${expect}\n${out}`);
+}
+
+rmSync(work, { recursive: true, force: true });
+const root = join(work, "root");
+mkdirSync(join(root, "etc/node-join"), { recursive: true });
+const keyFile = join(root, "etc/node-join/ca-auth.key");
+writeFileSync(keyFile, readFileSync(env("TRAIN_CA_AUTH_KEY_FILE")), { mode: 0o600 });
+const ca = ["--ca-url", env("TRAIN_CA_URL"), "--ca-cert-hash", env("TRAIN_CA_PIN"), "--ca-auth-key-file", keyFile];
+
+await run(["version"], /^node-join /);
+await run(["version", "--json"], /"version"/);
+await run(["discover", "--json"], /"addresses"|"ips"|"nodeName"/);
+await run([
+  "join", "--root", root, "--no-timer", "--key-algorithm", "ecdsa-p256", "--api-server", "https://10.0.0.1:6443", ...ca,
+  "--client-profile", "client", "--serving-profile", "serving", "--node-name", "train", "--ip", "10.0.0.21", "--ip", "2001:db8::21",
+  "--dns-name", "train.lab",
+], /issued 2 certificate/);
+await run(["renew", "--root", root], /nothing to renew/);
+await run(["status", "--root", root], /kubelet/);
+await run(["status", "--root", root, "--json"], /"certificates"|"kinds"|"ok"/);
+await run(["renew", "--root", root, "--force"], /renewed/);
+
+for (const s of loader.loaded()) {
+  const data = s.script.createCachedData();
+  writeFileSync(join(parts, `${s.name}.cache`), data);
+  console.log(`sea-train: ${s.name}: ${data.length} bytes of code cache`);
+}
+rmSync(work, { recursive: true, force: true });
