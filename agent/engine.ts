@@ -1,6 +1,6 @@
 // The steps every command shares, driven by the certificate table: resolve the node's identity,
 // reach and authenticate the CAs, decide per kind what to do, issue and verify, lay out the files.
-import { createPublicKey } from "node:crypto";
+import { createPrivateKey, createPublicKey } from "node:crypto";
 import { join } from "node:path";
 import { createBackend } from "./ca/index.js";
 import type { CaBackend } from "./ca/backend.js";
@@ -122,7 +122,7 @@ export interface KindState {
 /** Whether the installed key belongs to the installed certificate. */
 export function keyMatches(installed: Installed): boolean {
   try {
-    return spkiDer(createPublicKey(installed.keyPem)).equals(installed.chain[0]!.spki);
+    return installed.chain[0]!.node.checkPrivateKey(createPrivateKey(installed.keyPem));
   } catch {
     return false;
   }

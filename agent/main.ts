@@ -68,7 +68,11 @@ function runtime(root: string, io: Io): Runtime {
   return { layout: loadLayout(root), env: io.env, clock: systemClock, log: (line) => io.stderr(`node-join: ${line}\n`) };
 }
 
-export function buildProgram(io: Io, setResult: (r: { json: boolean; value: unknown; text: string }) => void): Command {
+/**
+ * `withJoinFlags: false` leaves out join's flags (one per option in the settings table): building them
+ * is a measurable part of a `renew` with nothing due, which runs twice a day on every node.
+ */
+export function buildProgram(io: Io, setResult: (r: { json: boolean; value: unknown; text: string }) => void, withJoinFlags = true): Command {
   const program = new Command("node-join")
     .description("Join a Kubernetes node: local keys, a remote CA (CFSSL), verified certificates and kubeconfigs")
     .addHelpText("after", EXIT_CODES_HELP)
@@ -77,7 +81,7 @@ export function buildProgram(io: Io, setResult: (r: { json: boolean; value: unkn
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
 
   const join = addGlobal(program.command("join").description("issue and install this node's certificates and kubeconfigs"));
-  for (const spec of OPTIONS) {
+  for (const spec of withJoinFlags ? OPTIONS : []) {
     if (!spec.flag || (spec.command ?? "join") !== "join") continue;
     const flag = spec.type === "bool" ? `--${spec.flag}` : `--${spec.flag} <${spec.valueName ?? "value"}>`;
     const opt = new Option(flag, spec.description);
@@ -201,7 +205,9 @@ export function buildProgram(io: Io, setResult: (r: { json: boolean; value: unkn
 export async function main(argv: string[], io: Io): Promise<number> {
   const wantsJson = argv.includes("--json");
   let result: { json: boolean; value: unknown; text: string } | undefined;
-  const program = buildProgram(io, (r) => (result = r));
+  // join's flags are needed to run join or to show its help; any other command named first runs without them.
+  const otherCommand = argv[0] !== undefined && !argv[0].startsWith("-") && argv[0] !== "join" && argv[0] !== "help";
+  const program = buildProgram(io, (r) => (result = r), !otherCommand);
   try {
     await program.parseAsync(argv, { from: "user" });
     if (result) io.stdout(result.json ? `${JSON.stringify(result.value, null, 2)}\n` : result.text);

@@ -53,7 +53,7 @@ export function parseCert(pem: string): CertInfo {
   // node:crypto's `keyUsage` is the list of extended key usage OIDs.
   const ekuOids = node.keyUsage ?? [];
   const ekus = (Object.keys(EKU_OIDS) as Eku[]).filter((k) => ekuOids.includes(EKU_OIDS[k]));
-  return {
+  const info: Omit<CertInfo, "spki"> = {
     pem: derToPem(node.raw),
     der: node.raw,
     node,
@@ -67,8 +67,15 @@ export function parseCert(pem: string): CertInfo {
     notAfter: new Date(node.validTo),
     serial: node.serialNumber.toLowerCase(),
     issuerCommonName: parseDn(node.issuer).get("CN")?.[0] ?? "",
-    spki: node.publicKey.export({ format: "der", type: "spki" }),
   };
+  // The key is decoded now (a certificate whose key does not decode fails here, as parsing), but
+  // exported on first use: renew with nothing due parses every installed certificate, needs few keys.
+  const publicKey = node.publicKey;
+  let spki: Buffer | undefined;
+  return Object.defineProperty(info, "spki", {
+    get: () => (spki ??= publicKey.export({ format: "der", type: "spki" })),
+    enumerable: true,
+  }) as CertInfo;
 }
 
 /** node:crypto's multi-line distinguished name ("O=system:nodes\nCN=system:node:w1", RFC 2253 escapes). */
