@@ -108,7 +108,7 @@ export async function hostInterfaces(inventory: "systeminformation" | "sysfs" = 
     if (inventory === "sysfs") {
       states = new Map(Object.keys(addresses).map((name) => [name, readFileSync(`/sys/class/net/${name}/operstate`, "utf8").trim()]));
     } else {
-      const si = await import("systeminformation");
+      const si = await import("./vendor/systeminformation.js");
       const list = await si.networkInterfaces();
       states = new Map((Array.isArray(list) ? list : [list]).map((i) => [i.iface, i.operstate]));
     }

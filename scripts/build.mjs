@@ -9,6 +9,7 @@
 // Why the split: see agent/sea/loader.ts.
 import { build } from "esbuild";
 import { readFileSync, chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
 const common = {
@@ -51,17 +52,21 @@ const SEA = "dist/sea";
 rmSync(SEA, { recursive: true, force: true });
 mkdirSync(SEA, { recursive: true });
 const chunkName = (spec) => spec.replace(/^@/, "").replace(/[^A-Za-z0-9.-]+/g, "-");
-const chunks = new Map();
+const chunks = new Map(); // name -> what the chunk's entry requires
 const chunkStubs = {
   name: "sea-chunks",
   setup(b) {
-    b.onResolve({ filter: /^[^./]/ }, (args) => {
+    // A package, or one of agent/vendor/ (a package's parts, loaded without the rest of it).
+    b.onResolve({ filter: /.*/ }, (args) => {
       if (args.kind !== "dynamic-import" || args.path.startsWith("node:")) return undefined;
-      chunks.set(chunkName(args.path), args.path);
-      return { path: args.path, namespace: "sea-chunk" };
+      const vendor = /(?:^|\/)vendor\/([\w-]+)\.js$/.exec(args.path);
+      if (!vendor && /^[./]/.test(args.path)) return undefined;
+      const name = vendor ? vendor[1] : chunkName(args.path);
+      chunks.set(name, vendor ? resolve(args.resolveDir, args.path.replace(/\.js$/, ".ts")) : args.path);
+      return { path: name, namespace: "sea-chunk" };
     });
     b.onLoad({ filter: /.*/, namespace: "sea-chunk" }, (args) => ({
-      contents: `module.exports = globalThis[Symbol.for("node-join.sea")].chunk(${JSON.stringify(chunkName(args.path))});`,
+      contents: `module.exports = globalThis[Symbol.for("node-join.sea")].chunk(${JSON.stringify(args.path)});`,
       loader: "js",
     }));
   },

@@ -1,10 +1,10 @@
 // The one HTTP client of the agent: JSON over http or https, TLS verified against the pinned CA,
 // no redirects, bounded bodies and per-request timeouts. Failures that may pass are TransientError.
-// undici is loaded on the first request only: it costs about 100 ms at start-up, and `renew` with
-// nothing due (twice a day on every node) never talks to a CA.
-type Undici = typeof import("undici");
+// undici (its Agent and request API: agent/vendor/undici.ts) is loaded on the first request only:
+// `renew` with nothing due (twice a day on every node) never talks to a CA.
+type Undici = typeof import("../vendor/undici.js");
 let undici: Promise<Undici> | undefined;
-const loadUndici = (): Promise<Undici> => (undici ??= import("undici"));
+const loadUndici = (): Promise<Undici> => (undici ??= import("../vendor/undici.js"));
 import { CaRefusedError, NodeJoinError, VerificationError } from "../errors.js";
 import { TransientError } from "../retry.js";
 
@@ -46,7 +46,7 @@ const TLS_VERIFY_CODES = new Set([
 ]);
 
 export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
-  const { Agent, request } = await loadUndici();
+  const { Agent } = await loadUndici();
   const isHttps = req.url.startsWith("https:");
   const dispatcher = new Agent({
     connect: isHttps
@@ -63,9 +63,11 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(new Error(`no complete answer within ${Math.round(req.timeoutMs / 1000)}s`)), req.timeoutMs);
   try {
-    const res = await request(req.url, {
+    const url = new URL(req.url);
+    const res = await dispatcher.request({
+      origin: url.origin,
+      path: `${url.pathname}${url.search}`,
       method: req.method,
-      dispatcher,
       signal: ac.signal,
       headers: req.body !== undefined ? { "content-type": "application/json" } : {},
       ...(req.body !== undefined ? { body: req.body } : {}),
