@@ -37,6 +37,8 @@ export const CHUNK_HOOK = Symbol.for("node-join.sea");
 // starts on a line of its own: positions in CPU profiles are then the part's own, one line down
 // (scripts/bench/cpuprofile.ts maps them with the part's source map).
 export const WRAPPER_LINES = 1;
+/** The URL of a part in stack traces and CPU profiles. */
+export const scriptUrl = (name: string): string => `node-join:${name}`;
 const wrap = (source: string): string =>
   `(function (exports, require, module, __filename, __dirname) {\n${source}\n})`;
 
@@ -57,7 +59,7 @@ export function createLoader(read: (name: string) => ScriptAsset, opts: LoaderOp
     if (done) return done.exports;
     const asset = read(name);
     const script = new Script(wrap(asset.source), {
-      filename: `node-join:${name}`,
+      filename: scriptUrl(name),
       ...(asset.cache ? { cachedData: asset.cache } : {}),
     });
     const cache: CacheState = !asset.cache ? "none" : script.cachedDataRejected ? "rejected" : "accepted";

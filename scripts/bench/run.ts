@@ -27,6 +27,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { cpus, availableParallelism, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { scriptUrl, WRAPPER_LINES } from "../../agent/sea/loader.js";
 import { startCfssl, type CfsslCa } from "../../test/helpers/cfssl.js";
 import { formatSummary, summarize, type ProfileSummary } from "./cpuprofile.js";
 
@@ -390,7 +391,7 @@ function profileRenew(root: string, node: string): ProfileSummary {
     const file = join(TRAINED_PARTS, `${name}.js`);
     const map = join(PARTS, `${name}.js.map`);
     const mapped = existsSync(map) && readFileSync(file).equals(readFileSync(join(PARTS, `${name}.js`)));
-    return { file, url: `node-join:${name}`, lineOffset: 1, ...(mapped ? { map } : {}) };
+    return { file, url: scriptUrl(name), lineOffset: WRAPPER_LINES, ...(mapped ? { map } : {}) };
   });
   return summarize(scripts, files, "the binary's parts: core, chunks");
 }
