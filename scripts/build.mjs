@@ -43,7 +43,7 @@ const lazyChildProcess = {
 };
 common.plugins = [lazyChildProcess];
 
-await build({ ...common, entryPoints: ["agent/main.ts"], outfile: "dist/node-join.cjs" });
+await build({ ...common, entryPoints: ["agent/cli/main.ts"], outfile: "dist/node-join.cjs" });
 chmodSync("dist/node-join.cjs", 0o755);
 
 // The single binary's parts. A package the agent imports with import() becomes a chunk: the core
@@ -71,8 +71,8 @@ const chunkStubs = {
     }));
   },
 };
-await build({ ...common, entryPoints: ["agent/main.ts"], outfile: `${SEA}/core.js`, plugins: [chunkStubs, lazyChildProcess], ...partMaps });
-// The loader wraps each part in a function, where agent/main.ts's "#!" line would be a syntax error;
+await build({ ...common, entryPoints: ["agent/cli/main.ts"], outfile: `${SEA}/core.js`, plugins: [chunkStubs, lazyChildProcess], ...partMaps });
+// The loader wraps each part in a function, where agent/cli/main.ts's "#!" line would be a syntax error;
 // made a comment, so that lines and columns still match the source map.
 writeFileSync(`${SEA}/core.js`, readFileSync(`${SEA}/core.js`, "utf8").replace(/^#!/, "//"));
 chmodSync(`${SEA}/core.js`, 0o644);

@@ -1,9 +1,9 @@
 // The one interface every CA speaks. A backend lives in its own file and registers itself in
 // ca/index.ts; commands only see this interface.
-import type { CaName, CertTemplate, ProfileKind } from "../certs.js";
-import type { Clock } from "../retry.js";
-import type { CaSettings } from "../settings.js";
-import type { CertInfo } from "../x509.js";
+import type { CaName, CertTemplate, ProfileKind } from "../pki/certs.js";
+import type { Clock } from "./retry.js";
+import type { CaSettings } from "../config/settings.js";
+import type { CertInfo } from "../pki/x509.js";
 
 export interface SignRequest {
   kind: string;

@@ -1,11 +1,11 @@
 // CFSSL's API (cloudflare/cfssl api/ and auth/): /info for the CA certificate, /authsign with an
 // HMAC over the exact request bytes when an auth key is configured, /sign otherwise.
 import { createHmac } from "node:crypto";
-import { CA_DISPLAY } from "../certs.js";
-import { CaRefusedError, UsageError } from "../errors.js";
-import { TransientError } from "../retry.js";
-import { readSecret, secretEnvName } from "../secrets.js";
-import type { CertInfo } from "../x509.js";
+import { CA_DISPLAY } from "../pki/certs.js";
+import { CaRefusedError, UsageError } from "../common/errors.js";
+import { TransientError } from "./retry.js";
+import { readSecret, secretEnvName } from "./secrets.js";
+import type { CertInfo } from "../pki/x509.js";
 import type { BackendContext, CaBackend, SignRequest } from "./backend.js";
 import { parseCaPem, retrying, serverTrust } from "./common.js";
 import { httpRequest, type TlsTrust } from "./http.js";

@@ -1,9 +1,9 @@
 // What every HTTP CA backend does the same way: retry until the run's deadline with a log line
 // per failed attempt, and decide the TLS trust for the CA server once its CA is authenticated.
-import { CaRefusedError } from "../errors.js";
-import { withRetry } from "../retry.js";
-import type { CaSettings } from "../settings.js";
-import { parseCert, splitPemCertificates, type CertInfo } from "../x509.js";
+import { CaRefusedError } from "../common/errors.js";
+import { withRetry } from "./retry.js";
+import type { CaSettings } from "../config/settings.js";
+import { parseCert, splitPemCertificates, type CertInfo } from "../pki/x509.js";
 import type { BackendContext } from "./backend.js";
 import type { TlsTrust } from "./http.js";
 import { tlsTrustFor, trustConfigured } from "./trust.js";

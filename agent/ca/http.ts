@@ -5,8 +5,8 @@
 type Undici = typeof import("../vendor/undici.js");
 let undici: Promise<Undici> | undefined;
 const loadUndici = (): Promise<Undici> => (undici ??= import("../vendor/undici.js"));
-import { CaRefusedError, NodeJoinError, VerificationError } from "../errors.js";
-import { TransientError } from "../retry.js";
+import { CaRefusedError, NodeJoinError, VerificationError } from "../common/errors.js";
+import { TransientError } from "./retry.js";
 
 /** Largest answer read from a CA; a larger one is refused without reading it all. */
 export const MAX_BODY_BYTES = 1024 * 1024;

@@ -1,6 +1,6 @@
 // The registry of CA backends: adding a CA type means one new file and one line here.
-import { CA_DISPLAY } from "../certs.js";
-import { UsageError } from "../errors.js";
+import { CA_DISPLAY } from "../pki/certs.js";
+import { UsageError } from "../common/errors.js";
 import type { BackendContext, BackendFactory, CaBackend } from "./backend.js";
 import { createCfsslBackend } from "./cfssl.js";
 import { createStepCaBackend } from "./stepca.js";

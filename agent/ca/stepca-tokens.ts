@@ -1,10 +1,10 @@
 // One-time step-ca tokens minted elsewhere (`step ca token`), one per certificate. A token is
 // routed to the certificate whose CN and SANs equal its sub and sans, read from its (unverified)
 // claims, so the operator never has to label them and a token for the wrong node is never spent.
-import { ipFamily } from "../ip.js";
-import type { CertTemplate } from "../certs.js";
-import { UsageError } from "../errors.js";
-import { normalizeIp } from "../x509.js";
+import { ipFamily } from "../common/ip.js";
+import type { CertTemplate } from "../pki/certs.js";
+import { UsageError } from "../common/errors.js";
+import { normalizeIp } from "../pki/x509.js";
 import type { PlannedRequest } from "./backend.js";
 import { decodeJwt, JoseError } from "./jose.js";
 

@@ -3,14 +3,14 @@
 // certificate (given, or minted here from the provisioner's encrypted key), renewal over mTLS
 // with the current certificate at /1.0/rekey (fresh key) or /1.0/renew (same key).
 import type { JsonWebKey } from "node:crypto";
-import { CA_DISPLAY, type CertTemplate } from "../certs.js";
-import { CA_FLAG_PREFIX } from "../config.js";
-import { CaRefusedError, UsageError, VerificationError } from "../errors.js";
-import { spkiDer } from "../keys.js";
-import { TransientError } from "../retry.js";
-import { readSecret, secretEnvName } from "../secrets.js";
-import { peculiar } from "../peculiar.js";
-import { buildChain, certFingerprint, parseCert, splitPemCertificates, type CertInfo } from "../x509.js";
+import { CA_DISPLAY, type CertTemplate } from "../pki/certs.js";
+import { CA_FLAG_PREFIX } from "../config/options.js";
+import { CaRefusedError, UsageError, VerificationError } from "../common/errors.js";
+import { spkiDer } from "../pki/keys.js";
+import { TransientError } from "./retry.js";
+import { readSecret, secretEnvName } from "./secrets.js";
+import { peculiar } from "../pki/peculiar.js";
+import { buildChain, certFingerprint, parseCert, splitPemCertificates, type CertInfo } from "../pki/x509.js";
 import type { BackendContext, CaBackend, PlannedRequest, RenewRequest, SignRequest } from "./backend.js";
 import { parseCaPem, retrying, serverTrust } from "./common.js";
 import { httpRequest, type TlsTrust } from "./http.js";

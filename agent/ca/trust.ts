@@ -1,9 +1,9 @@
 // Decides whether the CA certificate a server sent may be trusted: kubeadm-style SPKI pins, a CA
 // file from the operator, or (only when asked for explicitly) nothing.
 import { readFileSync } from "node:fs";
-import { ioError, UsageError, VerificationError } from "../errors.js";
-import type { CaSettings } from "../settings.js";
-import { buildChain, certFingerprint, certPin, parseCert, splitPemCertificates, type CertInfo } from "../x509.js";
+import { ioError, UsageError, VerificationError } from "../common/errors.js";
+import type { CaSettings } from "../config/settings.js";
+import { buildChain, certFingerprint, certPin, parseCert, splitPemCertificates, type CertInfo } from "../pki/x509.js";
 
 export function loadPemFile(file: string, what: string): CertInfo[] {
   let text: string;

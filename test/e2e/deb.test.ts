@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { REPO } from "../helpers/cli.js";
 import { tempRoot } from "../helpers/fs.js";
 import { debPath, ensureDebs } from "../helpers/package.js";
-import { renderService, renderTimer } from "../../agent/timer.js";
+import { renderService, renderTimer } from "../../agent/ops/timer.js";
 
 const pkg = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { version: string };
 const pin = JSON.parse(readFileSync(join(REPO, "packaging/node.json"), "utf8")) as { version: string };

@@ -18,8 +18,8 @@ import { createPrivateKey, webcrypto } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { EKU_OIDS } from "../../agent/x509.js";
-import { peculiar } from "../../agent/peculiar.js";
+import { EKU_OIDS } from "../../agent/pki/x509.js";
+import { peculiar } from "../../agent/pki/peculiar.js";
 
 const x509 = await peculiar();
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";

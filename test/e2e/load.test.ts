@@ -4,10 +4,10 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { runJoin } from "../../agent/commands/join.js";
-import { flagValues, mergeValues, toSettings } from "../../agent/config.js";
-import { layout } from "../../agent/paths.js";
-import { systemClock } from "../../agent/retry.js";
+import { runJoin } from "../../agent/cli/join.js";
+import { flagValues, mergeValues, toSettings } from "../../agent/config/options.js";
+import { layout } from "../../agent/store/layout.js";
+import { systemClock } from "../../agent/ca/retry.js";
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { tempRoot } from "../helpers/fs.js";
 

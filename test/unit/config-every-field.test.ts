@@ -3,8 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import YAML from "yaml";
-import { CA_TYPES, envName, envValues, flagValues, camel, OPTIONS, parseConfigText, type OptionSpec } from "../../agent/config.js";
-import { UsageError } from "../../agent/errors.js";
+import { CA_TYPES, envName, envValues, flagValues, camel, OPTIONS, parseConfigText, type OptionSpec } from "../../agent/config/options.js";
+import { UsageError } from "../../agent/common/errors.js";
 import { BACKENDS } from "../../agent/ca/index.js";
 
 /** Values a config file may not hold for this option. */

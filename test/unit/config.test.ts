@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { envValues, flagValues, hostPath, mergeValues, parseConfigText, parseDuration, renderConfig, toSettings } from "../../agent/config.js";
-import { UsageError } from "../../agent/errors.js";
+import { envValues, flagValues, hostPath, mergeValues, parseConfigText, parseDuration, renderConfig, toSettings } from "../../agent/config/options.js";
+import { UsageError } from "../../agent/common/errors.js";
 
 const PIN = "sha256:" + "ab".repeat(32);
 

@@ -1,9 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { buildCsr, parseCsr } from "../../agent/csr.js";
-import { findKind, templateFor, type TableContext } from "../../agent/certs.js";
-import { generateKey, KEY_ALGORITHMS, spkiDer, loadKey } from "../../agent/keys.js";
+import { buildCsr, parseCsr } from "../../agent/pki/csr.js";
+import { findKind, templateFor, type TableContext } from "../../agent/pki/certs.js";
+import { generateKey, KEY_ALGORITHMS, spkiDer, loadKey } from "../../agent/pki/keys.js";
 
 const ctx: TableContext = { node: { nodeName: "w1", ips: ["10.0.0.21", "2001:db8::21"], dnsNames: ["w1.lab"] }, apiServer: "https://api:6443" };
 

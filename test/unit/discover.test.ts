@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { isExcludedInterface, isNodeAddress, selectIdentity, type InterfaceInfo } from "../../agent/discover.js";
+import { isExcludedInterface, isNodeAddress, selectIdentity, type InterfaceInfo } from "../../agent/ops/discover.js";
 
 const v4 = (address: string, internal = false) => ({ address, family: "IPv4" as const, internal });
 const v6 = (address: string, internal = false) => ({ address, family: "IPv6" as const, internal });

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { jitterFraction } from "../../agent/deadline.js";
+import { jitterFraction } from "../../agent/pki/deadline.js";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;

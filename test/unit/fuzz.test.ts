@@ -6,13 +6,13 @@ import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { webcrypto } from "node:crypto";
 import fc from "fast-check";
-import type { CertTemplate } from "../../agent/certs.js";
+import type { CertTemplate } from "../../agent/pki/certs.js";
 import { parseEnvelope, resultCertificate } from "../../agent/ca/cfssl.js";
 import { parseCaPem } from "../../agent/ca/common.js";
 import { chainOf, parseAnswer, stepCaRefusal } from "../../agent/ca/stepca.js";
-import { CaRefusedError, NodeJoinError, VerificationError } from "../../agent/errors.js";
-import { verifyIssued, type VerifiedCert } from "../../agent/verify.js";
-import { EKU_OIDS, parseCert, type CertInfo } from "../../agent/x509.js";
+import { CaRefusedError, NodeJoinError, VerificationError } from "../../agent/common/errors.js";
+import { verifyIssued, type VerifiedCert } from "../../agent/pki/verify.js";
+import { EKU_OIDS, parseCert, type CertInfo } from "../../agent/pki/x509.js";
 import { issueLeaf, makeCa, type TestCa } from "../helpers/pki.js";
 
 const template: CertTemplate = {

@@ -1,10 +1,10 @@
-// agent/ip.ts must answer exactly as node:net's isIP (which it replaces to keep its IPv6 regular
+// agent/common/ip.ts must answer exactly as node:net's isIP (which it replaces to keep its IPv6 regular
 // expression out of every start): the same family for every string, valid or not.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { isIP } from "node:net";
 import fc from "fast-check";
-import { ipFamily } from "../../agent/ip.js";
+import { ipFamily } from "../../agent/common/ip.js";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 1) || 1;
 

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import {
   b64url, decodeJwt, decryptPbes2Jwe, importPrivateJwk, JoseError, MAX_PBES2_COUNT, publicKeyFromJwk, signJwt, verifyJwt, WrongPasswordError,
 } from "../../agent/ca/jose.js";
-import { spkiDer } from "../../agent/keys.js";
+import { spkiDer } from "../../agent/pki/keys.js";
 
 interface Fixture {
   provisioner: string;

@@ -4,7 +4,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { certPin, isPin, parseCert } from "../../agent/x509.js";
+import { certPin, isPin, parseCert } from "../../agent/pki/x509.js";
 import { makeCa } from "../helpers/pki.js";
 
 test("the SPKI pin equals kubeadm's openssl one-liner", async () => {

@@ -2,9 +2,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { envName, OPTIONS } from "../../agent/config.js";
-import { ExitCode } from "../../agent/errors.js";
-import { EXIT_CODES_HELP } from "../../agent/main.js";
+import { envName, OPTIONS } from "../../agent/config/options.js";
+import { ExitCode } from "../../agent/common/errors.js";
+import { EXIT_CODES_HELP } from "../../agent/cli/main.js";
 
 const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
 

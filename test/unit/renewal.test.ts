@@ -1,10 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { dueness, jitterFraction, renewalDeadline } from "../../agent/deadline.js";
-import { previousRuns, renderMetrics } from "../../agent/metrics.js";
-import { cronSchedule, renderCron, renderService, renderTimer } from "../../agent/timer.js";
-import { podsForKinds } from "../../agent/staticpods.js";
+import { dueness, jitterFraction, renewalDeadline } from "../../agent/pki/deadline.js";
+import { previousRuns, renderMetrics } from "../../agent/ops/metrics.js";
+import { cronSchedule, renderCron, renderService, renderTimer } from "../../agent/ops/timer.js";
+import { podsForKinds } from "../../agent/ops/static-pods.js";
 import { checkMetrics } from "../helpers/promtool.js";
 
 const YEAR = 365 * 86400_000;

@@ -2,12 +2,12 @@
 // and the per-CA settings (fingerprint, provisioner, password and token files).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { checkJoinSettings, flagValues, mergeValues, parseConfigText, renderConfig, toSettings } from "../../agent/config.js";
-import type { CertTemplate } from "../../agent/certs.js";
+import { checkJoinSettings, flagValues, mergeValues, parseConfigText, renderConfig, toSettings } from "../../agent/config/options.js";
+import type { CertTemplate } from "../../agent/pki/certs.js";
 import { b64url } from "../../agent/ca/jose.js";
 import { stepCaRefusal, tokenRefusedMessage } from "../../agent/ca/stepca.js";
 import { parseTokenList, tokenFits, TokenPool } from "../../agent/ca/stepca-tokens.js";
-import { UsageError } from "../../agent/errors.js";
+import { UsageError } from "../../agent/common/errors.js";
 
 const FP = "ab".repeat(32);
 const NOW = 1_800_000_000;

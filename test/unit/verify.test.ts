@@ -1,10 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { webcrypto } from "node:crypto";
-import { verifyIssued, mismatch } from "../../agent/verify.js";
-import { VerificationError } from "../../agent/errors.js";
-import { parseCert, EKU_OIDS } from "../../agent/x509.js";
-import type { CertTemplate } from "../../agent/certs.js";
+import { verifyIssued, mismatch } from "../../agent/pki/verify.js";
+import { VerificationError } from "../../agent/common/errors.js";
+import { parseCert, EKU_OIDS } from "../../agent/pki/x509.js";
+import type { CertTemplate } from "../../agent/pki/certs.js";
 import { issueLeaf, makeCa } from "../helpers/pki.js";
 
 const template: CertTemplate = {

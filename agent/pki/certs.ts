@@ -1,7 +1,7 @@
 // The one table of certificate kinds, after kubeadm's certlist.go and kubeconfig specs
 // (see ../shared/reference/kubernetes-pki.md). Issuance, verification, status and renewal all read
 // it; no command knows a certificate by name.
-import { ipFamily } from "./ip.js";
+import { ipFamily } from "../common/ip.js";
 import type { Eku } from "./x509.js";
 import { normalizeIp } from "./x509.js";
 

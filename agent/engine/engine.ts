@@ -2,25 +2,25 @@
 // reach and authenticate the CAs, decide per kind what to do, issue and verify, lay out the files.
 import { createPrivateKey, createPublicKey } from "node:crypto";
 import { join } from "node:path";
-import { createBackend } from "./ca/index.js";
-import type { CaBackend } from "./ca/backend.js";
+import { createBackend } from "../ca/index.js";
+import type { CaBackend } from "../ca/backend.js";
 import {
   caKindsFor, endpointHost, templateFor, type CaName, type CertKind, type CertTemplate, type ControlPlaneSettings,
   type TableContext,
-} from "./certs.js";
-import { buildCsr } from "./csr.js";
-import { discover, type Discovered } from "./discover.js";
-import { UsageError, VerificationError } from "./errors.js";
-import { assertNoSymlinkedDirs, inspect, readNoFollow } from "./fsio.js";
-import { recover, type FileChange } from "./install.js";
-import { restorePausedManifests } from "./staticpods.js";
-import { generateKey, loadKey, spkiDer, type KeyAlgorithm, type NodeKey } from "./keys.js";
-import { managedDirs, type Layout } from "./paths.js";
-import type { Clock } from "./retry.js";
-import type { Settings } from "./settings.js";
-import { CERT_MODE, KEY_MODE, filesFor, readInstalled, type Credentials, type Installed } from "./store.js";
-import { verifyIssued } from "./verify.js";
-import type { CertInfo } from "./x509.js";
+} from "../pki/certs.js";
+import { buildCsr } from "../pki/csr.js";
+import { discover, type Discovered } from "../ops/discover.js";
+import { UsageError, VerificationError } from "../common/errors.js";
+import { assertNoSymlinkedDirs, inspect, readNoFollow } from "../store/fsio.js";
+import { recover, type FileChange } from "../store/transaction.js";
+import { restorePausedManifests } from "../ops/static-pods.js";
+import { generateKey, loadKey, spkiDer, type KeyAlgorithm, type NodeKey } from "../pki/keys.js";
+import { managedDirs, type Layout } from "../store/layout.js";
+import type { Clock } from "../ca/retry.js";
+import type { Settings } from "../config/settings.js";
+import { CERT_MODE, KEY_MODE, filesFor, readInstalled, type Credentials, type Installed } from "../store/stores.js";
+import { verifyIssued } from "../pki/verify.js";
+import type { CertInfo } from "../pki/x509.js";
 
 export interface Runtime {
   layout: Layout;

@@ -2,12 +2,12 @@
 // kubelet's rotation store, and kubeconfigs with embedded credentials.
 import { readdirSync } from "node:fs";
 import { basename, join, relative } from "node:path";
-import type { CaKind, CertKind, TableContext } from "./certs.js";
+import type { CaKind, CertKind, TableContext } from "../pki/certs.js";
 import { inspect, readNoFollow } from "./fsio.js";
-import type { FileChange } from "./install.js";
+import type { FileChange } from "./transaction.js";
 import { renderKubeconfig, parseKubeconfig } from "./kubeconfig.js";
-import type { Layout } from "./paths.js";
-import { parseCert, splitPemCertificates, type CertInfo } from "./x509.js";
+import type { Layout } from "./layout.js";
+import { parseCert, splitPemCertificates, type CertInfo } from "../pki/x509.js";
 
 export const CERT_MODE = 0o644;
 export const KEY_MODE = 0o600;

@@ -1,8 +1,8 @@
 // What runs after a renewal, and only then: argv arrays without a shell (quoting cannot go wrong),
 // with NODE_JOIN_RENEWED naming the renewed kinds.
-import { childProcess, isSea } from "./builtins.js";
-import { NodeJoinError } from "./errors.js";
-import type { Role } from "./certs.js";
+import { childProcess, isSea } from "../common/builtins.js";
+import { NodeJoinError } from "../common/errors.js";
+import type { Role } from "../pki/certs.js";
 
 /** How this very program is started again (single binary, or node + bundle). */
 export function selfArgv(): string[] {

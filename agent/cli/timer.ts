@@ -1,10 +1,10 @@
 // `node-join timer install | remove | status`.
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { hostPath } from "../config.js";
-import { selfArgv } from "../hooks.js";
-import type { Layout } from "../paths.js";
-import { chooseScheduler, detectTimerEnv, installTimer, removeTimer, timerStatus, type TimerInstall, type TimerStatus } from "../timer.js";
+import { hostPath } from "../config/options.js";
+import { selfArgv } from "../ops/hooks.js";
+import type { Layout } from "../store/layout.js";
+import { chooseScheduler, detectTimerEnv, installTimer, removeTimer, timerStatus, type TimerInstall, type TimerStatus } from "../ops/timer.js";
 
 export type TimerAction = "install" | "remove" | "status";
 

@@ -1,14 +1,14 @@
 // The metrics textfile after a join, renew or status run: expiry and renewal deadline of what is
 // installed for each kind of the role, and the outcome of the run.
-import { hostPath } from "./config.js";
-import { deadlinePolicy, renewalDeadline } from "./deadline.js";
-import { readIfExists, writeFileAtomic } from "./fsio.js";
+import { hostPath } from "../config/options.js";
+import { deadlinePolicy, renewalDeadline } from "../pki/deadline.js";
+import { readIfExists, writeFileAtomic } from "../store/fsio.js";
 import { metricsEnabled, previousRuns, renderMetrics, type RunMetric } from "./metrics.js";
-import type { Layout } from "./paths.js";
-import type { Settings } from "./settings.js";
-import { readState } from "./state.js";
-import { kindsFor } from "./certs.js";
-import { readInstalled } from "./store.js";
+import type { Layout } from "../store/layout.js";
+import type { Settings } from "../config/settings.js";
+import { readState } from "../store/state.js";
+import { kindsFor } from "../pki/certs.js";
+import { readInstalled } from "../store/stores.js";
 
 /**
  * Refreshes the textfile after a run; never fails the run (a broken exporter directory is logged).

@@ -1,17 +1,17 @@
 // `node-join join`: issue every certificate the role needs, verify, install as one transaction.
-import { checkJoinSettings, renderConfig, type RawValues } from "../config.js";
-import { kindsFor, type CaName } from "../certs.js";
+import { checkJoinSettings, renderConfig, type RawValues } from "../config/options.js";
+import { kindsFor, type CaName } from "../pki/certs.js";
 import {
   caFiles, casOf, checkWriteTargets, connectCas, issueAll, keyMatches, kindFiles, kindStates, recoverInterrupted, resolveIdentity, serviceAccountFiles,
   tableContext, type KindState, type Runtime,
-} from "../engine.js";
-import { commit, type FileChange } from "../install.js";
-import { acquireLock } from "../lock.js";
-import type { Settings } from "../settings.js";
-import { readState, stateFile, withIssued } from "../state.js";
-import { kubeletServingDropin } from "../store.js";
-import { mismatch } from "../verify.js";
-import type { CertInfo } from "../x509.js";
+} from "../engine/engine.js";
+import { commit, type FileChange } from "../store/transaction.js";
+import { acquireLock } from "../store/lock.js";
+import type { Settings } from "../config/settings.js";
+import { readState, stateFile, withIssued } from "../store/state.js";
+import { kubeletServingDropin } from "../store/stores.js";
+import { mismatch } from "../pki/verify.js";
+import type { CertInfo } from "../pki/x509.js";
 
 export interface JoinOptions {
   settings: Settings;

@@ -3,10 +3,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import {
   envValues, flagValues, mergeValues, OPTIONS, parseConfigText, toSettings, underRoot, type RawValues,
-} from "../config.js";
-import { ioError, UsageError } from "../errors.js";
-import { layout, type Layout } from "../paths.js";
-import type { Settings } from "../settings.js";
+} from "./options.js";
+import { ioError, UsageError } from "../common/errors.js";
+import { layout, type Layout } from "../store/layout.js";
+import type { Settings } from "./settings.js";
 
 export interface GlobalOptions {
   root?: string;

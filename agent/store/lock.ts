@@ -3,7 +3,7 @@
 import { linkSync, readFileSync, renameSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import { ensureDir, removeCreatedDirs, removeIfExists, writeNew } from "./fsio.js";
-import { ioError, LocalIoError, LockedError } from "./errors.js";
+import { ioError, LocalIoError, LockedError } from "../common/errors.js";
 
 function alive(pid: number): boolean {
   try {

@@ -1,6 +1,6 @@
 // Checks an issued certificate against what was asked for, before anything touches the disk.
 import type { CertTemplate } from "./certs.js";
-import { VerificationError } from "./errors.js";
+import { VerificationError } from "../common/errors.js";
 import { buildChain, parseCert, splitPemCertificates, type CertInfo } from "./x509.js";
 
 /** Clock skew tolerated between node and CA for NotBefore (kubeadm backdates by the same 5 minutes). */

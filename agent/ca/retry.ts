@@ -1,6 +1,6 @@
 // Exponential backoff with jitter until a deadline: a node that boots before its network or its
 // CA is up still joins, and a fleet that boots at once does not hammer the CA in lockstep.
-import { CaUnreachableError, errorMessage } from "./errors.js";
+import { CaUnreachableError, errorMessage } from "../common/errors.js";
 
 /** Thrown by an attempt that may succeed later (connection refused, timeout, 5xx). */
 export class TransientError extends Error {}

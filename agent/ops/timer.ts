@@ -3,9 +3,9 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { ensureDir, inspect, removeIfExists, symlinkStaged, writeFileAtomic, renameDurable, fsyncDir } from "./fsio.js";
-import type { Layout } from "./paths.js";
-import { childProcess } from "./builtins.js";
+import { ensureDir, inspect, removeIfExists, symlinkStaged, writeFileAtomic, renameDurable, fsyncDir } from "../store/fsio.js";
+import type { Layout } from "../store/layout.js";
+import { childProcess } from "../common/builtins.js";
 
 export const SERVICE = "node-join-renew.service";
 export const TIMER = "node-join-renew.timer";

@@ -6,7 +6,7 @@ import {
   renameSync, rmdirSync, symlinkSync, unlinkSync, writeSync, fchmodSync,
 } from "node:fs";
 import { basename, dirname, join, relative, sep } from "node:path";
-import { ioError, LocalIoError } from "./errors.js";
+import { ioError, LocalIoError } from "../common/errors.js";
 
 export const TMP_MARK = ".node-join-tmp-";
 export const STAGED_SUFFIX = ".node-join-new";

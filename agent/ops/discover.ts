@@ -2,9 +2,9 @@
 // over an interface inventory, so it is tested without the host's real interfaces.
 import { readFileSync } from "node:fs";
 import { hostname, networkInterfaces } from "node:os";
-import { ipFamily } from "./ip.js";
-import { normalizeIp } from "./x509.js";
-import { UsageError } from "./errors.js";
+import { ipFamily } from "../common/ip.js";
+import { normalizeIp } from "../pki/x509.js";
+import { UsageError } from "../common/errors.js";
 
 /** Container, CNI and overlay interfaces: their addresses are not the node's. */
 export const EXCLUDED_PREFIXES = [
@@ -108,7 +108,7 @@ export async function hostInterfaces(inventory: "systeminformation" | "sysfs" = 
     if (inventory === "sysfs") {
       states = new Map(Object.keys(addresses).map((name) => [name, readFileSync(`/sys/class/net/${name}/operstate`, "utf8").trim()]));
     } else {
-      const si = await import("./vendor/systeminformation.js");
+      const si = await import("../vendor/systeminformation.js");
       const list = await si.networkInterfaces();
       states = new Map((Array.isArray(list) ? list : [list]).map((i) => [i.iface, i.operstate]));
     }

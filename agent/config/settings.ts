@@ -1,7 +1,7 @@
 // The effective settings of a run, after flags, environment, config file and defaults were merged
 // (config.ts) and validated. Secrets are never part of them: only the paths of the files that hold them.
-import type { CaName, ControlPlaneSettings, Role } from "./certs.js";
-import type { KeyAlgorithm } from "./keys.js";
+import type { CaName, ControlPlaneSettings, Role } from "../pki/certs.js";
+import type { KeyAlgorithm } from "../pki/keys.js";
 
 export interface CaSettings {
   type: string;

@@ -1,7 +1,7 @@
-import type { Discovered } from "../discover.js";
-import { resolveIdentity } from "../engine.js";
-import { sanSet } from "../certs.js";
-import type { Settings } from "../settings.js";
+import type { Discovered } from "../ops/discover.js";
+import { resolveIdentity } from "../engine/engine.js";
+import { sanSet } from "../pki/certs.js";
+import type { Settings } from "../config/settings.js";
 
 export interface DiscoverResult {
   nodeName: string;

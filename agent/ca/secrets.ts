@@ -1,8 +1,8 @@
 // Secrets (CA auth keys, tokens, passwords) come from files or environment variables only, and
 // their values never reach argv, logs, errors, JSON output or the persisted config.
 import { readFileSync, statSync } from "node:fs";
-import type { CaName } from "./certs.js";
-import { ioError, UsageError } from "./errors.js";
+import type { CaName } from "../pki/certs.js";
+import { ioError, UsageError } from "../common/errors.js";
 
 const ENV_PREFIX: Record<CaName, string> = {
   kubernetes: "NODE_JOIN_CA_",

@@ -1,21 +1,21 @@
 // `node-join renew`: renew every managed certificate that is due, broken, or no longer matches the
 // node, as one transaction; then, and only then, run the post-renew hooks.
-import { kindsFor, CA_KINDS, type CaName } from "../certs.js";
-import { deadlinePolicy, dueness } from "../deadline.js";
+import { kindsFor, CA_KINDS, type CaName } from "../pki/certs.js";
+import { deadlinePolicy, dueness } from "../pki/deadline.js";
 import {
   caFiles, casOf, checkWriteTargets, connectCas, credentialsOf, issueAll, keyMatches, kindFiles, kindStates, recoverInterrupted, resolveIdentity, tableContext,
   type KindState, type Runtime,
-} from "../engine.js";
-import { UsageError } from "../errors.js";
-import { removeIfExists } from "../fsio.js";
-import { defaultHooks, runHooks } from "../hooks.js";
-import { commit, type FileChange } from "../install.js";
-import { acquireLock } from "../lock.js";
-import type { Settings } from "../settings.js";
-import { readState, stateFile, withIssued } from "../state.js";
-import { oldKubeletFiles, readCaFile } from "../store.js";
-import { mismatch } from "../verify.js";
-import type { CertInfo } from "../x509.js";
+} from "../engine/engine.js";
+import { UsageError } from "../common/errors.js";
+import { removeIfExists } from "../store/fsio.js";
+import { defaultHooks, runHooks } from "../ops/hooks.js";
+import { commit, type FileChange } from "../store/transaction.js";
+import { acquireLock } from "../store/lock.js";
+import type { Settings } from "../config/settings.js";
+import { readState, stateFile, withIssued } from "../store/state.js";
+import { oldKubeletFiles, readCaFile } from "../store/stores.js";
+import { mismatch } from "../pki/verify.js";
+import type { CertInfo } from "../pki/x509.js";
 
 /** Previous timestamped kubelet files kept beside the current one. */
 export const KUBELET_FILES_KEPT = 3;

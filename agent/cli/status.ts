@@ -1,17 +1,17 @@
 // `node-join status`: kubeadm's `certs check-expiration` tables for what is on disk, plus key type,
 // file and whether node-join manages it.
 import { join } from "node:path";
-import { CA_KINDS, caKindsFor, kindsFor, type CaName } from "../certs.js";
-import { inspect } from "../fsio.js";
-import { describeKey } from "../keys.js";
+import { CA_KINDS, caKindsFor, kindsFor, type CaName } from "../pki/certs.js";
+import { inspect } from "../store/fsio.js";
+import { describeKey } from "../pki/keys.js";
 import { createPrivateKey } from "node:crypto";
-import type { Layout } from "../paths.js";
-import type { Settings } from "../settings.js";
-import { readState } from "../state.js";
-import { readCaFile, readInstalled } from "../store.js";
-import { hostPath } from "../config.js";
-import { kubeadmDate, shortHumanDuration, table } from "../format.js";
-import { keyMatches } from "../engine.js";
+import type { Layout } from "../store/layout.js";
+import type { Settings } from "../config/settings.js";
+import { readState } from "../store/state.js";
+import { readCaFile, readInstalled } from "../store/stores.js";
+import { hostPath } from "../config/options.js";
+import { kubeadmDate, shortHumanDuration, table } from "./format.js";
+import { keyMatches } from "../engine/engine.js";
 
 export interface CertStatus {
   name: string;

@@ -3,10 +3,10 @@
 // 20 s), move it back. A run killed while the manifests are away puts them back next time.
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { ensureDir, fsyncDir, inspect, renameDurable } from "./fsio.js";
-import type { Layout } from "./paths.js";
-import type { Clock } from "./retry.js";
-import { findKind } from "./certs.js";
+import { ensureDir, fsyncDir, inspect, renameDurable } from "../store/fsio.js";
+import type { Layout } from "../store/layout.js";
+import type { Clock } from "../ca/retry.js";
+import { findKind } from "../pki/certs.js";
 
 export const PAUSED_DIR = "node-join-paused-manifests";
 

@@ -2,25 +2,25 @@
 // The CLI: commander definitions generated from the options table, and the one place where
 // errors become exit codes and messages.
 import { Command, CommanderError, Option } from "commander";
-import { OPTIONS } from "./config.js";
-import { errorMessage, ExitCode, NodeJoinError } from "./errors.js";
-import { systemClock } from "./retry.js";
-import { loadSettings, type GlobalOptions } from "./commands/common.js";
-import { formatDiscover, runDiscover } from "./commands/discover.js";
-import { runJoin } from "./commands/join.js";
-import { runRenew } from "./commands/renew.js";
-import { runTimer, type TimerAction } from "./commands/timer.js";
-import { refreshMetrics } from "./report.js";
-import { podsForKinds, restartStaticPods } from "./staticpods.js";
-import { parseDuration } from "./config.js";
-import { UsageError } from "./errors.js";
-import type { Settings } from "./settings.js";
-import type { Layout } from "./paths.js";
-import { collectStatus, formatStatus } from "./commands/status.js";
-import { versionLine, agentVersion } from "./version.js";
-import type { Runtime } from "./engine.js";
-import { layout as loadLayout } from "./paths.js";
-import { isSea } from "./builtins.js";
+import { OPTIONS } from "../config/options.js";
+import { errorMessage, ExitCode, NodeJoinError } from "../common/errors.js";
+import { systemClock } from "../ca/retry.js";
+import { loadSettings, type GlobalOptions } from "../config/load.js";
+import { formatDiscover, runDiscover } from "./discover.js";
+import { runJoin } from "./join.js";
+import { runRenew } from "./renew.js";
+import { runTimer, type TimerAction } from "./timer.js";
+import { refreshMetrics } from "../ops/metrics-file.js";
+import { podsForKinds, restartStaticPods } from "../ops/static-pods.js";
+import { parseDuration } from "../config/options.js";
+import { UsageError } from "../common/errors.js";
+import type { Settings } from "../config/settings.js";
+import type { Layout } from "../store/layout.js";
+import { collectStatus, formatStatus } from "./status.js";
+import { versionLine, agentVersion } from "../common/version.js";
+import type { Runtime } from "../engine/engine.js";
+import { layout as loadLayout } from "../store/layout.js";
+import { isSea } from "../common/builtins.js";
 
 export const EXIT_CODES_HELP = `
 Exit codes:

@@ -1,7 +1,7 @@
 // Certificate parsing (node:crypto, fast to load) and the checks shared by verification, status and
 // renewal.
 import { createHash, X509Certificate } from "node:crypto";
-import { ipFamily } from "./ip.js";
+import { ipFamily } from "../common/ip.js";
 
 export const EKU_OIDS = {
   serverAuth: "1.3.6.1.5.5.7.3.1",

@@ -1,13 +1,13 @@
 // One table of settings drives the flags, the NODE_JOIN_* environment variables, the config file
 // keys, validation and what is persisted. Precedence: flags > environment > file > defaults.
 import { isAbsolute, join, relative, resolve } from "node:path";
-import { ipFamily } from "./ip.js";
+import { ipFamily } from "../common/ip.js";
 import YAML from "yaml";
-import { CA_NAMES, ROLES, firstServiceIp, type CaName } from "./certs.js";
-import { UsageError } from "./errors.js";
-import { KEY_ALGORITHMS, type KeyAlgorithm } from "./keys.js";
+import { CA_NAMES, ROLES, firstServiceIp, type CaName } from "../pki/certs.js";
+import { UsageError } from "../common/errors.js";
+import { KEY_ALGORITHMS, type KeyAlgorithm } from "../pki/keys.js";
 import type { CaSettings, Settings } from "./settings.js";
-import { isPin } from "./x509.js";
+import { isPin } from "../pki/x509.js";
 
 export type OptionType = "string" | "list" | "bool" | "duration" | "int" | "argvs";
 type Value = string | string[] | boolean | number | string[][];

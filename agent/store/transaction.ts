@@ -4,12 +4,12 @@
 // so the set on disk is entirely old or entirely new.
 import { copyFileSync, lstatSync, readdirSync, readlinkSync, rmSync, symlinkSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
-import { ioError } from "./errors.js";
+import { ioError } from "../common/errors.js";
 import {
   ensureDir, fsyncDir, inspect, readIfExists, removeCreatedDirs, removeIfExists, renameDurable, STAGED_SUFFIX,
   stagedPathFor, symlinkStaged, TMP_MARK, writeFileAtomic, writeStaged,
 } from "./fsio.js";
-import { managedDirs, type Layout } from "./paths.js";
+import { managedDirs, type Layout } from "./layout.js";
 
 export type FileChange =
   | { path: string; content: string | Buffer; mode: number }

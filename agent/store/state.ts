@@ -1,9 +1,9 @@
 // What node-join itself issued: lets `status` tell managed files from foreign ones and the
 // metrics report the last successful renewal.
-import type { FileChange } from "./install.js";
+import type { FileChange } from "./transaction.js";
 import { readIfExists } from "./fsio.js";
-import type { Layout } from "./paths.js";
-import type { CertInfo } from "./x509.js";
+import type { Layout } from "./layout.js";
+import type { CertInfo } from "../pki/x509.js";
 
 export interface CertRecord {
   serial: string;
