@@ -1,14 +1,15 @@
 // `npm run demo`: starts a real `cfssl serve` with a fresh CA, joins a worker into a temporary
 // root with the bundled CLI, prints `node-join status`, stops the CA. Nothing outside /tmp changes.
 import { spawnSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startCfssl } from "../test/helpers/cfssl.js";
-import { BUNDLE } from "../test/helpers/cli.js";
-import { tempRoot } from "../test/helpers/fs.js";
+import { fileURLToPath } from "node:url";
+import { startCfssl } from "./lib/cfssl.js";
 
+const BUNDLE = fileURLToPath(new URL("../dist/node-join.cjs", import.meta.url)); // npm run build (demo.sh runs it)
 const ca = await startCfssl();
-const root = tempRoot("node-join-demo-");
+const root = mkdtempSync(join(tmpdir(), "node-join-demo-"));
 try {
   mkdirSync(join(root, "etc/node-join"), { recursive: true });
   const keyFile = ca.writeAuthKey(join(root, "etc/node-join/ca-auth.key"));

@@ -1,5 +1,5 @@
-// Prints the README's flag and config-key tables from the options table (agent/config.ts).
-import { envName, OPTIONS } from "../agent/config/options.js";
+// Prints the README's flag and config-key tables from the options table (agent/config/options.ts).
+import { ALL_OPTIONS as OPTIONS, envName } from "../agent/config/options.js";
 
 const rows = OPTIONS.map((o) => {
   const flag = o.flag ? `\`--${o.flag}${o.type === "bool" ? "" : ` <${o.valueName ?? "value"}>`}\`${o.type === "list" ? " (repeatable)" : ""}` : "";

@@ -1,8 +1,8 @@
 // The one interface every CA speaks. A backend lives in its own file and registers itself in
 // ca/index.ts; commands only see this interface.
-import type { CaName, CertTemplate, ProfileKind } from "../pki/certs.js";
-import type { Clock } from "./retry.js";
-import type { CaSettings } from "../config/settings.js";
+import type { Clock } from "../common/clock.js";
+import type { CaDescriptor } from "../pki/cas.js";
+import type { CertTemplate, ProfileKind } from "../pki/certs.js";
 import type { CertInfo } from "../pki/x509.js";
 
 export interface SignRequest {
@@ -37,8 +37,32 @@ export interface CaBackend {
   renew?(req: RenewRequest): Promise<string>;
 }
 
+/** How the operator configured one CA (flags, environment, config file); never a secret's value. */
+export interface CaSettings {
+  /** The backend: a key of the registry in ca/index.ts. */
+  type: string;
+  url: string;
+  label?: string;
+  /** kubeadm-style SPKI pins, sha256:<hex>. */
+  certHashes: string[];
+  caFile?: string;
+  /** Trust bundle for the CA server's TLS certificate when it is not issued by the signing CA. */
+  tlsCaFile?: string;
+  authKeyFile?: string;
+  /** step-ca: sha256 hex of the root certificate's DER (step's --fingerprint), lower-case. */
+  fingerprint?: string;
+  /** step-ca: JWK provisioner that node-join mints tokens for (with passwordFile). */
+  provisioner?: string;
+  passwordFile?: string;
+  /** step-ca: file of one-time tokens minted elsewhere, one per certificate. */
+  tokenFile?: string;
+  clientProfile?: string;
+  servingProfile?: string;
+  peerProfile?: string;
+}
+
 export interface BackendContext {
-  caName: CaName;
+  ca: CaDescriptor;
   settings: CaSettings;
   unsafeSkipCaVerification: boolean;
   env: NodeJS.ProcessEnv;

@@ -1,7 +1,6 @@
 // CFSSL's API (cloudflare/cfssl api/ and auth/): /info for the CA certificate, /authsign with an
 // HMAC over the exact request bytes when an auth key is configured, /sign otherwise.
 import { createHmac } from "node:crypto";
-import { CA_DISPLAY } from "../pki/certs.js";
 import { CaRefusedError, UsageError } from "../common/errors.js";
 import { TransientError } from "./retry.js";
 import { readSecret, secretEnvName } from "./secrets.js";
@@ -54,7 +53,7 @@ export function authsignBody(requestJson: string, keyHex: string, timestamp: num
 export function createCfsslBackend(ctx: BackendContext): CaBackend {
   const s = ctx.settings;
   const base = s.url.replace(/\/+$/, "");
-  const description = `CA ${CA_DISPLAY[ctx.caName]} (cfssl ${base}${s.label ? ` label ${s.label}` : ""})`;
+  const description = `CA ${ctx.ca.display} (cfssl ${base}${s.label ? ` label ${s.label}` : ""})`;
   let tls: TlsTrust | undefined;
 
   const call = async (path: string, body: string): Promise<Envelope> =>
@@ -69,7 +68,7 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
     });
 
   const authKey = (): string | undefined => {
-    const envName = secretEnvName(ctx.caName, "AUTH_KEY");
+    const envName = secretEnvName(ctx.ca, "AUTH_KEY");
     const value = readSecret({ what: "CA auth key file", file: s.authKeyFile, envName, env: ctx.env });
     if (value !== undefined && !/^([0-9a-fA-F]{2})+$/.test(value)) {
       throw new UsageError(`CA auth key from ${s.authKeyFile ?? envName} is not hex (CFSSL auth keys are hex strings)`);

@@ -2,9 +2,8 @@
 // per failed attempt, and decide the TLS trust for the CA server once its CA is authenticated.
 import { CaRefusedError } from "../common/errors.js";
 import { withRetry } from "./retry.js";
-import type { CaSettings } from "../config/settings.js";
 import { parseCert, splitPemCertificates, type CertInfo } from "../pki/x509.js";
-import type { BackendContext } from "./backend.js";
+import type { BackendContext, CaSettings } from "./backend.js";
 import type { TlsTrust } from "./http.js";
 import { tlsTrustFor, trustConfigured } from "./trust.js";
 

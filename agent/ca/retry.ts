@@ -1,19 +1,10 @@
 // Exponential backoff with jitter until a deadline: a node that boots before its network or its
 // CA is up still joins, and a fleet that boots at once does not hammer the CA in lockstep.
+import type { Clock } from "../common/clock.js";
 import { CaUnreachableError, errorMessage } from "../common/errors.js";
 
 /** Thrown by an attempt that may succeed later (connection refused, timeout, 5xx). */
 export class TransientError extends Error {}
-
-export interface Clock {
-  now(): number;
-  sleep(ms: number): Promise<void>;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-};
 
 export interface RetryOptions {
   /** Absolute time (clock.now() units) after which no new attempt starts. */

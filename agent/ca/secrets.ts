@@ -1,18 +1,12 @@
 // Secrets (CA auth keys, tokens, passwords) come from files or environment variables only, and
 // their values never reach argv, logs, errors, JSON output or the persisted config.
 import { readFileSync, statSync } from "node:fs";
-import type { CaName } from "../pki/certs.js";
 import { ioError, UsageError } from "../common/errors.js";
-
-const ENV_PREFIX: Record<CaName, string> = {
-  kubernetes: "NODE_JOIN_CA_",
-  frontProxy: "NODE_JOIN_FRONT_PROXY_CA_",
-  etcd: "NODE_JOIN_ETCD_CA_",
-};
+import type { CaDescriptor } from "../pki/cas.js";
 
 /** The environment variable holding a CA secret, e.g. NODE_JOIN_ETCD_CA_AUTH_KEY. */
-export function secretEnvName(ca: CaName, secret: string): string {
-  return `${ENV_PREFIX[ca]}${secret}`;
+export function secretEnvName(ca: CaDescriptor, secret: string): string {
+  return `${ca.envPrefix}${secret}`;
 }
 
 /** Refuses a secret file that group or others may read: the key would leak to every local user. */

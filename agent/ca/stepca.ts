@@ -3,8 +3,7 @@
 // certificate (given, or minted here from the provisioner's encrypted key), renewal over mTLS
 // with the current certificate at /1.0/rekey (fresh key) or /1.0/renew (same key).
 import type { JsonWebKey } from "node:crypto";
-import { CA_DISPLAY, type CertTemplate } from "../pki/certs.js";
-import { CA_FLAG_PREFIX } from "../config/options.js";
+import type { CertTemplate } from "../pki/certs.js";
 import { CaRefusedError, UsageError, VerificationError } from "../common/errors.js";
 import { spkiDer } from "../pki/keys.js";
 import { TransientError } from "./retry.js";
@@ -124,11 +123,11 @@ interface Call {
 export function createStepCaBackend(ctx: BackendContext): CaBackend {
   const s = ctx.settings;
   const base = s.url.replace(/\/+$/, "");
-  const description = `CA ${CA_DISPLAY[ctx.caName]} (step-ca ${base})`;
+  const description = `CA ${ctx.ca.display} (step-ca ${base})`;
   if (!base.startsWith("https:")) throw new UsageError(`${description}: step-ca answers over HTTPS only: give an https:// CA URL`);
-  const prefix = CA_FLAG_PREFIX[ctx.caName];
-  const tokenEnv = secretEnvName(ctx.caName, "TOKEN");
-  const passwordEnv = secretEnvName(ctx.caName, "PASSWORD");
+  const prefix = ctx.ca.flagPrefix;
+  const tokenEnv = secretEnvName(ctx.ca, "TOKEN");
+  const passwordEnv = secretEnvName(ctx.ca, "PASSWORD");
   let tls: TlsTrust | undefined;
   let anchors: CertInfo[] | undefined;
 

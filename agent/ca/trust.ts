@@ -2,7 +2,7 @@
 // file from the operator, or (only when asked for explicitly) nothing.
 import { readFileSync } from "node:fs";
 import { ioError, UsageError, VerificationError } from "../common/errors.js";
-import type { CaSettings } from "../config/settings.js";
+import type { CaSettings } from "./backend.js";
 import { buildChain, certFingerprint, certPin, parseCert, splitPemCertificates, type CertInfo } from "../pki/x509.js";
 
 export function loadPemFile(file: string, what: string): CertInfo[] {

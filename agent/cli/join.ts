@@ -1,143 +1,162 @@
-// `node-join join`: issue every certificate the role needs, verify, install as one transaction.
-import { checkJoinSettings, renderConfig, type RawValues } from "../config/options.js";
-import { kindsFor, type CaName } from "../pki/certs.js";
-import {
-  caFiles, casOf, checkWriteTargets, connectCas, issueAll, keyMatches, kindFiles, kindStates, recoverInterrupted, resolveIdentity, serviceAccountFiles,
-  tableContext, type KindState, type Runtime,
-} from "../engine/engine.js";
-import { commit, type FileChange } from "../store/transaction.js";
-import { acquireLock } from "../store/lock.js";
-import type { Settings } from "../config/settings.js";
-import { readState, stateFile, withIssued } from "../store/state.js";
-import { kubeletServingDropin } from "../store/stores.js";
-import { mismatch } from "../pki/verify.js";
-import type { CertInfo } from "../pki/x509.js";
+// `node-join join`: issue every certificate the role needs, verify, install as one transaction,
+// then install the renewal timer.
+import type { Command } from "commander";
+import { loadSettings, type GlobalOptions } from "../config/load.js";
+import { ALL_OPTIONS } from "../config/options.js";
+import { checkJoinSettings, type Settings } from "../config/settings.js";
+import { renderConfig, type RawValues } from "../config/sources.js";
+import { due, kept } from "../engine/assess.js";
+import { serviceAccountFiles } from "../engine/files.js";
+import { casOf } from "../engine/issue.js";
+import { withMetrics } from "../engine/report.js";
+import type { Runtime } from "../engine/runtime.js";
+import { run, type RunOutcome, type RunPolicy } from "../engine/run.js";
+import type { TimerResult } from "../ops/timer.js";
+import type { CaName } from "../pki/cas.js";
+import { kindsFor } from "../pki/certs.js";
+import type { Role } from "../pki/roles.js";
+import { kubeletServingDropin } from "../store/kubelet-store.js";
+import type { Layout } from "../store/layout.js";
+import type { FileChange } from "../store/transaction.js";
+import { addGlobal, examples, type Cli } from "./context.js";
+import { addOptionFlags } from "./flags.js";
 
-export interface JoinOptions {
-  settings: Settings;
-  values: RawValues;
-  force: boolean;
-  dryRun: boolean;
+const HELP = examples([
+  "# a worker against CFSSL, the CA pinned by the hash of its public key, as kubeadm pins it",
+  "node-join join --api-server https://10.0.0.10:6443 --ca-url http://ca.example:8888 \\",
+  "  --ca-cert-hash sha256:<hex> --ca-auth-key-file /etc/node-join/ca-auth.key",
+  "# what it would request and write, changing nothing",
+  "node-join join --dry-run --api-server https://10.0.0.10:6443 --ca-url http://ca.example:8888 --ca-cert-hash sha256:<hex>",
+  "# a control plane against step-ca (the etcd and front-proxy CAs on the same server by default)",
+  "node-join join --role control-plane --control-plane-endpoint k8s.example:6443 --ca-type step-ca \\",
+  "  --ca-url https://ca.example:9000 --ca-fingerprint <hex> --ca-provisioner nodes --ca-password-file /etc/node-join/pw",
+]);
+
+interface IssuedSummary {
+  kind: string;
+  reason: string;
+  serial?: string;
+  notAfter?: string;
+  commonName: string;
+  organizations: string[];
+  dnsNames: string[];
+  ips: string[];
+  ca: CaName;
 }
 
 export interface JoinResult {
   ok: true;
   command: "join";
   dryRun: boolean;
-  role: Settings["role"];
+  role: Role;
   nodeName: string;
-  issued: { kind: string; reason: string; serial?: string; notAfter?: string; commonName: string; organizations: string[]; dnsNames: string[]; ips: string[]; ca: CaName }[];
+  issued: IssuedSummary[];
   kept: string[];
   changedFiles: string[];
   backup?: string;
   message: string;
+  timer?: TimerResult;
+}
+
+export interface JoinOptions {
+  settings: Settings;
+  /** The merged values, persisted as the node's config. */
+  values: RawValues;
+  force: boolean;
+  dryRun: boolean;
+}
+
+/** Join's policy: every CA contacted first, only expiry or a changed template re-issues, a timer after. */
+export function joinPolicy(o: JoinOptions, l: Layout): RunPolicy {
+  const s = o.settings;
+  const saFiles = (): FileChange[] => (s.role === "control-plane" ? serviceAccountFiles(s, l) : []);
+  return {
+    force: o.force,
+    dryRun: o.dryRun,
+    inventory: "systeminformation",
+    contactAllCas: true,
+    deadlineRule: false,
+    renewWithInstalled: false,
+    recordRenewal: false,
+    installTimer: !o.dryRun && s.timer.enabled,
+    extraFiles: (id) => {
+      const values = new Map(o.values);
+      values.set("nodeName", id.nodeName);
+      return [...saFiles(), kubeletServingDropin(l), { path: l.configFile, content: renderConfig(values, l.root), mode: 0o644 }];
+    },
+  };
+}
+
+export function joinResult(s: Settings, r: RunOutcome): JoinResult {
+  const toIssue = due(r.assessments);
+  const issued: IssuedSummary[] = toIssue.map((a) => {
+    const leaf = r.issued.get(a.kind.name)?.leaf;
+    return {
+      kind: a.kind.name,
+      reason: a.reason!,
+      ...(leaf ? { serial: leaf.serial, notAfter: leaf.notAfter.toISOString() } : {}),
+      commonName: a.template.commonName,
+      organizations: a.template.organizations,
+      dnsNames: a.template.sans.dnsNames,
+      ips: a.template.sans.ips,
+      ca: a.kind.ca,
+    };
+  });
+  const what = `${s.role} node ${r.nodeName}`;
+  const message = r.dryRun
+    ? `dry run: would request ${toIssue.length} certificate(s) and write the files of ${what}`
+    : r.changedFiles.length === 0
+      ? `nothing to do: ${what} already has valid certificates matching its config`
+      : `joined ${what}: issued ${r.issued.size} certificate(s), wrote ${r.changedFiles.length} file(s)`;
+  return {
+    ok: true,
+    command: "join",
+    dryRun: r.dryRun,
+    role: s.role,
+    nodeName: r.nodeName,
+    issued,
+    kept: kept(r.assessments).map((a) => a.kind.name),
+    changedFiles: r.changedFiles,
+    ...(r.backup ? { backup: r.backup } : {}),
+    message,
+    ...(r.timer ? { timer: r.timer } : {}),
+  };
 }
 
 export async function runJoin(o: JoinOptions, rt: Runtime): Promise<JoinResult> {
-  const s = o.settings;
-  const l = rt.layout;
-  const kinds = kindsFor(s.role);
-  const cas = casOf(kinds);
-  checkJoinSettings(s, cas);
-  const id = await resolveIdentity(s);
-  const ctx = tableContext(s, id);
-  const now = () => new Date(rt.clock.now());
-  const saFiles = s.role === "control-plane" ? serviceAccountFiles(s, l) : [];
+  checkJoinSettings(o.settings, casOf(kindsFor(o.settings.role)));
+  return joinResult(o.settings, await run(o.settings, joinPolicy(o, rt.layout), rt));
+}
 
-  if (!o.dryRun) checkWriteTargets(l);
-  const lock = o.dryRun ? undefined : acquireLock(l.lockFile);
-  try {
-    if (!o.dryRun) recoverInterrupted(rt);
-    const states = kindStates(kinds, ctx, l);
-    const connected = o.dryRun ? undefined : await connectCas(s, cas, rt, rt.clock.now() + s.timeoutMs);
-    for (const st of states) decide(st, o.force, connected ? (ca) => connected.get(ca)!.anchors : undefined, now());
+export function formatJoin(r: JoinResult): string {
+  const line = (i: IssuedSummary): string => {
+    const sans = [...i.dnsNames, ...i.ips];
+    const subject = `CN=${i.commonName}${i.organizations.length ? ` O=${i.organizations.join(",")}` : ""}`;
+    const why = i.reason === "missing" ? "new" : i.reason;
+    return `  ${r.dryRun ? "would request" : "issued"} ${i.kind}: ${subject}${sans.length ? ` SANs=${sans.join(",")}` : ""} (${why})\n`;
+  };
+  return `${r.message}\n${r.issued.map(line).join("")}${r.timer ? `${r.timer.message}\n` : ""}`;
+}
 
-    const toIssue = states.filter((st) => st.reason !== undefined);
-    const summary = (st: KindState) => ({
-      kind: st.kind.name,
-      reason: st.reason!,
-      commonName: st.template.commonName,
-      organizations: st.template.organizations,
-      dnsNames: st.template.sans.dnsNames,
-      ips: st.template.sans.ips,
-      ca: st.kind.ca,
+export function registerJoin(program: Command, cli: Cli): void {
+  const cmd = addGlobal(program.command("join").description("issue and install this node's certificates and kubeconfigs"));
+  addOptionFlags(cmd, cli.withJoinFlags ? ALL_OPTIONS.filter((o) => (o.command ?? "join") === "join") : []);
+  cmd
+    .option("--force", "re-issue every certificate even if the installed ones are valid")
+    .option("--dry-run", "print what would be requested and written; change nothing")
+    .option("--no-timer", "do not install the renewal timer (config timer.enabled: false)")
+    .addHelpText("after", HELP)
+    .action(async (opts: GlobalOptions & Record<string, unknown>) => {
+      // commander sets timer=true by default for --no-timer; only an explicit --no-timer counts.
+      const { timer, ...rest } = opts;
+      const loaded = loadSettings(rest, cli.io.env);
+      if (timer === false) {
+        loaded.settings.timer.enabled = false;
+        loaded.values.set("timer.enabled", false);
+      }
+      const rt = cli.runtime(loaded.layout.root);
+      const o = { settings: loaded.settings, values: loaded.values, force: Boolean(opts.force), dryRun: Boolean(opts.dryRun) };
+      const r = await withMetrics("join", loaded.settings, rt, () => runJoin(o, rt), (j) => ({ nodeName: j.nodeName }));
+      cli.setResult({ json: Boolean(opts.json), value: r, text: formatJoin(r) });
     });
-    const configChange: FileChange = { path: l.configFile, content: renderConfig(withNodeName(o.values, id.nodeName), l.root), mode: 0o644 };
-    if (o.dryRun || !connected) {
-      return {
-        ok: true,
-        command: "join",
-        dryRun: true,
-        role: s.role,
-        nodeName: id.nodeName,
-        issued: toIssue.map(summary),
-        kept: states.filter((st) => st.reason === undefined).map((st) => st.kind.name),
-        changedFiles: [],
-        message: `dry run: would request ${toIssue.length} certificate(s) and write the files of ${s.role} node ${id.nodeName}`,
-      };
-    }
-
-    // Every CA checks it can authorize its requests before any CSR is sent (step-ca: no token spent in vain).
-    for (const [ca, conn] of connected) {
-      await conn.backend.prepare?.(toIssue.filter((st) => st.kind.ca === ca).map((st) => ({ kind: st.kind.name, template: st.template })));
-    }
-    const issued = await issueAll(toIssue, connected, s.keyAlgorithm, rt, now);
-    const anchors = new Map([...connected].map(([ca, c]) => [ca, c.anchors] as const));
-    const caPem = new Map([...anchors].map(([ca, a]) => [ca, a.map((c) => c.pem).join("")] as const));
-    const issuedList = [...issued.values()].map((i) => ({ kind: i.kind.name, leaf: i.leaf }));
-    const changes: FileChange[] = [
-      ...caFiles(s.role, anchors, l),
-      ...kindFiles(states, issued, caPem, ctx, l, now()),
-      ...saFiles,
-      kubeletServingDropin(l),
-      configChange,
-      ...(issuedList.length ? [stateFile(withIssued(readState(l), issuedList, now(), false), l)] : []),
-    ];
-    const result = commit(changes, l, now());
-    const message =
-      result.changed.length === 0
-        ? `nothing to do: ${s.role} node ${id.nodeName} already has valid certificates matching its config`
-        : `joined ${s.role} node ${id.nodeName}: issued ${issued.size} certificate(s), wrote ${result.changed.length} file(s)`;
-    return {
-      ok: true,
-      command: "join",
-      dryRun: false,
-      role: s.role,
-      nodeName: id.nodeName,
-      issued: toIssue.map((st) => ({
-        ...summary(st),
-        serial: issued.get(st.kind.name)!.leaf.serial,
-        notAfter: issued.get(st.kind.name)!.leaf.notAfter.toISOString(),
-      })),
-      kept: states.filter((st) => st.reason === undefined).map((st) => st.kind.name),
-      changedFiles: result.changed,
-      ...(result.backup ? { backup: result.backup } : {}),
-      message,
-    };
-  } finally {
-    lock?.release();
-  }
-}
-
-function withNodeName(values: RawValues, nodeName: string): RawValues {
-  const out = new Map(values);
-  out.set("nodeName", nodeName);
-  return out;
-}
-
-/** Sets st.reason when the kind must be issued: forced, missing, broken, or no longer matching. */
-function decide(st: KindState, force: boolean, anchorsOf: ((ca: CaName) => CertInfo[]) | undefined, now: Date): void {
-  if (st.reason !== undefined) return;
-  if (force) {
-    st.reason = "forced";
-    return;
-  }
-  const inst = st.installed!;
-  if (!keyMatches(inst)) {
-    st.reason = "installed key does not match its certificate";
-    return;
-  }
-  const [leaf, ...rest] = inst.chain;
-  const why = mismatch(leaf!, st.template, anchorsOf?.(st.kind.ca), now, rest);
-  if (why) st.reason = why;
 }

@@ -1,47 +1,38 @@
-// `node-join timer install | remove | status`.
-import { existsSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { hostPath } from "../config/options.js";
-import { selfArgv } from "../ops/hooks.js";
-import type { Layout } from "../store/layout.js";
-import { chooseScheduler, detectTimerEnv, installTimer, removeTimer, timerStatus, type TimerInstall, type TimerStatus } from "../ops/timer.js";
+// `node-join timer install | remove | status`: the systemd timer (or cron line) that runs renew.
+import { Option, type Command } from "commander";
+import { loadSettings } from "../config/load.js";
+import { runTimer, type Scheduler } from "../ops/timer.js";
+import { examples, type Cli } from "./context.js";
 
-export type TimerAction = "install" | "remove" | "status";
+const HELP = examples([
+  "node-join timer status",
+  "node-join timer install --scheduler cron          # where there is no systemd",
+  "node-join timer install --root /target --binary /usr/bin/node-join",
+]);
 
-export interface TimerOptions {
-  layout: Layout;
-  /** Spreads the cron minute per node. */
-  seed: string;
-  binary?: string;
-  scheduler?: "auto" | "systemd" | "cron";
-}
-
-export type TimerResult =
-  | ({ ok: true; command: "timer install"; message: string } & TimerInstall)
-  | { ok: true; command: "timer remove"; removed: string[]; message: string }
-  | ({ ok: true; command: "timer status"; message: string } & TimerStatus);
-
-/** The command line the units run, as the booted host sees it. */
-export function defaultExec(l: Layout): string {
-  const self = selfArgv();
-  if (self.length === 1) return hostPath(self[0]!, l.root);
-  if (existsSync(join(l.root, "/usr/bin/node-join"))) return "/usr/bin/node-join";
-  return self.map((p) => resolve(p)).join(" ");
-}
-
-export function runTimer(action: TimerAction, o: TimerOptions): TimerResult {
-  const env = detectTimerEnv(o.layout);
-  if (action === "install") {
-    const r = installTimer(env, o.binary ?? defaultExec(o.layout), chooseScheduler(env, o.scheduler ?? "auto"), o.seed);
-    return { ok: true, command: "timer install", ...r };
+export function registerTimer(program: Command, cli: Cli): void {
+  const timerCmd = program
+    .command("timer")
+    .description("install, remove or show the systemd timer (or cron line) that runs renew")
+    .addHelpText("after", HELP);
+  for (const action of ["install", "remove", "status"] as const) {
+    const sub = timerCmd.command(action).description(`${action} the renewal timer`);
+    sub.option("--root <dir>", "operate on this root directory instead of /").option("--json", "machine-readable output");
+    if (action === "install") {
+      sub.option("--binary <path>", "the node-join the units run (default: this binary's installed path)");
+      sub.addOption(
+        new Option("--scheduler <kind>", "systemd or cron (default: systemd when installed on the root)").choices(["auto", "systemd", "cron"]).default("auto"),
+      );
+    }
+    sub.action((opts: { root?: string; json?: boolean; binary?: string; scheduler?: "auto" | Scheduler }) => {
+      const loaded = loadSettings({ ...(opts.root ? { root: opts.root } : {}) }, cli.io.env);
+      const r = runTimer(action, {
+        layout: loaded.layout,
+        seed: loaded.settings.nodeName ?? "",
+        ...(opts.binary ? { binary: opts.binary } : {}),
+        ...(opts.scheduler ? { scheduler: opts.scheduler } : {}),
+      });
+      cli.setResult({ json: Boolean(opts.json), value: r, text: `${r.message}\n` });
+    });
   }
-  if (action === "remove") {
-    const removed = removeTimer(env);
-    return { ok: true, command: "timer remove", removed, message: removed.length ? `removed ${removed.join(", ")}` : "no timer was installed" };
-  }
-  const st = timerStatus(env);
-  const message = st.installed
-    ? `${st.scheduler} timer installed (${st.files.join(", ")}), ${st.enabled ? "enabled" : "not enabled"}${st.active === undefined ? "" : st.active ? ", active" : ", inactive"}${st.nextRun ? `, next run ${st.nextRun}` : ""}`
-    : "no renewal timer installed: run node-join timer install";
-  return { ok: true, command: "timer status", ...st, message };
 }

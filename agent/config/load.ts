@@ -1,12 +1,11 @@
 // What every command does first: find its root, read the config, merge the sources.
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import {
-  envValues, flagValues, mergeValues, OPTIONS, parseConfigText, toSettings, underRoot, type RawValues,
-} from "./options.js";
 import { ioError, UsageError } from "../common/errors.js";
-import { layout, type Layout } from "../store/layout.js";
-import type { Settings } from "./settings.js";
+import { layout, underRoot, type Layout } from "../store/layout.js";
+import { optionByKey } from "./options.js";
+import { toSettings, type Settings } from "./settings.js";
+import { envValues, flagValues, mergeValues, parseConfigText, type RawValues } from "./sources.js";
 
 export interface GlobalOptions {
   root?: string;
@@ -18,6 +17,7 @@ export interface GlobalOptions {
 export interface Loaded {
   layout: Layout;
   settings: Settings;
+  /** The merged values without defaults: what join persists. */
   values: RawValues;
   /** The config file that was read, if any. */
   configFile?: string;
@@ -39,7 +39,7 @@ export function loadSettings(opts: GlobalOptions & Record<string, unknown>, env:
     fromFile = parseConfigText(text, file);
     // The persisted config names host paths; under --root they live below the root.
     for (const [k, v] of fromFile) {
-      if (typeof v === "string" && OPTIONS.find((o) => o.key === k)?.path) fromFile.set(k, underRoot(v, root, existsSync));
+      if (typeof v === "string" && optionByKey(k)?.path) fromFile.set(k, underRoot(v, root, existsSync));
     }
   } else if (explicit) {
     throw new UsageError(`--config ${file}: no such file`);

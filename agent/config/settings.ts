@@ -1,28 +1,29 @@
-// The effective settings of a run, after flags, environment, config file and defaults were merged
-// (config.ts) and validated. Secrets are never part of them: only the paths of the files that hold them.
-import type { CaName, ControlPlaneSettings, Role } from "../pki/certs.js";
+// The effective settings of a run: flags, environment and config file merged (sources.ts), then
+// completed with the defaults, which are applied here and nowhere else. Secrets are never part of
+// them: only the paths of the files that hold them.
+import { join } from "node:path";
+import type { CaSettings } from "../ca/backend.js";
+import { parseDuration } from "../common/duration.js";
+import { UsageError } from "../common/errors.js";
+import { CA_NAMES, CAS, type CaName } from "../pki/cas.js";
 import type { KeyAlgorithm } from "../pki/keys.js";
+import type { Role } from "../pki/roles.js";
+import { optionByKey, type OptionKey, type ValueOf } from "./options.js";
+import { valueOf, type RawValues } from "./sources.js";
 
-export interface CaSettings {
-  type: string;
-  url: string;
-  label?: string;
-  /** kubeadm-style SPKI pins, sha256:<hex>. */
-  certHashes: string[];
-  caFile?: string;
-  /** Trust bundle for the CA server's TLS certificate when it is not issued by the signing CA. */
-  tlsCaFile?: string;
-  authKeyFile?: string;
-  /** step-ca: sha256 hex of the root certificate's DER (step's --fingerprint), lower-case. */
-  fingerprint?: string;
-  /** step-ca: JWK provisioner that node-join mints tokens for (with passwordFile). */
-  provisioner?: string;
-  passwordFile?: string;
-  /** step-ca: file of one-time tokens minted elsewhere, one per certificate. */
-  tokenFile?: string;
-  clientProfile?: string;
-  servingProfile?: string;
-  peerProfile?: string;
+export interface ControlPlaneConfig {
+  /** Unset: the first node IP that discovery finds. */
+  advertiseAddress?: string;
+  bindPort: number;
+  /** controlPlaneEndpoint as host:port; unset only when no API server URL is known either. */
+  endpoint?: string;
+  serviceCidr: string;
+  dnsDomain: string;
+  apiServerCertSans: string[];
+  etcdServerCertSans: string[];
+  etcdPeerCertSans: string[];
+  serviceAccountKeyFile: string;
+  serviceAccountPublicKeyFile: string;
 }
 
 export interface Settings {
@@ -43,7 +44,135 @@ export interface Settings {
   metrics: { textfile: string };
 }
 
-export interface ControlPlaneConfig extends Partial<ControlPlaneSettings> {
-  serviceAccountKeyFile: string;
-  serviceAccountPublicKeyFile: string;
+/** Every default, by option key. Paths are host paths; under --root they are taken below the root. */
+export const DEFAULTS = {
+  role: "worker",
+  keyAlgorithm: "ecdsa-p256",
+  timeout: "5m",
+  unsafeSkipCaVerification: false,
+  "cas.kubernetes.type": "cfssl",
+  "controlPlane.bindPort": 6443,
+  "controlPlane.serviceCidr": "10.96.0.0/12",
+  "controlPlane.dnsDomain": "cluster.local",
+  "controlPlane.serviceAccountKeyFile": "/etc/node-join/sa.key",
+  "controlPlane.serviceAccountPublicKeyFile": "/etc/node-join/sa.pub",
+  "renew.reuseKey": false,
+  "timer.enabled": true,
+  "metrics.textfile": "/var/lib/node_exporter/textfile_collector/node_join.prom",
+} as const satisfies { [K in OptionKey]?: ValueOf<K> };
+type Defaulted = keyof typeof DEFAULTS;
+
+/** Builds complete, typed settings from merged values; `root` prefixes default paths. */
+export function toSettings(values: RawValues, root: string): Settings {
+  const get = <K extends OptionKey>(k: K): ValueOf<K> | undefined => valueOf(values, k);
+  const or = <K extends Defaulted>(k: K): ValueOf<K> => {
+    const v = get(k);
+    if (v !== undefined) return v;
+    const d = DEFAULTS[k] as ValueOf<K>;
+    return optionByKey(k)?.path && typeof d === "string" ? (join(root, d) as ValueOf<K>) : d;
+  };
+  const list = (k: OptionKey & `${string}s`): string[] => (get(k) as string[] | undefined) ?? [];
+
+  const caSettings = (ca: CaName): CaSettings => {
+    // The front-proxy and etcd CAs share the kubernetes CA's server unless given their own URL,
+    // and then its type, TLS trust and step-ca root; pins, CA files and labels stay per CA.
+    const inherit = ca !== "kubernetes" && get(`cas.${ca}.url`) === undefined;
+    const shared = <F extends "type" | "url" | "tlsCaFile" | "fingerprint">(f: F) =>
+      get(`cas.${ca}.${f}`) ?? (inherit ? get(`cas.kubernetes.${f}`) : undefined);
+    // Secrets and profiles: one auth key or provisioner usually serves all three.
+    const common = <F extends "authKeyFile" | "clientProfile" | "servingProfile" | "peerProfile" | "provisioner" | "passwordFile" | "tokenFile">(
+      f: F,
+    ) => get(`cas.${ca}.${f}`) ?? get(`cas.kubernetes.${f}`);
+    const s: CaSettings = {
+      type: shared("type") ?? or("cas.kubernetes.type"),
+      url: shared("url") ?? "",
+      certHashes: get(`cas.${ca}.certHashes`) ?? [],
+    };
+    const label = get(`cas.${ca}.label`) ?? CAS[ca].defaultLabel;
+    if (label) s.label = label;
+    const caFile = get(`cas.${ca}.caFile`);
+    if (caFile) s.caFile = caFile;
+    const tlsCaFile = shared("tlsCaFile");
+    if (tlsCaFile) s.tlsCaFile = tlsCaFile;
+    const fingerprint = shared("fingerprint");
+    if (fingerprint) s.fingerprint = fingerprint.toLowerCase();
+    for (const f of ["authKeyFile", "clientProfile", "servingProfile", "peerProfile", "provisioner", "passwordFile", "tokenFile"] as const) {
+      const v = common(f);
+      if (v) s[f] = v;
+    }
+    return s;
+  };
+
+  const role = or("role") as Role;
+  const settings: Settings = {
+    role,
+    apiServer: get("apiServer") ?? "",
+    ips: list("ips"),
+    dnsNames: list("dnsNames"),
+    keyAlgorithm: or("keyAlgorithm") as KeyAlgorithm,
+    timeoutMs: parseDuration(or("timeout"))!,
+    unsafeSkipCaVerification: or("unsafeSkipCaVerification"),
+    cas: Object.fromEntries(CA_NAMES.map((ca) => [ca, caSettings(ca)])) as Record<CaName, CaSettings>,
+    renew: { reuseKey: or("renew.reuseKey") },
+    hooks: {},
+    timer: { enabled: or("timer.enabled") },
+    metrics: { textfile: or("metrics.textfile") },
+  };
+  const before = get("renew.before");
+  if (before) settings.renew.beforeMs = parseDuration(before)!;
+  const postRenew = get("hooks.postRenew");
+  if (postRenew) settings.hooks.postRenew = postRenew;
+  const nodeName = get("nodeName");
+  if (nodeName) settings.nodeName = nodeName;
+  const iface = get("interface");
+  if (iface) settings.interface = iface;
+  if (role === "control-plane") {
+    const endpoint = get("controlPlane.endpoint");
+    // kubeadm points admin.conf, super-admin.conf and kubelet.conf at https://<controlPlaneEndpoint>,
+    // and a single control plane's endpoint is the API server URL's host:port.
+    if (endpoint && !settings.apiServer) settings.apiServer = `https://${endpoint}`;
+    const derived = settings.apiServer ? hostPort(settings.apiServer) : undefined;
+    settings.controlPlane = {
+      bindPort: or("controlPlane.bindPort"),
+      serviceCidr: or("controlPlane.serviceCidr"),
+      dnsDomain: or("controlPlane.dnsDomain"),
+      apiServerCertSans: get("controlPlane.apiServerCertSans") ?? [],
+      etcdServerCertSans: get("controlPlane.etcdServerCertSans") ?? [],
+      etcdPeerCertSans: get("controlPlane.etcdPeerCertSans") ?? [],
+      serviceAccountKeyFile: or("controlPlane.serviceAccountKeyFile"),
+      serviceAccountPublicKeyFile: or("controlPlane.serviceAccountPublicKeyFile"),
+    };
+    const adv = get("controlPlane.advertiseAddress");
+    if (adv) settings.controlPlane.advertiseAddress = adv;
+    const ep = endpoint ?? derived;
+    if (ep) settings.controlPlane.endpoint = ep;
+  }
+  return settings;
+}
+
+function hostPort(url: string): string {
+  const u = new URL(url);
+  return `${u.hostname}:${u.port || "443"}`;
+}
+
+/** The checks a join needs beyond per-key types: required settings and trust for every CA used. */
+export function checkJoinSettings(s: Settings, casUsed: CaName[]): void {
+  if (!s.apiServer) {
+    throw new UsageError(
+      s.role === "control-plane"
+        ? "--api-server or --control-plane-endpoint (config key apiServer or controlPlane.endpoint) is required"
+        : "--api-server (config key apiServer) is required",
+    );
+  }
+  for (const ca of casUsed) {
+    const c = s.cas[ca];
+    const { flagPrefix, title } = CAS[ca];
+    if (!c.url) throw new UsageError(`--${flagPrefix}ca-url (config key cas.${ca}.url) is required`);
+    if (c.certHashes.length === 0 && !c.caFile && !c.fingerprint && !s.unsafeSkipCaVerification) {
+      const stepCa = c.type === "step-ca" ? `--${flagPrefix}ca-fingerprint <hex>, ` : "";
+      throw new UsageError(
+        `${title}: no trust anchor: give ${stepCa}--${flagPrefix}ca-cert-hash sha256:<hex> or --${flagPrefix}ca-file <pem> (or --unsafe-skip-ca-verification)`,
+      );
+    }
+  }
 }

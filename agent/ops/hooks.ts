@@ -2,7 +2,7 @@
 // with NODE_JOIN_RENEWED naming the renewed kinds.
 import { childProcess, isSea } from "../common/builtins.js";
 import { NodeJoinError } from "../common/errors.js";
-import type { Role } from "../pki/certs.js";
+import type { Role } from "../pki/roles.js";
 
 /** How this very program is started again (single binary, or node + bundle). */
 export function selfArgv(): string[] {

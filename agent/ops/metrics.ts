@@ -2,6 +2,11 @@
 // status run: expiry and renewal deadline per certificate, last successful renewal, last result.
 import { existsSync } from "node:fs";
 import { dirname } from "node:path";
+import { renewalDeadline, type DeadlinePolicy } from "../pki/deadline.js";
+import type { KindReading } from "../pki/installed.js";
+import { readIfExists, writeFileAtomic } from "../store/fsio.js";
+import { hostPath, type Layout } from "../store/layout.js";
+import { readState } from "../store/state.js";
 
 export interface CertMetric {
   kind: string;
@@ -64,4 +69,35 @@ export function renderMetrics(certs: CertMetric[], run: RunMetric, lastRenewal: 
 /** The textfile is kept only where node_exporter's collector directory exists. */
 export function metricsEnabled(path: string): boolean {
   return existsSync(dirname(path));
+}
+
+export interface MetricsRefresh {
+  textfile: string;
+  layout: Layout;
+  /** The installed state of the role, read only when the textfile is kept. */
+  read: () => KindReading[];
+  policy: DeadlinePolicy;
+  run: RunMetric;
+}
+
+/**
+ * Refreshes the textfile after a run; never fails the run (a broken exporter directory is logged).
+ * Without the collector directory nothing is read: renew runs twice a day on every node.
+ */
+export function refreshMetrics(m: MetricsRefresh, log: (line: string) => void): void {
+  if (!metricsEnabled(m.textfile)) return;
+  try {
+    const certs = m.read().map((r): CertMetric => {
+      const file = hostPath(r.file, m.layout.root);
+      const leaf = r.installed?.chain[0];
+      if (!leaf) return { kind: r.kind.name, file };
+      return { kind: r.kind.name, file, notAfter: leaf.notAfter, deadline: renewalDeadline(leaf, m.policy) };
+    });
+    const state = readState(m.layout);
+    const previous = readIfExists(m.textfile)?.toString("utf8");
+    const lastRenewal = state.lastRenewal ? new Date(state.lastRenewal) : undefined;
+    writeFileAtomic(m.textfile, renderMetrics(certs, m.run, lastRenewal, previousRuns(previous, m.run.command)), 0o644);
+  } catch (err) {
+    log(`warning: could not refresh the metrics textfile ${m.textfile}: ${(err as Error).message}`);
+  }
 }

@@ -5,14 +5,9 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { ensureDir, fsyncDir, inspect, renameDurable } from "../store/fsio.js";
 import type { Layout } from "../store/layout.js";
-import type { Clock } from "../ca/retry.js";
-import { findKind } from "../pki/certs.js";
+import type { Clock } from "../common/clock.js";
 
 export const PAUSED_DIR = "node-join-paused-manifests";
-
-export function podsForKinds(kinds: string[]): string[] {
-  return [...new Set(kinds.flatMap((k) => findKind(k)?.restarts ?? []))];
-}
 
 export async function restartStaticPods(pods: string[], l: Layout, waitMs: number, clock: Clock, log: (s: string) => void): Promise<string[]> {
   const manifests = join(l.kubernetesDir, "manifests");

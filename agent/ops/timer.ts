@@ -2,10 +2,11 @@
 // caught up after downtime), or a cron line where there is no systemd.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { join } from "node:path";
-import { ensureDir, inspect, removeIfExists, symlinkStaged, writeFileAtomic, renameDurable, fsyncDir } from "../store/fsio.js";
-import type { Layout } from "../store/layout.js";
+import { join, resolve } from "node:path";
 import { childProcess } from "../common/builtins.js";
+import { ensureDir, fsyncDir, inspect, removeIfExists, renameDurable, symlinkStaged, writeFileAtomic } from "../store/fsio.js";
+import { hostPath, type Layout } from "../store/layout.js";
+import { selfArgv } from "./hooks.js";
 
 export const SERVICE = "node-join-renew.service";
 export const TIMER = "node-join-renew.timer";
@@ -169,4 +170,50 @@ export function timerStatus(env: TimerEnv): TimerStatus {
   }
   if (existsSync(cron)) return { scheduler: "cron", installed: true, enabled: true, files: [cron] };
   return { installed: false, enabled: false, files: [] };
+}
+
+/** The command line the units run, as the booted host sees it. */
+export function defaultExec(l: Layout): string {
+  const self = selfArgv();
+  if (self.length === 1) return hostPath(self[0]!, l.root);
+  if (existsSync(join(l.root, "/usr/bin/node-join"))) return "/usr/bin/node-join";
+  return self.map((p) => resolve(p)).join(" ");
+}
+
+export type TimerAction = "install" | "remove" | "status";
+
+export interface TimerOptions {
+  layout: Layout;
+  /** Spreads the cron minute per node. */
+  seed: string;
+  binary?: string;
+  scheduler?: "auto" | Scheduler;
+}
+
+export type TimerResult =
+  | ({ ok: true; command: "timer install"; message: string } & TimerInstall)
+  | { ok: true; command: "timer remove"; removed: string[]; message: string }
+  | ({ ok: true; command: "timer status"; message: string } & TimerStatus);
+
+function statusMessage(st: TimerStatus): string {
+  if (!st.installed) return "no renewal timer installed: run node-join timer install";
+  const parts = [`${st.scheduler} timer installed (${st.files.join(", ")})`, st.enabled ? "enabled" : "not enabled"];
+  if (st.active !== undefined) parts.push(st.active ? "active" : "inactive");
+  if (st.nextRun) parts.push(`next run ${st.nextRun}`);
+  return parts.join(", ");
+}
+
+export function runTimer(action: TimerAction, o: TimerOptions): TimerResult {
+  const env = detectTimerEnv(o.layout);
+  if (action === "install") {
+    const r = installTimer(env, o.binary ?? defaultExec(o.layout), chooseScheduler(env, o.scheduler ?? "auto"), o.seed);
+    return { ok: true, command: "timer install", ...r };
+  }
+  if (action === "remove") {
+    const removed = removeTimer(env);
+    const message = removed.length ? `removed ${removed.join(", ")}` : "no timer was installed";
+    return { ok: true, command: "timer remove", removed, message };
+  }
+  const st = timerStatus(env);
+  return { ok: true, command: "timer status", ...st, message: statusMessage(st) };
 }

@@ -1,18 +1,14 @@
 // The one table of certificate kinds, after kubeadm's certlist.go and kubeconfig specs
-// (see ../shared/reference/kubernetes-pki.md). Issuance, verification, status and renewal all read
-// it; no command knows a certificate by name.
-import { ipFamily } from "../common/ip.js";
+// (cmd/kubeadm/app/phases/certs/certlist.go, phases/kubeconfig/kubeconfig.go). Issuance,
+// verification, status and renewal all read it; no command knows a certificate by name.
+import { inKubeconfig } from "../store/kubeconfig-store.js";
+import { kubeletRotating } from "../store/kubelet-store.js";
+import { pkiPair } from "../store/pki-pair.js";
+import type { CertStore } from "../store/cert-store.js";
+import type { CaName } from "./cas.js";
+import type { Role } from "./roles.js";
+import { endpointHost, firstServiceIp, sanSet, type SanSet } from "./sans.js";
 import type { Eku } from "./x509.js";
-import { normalizeIp } from "./x509.js";
-
-export const ROLES = ["worker", "control-plane"] as const;
-export type Role = (typeof ROLES)[number];
-
-/** The three CAs a control plane trusts; each is configured on its own. */
-export const CA_NAMES = ["kubernetes", "frontProxy", "etcd"] as const;
-export type CaName = (typeof CA_NAMES)[number];
-/** How a CA is named in messages: its flag prefix. */
-export const CA_DISPLAY: Record<CaName, string> = { kubernetes: "kubernetes", frontProxy: "front-proxy", etcd: "etcd" };
 
 /** Which of a CA's signing profiles a kind is requested under. */
 export type ProfileKind = "client" | "serving" | "peer";
@@ -42,23 +38,10 @@ export interface TableContext {
   controlPlane?: ControlPlaneSettings;
 }
 
-export interface SanSet {
-  dnsNames: string[];
-  ips: string[];
-}
-
-/** Where a kind's certificate and key live. Paths are relative to the store's directory. */
-export type CertStore =
-  | { type: "pki"; cert: string; key: string }
-  | { type: "kubelet"; prefix: string }
-  | { type: "embedded" };
-
 export interface KubeconfigSpec {
   file: string;
   /** kubeadm: admin, super-admin and kubelet use controlPlaneEndpoint; the others the local API server. */
   server: "endpoint" | "local";
-  /** false: client-certificate/client-key point at the kubelet's rotating -current.pem. */
-  embed: boolean;
 }
 
 export interface CertKind {
@@ -69,19 +52,12 @@ export interface CertKind {
   organizations: (ctx: TableContext) => string[];
   usages: Eku[];
   sans: (ctx: TableContext) => SanSet;
-  roles: Role[];
+  roles: readonly Role[];
+  /** Where the certificate and key live, and how they are read and written. */
   store: CertStore;
   kubeconfig?: KubeconfigSpec;
   /** Static pods to restart after this kind was renewed (kubeadm's documented way). */
   restarts: string[];
-}
-
-export interface CaKind {
-  name: string;
-  ca: CaName;
-  file: string;
-  keyFile: string;
-  roles: Role[];
 }
 
 const NO_SANS = (): SanSet => ({ dnsNames: [], ips: [] });
@@ -92,69 +68,6 @@ const CP: Role[] = ["control-plane"];
 function cp(ctx: TableContext): ControlPlaneSettings {
   if (!ctx.controlPlane) throw new Error("control-plane settings are required for this certificate");
   return ctx.controlPlane;
-}
-
-/** Splits names into DNS names and IPs, removing duplicates, keeping first-seen order. */
-export function sanSet(names: string[]): SanSet {
-  const dnsNames: string[] = [];
-  const ips: string[] = [];
-  for (const raw of names) {
-    const name = raw.trim();
-    if (!name) continue;
-    if (ipFamily(name)) {
-      const ip = normalizeIp(name);
-      if (!ips.includes(ip)) ips.push(ip);
-    } else {
-      const dns = name.toLowerCase();
-      if (!dnsNames.includes(dns)) dnsNames.push(dns);
-    }
-  }
-  return { dnsNames, ips };
-}
-
-/** The host part of host:port, [v6]:port or a bare host. */
-export function endpointHost(endpoint: string): string {
-  const bracket = /^\[([^\]]+)\](?::\d+)?$/.exec(endpoint);
-  if (bracket) return bracket[1]!;
-  if (ipFamily(endpoint)) return endpoint;
-  const colon = endpoint.lastIndexOf(":");
-  return colon > 0 ? endpoint.slice(0, colon) : endpoint;
-}
-
-/** First usable address of a CIDR: what kubeadm puts in the apiserver cert (10.96.0.1 for 10.96.0.0/12). */
-export function firstServiceIp(cidrList: string): string {
-  const cidr = cidrList.split(",")[0]!.trim();
-  const [addr, bitsText] = cidr.split("/");
-  const bits = Number(bitsText);
-  const kind = ipFamily(addr ?? "");
-  if (!addr || !kind || !Number.isInteger(bits) || bits < 0 || bits > (kind === 4 ? 32 : 128)) {
-    throw new Error(`invalid CIDR ${cidr}`);
-  }
-  const width = kind === 4 ? 32 : 128;
-  const value = kind === 4 ? ipv4ToBigInt(addr) : ipv6ToBigInt(addr);
-  const mask = ((1n << BigInt(width)) - 1n) ^ ((1n << BigInt(width - bits)) - 1n);
-  const first = (value & mask) + 1n;
-  return kind === 4 ? bigIntToIpv4(first) : bigIntToIpv6(first);
-}
-
-function ipv4ToBigInt(ip: string): bigint {
-  return ip.split(".").reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
-}
-function bigIntToIpv4(v: bigint): string {
-  return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 255n)).join(".");
-}
-function ipv6ToBigInt(ip: string): bigint {
-  const full = normalizeIp(ip);
-  const [head, tail] = full.includes("::") ? full.split("::") : [full, undefined];
-  const h = head ? head.split(":") : [];
-  const t = tail ? tail.split(":") : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t];
-  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
-}
-function bigIntToIpv6(v: bigint): string {
-  const groups: string[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(((v >> BigInt(i * 16)) & 0xffffn).toString(16));
-  return normalizeIp(groups.join(":"));
 }
 
 export function apiServerSans(ctx: TableContext): SanSet {
@@ -183,6 +96,30 @@ function etcdSans(extra: (c: ControlPlaneSettings) => string[]) {
 const fixed = (value: string) => (): string => value;
 const orgs = (...values: string[]) => (): string[] => values;
 
+/** A control-plane certificate of kubeadm's PKI directory: <file>.crt and <file>.key. */
+const pkiKind = (
+  name: string,
+  ca: CaName,
+  profile: ProfileKind,
+  cn: (ctx: TableContext) => string,
+  o: string[],
+  usages: Eku[],
+  sans: (ctx: TableContext) => SanSet,
+  file: string,
+  restarts: string[],
+): CertKind => ({
+  name,
+  ca,
+  profile,
+  commonName: cn,
+  organizations: orgs(...o),
+  usages,
+  sans,
+  roles: CP,
+  store: pkiPair(`${file}.crt`, `${file}.key`),
+  restarts,
+});
+
 export const CERT_KINDS: readonly CertKind[] = [
   {
     name: "kubelet-client",
@@ -193,8 +130,8 @@ export const CERT_KINDS: readonly CertKind[] = [
     usages: ["clientAuth"],
     sans: NO_SANS,
     roles: BOTH,
-    store: { type: "kubelet", prefix: "kubelet-client" },
-    kubeconfig: { file: "kubelet.conf", server: "endpoint", embed: false },
+    store: kubeletRotating("kubelet-client"),
+    kubeconfig: { file: "kubelet.conf", server: "endpoint" },
     restarts: [],
   },
   {
@@ -206,93 +143,37 @@ export const CERT_KINDS: readonly CertKind[] = [
     usages: ["serverAuth"],
     sans: (ctx) => sanSet([ctx.node.nodeName, ...ctx.node.dnsNames, ...ctx.node.ips]),
     roles: BOTH,
-    store: { type: "kubelet", prefix: "kubelet-server" },
+    store: kubeletRotating("kubelet-server"),
     restarts: [],
   },
-  {
-    name: "apiserver",
-    ca: "kubernetes",
-    profile: "serving",
-    commonName: fixed("kube-apiserver"),
-    organizations: orgs(),
-    usages: ["serverAuth"],
-    sans: apiServerSans,
-    roles: CP,
-    store: { type: "pki", cert: "apiserver.crt", key: "apiserver.key" },
-    restarts: ["kube-apiserver"],
-  },
-  {
-    name: "apiserver-kubelet-client",
-    ca: "kubernetes",
-    profile: "client",
-    commonName: fixed("kube-apiserver-kubelet-client"),
-    organizations: orgs("kubeadm:cluster-admins"),
-    usages: ["clientAuth"],
-    sans: NO_SANS,
-    roles: CP,
-    store: { type: "pki", cert: "apiserver-kubelet-client.crt", key: "apiserver-kubelet-client.key" },
-    restarts: ["kube-apiserver"],
-  },
-  {
-    name: "front-proxy-client",
-    ca: "frontProxy",
-    profile: "client",
-    commonName: fixed("front-proxy-client"),
-    organizations: orgs(),
-    usages: ["clientAuth"],
-    sans: NO_SANS,
-    roles: CP,
-    store: { type: "pki", cert: "front-proxy-client.crt", key: "front-proxy-client.key" },
-    restarts: ["kube-apiserver"],
-  },
-  {
-    name: "apiserver-etcd-client",
-    ca: "etcd",
-    profile: "client",
-    commonName: fixed("kube-apiserver-etcd-client"),
-    organizations: orgs(),
-    usages: ["clientAuth"],
-    sans: NO_SANS,
-    roles: CP,
-    store: { type: "pki", cert: "apiserver-etcd-client.crt", key: "apiserver-etcd-client.key" },
-    restarts: ["kube-apiserver"],
-  },
-  {
-    name: "etcd-server",
-    ca: "etcd",
-    profile: "peer",
-    commonName: (ctx) => ctx.node.nodeName,
-    organizations: orgs(),
-    usages: ["serverAuth", "clientAuth"],
-    sans: etcdSans((c) => c.etcdServerCertSans),
-    roles: CP,
-    store: { type: "pki", cert: "etcd/server.crt", key: "etcd/server.key" },
-    restarts: ["etcd"],
-  },
-  {
-    name: "etcd-peer",
-    ca: "etcd",
-    profile: "peer",
-    commonName: (ctx) => ctx.node.nodeName,
-    organizations: orgs(),
-    usages: ["serverAuth", "clientAuth"],
-    sans: etcdSans((c) => c.etcdPeerCertSans),
-    roles: CP,
-    store: { type: "pki", cert: "etcd/peer.crt", key: "etcd/peer.key" },
-    restarts: ["etcd"],
-  },
-  {
-    name: "etcd-healthcheck-client",
-    ca: "etcd",
-    profile: "client",
-    commonName: fixed("kube-etcd-healthcheck-client"),
-    organizations: orgs(),
-    usages: ["clientAuth"],
-    sans: NO_SANS,
-    roles: CP,
-    store: { type: "pki", cert: "etcd/healthcheck-client.crt", key: "etcd/healthcheck-client.key" },
-    restarts: [],
-  },
+  // name, CA, profile, CN, O, usages, SANs, file under pki/, static pods to restart
+  pkiKind("apiserver", "kubernetes", "serving", fixed("kube-apiserver"), [], ["serverAuth"], apiServerSans, "apiserver", ["kube-apiserver"]),
+  pkiKind(
+    "apiserver-kubelet-client",
+    "kubernetes",
+    "client",
+    fixed("kube-apiserver-kubelet-client"),
+    ["kubeadm:cluster-admins"],
+    ["clientAuth"],
+    NO_SANS,
+    "apiserver-kubelet-client",
+    ["kube-apiserver"],
+  ),
+  pkiKind("front-proxy-client", "frontProxy", "client", fixed("front-proxy-client"), [], ["clientAuth"], NO_SANS, "front-proxy-client", ["kube-apiserver"]),
+  pkiKind(
+    "apiserver-etcd-client",
+    "etcd",
+    "client",
+    fixed("kube-apiserver-etcd-client"),
+    [],
+    ["clientAuth"],
+    NO_SANS,
+    "apiserver-etcd-client",
+    ["kube-apiserver"],
+  ),
+  pkiKind("etcd-server", "etcd", "peer", (ctx) => ctx.node.nodeName, [], ["serverAuth", "clientAuth"], etcdSans((c) => c.etcdServerCertSans), "etcd/server", ["etcd"]),
+  pkiKind("etcd-peer", "etcd", "peer", (ctx) => ctx.node.nodeName, [], ["serverAuth", "clientAuth"], etcdSans((c) => c.etcdPeerCertSans), "etcd/peer", ["etcd"]),
+  pkiKind("etcd-healthcheck-client", "etcd", "client", fixed("kube-etcd-healthcheck-client"), [], ["clientAuth"], NO_SANS, "etcd/healthcheck-client", []),
   ...(
     [
       ["admin.conf", "kubernetes-admin", ["kubeadm:cluster-admins"], "endpoint", []],
@@ -310,29 +191,24 @@ export const CERT_KINDS: readonly CertKind[] = [
       usages: ["clientAuth"],
       sans: NO_SANS,
       roles: CP,
-      store: { type: "embedded" },
-      kubeconfig: { file, server, embed: true },
+      store: inKubeconfig(file),
+      kubeconfig: { file, server },
       restarts: [...restarts],
     }),
   ),
-];
-
-export const CA_KINDS: readonly CaKind[] = [
-  { name: "ca", ca: "kubernetes", file: "ca.crt", keyFile: "ca.key", roles: BOTH },
-  { name: "front-proxy-ca", ca: "frontProxy", file: "front-proxy-ca.crt", keyFile: "front-proxy-ca.key", roles: CP },
-  { name: "etcd-ca", ca: "etcd", file: "etcd/ca.crt", keyFile: "etcd/ca.key", roles: CP },
 ];
 
 export function kindsFor(role: Role): CertKind[] {
   return CERT_KINDS.filter((k) => k.roles.includes(role));
 }
 
-export function caKindsFor(role: Role): CaKind[] {
-  return CA_KINDS.filter((k) => k.roles.includes(role));
-}
-
 export function findKind(name: string): CertKind | undefined {
   return CERT_KINDS.find((k) => k.name === name);
+}
+
+/** The static pods that use any of the named kinds (restarted after those were renewed). */
+export function podsForKinds(kinds: string[]): string[] {
+  return [...new Set(kinds.flatMap((k) => findKind(k)?.restarts ?? []))];
 }
 
 /** The subject and SANs a kind must carry for this node, as a join would request it today. */
@@ -350,4 +226,14 @@ export function templateFor(kind: CertKind, ctx: TableContext): CertTemplate {
     sans: kind.sans(ctx),
     usages: kind.usages,
   };
+}
+
+/** The server a kind's kubeconfig points at: the shared endpoint, or this control plane's own API server. */
+export function kubeconfigServer(spec: KubeconfigSpec, ctx: TableContext): string {
+  const c = ctx.controlPlane;
+  if (spec.server === "local" && c) {
+    const host = c.advertiseAddress.includes(":") ? `[${c.advertiseAddress}]` : c.advertiseAddress;
+    return `https://${host}:${c.bindPort}`;
+  }
+  return ctx.apiServer;
 }

@@ -2,7 +2,7 @@
 // ("core": agent + yaml + commander) and each heavy library that the agent imports dynamically
 // (undici, systeminformation, @peculiar/x509, reflect-metadata: one "chunk" each) are SEA assets,
 // each with a V8 code cache made at packaging time by a training run on the target architecture
-// (scripts/sea-train.mjs). Why: V8 parsing and compiling the 1.5 MB single bundle was most of a
+// (packaging/sea-train.mjs). Why: V8 parsing and compiling the 1.5 MB single bundle was most of a
 // `renew` with nothing due; now the core is compiled from its cache and a chunk is read only by a
 // command that uses it (renew never loads undici, systeminformation or @peculiar/x509).
 // A rejected cache (another V8 or other flags) only costs time: V8 compiles from source instead.
@@ -30,7 +30,7 @@ export interface SeaLoader {
   loaded(): LoadedScript[];
 }
 
-/** The hook that chunk stubs in the core call: `globalThis[CHUNK_HOOK].chunk(name)` (see scripts/build.mjs). */
+/** The hook that chunk stubs in the core call: `globalThis[CHUNK_HOOK].chunk(name)` (see packaging/build.mjs). */
 export const CHUNK_HOOK = Symbol.for("node-join.sea");
 
 // Same parameters as Node's CommonJS wrapper, so esbuild's CJS output runs unchanged. The source

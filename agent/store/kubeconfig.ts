@@ -1,6 +1,10 @@
 // kubeconfig files as kubeadm writes them: cluster "kubernetes", user = certificate CN, context
 // "<user>@kubernetes" as current-context, CA embedded.
+import { dirname, relative } from "node:path";
 import YAML from "yaml";
+import { KEY_MODE, type Credentials, type KubeconfigTarget } from "./cert-store.js";
+import type { Layout } from "./layout.js";
+import type { FileChange } from "./transaction.js";
 
 export const CLUSTER_NAME = "kubernetes";
 
@@ -68,4 +72,19 @@ export function parseKubeconfig(text: string): ParsedKubeconfig {
   if (key) out.keyData = key;
   if (user?.["client-certificate"]) out.certFile = user["client-certificate"];
   return out;
+}
+
+/**
+ * The kubeconfig file of a kind: credentials embedded, or as references to the files that hold
+ * them. On / a reference is kubeadm's absolute path; under --root it is relative to the
+ * kubeconfig, which client-go resolves the same way on the booted host.
+ */
+export function kubeconfigFile(l: Layout, target: KubeconfigTarget, creds: Credentials | { certFile: string; keyFile: string }): FileChange {
+  const ref = (p: string) => (l.root === "/" ? p : relative(dirname(target.path), p));
+  const credentials: ClientCredentials =
+    "chainPem" in creds
+      ? { embedded: true, certPem: creds.chainPem, keyPem: creds.keyPem }
+      : { embedded: false, certFile: ref(creds.certFile), keyFile: ref(creds.keyFile) };
+  const content = renderKubeconfig({ server: target.server, caPem: target.caPem, user: target.user, credentials });
+  return { path: target.path, content, mode: KEY_MODE };
 }

@@ -1,5 +1,6 @@
-// Where everything lives, relative to --root (default /).
-import { join } from "node:path";
+// Where everything lives, relative to --root (default /), and how a path under the root reads on
+// the booted host.
+import { isAbsolute, join, relative, resolve } from "node:path";
 
 export interface Layout {
   root: string;
@@ -38,5 +39,35 @@ export function layout(root = "/"): Layout {
 
 /** Directories the installer writes into; recovery scans them for leftovers. */
 export function managedDirs(l: Layout): string[] {
-  return [l.kubernetesDir, join(l.kubernetesDir, "kubelet.conf.d"), l.pkiDir, join(l.pkiDir, "etcd"), l.kubeletPkiDir, l.configDir, l.stateDir];
+  return [
+    l.kubernetesDir,
+    join(l.kubernetesDir, "kubelet.conf.d"),
+    l.pkiDir,
+    join(l.pkiDir, "etcd"),
+    l.kubeletPkiDir,
+    l.configDir,
+    l.stateDir,
+  ];
+}
+
+/** Every directory a command may write in: the managed ones, backups, timer units, cron. */
+export function writeTargets(l: Layout): string[] {
+  return [...managedDirs(l), l.backupDir, l.systemdDir, l.cronDir];
+}
+
+/** The path a file under --root will have on the booted host (unchanged when not under root). */
+export function hostPath(p: string, root: string): string {
+  const rel = relative(resolve(root), resolve(p));
+  if (root === "/" || rel.startsWith("..") || isAbsolute(rel)) return p;
+  return `/${rel}`;
+}
+
+/**
+ * The inverse, for paths read back from the persisted config when running with --root: the file
+ * under root when it exists there, else the path as written (a file given from outside the root).
+ */
+export function underRoot(p: string, root: string, exists: (p: string) => boolean): string {
+  if (root === "/" || !isAbsolute(p)) return p;
+  const candidate = join(root, p);
+  return exists(candidate) ? candidate : p;
 }

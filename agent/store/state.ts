@@ -1,9 +1,8 @@
 // What node-join itself issued: lets `status` tell managed files from foreign ones and the
 // metrics report the last successful renewal.
-import type { FileChange } from "./transaction.js";
 import { readIfExists } from "./fsio.js";
 import type { Layout } from "./layout.js";
-import type { CertInfo } from "../pki/x509.js";
+import type { FileChange } from "./transaction.js";
 
 export interface CertRecord {
   serial: string;
@@ -15,6 +14,13 @@ export interface State {
   version: 1;
   certificates: Record<string, CertRecord>;
   lastRenewal?: string;
+}
+
+/** One certificate this run issued, as the state file records it. */
+export interface IssuedRecord {
+  kind: string;
+  serial: string;
+  notAfter: Date;
 }
 
 export function readState(l: Layout): State {
@@ -29,10 +35,10 @@ export function readState(l: Layout): State {
   return { version: 1, certificates: {} };
 }
 
-export function withIssued(state: State, issued: { kind: string; leaf: CertInfo }[], now: Date, renewal: boolean): State {
+export function withIssued(state: State, issued: IssuedRecord[], now: Date, renewal: boolean): State {
   const certificates = { ...state.certificates };
   for (const i of issued) {
-    certificates[i.kind] = { serial: i.leaf.serial, notAfter: i.leaf.notAfter.toISOString(), issuedAt: now.toISOString() };
+    certificates[i.kind] = { serial: i.serial, notAfter: i.notAfter.toISOString(), issuedAt: now.toISOString() };
   }
   return { ...state, certificates, ...(renewal && issued.length ? { lastRenewal: now.toISOString() } : {}) };
 }

@@ -15,18 +15,30 @@ export type FileChange =
   | { path: string; content: string | Buffer; mode: number }
   | { path: string; symlink: string };
 
+interface Move {
+  staged: string;
+  target: string;
+}
+
+/**
+ * Version 2 names files relative to the root, so a transaction interrupted under --root (an
+ * installer's /target) is completed the same when the booted host recovers it at /. Version 1
+ * (absolute paths) is still read: a journal left by an older node-join.
+ */
 interface Journal {
-  version: 1;
-  moves: { staged: string; target: string }[];
+  version: 1 | 2;
+  moves: Move[];
 }
 
 /** How many previous sets are kept under /var/lib/node-join/backup. */
 export const BACKUPS_KEPT = 3;
 
-/** A test can make the process die at a named step ("stage", "journal", "move:<n>", "done"). */
-function breakpoint(step: string): void {
-  if (process.env.NODE_JOIN_TEST_CRASH_AT === step) process.kill(process.pid, "SIGKILL");
-}
+/**
+ * Called at each step of a commit ("stage", "journal", "move:<n>", "done"), where a crash leaves a
+ * distinct state on disk. Production passes none; tests stop or kill the process there and check
+ * that recovery leaves the set entirely old or entirely new.
+ */
+export type CrashPoint = (step: string) => void;
 
 export function isUnchanged(change: FileChange): boolean {
   const now = inspect(change.path);
@@ -40,10 +52,10 @@ export interface CommitResult {
   backup?: string;
 }
 
-export function commit(changes: FileChange[], l: Layout, now: Date): CommitResult {
+export function commit(changes: FileChange[], l: Layout, now: Date, crashPoint: CrashPoint = () => undefined): CommitResult {
   const pending = changes.filter((c) => !isUnchanged(c));
   if (pending.length === 0) return { changed: [] };
-  const moves: Journal["moves"] = [];
+  const moves: Move[] = [];
   const createdDirs: string[] = [];
   const undoStage = (): void => {
     for (const m of moves) removeIfExists(m.staged);
@@ -57,26 +69,27 @@ export function commit(changes: FileChange[], l: Layout, now: Date): CommitResul
       createdDirs.push(...("symlink" in c ? symlinkStaged(staged, c.symlink) : writeStaged(staged, c.content, c.mode)));
     }
     for (const dir of new Set(moves.map((m) => dirname(m.staged)))) fsyncDir(dir);
-    breakpoint("stage");
+    crashPoint("stage");
     backup = backupExisting(pending.map((c) => c.path), l, now);
   } catch (err) {
     undoStage();
     throw err;
   }
-  const journal: Journal = { version: 1, moves };
+  const rel = (p: string) => relative(l.root, p);
+  const journal: Journal = { version: 2, moves: moves.map((m) => ({ staged: rel(m.staged), target: rel(m.target) })) };
   writeFileAtomic(l.journalFile, JSON.stringify(journal, null, 1), 0o600);
-  breakpoint("journal");
-  applyMoves(moves);
+  crashPoint("journal");
+  applyMoves(moves, crashPoint);
   removeIfExists(l.journalFile);
   fsyncDir(dirname(l.journalFile));
-  breakpoint("done");
+  crashPoint("done");
   return { changed: pending.map((c) => c.path), ...(backup ? { backup } : {}) };
 }
 
-function applyMoves(moves: Journal["moves"]): void {
+function applyMoves(moves: Move[], crashPoint: CrashPoint = () => undefined): void {
   moves.forEach((m, i) => {
     if (inspect(m.staged).kind !== "missing") renameDurable(m.staged, m.target);
-    breakpoint(`move:${i}`);
+    crashPoint(`move:${i}`);
   });
   for (const dir of new Set(moves.map((m) => dirname(m.target)))) fsyncDir(dir);
 }
@@ -98,8 +111,10 @@ export function recover(l: Layout): RecoveryResult {
       journal = undefined; // a torn journal was never the commit point: its rename did not happen
     }
     if (journal && Array.isArray(journal.moves)) {
-      rolledForward = journal.moves.filter((m) => inspect(m.staged).kind !== "missing").length;
-      applyMoves(journal.moves);
+      const at = (p: string) => (journal.version === 2 ? join(l.root, p) : p);
+      const moves = journal.moves.map((m) => ({ staged: at(m.staged), target: at(m.target) }));
+      rolledForward = moves.filter((m) => inspect(m.staged).kind !== "missing").length;
+      applyMoves(moves);
     }
     removeIfExists(l.journalFile);
   }

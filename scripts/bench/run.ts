@@ -7,7 +7,7 @@
 //   size of each binary, raw and .xz
 //   + where the time of `renew` goes: V8 CPU profile of the x64 binary's own parts and code caches run by
 //     the pinned node (scripts/bench/sea-run.mjs), mapped with the parts' source maps from
-//     scripts/build.mjs; summarised by cpuprofile.ts; BENCH_PROFILE=0 skips it
+//     packaging/build.mjs; summarised by cpuprofile.ts; BENCH_PROFILE=0 skips it
 //
 // Environment: BENCH_RUNS (timed runs per figure, default 7), BENCH_WARMUP (untimed runs first,
 // default 1), BENCH_PROFILE (default 1).
@@ -28,7 +28,7 @@ import { cpus, availableParallelism, loadavg, release, tmpdir, totalmem } from "
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { scriptUrl, WRAPPER_LINES } from "../../agent/sea/loader.js";
-import { startCfssl, type CfsslCa } from "../../test/helpers/cfssl.js";
+import { startCfssl, type CfsslCa } from "../lib/cfssl.js";
 import { formatSummary, summarize, type ProfileSummary } from "./cpuprofile.js";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
@@ -37,7 +37,7 @@ const DIST = join(REPO, "dist");
 const BUNDLE = join(DIST, "node-join.cjs");
 const BIN = join(DIST, "node-join-linux-x64");
 const PARTS = join(DIST, "sea");
-const TRAINED_PARTS = join(REPO, ".cache", "sea", "x64"); // what scripts/package.mjs put into the x64 binary
+const TRAINED_PARTS = join(REPO, ".cache", "sea", "x64"); // what packaging/package.mjs put into the x64 binary
 /** The copies that are measured (see the header); set in main(). */
 let runBin = BIN;
 const SHELL_JOIN = join(HERE, "shell-join.sh");
@@ -91,8 +91,8 @@ function ensureBinary(): void {
     sh("npm run --silent build", "npm run build");
   }
   if (mtime(BIN) < mtime(join(PARTS, "core.js"))) {
-    log("dist/node-join-linux-x64 missing or older than dist/sea/core.js: npm run build && node scripts/package.mjs --if-changed (~100 s when it packages)");
-    sh("npm run --silent build && node scripts/package.mjs --if-changed", "packaging");
+    log("dist/node-join-linux-x64 missing or older than dist/sea/core.js: npm run build && node packaging/package.mjs --if-changed (~100 s when it packages)");
+    sh("npm run --silent build && node packaging/package.mjs --if-changed", "packaging");
   }
   if (!existsSync(BIN)) throw new BenchError(`${BIN} still missing after packaging`);
 }
@@ -377,7 +377,7 @@ function sizes(): void {
 function profileRenew(root: string, node: string): ProfileSummary {
   const names = ["core", ...(JSON.parse(readFileSync(join(PARTS, "chunks.json"), "utf8")) as string[])];
   for (const n of names) {
-    if (!existsSync(join(TRAINED_PARTS, `${n}.cache`))) throw new BenchError(`${TRAINED_PARTS}/${n}.cache missing: run node scripts/package.mjs`);
+    if (!existsSync(join(TRAINED_PARTS, `${n}.cache`))) throw new BenchError(`${TRAINED_PARTS}/${n}.cache missing: run node packaging/package.mjs`);
   }
   const dir = freshDir("cpuprof");
   const n = Math.max(3, Math.min(RUNS, 5));

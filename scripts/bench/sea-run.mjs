@@ -1,8 +1,8 @@
 // Runs node-join from the x64 single binary's parts and code caches (.cache/sea/x64, what
-// scripts/package.mjs put into the binary) as a plain node script: the binary itself ignores node
+// packaging/package.mjs put into the binary) as a plain node script: the binary itself ignores node
 // options such as --cpu-prof, so the bench profiles the same code and caches this way.
 //   node --cpu-prof scripts/bench/sea-run.mjs <parts dir> <node-join args...>
-import { loadCore } from "../sea-parts.mjs";
+import { loadCore } from "../../packaging/sea-parts.mjs";
 
 const [parts, ...args] = process.argv.slice(2);
 const { core } = loadCore(parts);

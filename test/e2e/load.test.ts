@@ -5,9 +5,10 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { runJoin } from "../../agent/cli/join.js";
-import { flagValues, mergeValues, toSettings } from "../../agent/config/options.js";
+import { toSettings } from "../../agent/config/settings.js";
+import { flagValues, mergeValues } from "../../agent/config/sources.js";
 import { layout } from "../../agent/store/layout.js";
-import { systemClock } from "../../agent/ca/retry.js";
+import { systemClock } from "../../agent/common/clock.js";
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { tempRoot } from "../helpers/fs.js";
 

@@ -1,5 +1,5 @@
 // End-to-end test of `npm run package`: the single-file executables for linux/x64 and linux/arm64.
-// Runs scripts/package.mjs --if-changed (which reuses dist/ when it was packaged from these very
+// Runs packaging/package.mjs --if-changed (which reuses dist/ when it was packaged from these very
 // dist/sea parts, packaging scripts and Node pin); then checks the files themselves and runs both binaries
 // (arm64 under qemu-user, whose Debian packages scripts/qemu-deps.sh installs when missing).
 // Packaging takes ~1.5 min (mostly xz -9) the first time; later runs reuse dist/.

@@ -1,4 +1,4 @@
-// scripts/pxe-hook.sh against a scratch directory standing for the installer's /target: the binary
+// cloud-init/pxe-hook.sh against a scratch directory standing for the installer's /target: the binary
 // comes from a loopback HTTP server, the join goes to a real CFSSL CA.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,7 +10,7 @@ import { REPO } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import { integrationDeps, run, servedBinary, startFileServer, systemdWords, type FileServer } from "../helpers/integrations.js";
 
-const HOOK = join(REPO, "scripts/pxe-hook.sh");
+const HOOK = join(REPO, "cloud-init/pxe-hook.sh");
 let ca: CfsslCa;
 let files: FileServer;
 const served = servedBinary();

@@ -5,7 +5,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_PROFILES, startCfssl, type CfsslCa } from "../helpers/cfssl.js";
-import { binary, json, runCli } from "../helpers/cli.js";
+import { binary, json, REPO, runCli, spawnCollect } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import { opensslInfo } from "../helpers/openssl.js";
 import { checkMetrics } from "../helpers/promtool.js";
@@ -20,6 +20,7 @@ after(async () => {
 });
 
 const PKI = "var/lib/kubelet/pki";
+const CRASH_ENTRY = join(REPO, "test/helpers/crash-entry.ts");
 const TEXTFILE = "var/lib/node_exporter/textfile_collector/node_join.prom";
 
 /** A worker joined with short-lived certificates, a hook that records its environment, and a textfile dir. */
@@ -162,7 +163,8 @@ for (const step of ["stage", "journal", "move:0", "move:1", "move:2", "done"]) {
   test(`kill -9 at install step "${step}": after restart the set is entirely old or entirely new`, async () => {
     const root = await joinedRoot();
     const old = currentSet(root);
-    const killed = await renew(root, ["--force"], { NODE_JOIN_TEST_CRASH_AT: step });
+    // The agent's own CLI, killed by its crash-point seam: the bundle and the binary have no such seam.
+    const killed = await spawnCollect(process.execPath, ["--import", "tsx", CRASH_ENTRY, step, "renew", "--root", root, "--force"]);
     assert.equal(killed.code, 137, `killed at ${step}: ${killed.stderr}`);
     // The restart: the next run recovers first (roll forward a journalled install, drop stages).
     const restart = await renew(root);

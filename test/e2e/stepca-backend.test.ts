@@ -2,14 +2,14 @@
 // renew (same key) over mTLS with the current certificate, and what happens to an expired one.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import type { BackendContext, CaBackend, SignRequest } from "../../agent/ca/backend.js";
+import type { BackendContext, CaBackend, CaSettings, SignRequest } from "../../agent/ca/backend.js";
+import { CAS } from "../../agent/pki/cas.js";
 import { createStepCaBackend } from "../../agent/ca/stepca.js";
 import { templateFor, findKind, type TableContext } from "../../agent/pki/certs.js";
 import { buildCsr } from "../../agent/pki/csr.js";
 import { CaRefusedError } from "../../agent/common/errors.js";
 import { generateKey, loadKey, spkiDer, toWebCrypto, type NodeKey } from "../../agent/pki/keys.js";
-import { systemClock } from "../../agent/ca/retry.js";
-import type { CaSettings } from "../../agent/config/settings.js";
+import { systemClock } from "../../agent/common/clock.js";
 import { verifyIssued } from "../../agent/pki/verify.js";
 import { parseCert, splitPemCertificates, type CertInfo } from "../../agent/pki/x509.js";
 import { issueLeaf, makeCa } from "../helpers/pki.js";
@@ -34,7 +34,7 @@ const template = templateFor(server, TABLE);
 function backend(settings: Partial<CaSettings>, env: NodeJS.ProcessEnv = {}): { b: CaBackend; log: string[] } {
   const log: string[] = [];
   const ctx: BackendContext = {
-    caName: "kubernetes",
+    ca: CAS.kubernetes,
     settings: { type: "step-ca", url: ca.url, certHashes: [], fingerprint: ca.rootFingerprint, ...settings },
     unsafeSkipCaVerification: false,
     env,

@@ -1,5 +1,5 @@
 // Makes sure dist/ holds the single binaries and .deb packages of the current build (packaging is
-// slow: scripts/package.mjs --if-changed reuses dist/ when it was made from these very dist/sea parts).
+// slow: packaging/package.mjs --if-changed reuses dist/ when it was made from these very dist/sea parts).
 import { spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -21,7 +21,7 @@ export function ensureBuilt(): void {
 
 export function ensurePackaged(): void {
   ensureBuilt();
-  mustRun(process.execPath, [join(REPO, "scripts/package.mjs"), "--if-changed"], 30 * 60_000);
+  mustRun(process.execPath, [join(REPO, "packaging/package.mjs"), "--if-changed"], 30 * 60_000);
 }
 
 export function debPath(version: string, debArch: "amd64" | "arm64"): string {
@@ -34,7 +34,7 @@ export function ensureDebs(version: string): void {
     const deb = debPath(version, a);
     return !existsSync(deb) || statSync(deb).mtimeMs < statSync(binPath(a === "amd64" ? "x64" : "arm64")).mtimeMs;
   });
-  if (stale) mustRun(process.execPath, [join(REPO, "scripts/deb.mjs")], 10 * 60_000);
+  if (stale) mustRun(process.execPath, [join(REPO, "packaging/deb.mjs")], 10 * 60_000);
 }
 
 export function ensureQemu(): void {

@@ -3,9 +3,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import YAML from "yaml";
-import { CA_TYPES, envName, envValues, flagValues, camel, OPTIONS, parseConfigText, type OptionSpec } from "../../agent/config/options.js";
+import { envName, camel, ALL_OPTIONS as OPTIONS, type OptionSpec } from "../../agent/config/options.js";
+import { envValues, flagValues, parseConfigText } from "../../agent/config/sources.js";
 import { UsageError } from "../../agent/common/errors.js";
-import { BACKENDS } from "../../agent/ca/index.js";
+import { BACKENDS, CA_TYPES } from "../../agent/ca/index.js";
 
 /** Values a config file may not hold for this option. */
 function wrongFileValues(o: OptionSpec): unknown[] {

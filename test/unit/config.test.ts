@@ -1,6 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { envValues, flagValues, hostPath, mergeValues, parseConfigText, parseDuration, renderConfig, toSettings } from "../../agent/config/options.js";
+import { envValues, flagValues, mergeValues, parseConfigText, renderConfig } from "../../agent/config/sources.js";
+import { toSettings } from "../../agent/config/settings.js";
+import { hostPath } from "../../agent/store/layout.js";
+import { parseDuration } from "../../agent/common/duration.js";
 import { UsageError } from "../../agent/common/errors.js";
 
 const PIN = "sha256:" + "ab".repeat(32);

@@ -13,7 +13,10 @@ import { chainOf, parseAnswer, stepCaRefusal } from "../../agent/ca/stepca.js";
 import { CaRefusedError, NodeJoinError, VerificationError } from "../../agent/common/errors.js";
 import { verifyIssued, type VerifiedCert } from "../../agent/pki/verify.js";
 import { EKU_OIDS, parseCert, type CertInfo } from "../../agent/pki/x509.js";
+import { fuzzRuns, seedFastCheck } from "../helpers/fuzz.js";
 import { issueLeaf, makeCa, type TestCa } from "../helpers/pki.js";
+
+seedFastCheck();
 
 const template: CertTemplate = {
   commonName: "system:node:w1",
@@ -204,8 +207,7 @@ const validStepBody = fc
 
 // ---- properties ----------------------------------------------------------------------------------
 
-const RUNS = Number(process.env.FUZZ_RUNS ?? 1) || 1;
-const runs = (n: number) => ({ numRuns: n * RUNS });
+const runs = (n: number) => ({ numRuns: fuzzRuns(n) });
 
 function cfsslPipeline(body: string): Outcome {
   return outcome(() => verify(resultCertificate(parseEnvelope(body, WHAT), `${WHAT} signing kubelet-server`)));

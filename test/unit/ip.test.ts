@@ -5,8 +5,9 @@ import assert from "node:assert/strict";
 import { isIP } from "node:net";
 import fc from "fast-check";
 import { ipFamily } from "../../agent/common/ip.js";
+import { fuzzRuns, seedFastCheck } from "../helpers/fuzz.js";
 
-const RUNS = Number(process.env.FUZZ_RUNS ?? 1) || 1;
+seedFastCheck();
 
 test("ipFamily: hand-picked valid and invalid addresses agree with isIP", () => {
   const cases = [
@@ -27,5 +28,5 @@ test("ipFamily agrees with isIP on generated addresses and near misses", () => {
   const v6ish = fc.tuple(fc.array(group, { maxLength: 9 }), fc.array(group, { maxLength: 9 }), fc.boolean(), fc.option(fc.ipV4(), { nil: undefined }), fc.option(fc.constantFrom("eth0", "1", "en-0.1", ""), { nil: undefined }))
     .map(([h, t, gap, v4, zone]) => `${h.join(":")}${gap ? "::" : t.length && h.length ? ":" : ""}${t.join(":")}${v4 ? `${t.length || gap ? ":" : ""}${v4}` : ""}${zone !== undefined ? `%${zone}` : ""}`);
   const addr = fc.oneof(fc.ipV4(), fc.ipV4Extended(), fc.ipV6(), noise, v6ish);
-  fc.assert(fc.property(addr, (a) => ipFamily(a) === isIP(a)), { numRuns: 20_000 * RUNS });
+  fc.assert(fc.property(addr, (a) => ipFamily(a) === isIP(a)), { numRuns: fuzzRuns(20_000) });
 });

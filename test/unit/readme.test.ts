@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { envName, OPTIONS } from "../../agent/config/options.js";
 import { ExitCode } from "../../agent/common/errors.js";
-import { EXIT_CODES_HELP } from "../../agent/cli/main.js";
+import { EXIT_CODES_HELP } from "../../agent/cli/context.js";
 
 const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
 

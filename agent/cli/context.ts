@@ -1,0 +1,70 @@
+// What every command file gets from the CLI: the process's streams and environment, a way to hand
+// back its result, and the runtime its run receives.
+import type { Command } from "commander";
+import { systemClock } from "../common/clock.js";
+import type { Runtime } from "../engine/runtime.js";
+import { layout } from "../store/layout.js";
+
+export interface Io {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+/** What a command prints: `value` as JSON with --json, else `text`. */
+export interface CommandResult {
+  json: boolean;
+  value: unknown;
+  text: string;
+}
+
+/** The seams a test may set for an in-process or killed run (engine/runtime.ts). */
+export type RuntimeSeams = Partial<Pick<Runtime, "backend" | "crashPoint" | "clock">>;
+
+export interface Cli {
+  io: Io;
+  setResult: (r: CommandResult) => void;
+  runtime: (root: string) => Runtime;
+  /** join's flags (one per option of the settings table) are built only where join or help needs them. */
+  withJoinFlags: boolean;
+}
+
+export function makeCli(io: Io, setResult: (r: CommandResult) => void, withJoinFlags: boolean, seams: RuntimeSeams = {}): Cli {
+  return {
+    io,
+    setResult,
+    withJoinFlags,
+    runtime: (root) => ({
+      layout: layout(root),
+      env: io.env,
+      clock: systemClock,
+      log: (line) => io.stderr(`node-join: ${line}\n`),
+      ...seams,
+    }),
+  };
+}
+
+export const EXIT_CODES_HELP = `
+Exit codes:
+  0  done, or nothing to do
+  1  any other failure
+  2  usage or config error (the message names the flag, key or file)
+  3  CA unreachable within --timeout
+  4  CA refused the request (its message is shown) or gave an unusable answer
+  5  verification or pin failure (nothing was written)
+  6  local I/O error
+  7  another node-join holds the lock (/var/lib/node-join/lock)
+`;
+
+/** --root, --config and --json, as every command that reads the config takes them. */
+export function addGlobal(cmd: Command, withConfig = true): Command {
+  cmd.option("--root <dir>", "operate on this root directory instead of / (paths and config under it)");
+  if (withConfig) cmd.option("--config <file>", "config file (default <root>/etc/node-join/config.yaml)");
+  cmd.option("--json", "print a machine-readable result on stdout");
+  return cmd;
+}
+
+/** Help text: examples after the options, then the exit codes. */
+export function examples(lines: string[]): string {
+  return `\nExamples:\n${lines.map((l) => `  ${l}`).join("\n")}\n${EXIT_CODES_HELP}`;
+}

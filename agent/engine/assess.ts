@@ -1,0 +1,66 @@
+// The one place that decides what to issue, and says why (after cloudflare/certmgr's cert/spec.go
+// and the kubelet's certificate manager): for every kind of the role, the installed state against
+// today's template, key match, chain, validity, the deadline rule and force. Join and renew differ
+// only in the policy they pass.
+import type { CaName } from "../pki/cas.js";
+import { templateFor, type CertKind, type CertTemplate, type TableContext } from "../pki/certs.js";
+import { dueness, type DeadlinePolicy } from "../pki/deadline.js";
+import { keyMatches, type KindReading } from "../pki/installed.js";
+import { mismatch } from "../pki/verify.js";
+import type { CertInfo } from "../pki/x509.js";
+
+export interface AssessPolicy {
+  /** Re-issue every kind that nothing else makes due. */
+  force: boolean;
+  /** When a valid certificate falls due (renew); without one only expiry makes it due (join). */
+  deadline?: DeadlinePolicy;
+  /** The CA certificates an installed chain must lead to; undefined: the chain is not checked. */
+  anchors: (ca: CaName) => CertInfo[] | undefined;
+  now: Date;
+}
+
+export interface Assessment {
+  kind: CertKind;
+  template: CertTemplate;
+  reading: KindReading;
+  /** Why the kind must be issued; undefined: keep what is installed. */
+  reason?: string;
+  /** The installed certificate had expired. */
+  expired: boolean;
+  /** When a kept certificate falls due under the deadline rule. */
+  deadline?: Date;
+}
+
+export function assessKind(reading: KindReading, template: CertTemplate, p: AssessPolicy): Assessment {
+  const base = { kind: reading.kind, template, reading, expired: false };
+  const inst = reading.installed;
+  if (!inst) return { ...base, reason: reading.problem ?? "missing" };
+  if (!keyMatches(inst)) return { ...base, reason: "installed key does not match its certificate" };
+  const [leaf, ...intermediates] = inst.chain as [CertInfo, ...CertInfo[]];
+  // A changed name or IP is due at once, like the kubelet's template check.
+  const why = mismatch(leaf, template, p.anchors(reading.kind.ca), undefined, intermediates);
+  if (why) return { ...base, reason: why };
+  if (p.deadline) {
+    const d = dueness(leaf, p.deadline, p.now);
+    if (d.due) return { ...base, reason: d.reason, expired: d.expired };
+    return p.force ? { ...base, reason: "forced" } : { ...base, deadline: d.deadline };
+  }
+  if (leaf.notAfter.getTime() <= p.now.getTime()) {
+    return { ...base, reason: `expired at ${leaf.notAfter.toISOString()}`, expired: true };
+  }
+  return p.force ? { ...base, reason: "forced" } : base;
+}
+
+export function assess(readings: KindReading[], ctx: TableContext, p: AssessPolicy): Assessment[] {
+  return readings.map((r) => assessKind(r, templateFor(r.kind, ctx), p));
+}
+
+export const due = (all: Assessment[]): Assessment[] => all.filter((a) => a.reason !== undefined);
+export const kept = (all: Assessment[]): Assessment[] => all.filter((a) => a.reason === undefined);
+
+/** The earliest deadline among the kept certificates. */
+export function nextDeadline(all: Assessment[]): Date | undefined {
+  let next: Date | undefined;
+  for (const a of kept(all)) if (a.deadline && (!next || a.deadline < next)) next = a.deadline;
+  return next;
+}

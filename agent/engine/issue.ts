@@ -1,0 +1,112 @@
+// Reaching the CAs and issuing: the key is generated on this host, the CSR sent, and the answer
+// verified before anyone uses it.
+import type { CaBackend } from "../ca/backend.js";
+import type { Settings } from "../config/settings.js";
+import { CAS, type CaName } from "../pki/cas.js";
+import { buildCsr } from "../pki/csr.js";
+import { credentialsOf, keyMatches } from "../pki/installed.js";
+import { generateKey, loadKey, spkiDer, type KeyAlgorithm } from "../pki/keys.js";
+import { verifyIssued } from "../pki/verify.js";
+import type { CertInfo } from "../pki/x509.js";
+import type { Credentials } from "../store/cert-store.js";
+import type { Assessment } from "./assess.js";
+import { backendFor, type Runtime } from "./runtime.js";
+
+export interface ConnectedCa {
+  backend: CaBackend;
+  anchors: CertInfo[];
+}
+
+export type Connected = Map<CaName, ConnectedCa>;
+
+/** Reaches every CA in turn and authenticates its certificate; nothing is sent to a CA that fails its pin. */
+export async function connectCas(s: Settings, cas: CaName[], rt: Runtime, deadline: number): Promise<Connected> {
+  const out: Connected = new Map();
+  for (const ca of cas) {
+    const backend = backendFor(rt, {
+      ca: CAS[ca],
+      settings: s.cas[ca],
+      unsafeSkipCaVerification: s.unsafeSkipCaVerification,
+      env: rt.env,
+      clock: rt.clock,
+      deadline,
+      log: rt.log,
+    });
+    const anchors = await backend.fetchCaBundle();
+    out.set(ca, { backend, anchors });
+  }
+  return out;
+}
+
+/** The CAs of these kinds, in table order. */
+export function casOf(kinds: { ca: CaName }[]): CaName[] {
+  return [...new Set(kinds.map((k) => k.ca))];
+}
+
+export interface Issued {
+  kind: string;
+  credentials: Credentials;
+  leaf: CertInfo;
+}
+
+export interface IssueOptions {
+  algorithm: KeyAlgorithm;
+  /** Renewal: keep the installed key (renew.reuseKey). */
+  reuseKey: boolean;
+  /** Renewal: let a CA with a renewal path (step-ca) authenticate with the installed credentials. */
+  renewWithInstalled: boolean;
+}
+
+async function issue(a: Assessment, ca: ConnectedCa, o: IssueOptions, now: Date): Promise<Issued> {
+  const usable = a.reading.installed && keyMatches(a.reading.installed) ? a.reading.installed : undefined;
+  const key = o.reuseKey && usable ? loadKey(usable.keyPem) : await generateKey(o.algorithm);
+  const csrPem = await buildCsr(a.template, key);
+  const req = { kind: a.kind.name, profile: a.kind.profile, csrPem, template: a.template };
+  const from = o.renewWithInstalled && usable ? credentialsOf(usable) : undefined;
+  const chainPem =
+    from && ca.backend.renew
+      ? await ca.backend.renew({ ...req, currentCertPem: from.chainPem, currentKeyPem: from.keyPem })
+      : await ca.backend.sign(req);
+  const verified = verifyIssued({
+    kind: a.kind.name,
+    ca: ca.backend.description,
+    chainPem,
+    expectedSpki: spkiDer(key.privateKey),
+    anchors: ca.anchors,
+    template: a.template,
+    now,
+  });
+  return { kind: a.kind.name, credentials: { chainPem: verified.chain.map((c) => c.pem).join(""), keyPem: key.pem }, leaf: verified.leaf };
+}
+
+/**
+ * Issues every kind: one CA after the other in table order (kubernetes, front-proxy, etcd), the
+ * kinds of one CA concurrently (key generation and signing overlap). Any failure rejects the whole
+ * set before anything is written. For an enrolment every CA first checks that it can authorize its
+ * requests, so a failure spends no one-time token (step-ca); a renewal authenticates with the
+ * installed certificate, and the backend asks for enrolment secrets only where it must fall back.
+ */
+export async function issueAll(toIssue: Assessment[], connected: Connected, o: IssueOptions, rt: Runtime): Promise<Map<string, Issued>> {
+  for (const [ca, conn] of o.renewWithInstalled ? [] : connected) {
+    const mine = toIssue.filter((a) => a.kind.ca === ca);
+    await conn.backend.prepare?.(mine.map((a) => ({ kind: a.kind.name, template: a.template })));
+  }
+  const issued = new Map<string, Issued>();
+  for (const ca of casOf(toIssue.map((a) => a.kind))) {
+    const conn = connected.get(ca)!;
+    const results = await Promise.allSettled(
+      toIssue
+        .filter((a) => a.kind.ca === ca)
+        .map((a) => {
+          rt.log(`requesting ${a.kind.name} (CN=${a.template.commonName}) from ${conn.backend.description}`);
+          return issue(a, conn, o, new Date(rt.clock.now()));
+        }),
+    );
+    // The first failure in table order is the one reported, whatever finished first.
+    for (const r of results) {
+      if (r.status === "rejected") throw r.reason;
+      issued.set(r.value.kind, r.value);
+    }
+  }
+  return issued;
+}

@@ -1,0 +1,135 @@
+// The one run behind join and renew (after kubeadm's renewal Manager, built once from the
+// certificate list): resolve the node, read what is installed, assess every kind, reach the CAs,
+// issue and verify, lay out the files and commit them as one transaction, then the follow-up
+// steps. Join and renew differ only in the RunPolicy they pass.
+import type { Settings } from "../config/settings.js";
+import { runHooks, type HookRun } from "../ops/hooks.js";
+import type { Discovered } from "../ops/discover.js";
+import { runTimer, type TimerResult } from "../ops/timer.js";
+import { CA_NAMES, CAS, casFor, type CaName } from "../pki/cas.js";
+import type { TableContext } from "../pki/certs.js";
+import { deadlinePolicy } from "../pki/deadline.js";
+import { readCaFile, readRole } from "../pki/installed.js";
+import type { CertInfo } from "../pki/x509.js";
+import { removeIfExists } from "../store/fsio.js";
+import { readState, stateFile, withIssued } from "../store/state.js";
+import { commit, type FileChange } from "../store/transaction.js";
+import { assess, due, nextDeadline, type Assessment } from "./assess.js";
+import { caFiles, kindFiles } from "./files.js";
+import { resolveIdentity, tableContext } from "./identity.js";
+import { casOf, connectCas, issueAll, type Connected, type Issued } from "./issue.js";
+import { locked } from "./locked.js";
+import type { Runtime } from "./runtime.js";
+
+export interface RunPolicy {
+  force: boolean;
+  dryRun: boolean;
+  /** Interface inventory for discovery: the full one, or sysfs (renew runs twice a day). */
+  inventory: "systeminformation" | "sysfs";
+  /**
+   * Contact every CA of the role before deciding: installed chains are checked against the CA
+   * certificates they serve, and those are written (join). Otherwise only the CAs of what is due
+   * are contacted, and installed chains are checked against the installed CA files (renew).
+   */
+  contactAllCas: boolean;
+  /** The deadline rule (the kubelet's, or renew.before) makes a valid certificate due; without it only expiry does. */
+  deadlineRule: boolean;
+  /** Renew with the installed credentials where the CA has a renewal path; keep keys when renew.reuseKey. */
+  renewWithInstalled: boolean;
+  /** Record the run as the last renewal (state file, metrics). */
+  recordRenewal: boolean;
+  /** After the commit: previous kubelet files kept beside the current one (older ones are removed). */
+  keepPrevious?: number;
+  /** After a commit that issued something: these commands, with NODE_JOIN_RENEWED (or the note why none run). */
+  hooks?: { commands: string[][]; note?: string };
+  /** After the commit: install the renewal timer. */
+  installTimer: boolean;
+  /** The command's own files for the transaction (join: its config, the sa pair, the kubelet drop-in), made before the lock. */
+  extraFiles?: (id: Discovered) => FileChange[];
+}
+
+export interface RunOutcome {
+  dryRun: boolean;
+  nodeName: string;
+  /** Every kind of the role; those with a reason were (or would be) issued. */
+  assessments: Assessment[];
+  issued: Map<string, Issued>;
+  changedFiles: string[];
+  backup?: string;
+  nextDeadline?: Date;
+  hooks: HookRun[];
+  timer?: TimerResult;
+}
+
+export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<RunOutcome> {
+  const l = rt.layout;
+  const now = () => new Date(rt.clock.now());
+  const id = await resolveIdentity(s, policy.inventory);
+  const ctx = tableContext(s, id);
+  const extra = policy.extraFiles?.(id) ?? [];
+
+  return locked(rt, policy.dryRun, async (): Promise<RunOutcome> => {
+    const readings = readRole(s.role, l);
+    const installedCas = new Map<CaName, CertInfo[] | undefined>(CA_NAMES.map((ca) => [ca, readCaFile(CAS[ca], l)]));
+    const connect = (cas: CaName[]): Promise<Connected> => connectCas(s, cas, rt, rt.clock.now() + s.timeoutMs);
+    let connected = policy.contactAllCas && !policy.dryRun ? await connect(casFor(s.role).map((c) => c.name)) : undefined;
+    const assessments = assess(readings, ctx, {
+      force: policy.force,
+      ...(policy.deadlineRule ? { deadline: deadlinePolicy(id.nodeName, s.renew.beforeMs) } : {}),
+      anchors: (ca) => (policy.contactAllCas ? connected?.get(ca)?.anchors : installedCas.get(ca)),
+      now: now(),
+    });
+    const toIssue = due(assessments);
+    const base: RunOutcome = { dryRun: policy.dryRun, nodeName: id.nodeName, assessments, issued: new Map(), changedFiles: [], hooks: [] };
+    const next = nextDeadline(assessments);
+    if (next) base.nextDeadline = next;
+    if (policy.dryRun || (toIssue.length === 0 && !policy.contactAllCas)) return base;
+
+    connected ??= await connect(casOf(toIssue.map((a) => a.kind)));
+    const issued = await issueAll(
+      toIssue,
+      connected,
+      { algorithm: s.keyAlgorithm, reuseKey: policy.renewWithInstalled && s.renew.reuseKey, renewWithInstalled: policy.renewWithInstalled },
+      rt,
+    );
+    const committed = commit(filesOf(s, ctx, assessments, issued, connected, installedCas, extra, policy, rt), l, now(), rt.crashPoint);
+    const keep = policy.keepPrevious;
+    if (keep !== undefined) for (const a of toIssue) for (const old of a.kind.store.leftovers(l, keep)) removeIfExists(old);
+    const outcome: RunOutcome = { ...base, issued, changedFiles: committed.changed, ...(committed.backup ? { backup: committed.backup } : {}) };
+    // Still under the lock: a second run must not restart what this one is restarting.
+    if (policy.hooks && issued.size > 0) {
+      if (policy.hooks.note) rt.log(policy.hooks.note);
+      outcome.hooks = runHooks(policy.hooks.commands, [...issued.keys()], rt.env, l.root, rt.log);
+    }
+    if (policy.installTimer) outcome.timer = runTimer("install", { layout: l, seed: id.nodeName });
+    return outcome;
+  });
+}
+
+function filesOf(
+  s: Settings,
+  ctx: TableContext,
+  assessments: Assessment[],
+  issued: Map<string, Issued>,
+  connected: Connected,
+  installedCas: Map<CaName, CertInfo[] | undefined>,
+  extra: FileChange[],
+  policy: RunPolicy,
+  rt: Runtime,
+): FileChange[] {
+  const now = new Date(rt.clock.now());
+  const fetched = new Map([...connected].map(([ca, c]) => [ca, c.anchors] as const));
+  const caPem = new Map<CaName, string>();
+  for (const ca of CA_NAMES) {
+    const anchors = fetched.get(ca) ?? installedCas.get(ca);
+    if (anchors) caPem.set(ca, anchors.map((c) => c.pem).join(""));
+  }
+  const records = [...issued.values()].map((i) => ({ kind: i.kind, serial: i.leaf.serial, notAfter: i.leaf.notAfter }));
+  return [
+    // Only the CAs asked this run: their certificate may have been re-issued (same key, new validity).
+    ...caFiles(s.role, fetched, rt.layout),
+    ...kindFiles(assessments, issued, caPem, ctx, rt.layout, now),
+    ...extra,
+    ...(records.length ? [stateFile(withIssued(readState(rt.layout), records, now, policy.recordRenewal), rt.layout)] : []),
+  ];
+}

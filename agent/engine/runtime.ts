@@ -1,0 +1,24 @@
+// What a run receives from outside: where it writes, its environment, clock and log, and the seams
+// tests use (a fake CA backend, crash points in the install transaction). Production code reads
+// nothing else from the process.
+import type { BackendContext, CaBackend } from "../ca/backend.js";
+import { createBackend } from "../ca/index.js";
+import type { Clock } from "../common/clock.js";
+import type { Layout } from "../store/layout.js";
+import type { CrashPoint } from "../store/transaction.js";
+
+export interface Runtime {
+  layout: Layout;
+  env: NodeJS.ProcessEnv;
+  clock: Clock;
+  /** Progress and warnings (stderr); never secrets. */
+  log: (line: string) => void;
+  /** Builds a CA's backend; default: the registry (ca/index.ts). */
+  backend?: (ctx: BackendContext) => CaBackend;
+  /** Steps of the install transaction where a test stops the run; default: none. */
+  crashPoint?: CrashPoint;
+}
+
+export function backendFor(rt: Runtime, ctx: BackendContext): CaBackend {
+  return (rt.backend ?? createBackend)(ctx);
+}

@@ -1,0 +1,72 @@
+// Subject alternative names: the node's names and addresses as certificates carry them, and the
+// address arithmetic kubeadm does for the apiserver certificate.
+import { ipFamily } from "../common/ip.js";
+import { normalizeIp } from "./x509.js";
+
+export interface SanSet {
+  dnsNames: string[];
+  ips: string[];
+}
+
+/** Splits names into DNS names and IPs, removing duplicates, keeping first-seen order. */
+export function sanSet(names: string[]): SanSet {
+  const dnsNames: string[] = [];
+  const ips: string[] = [];
+  for (const raw of names) {
+    const name = raw.trim();
+    if (!name) continue;
+    if (ipFamily(name)) {
+      const ip = normalizeIp(name);
+      if (!ips.includes(ip)) ips.push(ip);
+    } else {
+      const dns = name.toLowerCase();
+      if (!dnsNames.includes(dns)) dnsNames.push(dns);
+    }
+  }
+  return { dnsNames, ips };
+}
+
+/** The host part of host:port, [v6]:port or a bare host. */
+export function endpointHost(endpoint: string): string {
+  const bracket = /^\[([^\]]+)\](?::\d+)?$/.exec(endpoint);
+  if (bracket) return bracket[1]!;
+  if (ipFamily(endpoint)) return endpoint;
+  const colon = endpoint.lastIndexOf(":");
+  return colon > 0 ? endpoint.slice(0, colon) : endpoint;
+}
+
+/** First usable address of a CIDR: what kubeadm puts in the apiserver cert (10.96.0.1 for 10.96.0.0/12). */
+export function firstServiceIp(cidrList: string): string {
+  const cidr = cidrList.split(",")[0]!.trim();
+  const [addr, bitsText] = cidr.split("/");
+  const bits = Number(bitsText);
+  const kind = ipFamily(addr ?? "");
+  if (!addr || !kind || !Number.isInteger(bits) || bits < 0 || bits > (kind === 4 ? 32 : 128)) {
+    throw new Error(`invalid CIDR ${cidr}`);
+  }
+  const width = kind === 4 ? 32 : 128;
+  const value = kind === 4 ? ipv4ToBigInt(addr) : ipv6ToBigInt(addr);
+  const mask = ((1n << BigInt(width)) - 1n) ^ ((1n << BigInt(width - bits)) - 1n);
+  const first = (value & mask) + 1n;
+  return kind === 4 ? bigIntToIpv4(first) : bigIntToIpv6(first);
+}
+
+function ipv4ToBigInt(ip: string): bigint {
+  return ip.split(".").reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
+}
+function bigIntToIpv4(v: bigint): string {
+  return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 255n)).join(".");
+}
+function ipv6ToBigInt(ip: string): bigint {
+  const full = normalizeIp(ip);
+  const [head, tail] = full.includes("::") ? full.split("::") : [full, undefined];
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":") : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t];
+  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
+}
+function bigIntToIpv6(v: bigint): string {
+  const groups: string[] = [];
+  for (let i = 7; i >= 0; i--) groups.push(((v >> BigInt(i * 16)) & 0xffffn).toString(16));
+  return normalizeIp(groups.join(":"));
+}

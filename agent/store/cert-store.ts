@@ -1,0 +1,63 @@
+// The contract between the certificate table and the disk: one strategy per kind of store
+// (kubeadm's PKI pair, the kubelet's rotating store, a kubeconfig with embedded credentials), each
+// knowing its paths, how to read what is installed, which files express new credentials and what a
+// renewal leaves behind. After kubeadm's renewal/readwriter.go (one read/write strategy per kind of
+// file). Nothing outside the strategies asks which store a kind uses.
+import type { Layout } from "./layout.js";
+import type { FileChange } from "./transaction.js";
+
+/** kubeadm's modes: certificates world-readable, keys (and files holding keys) owner-only. */
+export const CERT_MODE = 0o644;
+export const KEY_MODE = 0o600;
+
+export interface Credentials {
+  /** Leaf first, then intermediates. */
+  chainPem: string;
+  keyPem: string;
+}
+
+/** What a store holds for one kind, as PEM text (parsing is the PKI layer's job). */
+export type StoredCredentials =
+  | { ok: true; file: string; credentials: Credentials }
+  | { ok: false; file: string; problem: string };
+
+/** The kubeconfig a kind's credentials go into (kubeadm's kubeconfig specs). */
+export interface KubeconfigTarget {
+  /** The kubeconfig file. */
+  path: string;
+  server: string;
+  caPem: string;
+  /** The user name: the certificate's CN. */
+  user: string;
+}
+
+export interface StoreWrite {
+  layout: Layout;
+  /** New credentials, or undefined when the installed ones are kept. */
+  issued?: Credentials;
+  /** The credentials valid for the kind after this run (issued or kept). */
+  current: Credentials;
+  /** Set for kinds with a kubeconfig. */
+  kubeconfig?: KubeconfigTarget;
+  now: Date;
+}
+
+export interface CertStore {
+  /** The file `status` names for the kind. */
+  file(l: Layout): string;
+  read(l: Layout): StoredCredentials;
+  /** The files that express the kind's credentials; the installer drops unchanged ones. */
+  files(w: StoreWrite): FileChange[];
+  /** Files a renewal leaves behind beyond the `keep` newest previous ones, to be removed. */
+  leftovers(l: Layout, keep: number): string[];
+}
+
+/** Reads a store's files, turning any failure into the problem `status` and renewal report. */
+export function readStored(file: string, read: () => Credentials | string): StoredCredentials {
+  try {
+    const r = read();
+    return typeof r === "string" ? { ok: false, file, problem: r } : { ok: true, file, credentials: r };
+  } catch (err) {
+    return { ok: false, file, problem: (err as Error).message };
+  }
+}

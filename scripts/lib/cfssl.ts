@@ -1,0 +1,181 @@
+// A throwaway CFSSL CA on loopback: a real `cfssl serve` (Debian golang-cfssl) with a fresh CA and
+// auth key in a temporary directory. A developer tool: the end-to-end tests (through
+// test/helpers/cfssl.ts), `npm run demo`, `npm run bench` and the packaging training run
+// (packaging/sea-train-ca.ts) start one each. Only node: built-ins and the cfssl, cfssljson,
+// openssl and curl commands.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync, chmodSync, existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export interface Profile {
+  expiry?: string;
+  usages?: string[];
+  /** Requires the auth key (default true). */
+  auth?: boolean;
+}
+
+export interface CfsslOptions {
+  /** CA common name (default "kubernetes"). */
+  cn?: string;
+  /** Signing profiles; "default" is the profile used when a request names none. */
+  profiles?: Record<string, Profile>;
+  /** Serve over TLS with a server certificate issued by the CA itself. */
+  tls?: boolean;
+  /** Reuse an existing CA (cert and key files) instead of making one. */
+  ca?: { cert: string; key: string };
+}
+
+export interface CfsslCa {
+  url: string;
+  port: number;
+  dir: string;
+  caCertFile: string;
+  caKeyFile: string;
+  caPem: string;
+  /** kubeadm-style pin of the CA certificate, computed with openssl. */
+  pin: string;
+  authKeyHex: string;
+  logFile: string;
+  /** Writes the auth key to a 0600 file and returns its path. */
+  writeAuthKey(path: string, mode?: number): string;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  /** Count of sign requests the CA logged. */
+  signRequests(): number;
+}
+
+const SERVER_USAGES = ["signing", "key encipherment", "server auth"];
+const CLIENT_USAGES = ["signing", "key encipherment", "client auth"];
+const BOTH_USAGES = ["signing", "key encipherment", "server auth", "client auth"];
+
+export const DEFAULT_PROFILES: Record<string, Profile> = {
+  // Like most CFSSL configs: the default profile has no auth key, named profiles do.
+  default: { usages: ["signing", "key encipherment"], auth: false, expiry: "1h" },
+  client: { usages: CLIENT_USAGES },
+  serving: { usages: SERVER_USAGES },
+  peer: { usages: BOTH_USAGES },
+  short: { usages: BOTH_USAGES, expiry: "1h" },
+};
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+export function requireCommand(cmd: string, pkg: string): void {
+  try {
+    execFileSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" });
+  } catch {
+    throw new Error(`${cmd} not found: scripts/deps.sh (run by npm test and npm run demo) installs Debian package ${pkg}; run it first`);
+  }
+}
+
+export function opensslPin(certFile: string): string {
+  const hex = execFileSync("sh", ["-c", `openssl x509 -in '${certFile}' -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -hex`])
+    .toString()
+    .trim()
+    .split(/\s+/)
+    .pop()!;
+  return `sha256:${hex}`;
+}
+
+function makeCa(dir: string, cn: string): { cert: string; key: string } {
+  const csr = join(dir, "ca-csr.json");
+  writeFileSync(csr, JSON.stringify({ CN: cn, key: { algo: "ecdsa", size: 256 }, ca: { expiry: "87600h" } }));
+  execFileSync("sh", ["-c", `cd '${dir}' && cfssl gencert -initca ca-csr.json 2>/dev/null | cfssljson -bare ca`]);
+  return { cert: join(dir, "ca.pem"), key: join(dir, "ca-key.pem") };
+}
+
+export async function startCfssl(opts: CfsslOptions = {}): Promise<CfsslCa> {
+  requireCommand("cfssl", "golang-cfssl");
+  requireCommand("cfssljson", "golang-cfssl");
+  const dir = mkdtempSync(join(tmpdir(), "nj-cfssl-"));
+  const ca = opts.ca ?? makeCa(dir, opts.cn ?? "kubernetes");
+  const authKeyHex = randomBytes(16).toString("hex");
+  const profiles = opts.profiles ?? DEFAULT_PROFILES;
+  const toPolicy = (p: Profile) => ({
+    expiry: p.expiry ?? "8760h",
+    usages: p.usages ?? BOTH_USAGES,
+    ...(p.auth === false ? {} : { auth_key: "key1" }),
+  });
+  const { default: def, ...rest } = profiles;
+  const config = {
+    signing: {
+      default: toPolicy(def ?? { usages: BOTH_USAGES }),
+      profiles: Object.fromEntries(Object.entries(rest).map(([k, v]) => [k, toPolicy(v)])),
+    },
+    auth_keys: { key1: { type: "standard", key: authKeyHex } },
+  };
+  writeFileSync(join(dir, "config.json"), JSON.stringify(config));
+  const port = await freePort();
+  const tlsArgs: string[] = [];
+  if (opts.tls) {
+    // The server certificate is issued by the CA itself, for "localhost" and 127.0.0.1.
+    writeFileSync(join(dir, "server-csr.json"), JSON.stringify({ CN: "localhost", hosts: ["localhost", "127.0.0.1"], key: { algo: "ecdsa", size: 256 } }));
+    writeFileSync(join(dir, "tls-config.json"), JSON.stringify({ signing: { default: { expiry: "8760h", usages: SERVER_USAGES } } }));
+    execFileSync("sh", ["-c", `cd '${dir}' && cfssl gencert -ca '${ca.cert}' -ca-key '${ca.key}' -config tls-config.json server-csr.json 2>/dev/null | cfssljson -bare server`]);
+    tlsArgs.push(`-tls-cert=${join(dir, "server.pem")}`, `-tls-key=${join(dir, "server-key.pem")}`);
+  }
+  const logFile = join(dir, "cfssl.log");
+  let child: ChildProcess | undefined;
+  const url = `${opts.tls ? "https" : "http"}://127.0.0.1:${port}`;
+
+  const start = async (): Promise<void> => {
+    const { openSync } = await import("node:fs");
+    const out = openSync(logFile, "a");
+    child = spawn("cfssl", ["serve", "-address=127.0.0.1", `-port=${port}`, `-ca=${ca.cert}`, `-ca-key=${ca.key}`, `-config=${join(dir, "config.json")}`, ...tlsArgs], {
+      stdio: ["ignore", out, out],
+    });
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`cfssl serve exited: ${readFileSync(logFile, "utf8").slice(-500)}`);
+      try {
+        execFileSync("curl", ["-sfk", "-o", "/dev/null", "-d", "{}", `${url}/api/v1/cfssl/info`], { stdio: "ignore" });
+        return;
+      } catch {
+        if (Date.now() > deadline) throw new Error(`cfssl serve did not come up on ${url}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  };
+  const stop = async (): Promise<void> => {
+    const c = child;
+    child = undefined;
+    if (!c || c.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      c.once("exit", () => resolve());
+      c.kill("SIGTERM");
+    });
+  };
+  await start();
+  return {
+    url,
+    port,
+    dir,
+    caCertFile: ca.cert,
+    caKeyFile: ca.key,
+    caPem: readFileSync(ca.cert, "utf8"),
+    pin: opensslPin(ca.cert),
+    authKeyHex,
+    logFile,
+    writeAuthKey(path: string, mode = 0o600): string {
+      writeFileSync(path, `${authKeyHex}\n`, { mode });
+      chmodSync(path, mode);
+      return path;
+    },
+    stop,
+    start,
+    signRequests(): number {
+      if (!existsSync(logFile)) return 0;
+      return (readFileSync(logFile, "utf8").match(/signature request received/g) ?? []).length;
+    },
+  };
+}

@@ -1,0 +1,100 @@
+// An in-process CA behind the real CaBackend interface (agent/ca/backend.ts), for the engine's
+// fast tests: it signs what it is asked for with a key of its own, on the test's clock, and counts
+// what it was asked. The end-to-end tests use a real CFSSL and step-ca instead.
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
+import type { CaBackend, RenewRequest, SignRequest } from "../../agent/ca/backend.js";
+import type { Clock } from "../../agent/common/clock.js";
+import { CaRefusedError, CaUnreachableError } from "../../agent/common/errors.js";
+import { parseCert, type CertInfo } from "../../agent/pki/x509.js";
+import { issueLeaf, makeCa, type TestCa } from "./pki.js";
+
+const EKUS = { client: ["1.3.6.1.5.5.7.3.2"], serving: ["1.3.6.1.5.5.7.3.1"], peer: ["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"] };
+
+export class FakeCa implements CaBackend {
+  readonly description: string;
+  /** Kinds signed, in order; `renewed` the ones renewed with the installed credentials. */
+  readonly signed: string[] = [];
+  readonly renewed: string[] = [];
+  fetches = 0;
+  /** Set to make the CA fail: "down" (unreachable) or "refuse" every request of these kinds. */
+  failure?: { mode: "down" | "refuse"; kinds?: string[] };
+  /** Set to offer a renewal path authenticated by the current certificate, like step-ca. */
+  renew?: (req: RenewRequest) => Promise<string>;
+
+  private constructor(
+    readonly name: string,
+    readonly ca: TestCa,
+    private readonly clock: Clock,
+    readonly lifetimeMs: number,
+  ) {
+    this.description = `CA ${name} (fake)`;
+  }
+
+  static async create(name: string, clock: Clock, lifetimeMs = 365 * 86400_000): Promise<FakeCa> {
+    return new FakeCa(name, await makeCa(`${name}-ca`), clock, lifetimeMs);
+  }
+
+  /** Offers renewal with the installed credentials, recording what was renewed. */
+  withRenewalPath(): this {
+    this.renew = async (req) => {
+      this.renewed.push(req.kind);
+      return this.issue(req);
+    };
+    return this;
+  }
+
+  get anchor(): CertInfo {
+    return parseCert(this.ca.pem);
+  }
+
+  async fetchCaBundle(): Promise<CertInfo[]> {
+    this.fetches++;
+    if (this.failure?.mode === "down") throw new CaUnreachableError(`${this.description} unreachable: connection refused`);
+    return [this.anchor];
+  }
+
+  async sign(req: SignRequest): Promise<string> {
+    this.signed.push(req.kind);
+    return this.issue(req);
+  }
+
+  private async issue(req: SignRequest): Promise<string> {
+    const f = this.failure;
+    if (f && (!f.kinds || f.kinds.includes(req.kind))) {
+      if (f.mode === "down") throw new CaUnreachableError(`${this.description} unreachable: connection refused`);
+      throw new CaRefusedError(`${this.description} signing ${req.kind} refused: policy`);
+    }
+    const csr = new x509.Pkcs10CertificateRequest(req.csrPem);
+    const now = this.clock.now();
+    const leaf = await issueLeaf(this.ca, {
+      publicKey: await csr.publicKey.export(),
+      cn: req.template.commonName,
+      o: req.template.organizations,
+      dns: req.template.sans.dnsNames,
+      ips: req.template.sans.ips,
+      ekus: EKUS[req.profile],
+      // CFSSL and kubeadm backdate by five minutes.
+      notBefore: new Date(now - 5 * 60_000),
+      notAfter: new Date(now + this.lifetimeMs),
+    });
+    return leaf + this.ca.pem;
+  }
+}
+
+/** A clock the test moves (from now: the test CAs are valid from an hour ago); sleeping advances it at once. */
+export function fakeClock(start = Date.now()): Clock & { set(t: number): void; advance(ms: number): void } {
+  let t = start;
+  return {
+    now: () => t,
+    sleep: async (ms) => {
+      t += ms;
+    },
+    set: (v) => {
+      t = v;
+    },
+    advance: (ms) => {
+      t += ms;
+    },
+  };
+}
