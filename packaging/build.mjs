@@ -4,7 +4,7 @@
 //     main.cjs           the SEA main script: the loader (agent/sea/main.ts)
 //     loader.cjs         the same loader for the training run (packaging/sea-train.mjs)
 //     core.js            the agent with every dynamically imported package left out ...
-//     <chunk>.js         ... each of which is a self-contained script of its own, loaded on first use
+// <chunk>.js ... each of which is a self-contained script of its own, loaded on first use
 //     chunks.json        the chunk names
 // Why the split: see agent/sea/loader.ts.
 import { build } from "esbuild";
@@ -30,7 +30,8 @@ const common = {
 /** @type {import("esbuild").BuildOptions} */
 const partMaps = { sourcemap: "external" };
 
-// commander requires node:child_process at load time (which brings net, dgram and more: a few ms and
+// commander requires node:child_process at load time (which brings net, dgram and more: a few ms
+// and
 // MiB of every start) only to spawn executable subcommands, which node-join does not have. Its copy
 // is a stand-in that loads the real module on first property access.
 /** @type {import("esbuild").Plugin} */
@@ -38,9 +39,13 @@ const lazyChildProcess = {
   name: "lazy-child-process",
   setup(b) {
     b.onResolve({ filter: /^(node:)?child_process$/ }, (args) =>
-      /[\\/]node_modules[\\/]commander[\\/]/.test(args.importer) ? { path: "child_process", namespace: "lazy-builtin" } : undefined);
+      /[\\/]node_modules[\\/]commander[\\/]/.test(args.importer)
+        ? { path: "child_process", namespace: "lazy-builtin" }
+        : undefined,
+    );
     b.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, () => ({
-      contents: 'module.exports = new Proxy({}, { get: (_, k) => process.getBuiltinModule("node:child_process")[k] });',
+      contents:
+        'module.exports = new Proxy({}, { get: (_, k) => process.getBuiltinModule("node:child_process")[k] });',
       loader: "js",
     }));
   },
@@ -69,7 +74,10 @@ const chunkStubs = {
       const vendor = /(?:^|\/)vendor\/([\w-]+)\.js$/.exec(args.path);
       if (!vendor && /^[./]/.test(args.path)) return undefined;
       const name = vendor ? vendor[1] : chunkName(args.path);
-      chunks.set(name, vendor ? resolve(args.resolveDir, args.path.replace(/\.js$/, ".ts")) : args.path);
+      chunks.set(
+        name,
+        vendor ? resolve(args.resolveDir, args.path.replace(/\.js$/, ".ts")) : args.path,
+      );
       return { path: name, namespace: "sea-chunk" };
     });
     b.onLoad({ filter: /.*/, namespace: "sea-chunk" }, (args) => ({
@@ -78,15 +86,27 @@ const chunkStubs = {
     }));
   },
 };
-await build({ ...common, entryPoints: ["agent/cli/main.ts"], outfile: `${SEA}/core.js`, plugins: [chunkStubs, lazyChildProcess], ...partMaps });
-// The loader wraps each part in a function, where agent/cli/main.ts's "#!" line would be a syntax error;
+await build({
+  ...common,
+  entryPoints: ["agent/cli/main.ts"],
+  outfile: `${SEA}/core.js`,
+  plugins: [chunkStubs, lazyChildProcess],
+  ...partMaps,
+});
+// The loader wraps each part in a function, where agent/cli/main.ts's "#!" line would be a syntax
+// error;
 // made a comment, so that lines and columns still match the source map.
 writeFileSync(`${SEA}/core.js`, readFileSync(`${SEA}/core.js`, "utf8").replace(/^#!/, "//"));
 chmodSync(`${SEA}/core.js`, 0o644);
 for (const [name, spec] of chunks) {
   await build({
     ...common,
-    stdin: { contents: `module.exports = require(${JSON.stringify(spec)});`, resolveDir: process.cwd(), loader: "js", sourcefile: `${name}-chunk.js` },
+    stdin: {
+      contents: `module.exports = require(${JSON.stringify(spec)});`,
+      resolveDir: process.cwd(),
+      loader: "js",
+      sourcefile: `${name}-chunk.js`,
+    },
     outfile: `${SEA}/${name}.js`,
     ...partMaps,
   });

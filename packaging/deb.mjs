@@ -1,11 +1,22 @@
 #!/usr/bin/env node
 // Builds dist/node-join_<version>_amd64.deb and _arm64.deb (dpkg-deb) from the single binaries that
-// packaging/package.mjs made: the binary in /usr/bin, the renewal units in /lib/systemd/system shipped
-// disabled (`node-join timer install`, or `systemctl enable --now node-join-renew.timer`, turns them
+// packaging/package.mjs made: the binary in /usr/bin, the renewal units in /lib/systemd/system
+// shipped
+// disabled (`node-join timer install`, or `systemctl enable --now node-join-renew.timer`, turns
+// them
 // on), and an example config in /etc/node-join/. The units are rendered by the agent itself, so the
 // package and `timer install` can never disagree.
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,7 +34,8 @@ const ARCHES = { x64: "amd64", arm64: "arm64" };
  */
 function run(cmd, args) {
   const r = spawnSync(cmd, args, { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr || r.stdout || r.error}`);
+  if (r.status !== 0)
+    throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr || r.stdout || r.error}`);
   return r.stdout;
 }
 
@@ -35,7 +47,17 @@ function units(stage) {
   const tmp = mkdtempSync(join(tmpdir(), "nj-units-"));
   mkdirSync(join(tmp, "lib/systemd"), { recursive: true });
   writeFileSync(join(tmp, "lib/systemd/systemd"), "");
-  run(process.execPath, [join(DIST, "node-join.cjs"), "timer", "install", "--root", tmp, "--scheduler", "systemd", "--binary", "/usr/bin/node-join"]);
+  run(process.execPath, [
+    join(DIST, "node-join.cjs"),
+    "timer",
+    "install",
+    "--root",
+    tmp,
+    "--scheduler",
+    "systemd",
+    "--binary",
+    "/usr/bin/node-join",
+  ]);
   const dest = join(stage, "lib/systemd/system");
   mkdirSync(dest, { recursive: true });
   for (const u of ["node-join-renew.service", "node-join-renew.timer"]) {
@@ -61,12 +83,20 @@ function build(arch, debArch) {
   chmodSync(join(stage, "usr/bin/node-join"), 0o755);
   units(stage);
   mkdirSync(join(stage, "etc/node-join"), { recursive: true, mode: 0o755 });
-  copyFileSync(join(ROOT, "packaging/deb/config.yaml.example"), join(stage, "etc/node-join/config.yaml.example"));
+  copyFileSync(
+    join(ROOT, "packaging/deb/config.yaml.example"),
+    join(stage, "etc/node-join/config.yaml.example"),
+  );
   chmodSync(join(stage, "etc/node-join/config.yaml.example"), 0o644);
   const doc = join(stage, "usr/share/doc/node-join");
   mkdirSync(doc, { recursive: true });
-  writeFileSync(join(doc, "copyright"), `node-join ${pkg.version}\nLicense: ${pkg.license}\nThe binary embeds Node.js (MIT license and bundled third-party licenses: https://github.com/nodejs/node/blob/main/LICENSE).\n`);
-  const installedKb = Math.ceil(Number(run("du", ["-sk", "--exclude=DEBIAN", stage]).split(/\s/)[0]));
+  writeFileSync(
+    join(doc, "copyright"),
+    `node-join ${pkg.version}\nLicense: ${pkg.license}\nThe binary embeds Node.js (MIT license and bundled third-party licenses: https://github.com/nodejs/node/blob/main/LICENSE).\n`,
+  );
+  const installedKb = Math.ceil(
+    Number(run("du", ["-sk", "--exclude=DEBIAN", stage]).split(/\s/)[0]),
+  );
   writeFileSync(
     join(stage, "DEBIAN/control"),
     [
@@ -88,7 +118,8 @@ function build(arch, debArch) {
   );
   writeFileSync(join(stage, "DEBIAN/conffiles"), "/etc/node-join/config.yaml.example\n");
   const out = join(DIST, `node-join_${pkg.version}_${debArch}.deb`);
-  // gzip: xz at dpkg's level takes about a minute per 100 MiB binary; the .xz files in dist/ are the small downloads.
+  // gzip: xz at dpkg's level takes about a minute per 100 MiB binary; the .xz files in dist/ are
+  // the small downloads.
   run("dpkg-deb", ["--root-owner-group", "-Zgzip", "--build", stage, out]);
   rmSync(stage, { recursive: true, force: true });
   console.log(`[deb] ${out}`);

@@ -4,7 +4,7 @@
 //
 //   node packaging/sea-train.mjs <parts dir> <work dir>
 //     <parts dir>: dist/sea's core.js and chunk .js files; <name>.cache is written next to each
-//     env TRAIN_CA_URL, TRAIN_CA_PIN, TRAIN_CA_AUTH_KEY_FILE: a CFSSL CA with profiles client/serving
+// env TRAIN_CA_URL, TRAIN_CA_PIN, TRAIN_CA_AUTH_KEY_FILE: a CFSSL CA with profiles client/serving
 //
 // It loads the parts through the binary's own loader and runs, in this one process, the commands
 // whose start-up matters (join, renew with nothing due and forced, status, discover, version), then
@@ -33,7 +33,8 @@ for (const f of readdirSync(parts).filter((n) => n.endsWith(".cache"))) rmSync(j
 const { loader, core } = loadCore(parts);
 
 /**
- * Runs one node-join command in this process; fails the run unless it exits 0 printing what expect matches.
+ * Runs one node-join command in this process; fails the run unless it exits 0 printing what expect
+ * matches.
  * @param {string[]} args
  * @param {RegExp} expect
  */
@@ -41,9 +42,14 @@ async function run(args, expect) {
   let out = "";
   /** @param {string} t */
   const collect = (t) => void (out += t);
-  const io = { stdout: collect, stderr: collect, env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } };
+  const io = {
+    stdout: collect,
+    stderr: collect,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+  };
   const code = await core.main(args, io);
-  if (code !== 0 || !expect.test(out)) fail(`node-join ${args.join(" ")}: exit ${code}, expected ${expect}\n${out}`);
+  if (code !== 0 || !expect.test(out))
+    fail(`node-join ${args.join(" ")}: exit ${code}, expected ${expect}\n${out}`);
 }
 
 rmSync(work, { recursive: true, force: true });
@@ -51,16 +57,44 @@ const root = join(work, "root");
 mkdirSync(join(root, "etc/node-join"), { recursive: true });
 const keyFile = join(root, "etc/node-join/ca-auth.key");
 writeFileSync(keyFile, readFileSync(env("TRAIN_CA_AUTH_KEY_FILE")), { mode: 0o600 });
-const ca = ["--ca-url", env("TRAIN_CA_URL"), "--ca-cert-hash", env("TRAIN_CA_PIN"), "--ca-auth-key-file", keyFile];
+const ca = [
+  "--ca-url",
+  env("TRAIN_CA_URL"),
+  "--ca-cert-hash",
+  env("TRAIN_CA_PIN"),
+  "--ca-auth-key-file",
+  keyFile,
+];
 
 await run(["version"], /^node-join /);
 await run(["version", "--json"], /"version"/);
 await run(["discover", "--json"], /"addresses"|"ips"|"nodeName"/);
-await run([
-  "join", "--root", root, "--no-timer", "--key-algorithm", "ecdsa-p256", "--api-server", "https://10.0.0.1:6443", ...ca,
-  "--client-profile", "client", "--serving-profile", "serving", "--node-name", "train", "--ip", "10.0.0.21", "--ip", "2001:db8::21",
-  "--dns-name", "train.lab",
-], /issued 2 certificate/);
+await run(
+  [
+    "join",
+    "--root",
+    root,
+    "--no-timer",
+    "--key-algorithm",
+    "ecdsa-p256",
+    "--api-server",
+    "https://10.0.0.1:6443",
+    ...ca,
+    "--client-profile",
+    "client",
+    "--serving-profile",
+    "serving",
+    "--node-name",
+    "train",
+    "--ip",
+    "10.0.0.21",
+    "--ip",
+    "2001:db8::21",
+    "--dns-name",
+    "train.lab",
+  ],
+  /issued 2 certificate/,
+);
 await run(["renew", "--root", root], /nothing to renew/);
 await run(["status", "--root", root], /kubelet/);
 await run(["status", "--root", root, "--json"], /"certificates"|"kinds"|"ok"/);

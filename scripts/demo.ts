@@ -21,9 +21,25 @@ try {
     if (r.status !== 0) throw new Error(`node-join ${args[0]} exited ${r.status}`);
   };
   run([
-    "join", "--root", root, "--api-server", "https://192.0.2.10:6443", "--ca-url", ca.url, "--ca-cert-hash", ca.pin,
-    "--ca-auth-key-file", keyFile, "--client-profile", "client", "--serving-profile", "serving",
-    "--node-name", "demo-worker", "--ip", "192.0.2.21",
+    "join",
+    "--root",
+    root,
+    "--api-server",
+    "https://192.0.2.10:6443",
+    "--ca-url",
+    ca.url,
+    "--ca-cert-hash",
+    ca.pin,
+    "--ca-auth-key-file",
+    keyFile,
+    "--client-profile",
+    "client",
+    "--serving-profile",
+    "serving",
+    "--node-name",
+    "demo-worker",
+    "--ip",
+    "192.0.2.21",
   ]);
   run(["status", "--root", root]);
   console.log(`# files written under ${root}:`);

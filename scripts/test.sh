@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs, type-checks, bundles, runs the unit and end-to-end
-# tests with Node's test runner against the bundle (the packaging tests build the single binaries
-# and .deb files on the way), then runs the end-to-end suite again against the x64 single binary.
+# The whole test suite: installs what it needs, type-checks, checks the formatting and lints (import
+# cycles, layer direction), bundles, runs the unit and end-to-end tests with Node's test runner
+# against the bundle (the packaging tests build the single binaries and .deb files on the way), then
+# runs the end-to-end suite again against the x64 single binary. The fast tier alone, without root
+# or apt: npm run test:unit.
 # Arguments, if any, are test files to run (against the bundle, or the binary named by NODE_JOIN_BIN).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
-npx tsc -p tsconfig.json
+npm run --silent check
 npm run --silent build
 run() { node --import tsx --test --test-reporter=spec "$@"; }
 if [ "$#" -gt 0 ]; then

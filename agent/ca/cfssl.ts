@@ -23,7 +23,11 @@ export function parseEnvelope(body: string, what: string): Envelope {
   } catch {
     throw new CaRefusedError(`${what}: answer is not JSON (${JSON.stringify(body.slice(0, 80))})`);
   }
-  if (typeof parsed !== "object" || parsed === null || typeof (parsed as Envelope).success !== "boolean") {
+  if (
+    typeof parsed !== "object" ||
+    parsed === null ||
+    typeof (parsed as Envelope).success !== "boolean"
+  ) {
     throw new CaRefusedError(`${what}: answer is not a CFSSL response (no "success" field)`);
   }
   return parsed as Envelope;
@@ -36,11 +40,14 @@ function envelopeErrors(env: Envelope): string {
   return msgs.length ? msgs.join("; ") : "no reason given";
 }
 
-/** The result.certificate string of a successful envelope, or a CaRefusedError naming what is wrong. */
+/**
+ * The result.certificate string of a successful envelope, or a CaRefusedError naming what is wrong.
+ */
 export function resultCertificate(env: Envelope, what: string): string {
   if (!env.success) throw new CaRefusedError(`${what} refused: ${envelopeErrors(env)}`);
   const cert = (env.result as { certificate?: unknown } | undefined)?.certificate;
-  if (typeof cert !== "string" || cert.trim() === "") throw new CaRefusedError(`${what}: answer holds no certificate`);
+  if (typeof cert !== "string" || cert.trim() === "")
+    throw new CaRefusedError(`${what}: answer holds no certificate`);
   return cert;
 }
 
@@ -58,20 +65,36 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
 
   const call = async (path: string, body: string): Promise<Envelope> =>
     retrying(ctx, description, async (timeoutMs) => {
-      const res = await httpRequest({ method: "POST", url: `${base}${path}`, body, timeoutMs, tls, what: description });
-      // A CFSSL envelope is the CA speaking, whatever the status; anything else at 5xx is a proxy or a crash.
+      const res = await httpRequest({
+        method: "POST",
+        url: `${base}${path}`,
+        body,
+        timeoutMs,
+        tls,
+        what: description,
+      });
+      // A CFSSL envelope is the CA speaking, whatever the status; anything else at 5xx is a proxy
+      // or a crash.
       if (res.status >= 500 && !res.body.trimStart().startsWith("{")) {
         throw new TransientError(`HTTP ${res.status}`);
       }
-      if (res.status === 502 || res.status === 503 || res.status === 504) throw new TransientError(`HTTP ${res.status}`);
+      if (res.status === 502 || res.status === 503 || res.status === 504)
+        throw new TransientError(`HTTP ${res.status}`);
       return parseEnvelope(res.body, description);
     });
 
   const authKey = (): string | undefined => {
     const envName = secretEnvName(ctx.ca, "AUTH_KEY");
-    const value = readSecret({ what: "CA auth key file", file: s.authKeyFile, envName, env: ctx.env });
+    const value = readSecret({
+      what: "CA auth key file",
+      file: s.authKeyFile,
+      envName,
+      env: ctx.env,
+    });
     if (value !== undefined && !/^([0-9a-fA-F]{2})+$/.test(value)) {
-      throw new UsageError(`CA auth key from ${s.authKeyFile ?? envName} is not hex (CFSSL auth keys are hex strings)`);
+      throw new UsageError(
+        `CA auth key from ${s.authKeyFile ?? envName} is not hex (CFSSL auth keys are hex strings)`,
+      );
     }
     return value;
   };
@@ -79,9 +102,22 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
   return {
     description,
     async fetchCaBundle(): Promise<CertInfo[]> {
-      const env = await call("/api/v1/cfssl/info", JSON.stringify(s.label ? { label: s.label } : {}));
-      const fetched = parseCaPem(resultCertificate(env, `${description} info`), description, "info answer");
-      const anchors = authenticateCa(fetched, s, ctx.unsafeSkipCaVerification, description, ctx.log);
+      const env = await call(
+        "/api/v1/cfssl/info",
+        JSON.stringify(s.label ? { label: s.label } : {}),
+      );
+      const fetched = parseCaPem(
+        resultCertificate(env, `${description} info`),
+        description,
+        "info answer",
+      );
+      const anchors = authenticateCa(
+        fetched,
+        s,
+        ctx.unsafeSkipCaVerification,
+        description,
+        ctx.log,
+      );
       if (base.startsWith("https:")) tls = serverTrust(s, anchors, ctx.unsafeSkipCaVerification);
       return anchors;
     },
@@ -89,7 +125,11 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
       if (base.startsWith("https:") && tls === undefined && !ctx.unsafeSkipCaVerification) {
         throw new Error("cfssl backend: fetchCaBundle must run before sign");
       }
-      const profile = { client: s.clientProfile, serving: s.servingProfile, peer: s.peerProfile ?? s.servingProfile }[req.profile];
+      const profile = {
+        client: s.clientProfile,
+        serving: s.servingProfile,
+        peer: s.peerProfile ?? s.servingProfile,
+      }[req.profile];
       const hosts = [...req.template.sans.dnsNames, ...req.template.sans.ips];
       const signRequest = JSON.stringify({
         certificate_request: req.csrPem,
@@ -99,15 +139,23 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
       });
       const key = authKey();
       const env = key
-        ? await call("/api/v1/cfssl/authsign", authsignBody(signRequest, key, Math.floor(ctx.clock.now() / 1000)))
+        ? await call(
+            "/api/v1/cfssl/authsign",
+            authsignBody(signRequest, key, Math.floor(ctx.clock.now() / 1000)),
+          )
         : await call("/api/v1/cfssl/sign", signRequest);
       try {
-        return resultCertificate(env, `${description} signing ${req.kind}${profile ? ` (profile ${profile})` : ""}`);
+        return resultCertificate(
+          env,
+          `${description} signing ${req.kind}${profile ? ` (profile ${profile})` : ""}`,
+        );
       } catch (err) {
         // CFSSL signs an unknown profile name with its default profile; when that one has no auth
         // key the only symptom is this message, so name the likely cause.
         if (err instanceof CaRefusedError && /no authentication provider/.test(err.message)) {
-          throw new CaRefusedError(`${err.message} (the CA has no profile "${profile ?? "default"}" with an auth key: check the profile name)`);
+          throw new CaRefusedError(
+            `${err.message} (the CA has no profile "${profile ?? "default"}" with an auth key: check the profile name)`,
+          );
         }
         throw err;
       }

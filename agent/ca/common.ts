@@ -11,20 +11,32 @@ import { tlsTrustFor, trustConfigured } from "./trust.js";
 export const ATTEMPT_TIMEOUT_MS = 30_000;
 
 /** Runs `attempt` until it succeeds, throws a non-transient error, or the run's deadline passes. */
-export function retrying<T>(ctx: BackendContext, description: string, attempt: (timeoutMs: number) => Promise<T>): Promise<T> {
+export function retrying<T>(
+  ctx: BackendContext,
+  description: string,
+  attempt: (timeoutMs: number) => Promise<T>,
+): Promise<T> {
   return withRetry((remaining) => attempt(Math.min(remaining, ATTEMPT_TIMEOUT_MS)), {
     deadline: ctx.deadline,
     clock: ctx.clock,
     what: description,
-    onRetry: (n, delay, err) => ctx.log(`${description}: attempt ${n} failed (${err.message}); retrying in ${(delay / 1000).toFixed(1)}s`),
+    onRetry: (n, delay, err) =>
+      ctx.log(
+        `${description}: attempt ${n} failed (${err.message}); retrying in ${(delay / 1000).toFixed(1)}s`,
+      ),
   });
 }
 
 /**
  * The TLS trust for every request after the CA was authenticated: its anchors (or the separate TLS
- * bundle). Undefined, i.e. unverified, only when the operator skipped verification and named no anchor.
+ * bundle). Undefined, i.e. unverified, only when the operator skipped verification and named no
+ * anchor.
  */
-export function serverTrust(settings: CaSettings, anchors: CertInfo[], unsafe: boolean): TlsTrust | undefined {
+export function serverTrust(
+  settings: CaSettings,
+  anchors: CertInfo[],
+  unsafe: boolean,
+): TlsTrust | undefined {
   if (unsafe && !trustConfigured(settings)) return undefined;
   return { ca: tlsTrustFor(settings, anchors) };
 }

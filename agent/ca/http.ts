@@ -12,7 +12,10 @@ import { TransientError } from "./retry.js";
 export const MAX_BODY_BYTES = 1024 * 1024;
 
 export interface TlsTrust {
-  /** PEM certificates that must anchor the server's chain; undefined: unverified (used only to fetch a pinned CA). */
+  /**
+   * PEM certificates that must anchor the server's chain; undefined: unverified (used only to fetch
+   * a pinned CA).
+   */
   ca?: string[];
   /** Client certificate chain and key for mTLS. */
   cert?: string;
@@ -61,7 +64,10 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
     bodyTimeout: req.timeoutMs,
   });
   const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(new Error(`no complete answer within ${Math.round(req.timeoutMs / 1000)}s`)), req.timeoutMs);
+  const timer = setTimeout(
+    () => ac.abort(new Error(`no complete answer within ${Math.round(req.timeoutMs / 1000)}s`)),
+    req.timeoutMs,
+  );
   try {
     const url = new URL(req.url);
     const res = await dispatcher.request({
@@ -76,12 +82,16 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
       // Never followed: a redirect could send the CSR, and the auth token, to a host nobody pinned.
       discard(res.body);
       const location = res.headers.location;
-      throw new CaRefusedError(`${req.what}: answered HTTP ${res.statusCode} redirecting to ${JSON.stringify(String(location ?? "nowhere"))}; redirects are not followed (give the CA's final URL)`);
+      throw new CaRefusedError(
+        `${req.what}: answered HTTP ${res.statusCode} redirecting to ${JSON.stringify(String(location ?? "nowhere"))}; redirects are not followed (give the CA's final URL)`,
+      );
     }
     const length = Number(res.headers["content-length"] ?? 0);
     if (length > MAX_BODY_BYTES) {
       discard(res.body);
-      throw new CaRefusedError(`${req.what}: answer of ${length} bytes is over the ${MAX_BODY_BYTES}-byte limit`);
+      throw new CaRefusedError(
+        `${req.what}: answer of ${length} bytes is over the ${MAX_BODY_BYTES}-byte limit`,
+      );
     }
     const chunks: Buffer[] = [];
     let size = 0;
@@ -113,10 +123,14 @@ function classify(err: unknown, req: HttpRequest): Error {
   const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
   const code = e.code ?? e.cause?.code ?? "";
   if (TLS_VERIFY_CODES.has(code)) {
-    return new VerificationError(`${req.what}: TLS certificate of the server does not verify against the pinned CA (${code})`);
+    return new VerificationError(
+      `${req.what}: TLS certificate of the server does not verify against the pinned CA (${code})`,
+    );
   }
   if (code === "UND_ERR_ABORTED" || e.name === "AbortError") {
     return new TransientError(`${req.what}: ${e.cause?.message ?? e.message}`);
   }
-  return new TransientError(`${req.what}: ${code ? `${code} ` : ""}${e.cause?.message ?? e.message}`);
+  return new TransientError(
+    `${req.what}: ${code ? `${code} ` : ""}${e.cause?.message ?? e.message}`,
+  );
 }

@@ -16,7 +16,9 @@ export const BACKENDS: Record<CaType, BackendFactory> = {
 export function createBackend(ctx: BackendContext): CaBackend {
   const factory = (BACKENDS as Record<string, BackendFactory | undefined>)[ctx.settings.type];
   if (!factory) {
-    throw new UsageError(`CA ${ctx.ca.display}: unknown CA type "${ctx.settings.type}" (known: ${Object.keys(BACKENDS).join(", ")})`);
+    throw new UsageError(
+      `CA ${ctx.ca.display}: unknown CA type "${ctx.settings.type}" (known: ${Object.keys(BACKENDS).join(", ")})`,
+    );
   }
   return factory(ctx);
 }

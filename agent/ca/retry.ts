@@ -18,13 +18,21 @@ export interface RetryOptions {
   onRetry?: (attempt: number, delayMs: number, err: Error) => void;
 }
 
-export function backoffDelay(attempt: number, random: number, baseMs = 500, capMs = 30_000): number {
+export function backoffDelay(
+  attempt: number,
+  random: number,
+  baseMs = 500,
+  capMs = 30_000,
+): number {
   const ceiling = Math.min(capMs, baseMs * 2 ** attempt);
   // "Equal jitter": never less than half the ceiling, so retries do not collapse to zero.
   return Math.round(ceiling / 2 + (random * ceiling) / 2);
 }
 
-export async function withRetry<T>(attempt: (remainingMs: number) => Promise<T>, opts: RetryOptions): Promise<T> {
+export async function withRetry<T>(
+  attempt: (remainingMs: number) => Promise<T>,
+  opts: RetryOptions,
+): Promise<T> {
   const random = opts.random ?? Math.random;
   let lastError: Error | undefined;
   for (let n = 0; ; n++) {
@@ -35,11 +43,16 @@ export async function withRetry<T>(attempt: (remainingMs: number) => Promise<T>,
     } catch (err) {
       if (!(err instanceof TransientError)) throw err;
       lastError = err;
-      const delay = Math.min(backoffDelay(n, random(), opts.baseMs, opts.capMs), opts.deadline - opts.clock.now());
+      const delay = Math.min(
+        backoffDelay(n, random(), opts.baseMs, opts.capMs),
+        opts.deadline - opts.clock.now(),
+      );
       if (delay <= 0) break;
       opts.onRetry?.(n + 1, delay, err);
       await opts.clock.sleep(delay);
     }
   }
-  throw new CaUnreachableError(`${opts.what} unreachable: ${lastError ? errorMessage(lastError) : "timed out before the first attempt"}`);
+  throw new CaUnreachableError(
+    `${opts.what} unreachable: ${lastError ? errorMessage(lastError) : "timed out before the first attempt"}`,
+  );
 }

@@ -31,7 +31,10 @@ export interface SecretSpec {
   env: NodeJS.ProcessEnv;
 }
 
-/** The secret's value from its environment variable (wins when set) or its file; undefined if neither. */
+/**
+ * The secret's value from its environment variable (wins when set) or its file; undefined if
+ * neither.
+ */
 export function readSecret(spec: SecretSpec): string | undefined {
   const fromEnv = spec.env[spec.envName];
   if (fromEnv !== undefined && fromEnv !== "") return fromEnv.trim();

@@ -29,7 +29,10 @@ function canonicalSan(name: string): string {
   return ipFamily(name) ? normalizeIp(name) : name.toLowerCase();
 }
 
-/** Tokens from a file or variable: one per line (or separated by spaces or commas); # starts a comment. */
+/**
+ * Tokens from a file or variable: one per line (or separated by spaces or commas); # starts a
+ * comment.
+ */
 export function parseTokenList(text: string, source: string): GivenToken[] {
   const words = text
     .split("\n")
@@ -42,10 +45,15 @@ export function parseTokenList(text: string, source: string): GivenToken[] {
     try {
       ({ claims } = decodeJwt(token));
     } catch (err) {
-      throw new UsageError(`${where} is not a step-ca one-time token (${err instanceof JoseError ? err.message : String(err)})`);
+      throw new UsageError(
+        `${where} is not a step-ca one-time token (${err instanceof JoseError ? err.message : String(err)})`,
+      );
     }
-    if (typeof claims.sub !== "string" || claims.sub === "") throw new UsageError(`${where} has no sub claim (the certificate's CN)`);
-    const sans = Array.isArray(claims.sans) ? claims.sans.filter((x): x is string => typeof x === "string") : [];
+    if (typeof claims.sub !== "string" || claims.sub === "")
+      throw new UsageError(`${where} has no sub claim (the certificate's CN)`);
+    const sans = Array.isArray(claims.sans)
+      ? claims.sans.filter((x): x is string => typeof x === "string")
+      : [];
     return {
       token,
       position: i + 1,
@@ -57,7 +65,10 @@ export function parseTokenList(text: string, source: string): GivenToken[] {
   });
 }
 
-/** The SANs a token must carry for a template; a template without SANs also takes [CN], what `step ca token <CN>` writes. */
+/**
+ * The SANs a token must carry for a template; a template without SANs also takes [CN], what `step
+ * ca token <CN>` writes.
+ */
 export function tokenFits(t: GivenToken, template: CertTemplate): boolean {
   if (t.sub !== template.commonName) return false;
   const want = new Set([...template.sans.dnsNames, ...template.sans.ips].map(canonicalSan));
@@ -81,7 +92,9 @@ export class TokenPool {
   private readonly reserved = new Map<string, GivenToken>();
   private readonly used = new Set<GivenToken>();
 
-  /** Leaves out, with the reason, tokens that cannot work here: expired, or minted for another root. */
+  /**
+   * Leaves out, with the reason, tokens that cannot work here: expired, or minted for another root.
+   */
   constructor(tokens: GivenToken[], nowSeconds: number, rootFingerprints: string[]) {
     this.usable = tokens.filter((t) => {
       if (t.exp !== undefined && t.exp <= nowSeconds) {

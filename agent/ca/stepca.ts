@@ -9,12 +9,31 @@ import { spkiDer } from "../pki/keys.js";
 import { TransientError } from "./retry.js";
 import { readSecret, secretEnvName } from "./secrets.js";
 import { peculiar } from "../pki/peculiar.js";
-import { buildChain, certFingerprint, parseCert, splitPemCertificates, type CertInfo } from "../pki/x509.js";
-import type { BackendContext, CaBackend, PlannedRequest, RenewRequest, SignRequest } from "./backend.js";
+import {
+  buildChain,
+  certFingerprint,
+  parseCert,
+  splitPemCertificates,
+  type CertInfo,
+} from "../pki/x509.js";
+import type {
+  BackendContext,
+  CaBackend,
+  PlannedRequest,
+  RenewRequest,
+  SignRequest,
+} from "./backend.js";
 import { parseCaPem, retrying, serverTrust } from "./common.js";
 import { httpRequest, type TlsTrust } from "./http.js";
 import {
-  decryptPbes2Jwe, importPrivateJwk, JoseError, publicKeyFromJwk, randomJti, signJwt, WrongPasswordError, type SigningJwk,
+  decryptPbes2Jwe,
+  importPrivateJwk,
+  JoseError,
+  publicKeyFromJwk,
+  randomJti,
+  signJwt,
+  WrongPasswordError,
+  type SigningJwk,
 } from "./jose.js";
 import { describeTemplate, parseTokenList, TokenPool } from "./stepca-tokens.js";
 import { authenticateCa } from "./trust.js";
@@ -42,12 +61,19 @@ function messageOf(body: string): string | undefined {
 
 /**
  * A 4xx answer as the error the operator sees. 401 is generic (the CA logs the reason, never sends
- * it), so `unauthorized` says what was refused and why that usually happens; 403 carries the reason.
+ * it), so `unauthorized` says what was refused and why that usually happens; 403 carries the
+ * reason.
  */
-export function stepCaRefusal(status: number, body: string, what: string, unauthorized: string): CaRefusedError {
+export function stepCaRefusal(
+  status: number,
+  body: string,
+  what: string,
+  unauthorized: string,
+): CaRefusedError {
   const msg = messageOf(body);
   if (status === 401) return new CaRefusedError(`${what}: ${unauthorized}`);
-  if (status === 403) return new CaRefusedError(`${what} refused: ${msg ?? "forbidden (no reason given)"}`);
+  if (status === 403)
+    return new CaRefusedError(`${what} refused: ${msg ?? "forbidden (no reason given)"}`);
   return new CaRefusedError(`${what}: HTTP ${status}${msg ? `: ${msg}` : ""}`);
 }
 
@@ -67,9 +93,12 @@ const RENEWAL_REFUSED =
 /** certChain (leaf, intermediate) of a /1.0/sign, /renew or /rekey answer, as one PEM text. */
 export function chainOf(answer: Json, what: string): string {
   const nl = (p: string) => (p.endsWith("\n") ? p : `${p}\n`);
-  const chain = Array.isArray(answer.certChain) ? answer.certChain.filter((c): c is string => typeof c === "string") : [];
+  const chain = Array.isArray(answer.certChain)
+    ? answer.certChain.filter((c): c is string => typeof c === "string")
+    : [];
   if (chain.length > 0) return chain.map(nl).join("");
-  if (typeof answer.crt === "string") return nl(answer.crt) + (typeof answer.ca === "string" ? nl(answer.ca) : "");
+  if (typeof answer.crt === "string")
+    return nl(answer.crt) + (typeof answer.ca === "string" ? nl(answer.ca) : "");
   throw new CaRefusedError(`${what}: the answer holds no certificate`);
 }
 
@@ -81,7 +110,10 @@ export function parseAnswer(body: string, what: string): Json {
   } catch {
     parsed = undefined;
   }
-  if (!isObject(parsed)) throw new CaRefusedError(`${what}: the answer is not a JSON object (${JSON.stringify(body.slice(0, 80))})`);
+  if (!isObject(parsed))
+    throw new CaRefusedError(
+      `${what}: the answer is not a JSON object (${JSON.stringify(body.slice(0, 80))})`,
+    );
   return parsed;
 }
 
@@ -90,10 +122,16 @@ async function csrSpki(csrPem: string): Promise<Buffer> {
   return Buffer.from(new x509.Pkcs10CertificateRequest(csrPem).publicKey.rawData);
 }
 
-/** Why a certificate cannot simply be renewed into `template` (renew and rekey keep CN and SANs). */
+/**
+ * Why a certificate cannot simply be renewed into `template` (renew and rekey keep CN and SANs).
+ */
 function identityChange(cert: CertInfo, template: CertTemplate): string | undefined {
-  if (cert.commonName !== template.commonName) return `CN is "${cert.commonName}", needs "${template.commonName}"`;
-  const missing = [...template.sans.dnsNames.filter((d) => !cert.dnsNames.includes(d)), ...template.sans.ips.filter((ip) => !cert.ips.includes(ip))];
+  if (cert.commonName !== template.commonName)
+    return `CN is "${cert.commonName}", needs "${template.commonName}"`;
+  const missing = [
+    ...template.sans.dnsNames.filter((d) => !cert.dnsNames.includes(d)),
+    ...template.sans.ips.filter((ip) => !cert.ips.includes(ip)),
+  ];
   return missing.length ? `SANs lack ${missing.join(", ")}` : undefined;
 }
 
@@ -124,7 +162,10 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
   const s = ctx.settings;
   const base = s.url.replace(/\/+$/, "");
   const description = `CA ${ctx.ca.display} (step-ca ${base})`;
-  if (!base.startsWith("https:")) throw new UsageError(`${description}: step-ca answers over HTTPS only: give an https:// CA URL`);
+  if (!base.startsWith("https:"))
+    throw new UsageError(
+      `${description}: step-ca answers over HTTPS only: give an https:// CA URL`,
+    );
   const prefix = ctx.ca.flagPrefix;
   const tokenEnv = secretEnvName(ctx.ca, "TOKEN");
   const passwordEnv = secretEnvName(ctx.ca, "PASSWORD");
@@ -133,12 +174,22 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
 
   const call = (c: Call): Promise<Json> =>
     retrying(ctx, description, async (timeoutMs) => {
-      const res = await httpRequest({ method: c.method, url: `${base}${c.path}`, ...(c.body ? { body: c.body() } : {}), timeoutMs, tls: c.tls, what: description });
+      const res = await httpRequest({
+        method: c.method,
+        url: `${base}${c.path}`,
+        ...(c.body ? { body: c.body() } : {}),
+        timeoutMs,
+        tls: c.tls,
+        what: description,
+      });
       if (res.status >= 500) {
         const msg = messageOf(res.body);
         throw new TransientError(`HTTP ${res.status}${msg ? `: ${msg}` : ""}`);
       }
-      if (res.status >= 300) throw c.special?.(res.status) ?? stepCaRefusal(res.status, res.body, c.what, c.unauthorized);
+      if (res.status >= 300)
+        throw (
+          c.special?.(res.status) ?? stepCaRefusal(res.status, res.body, c.what, c.unauthorized)
+        );
       return parseAnswer(res.body, c.what);
     });
 
@@ -153,16 +204,37 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
   const fetchRoot = async (fingerprint: string): Promise<CertInfo[]> => {
     const what = `${description} root ${fingerprint}`;
     const notFound = (status: number) =>
-      status === 404 ? new VerificationError(`${description}: the CA has no root with fingerprint ${fingerprint}: wrong --${prefix}ca-fingerprint or wrong CA URL`) : undefined;
-    const answer = await call({ method: "GET", path: `/root/${fingerprint}`, tls: undefined, what, unauthorized: "HTTP 401", special: notFound });
-    if (typeof answer.ca !== "string") throw new CaRefusedError(`${what}: the answer holds no certificate`);
+      status === 404
+        ? new VerificationError(
+            `${description}: the CA has no root with fingerprint ${fingerprint}: wrong --${prefix}ca-fingerprint or wrong CA URL`,
+          )
+        : undefined;
+    const answer = await call({
+      method: "GET",
+      path: `/root/${fingerprint}`,
+      tls: undefined,
+      what,
+      unauthorized: "HTTP 401",
+      special: notFound,
+    });
+    if (typeof answer.ca !== "string")
+      throw new CaRefusedError(`${what}: the answer holds no certificate`);
     return parseCaPem(answer.ca, description, "root answer");
   };
 
   const fetchRoots = async (): Promise<CertInfo[]> => {
-    const answer = await call({ method: "GET", path: "/roots", tls: undefined, what: `${description} roots`, unauthorized: "HTTP 401" });
-    const pems = Array.isArray(answer.crts) ? answer.crts.filter((c): c is string => typeof c === "string") : [];
-    if (pems.length === 0) throw new CaRefusedError(`${description} roots: the answer holds no certificate`);
+    const answer = await call({
+      method: "GET",
+      path: "/roots",
+      tls: undefined,
+      what: `${description} roots`,
+      unauthorized: "HTTP 401",
+    });
+    const pems = Array.isArray(answer.crts)
+      ? answer.crts.filter((c): c is string => typeof c === "string")
+      : [];
+    if (pems.length === 0)
+      throw new CaRefusedError(`${description} roots: the answer holds no certificate`);
     return pems.flatMap((p) => parseCaPem(p, description, "roots answer"));
   };
 
@@ -172,9 +244,18 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
   const tokenSource = (): string => (ctx.env[tokenEnv] ? tokenEnv : (s.tokenFile ?? tokenEnv));
   const tokens = (): TokenPool => {
     if (pool) return pool;
-    const text = readSecret({ what: "step-ca token file", file: s.tokenFile, envName: tokenEnv, env: ctx.env });
+    const text = readSecret({
+      what: "step-ca token file",
+      file: s.tokenFile,
+      envName: tokenEnv,
+      env: ctx.env,
+    });
     const list = text ? parseTokenList(text, tokenSource()) : [];
-    pool = new TokenPool(list, Math.floor(ctx.clock.now() / 1000), (anchors ?? []).map(certFingerprint));
+    pool = new TokenPool(
+      list,
+      Math.floor(ctx.clock.now() / 1000),
+      (anchors ?? []).map(certFingerprint),
+    );
     return pool;
   };
 
@@ -182,12 +263,18 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
   let passwordValue: string | undefined;
   const password = (): string | undefined => {
     if (!passwordRead) {
-      passwordValue = readSecret({ what: "step-ca provisioner password file", file: s.passwordFile, envName: passwordEnv, env: ctx.env });
+      passwordValue = readSecret({
+        what: "step-ca provisioner password file",
+        file: s.passwordFile,
+        envName: passwordEnv,
+        env: ctx.env,
+      });
       passwordRead = true;
     }
     return passwordValue;
   };
-  const passwordSource = (): string => (ctx.env[passwordEnv] ? passwordEnv : (s.passwordFile ?? passwordEnv));
+  const passwordSource = (): string =>
+    ctx.env[passwordEnv] ? passwordEnv : (s.passwordFile ?? passwordEnv);
   const canEnrol = (req: PlannedRequest): boolean => tokens().has(req) || password() !== undefined;
 
   const missingSecret = (reqs: PlannedRequest[]): UsageError => {
@@ -195,7 +282,8 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       `give one one-time token per certificate (--${prefix}ca-token-file, one per line, or ${tokenEnv}), ` +
       `or the provisioner password (--${prefix}ca-provisioner with --${prefix}ca-password-file or ${passwordEnv}) so node-join mints them`;
     const p = tokens();
-    if (p.size === 0 && p.skipped.length === 0) return new UsageError(`${description}: no enrolment secret: ${how}`);
+    if (p.size === 0 && p.skipped.length === 0)
+      return new UsageError(`${description}: no enrolment secret: ${how}`);
     const list = reqs.map((r) => `${r.kind} (${describeTemplate(r.template)})`).join("; ");
     return new UsageError(
       `${description}: no one-time token for ${list} in ${tokenSource()} (it holds: ${p.summary()}): ` +
@@ -210,10 +298,20 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     let cursor = "";
     for (let page = 0; page < MAX_PROVISIONER_PAGES; page++) {
       const path = `/provisioners${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`;
-      const answer = await call({ method: "GET", path, tls: connectedTrust(), what: `${description} provisioners`, unauthorized: "HTTP 401" });
+      const answer = await call({
+        method: "GET",
+        path,
+        tls: connectedTrust(),
+        what: `${description} provisioners`,
+        unauthorized: "HTTP 401",
+      });
       for (const p of Array.isArray(answer.provisioners) ? answer.provisioners : []) {
         if (isObject(p) && p.type === "JWK" && typeof p.name === "string" && isObject(p.key)) {
-          out.push({ name: p.name, key: p.key as JwkProvisioner["key"], ...(typeof p.encryptedKey === "string" ? { encryptedKey: p.encryptedKey } : {}) });
+          out.push({
+            name: p.name,
+            key: p.key as JwkProvisioner["key"],
+            ...(typeof p.encryptedKey === "string" ? { encryptedKey: p.encryptedKey } : {}),
+          });
         }
       }
       cursor = typeof answer.nextCursor === "string" ? answer.nextCursor : "";
@@ -226,29 +324,43 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     const names = all.map((p) => p.name).join(", ") || "none";
     if (s.provisioner) {
       const p = all.find((x) => x.name === s.provisioner);
-      if (!p) throw new UsageError(`${description}: no JWK provisioner "${s.provisioner}" (--${prefix}ca-provisioner); the CA has: ${names}`);
+      if (!p)
+        throw new UsageError(
+          `${description}: no JWK provisioner "${s.provisioner}" (--${prefix}ca-provisioner); the CA has: ${names}`,
+        );
       return p;
     }
     if (all.length === 1) return all[0]!;
-    throw new UsageError(`${description}: ${all.length === 0 ? "the CA has no JWK provisioner" : `choose the JWK provisioner with --${prefix}ca-provisioner (the CA has: ${names})`}`);
+    throw new UsageError(
+      `${description}: ${all.length === 0 ? "the CA has no JWK provisioner" : `choose the JWK provisioner with --${prefix}ca-provisioner (the CA has: ${names})`}`,
+    );
   };
 
   const decryptKey = (p: JwkProvisioner, pw: string): SigningJwk => {
     if (!p.encryptedKey) {
-      throw new CaRefusedError(`${description}: JWK provisioner "${p.name}" publishes no encryptedKey: mint tokens elsewhere (step ca token) and give them with --${prefix}ca-token-file`);
+      throw new CaRefusedError(
+        `${description}: JWK provisioner "${p.name}" publishes no encryptedKey: mint tokens elsewhere (step ca token) and give them with --${prefix}ca-token-file`,
+      );
     }
     let signer: SigningJwk;
     try {
       signer = importPrivateJwk(decryptPbes2Jwe(p.encryptedKey, pw));
     } catch (err) {
       if (err instanceof WrongPasswordError) {
-        throw new UsageError(`${description}: cannot decrypt the key of provisioner "${p.name}" with the password from ${passwordSource()}: wrong password (${err.message}); no CSR was sent`);
+        throw new UsageError(
+          `${description}: cannot decrypt the key of provisioner "${p.name}" with the password from ${passwordSource()}: wrong password (${err.message}); no CSR was sent`,
+        );
       }
-      if (err instanceof JoseError) throw new CaRefusedError(`${description}: the encrypted key of provisioner "${p.name}": ${err.message}`);
+      if (err instanceof JoseError)
+        throw new CaRefusedError(
+          `${description}: the encrypted key of provisioner "${p.name}": ${err.message}`,
+        );
       throw err;
     }
     if (!spkiDer(signer.key).equals(spkiDer(publicKeyFromJwk(p.key)))) {
-      throw new CaRefusedError(`${description}: the decrypted key of provisioner "${p.name}" is not the private half of its public key`);
+      throw new CaRefusedError(
+        `${description}: the decrypted key of provisioner "${p.name}" is not the private half of its public key`,
+      );
     }
     return { ...signer, ...(p.key.kid ? { kid: p.key.kid } : {}) };
   };
@@ -281,9 +393,15 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
 
   // ---- requests ----------------------------------------------------------------------------
 
-  const postSign = async (req: SignRequest, ott: () => string, source: string, given: boolean): Promise<string> => {
+  const postSign = async (
+    req: SignRequest,
+    ott: () => string,
+    source: string,
+    given: boolean,
+  ): Promise<string> => {
     let attempts = 0;
-    const spentNote = () => (given && attempts > 1 ? " (an earlier attempt that failed in transit may have spent it)" : "");
+    const spentNote = () =>
+      given && attempts > 1 ? " (an earlier attempt that failed in transit may have spent it)" : "";
     const what = `${description} signing ${req.kind}`;
     try {
       const answer = await call({
@@ -299,7 +417,8 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       });
       return chainOf(answer, what);
     } catch (err) {
-      if (err instanceof CaRefusedError && /HTTP 401/.test(err.message) && spentNote()) throw new CaRefusedError(err.message + spentNote());
+      if (err instanceof CaRefusedError && /HTTP 401/.test(err.message) && spentNote())
+        throw new CaRefusedError(err.message + spentNote());
       throw err;
     }
   };
@@ -307,10 +426,21 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
   const sign = async (req: SignRequest): Promise<string> => {
     connectedTrust();
     const token = tokens().take(req);
-    if (token) return postSign(req, () => token.token, `the one-time token ${token.position} from ${tokenSource()}`, true);
+    if (token)
+      return postSign(
+        req,
+        () => token.token,
+        `the one-time token ${token.position} from ${tokenSource()}`,
+        true,
+      );
     if (password() === undefined) throw missingSecret([req]);
     const key = await provisionerKey();
-    return postSign(req, () => mintToken(key, req.template), `the token node-join minted with provisioner "${key.name}"`, false);
+    return postSign(
+      req,
+      () => mintToken(key, req.template),
+      `the token node-join minted with provisioner "${key.name}"`,
+      false,
+    );
   };
 
   const enrolInstead = (req: RenewRequest, why: string): Promise<string> => {
@@ -326,20 +456,47 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
 
   const renew = async (req: RenewRequest): Promise<string> => {
     const trust = connectedTrust();
-    const [current, ...intermediates] = splitPemCertificates(req.currentCertPem, `current ${req.kind} certificate`).map(parseCert) as [CertInfo, ...CertInfo[]];
+    const [current, ...intermediates] = splitPemCertificates(
+      req.currentCertPem,
+      `current ${req.kind} certificate`,
+    ).map(parseCert) as [CertInfo, ...CertInfo[]];
     // Another CA's certificate would only fail the TLS handshake, which looks like an outage.
-    if (!buildChain(current, intermediates, anchors!)) return enrolInstead(req, `${req.kind} was not issued by this CA (issuer "${current.issuerCommonName}")`);
+    if (!buildChain(current, intermediates, anchors!))
+      return enrolInstead(
+        req,
+        `${req.kind} was not issued by this CA (issuer "${current.issuerCommonName}")`,
+      );
     if (current.notAfter.getTime() <= ctx.clock.now()) {
-      return enrolInstead(req, `${req.kind} expired on ${current.notAfter.toISOString()} and an expired certificate cannot authenticate the mTLS renewal`);
+      return enrolInstead(
+        req,
+        `${req.kind} expired on ${current.notAfter.toISOString()} and an expired certificate cannot authenticate the mTLS renewal`,
+      );
     }
     const change = identityChange(current, req.template);
-    if (change) return enrolInstead(req, `${req.kind} must change (${change}) and renewal keeps the old CN and SANs`);
+    if (change)
+      return enrolInstead(
+        req,
+        `${req.kind} must change (${change}) and renewal keeps the old CN and SANs`,
+      );
     const mtls: TlsTrust = { ...trust, cert: req.currentCertPem, key: req.currentKeyPem };
     const sameKey = (await csrSpki(req.csrPem)).equals(current.spki);
     const what = `${description} ${sameKey ? "renewing" : "rekeying"} ${req.kind}`;
     const answer = sameKey
-      ? await call({ method: "POST", path: "/1.0/renew", tls: mtls, what, unauthorized: RENEWAL_REFUSED })
-      : await call({ method: "POST", path: "/1.0/rekey", body: () => JSON.stringify({ csr: req.csrPem }), tls: mtls, what, unauthorized: RENEWAL_REFUSED });
+      ? await call({
+          method: "POST",
+          path: "/1.0/renew",
+          tls: mtls,
+          what,
+          unauthorized: RENEWAL_REFUSED,
+        })
+      : await call({
+          method: "POST",
+          path: "/1.0/rekey",
+          body: () => JSON.stringify({ csr: req.csrPem }),
+          tls: mtls,
+          what,
+          unauthorized: RENEWAL_REFUSED,
+        });
     return chainOf(answer, what);
   };
 
@@ -347,7 +504,13 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     description,
     async fetchCaBundle(): Promise<CertInfo[]> {
       const fetched = s.fingerprint ? await fetchRoot(s.fingerprint) : await fetchRoots();
-      const trusted = authenticateCa(fetched, s, ctx.unsafeSkipCaVerification, description, ctx.log);
+      const trusted = authenticateCa(
+        fetched,
+        s,
+        ctx.unsafeSkipCaVerification,
+        description,
+        ctx.log,
+      );
       tls = serverTrust(s, trusted, ctx.unsafeSkipCaVerification);
       anchors = trusted;
       return trusted;

@@ -3,7 +3,14 @@
 import { readFileSync } from "node:fs";
 import { ioError, UsageError, VerificationError } from "../common/errors.js";
 import type { CaSettings } from "./backend.js";
-import { buildChain, certFingerprint, certPin, parseCert, splitPemCertificates, type CertInfo } from "../pki/x509.js";
+import {
+  buildChain,
+  certFingerprint,
+  certPin,
+  parseCert,
+  splitPemCertificates,
+  type CertInfo,
+} from "../pki/x509.js";
 
 export function loadPemFile(file: string, what: string): CertInfo[] {
   let text: string;
@@ -34,7 +41,9 @@ export function authenticateCa(
     const matching = fetched.filter((c) => certFingerprint(c) === settings.fingerprint);
     if (matching.length === 0) {
       const got = fetched.map(certFingerprint).join(", ");
-      throw new VerificationError(`${description}: root fingerprint ${got} is not the --ca-fingerprint ${settings.fingerprint}; refusing to trust it`);
+      throw new VerificationError(
+        `${description}: root fingerprint ${got} is not the --ca-fingerprint ${settings.fingerprint}; refusing to trust it`,
+      );
     }
     // A pin or CA file given as well must agree; alone, the fingerprint is the anchor.
     if (!settings.caFile && settings.certHashes.length === 0) return matching;
@@ -44,7 +53,9 @@ export function authenticateCa(
     const anchors = loadPemFile(settings.caFile, "CA file");
     for (const c of fetched) {
       if (!buildChain(c, [], anchors)) {
-        throw new VerificationError(`${description}: the CA certificate it sent ("${c.commonName}") is not in and does not chain to CA file ${settings.caFile}`);
+        throw new VerificationError(
+          `${description}: the CA certificate it sent ("${c.commonName}") is not in and does not chain to CA file ${settings.caFile}`,
+        );
       }
     }
     return anchors;
@@ -53,15 +64,21 @@ export function authenticateCa(
     const matching = fetched.filter((c) => settings.certHashes.includes(certPin(c)));
     if (matching.length === 0) {
       const got = fetched.map(certPin).join(", ");
-      throw new VerificationError(`${description}: CA certificate pin ${got} matches no --ca-cert-hash; refusing to trust it`);
+      throw new VerificationError(
+        `${description}: CA certificate pin ${got} matches no --ca-cert-hash; refusing to trust it`,
+      );
     }
     return matching;
   }
   if (unsafe) {
-    warn(`WARNING: ${description}: trusting its CA certificate without verification (--unsafe-skip-ca-verification)`);
+    warn(
+      `WARNING: ${description}: trusting its CA certificate without verification (--unsafe-skip-ca-verification)`,
+    );
     return fetched;
   }
-  throw new UsageError(`${description}: no CA trust configured: give --ca-cert-hash, --ca-fingerprint or --ca-file (or --unsafe-skip-ca-verification)`);
+  throw new UsageError(
+    `${description}: no CA trust configured: give --ca-cert-hash, --ca-fingerprint or --ca-file (or --unsafe-skip-ca-verification)`,
+  );
 }
 
 /** Whether the operator named an anchor (pin, fingerprint or CA file) for this CA. */
@@ -69,7 +86,9 @@ export function trustConfigured(settings: CaSettings): boolean {
   return Boolean(settings.caFile || settings.certHashes.length > 0 || settings.fingerprint);
 }
 
-/** PEM text of the anchors as the TLS trust for the CA server (a separate bundle when configured). */
+/**
+ * PEM text of the anchors as the TLS trust for the CA server (a separate bundle when configured).
+ */
 export function tlsTrustFor(settings: CaSettings, anchors: CertInfo[]): string[] {
   if (settings.tlsCaFile) return loadPemFile(settings.tlsCaFile, "CA TLS bundle").map((c) => c.pem);
   return anchors.map((c) => c.pem);

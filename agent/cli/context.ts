@@ -25,11 +25,19 @@ export interface Cli {
   io: Io;
   setResult: (r: CommandResult) => void;
   runtime: (root: string) => Runtime;
-  /** join's flags (one per option of the settings table) are built only where join or help needs them. */
+  /**
+   * join's flags (one per option of the settings table) are built only where join or help needs
+   * them.
+   */
   withJoinFlags: boolean;
 }
 
-export function makeCli(io: Io, setResult: (r: CommandResult) => void, withJoinFlags: boolean, seams: RuntimeSeams = {}): Cli {
+export function makeCli(
+  io: Io,
+  setResult: (r: CommandResult) => void,
+  withJoinFlags: boolean,
+  seams: RuntimeSeams = {},
+): Cli {
   return {
     io,
     setResult,
@@ -58,8 +66,12 @@ Exit codes:
 
 /** --root, --config and --json, as every command that reads the config takes them. */
 export function addGlobal(cmd: Command, withConfig = true): Command {
-  cmd.option("--root <dir>", "operate on this root directory instead of / (paths and config under it)");
-  if (withConfig) cmd.option("--config <file>", "config file (default <root>/etc/node-join/config.yaml)");
+  cmd.option(
+    "--root <dir>",
+    "operate on this root directory instead of / (paths and config under it)",
+  );
+  if (withConfig)
+    cmd.option("--config <file>", "config file (default <root>/etc/node-join/config.yaml)");
   cmd.option("--json", "print a machine-readable result on stdout");
   return cmd;
 }

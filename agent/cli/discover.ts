@@ -1,4 +1,5 @@
-// `node-join discover`: the node name and addresses that would go into the CSRs, and where each came from.
+// `node-join discover`: the node name and addresses that would go into the CSRs, and where each
+// came from.
 import type { Command } from "commander";
 import { loadSettings, type GlobalOptions } from "../config/load.js";
 import { optionByKey, type OptionKey } from "../config/options.js";
@@ -17,7 +18,12 @@ export interface DiscoverResult {
   dnsNames: string[];
   sources: Discovered["sources"];
   clientCertificate: { commonName: string; organizations: string[] };
-  servingCertificate: { commonName: string; organizations: string[]; dnsNames: string[]; ips: string[] };
+  servingCertificate: {
+    commonName: string;
+    organizations: string[];
+    dnsNames: string[];
+    ips: string[];
+  };
 }
 
 export async function runDiscover(s: Settings): Promise<DiscoverResult> {
@@ -54,10 +60,17 @@ export function registerDiscover(program: Command, cli: Cli): void {
     .description("print the node name and addresses that would go into the CSRs")
     .option("--json", "machine-readable output")
     .addHelpText("after", HELP);
-  addOptionFlags(cmd, FLAGS.map((k) => optionByKey(k)!));
+  addOptionFlags(
+    cmd,
+    FLAGS.map((k) => optionByKey(k)!),
+  );
   cmd.action(async (opts: GlobalOptions & Record<string, unknown>) => {
     const loaded = loadSettings({ ...opts, root: "/" }, cli.io.env);
     const r = await runDiscover(loaded.settings);
-    cli.setResult({ json: Boolean(opts.json), value: { ok: true, command: "discover", ...r }, text: formatDiscover(r) });
+    cli.setResult({
+      json: Boolean(opts.json),
+      value: { ok: true, command: "discover", ...r },
+      text: formatDiscover(r),
+    });
   });
 }

@@ -66,7 +66,10 @@ export interface JoinOptions {
   dryRun: boolean;
 }
 
-/** Join's policy: every CA contacted first, only expiry or a changed template re-issues, a timer after. */
+/**
+ * Join's policy: every CA contacted first, only expiry or a changed template re-issues, a timer
+ * after.
+ */
 export function joinPolicy(o: JoinOptions, l: Layout): RunPolicy {
   const s = o.settings;
   const saFiles = (): FileChange[] => (s.role === "control-plane" ? serviceAccountFiles(s, l) : []);
@@ -82,7 +85,11 @@ export function joinPolicy(o: JoinOptions, l: Layout): RunPolicy {
     extraFiles: (id) => {
       const values = new Map(o.values);
       values.set("nodeName", id.nodeName);
-      return [...saFiles(), kubeletServingDropin(l), { path: l.configFile, content: renderConfig(values, l.root), mode: 0o644 }];
+      return [
+        ...saFiles(),
+        kubeletServingDropin(l),
+        { path: l.configFile, content: renderConfig(values, l.root), mode: 0o644 },
+      ];
     },
   };
 }
@@ -139,8 +146,15 @@ export function formatJoin(r: JoinResult): string {
 }
 
 export function registerJoin(program: Command, cli: Cli): void {
-  const cmd = addGlobal(program.command("join").description("issue and install this node's certificates and kubeconfigs"));
-  addOptionFlags(cmd, cli.withJoinFlags ? ALL_OPTIONS.filter((o) => (o.command ?? "join") === "join") : []);
+  const cmd = addGlobal(
+    program
+      .command("join")
+      .description("issue and install this node's certificates and kubeconfigs"),
+  );
+  addOptionFlags(
+    cmd,
+    cli.withJoinFlags ? ALL_OPTIONS.filter((o) => (o.command ?? "join") === "join") : [],
+  );
   cmd
     .option("--force", "re-issue every certificate even if the installed ones are valid")
     .option("--dry-run", "print what would be requested and written; change nothing")
@@ -155,8 +169,19 @@ export function registerJoin(program: Command, cli: Cli): void {
         loaded.values.set("timer.enabled", false);
       }
       const rt = cli.runtime(loaded.layout.root);
-      const o = { settings: loaded.settings, values: loaded.values, force: Boolean(opts.force), dryRun: Boolean(opts.dryRun) };
-      const r = await withMetrics("join", loaded.settings, rt, () => runJoin(o, rt), (j) => ({ nodeName: j.nodeName }));
+      const o = {
+        settings: loaded.settings,
+        values: loaded.values,
+        force: Boolean(opts.force),
+        dryRun: Boolean(opts.dryRun),
+      };
+      const r = await withMetrics(
+        "join",
+        loaded.settings,
+        rt,
+        () => runJoin(o, rt),
+        (j) => ({ nodeName: j.nodeName }),
+      );
       cli.setResult({ json: Boolean(opts.json), value: r, text: formatJoin(r) });
     });
 }

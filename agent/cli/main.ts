@@ -4,7 +4,13 @@
 import { Command, CommanderError } from "commander";
 import { isSea } from "../common/builtins.js";
 import { errorMessage, ExitCode, NodeJoinError } from "../common/errors.js";
-import { EXIT_CODES_HELP, makeCli, type CommandResult, type Io, type RuntimeSeams } from "./context.js";
+import {
+  EXIT_CODES_HELP,
+  makeCli,
+  type CommandResult,
+  type Io,
+  type RuntimeSeams,
+} from "./context.js";
 import { registerDiscover } from "./discover.js";
 import { registerJoin } from "./join.js";
 import { registerRenew } from "./renew.js";
@@ -16,18 +22,34 @@ import { registerVersion } from "./version.js";
 export { EXIT_CODES_HELP };
 
 /**
- * `withJoinFlags: false` leaves out join's flags (one per option in the settings table): building them
+ * `withJoinFlags: false` leaves out join's flags (one per option in the settings table): building
+ * them
  * is a measurable part of a `renew` with nothing due, which runs twice a day on every node.
  */
-export function buildProgram(io: Io, setResult: (r: CommandResult) => void, withJoinFlags = true, seams: RuntimeSeams = {}): Command {
+export function buildProgram(
+  io: Io,
+  setResult: (r: CommandResult) => void,
+  withJoinFlags = true,
+  seams: RuntimeSeams = {},
+): Command {
   const program = new Command("node-join")
-    .description("Join a Kubernetes node: local keys, a remote CA (CFSSL), verified certificates and kubeconfigs")
+    .description(
+      "Join a Kubernetes node: local keys, a remote CA (CFSSL), verified certificates and kubeconfigs",
+    )
     .addHelpText("after", EXIT_CODES_HELP)
     .showHelpAfterError(false)
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   const cli = makeCli(io, setResult, withJoinFlags, seams);
-  for (const register of [registerJoin, registerRenew, registerTimer, registerRestartStaticPods, registerStatus, registerDiscover, registerVersion]) {
+  for (const register of [
+    registerJoin,
+    registerRenew,
+    registerTimer,
+    registerRestartStaticPods,
+    registerStatus,
+    registerDiscover,
+    registerVersion,
+  ]) {
     register(program, cli);
   }
   return program;
@@ -37,8 +59,10 @@ export function buildProgram(io: Io, setResult: (r: CommandResult) => void, with
 export async function main(argv: string[], io: Io, seams: RuntimeSeams = {}): Promise<number> {
   const wantsJson = argv.includes("--json");
   let result: CommandResult | undefined;
-  // join's flags are needed to run join or to show its help; any other command named first runs without them.
-  const otherCommand = argv[0] !== undefined && !argv[0].startsWith("-") && argv[0] !== "join" && argv[0] !== "help";
+  // join's flags are needed to run join or to show its help; any other command named first runs
+  // without them.
+  const otherCommand =
+    argv[0] !== undefined && !argv[0].startsWith("-") && argv[0] !== "join" && argv[0] !== "help";
   const program = buildProgram(io, (r) => (result = r), !otherCommand, seams);
   try {
     await program.parseAsync(argv, { from: "user" });
@@ -46,15 +70,24 @@ export async function main(argv: string[], io: Io, seams: RuntimeSeams = {}): Pr
     return ExitCode.ok;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return ExitCode.ok;
-      if (wantsJson) io.stdout(`${JSON.stringify({ ok: false, exitCode: ExitCode.usage, error: err.message.replace(/^error: /, "") })}\n`);
+      if (
+        err.code === "commander.helpDisplayed" ||
+        err.code === "commander.version" ||
+        err.code === "commander.help"
+      )
+        return ExitCode.ok;
+      if (wantsJson)
+        io.stdout(
+          `${JSON.stringify({ ok: false, exitCode: ExitCode.usage, error: err.message.replace(/^error: /, "") })}\n`,
+        );
       return ExitCode.usage;
     }
     const code = err instanceof NodeJoinError ? err.exitCode : ExitCode.other;
     const message = errorMessage(err).split("\n")[0]!;
     io.stderr(`node-join: error: ${message}\n`);
     if (wantsJson) io.stdout(`${JSON.stringify({ ok: false, exitCode: code, error: message })}\n`);
-    if (!(err instanceof NodeJoinError) && io.env.NODE_JOIN_DEBUG) io.stderr(`${(err as Error).stack ?? ""}\n`);
+    if (!(err instanceof NodeJoinError) && io.env.NODE_JOIN_DEBUG)
+      io.stderr(`${(err as Error).stack ?? ""}\n`);
     return code;
   }
 }
@@ -65,11 +98,18 @@ export function runProcess(argv: string[] = process.argv.slice(2), seams: Runtim
   process.stdout.on("error", (err: NodeJS.ErrnoException) => {
     if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
   });
-  const io: Io = { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t), env: process.env };
+  const io: Io = {
+    stdout: (t) => process.stdout.write(t),
+    stderr: (t) => process.stderr.write(t),
+    env: process.env,
+  };
   void main(argv, io, seams).then((code) => {
     process.exitCode = code;
   });
 }
 
-const isEntry = isSea() || (typeof process.argv[1] === "string" && /node-join(\.cjs)?$|main\.(ts|js)$/.test(process.argv[1]));
+const isEntry =
+  isSea() ||
+  (typeof process.argv[1] === "string" &&
+    /node-join(\.cjs)?$|main\.(ts|js)$/.test(process.argv[1]));
 if (isEntry) runProcess();

@@ -50,7 +50,9 @@ export interface RenewResult {
   message: string;
 }
 
-/** Renew's policy: the deadline rule decides, only the CAs of what is due are asked, hooks after. */
+/**
+ * Renew's policy: the deadline rule decides, only the CAs of what is due are asked, hooks after.
+ */
 export function renewPolicy(o: RenewOptions, l: Layout): RunPolicy {
   const s = o.settings;
   // The defaults restart the host's kubelet and static pods: never on behalf of a --root tree.
@@ -58,7 +60,10 @@ export function renewPolicy(o: RenewOptions, l: Layout): RunPolicy {
     ? { commands: s.hooks.postRenew }
     : l.root === "/"
       ? { commands: defaultHooks(s.role) }
-      : { commands: [], note: "not running the default post-renew hooks under --root (set hooks.postRenew to run some)" };
+      : {
+          commands: [],
+          note: "not running the default post-renew hooks under --root (set hooks.postRenew to run some)",
+        };
   return {
     force: o.force,
     dryRun: o.dryRun,
@@ -77,22 +82,50 @@ export function renewResult(r: RunOutcome): RenewResult {
   const toRenew = due(r.assessments);
   const renewed = toRenew.map((a): RenewedCert => {
     const leaf = r.issued.get(a.kind.name)?.leaf;
-    return { kind: a.kind.name, reason: a.reason!, expired: a.expired, ...(leaf ? { serial: leaf.serial, notAfter: leaf.notAfter.toISOString() } : {}) };
+    return {
+      kind: a.kind.name,
+      reason: a.reason!,
+      expired: a.expired,
+      ...(leaf ? { serial: leaf.serial, notAfter: leaf.notAfter.toISOString() } : {}),
+    };
   });
-  const base = { ok: true as const, command: "renew" as const, dryRun: r.dryRun, nodeName: r.nodeName, hooks: r.hooks, changedFiles: r.changedFiles };
+  const base = {
+    ok: true as const,
+    command: "renew" as const,
+    dryRun: r.dryRun,
+    nodeName: r.nodeName,
+    hooks: r.hooks,
+    changedFiles: r.changedFiles,
+  };
   if (renewed.length === 0) {
     const next = r.nextDeadline?.toISOString();
-    return { ...base, renewed, ...(next ? { nextDeadline: next } : {}), message: `nothing to renew, next deadline ${next ?? "none"}` };
+    return {
+      ...base,
+      renewed,
+      ...(next ? { nextDeadline: next } : {}),
+      message: `nothing to renew, next deadline ${next ?? "none"}`,
+    };
   }
-  if (r.dryRun) return { ...base, renewed, message: `dry run: would renew ${renewed.map((x) => x.kind).join(", ")}` };
+  if (r.dryRun)
+    return {
+      ...base,
+      renewed,
+      message: `dry run: would renew ${renewed.map((x) => x.kind).join(", ")}`,
+    };
   const expired = renewed.filter((x) => x.expired).map((x) => x.kind);
   const note = expired.length ? ` (${expired.join(", ")} had expired)` : "";
-  return { ...base, renewed, message: `renewed ${renewed.length}: ${renewed.map((x) => x.kind).join(", ")}${note}` };
+  return {
+    ...base,
+    renewed,
+    message: `renewed ${renewed.length}: ${renewed.map((x) => x.kind).join(", ")}${note}`,
+  };
 }
 
 export async function runRenew(o: RenewOptions, rt: Runtime): Promise<RenewResult> {
   if (!o.configured) {
-    throw new UsageError(`no config at ${rt.layout.configFile}: run node-join join first (renew needs the settings join persisted)`);
+    throw new UsageError(
+      `no config at ${rt.layout.configFile}: run node-join join first (renew needs the settings join persisted)`,
+    );
   }
   return renewResult(await run(o.settings, renewPolicy(o, rt.layout), rt));
 }
@@ -104,16 +137,34 @@ export function formatRenew(r: RenewResult): string {
 }
 
 export function registerRenew(program: Command, cli: Cli): void {
-  addGlobal(program.command("renew").description("renew every certificate that is due, broken or no longer matches the node"))
-    .option("--before <duration>", "renew when less than this remains (default: the kubelet's rule, 70-90% of the lifetime)")
+  addGlobal(
+    program
+      .command("renew")
+      .description("renew every certificate that is due, broken or no longer matches the node"),
+  )
+    .option(
+      "--before <duration>",
+      "renew when less than this remains (default: the kubelet's rule, 70-90% of the lifetime)",
+    )
     .option("--force", "renew every certificate now")
     .option("--dry-run", "print what would be renewed; change nothing")
     .addHelpText("after", HELP)
     .action(async (opts: GlobalOptions & Record<string, unknown>) => {
       const loaded = loadSettings(opts, cli.io.env);
       const rt = cli.runtime(loaded.layout.root);
-      const o = { settings: loaded.settings, force: Boolean(opts.force), dryRun: Boolean(opts.dryRun), configured: loaded.configFile !== undefined };
-      const r = await withMetrics("renew", loaded.settings, rt, () => runRenew(o, rt), (x) => ({ nodeName: x.nodeName, renewed: x.renewed.length }));
+      const o = {
+        settings: loaded.settings,
+        force: Boolean(opts.force),
+        dryRun: Boolean(opts.dryRun),
+        configured: loaded.configFile !== undefined,
+      };
+      const r = await withMetrics(
+        "renew",
+        loaded.settings,
+        rt,
+        () => runRenew(o, rt),
+        (x) => ({ nodeName: x.nodeName, renewed: x.renewed.length }),
+      );
       cli.setResult({ json: Boolean(opts.json), value: r, text: formatRenew(r) });
     });
 }

@@ -17,22 +17,39 @@ export function registerTimer(program: Command, cli: Cli): void {
     .addHelpText("after", HELP);
   for (const action of ["install", "remove", "status"] as const) {
     const sub = timerCmd.command(action).description(`${action} the renewal timer`);
-    sub.option("--root <dir>", "operate on this root directory instead of /").option("--json", "machine-readable output");
+    sub
+      .option("--root <dir>", "operate on this root directory instead of /")
+      .option("--json", "machine-readable output");
     if (action === "install") {
-      sub.option("--binary <path>", "the node-join the units run (default: this binary's installed path)");
+      sub.option(
+        "--binary <path>",
+        "the node-join the units run (default: this binary's installed path)",
+      );
       sub.addOption(
-        new Option("--scheduler <kind>", "systemd or cron (default: systemd when installed on the root)").choices(["auto", "systemd", "cron"]).default("auto"),
+        new Option(
+          "--scheduler <kind>",
+          "systemd or cron (default: systemd when installed on the root)",
+        )
+          .choices(["auto", "systemd", "cron"])
+          .default("auto"),
       );
     }
-    sub.action((opts: { root?: string; json?: boolean; binary?: string; scheduler?: "auto" | Scheduler }) => {
-      const loaded = loadSettings({ ...(opts.root ? { root: opts.root } : {}) }, cli.io.env);
-      const r = runTimer(action, {
-        layout: loaded.layout,
-        seed: loaded.settings.nodeName ?? "",
-        ...(opts.binary ? { binary: opts.binary } : {}),
-        ...(opts.scheduler ? { scheduler: opts.scheduler } : {}),
-      });
-      cli.setResult({ json: Boolean(opts.json), value: r, text: `${r.message}\n` });
-    });
+    sub.action(
+      (opts: {
+        root?: string;
+        json?: boolean;
+        binary?: string;
+        scheduler?: "auto" | Scheduler;
+      }) => {
+        const loaded = loadSettings({ ...(opts.root ? { root: opts.root } : {}) }, cli.io.env);
+        const r = runTimer(action, {
+          layout: loaded.layout,
+          seed: loaded.settings.nodeName ?? "",
+          ...(opts.binary ? { binary: opts.binary } : {}),
+          ...(opts.scheduler ? { scheduler: opts.scheduler } : {}),
+        });
+        cli.setResult({ json: Boolean(opts.json), value: r, text: `${r.message}\n` });
+      },
+    );
   }
 }

@@ -9,7 +9,14 @@ export function registerVersion(program: Command, cli: Cli): void {
     .description("print node-join's version, the Node.js inside and the architecture")
     .option("--json", "machine-readable output")
     .action((opts: { json?: boolean }) => {
-      const value = { ok: true, command: "version", version: agentVersion(), node: process.version, platform: process.platform, arch: process.arch };
+      const value = {
+        ok: true,
+        command: "version",
+        version: agentVersion(),
+        node: process.version,
+        platform: process.platform,
+        arch: process.arch,
+      };
       cli.setResult({ json: Boolean(opts.json), value, text: `${versionLine()}\n` });
     });
 }

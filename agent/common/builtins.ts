@@ -3,10 +3,13 @@
 import type * as ChildProcess from "node:child_process";
 
 type GetBuiltin = (id: string) => unknown;
-// process.getBuiltinModule: Node >= 20.16 (package.json engines asks for 20.18.1); not in @types/node 20.
-const getBuiltin = (id: string): unknown => (process as unknown as { getBuiltinModule: GetBuiltin }).getBuiltinModule(id);
+// process.getBuiltinModule: Node >= 20.16 (package.json engines asks for 20.18.1); not in
+// @types/node 20.
+const getBuiltin = (id: string): unknown =>
+  (process as unknown as { getBuiltinModule: GetBuiltin }).getBuiltinModule(id);
 
-export const childProcess = (): typeof ChildProcess => getBuiltin("node:child_process") as typeof ChildProcess;
+export const childProcess = (): typeof ChildProcess =>
+  getBuiltin("node:child_process") as typeof ChildProcess;
 
 /** True inside the single binary (a Node single executable application). */
 export function isSea(): boolean {

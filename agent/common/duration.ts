@@ -5,6 +5,7 @@ export function parseDuration(text: string): number | undefined {
   if (!m) return undefined;
   const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
   let total = 0;
-  for (const part of m[1]!.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) total += Number(part[1]) * unit[part[2]!]!;
+  for (const part of m[1]!.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g))
+    total += Number(part[1]) * unit[part[2]!]!;
   return Math.round(total);
 }

@@ -1,4 +1,5 @@
-// Replaced at bundle time (packaging/build.mjs); under tsx the package.json version is read instead.
+// Replaced at bundle time (packaging/build.mjs); under tsx the package.json version is read
+// instead.
 declare const __NODE_JOIN_VERSION__: string | undefined;
 
 export function agentVersion(): string {

@@ -23,7 +23,10 @@ export interface Loaded {
   configFile?: string;
 }
 
-export function loadSettings(opts: GlobalOptions & Record<string, unknown>, env: NodeJS.ProcessEnv): Loaded {
+export function loadSettings(
+  opts: GlobalOptions & Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): Loaded {
   const root = resolve(opts.root ?? "/");
   const l = layout(root);
   const explicit = opts.config !== undefined;
@@ -39,11 +42,17 @@ export function loadSettings(opts: GlobalOptions & Record<string, unknown>, env:
     fromFile = parseConfigText(text, file);
     // The persisted config names host paths; under --root they live below the root.
     for (const [k, v] of fromFile) {
-      if (typeof v === "string" && optionByKey(k)?.path) fromFile.set(k, underRoot(v, root, existsSync));
+      if (typeof v === "string" && optionByKey(k)?.path)
+        fromFile.set(k, underRoot(v, root, existsSync));
     }
   } else if (explicit) {
     throw new UsageError(`--config ${file}: no such file`);
   }
   const values = mergeValues(fromFile, envValues(env), flagValues(opts));
-  return { layout: l, settings: toSettings(values, root), values, ...(existsSync(file) ? { configFile: file } : {}) };
+  return {
+    layout: l,
+    settings: toSettings(values, root),
+    values,
+    ...(existsSync(file) ? { configFile: file } : {}),
+  };
 }

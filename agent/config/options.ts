@@ -11,7 +11,9 @@ import { isPin } from "../pki/x509.js";
 
 export type OptionType = "string" | "list" | "bool" | "duration" | "int" | "argvs";
 
-/** The value an option of each type holds once coerced (a duration keeps its text: it is persisted). */
+/**
+ * The value an option of each type holds once coerced (a duration keeps its text: it is persisted).
+ */
 export interface ValueTypes {
   string: string;
   list: string[];
@@ -40,14 +42,17 @@ export interface OptionSpec<K extends string = string, T extends OptionType = Op
 }
 
 /** Declares one option, keeping its key and type as types. */
-const opt = <const K extends string, T extends OptionType>(spec: OptionSpec<K, T>): OptionSpec<K, T> => spec;
+const opt = <const K extends string, T extends OptionType>(
+  spec: OptionSpec<K, T>,
+): OptionSpec<K, T> => spec;
 
 const checkUrl =
   (schemes: string[]) =>
   (v: string): string | undefined => {
     try {
       const u = new URL(v);
-      if (!schemes.includes(u.protocol.replace(":", ""))) return `must be a ${schemes.join(" or ")} URL`;
+      if (!schemes.includes(u.protocol.replace(":", "")))
+        return `must be a ${schemes.join(" or ")} URL`;
       if (u.username || u.password) return "must not carry credentials";
       return undefined;
     } catch {
@@ -58,7 +63,8 @@ const firstBad = (list: string[], ok: (v: string) => boolean, what: string): str
   const bad = list.find((v) => !ok(v));
   return bad === undefined ? undefined : `"${bad}" ${what}`;
 };
-const DNS_NAME = /^(?=.{1,253}$)(\*\.)?[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+const DNS_NAME =
+  /^(?=.{1,253}$)(\*\.)?[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
 const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const checkPins = (v: string[]) => firstBad(v, isPin, "is not sha256:<64 lower-case hex digits>");
 const checkIps = (v: string[]) => firstBad(v, (ip) => ipFamily(ip) !== 0, "is not an IP address");
@@ -69,9 +75,29 @@ function caOptions<const C extends CaName>(name: C) {
   const { flagPrefix: p, title } = CAS[name];
   const k = `cas.${name}` as const;
   return [
-    opt({ key: `${k}.type`, flag: `${p}ca-type`, type: "string", valueName: "type", choices: CA_TYPES, description: `${title}: backend type (cfssl, step-ca)` }),
-    opt({ key: `${k}.url`, flag: `${p}ca-url`, type: "string", valueName: "url", description: `${title}: URL of the CA server`, check: checkUrl(["http", "https"]) }),
-    opt({ key: `${k}.label`, flag: `${p}ca-label`, type: "string", valueName: "label", description: `${title}: CFSSL signer label` }),
+    opt({
+      key: `${k}.type`,
+      flag: `${p}ca-type`,
+      type: "string",
+      valueName: "type",
+      choices: CA_TYPES,
+      description: `${title}: backend type (cfssl, step-ca)`,
+    }),
+    opt({
+      key: `${k}.url`,
+      flag: `${p}ca-url`,
+      type: "string",
+      valueName: "url",
+      description: `${title}: URL of the CA server`,
+      check: checkUrl(["http", "https"]),
+    }),
+    opt({
+      key: `${k}.label`,
+      flag: `${p}ca-label`,
+      type: "string",
+      valueName: "label",
+      description: `${title}: CFSSL signer label`,
+    }),
     opt({
       key: `${k}.certHashes`,
       flag: `${p}ca-cert-hash`,
@@ -110,7 +136,8 @@ function caOptions<const C extends CaName>(name: C) {
       type: "string",
       valueName: "hex",
       description: `${title}: step-ca root fingerprint (sha256 of the root certificate, as step ca bootstrap takes it)`,
-      check: (v) => (/^[0-9a-fA-F]{64}$/.test(v) ? undefined : "is not a SHA-256 fingerprint (64 hex digits)"),
+      check: (v) =>
+        /^[0-9a-fA-F]{64}$/.test(v) ? undefined : "is not a SHA-256 fingerprint (64 hex digits)",
     }),
     opt({
       key: `${k}.provisioner`,
@@ -160,7 +187,14 @@ function caOptions<const C extends CaName>(name: C) {
 }
 
 export const OPTIONS = [
-  opt({ key: "role", flag: "role", type: "string", valueName: "role", choices: ROLES, description: "worker or control-plane" }),
+  opt({
+    key: "role",
+    flag: "role",
+    type: "string",
+    valueName: "role",
+    choices: ROLES,
+    description: "worker or control-plane",
+  }),
   opt({
     key: "apiServer",
     flag: "api-server",
@@ -175,7 +209,8 @@ export const OPTIONS = [
     type: "string",
     valueName: "name",
     description: "node name (default: short hostname, lower-cased)",
-    check: (v) => (NODE_NAME.test(v) ? undefined : "is not a valid node name (lower-case DNS subdomain)"),
+    check: (v) =>
+      NODE_NAME.test(v) ? undefined : "is not a valid node name (lower-case DNS subdomain)",
   }),
   opt({
     key: "ips",
@@ -193,8 +228,21 @@ export const OPTIONS = [
     description: "extra DNS name for the serving certificate (repeatable)",
     check: checkDnsNames,
   }),
-  opt({ key: "interface", flag: "interface", type: "string", valueName: "name", description: "take node IPs from this interface only" }),
-  opt({ key: "keyAlgorithm", flag: "key-algorithm", type: "string", valueName: "alg", choices: KEY_ALGORITHMS, description: "private key algorithm" }),
+  opt({
+    key: "interface",
+    flag: "interface",
+    type: "string",
+    valueName: "name",
+    description: "take node IPs from this interface only",
+  }),
+  opt({
+    key: "keyAlgorithm",
+    flag: "key-algorithm",
+    type: "string",
+    valueName: "alg",
+    choices: KEY_ALGORITHMS,
+    description: "private key algorithm",
+  }),
   opt({
     key: "timeout",
     flag: "timeout",
@@ -300,22 +348,39 @@ export const OPTIONS = [
     command: "renew",
     type: "duration",
     valueName: "duration",
-    description: "renew when less than this remains (default: kubelet rule, 70-90% of the lifetime)",
+    description:
+      "renew when less than this remains (default: kubelet rule, 70-90% of the lifetime)",
   }),
-  opt({ key: "renew.reuseKey", type: "bool", description: "keep the private key on renewal (default: a fresh key every time)" }),
-  opt({ key: "hooks.postRenew", type: "argvs", description: "commands (argv arrays, no shell) run after a renewal; [] switches them off" }),
-  opt({ key: "timer.enabled", type: "bool", description: "join installs the renewal timer (default true; --no-timer)" }),
+  opt({
+    key: "renew.reuseKey",
+    type: "bool",
+    description: "keep the private key on renewal (default: a fresh key every time)",
+  }),
+  opt({
+    key: "hooks.postRenew",
+    type: "argvs",
+    description: "commands (argv arrays, no shell) run after a renewal; [] switches them off",
+  }),
+  opt({
+    key: "timer.enabled",
+    type: "bool",
+    description: "join installs the renewal timer (default true; --no-timer)",
+  }),
   opt({
     key: "metrics.textfile",
     type: "string",
     path: true,
-    description: "Prometheus textfile (default /var/lib/node_exporter/textfile_collector/node_join.prom)",
+    description:
+      "Prometheus textfile (default /var/lib/node_exporter/textfile_collector/node_join.prom)",
   }),
 ] as const;
 
 type AnyOption = (typeof OPTIONS)[number];
 export type OptionKey = AnyOption["key"];
-export type ValueOf<K extends OptionKey> = ValueTypes[Extract<AnyOption, { readonly key: K }>["type"]];
+export type ValueOf<K extends OptionKey> = ValueTypes[Extract<
+  AnyOption,
+  { readonly key: K }
+>["type"]];
 
 /** Every option seen through the common shape, for code that walks the whole table. */
 export const ALL_OPTIONS: readonly OptionSpec<OptionKey>[] = OPTIONS;

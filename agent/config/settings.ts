@@ -44,7 +44,9 @@ export interface Settings {
   metrics: { textfile: string };
 }
 
-/** Every default, by option key. Paths are host paths; under --root they are taken below the root. */
+/**
+ * Every default, by option key. Paths are host paths; under --root they are taken below the root.
+ */
 export const DEFAULTS = {
   role: "worker",
   keyAlgorithm: "ecdsa-p256",
@@ -80,7 +82,16 @@ export function toSettings(values: RawValues, root: string): Settings {
     const shared = <F extends "type" | "url" | "tlsCaFile" | "fingerprint">(f: F) =>
       get(`cas.${ca}.${f}`) ?? (inherit ? get(`cas.kubernetes.${f}`) : undefined);
     // Secrets and profiles: one auth key or provisioner usually serves all three.
-    const common = <F extends "authKeyFile" | "clientProfile" | "servingProfile" | "peerProfile" | "provisioner" | "passwordFile" | "tokenFile">(
+    const common = <
+      F extends
+        | "authKeyFile"
+        | "clientProfile"
+        | "servingProfile"
+        | "peerProfile"
+        | "provisioner"
+        | "passwordFile"
+        | "tokenFile",
+    >(
       f: F,
     ) => get(`cas.${ca}.${f}`) ?? get(`cas.kubernetes.${f}`);
     const s: CaSettings = {
@@ -96,13 +107,22 @@ export function toSettings(values: RawValues, root: string): Settings {
     if (tlsCaFile) s.tlsCaFile = tlsCaFile;
     const fingerprint = shared("fingerprint");
     if (fingerprint) s.fingerprint = fingerprint.toLowerCase();
-    for (const f of ["authKeyFile", "clientProfile", "servingProfile", "peerProfile", "provisioner", "passwordFile", "tokenFile"] as const) {
+    for (const f of [
+      "authKeyFile",
+      "clientProfile",
+      "servingProfile",
+      "peerProfile",
+      "provisioner",
+      "passwordFile",
+      "tokenFile",
+    ] as const) {
       const v = common(f);
       if (v) s[f] = v;
     }
     return s;
   };
 
+  // The table checks both against their choices (ROLES, KEY_ALGORITHMS) before a value gets here.
   const role = or("role") as Role;
   const settings: Settings = {
     role,
@@ -112,7 +132,10 @@ export function toSettings(values: RawValues, root: string): Settings {
     keyAlgorithm: or("keyAlgorithm") as KeyAlgorithm,
     timeoutMs: parseDuration(or("timeout"))!,
     unsafeSkipCaVerification: or("unsafeSkipCaVerification"),
-    cas: Object.fromEntries(CA_NAMES.map((ca) => [ca, caSettings(ca)])) as Record<CaName, CaSettings>,
+    cas: Object.fromEntries(CA_NAMES.map((ca) => [ca, caSettings(ca)])) as Record<
+      CaName,
+      CaSettings
+    >,
     renew: { reuseKey: or("renew.reuseKey") },
     hooks: {},
     timer: { enabled: or("timer.enabled") },
@@ -128,7 +151,8 @@ export function toSettings(values: RawValues, root: string): Settings {
   if (iface) settings.interface = iface;
   if (role === "control-plane") {
     const endpoint = get("controlPlane.endpoint");
-    // kubeadm points admin.conf, super-admin.conf and kubelet.conf at https://<controlPlaneEndpoint>,
+    // kubeadm points admin.conf, super-admin.conf and kubelet.conf at
+    // https://<controlPlaneEndpoint>,
     // and a single control plane's endpoint is the API server URL's host:port.
     if (endpoint && !settings.apiServer) settings.apiServer = `https://${endpoint}`;
     const derived = settings.apiServer ? hostPort(settings.apiServer) : undefined;
@@ -167,7 +191,8 @@ export function checkJoinSettings(s: Settings, casUsed: CaName[]): void {
   for (const ca of casUsed) {
     const c = s.cas[ca];
     const { flagPrefix, title } = CAS[ca];
-    if (!c.url) throw new UsageError(`--${flagPrefix}ca-url (config key cas.${ca}.url) is required`);
+    if (!c.url)
+      throw new UsageError(`--${flagPrefix}ca-url (config key cas.${ca}.url) is required`);
     if (c.certHashes.length === 0 && !c.caFile && !c.fingerprint && !s.unsafeSkipCaVerification) {
       const stepCa = c.type === "step-ca" ? `--${flagPrefix}ca-fingerprint <hex>, ` : "";
       throw new UsageError(

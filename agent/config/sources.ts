@@ -6,19 +6,39 @@ import { resolve } from "node:path";
 import { parseDuration } from "../common/duration.js";
 import { UsageError } from "../common/errors.js";
 import { hostPath } from "../store/layout.js";
-import { ALL_OPTIONS, camel, envName, optionByKey, type OptionKey, type OptionSpec, type Value, type ValueOf } from "./options.js";
+import {
+  ALL_OPTIONS,
+  camel,
+  envName,
+  optionByKey,
+  type OptionKey,
+  type OptionSpec,
+  type Value,
+  type ValueOf,
+} from "./options.js";
 
 /** Coerced values by option key; read them with `valueOf`, which knows each key's type. */
 export type RawValues = Map<OptionKey, Value>;
 
-export function valueOf<K extends OptionKey>(values: ReadonlyMap<OptionKey, Value>, key: K): ValueOf<K> | undefined {
+export function valueOf<K extends OptionKey>(
+  values: ReadonlyMap<OptionKey, Value>,
+  key: K,
+): ValueOf<K> | undefined {
   // Sound by construction: every value entered the map through coerce() for this very key.
   return values.get(key) as ValueOf<K> | undefined;
 }
 
-/** Converts a raw value from a file, the environment or a flag to the option's type, or says why not. */
+/**
+ * Converts a raw value from a file, the environment or a flag to the option's type, or says why
+ * not.
+ */
 function coerce(spec: OptionSpec<OptionKey>, raw: unknown, from: "file" | "env" | "flag"): Value {
-  const where = from === "file" ? `config key ${spec.key}` : from === "env" ? `environment variable ${envName(spec.flag!)}` : `--${spec.flag}`;
+  const where =
+    from === "file"
+      ? `config key ${spec.key}`
+      : from === "env"
+        ? `environment variable ${envName(spec.flag!)}`
+        : `--${spec.flag}`;
   const bad = (why: string): never => {
     throw new UsageError(`${where}: ${why}`);
   };
@@ -29,36 +49,56 @@ function coerce(spec: OptionSpec<OptionKey>, raw: unknown, from: "file" | "env" 
       value = raw as string;
       break;
     case "list": {
-      const list = typeof raw === "string" && from !== "file" ? raw.split(",").map((s) => s.trim()).filter(Boolean) : raw;
-      if (!Array.isArray(list) || list.some((x) => typeof x !== "string")) bad("must be a list of strings");
+      const list =
+        typeof raw === "string" && from !== "file"
+          ? raw
+              .split(",")
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : raw;
+      if (!Array.isArray(list) || list.some((x) => typeof x !== "string"))
+        bad("must be a list of strings");
       value = list as string[];
       break;
     }
     case "bool":
       if (typeof raw === "boolean") value = raw;
-      else if (from !== "file" && typeof raw === "string" && /^(true|false|1|0)$/.test(raw)) value = raw === "true" || raw === "1";
+      else if (from !== "file" && typeof raw === "string" && /^(true|false|1|0)$/.test(raw))
+        value = raw === "true" || raw === "1";
       else value = bad("must be true or false");
       break;
     case "int": {
-      const n = typeof raw === "number" ? raw : from !== "file" && typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : NaN;
+      const n =
+        typeof raw === "number"
+          ? raw
+          : from !== "file" && typeof raw === "string" && /^\d+$/.test(raw)
+            ? Number(raw)
+            : NaN;
       if (!Number.isInteger(n)) bad("must be an integer");
       value = n;
       break;
     }
     case "duration": {
       const ms = typeof raw === "string" ? parseDuration(raw) : undefined;
-      if (ms === undefined) bad(`must be a duration such as 90s, 5m or 2h (got ${JSON.stringify(raw)})`);
+      if (ms === undefined)
+        bad(`must be a duration such as 90s, 5m or 2h (got ${JSON.stringify(raw)})`);
       value = raw as string;
       break;
     }
     case "argvs":
-      if (!Array.isArray(raw) || raw.some((a) => !Array.isArray(a) || a.length === 0 || a.some((x) => typeof x !== "string"))) {
-        bad("must be a list of non-empty argv lists of strings, e.g. [[systemctl, try-restart, kubelet]]");
+      if (
+        !Array.isArray(raw) ||
+        raw.some((a) => !Array.isArray(a) || a.length === 0 || a.some((x) => typeof x !== "string"))
+      ) {
+        bad(
+          "must be a list of non-empty argv lists of strings, e.g. [[systemctl, try-restart, kubelet]]",
+        );
       }
       value = raw as string[][];
       break;
   }
-  if (spec.choices && !spec.choices.includes(String(value))) bad(`must be one of ${spec.choices.join(", ")} (got ${JSON.stringify(value)})`);
+  if (spec.choices && !spec.choices.includes(String(value)))
+    bad(`must be one of ${spec.choices.join(", ")} (got ${JSON.stringify(value)})`);
   const problem = spec.check?.(value);
   if (problem) bad(problem);
   return value;
@@ -70,7 +110,9 @@ export function parseConfigText(text: string, file: string): RawValues {
   try {
     doc = YAML.parse(text);
   } catch (err) {
-    throw new UsageError(`config ${file}: not valid YAML: ${(err as Error).message.split("\n")[0]}`);
+    throw new UsageError(
+      `config ${file}: not valid YAML: ${(err as Error).message.split("\n")[0]}`,
+    );
   }
   const out: RawValues = new Map();
   if (doc === null || doc === undefined) return out;
@@ -125,7 +167,8 @@ export function flagValues(opts: Record<string, unknown>): RawValues {
 export function mergeValues(...sources: RawValues[]): RawValues {
   const out: RawValues = new Map();
   for (const src of sources) for (const [k, v] of src) out.set(k, v);
-  for (const [k, v] of out) if (optionByKey(k)?.path && typeof v === "string") out.set(k, resolve(v));
+  for (const [k, v] of out)
+    if (optionByKey(k)?.path && typeof v === "string") out.set(k, resolve(v));
   return out;
 }
 

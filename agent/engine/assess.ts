@@ -31,7 +31,11 @@ export interface Assessment {
   deadline?: Date;
 }
 
-export function assessKind(reading: KindReading, template: CertTemplate, p: AssessPolicy): Assessment {
+export function assessKind(
+  reading: KindReading,
+  template: CertTemplate,
+  p: AssessPolicy,
+): Assessment {
   const base = { kind: reading.kind, template, reading, expired: false };
   const inst = reading.installed;
   if (!inst) return { ...base, reason: reading.problem ?? "missing" };

@@ -20,7 +20,14 @@ import type { Issued } from "./issue.js";
 export function caFiles(role: Role, anchors: Map<CaName, CertInfo[]>, l: Layout): FileChange[] {
   return casFor(role)
     .filter((ca) => anchors.has(ca.name))
-    .map((ca) => ({ path: join(l.pkiDir, ca.file), content: anchors.get(ca.name)!.map((c) => c.pem).join(""), mode: CERT_MODE }));
+    .map((ca) => ({
+      path: join(l.pkiDir, ca.file),
+      content: anchors
+        .get(ca.name)!
+        .map((c) => c.pem)
+        .join(""),
+      mode: CERT_MODE,
+    }));
 }
 
 /** Files for every kind: newly issued credentials where given, the installed ones otherwise. */
@@ -45,7 +52,13 @@ export function kindFiles(
       caPem: ca,
       user: a.template.commonName,
     };
-    return a.kind.store.files({ layout: l, ...(fresh ? { issued: fresh } : {}), current, ...(kubeconfig ? { kubeconfig } : {}), now });
+    return a.kind.store.files({
+      layout: l,
+      ...(fresh ? { issued: fresh } : {}),
+      current,
+      ...(kubeconfig ? { kubeconfig } : {}),
+      now,
+    });
   });
 }
 
@@ -70,9 +83,14 @@ export function serviceAccountFiles(s: Settings, l: Layout): FileChange[] {
     const pub = createPublicKey(pubPem).export({ format: "der", type: "spki" });
     matches = fromKey.equals(pub);
   } catch (err) {
-    throw new UsageError(`service-account key pair ${keyFile} / ${pubFile}: not a PEM key (${(err as Error).message})`);
+    throw new UsageError(
+      `service-account key pair ${keyFile} / ${pubFile}: not a PEM key (${(err as Error).message})`,
+    );
   }
-  if (!matches) throw new VerificationError(`service-account key pair does not match: ${pubFile} is not the public half of ${keyFile}`);
+  if (!matches)
+    throw new VerificationError(
+      `service-account key pair does not match: ${pubFile} is not the public half of ${keyFile}`,
+    );
   return [
     { path: join(l.pkiDir, "sa.key"), content: keyPem, mode: KEY_MODE },
     { path: join(l.pkiDir, "sa.pub"), content: pubPem, mode: CERT_MODE },

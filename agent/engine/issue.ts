@@ -19,8 +19,16 @@ export interface ConnectedCa {
 
 export type Connected = Map<CaName, ConnectedCa>;
 
-/** Reaches every CA in turn and authenticates its certificate; nothing is sent to a CA that fails its pin. */
-export async function connectCas(s: Settings, cas: CaName[], rt: Runtime, deadline: number): Promise<Connected> {
+/**
+ * Reaches every CA in turn and authenticates its certificate; nothing is sent to a CA that fails
+ * its pin.
+ */
+export async function connectCas(
+  s: Settings,
+  cas: CaName[],
+  rt: Runtime,
+  deadline: number,
+): Promise<Connected> {
   const out: Connected = new Map();
   for (const ca of cas) {
     const backend = backendFor(rt, {
@@ -53,19 +61,26 @@ export interface IssueOptions {
   algorithm: KeyAlgorithm;
   /** Renewal: keep the installed key (renew.reuseKey). */
   reuseKey: boolean;
-  /** Renewal: let a CA with a renewal path (step-ca) authenticate with the installed credentials. */
+  /**
+   * Renewal: let a CA with a renewal path (step-ca) authenticate with the installed credentials.
+   */
   renewWithInstalled: boolean;
 }
 
 async function issue(a: Assessment, ca: ConnectedCa, o: IssueOptions, now: Date): Promise<Issued> {
-  const usable = a.reading.installed && keyMatches(a.reading.installed) ? a.reading.installed : undefined;
+  const usable =
+    a.reading.installed && keyMatches(a.reading.installed) ? a.reading.installed : undefined;
   const key = o.reuseKey && usable ? loadKey(usable.keyPem) : await generateKey(o.algorithm);
   const csrPem = await buildCsr(a.template, key);
   const req = { kind: a.kind.name, profile: a.kind.profile, csrPem, template: a.template };
   const from = o.renewWithInstalled && usable ? credentialsOf(usable) : undefined;
   const chainPem =
     from && ca.backend.renew
-      ? await ca.backend.renew({ ...req, currentCertPem: from.chainPem, currentKeyPem: from.keyPem })
+      ? await ca.backend.renew({
+          ...req,
+          currentCertPem: from.chainPem,
+          currentKeyPem: from.keyPem,
+        })
       : await ca.backend.sign(req);
   const verified = verifyIssued({
     kind: a.kind.name,
@@ -76,7 +91,11 @@ async function issue(a: Assessment, ca: ConnectedCa, o: IssueOptions, now: Date)
     template: a.template,
     now,
   });
-  return { kind: a.kind.name, credentials: { chainPem: verified.chain.map((c) => c.pem).join(""), keyPem: key.pem }, leaf: verified.leaf };
+  return {
+    kind: a.kind.name,
+    credentials: { chainPem: verified.chain.map((c) => c.pem).join(""), keyPem: key.pem },
+    leaf: verified.leaf,
+  };
 }
 
 /**
@@ -86,7 +105,12 @@ async function issue(a: Assessment, ca: ConnectedCa, o: IssueOptions, now: Date)
  * requests, so a failure spends no one-time token (step-ca); a renewal authenticates with the
  * installed certificate, and the backend asks for enrolment secrets only where it must fall back.
  */
-export async function issueAll(toIssue: Assessment[], connected: Connected, o: IssueOptions, rt: Runtime): Promise<Map<string, Issued>> {
+export async function issueAll(
+  toIssue: Assessment[],
+  connected: Connected,
+  o: IssueOptions,
+  rt: Runtime,
+): Promise<Map<string, Issued>> {
   for (const [ca, conn] of o.renewWithInstalled ? [] : connected) {
     const mine = toIssue.filter((a) => a.kind.ca === ca);
     await conn.backend.prepare?.(mine.map((a) => ({ kind: a.kind.name, template: a.template })));
@@ -98,7 +122,9 @@ export async function issueAll(toIssue: Assessment[], connected: Connected, o: I
       toIssue
         .filter((a) => a.kind.ca === ca)
         .map((a) => {
-          rt.log(`requesting ${a.kind.name} (CN=${a.template.commonName}) from ${conn.backend.description}`);
+          rt.log(
+            `requesting ${a.kind.name} (CN=${a.template.commonName}) from ${conn.backend.description}`,
+          );
           return issue(a, conn, o, new Date(rt.clock.now()));
         }),
     );

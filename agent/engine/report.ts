@@ -18,7 +18,16 @@ import type { Runtime } from "./runtime.js";
 /** Refreshes the metrics textfile with a run's outcome; never fails the run. */
 export function reportRun(s: Settings, rt: Runtime, run: RunMetric, nodeName?: string): void {
   const policy = deadlinePolicy(nodeName ?? s.nodeName ?? "", s.renew.beforeMs);
-  refreshMetrics({ textfile: s.metrics.textfile, layout: rt.layout, read: () => readRole(s.role, rt.layout), policy, run }, rt.log);
+  refreshMetrics(
+    {
+      textfile: s.metrics.textfile,
+      layout: rt.layout,
+      read: () => readRole(s.role, rt.layout),
+      policy,
+      run,
+    },
+    rt.log,
+  );
 }
 
 /** Runs a command and refreshes the metrics textfile with its outcome, success or failure. */
@@ -32,7 +41,17 @@ export async function withMetrics<T>(
   try {
     const r = await fn();
     const { nodeName, renewed } = summary(r);
-    reportRun(s, rt, { command, success: true, time: new Date(rt.clock.now()), ...(renewed === undefined ? {} : { renewed }) }, nodeName);
+    reportRun(
+      s,
+      rt,
+      {
+        command,
+        success: true,
+        time: new Date(rt.clock.now()),
+        ...(renewed === undefined ? {} : { renewed }),
+      },
+      nodeName,
+    );
     return r;
   } catch (err) {
     reportRun(s, rt, { command, success: false, time: new Date(rt.clock.now()) });
@@ -69,13 +88,21 @@ export interface StatusResult {
   certificateAuthorities: CaStatus[];
 }
 
-/** kubeadm's `certs check-expiration` for what is on disk, plus key type and whether node-join manages it. */
+/**
+ * kubeadm's `certs check-expiration` for what is on disk, plus key type and whether node-join
+ * manages it.
+ */
 export function collectStatus(role: Role, l: Layout, now: Date): StatusResult {
   const state = readState(l);
   const external = (ca: CaName) => inspect(join(l.pkiDir, CAS[ca].keyFile)).kind === "missing";
   const residual = (d: Date) => Math.floor((d.getTime() - now.getTime()) / 1000);
   const certificates = readRole(role, l).map((r): CertStatus => {
-    const base = { name: r.kind.name, file: hostPath(r.file, l.root), certificateAuthority: CAS[r.kind.ca].kind, externallyManaged: external(r.kind.ca) };
+    const base = {
+      name: r.kind.name,
+      file: hostPath(r.file, l.root),
+      certificateAuthority: CAS[r.kind.ca].kind,
+      externallyManaged: external(r.kind.ca),
+    };
     if (!r.installed) return { ...base, managed: false, problem: r.problem ?? "missing" };
     const leaf = r.installed.chain[0]!;
     let keyType: string | undefined;
@@ -99,8 +126,13 @@ export function collectStatus(role: Role, l: Layout, now: Date): StatusResult {
   const certificateAuthorities = casFor(role).map((ca): CaStatus => {
     const file = join(l.pkiDir, ca.file);
     const certs = readCaFile(ca, l);
-    const base = { name: ca.kind, file: hostPath(file, l.root), externallyManaged: external(ca.name) };
-    if (!certs) return { ...base, problem: inspect(file).kind === "missing" ? "missing" : "unreadable" };
+    const base = {
+      name: ca.kind,
+      file: hostPath(file, l.root),
+      externallyManaged: external(ca.name),
+    };
+    if (!certs)
+      return { ...base, problem: inspect(file).kind === "missing" ? "missing" : "unreadable" };
     const c = certs[0]!;
     return { ...base, expires: c.notAfter.toISOString(), residualSeconds: residual(c.notAfter) };
   });

@@ -32,19 +32,33 @@ export interface RunPolicy {
    * are contacted, and installed chains are checked against the installed CA files (renew).
    */
   contactAllCas: boolean;
-  /** The deadline rule (the kubelet's, or renew.before) makes a valid certificate due; without it only expiry does. */
+  /**
+   * The deadline rule (the kubelet's, or renew.before) makes a valid certificate due; without it
+   * only expiry does.
+   */
   deadlineRule: boolean;
-  /** Renew with the installed credentials where the CA has a renewal path; keep keys when renew.reuseKey. */
+  /**
+   * Renew with the installed credentials where the CA has a renewal path; keep keys when
+   * renew.reuseKey.
+   */
   renewWithInstalled: boolean;
   /** Record the run as the last renewal (state file, metrics). */
   recordRenewal: boolean;
-  /** After the commit: previous kubelet files kept beside the current one (older ones are removed). */
+  /**
+   * After the commit: previous kubelet files kept beside the current one (older ones are removed).
+   */
   keepPrevious?: number;
-  /** After a commit that issued something: these commands, with NODE_JOIN_RENEWED (or the note why none run). */
+  /**
+   * After a commit that issued something: these commands, with NODE_JOIN_RENEWED (or the note why
+   * none run).
+   */
   hooks?: { commands: string[][]; note?: string };
   /** After the commit: install the renewal timer. */
   installTimer: boolean;
-  /** The command's own files for the transaction (join: its config, the sa pair, the kubelet drop-in), made before the lock. */
+  /**
+   * The command's own files for the transaction (join: its config, the sa pair, the kubelet
+   * drop-in), made before the lock.
+   */
   extraFiles?: (id: Discovered) => FileChange[];
 }
 
@@ -70,9 +84,15 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
 
   return locked(rt, policy.dryRun, async (): Promise<RunOutcome> => {
     const readings = readRole(s.role, l);
-    const installedCas = new Map<CaName, CertInfo[] | undefined>(CA_NAMES.map((ca) => [ca, readCaFile(CAS[ca], l)]));
-    const connect = (cas: CaName[]): Promise<Connected> => connectCas(s, cas, rt, rt.clock.now() + s.timeoutMs);
-    let connected = policy.contactAllCas && !policy.dryRun ? await connect(casFor(s.role).map((c) => c.name)) : undefined;
+    const installedCas = new Map<CaName, CertInfo[] | undefined>(
+      CA_NAMES.map((ca) => [ca, readCaFile(CAS[ca], l)]),
+    );
+    const connect = (cas: CaName[]): Promise<Connected> =>
+      connectCas(s, cas, rt, rt.clock.now() + s.timeoutMs);
+    let connected =
+      policy.contactAllCas && !policy.dryRun
+        ? await connect(casFor(s.role).map((c) => c.name))
+        : undefined;
     const assessments = assess(readings, ctx, {
       force: policy.force,
       ...(policy.deadlineRule ? { deadline: deadlinePolicy(id.nodeName, s.renew.beforeMs) } : {}),
@@ -80,7 +100,14 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       now: now(),
     });
     const toIssue = due(assessments);
-    const base: RunOutcome = { dryRun: policy.dryRun, nodeName: id.nodeName, assessments, issued: new Map(), changedFiles: [], hooks: [] };
+    const base: RunOutcome = {
+      dryRun: policy.dryRun,
+      nodeName: id.nodeName,
+      assessments,
+      issued: new Map(),
+      changedFiles: [],
+      hooks: [],
+    };
     const next = nextDeadline(assessments);
     if (next) base.nextDeadline = next;
     if (policy.dryRun || (toIssue.length === 0 && !policy.contactAllCas)) return base;
@@ -89,13 +116,29 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     const issued = await issueAll(
       toIssue,
       connected,
-      { algorithm: s.keyAlgorithm, reuseKey: policy.renewWithInstalled && s.renew.reuseKey, renewWithInstalled: policy.renewWithInstalled },
+      {
+        algorithm: s.keyAlgorithm,
+        reuseKey: policy.renewWithInstalled && s.renew.reuseKey,
+        renewWithInstalled: policy.renewWithInstalled,
+      },
       rt,
     );
-    const committed = commit(filesOf(s, ctx, assessments, issued, connected, installedCas, extra, policy, rt), l, now(), rt.crashPoint);
+    const committed = commit(
+      filesOf(s, ctx, assessments, issued, connected, installedCas, extra, policy, rt),
+      l,
+      now(),
+      rt.crashPoint,
+    );
     const keep = policy.keepPrevious;
-    if (keep !== undefined) for (const a of toIssue) for (const old of a.kind.store.leftovers(l, keep)) removeIfExists(old);
-    const outcome: RunOutcome = { ...base, issued, changedFiles: committed.changed, ...(committed.backup ? { backup: committed.backup } : {}) };
+    if (keep !== undefined)
+      for (const a of toIssue)
+        for (const old of a.kind.store.leftovers(l, keep)) removeIfExists(old);
+    const outcome: RunOutcome = {
+      ...base,
+      issued,
+      changedFiles: committed.changed,
+      ...(committed.backup ? { backup: committed.backup } : {}),
+    };
     // Still under the lock: a second run must not restart what this one is restarting.
     if (policy.hooks && issued.size > 0) {
       if (policy.hooks.note) rt.log(policy.hooks.note);
@@ -124,12 +167,19 @@ function filesOf(
     const anchors = fetched.get(ca) ?? installedCas.get(ca);
     if (anchors) caPem.set(ca, anchors.map((c) => c.pem).join(""));
   }
-  const records = [...issued.values()].map((i) => ({ kind: i.kind, serial: i.leaf.serial, notAfter: i.leaf.notAfter }));
+  const records = [...issued.values()].map((i) => ({
+    kind: i.kind,
+    serial: i.leaf.serial,
+    notAfter: i.leaf.notAfter,
+  }));
   return [
-    // Only the CAs asked this run: their certificate may have been re-issued (same key, new validity).
+    // Only the CAs asked this run: their certificate may have been re-issued (same key, new
+    // validity).
     ...caFiles(s.role, fetched, rt.layout),
     ...kindFiles(assessments, issued, caPem, ctx, rt.layout, now),
     ...extra,
-    ...(records.length ? [stateFile(withIssued(readState(rt.layout), records, now, policy.recordRenewal), rt.layout)] : []),
+    ...(records.length
+      ? [stateFile(withIssued(readState(rt.layout), records, now, policy.recordRenewal), rt.layout)]
+      : []),
   ];
 }

@@ -8,8 +8,21 @@ import { UsageError } from "../common/errors.js";
 
 /** Container, CNI and overlay interfaces: their addresses are not the node's. */
 export const EXCLUDED_PREFIXES = [
-  "docker", "cni", "cali", "flannel", "cilium", "veth", "lxc", "kube-ipvs",
-  "tunl", "vxlan", "weave", "nodelocaldns", "kube-bridge", "virbr", "podman",
+  "docker",
+  "cni",
+  "cali",
+  "flannel",
+  "cilium",
+  "veth",
+  "lxc",
+  "kube-ipvs",
+  "tunl",
+  "vxlan",
+  "weave",
+  "nodelocaldns",
+  "kube-bridge",
+  "virbr",
+  "podman",
 ] as const;
 
 export interface InterfaceInfo {
@@ -67,7 +80,12 @@ export function selectIdentity(opts: DiscoverOptions): Discovered {
   const dnsNames = [...new Set((opts.dnsNames ?? []).map((d) => d.toLowerCase()))];
   if (opts.ips && opts.ips.length > 0) {
     const ips = [...new Set(opts.ips.map(normalizeIp))];
-    return { nodeName, ips, dnsNames, sources: ips.map((address) => ({ interface: "(--ip)", address })) };
+    return {
+      nodeName,
+      ips,
+      dnsNames,
+      sources: ips.map((address) => ({ interface: "(--ip)", address })),
+    };
   }
   let candidates = opts.interfaces;
   if (opts.interface) {
@@ -83,14 +101,19 @@ export function selectIdentity(opts: DiscoverOptions): Discovered {
   for (const iface of candidates) {
     if (iface.operstate === "down") continue;
     // IPv4 first, the order the kubelet reports node addresses in.
-    const sorted = [...iface.addresses].sort((a, b) => (a.family === b.family ? 0 : a.family === "IPv4" ? -1 : 1));
+    const sorted = [...iface.addresses].sort((a, b) =>
+      a.family === b.family ? 0 : a.family === "IPv4" ? -1 : 1,
+    );
     for (const a of sorted) {
       if (a.internal || !isNodeAddress(a.address)) continue;
       const address = normalizeIp(a.address);
-      if (!sources.some((s) => s.address === address)) sources.push({ interface: iface.name, address });
+      if (!sources.some((s) => s.address === address))
+        sources.push({ interface: iface.name, address });
     }
   }
-  sources.sort((a, b) => (ipFamily(a.address) === ipFamily(b.address) ? 0 : ipFamily(a.address) === 4 ? -1 : 1));
+  sources.sort((a, b) =>
+    ipFamily(a.address) === ipFamily(b.address) ? 0 : ipFamily(a.address) === 4 ? -1 : 1,
+  );
   return { nodeName, ips: sources.map((s) => s.address), dnsNames, sources };
 }
 
@@ -101,12 +124,19 @@ export function selectIdentity(opts: DiscoverOptions): Discovered {
  * /sys/class/net/<if>/operstate: the file systeminformation itself reads, at a fraction of the cost
  * (it also spawns helper commands), so both give the same answer.
  */
-export async function hostInterfaces(inventory: "systeminformation" | "sysfs" = "systeminformation"): Promise<InterfaceInfo[]> {
+export async function hostInterfaces(
+  inventory: "systeminformation" | "sysfs" = "systeminformation",
+): Promise<InterfaceInfo[]> {
   const addresses = networkInterfaces();
   let states = new Map<string, string>();
   try {
     if (inventory === "sysfs") {
-      states = new Map(Object.keys(addresses).map((name) => [name, readFileSync(`/sys/class/net/${name}/operstate`, "utf8").trim()]));
+      states = new Map(
+        Object.keys(addresses).map((name) => [
+          name,
+          readFileSync(`/sys/class/net/${name}/operstate`, "utf8").trim(),
+        ]),
+      );
     } else {
       const si = await import("../vendor/systeminformation.js");
       const list = await si.networkInterfaces();
@@ -118,11 +148,17 @@ export async function hostInterfaces(inventory: "systeminformation" | "sysfs" = 
   return Object.entries(addresses).map(([name, addrs]) => ({
     name,
     ...(states.has(name) ? { operstate: states.get(name)! } : {}),
-    addresses: (addrs ?? []).map((a) => ({ address: a.address.split("%")[0]!, family: a.family, internal: a.internal })),
+    addresses: (addrs ?? []).map((a) => ({
+      address: a.address.split("%")[0]!,
+      family: a.family,
+      internal: a.internal,
+    })),
   }));
 }
 
-export async function discover(opts: Omit<DiscoverOptions, "hostname" | "interfaces">): Promise<Discovered> {
+export async function discover(
+  opts: Omit<DiscoverOptions, "hostname" | "interfaces">,
+): Promise<Discovered> {
   const interfaces = opts.ips && opts.ips.length > 0 ? [] : await hostInterfaces(opts.inventory);
   return selectIdentity({ ...opts, hostname: hostname(), interfaces });
 }

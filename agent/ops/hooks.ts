@@ -23,7 +23,13 @@ export interface HookRun {
   exitCode: number;
 }
 
-export function runHooks(hooks: string[][], renewed: string[], env: NodeJS.ProcessEnv, root: string, log: (l: string) => void): HookRun[] {
+export function runHooks(
+  hooks: string[][],
+  renewed: string[],
+  env: NodeJS.ProcessEnv,
+  root: string,
+  log: (l: string) => void,
+): HookRun[] {
   const runs: HookRun[] = [];
   for (const argv of hooks) {
     log(`running hook: ${argv.join(" ")}`);

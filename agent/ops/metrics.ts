@@ -22,14 +22,19 @@ export interface RunMetric {
   renewed?: number;
 }
 
-const esc = (v: string): string => v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+const esc = (v: string): string =>
+  v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
 const secs = (d: Date): string => String(Math.floor(d.getTime() / 1000));
 
-/** The last-run samples of other commands in an existing textfile, so each command keeps its own. */
+/**
+ * The last-run samples of other commands in an existing textfile, so each command keeps its own.
+ */
 export function previousRuns(text: string | undefined, except: string): RunMetric[] {
   if (!text) return [];
   const runs = new Map<string, RunMetric>();
-  for (const m of text.matchAll(/^node_join_last_run_(success|timestamp_seconds)\{command="([a-z-]+)"\} (\d+)$/gm)) {
+  for (const m of text.matchAll(
+    /^node_join_last_run_(success|timestamp_seconds)\{command="([a-z-]+)"\} (\d+)$/gm,
+  )) {
     const command = m[2]!;
     if (command === except) continue;
     const r = runs.get(command) ?? { command, success: false, time: new Date(0) };
@@ -40,7 +45,12 @@ export function previousRuns(text: string | undefined, except: string): RunMetri
   return [...runs.values()];
 }
 
-export function renderMetrics(certs: CertMetric[], run: RunMetric, lastRenewal: Date | undefined, others: RunMetric[] = []): string {
+export function renderMetrics(
+  certs: CertMetric[],
+  run: RunMetric,
+  lastRenewal: Date | undefined,
+  others: RunMetric[] = [],
+): string {
   const runs = [...others, run].sort((a, b) => a.command.localeCompare(b.command));
   const lines: string[] = [];
   const family = (name: string, help: string, samples: string[]) => {
@@ -48,20 +58,51 @@ export function renderMetrics(certs: CertMetric[], run: RunMetric, lastRenewal: 
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, ...samples);
   };
   const label = (c: CertMetric) => `{kind="${esc(c.kind)}",file="${esc(c.file)}"}`;
-  family("node_join_certificate_expiry_timestamp_seconds", "NotAfter of each certificate node-join manages (Unix time).",
-    certs.filter((c) => c.notAfter).map((c) => `node_join_certificate_expiry_timestamp_seconds${label(c)} ${secs(c.notAfter!)}`));
-  family("node_join_certificate_renewal_deadline_timestamp_seconds", "When node-join renews each certificate (Unix time).",
-    certs.filter((c) => c.deadline).map((c) => `node_join_certificate_renewal_deadline_timestamp_seconds${label(c)} ${secs(c.deadline!)}`));
-  family("node_join_certificate_present", "1 when the certificate file is present and readable, 0 when missing or broken.",
-    certs.map((c) => `node_join_certificate_present${label(c)} ${c.notAfter ? 1 : 0}`));
-  family("node_join_last_renewal_timestamp_seconds", "Time of the last successful renewal (Unix time).",
-    lastRenewal ? [`node_join_last_renewal_timestamp_seconds ${secs(lastRenewal)}`] : []);
-  family("node_join_last_run_success", "1 if the last run of the command succeeded, 0 if it failed.",
-    runs.map((r) => `node_join_last_run_success{command="${esc(r.command)}"} ${r.success ? 1 : 0}`));
-  family("node_join_last_run_timestamp_seconds", "Time of the last run of the command (Unix time).",
-    runs.map((r) => `node_join_last_run_timestamp_seconds{command="${esc(r.command)}"} ${secs(r.time)}`));
+  family(
+    "node_join_certificate_expiry_timestamp_seconds",
+    "NotAfter of each certificate node-join manages (Unix time).",
+    certs
+      .filter((c) => c.notAfter)
+      .map((c) => `node_join_certificate_expiry_timestamp_seconds${label(c)} ${secs(c.notAfter!)}`),
+  );
+  family(
+    "node_join_certificate_renewal_deadline_timestamp_seconds",
+    "When node-join renews each certificate (Unix time).",
+    certs
+      .filter((c) => c.deadline)
+      .map(
+        (c) =>
+          `node_join_certificate_renewal_deadline_timestamp_seconds${label(c)} ${secs(c.deadline!)}`,
+      ),
+  );
+  family(
+    "node_join_certificate_present",
+    "1 when the certificate file is present and readable, 0 when missing or broken.",
+    certs.map((c) => `node_join_certificate_present${label(c)} ${c.notAfter ? 1 : 0}`),
+  );
+  family(
+    "node_join_last_renewal_timestamp_seconds",
+    "Time of the last successful renewal (Unix time).",
+    lastRenewal ? [`node_join_last_renewal_timestamp_seconds ${secs(lastRenewal)}`] : [],
+  );
+  family(
+    "node_join_last_run_success",
+    "1 if the last run of the command succeeded, 0 if it failed.",
+    runs.map((r) => `node_join_last_run_success{command="${esc(r.command)}"} ${r.success ? 1 : 0}`),
+  );
+  family(
+    "node_join_last_run_timestamp_seconds",
+    "Time of the last run of the command (Unix time).",
+    runs.map(
+      (r) => `node_join_last_run_timestamp_seconds{command="${esc(r.command)}"} ${secs(r.time)}`,
+    ),
+  );
   if (run.renewed !== undefined) {
-    family("node_join_last_run_renewed_certificates", "Certificates renewed by the last renew run.", [`node_join_last_run_renewed_certificates ${run.renewed}`]);
+    family(
+      "node_join_last_run_renewed_certificates",
+      "Certificates renewed by the last renew run.",
+      [`node_join_last_run_renewed_certificates ${run.renewed}`],
+    );
   }
   return lines.join("\n") + "\n";
 }
@@ -91,12 +132,21 @@ export function refreshMetrics(m: MetricsRefresh, log: (line: string) => void): 
       const file = hostPath(r.file, m.layout.root);
       const leaf = r.installed?.chain[0];
       if (!leaf) return { kind: r.kind.name, file };
-      return { kind: r.kind.name, file, notAfter: leaf.notAfter, deadline: renewalDeadline(leaf, m.policy) };
+      return {
+        kind: r.kind.name,
+        file,
+        notAfter: leaf.notAfter,
+        deadline: renewalDeadline(leaf, m.policy),
+      };
     });
     const state = readState(m.layout);
     const previous = readIfExists(m.textfile)?.toString("utf8");
     const lastRenewal = state.lastRenewal ? new Date(state.lastRenewal) : undefined;
-    writeFileAtomic(m.textfile, renderMetrics(certs, m.run, lastRenewal, previousRuns(previous, m.run.command)), 0o644);
+    writeFileAtomic(
+      m.textfile,
+      renderMetrics(certs, m.run, lastRenewal, previousRuns(previous, m.run.command)),
+      0o644,
+    );
   } catch (err) {
     log(`warning: could not refresh the metrics textfile ${m.textfile}: ${(err as Error).message}`);
   }

@@ -9,7 +9,13 @@ import type { Clock } from "../common/clock.js";
 
 export const PAUSED_DIR = "node-join-paused-manifests";
 
-export async function restartStaticPods(pods: string[], l: Layout, waitMs: number, clock: Clock, log: (s: string) => void): Promise<string[]> {
+export async function restartStaticPods(
+  pods: string[],
+  l: Layout,
+  waitMs: number,
+  clock: Clock,
+  log: (s: string) => void,
+): Promise<string[]> {
   const manifests = join(l.kubernetesDir, "manifests");
   const paused = join(l.kubernetesDir, PAUSED_DIR);
   const moved: string[] = [];
@@ -22,7 +28,9 @@ export async function restartStaticPods(pods: string[], l: Layout, waitMs: numbe
   }
   if (moved.length === 0) return [];
   fsyncDir(manifests);
-  log(`stopped static pods ${moved.join(", ")}; waiting ${Math.round(waitMs / 1000)}s for the kubelet`);
+  log(
+    `stopped static pods ${moved.join(", ")}; waiting ${Math.round(waitMs / 1000)}s for the kubelet`,
+  );
   await clock.sleep(waitMs);
   restorePausedManifests(l);
   return moved.map((f) => f.replace(/\.yaml$/, ""));

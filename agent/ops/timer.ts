@@ -4,7 +4,15 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { childProcess } from "../common/builtins.js";
-import { ensureDir, fsyncDir, inspect, removeIfExists, renameDurable, symlinkStaged, writeFileAtomic } from "../store/fsio.js";
+import {
+  ensureDir,
+  fsyncDir,
+  inspect,
+  removeIfExists,
+  renameDurable,
+  symlinkStaged,
+  writeFileAtomic,
+} from "../store/fsio.js";
 import { hostPath, type Layout } from "../store/layout.js";
 import { selfArgv } from "./hooks.js";
 
@@ -72,10 +80,14 @@ export function detectTimerEnv(l: Layout): TimerEnv {
   return {
     layout: l,
     systemdRunning: l.root === "/" && existsSync("/run/systemd/system"),
-    systemdInstalled: existsSync(r("/lib/systemd/systemd")) || existsSync(r("/usr/lib/systemd/systemd")),
+    systemdInstalled:
+      existsSync(r("/lib/systemd/systemd")) || existsSync(r("/usr/lib/systemd/systemd")),
     run: (argv) => {
       const p = childProcess().spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
-      return { code: p.error ? 127 : (p.status ?? 1), output: `${p.stdout ?? ""}${p.stderr ?? ""}`.trim() };
+      return {
+        code: p.error ? 127 : (p.status ?? 1),
+        output: `${p.stdout ?? ""}${p.stderr ?? ""}`.trim(),
+      };
     },
   };
 }
@@ -97,7 +109,12 @@ const unitPath = (l: Layout, name: string) => join(l.systemdDir, name);
 const wantsLink = (l: Layout) => join(l.systemdDir, "timers.target.wants", TIMER);
 
 /** Writes the units (or the cron line) and enables them; says what to do where it cannot. */
-export function installTimer(env: TimerEnv, exec: string, scheduler: Scheduler, seed: string): TimerInstall {
+export function installTimer(
+  env: TimerEnv,
+  exec: string,
+  scheduler: Scheduler,
+  seed: string,
+): TimerInstall {
   const l = env.layout;
   if (scheduler === "cron") {
     const file = join(l.cronDir, CRON_FILE);
@@ -134,14 +151,22 @@ export function installTimer(env: TimerEnv, exec: string, scheduler: Scheduler, 
     files: [service, timer, link],
     enabled: true,
     started: start.code === 0,
-    message: start.code === 0 ? `installed, enabled and started ${TIMER}` : `installed and enabled ${TIMER}, but starting it failed: ${start.output}`,
+    message:
+      start.code === 0
+        ? `installed, enabled and started ${TIMER}`
+        : `installed and enabled ${TIMER}, but starting it failed: ${start.output}`,
   };
 }
 
 export function removeTimer(env: TimerEnv): string[] {
   const l = env.layout;
   if (env.systemdRunning) env.run(["systemctl", "stop", TIMER]);
-  const removed = [wantsLink(l), unitPath(l, TIMER), unitPath(l, SERVICE), join(l.cronDir, CRON_FILE)].filter((p) => removeIfExists(p));
+  const removed = [
+    wantsLink(l),
+    unitPath(l, TIMER),
+    unitPath(l, SERVICE),
+    join(l.cronDir, CRON_FILE),
+  ].filter((p) => removeIfExists(p));
   if (env.systemdRunning) env.run(["systemctl", "daemon-reload"]);
   return removed;
 }
@@ -160,10 +185,21 @@ export function timerStatus(env: TimerEnv): TimerStatus {
   const cron = join(l.cronDir, CRON_FILE);
   const units = [unitPath(l, SERVICE), unitPath(l, TIMER)];
   if (units.every((u) => existsSync(u))) {
-    const status: TimerStatus = { scheduler: "systemd", installed: true, enabled: inspect(wantsLink(l)).kind === "symlink", files: units };
+    const status: TimerStatus = {
+      scheduler: "systemd",
+      installed: true,
+      enabled: inspect(wantsLink(l)).kind === "symlink",
+      files: units,
+    };
     if (env.systemdRunning) {
       status.active = env.run(["systemctl", "is-active", "--quiet", TIMER]).code === 0;
-      const next = env.run(["systemctl", "show", TIMER, "--property=NextElapseUSecRealtime", "--value"]);
+      const next = env.run([
+        "systemctl",
+        "show",
+        TIMER,
+        "--property=NextElapseUSecRealtime",
+        "--value",
+      ]);
       if (next.code === 0 && next.output) status.nextRun = next.output;
     }
     return status;
@@ -197,7 +233,10 @@ export type TimerResult =
 
 function statusMessage(st: TimerStatus): string {
   if (!st.installed) return "no renewal timer installed: run node-join timer install";
-  const parts = [`${st.scheduler} timer installed (${st.files.join(", ")})`, st.enabled ? "enabled" : "not enabled"];
+  const parts = [
+    `${st.scheduler} timer installed (${st.files.join(", ")})`,
+    st.enabled ? "enabled" : "not enabled",
+  ];
   if (st.active !== undefined) parts.push(st.active ? "active" : "inactive");
   if (st.nextRun) parts.push(`next run ${st.nextRun}`);
   return parts.join(", ");
@@ -206,7 +245,12 @@ function statusMessage(st: TimerStatus): string {
 export function runTimer(action: TimerAction, o: TimerOptions): TimerResult {
   const env = detectTimerEnv(o.layout);
   if (action === "install") {
-    const r = installTimer(env, o.binary ?? defaultExec(o.layout), chooseScheduler(env, o.scheduler ?? "auto"), o.seed);
+    const r = installTimer(
+      env,
+      o.binary ?? defaultExec(o.layout),
+      chooseScheduler(env, o.scheduler ?? "auto"),
+      o.seed,
+    );
     return { ok: true, command: "timer install", ...r };
   }
   if (action === "remove") {

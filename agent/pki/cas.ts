@@ -47,7 +47,12 @@ function descriptor(
 }
 
 export const CAS: Readonly<Record<CaName, CaDescriptor>> = {
-  kubernetes: descriptor("kubernetes", "kubernetes", { kind: "ca", file: "ca.crt", keyFile: "ca.key" }, ["worker", "control-plane"]),
+  kubernetes: descriptor(
+    "kubernetes",
+    "kubernetes",
+    { kind: "ca", file: "ca.crt", keyFile: "ca.key" },
+    ["worker", "control-plane"],
+  ),
   frontProxy: descriptor(
     "frontProxy",
     "front-proxy",
@@ -55,7 +60,13 @@ export const CAS: Readonly<Record<CaName, CaDescriptor>> = {
     ["control-plane"],
     "front-proxy",
   ),
-  etcd: descriptor("etcd", "etcd", { kind: "etcd-ca", file: "etcd/ca.crt", keyFile: "etcd/ca.key" }, ["control-plane"], "etcd"),
+  etcd: descriptor(
+    "etcd",
+    "etcd",
+    { kind: "etcd-ca", file: "etcd/ca.crt", keyFile: "etcd/ca.key" },
+    ["control-plane"],
+    "etcd",
+  ),
 };
 
 /** The CAs a role trusts, in table order (kubernetes, front-proxy, etcd). */

@@ -22,7 +22,9 @@ export interface NodeIdentity {
 export interface ControlPlaneSettings {
   advertiseAddress: string;
   bindPort: number;
-  /** controlPlaneEndpoint as host:port (a load balancer or DNS name shared by all control planes). */
+  /**
+   * controlPlaneEndpoint as host:port (a load balancer or DNS name shared by all control planes).
+   */
   endpoint: string;
   serviceCidr: string;
   dnsDomain: string;
@@ -40,7 +42,10 @@ export interface TableContext {
 
 export interface KubeconfigSpec {
   file: string;
-  /** kubeadm: admin, super-admin and kubelet use controlPlaneEndpoint; the others the local API server. */
+  /**
+   * kubeadm: admin, super-admin and kubelet use controlPlaneEndpoint; the others the local API
+   * server.
+   */
   server: "endpoint" | "local";
 }
 
@@ -66,7 +71,8 @@ const BOTH: Role[] = ["worker", "control-plane"];
 const CP: Role[] = ["control-plane"];
 
 function cp(ctx: TableContext): ControlPlaneSettings {
-  if (!ctx.controlPlane) throw new Error("control-plane settings are required for this certificate");
+  if (!ctx.controlPlane)
+    throw new Error("control-plane settings are required for this certificate");
   return ctx.controlPlane;
 }
 
@@ -89,12 +95,22 @@ export function apiServerSans(ctx: TableContext): SanSet {
 function etcdSans(extra: (c: ControlPlaneSettings) => string[]) {
   return (ctx: TableContext): SanSet => {
     const c = cp(ctx);
-    return sanSet([ctx.node.nodeName, "localhost", c.advertiseAddress, "127.0.0.1", "::1", ...extra(c)]);
+    return sanSet([
+      ctx.node.nodeName,
+      "localhost",
+      c.advertiseAddress,
+      "127.0.0.1",
+      "::1",
+      ...extra(c),
+    ]);
   };
 }
 
 const fixed = (value: string) => (): string => value;
-const orgs = (...values: string[]) => (): string[] => values;
+const orgs =
+  (...values: string[]) =>
+  (): string[] =>
+    values;
 
 /** A control-plane certificate of kubeadm's PKI directory: <file>.crt and <file>.key. */
 const pkiKind = (
@@ -147,7 +163,17 @@ export const CERT_KINDS: readonly CertKind[] = [
     restarts: [],
   },
   // name, CA, profile, CN, O, usages, SANs, file under pki/, static pods to restart
-  pkiKind("apiserver", "kubernetes", "serving", fixed("kube-apiserver"), [], ["serverAuth"], apiServerSans, "apiserver", ["kube-apiserver"]),
+  pkiKind(
+    "apiserver",
+    "kubernetes",
+    "serving",
+    fixed("kube-apiserver"),
+    [],
+    ["serverAuth"],
+    apiServerSans,
+    "apiserver",
+    ["kube-apiserver"],
+  ),
   pkiKind(
     "apiserver-kubelet-client",
     "kubernetes",
@@ -159,7 +185,17 @@ export const CERT_KINDS: readonly CertKind[] = [
     "apiserver-kubelet-client",
     ["kube-apiserver"],
   ),
-  pkiKind("front-proxy-client", "frontProxy", "client", fixed("front-proxy-client"), [], ["clientAuth"], NO_SANS, "front-proxy-client", ["kube-apiserver"]),
+  pkiKind(
+    "front-proxy-client",
+    "frontProxy",
+    "client",
+    fixed("front-proxy-client"),
+    [],
+    ["clientAuth"],
+    NO_SANS,
+    "front-proxy-client",
+    ["kube-apiserver"],
+  ),
   pkiKind(
     "apiserver-etcd-client",
     "etcd",
@@ -171,31 +207,65 @@ export const CERT_KINDS: readonly CertKind[] = [
     "apiserver-etcd-client",
     ["kube-apiserver"],
   ),
-  pkiKind("etcd-server", "etcd", "peer", (ctx) => ctx.node.nodeName, [], ["serverAuth", "clientAuth"], etcdSans((c) => c.etcdServerCertSans), "etcd/server", ["etcd"]),
-  pkiKind("etcd-peer", "etcd", "peer", (ctx) => ctx.node.nodeName, [], ["serverAuth", "clientAuth"], etcdSans((c) => c.etcdPeerCertSans), "etcd/peer", ["etcd"]),
-  pkiKind("etcd-healthcheck-client", "etcd", "client", fixed("kube-etcd-healthcheck-client"), [], ["clientAuth"], NO_SANS, "etcd/healthcheck-client", []),
+  pkiKind(
+    "etcd-server",
+    "etcd",
+    "peer",
+    (ctx) => ctx.node.nodeName,
+    [],
+    ["serverAuth", "clientAuth"],
+    etcdSans((c) => c.etcdServerCertSans),
+    "etcd/server",
+    ["etcd"],
+  ),
+  pkiKind(
+    "etcd-peer",
+    "etcd",
+    "peer",
+    (ctx) => ctx.node.nodeName,
+    [],
+    ["serverAuth", "clientAuth"],
+    etcdSans((c) => c.etcdPeerCertSans),
+    "etcd/peer",
+    ["etcd"],
+  ),
+  pkiKind(
+    "etcd-healthcheck-client",
+    "etcd",
+    "client",
+    fixed("kube-etcd-healthcheck-client"),
+    [],
+    ["clientAuth"],
+    NO_SANS,
+    "etcd/healthcheck-client",
+    [],
+  ),
   ...(
     [
       ["admin.conf", "kubernetes-admin", ["kubeadm:cluster-admins"], "endpoint", []],
       ["super-admin.conf", "kubernetes-super-admin", ["system:masters"], "endpoint", []],
-      ["controller-manager.conf", "system:kube-controller-manager", [], "local", ["kube-controller-manager"]],
+      [
+        "controller-manager.conf",
+        "system:kube-controller-manager",
+        [],
+        "local",
+        ["kube-controller-manager"],
+      ],
       ["scheduler.conf", "system:kube-scheduler", [], "local", ["kube-scheduler"]],
     ] as const
-  ).map(
-    ([file, cn, o, server, restarts]): CertKind => ({
-      name: file,
-      ca: "kubernetes",
-      profile: "client",
-      commonName: fixed(cn),
-      organizations: orgs(...o),
-      usages: ["clientAuth"],
-      sans: NO_SANS,
-      roles: CP,
-      store: inKubeconfig(file),
-      kubeconfig: { file, server },
-      restarts: [...restarts],
-    }),
-  ),
+  ).map(([file, cn, o, server, restarts]): CertKind => ({
+    name: file,
+    ca: "kubernetes",
+    profile: "client",
+    commonName: fixed(cn),
+    organizations: orgs(...o),
+    usages: ["clientAuth"],
+    sans: NO_SANS,
+    roles: CP,
+    store: inKubeconfig(file),
+    kubeconfig: { file, server },
+    restarts: [...restarts],
+  })),
 ];
 
 export function kindsFor(role: Role): CertKind[] {
@@ -228,7 +298,10 @@ export function templateFor(kind: CertKind, ctx: TableContext): CertTemplate {
   };
 }
 
-/** The server a kind's kubeconfig points at: the shared endpoint, or this control plane's own API server. */
+/**
+ * The server a kind's kubeconfig points at: the shared endpoint, or this control plane's own API
+ * server.
+ */
 export function kubeconfigServer(spec: KubeconfigSpec, ctx: TableContext): string {
   const c = ctx.controlPlane;
   if (spec.server === "local" && c) {

@@ -43,7 +43,10 @@ export interface CsrInfo {
 export async function parseCsr(pem: string): Promise<CsrInfo> {
   const x509 = await peculiar();
   const csr = new x509.Pkcs10CertificateRequest(pem);
-  const san = csr.extensions.find((e): e is X509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension);
+  const san = csr.extensions.find(
+    (e): e is X509.SubjectAlternativeNameExtension =>
+      e instanceof x509.SubjectAlternativeNameExtension,
+  );
   const names = san?.names.items ?? [];
   return {
     commonName: csr.subjectName.getField("CN")[0] ?? "",

@@ -37,15 +37,20 @@ export function renewalDeadline(cert: CertTimes, policy: DeadlinePolicy): Date {
   return new Date(start + (end - start) * jitterFraction(cert.serial, policy.nodeName));
 }
 
-export type Due = { due: false; deadline: Date } | { due: true; deadline: Date; reason: string; expired: boolean };
+export type Due =
+  { due: false; deadline: Date } | { due: true; deadline: Date; reason: string; expired: boolean };
 
 /** Whether a valid, template-matching certificate is due now. */
 export function dueness(cert: CertTimes, policy: DeadlinePolicy, now: Date): Due {
   const deadline = renewalDeadline(cert, policy);
   const expired = cert.notAfter.getTime() <= now.getTime();
-  if (expired) return { due: true, deadline, expired, reason: `expired at ${cert.notAfter.toISOString()}` };
+  if (expired)
+    return { due: true, deadline, expired, reason: `expired at ${cert.notAfter.toISOString()}` };
   if (now.getTime() >= deadline.getTime()) {
-    const why = policy.beforeMs !== undefined ? "less than renew.before remains" : "past its renewal deadline";
+    const why =
+      policy.beforeMs !== undefined
+        ? "less than renew.before remains"
+        : "past its renewal deadline";
     return { due: true, deadline, expired, reason: `${why} (${deadline.toISOString()})` };
   }
   return { due: false, deadline };

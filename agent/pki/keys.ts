@@ -1,9 +1,21 @@
-import { createPrivateKey, createPublicKey, generateKeyPair, KeyObject, webcrypto } from "node:crypto";
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPair,
+  KeyObject,
+  webcrypto,
+} from "node:crypto";
 import { promisify } from "node:util";
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
-export const KEY_ALGORITHMS = ["ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096"] as const;
+export const KEY_ALGORITHMS = [
+  "ecdsa-p256",
+  "ecdsa-p384",
+  "rsa-2048",
+  "rsa-3072",
+  "rsa-4096",
+] as const;
 export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
 
 export function isKeyAlgorithm(value: string): value is KeyAlgorithm {
@@ -20,7 +32,9 @@ export interface NodeKey {
 export async function generateKey(algorithm: KeyAlgorithm): Promise<NodeKey> {
   const { privateKey } =
     algorithm === "ecdsa-p256" || algorithm === "ecdsa-p384"
-      ? await generateKeyPairAsync("ec", { namedCurve: algorithm === "ecdsa-p256" ? "prime256v1" : "secp384r1" })
+      ? await generateKeyPairAsync("ec", {
+          namedCurve: algorithm === "ecdsa-p256" ? "prime256v1" : "secp384r1",
+        })
       : await generateKeyPairAsync("rsa", { modulusLength: Number(algorithm.slice(4)) });
   return { algorithm, privateKey, pem: privateKeyPem(privateKey) };
 }
@@ -52,7 +66,9 @@ export function algorithmOf(key: KeyObject): KeyAlgorithm {
 export function describeKey(key: KeyObject): string {
   const details = key.asymmetricKeyDetails ?? {};
   if (key.asymmetricKeyType === "ec") {
-    const curve = { prime256v1: "P-256", secp384r1: "P-384", secp521r1: "P-521" }[String(details.namedCurve)];
+    const curve = { prime256v1: "P-256", secp384r1: "P-384", secp521r1: "P-521" }[
+      String(details.namedCurve)
+    ];
     return `ECDSA ${curve ?? String(details.namedCurve)}`;
   }
   if (key.asymmetricKeyType === "rsa") return `RSA ${details.modulusLength ?? "?"}`;
@@ -76,11 +92,15 @@ export async function toWebCrypto(key: NodeKey): Promise<WebCryptoKeyPair> {
   const subtle = webcrypto.subtle;
   const pkcs8 = key.privateKey.export({ format: "der", type: "pkcs8" });
   const privateKey = await subtle.importKey("pkcs8", pkcs8, algorithm, false, ["sign"]);
-  const publicKey = await subtle.importKey("spki", spkiDer(key.privateKey), algorithm, true, ["verify"]);
+  const publicKey = await subtle.importKey("spki", spkiDer(key.privateKey), algorithm, true, [
+    "verify",
+  ]);
   return { privateKey, publicKey };
 }
 
-export function webAlgorithm(algorithm: KeyAlgorithm): webcrypto.EcKeyImportParams | webcrypto.RsaHashedImportParams {
+export function webAlgorithm(
+  algorithm: KeyAlgorithm,
+): webcrypto.EcKeyImportParams | webcrypto.RsaHashedImportParams {
   switch (algorithm) {
     case "ecdsa-p256":
       return { name: "ECDSA", namedCurve: "P-256" };
@@ -92,7 +112,9 @@ export function webAlgorithm(algorithm: KeyAlgorithm): webcrypto.EcKeyImportPara
 }
 
 /** The signature algorithm used for CSRs made with this key. */
-export function signingAlgorithm(algorithm: KeyAlgorithm): webcrypto.EcdsaParams | webcrypto.Algorithm {
+export function signingAlgorithm(
+  algorithm: KeyAlgorithm,
+): webcrypto.EcdsaParams | webcrypto.Algorithm {
   switch (algorithm) {
     case "ecdsa-p256":
       return { name: "ECDSA", hash: "SHA-256" } as webcrypto.EcdsaParams;

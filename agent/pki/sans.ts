@@ -35,7 +35,10 @@ export function endpointHost(endpoint: string): string {
   return colon > 0 ? endpoint.slice(0, colon) : endpoint;
 }
 
-/** First usable address of a CIDR: what kubeadm puts in the apiserver cert (10.96.0.1 for 10.96.0.0/12). */
+/**
+ * First usable address of a CIDR: what kubeadm puts in the apiserver cert (10.96.0.1 for
+ * 10.96.0.0/12).
+ */
 export function firstServiceIp(cidrList: string): string {
   const cidr = cidrList.split(",")[0]!.trim();
   const [addr, bitsText] = cidr.split("/");
@@ -62,7 +65,8 @@ function ipv6ToBigInt(ip: string): bigint {
   const [head, tail] = full.includes("::") ? full.split("::") : [full, undefined];
   const h = head ? head.split(":") : [];
   const t = tail ? tail.split(":") : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t];
+  const groups =
+    tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t];
   return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
 }
 function bigIntToIpv6(v: bigint): string {

@@ -32,7 +32,10 @@ const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n]*?)-----E
 export function splitPemCertificates(text: string, what = "PEM"): string[] {
   const out: string[] = [];
   for (const m of text.matchAll(PEM_BLOCK)) {
-    if (m[1] === "CERTIFICATE") out.push(`-----BEGIN CERTIFICATE-----\n${wrap64(m[2]!.replace(/[\r\n]/g, ""))}-----END CERTIFICATE-----\n`);
+    if (m[1] === "CERTIFICATE")
+      out.push(
+        `-----BEGIN CERTIFICATE-----\n${wrap64(m[2]!.replace(/[\r\n]/g, ""))}-----END CERTIFICATE-----\n`,
+      );
   }
   if (out.length === 0) throw new Error(`${what} holds no PEM certificate`);
   return out;
@@ -69,7 +72,8 @@ export function parseCert(pem: string): CertInfo {
     issuerCommonName: parseDn(node.issuer).get("CN")?.[0] ?? "",
   };
   // The key is decoded now (a certificate whose key does not decode fails here, as parsing), but
-  // exported on first use: renew with nothing due parses every installed certificate, needs few keys.
+  // exported on first use: renew with nothing due parses every installed certificate, needs few
+  // keys.
   const publicKey = node.publicKey;
   let spki: Buffer | undefined;
   return Object.defineProperty(info, "spki", {
@@ -78,7 +82,10 @@ export function parseCert(pem: string): CertInfo {
   }) as CertInfo;
 }
 
-/** node:crypto's multi-line distinguished name ("O=system:nodes\nCN=system:node:w1", RFC 2253 escapes). */
+/**
+ * node:crypto's multi-line distinguished name ("O=system:nodes\nCN=system:node:w1", RFC 2253
+ * escapes).
+ */
 export function parseDn(text: string): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const line of text.split("\n")) {
@@ -94,7 +101,10 @@ export function parseDn(text: string): Map<string, string[]> {
   return out;
 }
 
-/** node:crypto's subjectAltName text ("DNS:a, IP Address:10.0.0.1"; entries with commas are JSON-quoted). */
+/**
+ * node:crypto's subjectAltName text ("DNS:a, IP Address:10.0.0.1"; entries with commas are
+ * JSON-quoted).
+ */
 export function parseSubjectAltName(text: string | undefined): { dns: string[]; ips: string[] } {
   const dns: string[] = [];
   const ips: string[] = [];
@@ -149,7 +159,11 @@ export function issuedBy(child: CertInfo, parent: CertInfo): boolean {
  * Follows issuer links from `leaf` through `intermediates` up to one of `anchors`.
  * Returns the path (leaf first, anchor last) or undefined when there is none.
  */
-export function buildChain(leaf: CertInfo, intermediates: CertInfo[], anchors: CertInfo[]): CertInfo[] | undefined {
+export function buildChain(
+  leaf: CertInfo,
+  intermediates: CertInfo[],
+  anchors: CertInfo[],
+): CertInfo[] | undefined {
   const path: CertInfo[] = [leaf];
   let current = leaf;
   for (let depth = 0; depth < 8; depth++) {
@@ -166,7 +180,9 @@ export function buildChain(leaf: CertInfo, intermediates: CertInfo[], anchors: C
   return undefined;
 }
 
-/** Canonical text of an IP address (IPv6 compressed and lower-case), so SAN comparisons are exact. */
+/**
+ * Canonical text of an IP address (IPv6 compressed and lower-case), so SAN comparisons are exact.
+ */
 export function normalizeIp(ip: string): string {
   const kind = ipFamily(ip);
   if (kind === 4) return ip;
@@ -175,16 +191,19 @@ export function normalizeIp(ip: string): string {
   const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
   if (v4) {
     const o = v4[1]!.split(".").map(Number);
-    text = text.slice(0, -v4[1]!.length) + `${((o[0]! << 8) | o[1]!).toString(16)}:${((o[2]! << 8) | o[3]!).toString(16)}`;
+    text =
+      text.slice(0, -v4[1]!.length) +
+      `${((o[0]! << 8) | o[1]!).toString(16)}:${((o[2]! << 8) | o[3]!).toString(16)}`;
   }
   const [head, tail] = text.includes("::") ? text.split("::") : [text, undefined];
   const h = head ? head.split(":") : [];
   const t = tail ? tail.split(":") : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t];
+  const groups =
+    tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t];
   const parts = groups.map((g) => parseInt(g || "0", 16).toString(16));
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (parts[i] !== "0") {
       i++;
       continue;

@@ -30,7 +30,10 @@ export interface SeaLoader {
   loaded(): LoadedScript[];
 }
 
-/** The hook that chunk stubs in the core call: `globalThis[CHUNK_HOOK].chunk(name)` (see packaging/build.mjs). */
+/**
+ * The hook that chunk stubs in the core call: `globalThis[CHUNK_HOOK].chunk(name)` (see
+ * packaging/build.mjs).
+ */
 export const CHUNK_HOOK = Symbol.for("node-join.sea");
 
 // Same parameters as Node's CommonJS wrapper, so esbuild's CJS output runs unchanged. The source
@@ -42,10 +45,19 @@ export const scriptUrl = (name: string): string => `node-join:${name}`;
 const wrap = (source: string): string =>
   `(function (exports, require, module, __filename, __dirname) {\n${source}\n})`;
 
-type Wrapper = (exports: unknown, require: NodeJS.Require, module: { exports: unknown }, filename: string, dirname: string) => void;
+type Wrapper = (
+  exports: unknown,
+  require: NodeJS.Require,
+  module: { exports: unknown },
+  filename: string,
+  dirname: string,
+) => void;
 
 export interface LoaderOptions {
-  /** The require the scripts get: the SEA's own, which loads builtins only (the scripts are self-contained bundles). */
+  /**
+   * The require the scripts get: the SEA's own, which loads builtins only (the scripts are
+   * self-contained bundles).
+   */
   require: NodeJS.Require;
   /** __filename of the scripts (the executable). */
   filename: string;
@@ -62,12 +74,22 @@ export function createLoader(read: (name: string) => ScriptAsset, opts: LoaderOp
       filename: scriptUrl(name),
       ...(asset.cache ? { cachedData: asset.cache } : {}),
     });
-    const cache: CacheState = !asset.cache ? "none" : script.cachedDataRejected ? "rejected" : "accepted";
+    const cache: CacheState = !asset.cache
+      ? "none"
+      : script.cachedDataRejected
+        ? "rejected"
+        : "accepted";
     const module = { exports: {} as unknown };
     const entry: LoadedScript = { name, script, cache, exports: undefined };
     scripts.set(name, entry);
     opts.debug?.(`sea: ${name}: ${asset.source.length} bytes of source, code cache ${cache}`);
-    (script.runInThisContext() as Wrapper)(module.exports, opts.require, module, opts.filename, opts.filename.replace(/\/[^/]*$/, "") || "/");
+    (script.runInThisContext() as Wrapper)(
+      module.exports,
+      opts.require,
+      module,
+      opts.filename,
+      opts.filename.replace(/\/[^/]*$/, "") || "/",
+    );
     entry.exports = module.exports;
     return module.exports;
   };

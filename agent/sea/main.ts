@@ -3,7 +3,10 @@
 import { getRawAsset, isSea } from "node:sea";
 import { createLoader } from "./loader.js";
 
-if (!isSea()) throw new Error("dist/sea/main.cjs runs only inside the single binary; run dist/node-join.cjs instead");
+if (!isSea())
+  throw new Error(
+    "dist/sea/main.cjs runs only inside the single binary; run dist/node-join.cjs instead",
+  );
 
 const text = (key: string): string => Buffer.from(getRawAsset(key) as ArrayBuffer).toString("utf8");
 
@@ -20,6 +23,8 @@ createLoader(
   {
     require,
     filename: process.execPath,
-    ...(process.env.NODE_JOIN_DEBUG ? { debug: (line: string) => void process.stderr.write(`node-join: debug: ${line}\n`) } : {}),
+    ...(process.env.NODE_JOIN_DEBUG
+      ? { debug: (line: string) => void process.stderr.write(`node-join: debug: ${line}\n`) }
+      : {}),
   },
 ).load("core");

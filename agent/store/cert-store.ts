@@ -56,7 +56,9 @@ export interface CertStore {
 export function readStored(file: string, read: () => Credentials | string): StoredCredentials {
   try {
     const r = read();
-    return typeof r === "string" ? { ok: false, file, problem: r } : { ok: true, file, credentials: r };
+    return typeof r === "string"
+      ? { ok: false, file, problem: r }
+      : { ok: true, file, credentials: r };
   } catch (err) {
     return { ok: false, file, problem: (err as Error).message };
   }

@@ -2,8 +2,20 @@
 // directory. Targets are never followed through symlinks (O_NOFOLLOW, rename replaces the link).
 import { randomBytes } from "node:crypto";
 import {
-  closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync,
-  renameSync, rmdirSync, symlinkSync, unlinkSync, writeSync, fchmodSync,
+  closeSync,
+  constants,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmdirSync,
+  symlinkSync,
+  unlinkSync,
+  writeSync,
+  fchmodSync,
 } from "node:fs";
 import { basename, dirname, join, relative, sep } from "node:path";
 import { ioError, LocalIoError } from "../common/errors.js";
@@ -54,10 +66,14 @@ export function removeCreatedDirs(dirs: string[]): void {
 export function writeNew(path: string, data: string | Buffer, mode: number): void {
   let fd: number | undefined;
   try {
-    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+    fd = openSync(
+      path,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      mode,
+    );
     fchmodSync(fd, mode); // the umask must not widen or narrow kubeadm's modes
     const buf = typeof data === "string" ? Buffer.from(data) : data;
-    for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
+    for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off, buf.length - off);
     fsyncSync(fd);
   } catch (err) {
     if (fd !== undefined) {
@@ -92,13 +108,18 @@ export function assertNoSymlinkedDirs(root: string, path: string): void {
       return; // does not exist yet: node-join creates it as a directory
     }
     if (st.isSymbolicLink()) {
-      throw new LocalIoError(`refusing to write under ${current}: it is a symbolic link (to ${readlinkSync(current)}), not a directory`);
+      throw new LocalIoError(
+        `refusing to write under ${current}: it is a symbolic link (to ${readlinkSync(current)}), not a directory`,
+      );
     }
   }
 }
 
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}${TMP_MARK}${process.pid}-${randomBytes(4).toString("hex")}`);
+  return join(
+    dirname(path),
+    `.${basename(path)}${TMP_MARK}${process.pid}-${randomBytes(4).toString("hex")}`,
+  );
 }
 
 /** The name a file is staged under before a transaction moves it into place. */

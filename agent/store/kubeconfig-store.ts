@@ -18,7 +18,10 @@ export function inKubeconfig(file: string): CertStore {
         return { chainPem: kc.certData, keyPem: kc.keyData };
       }),
     files: (w) => {
-      if (!w.kubeconfig) throw new Error(`${file}: a kubeconfig store needs the kind's kubeconfig (certificate table)`);
+      if (!w.kubeconfig)
+        throw new Error(
+          `${file}: a kubeconfig store needs the kind's kubeconfig (certificate table)`,
+        );
       return [kubeconfigFile(w.layout, { ...w.kubeconfig, path: path(w.layout) }, w.current)];
     },
     leftovers: () => [],

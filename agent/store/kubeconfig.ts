@@ -24,13 +24,20 @@ const b64 = (s: string): string => Buffer.from(s).toString("base64");
 
 export function renderKubeconfig(input: KubeconfigInput): string {
   const context = `${input.user}@${CLUSTER_NAME}`;
-  const user =
-    input.credentials.embedded
-      ? { "client-certificate-data": b64(input.credentials.certPem), "client-key-data": b64(input.credentials.keyPem) }
-      : { "client-certificate": input.credentials.certFile, "client-key": input.credentials.keyFile };
+  const user = input.credentials.embedded
+    ? {
+        "client-certificate-data": b64(input.credentials.certPem),
+        "client-key-data": b64(input.credentials.keyPem),
+      }
+    : { "client-certificate": input.credentials.certFile, "client-key": input.credentials.keyFile };
   const doc = {
     apiVersion: "v1",
-    clusters: [{ cluster: { "certificate-authority-data": b64(input.caPem), server: input.server }, name: CLUSTER_NAME }],
+    clusters: [
+      {
+        cluster: { "certificate-authority-data": b64(input.caPem), server: input.server },
+        name: CLUSTER_NAME,
+      },
+    ],
     contexts: [{ context: { cluster: CLUSTER_NAME, user: input.user }, name: context }],
     "current-context": context,
     kind: "Config",
@@ -54,13 +61,17 @@ export function parseKubeconfig(text: string): ParsedKubeconfig {
   const doc = YAML.parse(text) as {
     "current-context"?: string;
     contexts?: { name: string; context: { cluster: string; user: string } }[];
-    clusters?: { name: string; cluster: { server?: string; "certificate-authority-data"?: string } }[];
+    clusters?: {
+      name: string;
+      cluster: { server?: string; "certificate-authority-data"?: string };
+    }[];
     users?: { name: string; user: Record<string, string> }[];
   };
   const ctx = doc?.contexts?.find((c) => c.name === doc["current-context"])?.context;
   const cluster = doc?.clusters?.find((c) => c.name === ctx?.cluster)?.cluster;
   const user = doc?.users?.find((u) => u.name === ctx?.user)?.user;
-  const dec = (v: string | undefined) => (v ? Buffer.from(v, "base64").toString("utf8") : undefined);
+  const dec = (v: string | undefined) =>
+    v ? Buffer.from(v, "base64").toString("utf8") : undefined;
   const out: ParsedKubeconfig = {};
   if (cluster?.server) out.server = cluster.server;
   const ca = dec(cluster?.["certificate-authority-data"]);
@@ -79,12 +90,21 @@ export function parseKubeconfig(text: string): ParsedKubeconfig {
  * them. On / a reference is kubeadm's absolute path; under --root it is relative to the
  * kubeconfig, which client-go resolves the same way on the booted host.
  */
-export function kubeconfigFile(l: Layout, target: KubeconfigTarget, creds: Credentials | { certFile: string; keyFile: string }): FileChange {
+export function kubeconfigFile(
+  l: Layout,
+  target: KubeconfigTarget,
+  creds: Credentials | { certFile: string; keyFile: string },
+): FileChange {
   const ref = (p: string) => (l.root === "/" ? p : relative(dirname(target.path), p));
   const credentials: ClientCredentials =
     "chainPem" in creds
       ? { embedded: true, certPem: creds.chainPem, keyPem: creds.keyPem }
       : { embedded: false, certFile: ref(creds.certFile), keyFile: ref(creds.keyFile) };
-  const content = renderKubeconfig({ server: target.server, caPem: target.caPem, user: target.user, credentials });
+  const content = renderKubeconfig({
+    server: target.server,
+    caPem: target.caPem,
+    user: target.user,
+    credentials,
+  });
   return { path: target.path, content, mode: KEY_MODE };
 }

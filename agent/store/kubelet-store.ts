@@ -14,11 +14,18 @@ const KEY_BLOCK = /-----BEGIN (RSA |EC )?PRIVATE KEY-----[\s\S]*?-----END \1?PRI
 function splitChainAndKey(text: string): Credentials | undefined {
   const key = KEY_BLOCK.exec(text);
   if (!key) return undefined;
-  return { chainPem: text.replace(key[0], ""), keyPem: key[0].endsWith("\n") ? key[0] : `${key[0]}\n` };
+  return {
+    chainPem: text.replace(key[0], ""),
+    keyPem: key[0].endsWith("\n") ? key[0] : `${key[0]}\n`,
+  };
 }
 
 /** kubelet rotation file name: <prefix>-YYYY-MM-DD-HH-MM-SS.pem, unique within the store. */
-export function kubeletFileName(prefix: string, now: Date, exists: (name: string) => boolean): string {
+export function kubeletFileName(
+  prefix: string,
+  now: Date,
+  exists: (name: string) => boolean,
+): string {
   for (let t = now.getTime(); ; t += 1000) {
     const d = new Date(t).toISOString();
     const name = `${prefix}-${d.slice(0, 10)}-${d.slice(11, 13)}-${d.slice(14, 16)}-${d.slice(17, 19)}.pem`;
@@ -37,7 +44,11 @@ export function oldKubeletFiles(dir: string, prefix: string, keep: number): stri
   const link = inspect(join(dir, `${prefix}-current.pem`));
   const current = link.kind === "symlink" ? basename(link.target!) : undefined;
   const stamped = names
-    .filter((n) => new RegExp(`^${prefix}-\\d{4}-\\d{2}-\\d{2}-\\d{2}-\\d{2}-\\d{2}\\.pem$`).test(n) && n !== current)
+    .filter(
+      (n) =>
+        new RegExp(`^${prefix}-\\d{4}-\\d{2}-\\d{2}-\\d{2}-\\d{2}-\\d{2}\\.pem$`).test(n) &&
+        n !== current,
+    )
     .sort();
   return stamped.slice(0, Math.max(0, stamped.length - keep)).map((n) => join(dir, n));
 }
@@ -63,12 +74,21 @@ export function kubeletRotating(prefix: string): CertStore {
       const l = w.layout;
       const out: FileChange[] = [];
       if (w.issued) {
-        const name = kubeletFileName(prefix, w.now, (n) => inspect(join(l.kubeletPkiDir, n)).kind !== "missing");
-        out.push({ path: join(l.kubeletPkiDir, name), content: w.issued.chainPem + w.issued.keyPem, mode: KEY_MODE });
+        const name = kubeletFileName(
+          prefix,
+          w.now,
+          (n) => inspect(join(l.kubeletPkiDir, n)).kind !== "missing",
+        );
+        out.push({
+          path: join(l.kubeletPkiDir, name),
+          content: w.issued.chainPem + w.issued.keyPem,
+          mode: KEY_MODE,
+        });
         // A bare file name as target resolves both under --root and on the booted host.
         out.push({ path: current(l), symlink: name });
       }
-      if (w.kubeconfig) out.push(kubeconfigFile(l, w.kubeconfig, { certFile: current(l), keyFile: current(l) }));
+      if (w.kubeconfig)
+        out.push(kubeconfigFile(l, w.kubeconfig, { certFile: current(l), keyFile: current(l) }));
       return out;
     },
     leftovers: (l, keep) => oldKubeletFiles(l.kubeletPkiDir, prefix, keep),

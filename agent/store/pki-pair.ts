@@ -19,7 +19,14 @@ export function pkiPair(cert: string, key: string): CertStore {
     files: (w) => [
       { path: certPath(w.layout), content: w.current.chainPem, mode: CERT_MODE },
       { path: keyPath(w.layout), content: w.current.keyPem, mode: KEY_MODE },
-      ...(w.kubeconfig ? [kubeconfigFile(w.layout, w.kubeconfig, { certFile: certPath(w.layout), keyFile: keyPath(w.layout) })] : []),
+      ...(w.kubeconfig
+        ? [
+            kubeconfigFile(w.layout, w.kubeconfig, {
+              certFile: certPath(w.layout),
+              keyFile: keyPath(w.layout),
+            }),
+          ]
+        : []),
     ],
     leftovers: () => [],
   };

@@ -30,17 +30,31 @@ export function readState(l: Layout): State {
     const parsed = JSON.parse(raw.toString("utf8")) as State;
     if (parsed && typeof parsed.certificates === "object") return parsed;
   } catch {
-    // a corrupt state file only loses the "managed" marks; the certificates themselves are checked anew
+    // a corrupt state file only loses the "managed" marks; the certificates themselves are checked
+    // anew
   }
   return { version: 1, certificates: {} };
 }
 
-export function withIssued(state: State, issued: IssuedRecord[], now: Date, renewal: boolean): State {
+export function withIssued(
+  state: State,
+  issued: IssuedRecord[],
+  now: Date,
+  renewal: boolean,
+): State {
   const certificates = { ...state.certificates };
   for (const i of issued) {
-    certificates[i.kind] = { serial: i.serial, notAfter: i.notAfter.toISOString(), issuedAt: now.toISOString() };
+    certificates[i.kind] = {
+      serial: i.serial,
+      notAfter: i.notAfter.toISOString(),
+      issuedAt: now.toISOString(),
+    };
   }
-  return { ...state, certificates, ...(renewal && issued.length ? { lastRenewal: now.toISOString() } : {}) };
+  return {
+    ...state,
+    certificates,
+    ...(renewal && issued.length ? { lastRenewal: now.toISOString() } : {}),
+  };
 }
 
 export function stateFile(state: State, l: Layout): FileChange {

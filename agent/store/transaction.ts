@@ -6,14 +6,24 @@ import { copyFileSync, lstatSync, readdirSync, readlinkSync, rmSync, symlinkSync
 import { dirname, join, relative } from "node:path";
 import { ioError } from "../common/errors.js";
 import {
-  ensureDir, fsyncDir, inspect, readIfExists, removeCreatedDirs, removeIfExists, renameDurable, STAGED_SUFFIX,
-  stagedPathFor, symlinkStaged, TMP_MARK, writeFileAtomic, writeStaged,
+  ensureDir,
+  fsyncDir,
+  inspect,
+  readIfExists,
+  removeCreatedDirs,
+  removeIfExists,
+  renameDurable,
+  STAGED_SUFFIX,
+  stagedPathFor,
+  symlinkStaged,
+  TMP_MARK,
+  writeFileAtomic,
+  writeStaged,
 } from "./fsio.js";
 import { managedDirs, type Layout } from "./layout.js";
 
 export type FileChange =
-  | { path: string; content: string | Buffer; mode: number }
-  | { path: string; symlink: string };
+  { path: string; content: string | Buffer; mode: number } | { path: string; symlink: string };
 
 interface Move {
   staged: string;
@@ -52,7 +62,12 @@ export interface CommitResult {
   backup?: string;
 }
 
-export function commit(changes: FileChange[], l: Layout, now: Date, crashPoint: CrashPoint = () => undefined): CommitResult {
+export function commit(
+  changes: FileChange[],
+  l: Layout,
+  now: Date,
+  crashPoint: CrashPoint = () => undefined,
+): CommitResult {
   const pending = changes.filter((c) => !isUnchanged(c));
   if (pending.length === 0) return { changed: [] };
   const moves: Move[] = [];
@@ -66,17 +81,28 @@ export function commit(changes: FileChange[], l: Layout, now: Date, crashPoint: 
     for (const c of pending) {
       const staged = stagedPathFor(c.path);
       moves.push({ staged, target: c.path });
-      createdDirs.push(...("symlink" in c ? symlinkStaged(staged, c.symlink) : writeStaged(staged, c.content, c.mode)));
+      createdDirs.push(
+        ...("symlink" in c
+          ? symlinkStaged(staged, c.symlink)
+          : writeStaged(staged, c.content, c.mode)),
+      );
     }
     for (const dir of new Set(moves.map((m) => dirname(m.staged)))) fsyncDir(dir);
     crashPoint("stage");
-    backup = backupExisting(pending.map((c) => c.path), l, now);
+    backup = backupExisting(
+      pending.map((c) => c.path),
+      l,
+      now,
+    );
   } catch (err) {
     undoStage();
     throw err;
   }
   const rel = (p: string) => relative(l.root, p);
-  const journal: Journal = { version: 2, moves: moves.map((m) => ({ staged: rel(m.staged), target: rel(m.target) })) };
+  const journal: Journal = {
+    version: 2,
+    moves: moves.map((m) => ({ staged: rel(m.staged), target: rel(m.target) })),
+  };
   writeFileAtomic(l.journalFile, JSON.stringify(journal, null, 1), 0o600);
   crashPoint("journal");
   applyMoves(moves, crashPoint);
@@ -137,15 +163,22 @@ export function recover(l: Layout): RecoveryResult {
 }
 
 function stamp(now: Date): string {
-  return now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  return now
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
 }
 
-/** Copies what is about to be replaced into backup/<timestamp>/ (paths relative to root); keeps the last 3. */
+/**
+ * Copies what is about to be replaced into backup/<timestamp>/ (paths relative to root); keeps the
+ * last 3.
+ */
 function backupExisting(paths: string[], l: Layout, now: Date): string | undefined {
   const existing = paths.filter((p) => inspect(p).kind === "file" || inspect(p).kind === "symlink");
   if (existing.length === 0) return undefined;
   let dir = join(l.backupDir, stamp(now));
-  for (let n = 1; inspect(dir).kind !== "missing"; n++) dir = join(l.backupDir, `${stamp(now)}-${n}`);
+  for (let n = 1; inspect(dir).kind !== "missing"; n++)
+    dir = join(l.backupDir, `${stamp(now)}-${n}`);
   try {
     for (const p of existing) {
       const dest = join(dir, relative(l.root, p));
@@ -159,6 +192,7 @@ function backupExisting(paths: string[], l: Layout, now: Date): string | undefin
     throw ioError("back up the previous files into", dir, err);
   }
   const all = readdirSync(l.backupDir).sort();
-  for (const old of all.slice(0, Math.max(0, all.length - BACKUPS_KEPT))) rmSync(join(l.backupDir, old), { recursive: true, force: true });
+  for (const old of all.slice(0, Math.max(0, all.length - BACKUPS_KEPT)))
+    rmSync(join(l.backupDir, old), { recursive: true, force: true });
   return dir;
 }

@@ -1,7 +1,8 @@
 // undici's Agent with its request API, without the rest of the package (fetch, WebSocket,
 // EventSource, mocks, caches, proxies, interceptors), which `import("undici")` loads whole: these
 // modules load in about 43 ms instead of 100 ms without a code cache, and save ~20 ms of every join
-// with one. undici 7 has no "exports" map, so its lib/ paths resolve; package.json pins the version,
+// with one. undici 7 has no "exports" map, so its lib/ paths resolve; package.json pins the
+// version,
 // and every end-to-end join and renew goes through here.
 import Agent from "undici/lib/dispatcher/agent.js";
 import Dispatcher from "undici/lib/dispatcher/dispatcher.js";

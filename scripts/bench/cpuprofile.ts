@@ -2,16 +2,22 @@
 // (node --cpu-prof dist/node-join.cjs ...) or the single binary's parts (dist/sea/core.js and its
 // chunks, run through the binary's loader with their code caches; script URLs "node-join:<part>").
 // Where the time goes by category (V8 compile/native, GC, Node internals, our code, idle), the
-// package each sample's function comes from, the cost of loading each package (samples with its module
-// factory on the stack, including what it requires), the agent's own functions (inclusive), and the top
+// package each sample's function comes from, the cost of loading each package (samples with its
+// module
+// factory on the stack, including what it requires), the agent's own functions (inclusive), and the
+// top
 // functions by self time.
 //
-// Positions are mapped to sources with each script's source map when one is given (works for a minified
-// bundle: an esbuild CommonJS module factory is the anonymous function mapped to line 0, column 0 of its
-// file); without one, with esbuild's `// node_modules/<pkg>/...` region comments of an unminified bundle
+// Positions are mapped to sources with each script's source map when one is given (works for a
+// minified
+// bundle: an esbuild CommonJS module factory is the anonymous function mapped to line 0, column 0
+// of its
+// file); without one, with esbuild's `// node_modules/<pkg>/...` region comments of an unminified
+// bundle
 // (module factories are then named after the module path).
 //
-// Standalone: node --import tsx scripts/bench/cpuprofile.ts <bundle.cjs> [--map <bundle.cjs.map>] <a.cpuprofile>...
+// Standalone: node --import tsx scripts/bench/cpuprofile.ts <bundle.cjs> [--map <bundle.cjs.map>]
+// <a.cpuprofile>...
 import { readFileSync } from "node:fs";
 import { SourceMap } from "node:module";
 import { basename } from "node:path";
@@ -48,7 +54,8 @@ export interface ProfileSummary {
   /** Self time of functions in the bundle, by the package they come from. */
   byPackage: Share[];
   /** Samples with the package's module factory on the stack (what it requires included): an upper
-   * bound on what loading it lazily would save. Plus compiling the bundle and its top-level code. */
+   * bound on what loading it lazily would save. Plus compiling the bundle and its top-level code.
+   * */
   loadByPackage: Share[];
   /** Inclusive time of the agent's own functions. */
   agentFunctions: Share[];
@@ -74,10 +81,13 @@ const HELPERS = "(bundle runtime helpers)";
 /** Names esbuild's runtime helpers (minified, unmapped) from their code. */
 function helperName(bundleLines: string[], cf: CallFrame): string | undefined {
   const code = (bundleLines[cf.lineNumber] ?? "").slice(cf.columnNumber, cf.columnNumber + 80);
-  if (/^\(\)=>\{try\{return \w+\|\|\w+\(\(\w+=\{exports:\{\}\}\)/.test(code)) return "__require (self time: lazy compile of the module factory it calls)";
-  if (/^\(\)=>\{if\(\w+\)throw \w+\[0\];try\{return/.test(code)) return "__esm init (self time: lazy compile of the module it runs)";
+  if (/^\(\)=>\{try\{return \w+\|\|\w+\(\(\w+=\{exports:\{\}\}\)/.test(code))
+    return "__require (self time: lazy compile of the module factory it calls)";
+  if (/^\(\)=>\{if\(\w+\)throw \w+\[0\];try\{return/.test(code))
+    return "__esm init (self time: lazy compile of the module it runs)";
   if (/^\(\w+,\w+\)=>\w+\(\w+,"name",\{value:/.test(code)) return "__name (keepNames)";
-  if (/^\(\w+,\w+,\w+,\w+\)=>\{if\(\w+&&typeof \w+=="object"/.test(code)) return "__copyProps (__toESM / __toCommonJS)";
+  if (/^\(\w+,\w+,\w+,\w+\)=>\{if\(\w+&&typeof \w+=="object"/.test(code))
+    return "__copyProps (__toESM / __toCommonJS)";
   if (/^\w+=>\w+\(\w+\(\{\},"__esModule"/.test(code)) return "__toCommonJS";
   return undefined;
 }
@@ -107,13 +117,24 @@ function mapLocator(mapFile: string, bundleText: string): Locator {
     const key = `${cf.lineNumber}:${cf.columnNumber}:${cf.functionName}`;
     let loc = cache.get(key);
     if (loc) return loc;
-    const e = sm.findEntry(cf.lineNumber, cf.columnNumber) as { originalSource?: string; originalLine?: number; originalColumn?: number; name?: string };
+    const e = sm.findEntry(cf.lineNumber, cf.columnNumber) as {
+      originalSource?: string;
+      originalLine?: number;
+      originalColumn?: number;
+      name?: string;
+    };
     if (!e.originalSource) {
       const helper = helperName(lines, cf);
-      loc = { pkg: HELPERS, where: `bundle ${cf.lineNumber + 1}:${cf.columnNumber + 1}`, factory: false, ...(helper ? { name: helper } : {}) };
-    }
-    else {
-      const src = e.originalSource.startsWith("file:") ? fileURLToPath(e.originalSource) : e.originalSource;
+      loc = {
+        pkg: HELPERS,
+        where: `bundle ${cf.lineNumber + 1}:${cf.columnNumber + 1}`,
+        factory: false,
+        ...(helper ? { name: helper } : {}),
+      };
+    } else {
+      const src = e.originalSource.startsWith("file:")
+        ? fileURLToPath(e.originalSource)
+        : e.originalSource;
       loc = {
         pkg: pkgOfPath(src),
         where: `${shortPath(src)}:${(e.originalLine ?? 0) + 1}`,
@@ -134,7 +155,8 @@ function regionLocator(bundleText: string): Locator {
   });
   return (cf) => {
     const factoryPkg = /^((?:node_modules\/(?:@[^/]+\/)?[^/]+|agent)\/\S+)$/.exec(cf.functionName);
-    if (factoryPkg) return { pkg: pkgOfPath(factoryPkg[1]!), where: shortPath(factoryPkg[1]!), factory: true };
+    if (factoryPkg)
+      return { pkg: pkgOfPath(factoryPkg[1]!), where: shortPath(factoryPkg[1]!), factory: true };
     let lo = 0;
     let hi = starts.length - 1;
     let found: { pkg: string; file: string } | undefined;
@@ -146,7 +168,11 @@ function regionLocator(bundleText: string): Locator {
       } else hi = mid - 1;
     }
     return found
-      ? { pkg: found.pkg, where: `${found.file} (bundle line ${cf.lineNumber + 1})`, factory: false }
+      ? {
+          pkg: found.pkg,
+          where: `${found.file} (bundle line ${cf.lineNumber + 1})`,
+          factory: false,
+        }
       : { pkg: HELPERS, where: `bundle ${cf.lineNumber + 1}`, factory: false };
   };
 }
@@ -156,7 +182,9 @@ function add(map: Map<string, number>, key: string, us: number): void {
 }
 
 function sorted(map: Map<string, number>, runs: number): Share[] {
-  return [...map.entries()].map(([name, us]) => ({ name, ms: us / 1000 / runs })).sort((a, b) => b.ms - a.ms);
+  return [...map.entries()]
+    .map(([name, us]) => ({ name, ms: us / 1000 / runs }))
+    .sort((a, b) => b.ms - a.ms);
 }
 
 /** A script of ours in the profiles. */
@@ -174,7 +202,11 @@ interface Known {
   offset: number;
 }
 
-export function summarize(scripts: ProfiledScript[], profileFiles: string[], label: string): ProfileSummary {
+export function summarize(
+  scripts: ProfiledScript[],
+  profileFiles: string[],
+  label: string,
+): ProfileSummary {
   const known = scripts.map((sc) => {
     const text = readFileSync(sc.file, "utf8");
     const name = basename(sc.file);
@@ -182,7 +214,10 @@ export function summarize(scripts: ProfiledScript[], profileFiles: string[], lab
     const inner = sc.map ? mapLocator(sc.map, text) : regionLocator(text);
     return {
       match: (url: string) => (sc.url ? url === sc.url : url.endsWith(name)),
-      known: { offset, locate: (cf: CallFrame) => inner({ ...cf, lineNumber: cf.lineNumber - offset }) } as Known,
+      known: {
+        offset,
+        locate: (cf: CallFrame) => inner({ ...cf, lineNumber: cf.lineNumber - offset }),
+      } as Known,
     };
   });
   const ours = (cf: CallFrame): Known | undefined => known.find((k) => k.match(cf.url))?.known;
@@ -194,7 +229,8 @@ export function summarize(scripts: ProfiledScript[], profileFiles: string[], lab
   let total = 0;
   let moduleLoad = 0;
   const inBundle = (cf: CallFrame) => ours(cf) !== undefined;
-  // The script's own top level: esbuild's at line 0, column 0, or the loader's wrapper function above it.
+  // The script's own top level: esbuild's at line 0, column 0, or the loader's wrapper function
+  // above it.
   const isTopLevel = (cf: CallFrame) => {
     const line = cf.lineNumber - (ours(cf)?.offset ?? 0);
     return cf.functionName === "" && (line < 0 || (line === 0 && cf.columnNumber === 0));
@@ -213,8 +249,10 @@ export function summarize(scripts: ProfiledScript[], profileFiles: string[], lab
       let topLevel = false;
       for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
         const cf = byId.get(cur)!.callFrame;
-        if (cf.functionName === "wrapSafe" && cf.url.startsWith("node:internal/modules/")) info.loading.add("(V8 compiling the bundle: wrapSafe)");
-        if (cf.functionName === "Script" && cf.url === "node:vm") info.loading.add("(V8 reading code caches or compiling: vm.Script)");
+        if (cf.functionName === "wrapSafe" && cf.url.startsWith("node:internal/modules/"))
+          info.loading.add("(V8 compiling the bundle: wrapSafe)");
+        if (cf.functionName === "Script" && cf.url === "node:vm")
+          info.loading.add("(V8 reading code caches or compiling: vm.Script)");
         if (!inBundle(cf)) continue;
         if (isTopLevel(cf)) {
           topLevel = true;
@@ -222,10 +260,13 @@ export function summarize(scripts: ProfiledScript[], profileFiles: string[], lab
         }
         const loc = locate(cf);
         if (loc.factory) info.loading.add(loc.pkg);
-        else if (loc.pkg === "agent") info.agent.add(`${loc.name ?? (cf.functionName || "(anonymous)")} [${loc.where}]`);
+        else if (loc.pkg === "agent")
+          info.agent.add(`${loc.name ?? (cf.functionName || "(anonymous)")} [${loc.where}]`);
       }
-      // The bundle's top-level code (unwrapped ESM modules: agent/, hoisted dependencies) until main() runs.
-      if (topLevel && info.agent.size === 0) info.loading.add("(bundle top-level code before main, incl. the packages below)");
+      // The bundle's top-level code (unwrapped ESM modules: agent/, hoisted dependencies) until
+      // main() runs.
+      if (topLevel && info.agent.size === 0)
+        info.loading.add("(bundle top-level code before main, incl. the packages below)");
       stackInfo.set(id, info);
       return info;
     };
@@ -235,18 +276,23 @@ export function summarize(scripts: ProfiledScript[], profileFiles: string[], lab
       const cf = byId.get(id)!.callFrame;
       let category: string;
       if (cf.functionName === "(garbage collector)") category = "GC";
-      else if (cf.functionName === "(program)") category = "(program): V8 parse/compile, native, not in JS";
-      else if (cf.functionName === "(idle)") category = "idle (waiting on I/O, threadpool work such as key generation)";
+      else if (cf.functionName === "(program)")
+        category = "(program): V8 parse/compile, native, not in JS";
+      else if (cf.functionName === "(idle)")
+        category = "idle (waiting on I/O, threadpool work such as key generation)";
       else if (cf.functionName === "(root)") category = "(root)";
       else if (inBundle(cf)) category = `our JS (${label})`;
-      else if (cf.url.startsWith("node:") || cf.url === "") category = "Node internals (node:*, builtins)";
+      else if (cf.url.startsWith("node:") || cf.url === "")
+        category = "Node internals (node:*, builtins)";
       else if (cf.url.startsWith("wasm://")) category = "WebAssembly (undici's llhttp)";
       else category = `other: ${cf.url}`;
       add(categories, category, us);
       let where = cf.url || "native";
       let name = cf.functionName || "(anonymous)";
       if (inBundle(cf)) {
-        const loc: Loc = isTopLevel(cf) ? { pkg: "(bundle top-level code)", where: "bundle top level", factory: false } : locate(cf);
+        const loc: Loc = isTopLevel(cf)
+          ? { pkg: "(bundle top-level code)", where: "bundle top level", factory: false }
+          : locate(cf);
         add(byPackage, loc.factory ? `${loc.pkg} (module top-level code)` : loc.pkg, us);
         where = loc.factory ? `module factory ${loc.where}` : loc.where;
         name = loc.name ?? name;
@@ -276,16 +322,24 @@ export function formatSummary(s: ProfileSummary, top = 10): string[] {
   const pct = (ms: number) => `${((100 * ms) / s.totalMs).toFixed(0)}%`;
   const list = (title: string, xs: Share[]) => [
     title,
-    ...xs.slice(0, top).map((x) => `  ${x.ms.toFixed(1).padStart(7)} ms ${pct(x.ms).padStart(4)}  ${x.name}`),
+    ...xs
+      .slice(0, top)
+      .map((x) => `  ${x.ms.toFixed(1).padStart(7)} ms ${pct(x.ms).padStart(4)}  ${x.name}`),
   ];
   return [
     `profiled time ${s.totalMs.toFixed(1)} ms per run (mean of ${s.profiles}; starts after Node's bootstrap; positions via ${s.attribution})`,
     `loading (compiling the bundle, module factories, top-level code before main): ${s.moduleLoadMs.toFixed(1)} ms ${pct(s.moduleLoadMs)}`,
     ...list("by category:", s.categories),
-    ...list("load cost by package, inclusive of what it requires (its module factory on the stack):", s.loadByPackage),
+    ...list(
+      "load cost by package, inclusive of what it requires (its module factory on the stack):",
+      s.loadByPackage,
+    ),
     ...list("agent functions, inclusive (the command's own work):", s.agentFunctions),
     ...list("self time in bundle code, by package:", s.byPackage),
-    ...list("top functions by self time (wrapSafe / Script: V8 compiling, or reading a code cache):", s.topFunctions),
+    ...list(
+      "top functions by self time (wrapSafe / Script: V8 compiling, or reading a code cache):",
+      s.topFunctions,
+    ),
   ];
 }
 
@@ -295,8 +349,14 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const map = mi >= 0 ? args.splice(mi, 2)[1] : undefined;
   const [bundle, ...files] = args;
   if (!bundle || files.length === 0) {
-    console.error("usage: node --import tsx scripts/bench/cpuprofile.ts <bundle.cjs> [--map <bundle.cjs.map>] <file.cpuprofile>...");
+    console.error(
+      "usage: node --import tsx scripts/bench/cpuprofile.ts <bundle.cjs> [--map <bundle.cjs.map>] <file.cpuprofile>...",
+    );
     process.exit(2);
   }
-  console.log(formatSummary(summarize([{ file: bundle, ...(map ? { map } : {}) }], files, bundle), 15).join("\n"));
+  console.log(
+    formatSummary(summarize([{ file: bundle, ...(map ? { map } : {}) }], files, bundle), 15).join(
+      "\n",
+    ),
+  );
 }

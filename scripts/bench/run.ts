@@ -1,11 +1,12 @@
 // npm run bench: measures the x64 single binary against the shell flow it replaces, on real local
 // CFSSL CAs (loopback only), and prints a table (also written to scripts/bench/results.md).
 //
-//   worker join (ECDSA P-256, RSA-2048): binary vs scripts/bench/shell-join.sh on the same CA, ratio
+// worker join (ECDSA P-256, RSA-2048): binary vs scripts/bench/shell-join.sh on the same CA, ratio
 //   renew with nothing due (what the timer runs twice a day): wall time and peak RSS
 //   control-plane join of the whole set against three CFSSL CAs: wall time
 //   size of each binary, raw and .xz
-//   + where the time of `renew` goes: V8 CPU profile of the x64 binary's own parts and code caches run by
+// + where the time of `renew` goes: V8 CPU profile of the x64 binary's own parts and code caches
+// run by
 //     the pinned node (scripts/bench/sea-run.mjs), mapped with the parts' source maps from
 //     packaging/build.mjs; summarised by cpuprofile.ts; BENCH_PROFILE=0 skips it
 //
@@ -16,14 +17,25 @@
 // the largest single process of the script (RUSAGE_CHILDREN semantics), not a sum. Wall time is
 // measured around a blocking spawn of that wrapper (so it includes one fork+exec of `time`, ~1 ms,
 // on both sides). The binary and the shell flow alternate within each iteration.
-// The binary and the pinned node (the floor) are measured from copies written in 64 KiB blocks, as a
+// The binary and the pinned node (the floor) are measured from copies written in 64 KiB blocks, as
+// a
 // download or dpkg writes them. Why: this kernel (6.x, large page-cache folios) maps a file's large
 // folios whole, and a 110 MB binary written in one go (strip, postject) shows up to ~30 MiB more
 // peak RSS, all of it clean shared page cache, and starts faster; the page cache's state then
 // decides the figures. Both copies are made the same way, just before measuring.
 // Targets are reported (PASS/MISS), never asserted: exit 0 unless something failed to run.
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, readdirSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  readdirSync,
+} from "node:fs";
 import { cpus, availableParallelism, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -48,7 +60,8 @@ function envInt(name: string, def: number, min: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === "") return def;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new BenchError(`${name}=${raw}: expected an integer >= ${min}`);
+  if (!Number.isInteger(n) || n < min)
+    throw new BenchError(`${name}=${raw}: expected an integer >= ${min}`);
   return n;
 }
 
@@ -64,26 +77,43 @@ function have(cmd: string): boolean {
 
 function sh(script: string, what: string): string {
   const r = spawnSync("sh", ["-c", script], { cwd: REPO, encoding: "utf8", maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new BenchError(`${what} failed (${r.status ?? r.signal}):\n${r.stdout}${r.stderr}`);
+  if (r.status !== 0)
+    throw new BenchError(`${what} failed (${r.status ?? r.signal}):\n${r.stdout}${r.stderr}`);
   return r.stdout;
 }
 
 /** Debian packages for the tools the bench runs, installed with apt-get when missing. */
 function ensureTools(): void {
   const tools: [string, string][] = [
-    ["cfssl", "golang-cfssl"], ["cfssljson", "golang-cfssl"], ["jq", "jq"], ["curl", "curl"],
-    ["kubectl", "kubernetes-client"], ["openssl", "openssl"], ["xz", "xz-utils"], [GNU_TIME, "time"],
+    ["cfssl", "golang-cfssl"],
+    ["cfssljson", "golang-cfssl"],
+    ["jq", "jq"],
+    ["curl", "curl"],
+    ["kubectl", "kubernetes-client"],
+    ["openssl", "openssl"],
+    ["xz", "xz-utils"],
+    [GNU_TIME, "time"],
   ];
   const missing = [...new Set(tools.filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg))];
   if (missing.length === 0) return;
-  if (process.getuid?.() !== 0) throw new BenchError(`missing Debian packages ${missing.join(" ")}; install them with apt-get (needs root)`);
+  if (process.getuid?.() !== 0)
+    throw new BenchError(
+      `missing Debian packages ${missing.join(" ")}; install them with apt-get (needs root)`,
+    );
   log(`apt-get install ${missing.join(" ")}`);
   const install = `apt-get install -y -qq --no-install-recommends ${missing.join(" ")} >/dev/null`;
-  sh(`export DEBIAN_FRONTEND=noninteractive; ${install} || { apt-get update -qq >/dev/null && ${install}; }`, "apt-get install");
-  for (const [cmd] of tools) if (!have(cmd)) throw new BenchError(`${cmd} still missing after apt-get install`);
+  sh(
+    `export DEBIAN_FRONTEND=noninteractive; ${install} || { apt-get update -qq >/dev/null && ${install}; }`,
+    "apt-get install",
+  );
+  for (const [cmd] of tools)
+    if (!have(cmd)) throw new BenchError(`${cmd} still missing after apt-get install`);
 }
 
-/** Builds the bundle if missing, and the single binaries when the x64 one is missing or older than the bundle. */
+/**
+ * Builds the bundle if missing, and the single binaries when the x64 one is missing or older than
+ * the bundle.
+ */
 function ensureBinary(): void {
   const mtime = (f: string) => (existsSync(f) ? statSync(f).mtimeMs : -1);
   if (!existsSync(BUNDLE)) {
@@ -91,7 +121,9 @@ function ensureBinary(): void {
     sh("npm run --silent build", "npm run build");
   }
   if (mtime(BIN) < mtime(join(PARTS, "core.js"))) {
-    log("dist/node-join-linux-x64 missing or older than dist/sea/core.js: npm run build && node packaging/package.mjs --if-changed (~100 s when it packages)");
+    log(
+      "dist/node-join-linux-x64 missing or older than dist/sea/core.js: npm run build && node packaging/package.mjs --if-changed (~100 s when it packages)",
+    );
     sh("npm run --silent build && node packaging/package.mjs --if-changed", "packaging");
   }
   if (!existsSync(BIN)) throw new BenchError(`${BIN} still missing after packaging`);
@@ -107,20 +139,42 @@ interface Sample {
 
 let scratch = "";
 
-/** Runs argv under GNU time; returns wall time and peak RSS. Throws (with its output) when it fails. */
-function measure(argv: string[], opts: { env?: NodeJS.ProcessEnv; what: string; expect?: RegExp }): Sample {
+/**
+ * Runs argv under GNU time; returns wall time and peak RSS. Throws (with its output) when it fails.
+ */
+function measure(
+  argv: string[],
+  opts: { env?: NodeJS.ProcessEnv; what: string; expect?: RegExp },
+): Sample {
   const rssFile = join(scratch, "rss");
   rmSync(rssFile, { force: true });
-  const env = { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", HOME: process.env.HOME ?? "/root", LANG: "C", ...opts.env };
+  const env = {
+    PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+    HOME: process.env.HOME ?? "/root",
+    LANG: "C",
+    ...opts.env,
+  };
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(GNU_TIME, ["-f", "%M", "-o", rssFile, ...argv], { env, encoding: "utf8", maxBuffer: 64 << 20, timeout: 300_000 });
+  const r = spawnSync(GNU_TIME, ["-f", "%M", "-o", rssFile, ...argv], {
+    env,
+    encoding: "utf8",
+    maxBuffer: 64 << 20,
+    timeout: 300_000,
+  });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.error) throw new BenchError(`${opts.what}: ${r.error.message}`);
-  if (r.status !== 0) throw new BenchError(`${opts.what}: exit ${r.status ?? r.signal}\n$ ${argv.join(" ")}\n${r.stdout}${r.stderr}`.trimEnd());
-  if (opts.expect && !opts.expect.test(r.stdout)) throw new BenchError(`${opts.what}: output does not match ${opts.expect}:\n${r.stdout}${r.stderr}`);
+  if (r.status !== 0)
+    throw new BenchError(
+      `${opts.what}: exit ${r.status ?? r.signal}\n$ ${argv.join(" ")}\n${r.stdout}${r.stderr}`.trimEnd(),
+    );
+  if (opts.expect && !opts.expect.test(r.stdout))
+    throw new BenchError(
+      `${opts.what}: output does not match ${opts.expect}:\n${r.stdout}${r.stderr}`,
+    );
   const lines = readFileSync(rssFile, "utf8").trim().split("\n");
   const rssKiB = Number(lines[lines.length - 1]);
-  if (!Number.isFinite(rssKiB) || rssKiB <= 0) throw new BenchError(`${opts.what}: GNU time wrote ${JSON.stringify(lines)}`);
+  if (!Number.isFinite(rssKiB) || rssKiB <= 0)
+    throw new BenchError(`${opts.what}: GNU time wrote ${JSON.stringify(lines)}`);
   return { ms, rssKiB, stdout: r.stdout };
 }
 
@@ -128,7 +182,10 @@ let RUNS = 7;
 let WARMUP = 1;
 let PROFILE = true;
 
-/** Warm-up then RUNS timed iterations; `steps` run in order, the order reversed every other iteration. */
+/**
+ * Warm-up then RUNS timed iterations; `steps` run in order, the order reversed every other
+ * iteration.
+ */
 function iterate(steps: (() => Sample)[]): Sample[][] {
   const out: Sample[][] = steps.map(() => []);
   for (let i = 0; i < WARMUP + RUNS; i++) {
@@ -173,10 +230,14 @@ const median = (xs: number[]) => {
 
 function fmt(v: number, unit: Row["unit"]): string {
   switch (unit) {
-    case "ms": return `${v.toFixed(1)} ms`;
-    case "MiB": return `${v.toFixed(1)} MiB`;
-    case "x": return `${v.toFixed(2)}x`;
-    case "bytes": return `${(v / 2 ** 20).toFixed(1)} MiB (${v})`;
+    case "ms":
+      return `${v.toFixed(1)} ms`;
+    case "MiB":
+      return `${v.toFixed(1)} MiB`;
+    case "x":
+      return `${v.toFixed(2)}x`;
+    case "bytes":
+      return `${(v / 2 ** 20).toFixed(1)} MiB (${v})`;
   }
 }
 
@@ -205,8 +266,16 @@ const HEADER = ["measure", "median", "min", "max", "n", "target", "result"];
 function textTable(): string {
   const cells = [HEADER, ...tableCells()];
   const w = HEADER.map((_, c) => Math.max(...cells.map((r) => r[c]!.length)));
-  const line = (r: string[]) => r.map((x, c) => (c === 0 ? x.padEnd(w[c]!) : x.padStart(w[c]!))).join("  ").trimEnd();
-  return [line(cells[0]!), w.map((n) => "-".repeat(n)).join("  "), ...cells.slice(1).map(line)].join("\n");
+  const line = (r: string[]) =>
+    r
+      .map((x, c) => (c === 0 ? x.padEnd(w[c]!) : x.padStart(w[c]!)))
+      .join("  ")
+      .trimEnd();
+  return [
+    line(cells[0]!),
+    w.map((n) => "-".repeat(n)).join("  "),
+    ...cells.slice(1).map(line),
+  ].join("\n");
 }
 
 function mdTable(): string {
@@ -224,8 +293,20 @@ const kib2mib = (k: number) => k / 1024;
 
 function workerJoin(ca: CfsslCa): void {
   const algs = [
-    { alg: "ecdsa-p256", label: "ECDSA P-256", shell: { KEY_ALGO: "ecdsa", KEY_SIZE: "256" }, target: 0.3, pubkey: /id-ecPublicKey[\s\S]*256 bit|256 bit[\s\S]*id-ecPublicKey/ },
-    { alg: "rsa-2048", label: "RSA-2048", shell: { KEY_ALGO: "rsa", KEY_SIZE: "2048" }, target: 0.6, pubkey: /rsaEncryption[\s\S]*2048 bit|2048 bit[\s\S]*rsaEncryption/ },
+    {
+      alg: "ecdsa-p256",
+      label: "ECDSA P-256",
+      shell: { KEY_ALGO: "ecdsa", KEY_SIZE: "256" },
+      target: 0.3,
+      pubkey: /id-ecPublicKey[\s\S]*256 bit|256 bit[\s\S]*id-ecPublicKey/,
+    },
+    {
+      alg: "rsa-2048",
+      label: "RSA-2048",
+      shell: { KEY_ALGO: "rsa", KEY_SIZE: "2048" },
+      target: 0.6,
+      pubkey: /rsaEncryption[\s\S]*2048 bit|2048 bit[\s\S]*rsaEncryption/,
+    },
   ];
   const keyFile = ca.writeAuthKey(join(scratch, "worker-ca-auth.key"));
   const names = { nodeName: "w1", ips: ["10.0.0.21", "2001:db8::21"], dns: ["w1.lab"] };
@@ -237,13 +318,40 @@ function workerJoin(ca: CfsslCa): void {
       const root = freshDir(`join-${a.alg}`);
       mkdirSync(join(root, "etc/node-join"), { recursive: true });
       const rootKey = ca.writeAuthKey(join(root, "etc/node-join/ca-auth.key"));
-      const s = measure([
-        runBin, "join", "--root", root, "--no-timer", "--key-algorithm", a.alg, "--api-server", "https://10.0.0.1:6443",
-        "--ca-url", ca.url, "--ca-cert-hash", ca.pin, "--ca-auth-key-file", rootKey, "--client-profile", "client", "--serving-profile", "serving",
-        "--node-name", names.nodeName, ...names.ips.flatMap((ip) => ["--ip", ip]), ...names.dns.flatMap((d) => ["--dns-name", d]),
-      ], { what: `binary join ${a.alg}`, expect: /issued 2 certificate/ });
+      const s = measure(
+        [
+          runBin,
+          "join",
+          "--root",
+          root,
+          "--no-timer",
+          "--key-algorithm",
+          a.alg,
+          "--api-server",
+          "https://10.0.0.1:6443",
+          "--ca-url",
+          ca.url,
+          "--ca-cert-hash",
+          ca.pin,
+          "--ca-auth-key-file",
+          rootKey,
+          "--client-profile",
+          "client",
+          "--serving-profile",
+          "serving",
+          "--node-name",
+          names.nodeName,
+          ...names.ips.flatMap((ip) => ["--ip", ip]),
+          ...names.dns.flatMap((d) => ["--dns-name", d]),
+        ],
+        { what: `binary join ${a.alg}`, expect: /issued 2 certificate/ },
+      );
       if (!checkedBin) {
-        checkKey(join(root, "var/lib/kubelet/pki/kubelet-server-current.pem"), a.pubkey, `binary join ${a.alg}`);
+        checkKey(
+          join(root, "var/lib/kubelet/pki/kubelet-server-current.pem"),
+          a.pubkey,
+          `binary join ${a.alg}`,
+        );
         checkedBin = true;
       }
       rmSync(root, { recursive: true, force: true });
@@ -254,34 +362,64 @@ function workerJoin(ca: CfsslCa): void {
       const s = measure(["bash", SHELL_JOIN], {
         what: `shell-join.sh ${a.alg}`,
         env: {
-          CA_URL: ca.url, CA_AUTH_KEY_FILE: keyFile, OUT: out, NODE_NAME: names.nodeName, NODE_IPS: names.ips.join(","),
-          DNS_NAMES: names.dns.join(","), API_SERVER: "https://10.0.0.1:6443", CLIENT_PROFILE: "client", SERVING_PROFILE: "serving", ...a.shell,
+          CA_URL: ca.url,
+          CA_AUTH_KEY_FILE: keyFile,
+          OUT: out,
+          NODE_NAME: names.nodeName,
+          NODE_IPS: names.ips.join(","),
+          DNS_NAMES: names.dns.join(","),
+          API_SERVER: "https://10.0.0.1:6443",
+          CLIENT_PROFILE: "client",
+          SERVING_PROFILE: "serving",
+          ...a.shell,
         },
       });
       if (!checkedShell) {
         checkKey(join(out, "kubelet-server.pem"), a.pubkey, `shell-join.sh ${a.alg}`);
-        sh(`kubectl --kubeconfig '${join(out, "kubelet.conf")}' config view --raw --minify -o jsonpath='{.users[0].user.client-certificate-data}' | grep -q .`, `shell-join.sh ${a.alg}: kubelet.conf`);
+        sh(
+          `kubectl --kubeconfig '${join(out, "kubelet.conf")}' config view --raw --minify -o jsonpath='{.users[0].user.client-certificate-data}' | grep -q .`,
+          `shell-join.sh ${a.alg}: kubelet.conf`,
+        );
         checkedShell = true;
       }
       rmSync(out, { recursive: true, force: true });
       return s;
     };
     const [b, s] = iterate([bin, shell]) as [Sample[], Sample[]];
-    rows.push({ label: `worker join ${a.label}: binary wall`, unit: "ms", values: b.map((x) => x.ms) });
-    rows.push({ label: `worker join ${a.label}: shell flow wall`, unit: "ms", values: s.map((x) => x.ms) });
     rows.push({
-      label: `worker join ${a.label}: ratio binary/shell (paired)`, unit: "x", values: b.map((x, i) => x.ms / s[i]!.ms),
+      label: `worker join ${a.label}: binary wall`,
+      unit: "ms",
+      values: b.map((x) => x.ms),
+    });
+    rows.push({
+      label: `worker join ${a.label}: shell flow wall`,
+      unit: "ms",
+      values: s.map((x) => x.ms),
+    });
+    rows.push({
+      label: `worker join ${a.label}: ratio binary/shell (paired)`,
+      unit: "x",
+      values: b.map((x, i) => x.ms / s[i]!.ms),
       target: { op: "<=", value: a.target, text: `<= ${a.target.toFixed(1)}x` },
     });
-    rows.push({ label: `worker join ${a.label}: binary peak RSS`, unit: "MiB", values: b.map((x) => kib2mib(x.rssKiB)) });
-    rows.push({ label: `worker join ${a.label}: shell peak RSS (largest process)`, unit: "MiB", values: s.map((x) => kib2mib(x.rssKiB)) });
+    rows.push({
+      label: `worker join ${a.label}: binary peak RSS`,
+      unit: "MiB",
+      values: b.map((x) => kib2mib(x.rssKiB)),
+    });
+    rows.push({
+      label: `worker join ${a.label}: shell peak RSS (largest process)`,
+      unit: "MiB",
+      values: s.map((x) => kib2mib(x.rssKiB)),
+    });
   }
 }
 
 /** The issued key really is the algorithm asked for (checked once per flow, outside the timing). */
 function checkKey(pemFile: string, re: RegExp, what: string): void {
   const text = sh(`openssl x509 -in '${pemFile}' -noout -text`, `${what}: openssl x509`);
-  if (!re.test(text)) throw new BenchError(`${what}: ${pemFile} does not hold the expected key type`);
+  if (!re.test(text))
+    throw new BenchError(`${what}: ${pemFile} does not hold the expected key type`);
 }
 
 function renewAndFloor(ca: CfsslCa, node24: string | undefined): string {
@@ -289,37 +427,109 @@ function renewAndFloor(ca: CfsslCa, node24: string | undefined): string {
   const root = freshDir("renew");
   mkdirSync(join(root, "etc/node-join"), { recursive: true });
   const key = ca.writeAuthKey(join(root, "etc/node-join/ca-auth.key"));
-  measure([
-    runBin, "join", "--root", root, "--no-timer", "--api-server", "https://10.0.0.1:6443", "--ca-url", ca.url, "--ca-cert-hash", ca.pin,
-    "--ca-auth-key-file", key, "--client-profile", "client", "--serving-profile", "serving", "--node-name", "w1", "--ip", "10.0.0.21",
-  ], { what: "join before renew", expect: /issued 2 certificate/ });
+  measure(
+    [
+      runBin,
+      "join",
+      "--root",
+      root,
+      "--no-timer",
+      "--api-server",
+      "https://10.0.0.1:6443",
+      "--ca-url",
+      ca.url,
+      "--ca-cert-hash",
+      ca.pin,
+      "--ca-auth-key-file",
+      key,
+      "--client-profile",
+      "client",
+      "--serving-profile",
+      "serving",
+      "--node-name",
+      "w1",
+      "--ip",
+      "10.0.0.21",
+    ],
+    { what: "join before renew", expect: /issued 2 certificate/ },
+  );
   const steps: (() => Sample)[] = [
-    () => measure([runBin, "renew", "--root", root], { what: "binary renew", expect: /nothing to renew/ }),
+    () =>
+      measure([runBin, "renew", "--root", root], {
+        what: "binary renew",
+        expect: /nothing to renew/,
+      }),
     () => measure([runBin, "version"], { what: "binary version", expect: /^node-join / }),
   ];
-  steps.push(() => measure([oneGoBin, "renew", "--root", root], { what: "binary renew (written in one go)", expect: /nothing to renew/ }));
+  steps.push(() =>
+    measure([oneGoBin, "renew", "--root", root], {
+      what: "binary renew (written in one go)",
+      expect: /nothing to renew/,
+    }),
+  );
   if (node24) steps.push(() => measure([node24, "-e", "0"], { what: "pinned node -e 0" }));
   const [renew, version, oneGo, bare] = iterate(steps);
-  rows.push({ label: "renew, nothing due: binary wall", unit: "ms", values: renew!.map((x) => x.ms), target: { op: "<", value: 80, text: "< 80 ms" } });
-  rows.push({ label: "renew, nothing due: binary peak RSS", unit: "MiB", values: renew!.map((x) => kib2mib(x.rssKiB)), target: { op: "<", value: 80, text: "< 80 MiB" } });
-  rows.push({ label: "renew, nothing due, binary file written in one go: wall", unit: "ms", values: oneGo!.map((x) => x.ms) });
-  rows.push({ label: "renew, nothing due, binary file written in one go: peak RSS", unit: "MiB", values: oneGo!.map((x) => kib2mib(x.rssKiB)) });
-  rows.push({ label: "start floor: binary `version` wall", unit: "ms", values: version!.map((x) => x.ms) });
-  rows.push({ label: "start floor: binary `version` peak RSS", unit: "MiB", values: version!.map((x) => kib2mib(x.rssKiB)) });
+  rows.push({
+    label: "renew, nothing due: binary wall",
+    unit: "ms",
+    values: renew!.map((x) => x.ms),
+    target: { op: "<", value: 80, text: "< 80 ms" },
+  });
+  rows.push({
+    label: "renew, nothing due: binary peak RSS",
+    unit: "MiB",
+    values: renew!.map((x) => kib2mib(x.rssKiB)),
+    target: { op: "<", value: 80, text: "< 80 MiB" },
+  });
+  rows.push({
+    label: "renew, nothing due, binary file written in one go: wall",
+    unit: "ms",
+    values: oneGo!.map((x) => x.ms),
+  });
+  rows.push({
+    label: "renew, nothing due, binary file written in one go: peak RSS",
+    unit: "MiB",
+    values: oneGo!.map((x) => kib2mib(x.rssKiB)),
+  });
+  rows.push({
+    label: "start floor: binary `version` wall",
+    unit: "ms",
+    values: version!.map((x) => x.ms),
+  });
+  rows.push({
+    label: "start floor: binary `version` peak RSS",
+    unit: "MiB",
+    values: version!.map((x) => kib2mib(x.rssKiB)),
+  });
   if (bare) {
-    rows.push({ label: "runtime floor: pinned node `-e 0` wall", unit: "ms", values: bare.map((x) => x.ms) });
-    rows.push({ label: "runtime floor: pinned node `-e 0` peak RSS", unit: "MiB", values: bare.map((x) => kib2mib(x.rssKiB)) });
+    rows.push({
+      label: "runtime floor: pinned node `-e 0` wall",
+      unit: "ms",
+      values: bare.map((x) => x.ms),
+    });
+    rows.push({
+      label: "runtime floor: pinned node `-e 0` peak RSS",
+      unit: "MiB",
+      values: bare.map((x) => kib2mib(x.rssKiB)),
+    });
   }
   return root;
 }
 
 async function controlPlane(): Promise<void> {
   log(`control-plane join against three CFSSL CAs: ${WARMUP} warm-up + ${RUNS} runs`);
-  const cas = await Promise.all([startCfssl({ cn: "kubernetes" }), startCfssl({ cn: "front-proxy-ca" }), startCfssl({ cn: "etcd-ca" })]);
+  const cas = await Promise.all([
+    startCfssl({ cn: "kubernetes" }),
+    startCfssl({ cn: "front-proxy-ca" }),
+    startCfssl({ cn: "etcd-ca" }),
+  ]);
   try {
     const [k8s, fp, etcd] = cas as [CfsslCa, CfsslCa, CfsslCa];
     const sa = freshDir("sa");
-    sh(`openssl genrsa -out '${sa}/sa.key' 2048 2>/dev/null && openssl rsa -in '${sa}/sa.key' -pubout -out '${sa}/sa.pub' 2>/dev/null`, "openssl sa pair");
+    sh(
+      `openssl genrsa -out '${sa}/sa.key' 2048 2>/dev/null && openssl rsa -in '${sa}/sa.key' -pubout -out '${sa}/sa.pub' 2>/dev/null`,
+      "openssl sa pair",
+    );
     let certs = 0;
     const run = (): Sample => {
       const root = freshDir("cp");
@@ -330,21 +540,65 @@ async function controlPlane(): Promise<void> {
       etcd.writeAuthKey(join(etc, "etcd-ca.key"));
       copyFileSync(join(sa, "sa.key"), join(etc, "sa.key"));
       copyFileSync(join(sa, "sa.pub"), join(etc, "sa.pub"));
-      const s = measure([
-        runBin, "join", "--root", root, "--no-timer", "--role", "control-plane", "--node-name", "cp1", "--ip", "127.0.0.11", "--advertise-address", "127.0.0.11",
-        "--control-plane-endpoint", "cp.lab:6443",
-        "--ca-url", k8s.url, "--ca-cert-hash", k8s.pin, "--ca-auth-key-file", join(etc, "kubernetes-ca.key"),
-        "--client-profile", "client", "--serving-profile", "serving", "--peer-profile", "peer",
-        "--front-proxy-ca-url", fp.url, "--front-proxy-ca-cert-hash", fp.pin, "--front-proxy-ca-auth-key-file", join(etc, "front-proxy-ca.key"),
-        "--etcd-ca-url", etcd.url, "--etcd-ca-cert-hash", etcd.pin, "--etcd-ca-auth-key-file", join(etc, "etcd-ca.key"),
-      ], { what: "binary control-plane join", expect: /issued \d+ certificate/ });
+      const s = measure(
+        [
+          runBin,
+          "join",
+          "--root",
+          root,
+          "--no-timer",
+          "--role",
+          "control-plane",
+          "--node-name",
+          "cp1",
+          "--ip",
+          "127.0.0.11",
+          "--advertise-address",
+          "127.0.0.11",
+          "--control-plane-endpoint",
+          "cp.lab:6443",
+          "--ca-url",
+          k8s.url,
+          "--ca-cert-hash",
+          k8s.pin,
+          "--ca-auth-key-file",
+          join(etc, "kubernetes-ca.key"),
+          "--client-profile",
+          "client",
+          "--serving-profile",
+          "serving",
+          "--peer-profile",
+          "peer",
+          "--front-proxy-ca-url",
+          fp.url,
+          "--front-proxy-ca-cert-hash",
+          fp.pin,
+          "--front-proxy-ca-auth-key-file",
+          join(etc, "front-proxy-ca.key"),
+          "--etcd-ca-url",
+          etcd.url,
+          "--etcd-ca-cert-hash",
+          etcd.pin,
+          "--etcd-ca-auth-key-file",
+          join(etc, "etcd-ca.key"),
+        ],
+        { what: "binary control-plane join", expect: /issued \d+ certificate/ },
+      );
       certs = Number(/issued (\d+) certificate/.exec(s.stdout)![1]);
       rmSync(root, { recursive: true, force: true });
       return s;
     };
     const [cp] = iterate([run]) as [Sample[]];
-    rows.push({ label: `control-plane join (${certs} certificates, 3 CAs): binary wall`, unit: "ms", values: cp.map((x) => x.ms) });
-    rows.push({ label: "control-plane join: binary peak RSS", unit: "MiB", values: cp.map((x) => kib2mib(x.rssKiB)) });
+    rows.push({
+      label: `control-plane join (${certs} certificates, 3 CAs): binary wall`,
+      unit: "ms",
+      values: cp.map((x) => x.ms),
+    });
+    rows.push({
+      label: "control-plane join: binary peak RSS",
+      unit: "MiB",
+      values: cp.map((x) => kib2mib(x.rssKiB)),
+    });
   } finally {
     for (const c of cas) {
       await c.stop();
@@ -358,39 +612,74 @@ function sizes(): void {
   for (const arch of ["x64", "arm64"]) {
     const raw = join(DIST, `node-join-linux-${arch}`);
     if (!existsSync(raw)) throw new BenchError(`${raw} missing (npm run package builds both)`);
-    rows.push({ label: `size: node-join-linux-${arch}`, unit: "bytes", values: [statSync(raw).size] });
+    rows.push({
+      label: `size: node-join-linux-${arch}`,
+      unit: "bytes",
+      values: [statSync(raw).size],
+    });
     let xz = `${raw}.xz`;
     if (!existsSync(xz) || statSync(xz).mtimeMs < statSync(raw).mtimeMs) {
       log(`${xz} missing or stale: xz -9 -T2 into the scratch directory`);
       xz = join(scratch, `node-join-linux-${arch}.xz`);
       sh(`xz -9 -T2 -c '${raw}' > '${xz}'`, `xz ${raw}`);
     }
-    rows.push({ label: `size: node-join-linux-${arch}.xz (xz -9)`, unit: "bytes", values: [statSync(xz).size] });
+    rows.push({
+      label: `size: node-join-linux-${arch}.xz (xz -9)`,
+      unit: "bytes",
+      values: [statSync(xz).size],
+    });
   }
 }
 
 /**
- * V8 CPU profiles of `renew` (nothing due) run the way the x64 binary runs it: its loader, parts and
- * trained code caches (.cache/sea/x64), by the pinned node (scripts/bench/sea-run.mjs). Positions are
+ * V8 CPU profiles of `renew` (nothing due) run the way the x64 binary runs it: its loader, parts
+ * and
+ * trained code caches (.cache/sea/x64), by the pinned node (scripts/bench/sea-run.mjs). Positions
+ * are
  * mapped with dist/sea's source maps when those parts are byte-identical to the trained ones.
  */
 function profileRenew(root: string, node: string): ProfileSummary {
-  const names = ["core", ...(JSON.parse(readFileSync(join(PARTS, "chunks.json"), "utf8")) as string[])];
+  const names = [
+    "core",
+    ...(JSON.parse(readFileSync(join(PARTS, "chunks.json"), "utf8")) as string[]),
+  ];
   for (const n of names) {
-    if (!existsSync(join(TRAINED_PARTS, `${n}.cache`))) throw new BenchError(`${TRAINED_PARTS}/${n}.cache missing: run node packaging/package.mjs`);
+    if (!existsSync(join(TRAINED_PARTS, `${n}.cache`)))
+      throw new BenchError(`${TRAINED_PARTS}/${n}.cache missing: run node packaging/package.mjs`);
   }
   const dir = freshDir("cpuprof");
   const n = Math.max(3, Math.min(RUNS, 5));
-  log(`CPU profile of renew through the binary's parts and code caches (${n} runs, 100 us sampling)`);
+  log(
+    `CPU profile of renew through the binary's parts and code caches (${n} runs, 100 us sampling)`,
+  );
   for (let i = 0; i < n; i++) {
-    const r = spawnSync(node, ["--cpu-prof", "--cpu-prof-dir", dir, "--cpu-prof-interval", "100", join(HERE, "sea-run.mjs"), TRAINED_PARTS, "renew", "--root", root], { encoding: "utf8" });
-    if (r.status !== 0) throw new BenchError(`profiling renew: exit ${r.status}\n${r.stdout}${r.stderr}`);
+    const r = spawnSync(
+      node,
+      [
+        "--cpu-prof",
+        "--cpu-prof-dir",
+        dir,
+        "--cpu-prof-interval",
+        "100",
+        join(HERE, "sea-run.mjs"),
+        TRAINED_PARTS,
+        "renew",
+        "--root",
+        root,
+      ],
+      { encoding: "utf8" },
+    );
+    if (r.status !== 0)
+      throw new BenchError(`profiling renew: exit ${r.status}\n${r.stdout}${r.stderr}`);
   }
-  const files = readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")).map((f) => join(dir, f));
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith(".cpuprofile"))
+    .map((f) => join(dir, f));
   const scripts = names.map((name) => {
     const file = join(TRAINED_PARTS, `${name}.js`);
     const map = join(PARTS, `${name}.js.map`);
-    const mapped = existsSync(map) && readFileSync(file).equals(readFileSync(join(PARTS, `${name}.js`)));
+    const mapped =
+      existsSync(map) && readFileSync(file).equals(readFileSync(join(PARTS, `${name}.js`)));
     return { file, url: scriptUrl(name), lineOffset: WRAPPER_LINES, ...(mapped ? { map } : {}) };
   });
   return summarize(scripts, files, "the binary's parts: core, chunks");
@@ -408,10 +697,14 @@ function copyWritten(src: string, dst: string, block: "64K" | "128M" = "64K"): s
 /** The x64 binary written in one go, for the informational renew rows (set in main()). */
 let oneGoBin = BIN;
 
-const load = () => loadavg().map((x) => x.toFixed(2)).join(" ");
+const load = () =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ");
 
 function machine(binVersion: string, node24: string | undefined, loadAtStart: string): string[] {
-  const v = (cmd: string) => spawnSync("sh", ["-c", cmd], { encoding: "utf8" }).stdout.trim().split("\n")[0] ?? "";
+  const v = (cmd: string) =>
+    spawnSync("sh", ["-c", cmd], { encoding: "utf8" }).stdout.trim().split("\n")[0] ?? "";
   return [
     `- date: ${new Date().toISOString()}`,
     `- machine: ${availableParallelism()} CPUs (nproc ${v("nproc")}), ${cpus()[0]?.model ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${release()}`,
@@ -423,7 +716,8 @@ function machine(binVersion: string, node24: string | undefined, loadAtStart: st
 }
 
 async function main(): Promise<void> {
-  if (process.platform !== "linux" || process.arch !== "x64") throw new BenchError("the bench runs the x64 binary: needs linux/x64");
+  if (process.platform !== "linux" || process.arch !== "x64")
+    throw new BenchError("the bench runs the x64 binary: needs linux/x64");
   RUNS = envInt("BENCH_RUNS", 7, 1);
   WARMUP = envInt("BENCH_WARMUP", 1, 0);
   PROFILE = envInt("BENCH_PROFILE", 1, 0) > 0;
@@ -431,12 +725,19 @@ async function main(): Promise<void> {
   ensureBinary();
   const loadAtStart = load();
   scratch = mkdtempSync(join(tmpdir(), "nj-bench-"));
-  const pinned = (JSON.parse(readFileSync(join(REPO, "packaging", "node.json"), "utf8")) as { version: string }).version;
+  const pinned = (
+    JSON.parse(readFileSync(join(REPO, "packaging", "node.json"), "utf8")) as { version: string }
+  ).version;
   const node24Path = join(REPO, ".cache", "node", pinned, "linux-x64", "node");
-  const node24 = existsSync(node24Path) ? copyWritten(node24Path, join(scratch, "node")) : undefined;
+  const node24 = existsSync(node24Path)
+    ? copyWritten(node24Path, join(scratch, "node"))
+    : undefined;
   runBin = copyWritten(BIN, join(scratch, "node-join-linux-x64"));
   oneGoBin = copyWritten(BIN, join(scratch, "node-join-linux-x64.one-go"), "128M");
-  const binVersion = measure([runBin, "version"], { what: "binary version", expect: /^node-join / }).stdout.trim();
+  const binVersion = measure([runBin, "version"], {
+    what: "binary version",
+    expect: /^node-join /,
+  }).stdout.trim();
   const ca = await startCfssl();
   let profile: ProfileSummary | undefined;
   try {
@@ -453,7 +754,7 @@ async function main(): Promise<void> {
   const head = machine(binVersion, node24 && node24Path, loadAtStart);
   const notes = [
     "Peak RSS: GNU time `%M` (ru_maxrss from wait4, exact for short processes); for the shell flow, the largest single process.",
-    "The binary and the pinned node run from copies written in 64 KiB blocks, as a download or dpkg writes them; the targets are judged on those. The rows \"binary file written in one go\" run a copy written in one 128 MiB block, as strip and postject write it: this kernel then keeps the file in large page-cache folios and maps them whole, so the same binary starts with fewer page faults but counts more (clean, shared) page cache in its RSS.",
+    'The binary and the pinned node run from copies written in 64 KiB blocks, as a download or dpkg writes them; the targets are judged on those. The rows "binary file written in one go" run a copy written in one 128 MiB block, as strip and postject write it: this kernel then keeps the file in large page-cache folios and maps them whole, so the same binary starts with fewer page faults but counts more (clean, shared) page cache in its RSS.',
     "Wall: blocking spawn of `/usr/bin/time … cmd` from the driver, both flows alike; binary and shell alternate within each iteration.",
     "Ratio: per-iteration binary/shell on the same CA, back to back; median/min/max of those ratios.",
     "Joins: fresh temp --root each (worker: --no-timer, node w1, 2 IPs + 1 DNS SAN; control plane: default key algorithm, sa pair from openssl).",
@@ -482,7 +783,9 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  console.error(`bench: ${e instanceof BenchError ? e.message : e instanceof Error ? e.stack : String(e)}`);
+  console.error(
+    `bench: ${e instanceof BenchError ? e.message : e instanceof Error ? e.stack : String(e)}`,
+  );
   if (scratch) console.error(`bench: scratch files kept in ${scratch}`);
   process.exit(1);
 });

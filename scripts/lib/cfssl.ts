@@ -65,7 +65,9 @@ export function freePort(): Promise<number> {
     const srv = createServer();
     srv.listen(0, "127.0.0.1", () => {
       const addr = srv.address();
-      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
+      srv.close(() =>
+        typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port")),
+      );
     });
   });
 }
@@ -74,12 +76,17 @@ export function requireCommand(cmd: string, pkg: string): void {
   try {
     execFileSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" });
   } catch {
-    throw new Error(`${cmd} not found: scripts/deps.sh (run by npm test and npm run demo) installs Debian package ${pkg}; run it first`);
+    throw new Error(
+      `${cmd} not found: scripts/deps.sh (run by npm test and npm run demo) installs Debian package ${pkg}; run it first`,
+    );
   }
 }
 
 export function opensslPin(certFile: string): string {
-  const hex = execFileSync("sh", ["-c", `openssl x509 -in '${certFile}' -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -hex`])
+  const hex = execFileSync("sh", [
+    "-c",
+    `openssl x509 -in '${certFile}' -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -hex`,
+  ])
     .toString()
     .trim()
     .split(/\s+/)
@@ -89,8 +96,14 @@ export function opensslPin(certFile: string): string {
 
 function makeCa(dir: string, cn: string): { cert: string; key: string } {
   const csr = join(dir, "ca-csr.json");
-  writeFileSync(csr, JSON.stringify({ CN: cn, key: { algo: "ecdsa", size: 256 }, ca: { expiry: "87600h" } }));
-  execFileSync("sh", ["-c", `cd '${dir}' && cfssl gencert -initca ca-csr.json 2>/dev/null | cfssljson -bare ca`]);
+  writeFileSync(
+    csr,
+    JSON.stringify({ CN: cn, key: { algo: "ecdsa", size: 256 }, ca: { expiry: "87600h" } }),
+  );
+  execFileSync("sh", [
+    "-c",
+    `cd '${dir}' && cfssl gencert -initca ca-csr.json 2>/dev/null | cfssljson -bare ca`,
+  ]);
   return { cert: join(dir, "ca.pem"), key: join(dir, "ca-key.pem") };
 }
 
@@ -119,9 +132,22 @@ export async function startCfssl(opts: CfsslOptions = {}): Promise<CfsslCa> {
   const tlsArgs: string[] = [];
   if (opts.tls) {
     // The server certificate is issued by the CA itself, for "localhost" and 127.0.0.1.
-    writeFileSync(join(dir, "server-csr.json"), JSON.stringify({ CN: "localhost", hosts: ["localhost", "127.0.0.1"], key: { algo: "ecdsa", size: 256 } }));
-    writeFileSync(join(dir, "tls-config.json"), JSON.stringify({ signing: { default: { expiry: "8760h", usages: SERVER_USAGES } } }));
-    execFileSync("sh", ["-c", `cd '${dir}' && cfssl gencert -ca '${ca.cert}' -ca-key '${ca.key}' -config tls-config.json server-csr.json 2>/dev/null | cfssljson -bare server`]);
+    writeFileSync(
+      join(dir, "server-csr.json"),
+      JSON.stringify({
+        CN: "localhost",
+        hosts: ["localhost", "127.0.0.1"],
+        key: { algo: "ecdsa", size: 256 },
+      }),
+    );
+    writeFileSync(
+      join(dir, "tls-config.json"),
+      JSON.stringify({ signing: { default: { expiry: "8760h", usages: SERVER_USAGES } } }),
+    );
+    execFileSync("sh", [
+      "-c",
+      `cd '${dir}' && cfssl gencert -ca '${ca.cert}' -ca-key '${ca.key}' -config tls-config.json server-csr.json 2>/dev/null | cfssljson -bare server`,
+    ]);
     tlsArgs.push(`-tls-cert=${join(dir, "server.pem")}`, `-tls-key=${join(dir, "server-key.pem")}`);
   }
   const logFile = join(dir, "cfssl.log");
@@ -131,14 +157,29 @@ export async function startCfssl(opts: CfsslOptions = {}): Promise<CfsslCa> {
   const start = async (): Promise<void> => {
     const { openSync } = await import("node:fs");
     const out = openSync(logFile, "a");
-    child = spawn("cfssl", ["serve", "-address=127.0.0.1", `-port=${port}`, `-ca=${ca.cert}`, `-ca-key=${ca.key}`, `-config=${join(dir, "config.json")}`, ...tlsArgs], {
-      stdio: ["ignore", out, out],
-    });
+    child = spawn(
+      "cfssl",
+      [
+        "serve",
+        "-address=127.0.0.1",
+        `-port=${port}`,
+        `-ca=${ca.cert}`,
+        `-ca-key=${ca.key}`,
+        `-config=${join(dir, "config.json")}`,
+        ...tlsArgs,
+      ],
+      {
+        stdio: ["ignore", out, out],
+      },
+    );
     const deadline = Date.now() + 15_000;
     for (;;) {
-      if (child.exitCode !== null) throw new Error(`cfssl serve exited: ${readFileSync(logFile, "utf8").slice(-500)}`);
+      if (child.exitCode !== null)
+        throw new Error(`cfssl serve exited: ${readFileSync(logFile, "utf8").slice(-500)}`);
       try {
-        execFileSync("curl", ["-sfk", "-o", "/dev/null", "-d", "{}", `${url}/api/v1/cfssl/info`], { stdio: "ignore" });
+        execFileSync("curl", ["-sfk", "-o", "/dev/null", "-d", "{}", `${url}/api/v1/cfssl/info`], {
+          stdio: "ignore",
+        });
         return;
       } catch {
         if (Date.now() > deadline) throw new Error(`cfssl serve did not come up on ${url}`);

@@ -28,17 +28,57 @@ for (const arch of ["x64", "arm64"] as const) {
     const argv = arch === "arm64" ? [...QEMU, binPath("arm64")] : [binPath("x64")];
     // env -i: nothing from this machine's Node.js installation is visible to the binary.
     // NODE_JOIN_DEBUG: the loader names each part it runs and whether V8 took its code cache.
-    const run = (args: string[]) => spawnSync("env", ["-i", "NODE_JOIN_DEBUG=1", ...argv, ...args], { encoding: "utf8", timeout: 300_000 });
-    const parts = (stderr: string) => [...stderr.matchAll(/^node-join: debug: sea: ([\w.-]+): \d+ bytes of source, code cache (\w+)$/gm)].map((m) => `${m[1]}:${m[2]}`);
+    const run = (args: string[]) =>
+      spawnSync("env", ["-i", "NODE_JOIN_DEBUG=1", ...argv, ...args], {
+        encoding: "utf8",
+        timeout: 300_000,
+      });
+    const parts = (stderr: string) =>
+      [
+        ...stderr.matchAll(
+          /^node-join: debug: sea: ([\w.-]+): \d+ bytes of source, code cache (\w+)$/gm,
+        ),
+      ].map((m) => `${m[1]}:${m[2]}`);
     const join_ = run([
-      "join", "--root", root, "--api-server", "https://10.0.0.1:6443", "--ca-url", ca.url, "--ca-cert-hash", ca.pin,
-      "--ca-auth-key-file", keyFile, "--client-profile", "client", "--serving-profile", "serving", "--node-name", `w-${arch}`, "--ip", "10.0.0.31",
+      "join",
+      "--root",
+      root,
+      "--api-server",
+      "https://10.0.0.1:6443",
+      "--ca-url",
+      ca.url,
+      "--ca-cert-hash",
+      ca.pin,
+      "--ca-auth-key-file",
+      keyFile,
+      "--client-profile",
+      "client",
+      "--serving-profile",
+      "serving",
+      "--node-name",
+      `w-${arch}`,
+      "--ip",
+      "10.0.0.31",
     ]);
     assert.equal(join_.status, 0, join_.stderr);
-    assert.match(join_.stdout, new RegExp(`joined worker node w-${arch}: issued 2 certificate\\(s\\)`));
+    assert.match(
+      join_.stdout,
+      new RegExp(`joined worker node w-${arch}: issued 2 certificate\\(s\\)`),
+    );
     // The code caches trained at packaging time for this architecture are the ones V8 takes.
-    assert.deepEqual(parts(join_.stderr).sort(), ["core:accepted", "peculiar-x509:accepted", "reflect-metadata:accepted", "undici:accepted"], join_.stderr);
-    const pem = readFileSync(join(root, "var/lib/kubelet/pki", readlinkSync(join(root, "var/lib/kubelet/pki/kubelet-server-current.pem"))), "utf8");
+    assert.deepEqual(
+      parts(join_.stderr).sort(),
+      ["core:accepted", "peculiar-x509:accepted", "reflect-metadata:accepted", "undici:accepted"],
+      join_.stderr,
+    );
+    const pem = readFileSync(
+      join(
+        root,
+        "var/lib/kubelet/pki",
+        readlinkSync(join(root, "var/lib/kubelet/pki/kubelet-server-current.pem")),
+      ),
+      "utf8",
+    );
     const cert = pem.slice(0, pem.indexOf("-----BEGIN EC PRIVATE KEY-----"));
     assert.ok(opensslVerifies(cert, join(root, "etc/kubernetes/pki/ca.crt")));
     const info = opensslInfo(cert);
@@ -46,7 +86,12 @@ for (const arch of ["x64", "arm64"] as const) {
     assert.deepEqual(info.ips, ["10.0.0.31"]);
     const st = run(["status", "--root", root, "--json"]);
     assert.equal(st.status, 0, st.stderr);
-    assert.equal((JSON.parse(st.stdout) as { certificates: { managed: boolean }[] }).certificates.filter((c) => c.managed).length, 2);
+    assert.equal(
+      (JSON.parse(st.stdout) as { certificates: { managed: boolean }[] }).certificates.filter(
+        (c) => c.managed,
+      ).length,
+      2,
+    );
     // What the timer runs twice a day: the core alone, no library chunk.
     const idle = run(["renew", "--root", root]);
     assert.equal(idle.status, 0, idle.stderr);
@@ -54,7 +99,11 @@ for (const arch of ["x64", "arm64"] as const) {
     assert.deepEqual(parts(idle.stderr), ["core:accepted"], idle.stderr);
     const disc = run(["discover", "--json"]);
     assert.equal(disc.status, 0, disc.stderr);
-    assert.deepEqual(parts(disc.stderr).sort(), ["core:accepted", "systeminformation:accepted"], disc.stderr);
+    assert.deepEqual(
+      parts(disc.stderr).sort(),
+      ["core:accepted", "systeminformation:accepted"],
+      disc.stderr,
+    );
     const rn = run(["renew", "--root", root, "--before", "9000h"]);
     assert.equal(rn.status, 0, rn.stderr);
     assert.match(rn.stdout, /^renewed 2: kubelet-client, kubelet-server/);

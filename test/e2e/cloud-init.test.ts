@@ -1,11 +1,20 @@
 // The integrations an operator pastes: cloud-init/worker.yaml, cloud-init/control-plane.yaml and
 // cloud-init/autoinstall.yaml. Validated with Debian's `cloud-init schema`, then run for real: the
 // join lines against real CFSSL CAs with --root, and the whole runcmd script / late-commands as
-// cloud-init and subiquity run them (download from a loopback HTTP server, checksum, install, join).
+// cloud-init and subiquity run them (download from a loopback HTTP server, checksum, install,
+// join).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import YAML from "yaml";
@@ -13,8 +22,17 @@ import { DEFAULT_PROFILES, startCfssl, type CfsslCa } from "../helpers/cfssl.js"
 import { REPO, runCli } from "../helpers/cli.js";
 import { tempRoot } from "../helpers/fs.js";
 import {
-  integrationDeps, run, servedBinary, shellify, startFileServer, substitute, systemdWords, writeFilesUnder,
-  type FileServer, type RunCmd, type WriteFile,
+  integrationDeps,
+  run,
+  servedBinary,
+  shellify,
+  startFileServer,
+  substitute,
+  systemdWords,
+  writeFilesUnder,
+  type FileServer,
+  type RunCmd,
+  type WriteFile,
 } from "../helpers/integrations.js";
 
 const WORKER = join(REPO, "cloud-init/worker.yaml");
@@ -41,9 +59,16 @@ interface UserData {
 }
 const load = <T>(file: string): T => YAML.parse(readFileSync(file, "utf8")) as T;
 
-const isJoin = (c: RunCmd): c is string[] => Array.isArray(c) && c[0]!.endsWith("/node-join") && c[1] === "join";
+const isJoin = (c: RunCmd): c is string[] =>
+  Array.isArray(c) && c[0]!.endsWith("/node-join") && c[1] === "join";
 /** argv with --root inserted after `join`. */
-const withRoot = (argv: string[], root: string) => [argv[0]!, "join", "--root", root, ...argv.slice(2)];
+const withRoot = (argv: string[], root: string) => [
+  argv[0]!,
+  "join",
+  "--root",
+  root,
+  ...argv.slice(2),
+];
 
 let ca: CfsslCa, k8s: CfsslCa, fp: CfsslCa, etcdCa: CfsslCa;
 let files: FileServer;
@@ -55,7 +80,13 @@ before(async () => {
   const client = ["signing", "key encipherment", "client auth"];
   const serving = ["signing", "key encipherment", "server auth"];
   [ca, k8s, fp, etcdCa] = await Promise.all([
-    startCfssl({ profiles: { ...DEFAULT_PROFILES, "kubelet-client": { usages: client }, "kubelet-serving": { usages: serving } } }),
+    startCfssl({
+      profiles: {
+        ...DEFAULT_PROFILES,
+        "kubelet-client": { usages: client },
+        "kubelet-serving": { usages: serving },
+      },
+    }),
     startCfssl({ cn: "kubernetes" }),
     startCfssl({ cn: "front-proxy-ca" }),
     startCfssl({ cn: "etcd-ca" }),
@@ -65,7 +96,10 @@ before(async () => {
     "/node-join/v0.1.0/node-join-linux-arm64": served.bytes,
   });
   saDir = tempRoot("nj-sa-");
-  execFileSync("sh", ["-c", `openssl genrsa -out ${saDir}/sa.key 2048 2>/dev/null && openssl rsa -in ${saDir}/sa.key -pubout -out ${saDir}/sa.pub 2>/dev/null`]);
+  execFileSync("sh", [
+    "-c",
+    `openssl genrsa -out ${saDir}/sa.key 2048 2>/dev/null && openssl rsa -in ${saDir}/sa.key -pubout -out ${saDir}/sa.pub 2>/dev/null`,
+  ]);
 });
 after(async () => {
   await files?.stop();
@@ -87,11 +121,31 @@ test("the three files pass `cloud-init schema`; broken copies fail it", () => {
   const autoinstall = readFileSync(AUTOINSTALL, "utf8");
   const broken: [string, string, string, RegExp][] = [
     // a misspelt key of a write_files entry
-    ["typo.yaml", worker, worker.replace("    permissions: '0600'", "    permission: '0600'"), /Additional properties are not allowed \('permission' was unexpected\)/],
+    [
+      "typo.yaml",
+      worker,
+      worker.replace("    permissions: '0600'", "    permission: '0600'"),
+      /Additional properties are not allowed \('permission' was unexpected\)/,
+    ],
     // unquoted octal: YAML reads 0600 as the number 384, which cloud-init refuses
-    ["octal.yaml", worker, worker.replace("    permissions: '0600'", "    permissions: 0600"), /permissions: 384 is not of type 'string'/],
-    ["runcmd.yaml", worker, worker.replace("runcmd:\n", "runcmd: 3\nunused:\n"), /runcmd: 3 is not of type 'array'/],
-    ["autoinstall.yaml", autoinstall, autoinstall.replace("  version: 1\n", ""), /'version' is a required property/],
+    [
+      "octal.yaml",
+      worker,
+      worker.replace("    permissions: '0600'", "    permissions: 0600"),
+      /permissions: 384 is not of type 'string'/,
+    ],
+    [
+      "runcmd.yaml",
+      worker,
+      worker.replace("runcmd:\n", "runcmd: 3\nunused:\n"),
+      /runcmd: 3 is not of type 'array'/,
+    ],
+    [
+      "autoinstall.yaml",
+      autoinstall,
+      autoinstall.replace("  version: 1\n", ""),
+      /'version' is a required property/,
+    ],
   ];
   for (const [name, original, content, message] of broken) {
     assert.notEqual(content, original, `${name}: the edit applied`);
@@ -116,22 +170,38 @@ test("the user-data files have the expected shape: 0600 secrets, set -eu first, 
     const joinCmd = ud.runcmd.find(isJoin)!;
     assert.ok(joinCmd, `${f}: a node-join join line`);
     assert.equal(joinCmd[0], "/usr/local/bin/node-join");
-    for (const flag of ["--ca-url", "--ca-auth-key-file"]) assert.ok(joinCmd.includes(flag), `${f}: ${flag}`);
+    for (const flag of ["--ca-url", "--ca-auth-key-file"])
+      assert.ok(joinCmd.includes(flag), `${f}: ${flag}`);
     assert.match(joinCmd[joinCmd.indexOf("--ca-cert-hash") + 1]!, /^sha256:[0-9a-f]{64}$/);
-    assert.ok(!joinCmd.some((a) => a.includes(EX.authKey.slice(0, 16))), "no auth key on the command line");
+    assert.ok(
+      !joinCmd.some((a) => a.includes(EX.authKey.slice(0, 16))),
+      "no auth key on the command line",
+    );
     assert.deepEqual(ud.runcmd.at(-1), ["systemctl", "enable", "--now", "kubelet"]);
   }
   // The download step is the same in both files.
   assert.equal(load<UserData>(WORKER).runcmd[1], load<UserData>(CONTROL_PLANE).runcmd[1]);
   const cp = load<UserData>(CONTROL_PLANE).runcmd.find(isJoin)!;
-  for (const flag of ["--role", "--control-plane-endpoint", "--front-proxy-ca-cert-hash", "--front-proxy-ca-auth-key-file", "--etcd-ca-cert-hash", "--etcd-ca-auth-key-file", "--sa-key-file", "--sa-pub-file"]) {
+  for (const flag of [
+    "--role",
+    "--control-plane-endpoint",
+    "--front-proxy-ca-cert-hash",
+    "--front-proxy-ca-auth-key-file",
+    "--etcd-ca-cert-hash",
+    "--etcd-ca-auth-key-file",
+    "--sa-key-file",
+    "--sa-pub-file",
+  ]) {
     assert.ok(cp.includes(flag), `control plane: ${flag}`);
   }
 });
 
 test("the README's worker and control-plane examples are valid and carry the files' runcmd commands", () => {
   const readme = readFileSync(join(REPO, "README.md"), "utf8");
-  const section = readme.slice(readme.indexOf("## Integrations"), readme.indexOf("## CLI reference"));
+  const section = readme.slice(
+    readme.indexOf("## Integrations"),
+    readme.indexOf("## CLI reference"),
+  );
   const blocks = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
   const dir = tempRoot("nj-readme-");
   writeFileSync(join(dir, "worker.yaml"), blocks[0]!);
@@ -139,22 +209,37 @@ test("the README's worker and control-plane examples are valid and carry the fil
   assert.equal(r.status, 0, r.stdout + r.stderr);
   const lists = (cmds: RunCmd[]) => cmds.filter((c) => Array.isArray(c));
   assert.deepEqual(lists(YAML.parse(blocks[0]!).runcmd), lists(load<UserData>(WORKER).runcmd));
-  assert.deepEqual(lists(YAML.parse(blocks[1]!) as RunCmd[]), lists(load<UserData>(CONTROL_PLANE).runcmd));
+  assert.deepEqual(
+    lists(YAML.parse(blocks[1]!) as RunCmd[]),
+    lists(load<UserData>(CONTROL_PLANE).runcmd),
+  );
 });
 
 /** The substitutions that turn the examples into this test's servers, keys and temp root. */
 function workerMap(root: string): [string, string][] {
   return [
-    [EX.files, `${files.url}/node-join/v0.1.0`], [EX.sumX64, served.sha256], [EX.sumArm64, served.sha256],
-    [EX.ca, ca.url], [EX.pin, ca.pin],
-    ["/usr/local/bin", `${root}/usr/local/bin`], ["/etc/node-join/", `${root}/etc/node-join/`],
+    [EX.files, `${files.url}/node-join/v0.1.0`],
+    [EX.sumX64, served.sha256],
+    [EX.sumArm64, served.sha256],
+    [EX.ca, ca.url],
+    [EX.pin, ca.pin],
+    ["/usr/local/bin", `${root}/usr/local/bin`],
+    ["/etc/node-join/", `${root}/etc/node-join/`],
   ];
 }
 function controlPlaneMap(root: string): [string, string][] {
   return [
-    [EX.files, `${files.url}/node-join/v0.1.0`], [EX.sumX64, served.sha256], [EX.sumArm64, served.sha256],
-    [EX.ca, k8s.url], [EX.pin, k8s.pin], [EX.frontProxyCa, fp.url], [EX.frontProxyPin, fp.pin], [EX.etcdCa, etcdCa.url], [EX.etcdPin, etcdCa.pin],
-    ["/usr/local/bin", `${root}/usr/local/bin`], ["/etc/node-join/", `${root}/etc/node-join/`],
+    [EX.files, `${files.url}/node-join/v0.1.0`],
+    [EX.sumX64, served.sha256],
+    [EX.sumArm64, served.sha256],
+    [EX.ca, k8s.url],
+    [EX.pin, k8s.pin],
+    [EX.frontProxyCa, fp.url],
+    [EX.frontProxyPin, fp.pin],
+    [EX.etcdCa, etcdCa.url],
+    [EX.etcdPin, etcdCa.pin],
+    ["/usr/local/bin", `${root}/usr/local/bin`],
+    ["/etc/node-join/", `${root}/etc/node-join/`],
   ];
 }
 const workerSecrets = () => ({ "/etc/node-join/ca-auth.key": `${ca.authKeyHex}\n` });
@@ -170,7 +255,8 @@ const controlPlaneSecrets = () => ({
 function rootWithWriteFiles(ud: UserData, secrets: Record<string, string>): string {
   const root = tempRoot("nj-ci-");
   writeFilesUnder(root, ud.write_files, secrets);
-  for (const w of ud.write_files) assert.equal(statSync(join(root, w.path)).mode & 0o777, 0o600, w.path);
+  for (const w of ud.write_files)
+    assert.equal(statSync(join(root, w.path)).mode & 0o777, 0o600, w.path);
   return root;
 }
 
@@ -178,14 +264,33 @@ test("worker.yaml: its join line joins a worker against a real CFSSL CA (--root)
   const ud = load<UserData>(WORKER);
   const root = rootWithWriteFiles(ud, workerSecrets());
   const [joinCmd] = substitute([ud.runcmd.find(isJoin)!], workerMap(root));
-  const r = await runCli([...withRoot(joinCmd!, root).slice(1), "--node-name", "ci-w1", "--ip", "127.0.0.21"]);
+  const r = await runCli([
+    ...withRoot(joinCmd!, root).slice(1),
+    "--node-name",
+    "ci-w1",
+    "--ip",
+    "127.0.0.21",
+  ]);
   assert.equal(r.code, 0, r.stderr);
-  assert.ok(lstatSync(join(root, "var/lib/kubelet/pki/kubelet-client-current.pem")).isSymbolicLink());
-  assert.ok(lstatSync(join(root, "var/lib/kubelet/pki/kubelet-server-current.pem")).isSymbolicLink());
+  assert.ok(
+    lstatSync(join(root, "var/lib/kubelet/pki/kubelet-client-current.pem")).isSymbolicLink(),
+  );
+  assert.ok(
+    lstatSync(join(root, "var/lib/kubelet/pki/kubelet-server-current.pem")).isSymbolicLink(),
+  );
   assert.equal(statSync(join(root, "etc/kubernetes/kubelet.conf")).mode & 0o777, 0o600);
-  assert.match(readFileSync(join(root, "etc/kubernetes/kubelet.conf"), "utf8"), /server: https:\/\/cp\.lab\.example:6443/);
-  assert.match(readFileSync(join(root, "etc/kubernetes/kubelet.conf"), "utf8"), /system:node:ci-w1/);
-  assert.equal(readFileSync(join(root, "etc/kubernetes/pki/ca.crt"), "utf8").trim(), ca.caPem.trim());
+  assert.match(
+    readFileSync(join(root, "etc/kubernetes/kubelet.conf"), "utf8"),
+    /server: https:\/\/cp\.lab\.example:6443/,
+  );
+  assert.match(
+    readFileSync(join(root, "etc/kubernetes/kubelet.conf"), "utf8"),
+    /system:node:ci-w1/,
+  );
+  assert.equal(
+    readFileSync(join(root, "etc/kubernetes/pki/ca.crt"), "utf8").trim(),
+    ca.caPem.trim(),
+  );
   const config = readFileSync(join(root, "etc/node-join/config.yaml"), "utf8");
   assert.match(config, /authKeyFile: \/etc\/node-join\/ca-auth\.key/);
   assert.match(config, /clientProfile: kubelet-client/);
@@ -200,7 +305,9 @@ async function runScript(cmds: RunCmd[], extraPath = "") {
   writeFileSync(join(stubs, "systemctl"), `#!/bin/sh\necho "$*" >> '${log}'\n`, { mode: 0o755 });
   const script = join(dir, "runcmd");
   writeFileSync(script, shellify(cmds), { mode: 0o700 });
-  const r = await run(script, [], { env: { PATH: `${extraPath}${stubs}:${process.env.PATH}`, HOME: process.env.HOME } });
+  const r = await run(script, [], {
+    env: { PATH: `${extraPath}${stubs}:${process.env.PATH}`, HOME: process.env.HOME },
+  });
   return { ...r, stubs, systemctl: existsSync(log) ? readFileSync(log, "utf8") : "" };
 }
 
@@ -212,7 +319,10 @@ function assertInstalled(root: string) {
   const bin = join(root, "usr/local/bin/node-join");
   assert.equal(statSync(bin).mode & 0o777, 0o755);
   assert.deepEqual(readFileSync(bin), served.bytes);
-  assert.ok(!existsSync(join(root, "usr/local/bin/.node-join.download")), "no download left behind");
+  assert.ok(
+    !existsSync(join(root, "usr/local/bin/.node-join.download")),
+    "no download left behind",
+  );
 }
 
 test("worker.yaml: the whole runcmd, run as cloud-init runs it, downloads, checks, installs, joins, starts the kubelet", async () => {
@@ -223,10 +333,17 @@ test("worker.yaml: the whole runcmd, run as cloud-init runs it, downloads, check
   assertInstalled(root);
   // joined with the discovered node name
   const node = hostname().split(".")[0]!.toLowerCase();
-  assert.match(readFileSync(join(root, "etc/kubernetes/kubelet.conf"), "utf8"), new RegExp(`system:node:${node}`));
+  assert.match(
+    readFileSync(join(root, "etc/kubernetes/kubelet.conf"), "utf8"),
+    new RegExp(`system:node:${node}`),
+  );
   assert.ok(existsSync(join(root, "var/lib/kubelet/pki/kubelet-server-current.pem")));
   // the renewal timer (cron under a root without systemd)
-  assert.ok(existsSync(join(root, "etc/systemd/system/node-join-renew.timer")) || existsSync(join(root, "etc/cron.d/node-join")), "the renewal timer");
+  assert.ok(
+    existsSync(join(root, "etc/systemd/system/node-join-renew.timer")) ||
+      existsSync(join(root, "etc/cron.d/node-join")),
+    "the renewal timer",
+  );
   assert.equal(r.systemctl, "enable --now kubelet\n");
 });
 
@@ -235,13 +352,22 @@ test("worker.yaml: a checksum mismatch, a failed download or an unknown architec
   const cases: { name: string; map: (root: string) => [string, string][]; message: RegExp }[] = [
     {
       name: "mismatch",
-      map: (root) => workerMap(root).map(([from, to]) => [from, to === served.sha256 ? "c".repeat(64) : to] as [string, string]),
-      message: new RegExp(`SHA-256 MISMATCH for ${files.url}/node-join/v0\\.1\\.0/node-join-linux-\\w+: expected c{64}, got ${served.sha256}\\. Not installed; not joining\\.`),
+      map: (root) =>
+        workerMap(root).map(
+          ([from, to]) => [from, to === served.sha256 ? "c".repeat(64) : to] as [string, string],
+        ),
+      message: new RegExp(
+        `SHA-256 MISMATCH for ${files.url}/node-join/v0\\.1\\.0/node-join-linux-\\w+: expected c{64}, got ${served.sha256}\\. Not installed; not joining\\.`,
+      ),
     },
     {
       name: "404",
-      map: (root) => workerMap(root).map(([from, to]) => [from, to.replace("/v0.1.0", "/v9.9.9")] as [string, string]),
-      message: /download of http:\/\/127\.0\.0\.1:\d+\/node-join\/v9\.9\.9\/node-join-linux-\w+ failed/,
+      map: (root) =>
+        workerMap(root).map(
+          ([from, to]) => [from, to.replace("/v0.1.0", "/v9.9.9")] as [string, string],
+        ),
+      message:
+        /download of http:\/\/127\.0\.0\.1:\d+\/node-join\/v9\.9\.9\/node-join-linux-\w+ failed/,
     },
   ];
   for (const c of cases) {
@@ -251,7 +377,10 @@ test("worker.yaml: a checksum mismatch, a failed download or an unknown architec
     assert.notEqual(r.status, 0, c.name);
     assert.match(r.stderr, c.message, c.name);
     assert.ok(!existsSync(join(root, "usr/local/bin/node-join")), `${c.name}: nothing installed`);
-    assert.ok(!existsSync(join(root, "usr/local/bin/.node-join.download")), `${c.name}: no download left behind`);
+    assert.ok(
+      !existsSync(join(root, "usr/local/bin/.node-join.download")),
+      `${c.name}: no download left behind`,
+    );
     assert.ok(!existsSync(join(root, "etc/kubernetes")), `${c.name}: no join`);
     assert.equal(ca.signRequests(), signs, `${c.name}: no CSR sent`);
     assert.equal(r.systemctl, "", `${c.name}: the kubelet is not started`);
@@ -271,23 +400,59 @@ test("control-plane.yaml: its join line produces the whole kubeadm external-CA s
   const ud = load<UserData>(CONTROL_PLANE);
   const root = rootWithWriteFiles(ud, controlPlaneSecrets());
   const [joinCmd] = substitute([ud.runcmd.find(isJoin)!], controlPlaneMap(root));
-  const r = await runCli([...withRoot(joinCmd!, root).slice(1), "--node-name", "ci-cp1", "--ip", "127.0.0.31", "--json"], { timeoutMs: 180_000 });
+  const r = await runCli(
+    [...withRoot(joinCmd!, root).slice(1), "--node-name", "ci-cp1", "--ip", "127.0.0.31", "--json"],
+    { timeoutMs: 180_000 },
+  );
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { issued: { kind: string }[] };
   assert.equal(out.issued.length, 13, r.stdout);
   const pki = join(root, "etc/kubernetes/pki");
-  for (const f of ["ca.crt", "front-proxy-ca.crt", "etcd/ca.crt", "apiserver.crt", "apiserver-kubelet-client.crt", "front-proxy-client.crt", "apiserver-etcd-client.crt", "etcd/server.crt", "etcd/peer.crt", "etcd/healthcheck-client.crt", "sa.pub"]) {
+  for (const f of [
+    "ca.crt",
+    "front-proxy-ca.crt",
+    "etcd/ca.crt",
+    "apiserver.crt",
+    "apiserver-kubelet-client.crt",
+    "front-proxy-client.crt",
+    "apiserver-etcd-client.crt",
+    "etcd/server.crt",
+    "etcd/peer.crt",
+    "etcd/healthcheck-client.crt",
+    "sa.pub",
+  ]) {
     assert.equal(statSync(join(pki, f)).mode & 0o777, 0o644, f);
   }
-  for (const f of ["apiserver.key", "etcd/peer.key", "sa.key"]) assert.equal(statSync(join(pki, f)).mode & 0o777, 0o600, f);
-  assert.equal(readFileSync(join(pki, "sa.key"), "utf8"), readFileSync(join(saDir, "sa.key"), "utf8"), "the shared sa.key");
+  for (const f of ["apiserver.key", "etcd/peer.key", "sa.key"])
+    assert.equal(statSync(join(pki, f)).mode & 0o777, 0o600, f);
+  assert.equal(
+    readFileSync(join(pki, "sa.key"), "utf8"),
+    readFileSync(join(saDir, "sa.key"), "utf8"),
+    "the shared sa.key",
+  );
   assert.equal(readFileSync(join(pki, "etcd/ca.crt"), "utf8").trim(), etcdCa.caPem.trim());
   assert.equal(readFileSync(join(pki, "front-proxy-ca.crt"), "utf8").trim(), fp.caPem.trim());
-  for (const f of ["admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf", "kubelet.conf"]) {
+  for (const f of [
+    "admin.conf",
+    "super-admin.conf",
+    "controller-manager.conf",
+    "scheduler.conf",
+    "kubelet.conf",
+  ]) {
     assert.equal(statSync(join(root, "etc/kubernetes", f)).mode & 0o777, 0o600, f);
   }
-  assert.match(readFileSync(join(root, "etc/kubernetes/admin.conf"), "utf8"), /server: https:\/\/cp\.lab\.example:6443/);
-  const apiserver = execFileSync("openssl", ["x509", "-in", join(pki, "apiserver.crt"), "-noout", "-ext", "subjectAltName"]).toString();
+  assert.match(
+    readFileSync(join(root, "etc/kubernetes/admin.conf"), "utf8"),
+    /server: https:\/\/cp\.lab\.example:6443/,
+  );
+  const apiserver = execFileSync("openssl", [
+    "x509",
+    "-in",
+    join(pki, "apiserver.crt"),
+    "-noout",
+    "-ext",
+    "subjectAltName",
+  ]).toString();
   assert.match(apiserver, /DNS:cp\.lab\.example/);
   assert.match(apiserver, /IP Address:127\.0\.0\.31/);
 });
@@ -298,7 +463,12 @@ test("control-plane.yaml: the whole runcmd, run as cloud-init runs it, installs 
   const r = await runScript(runcmdFor(ud, root, controlPlaneMap(root)));
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
   assertInstalled(root);
-  for (const f of ["etc/kubernetes/pki/apiserver.crt", "etc/kubernetes/pki/etcd/server.crt", "etc/kubernetes/admin.conf", "etc/kubernetes/pki/sa.key"]) {
+  for (const f of [
+    "etc/kubernetes/pki/apiserver.crt",
+    "etc/kubernetes/pki/etcd/server.crt",
+    "etc/kubernetes/admin.conf",
+    "etc/kubernetes/pki/sa.key",
+  ]) {
     assert.ok(existsSync(join(root, f)), f);
   }
   assert.equal(r.systemctl, "enable --now kubelet\n");
@@ -310,7 +480,10 @@ interface Autoinstall {
   autoinstall: { version: number; "late-commands": RunCmd[] };
 }
 
-/** Runs late-commands the way subiquity does: each on its own, a string through `sh -c`, stopping at the first failure. */
+/**
+ * Runs late-commands the way subiquity does: each on its own, a string through `sh -c`, stopping at
+ * the first failure.
+ */
 async function runLateCommands(cmds: RunCmd[]) {
   for (const c of cmds) {
     if (c === null) continue;
@@ -326,14 +499,22 @@ function scratchTarget(): string {
   const target = tempRoot("nj-target-");
   mkdirSync(join(target, "lib/systemd/system"), { recursive: true });
   mkdirSync(join(target, "etc/systemd/system"), { recursive: true });
-  writeFileSync(join(target, "lib/systemd/system/kubelet.service"), "[Unit]\nDescription=kubelet\n[Service]\nExecStart=/usr/bin/kubelet\n[Install]\nWantedBy=multi-user.target\n");
+  writeFileSync(
+    join(target, "lib/systemd/system/kubelet.service"),
+    "[Unit]\nDescription=kubelet\n[Service]\nExecStart=/usr/bin/kubelet\n[Install]\nWantedBy=multi-user.target\n",
+  );
   return target;
 }
 
 function autoinstallMap(target: string): [string, string][] {
   return [
-    [EX.files, `${files.url}/node-join/v0.1.0`], [EX.sumX64, served.sha256], [EX.sumArm64, served.sha256],
-    [EX.ca, ca.url], [EX.pin, ca.pin], [EX.authKey, ca.authKeyHex], ["/target", target],
+    [EX.files, `${files.url}/node-join/v0.1.0`],
+    [EX.sumX64, served.sha256],
+    [EX.sumArm64, served.sha256],
+    [EX.ca, ca.url],
+    [EX.pin, ca.pin],
+    [EX.authKey, ca.authKeyHex],
+    ["/target", target],
   ];
 }
 
@@ -341,31 +522,48 @@ test("autoinstall.yaml (A): late-commands install node-join and the auth key int
   const doc = load<Autoinstall>(AUTOINSTALL);
   assert.equal(doc.autoinstall.version, 1);
   const late = doc.autoinstall["late-commands"];
-  for (const c of late) assert.ok(typeof c === "string" || (Array.isArray(c) && c.every((a) => typeof a === "string")), "subiquity's schema: strings or lists of strings");
+  for (const c of late)
+    assert.ok(
+      typeof c === "string" || (Array.isArray(c) && c.every((a) => typeof a === "string")),
+      "subiquity's schema: strings or lists of strings",
+    );
   const target = scratchTarget();
   const r = await runLateCommands(substitute(late, autoinstallMap(target)));
   assert.ok(r.ok, `${JSON.stringify(r.command)}\n${r.stdout}\n${r.stderr}`);
   assertInstalled(target);
   assert.equal(statSync(join(target, "etc/node-join/ca-auth.key")).mode & 0o777, 0o600);
-  assert.equal(readFileSync(join(target, "etc/node-join/ca-auth.key"), "utf8"), `${ca.authKeyHex}\n`);
-  assert.ok(lstatSync(join(target, "var/lib/kubelet/pki/kubelet-client-current.pem")).isSymbolicLink());
-  assert.match(readFileSync(join(target, "etc/node-join/config.yaml"), "utf8"), /authKeyFile: \/etc\/node-join\/ca-auth\.key/);
-  assert.equal(readlinkSync(join(target, "etc/systemd/system/multi-user.target.wants/kubelet.service")), "/lib/systemd/system/kubelet.service");
+  assert.equal(
+    readFileSync(join(target, "etc/node-join/ca-auth.key"), "utf8"),
+    `${ca.authKeyHex}\n`,
+  );
+  assert.ok(
+    lstatSync(join(target, "var/lib/kubelet/pki/kubelet-client-current.pem")).isSymbolicLink(),
+  );
+  assert.match(
+    readFileSync(join(target, "etc/node-join/config.yaml"), "utf8"),
+    /authKeyFile: \/etc\/node-join\/ca-auth\.key/,
+  );
+  assert.equal(
+    readlinkSync(join(target, "etc/systemd/system/multi-user.target.wants/kubelet.service")),
+    "/lib/systemd/system/kubelet.service",
+  );
 });
 
 test("autoinstall.yaml (B, uncommented): late-commands leave a first-boot unit that systemd accepts, enabled, and do not join", async () => {
   const lines = readFileSync(AUTOINSTALL, "utf8").split("\n");
   let block: "" | "A" | "B" = "";
-  const edited = lines.map((l) => {
-    const marker = /# --- ([AB]) (begins|ends) ---/.exec(l);
-    if (marker) {
-      block = marker[2] === "begins" ? (marker[1] as "A" | "B") : "";
+  const edited = lines
+    .map((l) => {
+      const marker = /# --- ([AB]) (begins|ends) ---/.exec(l);
+      if (marker) {
+        block = marker[2] === "begins" ? (marker[1] as "A" | "B") : "";
+        return l;
+      }
+      if (block === "A") return l.replace(/^(\s*)/, "$1# ");
+      if (block === "B") return l.replace(/^(\s*)# ?/, "$1");
       return l;
-    }
-    if (block === "A") return l.replace(/^(\s*)/, "$1# ");
-    if (block === "B") return l.replace(/^(\s*)# ?/, "$1");
-    return l;
-  }).join("\n");
+    })
+    .join("\n");
   const dir = tempRoot("nj-ai-");
   writeFileSync(join(dir, "autoinstall-b.yaml"), edited);
   const valid = schema(join(dir, "autoinstall-b.yaml"));
@@ -379,16 +577,37 @@ test("autoinstall.yaml (B, uncommented): late-commands leave a first-boot unit t
   assert.ok(!existsSync(join(target, "etc/kubernetes")), "no join during the install");
   const unitFile = join(target, "etc/systemd/system/node-join-firstboot.service");
   const unit = readFileSync(unitFile, "utf8");
-  assert.equal(readlinkSync(join(target, "etc/systemd/system/multi-user.target.wants/node-join-firstboot.service")), "/etc/systemd/system/node-join-firstboot.service");
-  for (const line of ["Type=oneshot", "Wants=network-online.target", "ConditionPathExists=!/etc/kubernetes/kubelet.conf", "WantedBy=multi-user.target"]) {
+  assert.equal(
+    readlinkSync(
+      join(target, "etc/systemd/system/multi-user.target.wants/node-join-firstboot.service"),
+    ),
+    "/etc/systemd/system/node-join-firstboot.service",
+  );
+  for (const line of [
+    "Type=oneshot",
+    "Wants=network-online.target",
+    "ConditionPathExists=!/etc/kubernetes/kubelet.conf",
+    "WantedBy=multi-user.target",
+  ]) {
     assert.ok(unit.split("\n").includes(line), line);
   }
   const exec = systemdWords(/^ExecStart=(.*)$/m.exec(unit)![1]!);
   assert.deepEqual(exec.slice(0, 2), ["/usr/local/bin/node-join", "join"]);
-  assert.equal(exec[exec.indexOf("--ca-auth-key-file") + 1], "/etc/node-join/ca-auth.key", "the installed system's path");
-  // systemd-analyze verify needs the ExecStart binary to exist: verify a copy pointing at the installed one
+  assert.equal(
+    exec[exec.indexOf("--ca-auth-key-file") + 1],
+    "/etc/node-join/ca-auth.key",
+    "the installed system's path",
+  );
+  // systemd-analyze verify needs the ExecStart binary to exist: verify a copy pointing at the
+  // installed one
   const copy = join(dir, "node-join-firstboot.service");
-  writeFileSync(copy, unit.replace("ExecStart=/usr/local/bin/node-join", `ExecStart=${join(target, "usr/local/bin/node-join")}`));
+  writeFileSync(
+    copy,
+    unit.replace(
+      "ExecStart=/usr/local/bin/node-join",
+      `ExecStart=${join(target, "usr/local/bin/node-join")}`,
+    ),
+  );
   const verify = spawnSync("systemd-analyze", ["verify", copy], { encoding: "utf8" });
   assert.equal(verify.status, 0, verify.stderr);
   assert.equal(`${verify.stdout}${verify.stderr}`.trim(), "");

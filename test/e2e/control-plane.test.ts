@@ -22,9 +22,16 @@ const NODES = [
 let cluster: EtcdCluster | undefined;
 
 before(async () => {
-  [k8s, fp, etcdCa] = await Promise.all([startCfssl({ cn: "kubernetes" }), startCfssl({ cn: "front-proxy-ca" }), startCfssl({ cn: "etcd-ca" })]);
+  [k8s, fp, etcdCa] = await Promise.all([
+    startCfssl({ cn: "kubernetes" }),
+    startCfssl({ cn: "front-proxy-ca" }),
+    startCfssl({ cn: "etcd-ca" }),
+  ]);
   saDir = tempRoot("nj-sa-");
-  execFileSync("sh", ["-c", `openssl genrsa -out ${saDir}/sa.key 2048 2>/dev/null && openssl rsa -in ${saDir}/sa.key -pubout -out ${saDir}/sa.pub 2>/dev/null`]);
+  execFileSync("sh", [
+    "-c",
+    `openssl genrsa -out ${saDir}/sa.key 2048 2>/dev/null && openssl rsa -in ${saDir}/sa.key -pubout -out ${saDir}/sa.pub 2>/dev/null`,
+  ]);
   for (const n of NODES) {
     n.root = prepareRoot();
     const r = await runCli(cpArgs(n.root, n.name, n.ip));
@@ -52,37 +59,163 @@ function prepareRoot(): string {
 function cpArgs(root: string, name: string, ip: string): string[] {
   const etc = join(root, "etc/node-join");
   return [
-    "join", "--root", root, "--role", "control-plane", "--node-name", name, "--ip", ip, "--advertise-address", ip,
-    "--control-plane-endpoint", "cp.lab:6443", "--apiserver-cert-san", "api.example.org", "--etcd-server-cert-san", "etcd.lab",
-    "--ca-url", k8s.url, "--ca-cert-hash", k8s.pin, "--ca-auth-key-file", join(etc, "kubernetes-ca.key"),
-    "--client-profile", "client", "--serving-profile", "serving", "--peer-profile", "peer",
-    "--front-proxy-ca-url", fp.url, "--front-proxy-ca-cert-hash", fp.pin, "--front-proxy-ca-auth-key-file", join(etc, "front-proxy-ca.key"),
-    "--etcd-ca-url", etcdCa.url, "--etcd-ca-cert-hash", etcdCa.pin, "--etcd-ca-auth-key-file", join(etc, "etcd-ca.key"),
+    "join",
+    "--root",
+    root,
+    "--role",
+    "control-plane",
+    "--node-name",
+    name,
+    "--ip",
+    ip,
+    "--advertise-address",
+    ip,
+    "--control-plane-endpoint",
+    "cp.lab:6443",
+    "--apiserver-cert-san",
+    "api.example.org",
+    "--etcd-server-cert-san",
+    "etcd.lab",
+    "--ca-url",
+    k8s.url,
+    "--ca-cert-hash",
+    k8s.pin,
+    "--ca-auth-key-file",
+    join(etc, "kubernetes-ca.key"),
+    "--client-profile",
+    "client",
+    "--serving-profile",
+    "serving",
+    "--peer-profile",
+    "peer",
+    "--front-proxy-ca-url",
+    fp.url,
+    "--front-proxy-ca-cert-hash",
+    fp.pin,
+    "--front-proxy-ca-auth-key-file",
+    join(etc, "front-proxy-ca.key"),
+    "--etcd-ca-url",
+    etcdCa.url,
+    "--etcd-ca-cert-hash",
+    etcdCa.pin,
+    "--etcd-ca-auth-key-file",
+    join(etc, "etcd-ca.key"),
   ];
 }
 
 const pki = (root: string, f: string) => join(root, "etc/kubernetes/pki", f);
 
-/** kubeadm's rules (kubernetes-pki.md), written out literally rather than read from the agent's table. */
+/**
+ * kubeadm's rules (kubernetes-pki.md), written out literally rather than read from the agent's
+ * table.
+ */
 function expectations(name: string, ip: string) {
   return [
-    { file: "apiserver.crt", ca: "ca", cn: "kube-apiserver", o: [], ekus: ["serverAuth"],
-      dns: [name, "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "cp.lab", "api.example.org"], ips: ["10.96.0.1", ip] },
-    { file: "apiserver-kubelet-client.crt", ca: "ca", cn: "kube-apiserver-kubelet-client", o: ["kubeadm:cluster-admins"], ekus: ["clientAuth"], dns: [], ips: [] },
-    { file: "front-proxy-client.crt", ca: "front-proxy-ca", cn: "front-proxy-client", o: [], ekus: ["clientAuth"], dns: [], ips: [] },
-    { file: "apiserver-etcd-client.crt", ca: "etcd-ca", cn: "kube-apiserver-etcd-client", o: [], ekus: ["clientAuth"], dns: [], ips: [] },
-    { file: "etcd/server.crt", ca: "etcd-ca", cn: name, o: [], ekus: ["serverAuth", "clientAuth"], dns: [name, "localhost", "etcd.lab"], ips: [ip, "127.0.0.1", "0:0:0:0:0:0:0:1"] },
-    { file: "etcd/peer.crt", ca: "etcd-ca", cn: name, o: [], ekus: ["serverAuth", "clientAuth"], dns: [name, "localhost"], ips: [ip, "127.0.0.1", "0:0:0:0:0:0:0:1"] },
-    { file: "etcd/healthcheck-client.crt", ca: "etcd-ca", cn: "kube-etcd-healthcheck-client", o: [], ekus: ["clientAuth"], dns: [], ips: [] },
+    {
+      file: "apiserver.crt",
+      ca: "ca",
+      cn: "kube-apiserver",
+      o: [],
+      ekus: ["serverAuth"],
+      dns: [
+        name,
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "cp.lab",
+        "api.example.org",
+      ],
+      ips: ["10.96.0.1", ip],
+    },
+    {
+      file: "apiserver-kubelet-client.crt",
+      ca: "ca",
+      cn: "kube-apiserver-kubelet-client",
+      o: ["kubeadm:cluster-admins"],
+      ekus: ["clientAuth"],
+      dns: [],
+      ips: [],
+    },
+    {
+      file: "front-proxy-client.crt",
+      ca: "front-proxy-ca",
+      cn: "front-proxy-client",
+      o: [],
+      ekus: ["clientAuth"],
+      dns: [],
+      ips: [],
+    },
+    {
+      file: "apiserver-etcd-client.crt",
+      ca: "etcd-ca",
+      cn: "kube-apiserver-etcd-client",
+      o: [],
+      ekus: ["clientAuth"],
+      dns: [],
+      ips: [],
+    },
+    {
+      file: "etcd/server.crt",
+      ca: "etcd-ca",
+      cn: name,
+      o: [],
+      ekus: ["serverAuth", "clientAuth"],
+      dns: [name, "localhost", "etcd.lab"],
+      ips: [ip, "127.0.0.1", "0:0:0:0:0:0:0:1"],
+    },
+    {
+      file: "etcd/peer.crt",
+      ca: "etcd-ca",
+      cn: name,
+      o: [],
+      ekus: ["serverAuth", "clientAuth"],
+      dns: [name, "localhost"],
+      ips: [ip, "127.0.0.1", "0:0:0:0:0:0:0:1"],
+    },
+    {
+      file: "etcd/healthcheck-client.crt",
+      ca: "etcd-ca",
+      cn: "kube-etcd-healthcheck-client",
+      o: [],
+      ekus: ["clientAuth"],
+      dns: [],
+      ips: [],
+    },
   ];
 }
 
 const KUBECONFIGS = [
-  { file: "admin.conf", user: "kubernetes-admin", o: ["kubeadm:cluster-admins"], server: () => "https://cp.lab:6443" },
-  { file: "super-admin.conf", user: "kubernetes-super-admin", o: ["system:masters"], server: () => "https://cp.lab:6443" },
-  { file: "controller-manager.conf", user: "system:kube-controller-manager", o: [], server: (ip: string) => `https://${ip}:6443` },
-  { file: "scheduler.conf", user: "system:kube-scheduler", o: [], server: (ip: string) => `https://${ip}:6443` },
-  { file: "kubelet.conf", user: "system:node:cpN", o: ["system:nodes"], server: () => "https://cp.lab:6443" },
+  {
+    file: "admin.conf",
+    user: "kubernetes-admin",
+    o: ["kubeadm:cluster-admins"],
+    server: () => "https://cp.lab:6443",
+  },
+  {
+    file: "super-admin.conf",
+    user: "kubernetes-super-admin",
+    o: ["system:masters"],
+    server: () => "https://cp.lab:6443",
+  },
+  {
+    file: "controller-manager.conf",
+    user: "system:kube-controller-manager",
+    o: [],
+    server: (ip: string) => `https://${ip}:6443`,
+  },
+  {
+    file: "scheduler.conf",
+    user: "system:kube-scheduler",
+    o: [],
+    server: (ip: string) => `https://${ip}:6443`,
+  },
+  {
+    file: "kubelet.conf",
+    user: "system:node:cpN",
+    o: ["system:nodes"],
+    server: () => "https://cp.lab:6443",
+  },
 ];
 
 const sorted = (a: string[]) => [...a].sort();
@@ -99,18 +232,38 @@ test("every certificate of the table matches kubeadm's CN/O/EKU/SAN rules and ch
       assert.deepEqual(sorted(c.dns), sorted(e.dns), where);
       assert.deepEqual(sorted(c.ips), sorted(e.ips), where);
       assert.equal(c.isCa, false, where);
-      const caFile = { ca: "ca.crt", "front-proxy-ca": "front-proxy-ca.crt", "etcd-ca": "etcd/ca.crt" }[e.ca]!;
+      const caFile = {
+        ca: "ca.crt",
+        "front-proxy-ca": "front-proxy-ca.crt",
+        "etcd-ca": "etcd/ca.crt",
+      }[e.ca]!;
       assert.ok(opensslVerifies(pem, pki(n.root, caFile)), `${where} chains to ${caFile}`);
-      for (const other of ["ca.crt", "front-proxy-ca.crt", "etcd/ca.crt"].filter((f) => f !== caFile)) {
+      for (const other of ["ca.crt", "front-proxy-ca.crt", "etcd/ca.crt"].filter(
+        (f) => f !== caFile,
+      )) {
         assert.ok(!opensslVerifies(pem, pki(n.root, other)), `${where} must not chain to ${other}`);
       }
       assert.equal(statSync(pki(n.root, e.file)).mode & 0o777, 0o644, where);
-      assert.equal(statSync(pki(n.root, e.file.replace(/\.crt$/, ".key"))).mode & 0o777, 0o600, where);
+      assert.equal(
+        statSync(pki(n.root, e.file.replace(/\.crt$/, ".key"))).mode & 0o777,
+        0o600,
+        where,
+      );
     }
-    for (const [f, mode] of [["ca.crt", 0o644], ["front-proxy-ca.crt", 0o644], ["etcd/ca.crt", 0o644], ["sa.key", 0o600], ["sa.pub", 0o644]] as const) {
+    for (const [f, mode] of [
+      ["ca.crt", 0o644],
+      ["front-proxy-ca.crt", 0o644],
+      ["etcd/ca.crt", 0o644],
+      ["sa.key", 0o600],
+      ["sa.pub", 0o644],
+    ] as const) {
       assert.equal(statSync(pki(n.root, f)).mode & 0o777, mode, `${n.name} ${f}`);
     }
-    assert.equal(readFileSync(pki(n.root, "sa.key"), "utf8"), readFileSync(join(saDir, "sa.key"), "utf8"), "the shared sa.key");
+    assert.equal(
+      readFileSync(pki(n.root, "sa.key"), "utf8"),
+      readFileSync(join(saDir, "sa.key"), "utf8"),
+      "the shared sa.key",
+    );
     assert.equal(readFileSync(pki(n.root, "etcd/ca.crt"), "utf8").trim(), etcdCa.caPem.trim());
   }
 });
@@ -120,17 +273,44 @@ test("the five kubeconfigs resolve with kubectl: cluster, user, context, server 
     for (const k of KUBECONFIGS) {
       const file = join(n.root, "etc/kubernetes", k.file);
       assert.equal(statSync(file).mode & 0o777, 0o600);
-      const view = JSON.parse(execFileSync("kubectl", ["--kubeconfig", file, "config", "view", "--raw", "--minify", "--flatten", "-o", "json"]).toString()) as {
-        "current-context": string; clusters: { name: string; cluster: { server: string; "certificate-authority-data": string } }[];
-        users: { name: string; user: { "client-certificate-data": string; "client-key-data": string } }[];
+      const view = JSON.parse(
+        execFileSync("kubectl", [
+          "--kubeconfig",
+          file,
+          "config",
+          "view",
+          "--raw",
+          "--minify",
+          "--flatten",
+          "-o",
+          "json",
+        ]).toString(),
+      ) as {
+        "current-context": string;
+        clusters: {
+          name: string;
+          cluster: { server: string; "certificate-authority-data": string };
+        }[];
+        users: {
+          name: string;
+          user: { "client-certificate-data": string; "client-key-data": string };
+        }[];
       };
       const user = k.user.replace("cpN", n.name);
       assert.equal(view["current-context"], `${user}@kubernetes`, k.file);
       assert.equal(view.clusters[0]!.name, "kubernetes");
       assert.equal(view.clusters[0]!.cluster.server, k.server(n.ip), k.file);
-      assert.equal(Buffer.from(view.clusters[0]!.cluster["certificate-authority-data"], "base64").toString().trim(), k8s.caPem.trim());
+      assert.equal(
+        Buffer.from(view.clusters[0]!.cluster["certificate-authority-data"], "base64")
+          .toString()
+          .trim(),
+        k8s.caPem.trim(),
+      );
       assert.equal(view.users[0]!.name, user);
-      const certPem = Buffer.from(view.users[0]!.user["client-certificate-data"], "base64").toString();
+      const certPem = Buffer.from(
+        view.users[0]!.user["client-certificate-data"],
+        "base64",
+      ).toString();
       const c = opensslInfo(certPem);
       assert.equal(c.cn, user, k.file);
       assert.deepEqual(sorted(c.o), sorted(k.o), k.file);
@@ -142,8 +322,22 @@ test("the five kubeconfigs resolve with kubectl: cluster, user, context, server 
 
 test("no CA private key exists anywhere under the roots", () => {
   for (const n of NODES) {
-    const found = execFileSync("find", [n.root, "-name", "*ca.key", "-o", "-name", "*-ca.key", "-o", "-name", "ca-key.pem"]).toString().trim()
-      .split("\n").filter(Boolean).filter((p) => !p.includes("/etc/node-join/"));
+    const found = execFileSync("find", [
+      n.root,
+      "-name",
+      "*ca.key",
+      "-o",
+      "-name",
+      "*-ca.key",
+      "-o",
+      "-name",
+      "ca-key.pem",
+    ])
+      .toString()
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .filter((p) => !p.includes("/etc/node-join/"));
     assert.deepEqual(found, [], n.name);
     // (the CFSSL *auth* keys under /etc/node-join are HMAC secrets, not CA keys, and are 0600)
   }
@@ -152,44 +346,83 @@ test("no CA private key exists anywhere under the roots", () => {
 test("a three-member etcd cluster runs on those certificates; a wrong-CA certificate is refused", async () => {
   cluster = await startEtcdCluster(NODES);
   const root = NODES[0]!.root;
-  const health = await etcdctl(root, "etcd/healthcheck-client", cluster.endpoints, ["endpoint", "health"]);
+  const health = await etcdctl(root, "etcd/healthcheck-client", cluster.endpoints, [
+    "endpoint",
+    "health",
+  ]);
   assert.equal(health.code, 0, health.out);
   assert.equal((health.out.match(/is healthy/g) ?? []).length, 3, health.out);
-  const members = await etcdctl(root, "etcd/healthcheck-client", cluster.endpoints, ["member", "list"]);
+  const members = await etcdctl(root, "etcd/healthcheck-client", cluster.endpoints, [
+    "member",
+    "list",
+  ]);
   assert.equal((members.out.match(/started/g) ?? []).length, 3, members.out);
 
-  const put = await etcdctl(NODES[1]!.root, "apiserver-etcd-client", cluster.endpoints, ["put", "/registry/node-join", "joined"]);
+  const put = await etcdctl(NODES[1]!.root, "apiserver-etcd-client", cluster.endpoints, [
+    "put",
+    "/registry/node-join",
+    "joined",
+  ]);
   assert.equal(put.code, 0, put.out);
-  const get = await etcdctl(NODES[2]!.root, "apiserver-etcd-client", cluster.endpoints, ["get", "/registry/node-join", "--print-value-only"]);
+  const get = await etcdctl(NODES[2]!.root, "apiserver-etcd-client", cluster.endpoints, [
+    "get",
+    "/registry/node-join",
+    "--print-value-only",
+  ]);
   assert.equal(get.out.trim(), "joined");
 
   // A client certificate signed by the kubernetes CA, not the etcd CA: etcd must refuse it.
-  const wrong = await etcdctl(root, "apiserver-kubelet-client", cluster.endpoints, ["get", "/registry/node-join"]);
+  const wrong = await etcdctl(root, "apiserver-kubelet-client", cluster.endpoints, [
+    "get",
+    "/registry/node-join",
+  ]);
   assert.notEqual(wrong.code, 0);
-  assert.match(wrong.out, /bad certificate|certificate required|unknown authority|deadline exceeded|context deadline/i);
+  assert.match(
+    wrong.out,
+    /bad certificate|certificate required|unknown authority|deadline exceeded|context deadline/i,
+  );
   // The same on the peer port: a would-be peer presenting a kubernetes-CA certificate is refused.
   const peer = cluster.members[0]!.peerUrl.replace("https://", "");
-  let s = "";
+  let s: string;
   try {
-    s = execFileSync("sh", ["-c", `printf 'GET /members HTTP/1.0\\r\\n\\r\\n' | openssl s_client -connect ${peer} -CAfile ${pki(root, "etcd/ca.crt")} -cert ${pki(root, "apiserver.crt")} -key ${pki(root, "apiserver.key")} -quiet 2>&1`]).toString();
+    s = execFileSync("sh", [
+      "-c",
+      `printf 'GET /members HTTP/1.0\\r\\n\\r\\n' | openssl s_client -connect ${peer} -CAfile ${pki(root, "etcd/ca.crt")} -cert ${pki(root, "apiserver.crt")} -key ${pki(root, "apiserver.key")} -quiet 2>&1`,
+    ]).toString();
   } catch (err) {
     s = String((err as { stdout?: Buffer }).stdout ?? err);
   }
   assert.match(s, /alert|bad certificate|unknown ca|error/i, s);
   assert.doesNotMatch(s, /cp1=|"name":"cp1"/);
-  const okPeer = execFileSync("sh", ["-c", `printf 'GET /members HTTP/1.0\\r\\n\\r\\n' | openssl s_client -connect ${peer} -CAfile ${pki(root, "etcd/ca.crt")} -cert ${pki(root, "etcd/peer.crt")} -key ${pki(root, "etcd/peer.key")} -quiet 2>&1 || true`]).toString();
+  const okPeer = execFileSync("sh", [
+    "-c",
+    `printf 'GET /members HTTP/1.0\\r\\n\\r\\n' | openssl s_client -connect ${peer} -CAfile ${pki(root, "etcd/ca.crt")} -cert ${pki(root, "etcd/peer.crt")} -key ${pki(root, "etcd/peer.key")} -quiet 2>&1 || true`,
+  ]).toString();
   assert.match(okPeer, /"name":"cp1"/, "the right peer certificate is accepted");
 });
 
 test("status prints both kubeadm tables with EXTERNALLY MANAGED yes", async () => {
   const r = await runCli(["status", "--root", NODES[0]!.root, "--json"]);
   assert.equal(r.code, 0, r.stderr);
-  const st = json<{ certificates: { name: string; externallyManaged: boolean; managed: boolean }[]; certificateAuthorities: { name: string; externallyManaged: boolean }[] }>(r);
-  assert.deepEqual(st.certificateAuthorities.map((c) => [c.name, c.externallyManaged]), [["ca", true], ["front-proxy-ca", true], ["etcd-ca", true]]);
+  const st = json<{
+    certificates: { name: string; externallyManaged: boolean; managed: boolean }[];
+    certificateAuthorities: { name: string; externallyManaged: boolean }[];
+  }>(r);
+  assert.deepEqual(
+    st.certificateAuthorities.map((c) => [c.name, c.externallyManaged]),
+    [
+      ["ca", true],
+      ["front-proxy-ca", true],
+      ["etcd-ca", true],
+    ],
+  );
   assert.equal(st.certificates.length, 13);
   assert.ok(st.certificates.every((c) => c.externallyManaged && c.managed));
   const text = await runCli(["status", "--root", NODES[0]!.root]);
-  assert.match(text.stdout, /^CERTIFICATE\s+EXPIRES\s+RESIDUAL TIME\s+CERTIFICATE AUTHORITY\s+EXTERNALLY MANAGED/m);
+  assert.match(
+    text.stdout,
+    /^CERTIFICATE\s+EXPIRES\s+RESIDUAL TIME\s+CERTIFICATE AUTHORITY\s+EXTERNALLY MANAGED/m,
+  );
   assert.match(text.stdout, /^etcd-ca\s+\w{3} \d\d, \d{4} \d\d:\d\d UTC\s+9y\s+yes/m);
 });
 
@@ -198,15 +431,27 @@ test("a failure in the middle of the set (etcd CA gone after the kubernetes cert
   const before = snapshot(root);
   const signsBefore = k8s.signRequests();
   // The etcd CA answers its info request, then goes away when the first etcd CSR arrives.
-  const proxy = await startProxy(etcdCa.url, (path) => (path.endsWith("/info") ? { type: "forward" } : { type: "drop" }));
+  const proxy = await startProxy(etcdCa.url, (path) =>
+    path.endsWith("/info") ? { type: "forward" } : { type: "drop" },
+  );
   try {
     const args = cpArgs(root, "cp1", "127.0.0.11").map((a) => (a === etcdCa.url ? proxy.url : a));
     const r = await runCli([...args, "--force", "--timeout", "3s"]);
     assert.equal(r.code, 3, r.stderr);
     assert.match(r.stderr, /CA etcd \(cfssl http:\/\/127\.0\.0\.1:\d+ label etcd\) unreachable/);
-    assert.ok(k8s.signRequests() - signsBefore >= 8, "the kubernetes CA had signed its certificates before the etcd CA failed");
-    assert.ok(proxy.requests.some((q) => q.path.endsWith("/authsign")), "an etcd CSR was sent");
-    assert.deepEqual(diffSnapshots(before, snapshot(root)), [], "the previous set is byte-for-byte unchanged");
+    assert.ok(
+      k8s.signRequests() - signsBefore >= 8,
+      "the kubernetes CA had signed its certificates before the etcd CA failed",
+    );
+    assert.ok(
+      proxy.requests.some((q) => q.path.endsWith("/authsign")),
+      "an etcd CSR was sent",
+    );
+    assert.deepEqual(
+      diffSnapshots(before, snapshot(root)),
+      [],
+      "the previous set is byte-for-byte unchanged",
+    );
   } finally {
     await proxy.close();
   }
@@ -219,9 +464,15 @@ test("re-issuing keeps the previous set under /var/lib/node-join/backup (last 3)
     const r = await runCli([...cpArgs(root, "cp3", "127.0.0.13"), "--force", "--json"]);
     assert.equal(r.code, 0, r.stderr);
   }
-  const backups = execFileSync("ls", [join(root, "var/lib/node-join/backup")]).toString().trim().split("\n");
+  const backups = execFileSync("ls", [join(root, "var/lib/node-join/backup")])
+    .toString()
+    .trim()
+    .split("\n");
   assert.equal(backups.length, 3);
-  const first = readFileSync(join(root, "var/lib/node-join/backup", backups[0]!, "etc/kubernetes/pki/apiserver.crt"), "utf8");
+  const first = readFileSync(
+    join(root, "var/lib/node-join/backup", backups[0]!, "etc/kubernetes/pki/apiserver.crt"),
+    "utf8",
+  );
   assert.notEqual(first, oldApiserver, "older backups beyond 3 were pruned");
   assert.notEqual(readFileSync(pki(root, "apiserver.crt"), "utf8"), first);
 });
@@ -234,10 +485,16 @@ test("a missing or mismatched service-account pair is a clear error naming the f
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /service-account public key .*\/etc\/node-join\/sa\.pub is missing/);
   assert.deepEqual(diffSnapshots(before, snapshot(root)), []);
-  execFileSync("sh", ["-c", `openssl genrsa 2048 2>/dev/null | openssl rsa -pubout -out ${join(root, "etc/node-join/sa.pub")} 2>/dev/null`]);
+  execFileSync("sh", [
+    "-c",
+    `openssl genrsa 2048 2>/dev/null | openssl rsa -pubout -out ${join(root, "etc/node-join/sa.pub")} 2>/dev/null`,
+  ]);
   const before2 = snapshot(root);
   const m = await runCli(cpArgs(root, "cp9", "127.0.0.19"));
   assert.equal(m.code, 5, m.stderr);
-  assert.match(m.stderr, /service-account key pair does not match: .*sa\.pub is not the public half of .*sa\.key/);
+  assert.match(
+    m.stderr,
+    /service-account key pair does not match: .*sa\.pub is not the public half of .*sa\.key/,
+  );
   assert.deepEqual(diffSnapshots(before2, snapshot(root)), []);
 });

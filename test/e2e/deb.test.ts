@@ -10,7 +10,9 @@ import { debPath, ensureDebs } from "../helpers/package.js";
 import { renderService, renderTimer } from "../../agent/ops/timer.js";
 
 const pkg = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { version: string };
-const pin = JSON.parse(readFileSync(join(REPO, "packaging/node.json"), "utf8")) as { version: string };
+const pin = JSON.parse(readFileSync(join(REPO, "packaging/node.json"), "utf8")) as {
+  version: string;
+};
 
 before(() => ensureDebs(pkg.version));
 
@@ -31,14 +33,20 @@ for (const debArch of ["amd64", "arm64"] as const) {
     assert.match(info, new RegExp(`^ Architecture: ${debArch}$`, "m"));
     assert.match(info, /^ Depends: libc6 \(>= 2\.28\)/m);
     assert.doesNotMatch(info, /postinst|prerm/, "no maintainer scripts: the timer ships disabled");
-    const contents = execFileSync("dpkg-deb", ["--contents", deb]).toString().split("\n").filter(Boolean);
+    const contents = execFileSync("dpkg-deb", ["--contents", deb])
+      .toString()
+      .split("\n")
+      .filter(Boolean);
     for (const [path, mode] of EXPECTED) {
       const line = contents.find((l) => l.endsWith(` ${path}`));
       assert.ok(line, `${path} in the package`);
       assert.ok(line.startsWith(`${mode} root/root`), `${path}: ${line}`);
     }
     assert.ok(contents[0]!.startsWith("drwxr-xr-x root/root"), "the package root is 0755");
-    assert.ok(!contents.some((l) => /timers\.target\.wants|\/etc\/systemd\//.test(l)), "units are not enabled by the package");
+    assert.ok(
+      !contents.some((l) => /timers\.target\.wants|\/etc\/systemd\//.test(l)),
+      "units are not enabled by the package",
+    );
   });
 }
 
@@ -47,7 +55,18 @@ test("installing the amd64 package into a scratch root gives the expected files,
   mkdirSync(join(root, "var/lib/dpkg/info"), { recursive: true });
   mkdirSync(join(root, "var/lib/dpkg/updates"), { recursive: true });
   writeFileSync(join(root, "var/lib/dpkg/status"), "");
-  const r = spawnSync("dpkg", ["--root", root, "--force-depends", "--force-script-chrootless", "-i", debPath(pkg.version, "amd64")], { encoding: "utf8" });
+  const r = spawnSync(
+    "dpkg",
+    [
+      "--root",
+      root,
+      "--force-depends",
+      "--force-script-chrootless",
+      "-i",
+      debPath(pkg.version, "amd64"),
+    ],
+    { encoding: "utf8" },
+  );
   assert.equal(r.status, 0, r.stderr);
   const listed = execFileSync("dpkg", ["--root", root, "-L", "node-join"]).toString();
   for (const [path, mode] of EXPECTED) {
@@ -55,9 +74,20 @@ test("installing the amd64 package into a scratch root gives the expected files,
     assert.ok(listed.includes(path.slice(1)), `${path} registered with dpkg`);
     assert.equal(statSync(file).mode & 0o777, mode === "-rwxr-xr-x" ? 0o755 : 0o644, path);
   }
-  assert.equal(readFileSync(join(root, "lib/systemd/system/node-join-renew.service"), "utf8"), renderService("/usr/bin/node-join"));
-  assert.equal(readFileSync(join(root, "lib/systemd/system/node-join-renew.timer"), "utf8"), renderTimer());
-  const v = execFileSync(join(root, "usr/bin/node-join"), ["version"], { env: {} }).toString().trim();
+  assert.equal(
+    readFileSync(join(root, "lib/systemd/system/node-join-renew.service"), "utf8"),
+    renderService("/usr/bin/node-join"),
+  );
+  assert.equal(
+    readFileSync(join(root, "lib/systemd/system/node-join-renew.timer"), "utf8"),
+    renderTimer(),
+  );
+  const v = execFileSync(join(root, "usr/bin/node-join"), ["version"], { env: {} })
+    .toString()
+    .trim();
   assert.equal(v, `node-join ${pkg.version} (node v${pin.version}, linux/x64)`);
-  assert.match(execFileSync("dpkg", ["--root", root, "-s", "node-join"]).toString(), /^Status: install ok installed$/m);
+  assert.match(
+    execFileSync("dpkg", ["--root", root, "-s", "node-join"]).toString(),
+    /^Status: install ok installed$/m,
+  );
 });

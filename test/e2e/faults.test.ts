@@ -5,7 +5,14 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createPrivateKey, generateKeyPairSync } from "node:crypto";
 import {
-  existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  symlinkSync,
+  writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
@@ -28,9 +35,26 @@ const PKI = "var/lib/kubelet/pki";
 
 function args(root: string, extra: string[] = [], url = ca.url): string[] {
   return [
-    "join", "--root", root, "--api-server", "https://10.0.0.1:6443", "--ca-url", url, "--ca-cert-hash", ca.pin,
-    "--ca-auth-key-file", join(root, "etc/node-join/ca-auth.key"), "--client-profile", "client", "--serving-profile", "serving",
-    "--node-name", "w1", "--ip", "10.0.0.21", ...extra,
+    "join",
+    "--root",
+    root,
+    "--api-server",
+    "https://10.0.0.1:6443",
+    "--ca-url",
+    url,
+    "--ca-cert-hash",
+    ca.pin,
+    "--ca-auth-key-file",
+    join(root, "etc/node-join/ca-auth.key"),
+    "--client-profile",
+    "client",
+    "--serving-profile",
+    "serving",
+    "--node-name",
+    "w1",
+    "--ip",
+    "10.0.0.21",
+    ...extra,
   ];
 }
 
@@ -69,7 +93,11 @@ test("a full disk: clear error naming the file (exit 6), no partial files, the o
   const r = await runCli([...args(root), "--force", "--json"]);
   assert.equal(r.code, 6, r.stderr);
   assert.match(json<{ error: string }>(r).error, /cannot write .*: ENOSPC/);
-  assert.deepEqual(diffSnapshots(before_, snapshot(root)), [], "the old set is byte-for-byte intact");
+  assert.deepEqual(
+    diffSnapshots(before_, snapshot(root)),
+    [],
+    "the old set is byte-for-byte intact",
+  );
   assert.deepEqual(leftovers(root), []);
   execFileSync("rm", [filler]);
   const again = await runCli([...args(root), "--force"]);
@@ -99,13 +127,27 @@ test("ten joins started at once: exactly one does the work, the others exit 7", 
   });
   try {
     const [cmd, ...pre] = binary();
-    const runs = Array.from({ length: 10 }, () =>
-      new Promise<number>((resolve) => spawn(cmd!, [...pre, ...args(root, [], proxy.url)], { stdio: "ignore" }).on("exit", (c) => resolve(c ?? 1))),
+    const runs = Array.from(
+      { length: 10 },
+      () =>
+        new Promise<number>((resolve) =>
+          spawn(cmd!, [...pre, ...args(root, [], proxy.url)], { stdio: "ignore" }).on("exit", (c) =>
+            resolve(c ?? 1),
+          ),
+        ),
     );
     const codes = (await Promise.all(runs)).sort();
     assert.deepEqual(codes, [0, 7, 7, 7, 7, 7, 7, 7, 7, 7]);
-    assert.equal(readdirSync(join(root, PKI)).filter((n) => /^kubelet-client-\d/.test(n)).length, 1, "one set was installed");
-    assert.equal(proxy.requests.filter((q) => q.path.endsWith("/authsign")).length, 2, "only one run sent CSRs");
+    assert.equal(
+      readdirSync(join(root, PKI)).filter((n) => /^kubelet-client-\d/.test(n)).length,
+      1,
+      "one set was installed",
+    );
+    assert.equal(
+      proxy.requests.filter((q) => q.path.endsWith("/authsign")).length,
+      2,
+      "only one run sent CSRs",
+    );
     assert.ok(!existsSync(join(root, "var/lib/node-join/lock")));
   } finally {
     await proxy.close();
@@ -123,7 +165,12 @@ test("a stale lock from a killed process is taken over", async () => {
   // A live owner is respected.
   const sleeper = spawn("sleep", ["30"]);
   writeFileSync(join(root, "var/lib/node-join/lock"), `${sleeper.pid}\n`);
-  await expectFailure([...args(root), "--force"], 7, new RegExp(`another node-join \\(pid ${sleeper.pid}\\) holds the lock`), root);
+  await expectFailure(
+    [...args(root), "--force"],
+    7,
+    new RegExp(`another node-join \\(pid ${sleeper.pid}\\) holds the lock`),
+    root,
+  );
   sleeper.kill();
 });
 
@@ -132,13 +179,32 @@ test("a key that does not match its certificate: status reports it, renew repair
   assert.equal((await runCli(args(root))).code, 0);
   const file = join(root, PKI, readlinkSync(join(root, PKI, "kubelet-client-current.pem")));
   const text = readFileSync(file, "utf8");
-  const other = createPrivateKey(generateKeyPairSync("ec", { namedCurve: "prime256v1" }).privateKey.export({ format: "pem", type: "sec1" }));
-  writeFileSync(file, text.replace(/-----BEGIN EC PRIVATE KEY-----[\s\S]*$/, other.export({ format: "pem", type: "sec1" }).toString()));
-  const st = json<{ certificates: { name: string; problem?: string }[] }>(await runCli(["status", "--root", root, "--json"]));
-  assert.equal(st.certificates.find((c) => c.name === "kubelet-client")!.problem, "key does not match certificate");
+  const other = createPrivateKey(
+    generateKeyPairSync("ec", { namedCurve: "prime256v1" }).privateKey.export({
+      format: "pem",
+      type: "sec1",
+    }),
+  );
+  writeFileSync(
+    file,
+    text.replace(
+      /-----BEGIN EC PRIVATE KEY-----[\s\S]*$/,
+      other.export({ format: "pem", type: "sec1" }).toString(),
+    ),
+  );
+  const st = json<{ certificates: { name: string; problem?: string }[] }>(
+    await runCli(["status", "--root", root, "--json"]),
+  );
+  assert.equal(
+    st.certificates.find((c) => c.name === "kubelet-client")!.problem,
+    "key does not match certificate",
+  );
   const r = await runCli(["renew", "--root", root, "--json"]);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(json<{ renewed: { kind: string; reason: string }[] }>(r).renewed.map((x) => [x.kind, x.reason]), [["kubelet-client", "installed key does not match its certificate"]]);
+  assert.deepEqual(
+    json<{ renewed: { kind: string; reason: string }[] }>(r).renewed.map((x) => [x.kind, x.reason]),
+    [["kubelet-client", "installed key does not match its certificate"]],
+  );
 });
 
 test("a symlink planted at a target file is replaced, never followed; a planted directory link is refused", async () => {
@@ -150,14 +216,22 @@ test("a symlink planted at a target file is replaced, never followed; a planted 
   const r = await runCli(args(root));
   assert.equal(r.code, 0, r.stderr);
   assert.equal(readFileSync(victim, "utf8"), "precious\n", "the link target was not written");
-  assert.ok(lstatSync(join(root, "etc/kubernetes/kubelet.conf")).isFile(), "kubelet.conf is now a regular file");
+  assert.ok(
+    lstatSync(join(root, "etc/kubernetes/kubelet.conf")).isFile(),
+    "kubelet.conf is now a regular file",
+  );
 
   const other = prepare(tempRoot());
   const elsewhere = join(other, "elsewhere");
   mkdirSync(elsewhere);
   mkdirSync(join(other, "var/lib/kubelet"), { recursive: true });
   symlinkSync(elsewhere, join(other, PKI));
-  await expectFailure(args(other), 6, /refusing to write under .*var\/lib\/kubelet\/pki: it is a symbolic link \(to .*elsewhere\)/, other);
+  await expectFailure(
+    args(other),
+    6,
+    /refusing to write under .*var\/lib\/kubelet\/pki: it is a symbolic link \(to .*elsewhere\)/,
+    other,
+  );
   assert.deepEqual(readdirSync(elsewhere), []);
 });
 
@@ -176,14 +250,32 @@ test("private keys and the auth key are 0600 and root-owned, no directory is wor
   const wrong = prepare(tempRoot());
   writeFileSync(join(wrong, "etc/node-join/ca-auth.key"), "00".repeat(16), { mode: 0o600 });
   outputs.push(await runCli([...args(wrong), "--json"]));
-  outputs.push(await runCli([...args(tempRoot()).filter((a) => !a.includes("ca-auth.key") && a !== "--ca-auth-key-file"), "--json"], { env: { NODE_JOIN_CA_AUTH_KEY: secret, NODE_JOIN_DEBUG: "1" } }));
-  outputs.push(await runCli(["join", "--root", root, "--timeout", "never"], { env: { NODE_JOIN_CA_AUTH_KEY: secret } }));
+  outputs.push(
+    await runCli(
+      [
+        ...args(tempRoot()).filter((a) => !a.includes("ca-auth.key") && a !== "--ca-auth-key-file"),
+        "--json",
+      ],
+      { env: { NODE_JOIN_CA_AUTH_KEY: secret, NODE_JOIN_DEBUG: "1" } },
+    ),
+  );
+  outputs.push(
+    await runCli(["join", "--root", root, "--timeout", "never"], {
+      env: { NODE_JOIN_CA_AUTH_KEY: secret },
+    }),
+  );
   for (const o of outputs) {
-    assert.ok(!o.stdout.includes(secret) && !o.stderr.includes(secret), `secret in output: ${o.stdout}${o.stderr}`);
+    assert.ok(
+      !o.stdout.includes(secret) && !o.stderr.includes(secret),
+      `secret in output: ${o.stdout}${o.stderr}`,
+    );
   }
   assert.equal(outputs[0]!.code, 0);
   const keyFile = join(root, "etc/node-join/ca-auth.key");
-  const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? [join(d, e.name), ...walk(join(d, e.name))] : [join(d, e.name)]));
+  const walk = (d: string): string[] =>
+    readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? [join(d, e.name), ...walk(join(d, e.name))] : [join(d, e.name)],
+    );
   for (const p of walk(root)) {
     const st = lstatSync(p);
     if (st.isSymbolicLink()) continue;
@@ -194,11 +286,18 @@ test("private keys and the auth key are 0600 and root-owned, no directory is wor
     }
     const text = readFileSync(p, "utf8");
     if (p !== keyFile) assert.ok(!text.includes(secret), `the auth key appears in ${p}`);
-    if (/PRIVATE KEY/.test(text) || p === keyFile) assert.equal(st.mode & 0o777, 0o600, `${p} holds a key`);
+    if (/PRIVATE KEY/.test(text) || p === keyFile)
+      assert.equal(st.mode & 0o777, 0o600, `${p} holds a key`);
   }
   // No flag can take a secret: every secret-sounding flag names a file.
-  const help = execFileSync(process.execPath, [join(process.cwd(), "dist/node-join.cjs"), "join", "--help"]).toString();
-  const secretish = [...help.matchAll(/--([a-z-]*(key|token|password|secret)[a-z-]*)/g)].map((m) => m[1]!).filter((f) => f !== "key-algorithm");
+  const help = execFileSync(process.execPath, [
+    join(process.cwd(), "dist/node-join.cjs"),
+    "join",
+    "--help",
+  ]).toString();
+  const secretish = [...help.matchAll(/--([a-z-]*(key|token|password|secret)[a-z-]*)/g)]
+    .map((m) => m[1]!)
+    .filter((f) => f !== "key-algorithm");
   assert.ok(secretish.length >= 4, `found ${secretish.join(", ")}`);
   for (const f of secretish) assert.match(f, /-file$/, `--${f} must take a file, not the secret`);
 });

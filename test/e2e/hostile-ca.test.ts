@@ -1,4 +1,5 @@
-// Hostile or broken CA answers (issue 7): a proxy in front of a real `cfssl serve` rewrites what the
+// Hostile or broken CA answers (issue 7): a proxy in front of a real `cfssl serve` rewrites what
+// the
 // CA says. Every case must fail with the documented exit code, one line naming the problem and the
 // CA, and no file changed under the root.
 //
@@ -11,7 +12,7 @@
 //      success=false, over the 1 MiB limit, a redirect; a CA certificate field that is garbage);
 //   3  no complete answer within --timeout (a body that never ends): the CA did not refuse anything
 //      and a stalled connection looks exactly like a slow network, so it is retried like an outage
-//      until --timeout and then reported as unreachable, which is what a retrying boot script expects.
+// until --timeout and then reported as unreachable, which is what a retrying boot script expects.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createPrivateKey, webcrypto } from "node:crypto";
@@ -35,7 +36,13 @@ let otherCa: TestCa;
 
 async function testCaOf(c: CfsslCa): Promise<TestCa> {
   const der = createPrivateKey(readFileSync(c.caKeyFile)).export({ format: "der", type: "pkcs8" });
-  const privateKey = await webcrypto.subtle.importKey("pkcs8", der, { name: "ECDSA", namedCurve: "P-256" }, true, ["sign"]);
+  const privateKey = await webcrypto.subtle.importKey(
+    "pkcs8",
+    der,
+    { name: "ECDSA", namedCurve: "P-256" },
+    true,
+    ["sign"],
+  );
   const cert = new x509.X509Certificate(c.caPem);
   const publicKey = await cert.publicKey.export({ name: "ECDSA", namedCurve: "P-256" }, ["verify"]);
   return { cert, pem: c.caPem, keys: { privateKey, publicKey } as CryptoKeyPair };
@@ -52,7 +59,11 @@ after(async () => {
 });
 
 const proxies: Proxy[] = [];
-async function proxy(decide: (path: string, body: string) => ProxyAction | Promise<ProxyAction>, upstream = ca.url, opts = {}): Promise<Proxy> {
+async function proxy(
+  decide: (path: string, body: string) => ProxyAction | Promise<ProxyAction>,
+  upstream = ca.url,
+  opts = {},
+): Promise<Proxy> {
   const p = await startProxy(upstream, decide, opts);
   proxies.push(p);
   return p;
@@ -67,11 +78,38 @@ function newRoot(c: CfsslCa = ca): { root: string; keyFile: string } {
   return { root, keyFile: c.writeAuthKey(join(root, "etc/node-join/ca-auth.key")) };
 }
 
-function joinArgs(url: string, root: string, keyFile: string, extra: string[] = [], pin = ca.pin): string[] {
+function joinArgs(
+  url: string,
+  root: string,
+  keyFile: string,
+  extra: string[] = [],
+  pin = ca.pin,
+): string[] {
   return [
-    "join", "--root", root, "--api-server", "https://10.0.0.1:6443", "--ca-url", url, "--ca-cert-hash", pin,
-    "--ca-auth-key-file", keyFile, "--client-profile", "client", "--serving-profile", "serving",
-    "--node-name", "w1", "--ip", "10.0.0.21", "--ip", "2001:db8::21", "--dns-name", "w1.lab", ...extra,
+    "join",
+    "--root",
+    root,
+    "--api-server",
+    "https://10.0.0.1:6443",
+    "--ca-url",
+    url,
+    "--ca-cert-hash",
+    pin,
+    "--ca-auth-key-file",
+    keyFile,
+    "--client-profile",
+    "client",
+    "--serving-profile",
+    "serving",
+    "--node-name",
+    "w1",
+    "--ip",
+    "10.0.0.21",
+    "--ip",
+    "2001:db8::21",
+    "--dns-name",
+    "w1.lab",
+    ...extra,
   ];
 }
 
@@ -86,7 +124,10 @@ interface SignCall {
 function signCall(body: string): SignCall | undefined {
   try {
     const outer = JSON.parse(body) as { request?: string };
-    const inner = JSON.parse(Buffer.from(outer.request ?? "", "base64").toString()) as { profile?: string; certificate_request: string };
+    const inner = JSON.parse(Buffer.from(outer.request ?? "", "base64").toString()) as {
+      profile?: string;
+      certificate_request: string;
+    };
     return { profile: inner.profile ?? "", csrPem: inner.certificate_request };
   } catch {
     return undefined;
@@ -99,11 +140,27 @@ const isInfo = (path: string) => path.endsWith("/api/v1/cfssl/info");
 /** What the serving certificate of w1 must look like, for the key in the CSR. */
 async function goodServing(csrPem: string): Promise<LeafOptions> {
   const csr = new x509.Pkcs10CertificateRequest(csrPem);
-  const publicKey = await webcrypto.subtle.importKey("spki", csr.publicKey.rawData, { name: "ECDSA", namedCurve: "P-256" }, true, ["verify"]);
-  return { publicKey, cn: "system:node:w1", o: ["system:nodes"], dns: ["w1", "w1.lab"], ips: ["10.0.0.21", "2001:db8::21"], ekus: [EKU_OIDS.serverAuth] };
+  const publicKey = await webcrypto.subtle.importKey(
+    "spki",
+    csr.publicKey.rawData,
+    { name: "ECDSA", namedCurve: "P-256" },
+    true,
+    ["verify"],
+  );
+  return {
+    publicKey,
+    cn: "system:node:w1",
+    o: ["system:nodes"],
+    dns: ["w1", "w1.lab"],
+    ips: ["10.0.0.21", "2001:db8::21"],
+    ekus: [EKU_OIDS.serverAuth],
+  };
 }
 
-/** A proxy that forwards everything but replaces the serving certificate CFSSL signed with one minted here. */
+/**
+ * A proxy that forwards everything but replaces the serving certificate CFSSL signed with one
+ * minted here.
+ */
 function mintingProxy(mint: (good: LeafOptions) => Promise<string>): Promise<Proxy> {
   return proxy((path, body) => {
     const call = isSign(path) ? signCall(body) : undefined;
@@ -122,7 +179,8 @@ function mintingProxy(mint: (good: LeafOptions) => Promise<string>): Promise<Pro
 /** A proxy that answers the serving sign request (or /info) with `action`, forwarding the rest. */
 function answering(action: ProxyAction, which: "sign" | "info" = "sign"): Promise<Proxy> {
   return proxy((path, body) => {
-    if (which === "info" ? isInfo(path) : isSign(path) && signCall(body)?.profile === "serving") return action;
+    if (which === "info" ? isInfo(path) : isSign(path) && signCall(body)?.profile === "serving")
+      return action;
     return { type: "forward" };
   });
 }
@@ -142,12 +200,26 @@ test("control: a certificate minted by the test with the real CA's key passes (s
 test("http: the CA certificate in /info swapped for another CA's: exit 5 before any CSR is sent", async () => {
   const p = await proxy((path) =>
     isInfo(path)
-      ? { type: "rewrite", rewrite: (status, text) => { const env = JSON.parse(text); env.result.certificate = otherCa.pem; return { status, body: JSON.stringify(env) }; } }
+      ? {
+          type: "rewrite",
+          rewrite: (status, text) => {
+            const env = JSON.parse(text);
+            env.result.certificate = otherCa.pem;
+            return { status, body: JSON.stringify(env) };
+          },
+        }
       : { type: "forward" },
   );
   const { root, keyFile } = newRoot();
   const signs = ca.signRequests();
-  await expectFailure(joinArgs(p.url, root, keyFile), 5, new RegExp(`${caName(p.url)}: CA certificate pin sha256:[0-9a-f]{64} matches no --ca-cert-hash; refusing to trust it`), root);
+  await expectFailure(
+    joinArgs(p.url, root, keyFile),
+    5,
+    new RegExp(
+      `${caName(p.url)}: CA certificate pin sha256:[0-9a-f]{64} matches no --ca-cert-hash; refusing to trust it`,
+    ),
+    root,
+  );
   assert.equal(p.requests.filter((q) => isSign(q.path)).length, 0, "no CSR left the node");
   assert.equal(ca.signRequests(), signs);
 });
@@ -156,7 +228,12 @@ test("https: another CA's server (its TLS certificate and its /info) in place of
   const evil = await startCfssl({ tls: true, cn: "kubernetes" });
   try {
     const { root, keyFile } = newRoot(evil);
-    await expectFailure(joinArgs(evil.url, root, keyFile), 5, new RegExp(`${caName(evil.url)}: CA certificate pin .* matches no --ca-cert-hash`), root);
+    await expectFailure(
+      joinArgs(evil.url, root, keyFile),
+      5,
+      new RegExp(`${caName(evil.url)}: CA certificate pin .* matches no --ca-cert-hash`),
+      root,
+    );
     assert.equal(evil.signRequests(), 0, "no CSR reached the impostor");
   } finally {
     await evil.stop();
@@ -168,12 +245,26 @@ test("https: a TLS proxy with another CA's server certificate relaying the real 
   const evil = await startCfssl({ tls: true, cn: "kubernetes" });
   await evil.stop();
   try {
-    const tls = { cert: readFileSync(join(evil.dir, "server.pem"), "utf8"), key: readFileSync(join(evil.dir, "server-key.pem"), "utf8") };
+    const tls = {
+      cert: readFileSync(join(evil.dir, "server.pem"), "utf8"),
+      key: readFileSync(join(evil.dir, "server-key.pem"), "utf8"),
+    };
     const p = await proxy(() => ({ type: "forward" }), tlsCa.url, { tls });
     const { root, keyFile } = newRoot(tlsCa);
     const signs = tlsCa.signRequests();
-    await expectFailure(joinArgs(p.url, root, keyFile), 5, new RegExp(`${caName(p.url)}: TLS certificate of the server does not verify against the pinned CA`), root);
-    assert.deepEqual(p.requests.map((q) => q.path), ["/api/v1/cfssl/info"], "only the (public) CA certificate went through the impostor");
+    await expectFailure(
+      joinArgs(p.url, root, keyFile),
+      5,
+      new RegExp(
+        `${caName(p.url)}: TLS certificate of the server does not verify against the pinned CA`,
+      ),
+      root,
+    );
+    assert.deepEqual(
+      p.requests.map((q) => q.path),
+      ["/api/v1/cfssl/info"],
+      "only the (public) CA certificate went through the impostor",
+    );
     assert.equal(tlsCa.signRequests(), signs);
   } finally {
     await tlsCa.stop();
@@ -184,25 +275,83 @@ test("https: a TLS proxy with another CA's server certificate relaying the real 
 
 const DAY = 86400_000;
 const wrongCerts: [string, (good: LeafOptions) => Promise<string>, RegExp][] = [
-  ["for a different public key", async (g) => {
-    const k = (await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"])) as CryptoKeyPair;
-    return issueLeaf(realCa, { ...g, publicKey: k.publicKey });
-  }, /is for a different public key than the one this node generated/],
-  ["for a different CN", (g) => issueLeaf(realCa, { ...g, cn: "system:node:w2" }), /CN is "system:node:w2", expected "system:node:w1"/],
-  ["for a different O", (g) => issueLeaf(realCa, { ...g, o: ["system:masters"] }), /subject O lacks "system:nodes" \(has \["system:masters"\]\)/],
-  ["missing a requested SAN", (g) => issueLeaf(realCa, { ...g, ips: ["10.0.0.21"] }), /SANs lack requested 2001:db8::21/],
-  ["missing the needed EKU", (g) => issueLeaf(realCa, { ...g, ekus: [EKU_OIDS.clientAuth] }), /extended key usage lacks serverAuth/],
-  ["already expired", (g) => issueLeaf(realCa, { ...g, notBefore: new Date(Date.now() - 2 * DAY), notAfter: new Date(Date.now() - DAY) }), /it expired at \d{4}-/],
-  ["not yet valid", (g) => issueLeaf(realCa, { ...g, notBefore: new Date(Date.now() + DAY), notAfter: new Date(Date.now() + 2 * DAY) }), /it is not valid before \d{4}-/],
-  ["signed by another CA (same CN)", (g) => issueLeaf(otherCa, g), /does not chain to the pinned CA \(issuer CN "kubernetes"\)/],
-  ["a CA certificate returned as the leaf", (g) => issueLeaf(realCa, { ...g, isCa: true }), /is a CA certificate, not a leaf certificate/],
-  ["a PEM block of garbage", async () => "-----BEGIN CERTIFICATE-----\nZ2FyYmFnZSBub3QgYSBjZXJ0aWZpY2F0ZQ==\n-----END CERTIFICATE-----\n", /not a valid certificate/],
-  ["a valid certificate followed by garbage bytes in its DER", async (g) => {
-    const pem = await issueLeaf(realCa, g);
-    const der = Buffer.from(pem.replace(/-----[A-Z ]+-----|\s/g, ""), "base64");
-    const bad = Buffer.concat([der.subarray(0, der.length - 20), Buffer.alloc(20, 0xff)]);
-    return `-----BEGIN CERTIFICATE-----\n${bad.toString("base64")}\n-----END CERTIFICATE-----\n`;
-  }, /(not a valid certificate|does not chain to the pinned CA)/],
+  [
+    "for a different public key",
+    async (g) => {
+      const k = (await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
+        "sign",
+        "verify",
+      ])) as CryptoKeyPair;
+      return issueLeaf(realCa, { ...g, publicKey: k.publicKey });
+    },
+    /is for a different public key than the one this node generated/,
+  ],
+  [
+    "for a different CN",
+    (g) => issueLeaf(realCa, { ...g, cn: "system:node:w2" }),
+    /CN is "system:node:w2", expected "system:node:w1"/,
+  ],
+  [
+    "for a different O",
+    (g) => issueLeaf(realCa, { ...g, o: ["system:masters"] }),
+    /subject O lacks "system:nodes" \(has \["system:masters"\]\)/,
+  ],
+  [
+    "missing a requested SAN",
+    (g) => issueLeaf(realCa, { ...g, ips: ["10.0.0.21"] }),
+    /SANs lack requested 2001:db8::21/,
+  ],
+  [
+    "missing the needed EKU",
+    (g) => issueLeaf(realCa, { ...g, ekus: [EKU_OIDS.clientAuth] }),
+    /extended key usage lacks serverAuth/,
+  ],
+  [
+    "already expired",
+    (g) =>
+      issueLeaf(realCa, {
+        ...g,
+        notBefore: new Date(Date.now() - 2 * DAY),
+        notAfter: new Date(Date.now() - DAY),
+      }),
+    /it expired at \d{4}-/,
+  ],
+  [
+    "not yet valid",
+    (g) =>
+      issueLeaf(realCa, {
+        ...g,
+        notBefore: new Date(Date.now() + DAY),
+        notAfter: new Date(Date.now() + 2 * DAY),
+      }),
+    /it is not valid before \d{4}-/,
+  ],
+  [
+    "signed by another CA (same CN)",
+    (g) => issueLeaf(otherCa, g),
+    /does not chain to the pinned CA \(issuer CN "kubernetes"\)/,
+  ],
+  [
+    "a CA certificate returned as the leaf",
+    (g) => issueLeaf(realCa, { ...g, isCa: true }),
+    /is a CA certificate, not a leaf certificate/,
+  ],
+  [
+    "a PEM block of garbage",
+    async () =>
+      "-----BEGIN CERTIFICATE-----\nZ2FyYmFnZSBub3QgYSBjZXJ0aWZpY2F0ZQ==\n-----END CERTIFICATE-----\n",
+    /not a valid certificate/,
+  ],
+  [
+    "a valid certificate followed by garbage bytes in its DER",
+    async (g) => {
+      const pem = await issueLeaf(realCa, g);
+      const der = Buffer.from(pem.replace(/-----[A-Z ]+-----|\s/g, ""), "base64");
+      const bad = Buffer.concat([der.subarray(0, der.length - 20), Buffer.alloc(20, 0xff)]);
+      return `-----BEGIN CERTIFICATE-----\n${bad.toString("base64")}\n-----END CERTIFICATE-----\n`;
+    },
+    /(not a valid certificate|does not chain to the pinned CA)/,
+  ],
 ];
 
 for (const [name, mint, pattern] of wrongCerts) {
@@ -218,22 +367,76 @@ for (const [name, mint, pattern] of wrongCerts) {
 
 const json200 = (body: string): ProxyAction => ({ type: "respond", status: 200, body });
 const badAnswers: [string, () => ProxyAction | Promise<ProxyAction>, "sign" | "info", RegExp][] = [
-  ["malformed JSON", () => json200('{"success":true,"result":{"certificate":'), "sign", /: answer is not JSON \("\{\\"success\\":true/],
+  [
+    "malformed JSON",
+    () => json200('{"success":true,"result":{"certificate":'),
+    "sign",
+    /: answer is not JSON \("\{\\"success\\":true/,
+  ],
   ["an empty body", () => json200(""), "sign", /: answer is not JSON \(""\)/],
-  ["a truncated body (the real answer cut in half)", () => ({ type: "rewrite", rewrite: (status, text) => ({ status, body: text.slice(0, Math.floor(text.length / 2)) }) }), "sign", /: answer is not JSON/],
-  ["JSON that is not a CFSSL envelope", () => json200('["success", true]'), "sign", /answer is not a CFSSL response \(no "success" field\)/],
-  ["an empty result", () => json200('{"success":true,"result":{},"errors":[],"messages":[]}'), "sign", /signing kubelet-server \(profile serving\): answer holds no certificate/],
-  ["a result whose certificate is not a string", () => json200('{"success":true,"result":{"certificate":["x"]}}'), "sign", /answer holds no certificate/],
-  ["a 200 with success=false", () => json200('{"success":false,"result":null,"errors":[{"code":5000,"message":"policy says no"}],"messages":[]}'), "sign", /signing kubelet-server \(profile serving\) refused: policy says no/],
-  ["garbage where /info has the CA certificate", () => json200('{"success":true,"result":{"certificate":"-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----\\n"}}'), "info", /: info answer: /],
-  ["no PEM at all where /info has the CA certificate", () => json200('{"success":true,"result":{"certificate":"hello"}}'), "info", /: info answer: CA certificate holds no PEM certificate/],
+  [
+    "a truncated body (the real answer cut in half)",
+    () => ({
+      type: "rewrite",
+      rewrite: (status, text) => ({ status, body: text.slice(0, Math.floor(text.length / 2)) }),
+    }),
+    "sign",
+    /: answer is not JSON/,
+  ],
+  [
+    "JSON that is not a CFSSL envelope",
+    () => json200('["success", true]'),
+    "sign",
+    /answer is not a CFSSL response \(no "success" field\)/,
+  ],
+  [
+    "an empty result",
+    () => json200('{"success":true,"result":{},"errors":[],"messages":[]}'),
+    "sign",
+    /signing kubelet-server \(profile serving\): answer holds no certificate/,
+  ],
+  [
+    "a result whose certificate is not a string",
+    () => json200('{"success":true,"result":{"certificate":["x"]}}'),
+    "sign",
+    /answer holds no certificate/,
+  ],
+  [
+    "a 200 with success=false",
+    () =>
+      json200(
+        '{"success":false,"result":null,"errors":[{"code":5000,"message":"policy says no"}],"messages":[]}',
+      ),
+    "sign",
+    /signing kubelet-server \(profile serving\) refused: policy says no/,
+  ],
+  [
+    "garbage where /info has the CA certificate",
+    () =>
+      json200(
+        '{"success":true,"result":{"certificate":"-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----\\n"}}',
+      ),
+    "info",
+    /: info answer: /,
+  ],
+  [
+    "no PEM at all where /info has the CA certificate",
+    () => json200('{"success":true,"result":{"certificate":"hello"}}'),
+    "info",
+    /: info answer: CA certificate holds no PEM certificate/,
+  ],
 ];
 
 for (const [name, action, which, pattern] of badAnswers) {
   test(`${which === "info" ? "/info" : "sign"} answers ${name}: exit 4, nothing written`, async () => {
     const p = await answering(await action(), which);
     const { root, keyFile } = newRoot();
-    await expectFailure(joinArgs(p.url, root, keyFile), 4, new RegExp(`${caName(p.url)}.*${pattern.source}`), root);
+    await expectFailure(
+      joinArgs(p.url, root, keyFile),
+      4,
+      new RegExp(`${caName(p.url)}.*${pattern.source}`),
+      root,
+    );
   });
 }
 
@@ -243,7 +446,12 @@ for (const contentLength of [false, true]) {
     const p = await answering({ type: "stream", total, contentLength });
     const { root, keyFile } = newRoot();
     const t0 = Date.now();
-    await expectFailure(joinArgs(p.url, root, keyFile), 4, new RegExp(`${caName(p.url)}: answer (of ${total} bytes )?is over the 1048576-byte limit`), root);
+    await expectFailure(
+      joinArgs(p.url, root, keyFile),
+      4,
+      new RegExp(`${caName(p.url)}: answer (of ${total} bytes )?is over the 1048576-byte limit`),
+      root,
+    );
     const ms = Date.now() - t0;
     assert.ok(ms < 10_000, `took ${ms} ms`);
     assert.equal(p.streams.length, 1, "not retried");
@@ -258,14 +466,23 @@ test("a body that never ends times out per --timeout: exit 3 naming the CA", asy
   const p = await answering({ type: "stall" });
   const { root, keyFile } = newRoot();
   const t0 = Date.now();
-  await expectFailure(joinArgs(p.url, root, keyFile, ["--timeout", "3s"]), 3, new RegExp(`${caName(p.url)} unreachable: `), root);
+  await expectFailure(
+    joinArgs(p.url, root, keyFile, ["--timeout", "3s"]),
+    3,
+    new RegExp(`${caName(p.url)} unreachable: `),
+    root,
+  );
   const ms = Date.now() - t0;
   assert.ok(ms >= 2_500 && ms < 15_000, `took ${ms} ms`);
 });
 
 // ---- redirects are not followed (exit 4), and the other host sees nothing ----------------------
 
-for (const [status, which] of [[301, "info"], [302, "sign"], [307, "sign"]] as const) {
+for (const [status, which] of [
+  [301, "info"],
+  [302, "sign"],
+  [307, "sign"],
+] as const) {
   test(`a ${status} redirect on ${which} to another host is not followed: exit 4, no request there`, async () => {
     let hits = 0;
     const other: Server = createServer((_req, res) => {
@@ -276,9 +493,19 @@ for (const [status, which] of [[301, "info"], [302, "sign"], [307, "sign"]] as c
     const addr = other.address() as { port: number };
     const elsewhere = `http://127.0.0.2:${addr.port}/api/v1/cfssl/${which === "info" ? "info" : "authsign"}`;
     try {
-      const p = await answering({ type: "respond", status, body: "", headers: { location: elsewhere } }, which);
+      const p = await answering(
+        { type: "respond", status, body: "", headers: { location: elsewhere } },
+        which,
+      );
       const { root, keyFile } = newRoot();
-      await expectFailure(joinArgs(p.url, root, keyFile), 4, new RegExp(`${caName(p.url)}: answered HTTP ${status} redirecting to "${esc(elsewhere)}"; redirects are not followed`), root);
+      await expectFailure(
+        joinArgs(p.url, root, keyFile),
+        4,
+        new RegExp(
+          `${caName(p.url)}: answered HTTP ${status} redirecting to "${esc(elsewhere)}"; redirects are not followed`,
+        ),
+        root,
+      );
       assert.equal(hits, 0, "nothing was sent to the other host");
     } finally {
       other.closeAllConnections();
@@ -287,7 +514,8 @@ for (const [status, which] of [[301, "info"], [302, "sign"], [307, "sign"]] as c
   });
 }
 
-// ---- step-ca: the same answers through a TLS proxy whose certificate the step-ca intermediate signed ----
+// ---- step-ca: the same answers through a TLS proxy whose certificate the step-ca intermediate
+// signed ----
 
 test("step-ca: a swapped root, a wrong certificate, garbage and a redirect from /1.0/sign", async (t) => {
   const { startStepCa } = await import("../helpers/stepca.js");
@@ -296,29 +524,83 @@ test("step-ca: a swapped root, a wrong certificate, garbage and a redirect from 
   t.after(() => step.stop());
   // go.step.sm's PKCS#8 encryption writes the PRF's parameters as 00 00 (not NULL, 05 00), which
   // OpenSSL refuses; patched here so the test can sign with the real intermediate key.
-  const encrypted = Buffer.from(readFileSync(step.intermediateFile.replace(/\.crt$/, ".key"), "utf8").replace(/-----[A-Z ]+-----|\s/g, ""), "base64");
+  const encrypted = Buffer.from(
+    readFileSync(step.intermediateFile.replace(/\.crt$/, ".key"), "utf8").replace(
+      /-----[A-Z ]+-----|\s/g,
+      "",
+    ),
+    "base64",
+  );
   const prf = Buffer.from("2a864886f70d02090000", "hex");
   const at = encrypted.indexOf(prf);
   if (at >= 0) encrypted[at + prf.length - 2] = 0x05;
-  const interKey = createPrivateKey({ key: encrypted, format: "der", type: "pkcs8", passphrase: step.caPassword });
+  const interKey = createPrivateKey({
+    key: encrypted,
+    format: "der",
+    type: "pkcs8",
+    passphrase: step.caPassword,
+  });
   const interCa: TestCa = {
     cert: new x509.X509Certificate(step.intermediatePem),
     pem: step.intermediatePem,
     keys: {
-      privateKey: await webcrypto.subtle.importKey("pkcs8", interKey.export({ format: "der", type: "pkcs8" }), { name: "ECDSA", namedCurve: "P-256" }, true, ["sign"]),
-      publicKey: await new x509.X509Certificate(step.intermediatePem).publicKey.export({ name: "ECDSA", namedCurve: "P-256" }, ["verify"]),
+      privateKey: await webcrypto.subtle.importKey(
+        "pkcs8",
+        interKey.export({ format: "der", type: "pkcs8" }),
+        { name: "ECDSA", namedCurve: "P-256" },
+        true,
+        ["sign"],
+      ),
+      publicKey: await new x509.X509Certificate(step.intermediatePem).publicKey.export(
+        { name: "ECDSA", namedCurve: "P-256" },
+        ["verify"],
+      ),
     } as CryptoKeyPair,
   };
   const tlsKeys = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
-  const tlsPub = await webcrypto.subtle.importKey("spki", tlsKeys.publicKey.export({ format: "der", type: "spki" }), { name: "ECDSA", namedCurve: "P-256" }, true, ["verify"]);
+  const tlsPub = await webcrypto.subtle.importKey(
+    "spki",
+    tlsKeys.publicKey.export({ format: "der", type: "spki" }),
+    { name: "ECDSA", namedCurve: "P-256" },
+    true,
+    ["verify"],
+  );
   const tls = {
-    cert: (await issueLeaf(interCa, { publicKey: tlsPub, cn: "proxy", dns: ["localhost"], ips: ["127.0.0.1"], ekus: [EKU_OIDS.serverAuth] })) + step.intermediatePem,
+    cert:
+      (await issueLeaf(interCa, {
+        publicKey: tlsPub,
+        cn: "proxy",
+        dns: ["localhost"],
+        ips: ["127.0.0.1"],
+        ekus: [EKU_OIDS.serverAuth],
+      })) + step.intermediatePem,
     key: tlsKeys.privateKey.export({ format: "pem", type: "pkcs8" }).toString(),
   };
   const pw = step.provisioners.find((p) => p.name === "workers")!.passwordFile;
   const stepArgs = (url: string, root: string) => [
-    "join", "--root", root, "--api-server", "https://10.0.0.1:6443", "--ca-type", "step-ca", "--ca-url", url, "--ca-fingerprint", step.rootFingerprint,
-    "--ca-provisioner", "workers", "--ca-password-file", pw, "--node-name", "w1", "--ip", "10.0.0.21", "--ip", "2001:db8::21", "--dns-name", "w1.lab",
+    "join",
+    "--root",
+    root,
+    "--api-server",
+    "https://10.0.0.1:6443",
+    "--ca-type",
+    "step-ca",
+    "--ca-url",
+    url,
+    "--ca-fingerprint",
+    step.rootFingerprint,
+    "--ca-provisioner",
+    "workers",
+    "--ca-password-file",
+    pw,
+    "--node-name",
+    "w1",
+    "--ip",
+    "10.0.0.21",
+    "--ip",
+    "2001:db8::21",
+    "--dns-name",
+    "w1.lab",
   ];
   const stepName = (url: string) => `CA kubernetes \\(step-ca ${esc(url)}\\)`;
   const isServingSign = (path: string, body: string) => {
@@ -335,38 +617,102 @@ test("step-ca: a swapped root, a wrong certificate, garbage and a redirect from 
   });
 
   await t.test("the root at /root/<fp> swapped for another CA's: exit 5, no CSR", async () => {
-    const p = await proxy((path) => (path.startsWith("/root/") ? { type: "respond", status: 200, body: JSON.stringify({ ca: otherCa.pem }) } : { type: "forward" }), step.url, { tls });
+    const p = await proxy(
+      (path) =>
+        path.startsWith("/root/")
+          ? { type: "respond", status: 200, body: JSON.stringify({ ca: otherCa.pem }) }
+          : { type: "forward" },
+      step.url,
+      { tls },
+    );
     const root = tempRoot();
-    await expectFailure(stepArgs(p.url, root), 5, new RegExp(`${stepName(p.url)}: root fingerprint [0-9a-f]{64} is not the --ca-fingerprint ${step.rootFingerprint}; refusing to trust it`), root);
+    await expectFailure(
+      stepArgs(p.url, root),
+      5,
+      new RegExp(
+        `${stepName(p.url)}: root fingerprint [0-9a-f]{64} is not the --ca-fingerprint ${step.rootFingerprint}; refusing to trust it`,
+      ),
+      root,
+    );
     assert.equal(p.requests.filter((q) => q.path.endsWith("/1.0/sign")).length, 0);
   });
 
-  await t.test("a certificate for a different CN signed by the real intermediate: exit 5", async () => {
-    const p = await proxy((path, body) => {
-      const csrPem = isServingSign(path, body);
-      if (!csrPem) return { type: "forward" };
-      return {
-        type: "rewrite",
-        rewrite: async (status, text) => {
-          const a = JSON.parse(text) as { crt: string; ca: string; certChain: string[] };
-          const crt = await issueLeaf(interCa, { ...(await goodServing(csrPem)), cn: "system:node:w2" });
-          return { status, body: JSON.stringify({ ...a, crt, certChain: [crt, a.ca] }) };
+  await t.test(
+    "a certificate for a different CN signed by the real intermediate: exit 5",
+    async () => {
+      const p = await proxy(
+        (path, body) => {
+          const csrPem = isServingSign(path, body);
+          if (!csrPem) return { type: "forward" };
+          return {
+            type: "rewrite",
+            rewrite: async (status, text) => {
+              const a = JSON.parse(text) as { crt: string; ca: string; certChain: string[] };
+              const crt = await issueLeaf(interCa, {
+                ...(await goodServing(csrPem)),
+                cn: "system:node:w2",
+              });
+              return { status, body: JSON.stringify({ ...a, crt, certChain: [crt, a.ca] }) };
+            },
+          };
         },
-      };
-    }, step.url, { tls });
-    const root = tempRoot();
-    await expectFailure(stepArgs(p.url, root), 5, new RegExp(`certificate kubelet-server from ${stepName(p.url)}: CN is "system:node:w2", expected "system:node:w1"`), root);
-  });
+        step.url,
+        { tls },
+      );
+      const root = tempRoot();
+      await expectFailure(
+        stepArgs(p.url, root),
+        5,
+        new RegExp(
+          `certificate kubelet-server from ${stepName(p.url)}: CN is "system:node:w2", expected "system:node:w1"`,
+        ),
+        root,
+      );
+    },
+  );
 
   await t.test("a /1.0/sign answer that is not JSON: exit 4", async () => {
-    const p = await proxy((path, body) => (isServingSign(path, body) ? { type: "respond", status: 201, body: "<html>gateway</html>" } : { type: "forward" }), step.url, { tls });
+    const p = await proxy(
+      (path, body) =>
+        isServingSign(path, body)
+          ? { type: "respond", status: 201, body: "<html>gateway</html>" }
+          : { type: "forward" },
+      step.url,
+      { tls },
+    );
     const root = tempRoot();
-    await expectFailure(stepArgs(p.url, root), 4, new RegExp(`${stepName(p.url)} signing kubelet-server: the answer is not a JSON object \\("<html>gateway</html>"\\)`), root);
+    await expectFailure(
+      stepArgs(p.url, root),
+      4,
+      new RegExp(
+        `${stepName(p.url)} signing kubelet-server: the answer is not a JSON object \\("<html>gateway</html>"\\)`,
+      ),
+      root,
+    );
   });
 
   await t.test("a 307 redirect of /1.0/sign to another host: exit 4, not followed", async () => {
-    const p = await proxy((path, body) => (isServingSign(path, body) ? { type: "respond", status: 307, body: "", headers: { location: "https://127.0.0.2:1/1.0/sign" } } : { type: "forward" }), step.url, { tls });
+    const p = await proxy(
+      (path, body) =>
+        isServingSign(path, body)
+          ? {
+              type: "respond",
+              status: 307,
+              body: "",
+              headers: { location: "https://127.0.0.2:1/1.0/sign" },
+            }
+          : { type: "forward" },
+      step.url,
+      { tls },
+    );
     const root = tempRoot();
-    await expectFailure(stepArgs(p.url, root), 4, new RegExp(`${stepName(p.url)}: answered HTTP 307 redirecting to "https://127\\.0\\.0\\.2:1/1\\.0/sign"; redirects are not followed`), root);
+    await expectFailure(
+      stepArgs(p.url, root),
+      4,
+      new RegExp(
+        `${stepName(p.url)}: answered HTTP 307 redirecting to "https://127\\.0\\.0\\.2:1/1\\.0/sign"; redirects are not followed`,
+      ),
+      root,
+    );
   });
 });

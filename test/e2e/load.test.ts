@@ -1,5 +1,6 @@
 // 200 nodes joining at once against one real CFSSL on loopback: the agent's join function
-// in-process with separate roots (200 processes of ~70 MiB each would mostly measure Node start-up).
+// in-process with separate roots (200 processes of ~70 MiB each would mostly measure Node
+// start-up).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -35,14 +36,24 @@ test(`${NODES} nodes join at once: all succeed within their retry budget`, async
       mkdirSync(join(root, "etc/node-join"), { recursive: true });
       const values = mergeValues(
         flagValues({
-          apiServer: "https://10.0.0.1:6443", caUrl: ca.url, caCertHash: [ca.pin], clientProfile: "client", servingProfile: "serving",
-          nodeName: `node-${i}`, ip: [`10.1.${Math.floor(i / 250)}.${(i % 250) + 1}`],
+          apiServer: "https://10.0.0.1:6443",
+          caUrl: ca.url,
+          caCertHash: [ca.pin],
+          clientProfile: "client",
+          servingProfile: "serving",
+          nodeName: `node-${i}`,
+          ip: [`10.1.${Math.floor(i / 250)}.${(i % 250) + 1}`],
         }),
       );
       let n = 0;
       const r = await runJoin(
         { settings: toSettings(values, root), values, force: false, dryRun: false },
-        { layout: layout(root), env: { NODE_JOIN_CA_AUTH_KEY: ca.authKeyHex }, clock: systemClock, log: (line) => (/attempt \d+ failed/.test(line) ? n++ : undefined) },
+        {
+          layout: layout(root),
+          env: { NODE_JOIN_CA_AUTH_KEY: ca.authKeyHex },
+          clock: systemClock,
+          log: (line) => (/attempt \d+ failed/.test(line) ? n++ : undefined),
+        },
       );
       retries[i] = n;
       return r;
@@ -50,11 +61,17 @@ test(`${NODES} nodes join at once: all succeed within their retry budget`, async
   );
   const wallMs = performance.now() - t0;
   const failed = results.filter((r) => r.status === "rejected") as PromiseRejectedResult[];
-  assert.deepEqual(failed.map((f) => String(f.reason)), [], "every node joined");
+  assert.deepEqual(
+    failed.map((f) => String(f.reason)),
+    [],
+    "every node joined",
+  );
   assert.ok(results.every((r) => r.status === "fulfilled" && r.value.issued.length === 2));
   const signs = ca.signRequests() - signsBefore;
   const maxRetries = Math.max(0, ...retries);
-  console.error(`# load: ${NODES} nodes joined in ${(wallMs / 1000).toFixed(1)} s; CA sign requests ${signs} (${(signs / NODES).toFixed(2)} per node); retries: max ${maxRetries}, total ${retries.reduce((a, b) => a + b, 0)}`);
+  console.error(
+    `# load: ${NODES} nodes joined in ${(wallMs / 1000).toFixed(1)} s; CA sign requests ${signs} (${(signs / NODES).toFixed(2)} per node); retries: max ${maxRetries}, total ${retries.reduce((a, b) => a + b, 0)}`,
+  );
   assert.ok(maxRetries <= RETRY_BUDGET, `a node needed ${maxRetries} retries`);
   assert.ok(signs >= NODES * 2, `the CA saw ${signs} sign requests`);
 });

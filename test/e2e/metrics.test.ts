@@ -1,4 +1,5 @@
-// promtool (Debian's prometheus package, unpacked by scripts/deps.sh) on the metrics textfiles whose
+// promtool (Debian's prometheus package, unpacked by scripts/deps.sh) on the metrics textfiles
+// whose
 // content test/unit/renewal.test.ts checks: node_exporter drops a whole textfile that does not
 // parse, so a file promtool rejects or lints would silently lose every node-join metric.
 import { test } from "node:test";

@@ -1,6 +1,7 @@
 // End-to-end test of `npm run package`: the single-file executables for linux/x64 and linux/arm64.
 // Runs packaging/package.mjs --if-changed (which reuses dist/ when it was packaged from these very
-// dist/sea parts, packaging scripts and Node pin); then checks the files themselves and runs both binaries
+// dist/sea parts, packaging scripts and Node pin); then checks the files themselves and runs both
+// binaries
 // (arm64 under qemu-user, whose Debian packages scripts/qemu-deps.sh installs when missing).
 // Packaging takes ~1.5 min (mostly xz -9) the first time; later runs reuse dist/.
 import { after, before, describe, test } from "node:test";
@@ -31,7 +32,11 @@ const OUTPUTS = [
   "node-version.txt",
 ];
 
-function sh(cmd: string, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): SpawnSyncReturns<string> {
+function sh(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; timeoutMs?: number } = {},
+): SpawnSyncReturns<string> {
   const r = spawnSync(cmd, args, {
     cwd: opts.cwd ?? ROOT,
     encoding: "utf8",
@@ -60,7 +65,10 @@ function elfSectionNames(file: string): string[] {
   const shentsize = data.readUInt16LE(0x3a);
   const shnum = data.readUInt16LE(0x3c);
   const shstrndx = data.readUInt16LE(0x3e);
-  assert.ok(shoff > 0 && shnum > 0 && shoff + shnum * shentsize <= data.length, `${file}: bad section header table`);
+  assert.ok(
+    shoff > 0 && shnum > 0 && shoff + shnum * shentsize <= data.length,
+    `${file}: bad section header table`,
+  );
   const section = (i: number) => data.subarray(shoff + i * shentsize, shoff + (i + 1) * shentsize);
   const strtab = section(shstrndx);
   const strOff = Number(strtab.readBigUInt64LE(0x18));
@@ -85,7 +93,11 @@ function sha256OfXzContent(file: string): Promise<string> {
     xz.stdout.on("data", (chunk: Buffer) => hash.update(chunk));
     xz.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     xz.on("error", reject);
-    xz.on("close", (code) => (code === 0 ? resolve(hash.digest("hex")) : reject(new Error(`xz -dc ${file} exited ${code}: ${stderr}`))));
+    xz.on("close", (code) =>
+      code === 0
+        ? resolve(hash.digest("hex"))
+        : reject(new Error(`xz -dc ${file} exited ${code}: ${stderr}`)),
+    );
   });
 }
 
@@ -95,20 +107,25 @@ function timed<T>(fn: () => T): [T, number] {
   return [r, Number(process.hrtime.bigint() - t) / 1e6];
 }
 
-const versionLine = (arch: string) => `node-join ${pkg.version} (node v${pin.version}, linux/${arch})`;
+const versionLine = (arch: string) =>
+  `node-join ${pkg.version} (node v${pin.version}, linux/${arch})`;
 
 describe("npm run package: single executables", () => {
   before(() => {
     // --if-changed: reuses dist/ when it was packaged from these very parts, scripts and pin.
     const [, ms] = timed(() => ensurePackaged());
     console.error(`# package step: ${(ms / 1000).toFixed(1)}s`);
-    for (const name of OUTPUTS) assert.ok(existsSync(join(DIST, name)), `dist/${name} missing after packaging`);
+    for (const name of OUTPUTS)
+      assert.ok(existsSync(join(DIST, name)), `dist/${name} missing after packaging`);
   });
 
   after(() => {
     for (const name of OUTPUTS) {
       const f = join(DIST, name);
-      if (existsSync(f)) console.error(`# ${`dist/${name}`.padEnd(32)} ${String(statSync(f).size).padStart(10)} bytes`);
+      if (existsSync(f))
+        console.error(
+          `# ${`dist/${name}`.padEnd(32)} ${String(statSync(f).size).padStart(10)} bytes`,
+        );
     }
   });
 
@@ -128,7 +145,11 @@ describe("npm run package: single executables", () => {
       assert.equal(h[4], 2, "EI_CLASS: ELFCLASS64");
       assert.equal(h[5], 1, "EI_DATA: little endian");
       assert.ok([2, 3].includes(h.readUInt16LE(16)), "e_type EXEC or DYN");
-      assert.equal(h.readUInt16LE(18), machine, `e_machine 0x${h.readUInt16LE(18).toString(16)}, want 0x${machine.toString(16)}`);
+      assert.equal(
+        h.readUInt16LE(18),
+        machine,
+        `e_machine 0x${h.readUInt16LE(18).toString(16)}, want 0x${machine.toString(16)}`,
+      );
     });
 
     test(`${arch}: stripped, with the SEA blob injected`, () => {
@@ -143,16 +164,24 @@ describe("npm run package: single executables", () => {
       assert.ok(size > 50e6, `${file} is ${size} bytes: too small to hold Node`);
       const data = readFileSync(file);
       assert.ok(data.includes("NODE_SEA_BLOB"), "NODE_SEA_BLOB resource present");
-      assert.ok(data.includes("NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2:1"), "SEA fuse flipped");
+      assert.ok(
+        data.includes("NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2:1"),
+        "SEA fuse flipped",
+      );
     });
   }
 
   test("SHA256SUMS verifies with sha256sum -c and covers the four files", () => {
-    const listed = readFileSync(join(DIST, "SHA256SUMS"), "utf8").trim().split("\n").map((l) => l.split(/\s+\*?/)[1]).sort();
+    const listed = readFileSync(join(DIST, "SHA256SUMS"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => l.split(/\s+\*?/)[1])
+      .sort();
     assert.deepEqual(listed, OUTPUTS.slice(0, 4).sort());
     const r = sh("sha256sum", ["-c", "SHA256SUMS"], { cwd: DIST });
     assert.equal(r.status, 0, `sha256sum -c SHA256SUMS failed:\n${r.stdout}${r.stderr}`);
-    for (const name of listed) assert.ok(r.stdout.split("\n").includes(`${name}: OK`), `${name}: not OK\n${r.stdout}`);
+    for (const name of listed)
+      assert.ok(r.stdout.split("\n").includes(`${name}: OK`), `${name}: not OK\n${r.stdout}`);
   });
 
   for (const { arch } of ARCHES) {
@@ -170,14 +199,21 @@ describe("npm run package: single executables", () => {
   });
 
   test("x64: NODE_OPTIONS is ignored by the executable", () => {
-    const r = sh("env", ["-i", "NODE_OPTIONS=--require=/nonexistent/node-join-package-test.js", binPath("x64"), "version"]);
+    const r = sh("env", [
+      "-i",
+      "NODE_OPTIONS=--require=/nonexistent/node-join-package-test.js",
+      binPath("x64"),
+      "version",
+    ]);
     assert.equal(r.status, 0, `NODE_OPTIONS reached the SEA: exit ${r.status}\n${r.stderr}`);
     assert.equal(r.stdout.trim(), versionLine("x64"));
   });
 
   test("arm64: `version` under qemu-aarch64-static prints linux/arm64", () => {
     ensureQemu();
-    const [r, ms] = timed(() => sh("env", ["-i", ...QEMU, binPath("arm64"), "version"], { cwd: "/", timeoutMs: 120_000 }));
+    const [r, ms] = timed(() =>
+      sh("env", ["-i", ...QEMU, binPath("arm64"), "version"], { cwd: "/", timeoutMs: 120_000 }),
+    );
     console.error(`# arm64 version under qemu: ${ms.toFixed(0)} ms`);
     assert.equal(r.status, 0, `exit ${r.status ?? r.signal}\n${r.stdout}${r.stderr}`);
     assert.equal(r.stdout.trim(), versionLine("arm64"));

@@ -2,7 +2,17 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_PROFILES, startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { binary, json, REPO, runCli, spawnCollect } from "../helpers/cli.js";
@@ -23,21 +33,48 @@ const PKI = "var/lib/kubelet/pki";
 const CRASH_ENTRY = join(REPO, "test/helpers/crash-entry.ts");
 const TEXTFILE = "var/lib/node_exporter/textfile_collector/node_join.prom";
 
-/** A worker joined with short-lived certificates, a hook that records its environment, and a textfile dir. */
+/**
+ * A worker joined with short-lived certificates, a hook that records its environment, and a
+ * textfile dir.
+ */
 async function joinedRoot(profile = "short", extra: string[] = []): Promise<string> {
   const root = tempRoot("nj-renew-");
   mkdirSync(join(root, "etc/node-join"), { recursive: true });
   mkdirSync(join(root, "var/lib/node_exporter/textfile_collector"), { recursive: true });
   const keyFile = ca.writeAuthKey(join(root, "etc/node-join/ca-auth.key"));
   const r = await runCli([
-    "join", "--root", root, "--api-server", "https://10.0.0.1:6443", "--ca-url", ca.url, "--ca-cert-hash", ca.pin,
-    "--ca-auth-key-file", keyFile, "--client-profile", profile, "--serving-profile", profile, "--node-name", "w1", "--ip", "10.0.0.21", ...extra,
+    "join",
+    "--root",
+    root,
+    "--api-server",
+    "https://10.0.0.1:6443",
+    "--ca-url",
+    ca.url,
+    "--ca-cert-hash",
+    ca.pin,
+    "--ca-auth-key-file",
+    keyFile,
+    "--client-profile",
+    profile,
+    "--serving-profile",
+    profile,
+    "--node-name",
+    "w1",
+    "--ip",
+    "10.0.0.21",
+    ...extra,
   ]);
   assert.equal(r.code, 0, r.stderr);
   const hook = join(root, "hook.sh");
-  writeFileSync(hook, `#!/bin/sh\necho "renewed=$NODE_JOIN_RENEWED root=$NODE_JOIN_ROOT args=$*" >> "${root}/hook.log"`);
+  writeFileSync(
+    hook,
+    `#!/bin/sh\necho "renewed=$NODE_JOIN_RENEWED root=$NODE_JOIN_ROOT args=$*" >> "${root}/hook.log"`,
+  );
   chmodSync(hook, 0o755);
-  appendFileSync(join(root, "etc/node-join/config.yaml"), `hooks:\n  postRenew:\n    - ["${hook}", "one arg with spaces"]\n`);
+  appendFileSync(
+    join(root, "etc/node-join/config.yaml"),
+    `hooks:\n  postRenew:\n    - ["${hook}", "one arg with spaces"]\n`,
+  );
   return root;
 }
 
@@ -52,7 +89,11 @@ function currentSet(root: string): SetState {
   const pem = (p: string) => readFileSync(join(root, PKI, `${p}-current.pem`), "utf8");
   const serial = (p: string) => {
     const text = pem(p);
-    return opensslInfo(text.slice(0, text.indexOf("-----END CERTIFICATE-----") + 26)).cn + ":" + /-----BEGIN CERTIFICATE-----\n([^\n]+)/.exec(text)![1];
+    return (
+      opensslInfo(text.slice(0, text.indexOf("-----END CERTIFICATE-----") + 26)).cn +
+      ":" +
+      /-----BEGIN CERTIFICATE-----\n([^\n]+)/.exec(text)![1]
+    );
   };
   return {
     client: readlinkSync(join(root, PKI, "kubelet-client-current.pem")),
@@ -62,13 +103,16 @@ function currentSet(root: string): SetState {
   };
 }
 
-const renew = (root: string, args: string[] = [], env: NodeJS.ProcessEnv = {}) => runCli(["renew", "--root", root, ...args], { env });
+const renew = (root: string, args: string[] = [], env: NodeJS.ProcessEnv = {}) =>
+  runCli(["renew", "--root", root, ...args], { env });
 
 test("renew: nothing due; --before 2h renews with new serials and keys; hook runs; nothing due again", async () => {
   const root = await joinedRoot();
   const before0 = snapshot(root);
   const old = currentSet(root);
-  const oldKey = readFileSync(join(root, PKI, "kubelet-client-current.pem"), "utf8").split("-----END CERTIFICATE-----")[1];
+  const oldKey = readFileSync(join(root, PKI, "kubelet-client-current.pem"), "utf8").split(
+    "-----END CERTIFICATE-----",
+  )[1];
 
   const idle = await renew(root, ["--json"]);
   assert.equal(idle.code, 0, idle.stderr);
@@ -77,37 +121,63 @@ test("renew: nothing due; --before 2h renews with new serials and keys; hook run
   assert.match(idleOut.message, /^nothing to renew, next deadline \d{4}-\d\d-\d\dT/);
   const deadline = new Date(idleOut.nextDeadline).getTime();
   const notAfter = Date.now() + 3600_000;
-  assert.ok(deadline > Date.now() && deadline < notAfter, "the deadline lies within the 1h lifetime");
+  assert.ok(
+    deadline > Date.now() && deadline < notAfter,
+    "the deadline lies within the 1h lifetime",
+  );
   assert.ok(!existsSync(join(root, "hook.log")), "no hook when nothing was renewed");
   const changedByIdle = diffSnapshots(before0, snapshot(root));
   assert.deepEqual(changedByIdle, [TEXTFILE], "an idle renew only refreshes the textfile");
 
   const r = await renew(root, ["--before", "2h", "--json"]);
   assert.equal(r.code, 0, r.stderr);
-  const out = json<{ renewed: { kind: string; reason: string; serial: string; expired: boolean }[]; message: string }>(r);
-  assert.deepEqual(out.renewed.map((x) => x.kind), ["kubelet-client", "kubelet-server"]);
+  const out = json<{
+    renewed: { kind: string; reason: string; serial: string; expired: boolean }[];
+    message: string;
+  }>(r);
+  assert.deepEqual(
+    out.renewed.map((x) => x.kind),
+    ["kubelet-client", "kubelet-server"],
+  );
   assert.match(out.message, /^renewed 2: kubelet-client, kubelet-server$/);
-  assert.ok(out.renewed.every((x) => /less than renew\.before remains/.test(x.reason) && !x.expired));
+  assert.ok(
+    out.renewed.every((x) => /less than renew\.before remains/.test(x.reason) && !x.expired),
+  );
   const now = currentSet(root);
   assert.notEqual(now.client, old.client, "symlink swapped to a new timestamped file");
   assert.notEqual(now.clientSerial, old.clientSerial);
   assert.notEqual(now.serverSerial, old.serverSerial);
-  const newKey = readFileSync(join(root, PKI, "kubelet-client-current.pem"), "utf8").split("-----END CERTIFICATE-----")[1];
+  const newKey = readFileSync(join(root, PKI, "kubelet-client-current.pem"), "utf8").split(
+    "-----END CERTIFICATE-----",
+  )[1];
   assert.notEqual(newKey, oldKey, "a fresh key");
-  assert.ok(existsSync(join(root, PKI, old.client)) && existsSync(join(root, PKI, old.server)), "the previous files are kept");
-  assert.equal(readFileSync(join(root, "hook.log"), "utf8"), `renewed=kubelet-client,kubelet-server root=${root} args=one arg with spaces\n`);
+  assert.ok(
+    existsSync(join(root, PKI, old.client)) && existsSync(join(root, PKI, old.server)),
+    "the previous files are kept",
+  );
+  assert.equal(
+    readFileSync(join(root, "hook.log"), "utf8"),
+    `renewed=kubelet-client,kubelet-server root=${root} args=one arg with spaces\n`,
+  );
 
   const again = await renew(root);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /^nothing to renew, next deadline /);
-  assert.equal(readFileSync(join(root, "hook.log"), "utf8").split("\n").length, 2, "the hook ran once");
+  assert.equal(
+    readFileSync(join(root, "hook.log"), "utf8").split("\n").length,
+    2,
+    "the hook ran once",
+  );
 
   const prom = readFileSync(join(root, TEXTFILE), "utf8");
   const check = checkMetrics(prom);
   assert.equal(check.code, 0, check.output);
   assert.match(prom, /^node_join_last_run_success\{command="renew"\} 1$/m);
   assert.match(prom, /^node_join_last_renewal_timestamp_seconds \d+$/m);
-  assert.match(prom, /^node_join_certificate_renewal_deadline_timestamp_seconds\{kind="kubelet-server",file="\/var\/lib\/kubelet\/pki\/kubelet-server-current.pem"\} \d+$/m);
+  assert.match(
+    prom,
+    /^node_join_certificate_renewal_deadline_timestamp_seconds\{kind="kubelet-server",file="\/var\/lib\/kubelet\/pki\/kubelet-server-current.pem"\} \d+$/m,
+  );
 });
 
 test("renew keeps the previous 3 timestamped kubelet files; reuseKey keeps the key", async () => {
@@ -116,7 +186,10 @@ test("renew keeps the previous 3 timestamped kubelet files; reuseKey keeps the k
   const files = readdirSync(join(root, PKI)).filter((n) => /^kubelet-client-\d/.test(n));
   assert.equal(files.length, 4, `current + 3 previous: ${files.join(" ")}`);
   appendFileSync(join(root, "etc/node-join/config.yaml"), "renew:\n  reuseKey: true\n");
-  const key = () => readFileSync(join(root, PKI, "kubelet-client-current.pem"), "utf8").split("-----END CERTIFICATE-----").pop();
+  const key = () =>
+    readFileSync(join(root, PKI, "kubelet-client-current.pem"), "utf8")
+      .split("-----END CERTIFICATE-----")
+      .pop();
   const k0 = key();
   const s0 = currentSet(root).clientSerial;
   assert.equal((await renew(root, ["--force"])).code, 0);
@@ -133,10 +206,18 @@ test("renew with the CA down exits 3 naming the CA and changes nothing", async (
   const snap = snapshot(root);
   const r = await renew(root, ["--before", "2h", "--json"], { NODE_JOIN_TIMEOUT: "2s" });
   assert.equal(r.code, 3, r.stderr);
-  assert.match(r.stderr, new RegExp(`node-join: error: CA kubernetes \\(cfssl ${down.url.replace(/\./g, "\\.")}\\) unreachable`));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `node-join: error: CA kubernetes \\(cfssl ${down.url.replace(/\./g, "\\.")}\\) unreachable`,
+    ),
+  );
   const changed = diffSnapshots(snap, snapshot(root));
   assert.deepEqual(changed, [TEXTFILE], "only the textfile records the failure");
-  assert.match(readFileSync(join(root, TEXTFILE), "utf8"), /^node_join_last_run_success\{command="renew"\} 0$/m);
+  assert.match(
+    readFileSync(join(root, TEXTFILE), "utf8"),
+    /^node_join_last_run_success\{command="renew"\} 0$/m,
+  );
 });
 
 test("two renews at once: one works, the other exits 7; nothing torn", async () => {
@@ -146,13 +227,26 @@ test("two renews at once: one works, the other exits 7; nothing torn", async () 
   writeFileSync(hook, `#!/bin/sh\ntouch "${root}/hook-started"\nsleep 2\n`);
   chmodSync(hook, 0o755);
   const cfg = join(root, "etc/node-join/config.yaml");
-  writeFileSync(cfg, readFileSync(cfg, "utf8").replace(/hooks:[\s\S]*$/, `hooks:\n  postRenew:\n    - ["${hook}"]\n`));
+  writeFileSync(
+    cfg,
+    readFileSync(cfg, "utf8").replace(
+      /hooks:[\s\S]*$/,
+      `hooks:\n  postRenew:\n    - ["${hook}"]\n`,
+    ),
+  );
   const [cmd, ...pre] = binary();
-  const first = new Promise<number>((resolve) => spawn(cmd!, [...pre, "renew", "--root", root, "--force"], { stdio: "ignore" }).on("exit", (c) => resolve(c ?? 1)));
+  const first = new Promise<number>((resolve) =>
+    spawn(cmd!, [...pre, "renew", "--root", root, "--force"], { stdio: "ignore" }).on("exit", (c) =>
+      resolve(c ?? 1),
+    ),
+  );
   while (!existsSync(join(root, "hook-started"))) await new Promise((r) => setTimeout(r, 50));
   const second = await renew(root, ["--force", "--json"]);
   assert.equal(second.code, 7, second.stderr);
-  assert.match(json<{ error: string }>(second).error, /another node-join \(pid \d+\) holds the lock .*var\/lib\/node-join\/lock/);
+  assert.match(
+    json<{ error: string }>(second).error,
+    /another node-join \(pid \d+\) holds the lock .*var\/lib\/node-join\/lock/,
+  );
   assert.equal(await first, 0);
   const set = currentSet(root);
   assert.ok(existsSync(join(root, PKI, set.client)) && existsSync(join(root, PKI, set.server)));
@@ -163,8 +257,18 @@ for (const step of ["stage", "journal", "move:0", "move:1", "move:2", "done"]) {
   test(`kill -9 at install step "${step}": after restart the set is entirely old or entirely new`, async () => {
     const root = await joinedRoot();
     const old = currentSet(root);
-    // The agent's own CLI, killed by its crash-point seam: the bundle and the binary have no such seam.
-    const killed = await spawnCollect(process.execPath, ["--import", "tsx", CRASH_ENTRY, step, "renew", "--root", root, "--force"]);
+    // The agent's own CLI, killed by its crash-point seam: the bundle and the binary have no such
+    // seam.
+    const killed = await spawnCollect(process.execPath, [
+      "--import",
+      "tsx",
+      CRASH_ENTRY,
+      step,
+      "renew",
+      "--root",
+      root,
+      "--force",
+    ]);
     assert.equal(killed.code, 137, `killed at ${step}: ${killed.stderr}`);
     // The restart: the next run recovers first (roll forward a journalled install, drop stages).
     const restart = await renew(root);
@@ -174,11 +278,17 @@ for (const step of ["stage", "journal", "move:0", "move:1", "move:2", "done"]) {
     const serverNew = now.serverSerial !== old.serverSerial;
     assert.equal(clientNew, serverNew, `mixed set after a crash at ${step}`);
     const expectNew = step !== "stage";
-    assert.equal(clientNew, expectNew, `crash at ${step} should leave the ${expectNew ? "new" : "old"} set`);
+    assert.equal(
+      clientNew,
+      expectNew,
+      `crash at ${step} should leave the ${expectNew ? "new" : "old"} set`,
+    );
     const leftovers = execFind(root, ".node-join-");
     assert.deepEqual(leftovers, [], "temp and staged files are cleaned up");
     assert.ok(!existsSync(join(root, "var/lib/node-join/journal.json")));
-    const st = JSON.parse(readFileSync(join(root, "var/lib/node-join/state.json"), "utf8")) as { certificates: Record<string, { serial: string }> };
+    const st = JSON.parse(readFileSync(join(root, "var/lib/node-join/state.json"), "utf8")) as {
+      certificates: Record<string, { serial: string }>;
+    };
     assert.equal(Object.keys(st.certificates).length, 2);
     const next = await renew(root, ["--force"]);
     assert.equal(next.code, 0, next.stderr);
@@ -206,7 +316,10 @@ test("a changed node IP renews the serving certificate at once", async () => {
   const r = await renew(root, ["--json"]);
   assert.equal(r.code, 0, r.stderr);
   const out = json<{ renewed: { kind: string; reason: string }[] }>(r);
-  assert.deepEqual(out.renewed.map((x) => x.kind), ["kubelet-server"]);
+  assert.deepEqual(
+    out.renewed.map((x) => x.kind),
+    ["kubelet-server"],
+  );
   assert.match(out.renewed[0]!.reason, /SANs lack 10\.0\.0\.22/);
 });
 
@@ -216,14 +329,21 @@ test("renew repairs a missing or corrupt certificate", async () => {
   writeFileSync(target, readFileSync(target, "utf8").slice(0, 200));
   rmSync(join(root, PKI, readlinkSync(join(root, PKI, "kubelet-client-current.pem"))));
   const st = await runCli(["status", "--root", root, "--json"]);
-  const probs = json<{ certificates: { name: string; problem?: string }[] }>(st).certificates.map((c) => [c.name, c.problem]);
+  const probs = json<{ certificates: { name: string; problem?: string }[] }>(st).certificates.map(
+    (c) => [c.name, c.problem],
+  );
   assert.match(String(probs[0]![1]), /dangling symlink/);
   assert.ok(probs[1]![1], "the truncated file is reported");
   const r = await renew(root, ["--json"]);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(json<{ renewed: { kind: string }[] }>(r).renewed.map((x) => x.kind), ["kubelet-client", "kubelet-server"]);
+  assert.deepEqual(
+    json<{ renewed: { kind: string }[] }>(r).renewed.map((x) => x.kind),
+    ["kubelet-client", "kubelet-server"],
+  );
   const after = await runCli(["status", "--root", root, "--json"]);
-  assert.ok(json<{ certificates: { problem?: string }[] }>(after).certificates.every((c) => !c.problem));
+  assert.ok(
+    json<{ certificates: { problem?: string }[] }>(after).certificates.every((c) => !c.problem),
+  );
 });
 
 test("an expired certificate is renewed the same way and the output says it had expired", async () => {
@@ -236,8 +356,13 @@ test("an expired certificate is renewed the same way and the output says it had 
   await new Promise((r) => setTimeout(r, Math.max(0, notAfter - Date.now() + 1500)));
   const r = await renew(root, ["--json"]);
   assert.equal(r.code, 0, r.stderr);
-  const out = json<{ renewed: { kind: string; expired: boolean; reason: string }[]; message: string }>(r);
-  assert.ok(out.renewed.length === 2 && out.renewed.every((x) => x.expired && /expired at/.test(x.reason)));
+  const out = json<{
+    renewed: { kind: string; expired: boolean; reason: string }[];
+    message: string;
+  }>(r);
+  assert.ok(
+    out.renewed.length === 2 && out.renewed.every((x) => x.expired && /expired at/.test(x.reason)),
+  );
   assert.match(out.message, /\(kubelet-client, kubelet-server had expired\)/);
 });
 

@@ -21,21 +21,37 @@ before(async () => {
     provisioners: [
       { name: "workers", organization: ["system:nodes"] },
       // Certificates that expire while the test watches.
-      { name: "brief", organization: ["system:nodes"], claims: { minTLSCertDuration: "1s", defaultTLSCertDuration: "3s" } },
+      {
+        name: "brief",
+        organization: ["system:nodes"],
+        claims: { minTLSCertDuration: "1s", defaultTLSCertDuration: "3s" },
+      },
     ],
   });
 });
 after(async () => ca?.stop());
 
-const TABLE: TableContext = { node: { nodeName: "r1", ips: ["10.0.0.31"], dnsNames: [] }, apiServer: "https://10.0.0.1:6443" };
+const TABLE: TableContext = {
+  node: { nodeName: "r1", ips: ["10.0.0.31"], dnsNames: [] },
+  apiServer: "https://10.0.0.1:6443",
+};
 const server = findKind("kubelet-server")!;
 const template = templateFor(server, TABLE);
 
-function backend(settings: Partial<CaSettings>, env: NodeJS.ProcessEnv = {}): { b: CaBackend; log: string[] } {
+function backend(
+  settings: Partial<CaSettings>,
+  env: NodeJS.ProcessEnv = {},
+): { b: CaBackend; log: string[] } {
   const log: string[] = [];
   const ctx: BackendContext = {
     ca: CAS.kubernetes,
-    settings: { type: "step-ca", url: ca.url, certHashes: [], fingerprint: ca.rootFingerprint, ...settings },
+    settings: {
+      type: "step-ca",
+      url: ca.url,
+      certHashes: [],
+      fingerprint: ca.rootFingerprint,
+      ...settings,
+    },
     unsafeSkipCaVerification: false,
     env,
     clock: systemClock,
@@ -45,17 +61,35 @@ function backend(settings: Partial<CaSettings>, env: NodeJS.ProcessEnv = {}): { 
   return { b: createStepCaBackend(ctx), log };
 }
 
-const withPassword = (provisioner: string) => backend({ provisioner }, { NODE_JOIN_CA_PASSWORD: ca.provisioners.find((p) => p.name === provisioner)!.password });
+const withPassword = (provisioner: string) =>
+  backend(
+    { provisioner },
+    { NODE_JOIN_CA_PASSWORD: ca.provisioners.find((p) => p.name === provisioner)!.password },
+  );
 
 async function request(key: NodeKey): Promise<SignRequest> {
-  return { kind: server.name, profile: server.profile, csrPem: await buildCsr(template, key), template };
+  return {
+    kind: server.name,
+    profile: server.profile,
+    csrPem: await buildCsr(template, key),
+    template,
+  };
 }
 
 function verified(chainPem: string, key: NodeKey, anchors: CertInfo[]): CertInfo {
-  return verifyIssued({ kind: server.name, ca: "step-ca", chainPem, expectedSpki: spkiDer(key.privateKey), anchors, template, now: new Date() }).leaf;
+  return verifyIssued({
+    kind: server.name,
+    ca: "step-ca",
+    chainPem,
+    expectedSpki: spkiDer(key.privateKey),
+    anchors,
+    template,
+    now: new Date(),
+  }).leaf;
 }
 
-const count = (path: string) => (stepCaLog(ca).match(new RegExp(`path=${path.replace(/\//g, "\\/")} `, "g")) ?? []).length;
+const count = (path: string) =>
+  (stepCaLog(ca).match(new RegExp(`path=${path.replace(/\//g, "\\/")} `, "g")) ?? []).length;
 
 test("renew() rekeys over mTLS with a fresh key and renews with the same key; no enrolment secret needed", async () => {
   const { b: enrol } = withPassword("workers");
@@ -68,7 +102,11 @@ test("renew() rekeys over mTLS with a fresh key and renews with the same key; no
   await b.fetchCaBundle();
   const key2 = await generateKey("ecdsa-p256");
   const rekeys = count("/1.0/rekey");
-  const chain2 = await b.renew!({ ...(await request(key2)), currentCertPem: chain1, currentKeyPem: key1.pem });
+  const chain2 = await b.renew!({
+    ...(await request(key2)),
+    currentCertPem: chain1,
+    currentKeyPem: key1.pem,
+  });
   const leaf2 = verified(chain2, key2, anchors);
   assert.equal(count("/1.0/rekey"), rekeys + 1, "step-ca logged a rekey");
   assert.notEqual(leaf2.serial, leaf1.serial);
@@ -78,7 +116,11 @@ test("renew() rekeys over mTLS with a fresh key and renews with the same key; no
 
   const renews = count("/1.0/renew");
   const same = loadKey(key2.pem);
-  const chain3 = await b.renew!({ ...(await request(same)), currentCertPem: chain2, currentKeyPem: key2.pem });
+  const chain3 = await b.renew!({
+    ...(await request(same)),
+    currentCertPem: chain2,
+    currentKeyPem: key2.pem,
+  });
   const leaf3 = verified(chain3, same, anchors);
   assert.equal(count("/1.0/renew"), renews + 1, "step-ca logged a renew");
   assert.ok(leaf3.spki.equals(leaf2.spki), "the same key");
@@ -100,7 +142,12 @@ test("an expired certificate: clear refusal without an enrolment secret, enrolme
   const signs = count("/1.0/sign");
   await assert.rejects(bare.renew!(req), (err: Error) => {
     assert.ok(err instanceof CaRefusedError);
-    assert.match(err.message, new RegExp(`kubelet-server expired on ${leaf.notAfter.toISOString().replace(/\./g, "\\.")} and an expired certificate cannot authenticate the mTLS renewal, so it cannot be renewed: give a one-time token for it \\(--ca-token-file or NODE_JOIN_CA_TOKEN\\) or the provisioner password \\(--ca-provisioner with --ca-password-file or NODE_JOIN_CA_PASSWORD\\)`));
+    assert.match(
+      err.message,
+      new RegExp(
+        `kubelet-server expired on ${leaf.notAfter.toISOString().replace(/\./g, "\\.")} and an expired certificate cannot authenticate the mTLS renewal, so it cannot be renewed: give a one-time token for it \\(--ca-token-file or NODE_JOIN_CA_TOKEN\\) or the provisioner password \\(--ca-provisioner with --ca-password-file or NODE_JOIN_CA_PASSWORD\\)`,
+      ),
+    );
     return true;
   });
   assert.equal(count("/1.0/sign"), signs, "nothing was sent");
@@ -116,12 +163,24 @@ test("an expired certificate: clear refusal without an enrolment secret, enrolme
 test("a certificate whose SANs no longer fit is enrolled again, since renewal keeps the old SANs", async () => {
   const { b } = withPassword("workers");
   const anchors = await b.fetchCaBundle();
-  const oldTemplate = templateFor(server, { ...TABLE, node: { ...TABLE.node, ips: ["10.0.0.99"] } });
+  const oldTemplate = templateFor(server, {
+    ...TABLE,
+    node: { ...TABLE.node, ips: ["10.0.0.99"] },
+  });
   const key = await generateKey("ecdsa-p256");
-  const old = await b.sign({ kind: server.name, profile: server.profile, csrPem: await buildCsr(oldTemplate, key), template: oldTemplate });
+  const old = await b.sign({
+    kind: server.name,
+    profile: server.profile,
+    csrPem: await buildCsr(oldTemplate, key),
+    template: oldTemplate,
+  });
   const fresh = await generateKey("ecdsa-p256");
   const rekeys = count("/1.0/rekey");
-  const chain = await b.renew!({ ...(await request(fresh)), currentCertPem: old, currentKeyPem: key.pem });
+  const chain = await b.renew!({
+    ...(await request(fresh)),
+    currentCertPem: old,
+    currentKeyPem: key.pem,
+  });
   assert.deepEqual(verified(chain, fresh, anchors).ips, ["10.0.0.31"]);
   assert.equal(count("/1.0/rekey"), rekeys, "not a rekey");
 });
@@ -130,12 +189,22 @@ test("a certificate from another CA is not sent over mTLS: refused with what to 
   const other = await makeCa("someone else");
   const oldKey = await generateKey("ecdsa-p256");
   const { publicKey } = await toWebCrypto(oldKey);
-  const foreign = await issueLeaf(other, { publicKey, cn: template.commonName, o: ["system:nodes"], dns: template.sans.dnsNames, ips: template.sans.ips, ekus: ["1.3.6.1.5.5.7.3.1"] });
+  const foreign = await issueLeaf(other, {
+    publicKey,
+    cn: template.commonName,
+    o: ["system:nodes"],
+    dns: template.sans.dnsNames,
+    ips: template.sans.ips,
+    ekus: ["1.3.6.1.5.5.7.3.1"],
+  });
   const fresh = await generateKey("ecdsa-p256");
   const req = { ...(await request(fresh)), currentCertPem: foreign, currentKeyPem: oldKey.pem };
   const { b: bare } = backend({});
   await bare.fetchCaBundle();
-  await assert.rejects(bare.renew!(req), /kubelet-server was not issued by this CA \(issuer "someone else"\), so it cannot be renewed: give a one-time token/);
+  await assert.rejects(
+    bare.renew!(req),
+    /kubelet-server was not issued by this CA \(issuer "someone else"\), so it cannot be renewed: give a one-time token/,
+  );
   const { b } = withPassword("workers");
   const anchors = await b.fetchCaBundle();
   const signs = count("/1.0/sign");

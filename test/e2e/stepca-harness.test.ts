@@ -23,7 +23,10 @@ interface KeyAndCsr {
   csrPem: string;
 }
 
-async function keyAndCsr(subject: string, sans: { dns?: string[]; ip?: string[] }): Promise<KeyAndCsr> {
+async function keyAndCsr(
+  subject: string,
+  sans: { dns?: string[]; ip?: string[] },
+): Promise<KeyAndCsr> {
   const keys = (await webcrypto.subtle.generateKey(EC, true, ["sign", "verify"])) as CryptoKeyPair;
   const names: x509.JsonGeneralName[] = [
     ...(sans.dns ?? []).map((v) => ({ type: "dns" as const, value: v })),
@@ -52,7 +55,11 @@ function subjectOf(pem: string): string[] {
 function run(file: string, args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
     execFile(file, args, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === "number" ? ((err as unknown as { code: number }).code) : 1) : 0;
+      const code = err
+        ? typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === "number"
+          ? (err as unknown as { code: number }).code
+          : 1
+        : 0;
       resolve({ code, out: stdout + stderr });
     });
   });
@@ -79,7 +86,10 @@ describe("step-ca harness (real step-ca 0.19)", () => {
   test("handle shape", () => {
     assert.match(ca.url, /^https:\/\/127\.0\.0\.1:\d+$/);
     assert.equal(ca.localhostUrl, `https://localhost:${ca.port}`);
-    assert.equal(ca.rootFingerprint, createHash("sha256").update(new X509Certificate(ca.rootPem).raw).digest("hex"));
+    assert.equal(
+      ca.rootFingerprint,
+      createHash("sha256").update(new X509Certificate(ca.rootPem).raw).digest("hex"),
+    );
     assert.deepEqual(
       ca.provisioners.map((p) => p.name),
       ["workers", "control-plane"],
@@ -107,9 +117,15 @@ describe("step-ca harness (real step-ca 0.19)", () => {
 
   test("sign with a one-time token, rekey over mTLS, reused token refused", async () => {
     // The CSR asks for system:masters: the workers template must override it.
-    const w1 = await keyAndCsr("CN=system:node:w1, O=system:masters", { dns: ["w1"], ip: ["10.0.0.5"] });
+    const w1 = await keyAndCsr("CN=system:node:w1, O=system:masters", {
+      dns: ["w1"],
+      ip: ["10.0.0.5"],
+    });
     const ott = await ca.mintToken("workers", "system:node:w1", ["w1", "10.0.0.5"]);
-    const [h, c] = ott.split(".").slice(0, 2).map((s) => JSON.parse(Buffer.from(s!, "base64url").toString()));
+    const [h, c] = ott
+      .split(".")
+      .slice(0, 2)
+      .map((s) => JSON.parse(Buffer.from(s!, "base64url").toString()));
     assert.equal(h.alg, "ES256");
     assert.equal(h.kid, ca.provisioners[0]!.kid);
     assert.deepEqual(c.aud, [`${ca.url}/1.0/sign`]);
@@ -126,19 +142,38 @@ describe("step-ca harness (real step-ca 0.19)", () => {
     assert.deepEqual([...(leaf.keyUsage ?? [])].sort(), ["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"]);
     assert.deepEqual(spkiOf(leafPem), w1.publicDer);
     const life = Date.parse(leaf.validTo) - Date.parse(leaf.validFrom);
-    assert.ok(Math.abs(life - (24 * 3600 + 60) * 1000) <= 2000, `default 24h (+1m backdate), got ${life} ms`);
+    assert.ok(
+      Math.abs(life - (24 * 3600 + 60) * 1000) <= 2000,
+      `default 24h (+1m backdate), got ${life} ms`,
+    );
     const pl = new x509.X509Certificate(leafPem);
     const ku = pl.getExtension(x509.KeyUsagesExtension);
     assert.ok(ku, "keyUsage extension");
-    assert.equal(ku.usages, x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment);
+    assert.equal(
+      ku.usages,
+      x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+    );
 
     // Chain: leaf <- intermediate <- root.
     assert.equal(signed.json.certChain.length, 2);
-    assert.equal(new X509Certificate(signed.json.certChain[1]).fingerprint256, new X509Certificate(ca.intermediatePem).fingerprint256);
-    assert.equal(new X509Certificate(signed.json.ca).fingerprint256, new X509Certificate(ca.intermediatePem).fingerprint256);
+    assert.equal(
+      new X509Certificate(signed.json.certChain[1]).fingerprint256,
+      new X509Certificate(ca.intermediatePem).fingerprint256,
+    );
+    assert.equal(
+      new X509Certificate(signed.json.ca).fingerprint256,
+      new X509Certificate(ca.intermediatePem).fingerprint256,
+    );
     const leafFile = join(work, "w1.crt");
     await writeFile(leafFile, leafPem);
-    const ok = await run("openssl", ["verify", "-CAfile", ca.rootFile, "-untrusted", ca.intermediateFile, leafFile]);
+    const ok = await run("openssl", [
+      "verify",
+      "-CAfile",
+      ca.rootFile,
+      "-untrusted",
+      ca.intermediateFile,
+      leafFile,
+    ]);
     assert.equal(ok.code, 0, ok.out);
     assert.match(ok.out, /: OK/);
     const bad = await run("openssl", ["verify", "-CAfile", ca.rootFile, leafFile]);
@@ -165,7 +200,11 @@ describe("step-ca harness (real step-ca 0.19)", () => {
     assert.notEqual(new X509Certificate(rk).serialNumber, leaf.serialNumber);
 
     // Renew (same key) with the rekeyed certificate.
-    const renew = await stepCaRequest(ca, "/1.0/renew", { method: "POST", cert: rk, key: w1b.keyPem });
+    const renew = await stepCaRequest(ca, "/1.0/renew", {
+      method: "POST",
+      cert: rk,
+      key: w1b.keyPem,
+    });
     assert.equal(renew.status, 201, renew.body);
     assert.deepEqual(spkiOf(renew.json.crt), w1b.publicDer);
 
@@ -193,23 +232,36 @@ describe("step-ca harness (real step-ca 0.19)", () => {
     const r2 = await stepCaRequest(ca, "/1.0/sign", { body: { csr: k.csrPem, ott: t2 } });
     assert.equal(r2.status, 403, r2.body);
     // Wrong audience: 401.
-    const t3 = await ca.mintToken("workers", "system:node:w2", ["w2"], { audience: "https://elsewhere:9000/1.0/sign" });
+    const t3 = await ca.mintToken("workers", "system:node:w2", ["w2"], {
+      audience: "https://elsewhere:9000/1.0/sign",
+    });
     const r3 = await stepCaRequest(ca, "/1.0/sign", { body: { csr: k.csrPem, ott: t3 } });
     assert.equal(r3.status, 401, r3.body);
     // Below minTLSCertDuration (5m): 403.
     const t4 = await ca.mintToken("workers", "system:node:w2", ["w2"]);
-    const r4 = await stepCaRequest(ca, "/1.0/sign", { body: { csr: k.csrPem, ott: t4, notAfter: "1m" } });
+    const r4 = await stepCaRequest(ca, "/1.0/sign", {
+      body: { csr: k.csrPem, ott: t4, notAfter: "1m" },
+    });
     assert.equal(r4.status, 403, r4.body);
   });
 
   test("control-plane provisioner keeps the CSR's O", async () => {
     const k = await keyAndCsr("CN=kube-apiserver-kubelet-client, O=kubeadm:cluster-admins", {});
     const t = await ca.mintToken("control-plane", "kube-apiserver-kubelet-client", []);
-    const r = await stepCaRequest(ca, "/1.0/sign", { body: { csr: k.csrPem, ott: t, notAfter: "2h" } });
+    const r = await stepCaRequest(ca, "/1.0/sign", {
+      body: { csr: k.csrPem, ott: t, notAfter: "2h" },
+    });
     assert.equal(r.status, 201, r.body);
-    assert.deepEqual(subjectOf(r.json.crt), ["CN=kube-apiserver-kubelet-client", "O=kubeadm:cluster-admins"]);
+    assert.deepEqual(subjectOf(r.json.crt), [
+      "CN=kube-apiserver-kubelet-client",
+      "O=kubeadm:cluster-admins",
+    ]);
     const c = new X509Certificate(r.json.crt);
-    assert.equal(c.subjectAltName, undefined, "no SAN in the CSR, none in the cert (not the CN as a SAN)");
+    assert.equal(
+      c.subjectAltName,
+      undefined,
+      "no SAN in the CSR, none in the cert (not the CN as a SAN)",
+    );
     assert.ok(Math.abs(Date.parse(c.validTo) - Date.now() - 2 * 3600_000) < 5000);
   });
 
@@ -235,7 +287,11 @@ describe("renewal after expiry (allowRenewalAfterExpiry, 0.19)", () => {
     ca = await startStepCa({
       provisioners: [
         { name: "short", organization: ["system:nodes"], claims: { minTLSCertDuration: "1s" } },
-        { name: "short-strict", organization: ["system:nodes"], claims: { minTLSCertDuration: "1s", allowRenewalAfterExpiry: false } },
+        {
+          name: "short-strict",
+          organization: ["system:nodes"],
+          claims: { minTLSCertDuration: "1s", allowRenewalAfterExpiry: false },
+        },
       ],
     });
   });
@@ -245,27 +301,43 @@ describe("renewal after expiry (allowRenewalAfterExpiry, 0.19)", () => {
     const issue = async (prov: string) => {
       const k = await keyAndCsr("CN=system:node:e1", { dns: ["e1"] });
       const t = await ca.mintToken(prov, "system:node:e1", ["e1"]);
-      const r = await stepCaRequest(ca, "/1.0/sign", { body: { csr: k.csrPem, ott: t, notAfter: "2s" } });
+      const r = await stepCaRequest(ca, "/1.0/sign", {
+        body: { csr: k.csrPem, ott: t, notAfter: "2s" },
+      });
       assert.equal(r.status, 201, r.body);
       return { ...k, crt: r.json.crt as string };
     };
     const a = await issue("short");
     const b = await issue("short-strict");
-    const expiry = Math.max(Date.parse(new X509Certificate(a.crt).validTo), Date.parse(new X509Certificate(b.crt).validTo));
+    const expiry = Math.max(
+      Date.parse(new X509Certificate(a.crt).validTo),
+      Date.parse(new X509Certificate(b.crt).validTo),
+    );
     await new Promise((r) => setTimeout(r, Math.max(0, expiry - Date.now()) + 1100));
 
-    await assert.rejects(stepCaRequest(ca, "/1.0/renew", { method: "POST", cert: a.crt, key: a.keyPem }));
+    await assert.rejects(
+      stepCaRequest(ca, "/1.0/renew", { method: "POST", cert: a.crt, key: a.keyPem }),
+    );
 
     const ta = await ca.mintRenewToken(a.crt + ca.intermediatePem, a.keyPem);
-    const ra = await stepCaRequest(ca, "/1.0/renew", { method: "POST", headers: { authorization: `Bearer ${ta}` } });
+    const ra = await stepCaRequest(ca, "/1.0/renew", {
+      method: "POST",
+      headers: { authorization: `Bearer ${ta}` },
+    });
     assert.equal(ra.status, 201, ra.body);
     assert.deepEqual(spkiOf(ra.json.crt), a.publicDer);
     assert.ok(Date.parse(new X509Certificate(ra.json.crt).validTo) > Date.now());
-    const again = await stepCaRequest(ca, "/1.0/renew", { method: "POST", headers: { authorization: `Bearer ${ta}` } });
+    const again = await stepCaRequest(ca, "/1.0/renew", {
+      method: "POST",
+      headers: { authorization: `Bearer ${ta}` },
+    });
     assert.equal(again.status, 401, "renew token is single use");
 
     const tb = await ca.mintRenewToken(b.crt + ca.intermediatePem, b.keyPem);
-    const rb = await stepCaRequest(ca, "/1.0/renew", { method: "POST", headers: { authorization: `Bearer ${tb}` } });
+    const rb = await stepCaRequest(ca, "/1.0/renew", {
+      method: "POST",
+      headers: { authorization: `Bearer ${tb}` },
+    });
     assert.equal(rb.status, 401, rb.body);
     assert.match(stepCaLog(ca), /certificate has expired/);
   });

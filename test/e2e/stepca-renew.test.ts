@@ -16,7 +16,11 @@ before(async () => {
     provisioners: [
       { name: "workers", organization: ["system:nodes"] },
       // Certificates that expire while the test waits (step-ca backdates NotBefore by a minute).
-      { name: "brief", organization: ["system:nodes"], claims: { minTLSCertDuration: "1s", defaultTLSCertDuration: "4s" } },
+      {
+        name: "brief",
+        organization: ["system:nodes"],
+        claims: { minTLSCertDuration: "1s", defaultTLSCertDuration: "4s" },
+      },
     ],
   });
 });
@@ -24,13 +28,28 @@ after(async () => ca?.stop());
 
 const PKI = "var/lib/kubelet/pki";
 const KINDS = ["kubelet-client", "kubelet-server"] as const;
-const count = (path: string) => (stepCaLog(ca).match(new RegExp(`path=${path.replace(/\//g, "\\/")} `, "g")) ?? []).length;
+const count = (path: string) =>
+  (stepCaLog(ca).match(new RegExp(`path=${path.replace(/\//g, "\\/")} `, "g")) ?? []).length;
 const password = (name: string) => ca.provisioners.find((p) => p.name === name)!.password;
 
 function joinArgs(root: string, extra: string[]): string[] {
   return [
-    "join", "--root", root, "--api-server", "https://10.0.0.1:6443", "--ca-type", "step-ca", "--ca-url", ca.url,
-    "--ca-fingerprint", ca.rootFingerprint, "--node-name", "r1", "--ip", "10.0.0.31", ...extra,
+    "join",
+    "--root",
+    root,
+    "--api-server",
+    "https://10.0.0.1:6443",
+    "--ca-type",
+    "step-ca",
+    "--ca-url",
+    ca.url,
+    "--ca-fingerprint",
+    ca.rootFingerprint,
+    "--node-name",
+    "r1",
+    "--ip",
+    "10.0.0.31",
+    ...extra,
   ];
 }
 
@@ -44,9 +63,14 @@ function installed(root: string, kind: string): Installed {
   const text = readFileSync(join(root, PKI, `${kind}-current.pem`), "utf8");
   const certs = text.match(/-----BEGIN CERTIFICATE-----\n[\s\S]*?-----END CERTIFICATE-----\n/g)!;
   assert.equal(certs.length, 2, `${kind}: leaf and intermediate`);
-  assert.ok(opensslVerifies(certs.join(""), join(root, "etc/kubernetes/pki/ca.crt")), `${kind} chains to the root`);
+  assert.ok(
+    opensslVerifies(certs.join(""), join(root, "etc/kubernetes/pki/ca.crt")),
+    `${kind} chains to the root`,
+  );
   assert.deepEqual(opensslInfo(certs[0]!).o, ["system:nodes"]);
-  const key = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/.exec(text)![0];
+  const key = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/.exec(
+    text,
+  )![0];
   const serial = /^serial=(\w+)/m.exec(openssl(["x509", "-noout", "-serial"], certs[0]!))![1]!;
   return { leaf: certs[0]!, key, serial };
 }
@@ -56,14 +80,18 @@ function openssl(args: string[], input: string): string {
 }
 
 /** Files under the root that changed, minus the metrics textfile (which records every run). */
-const changedFiles = (a: ReturnType<typeof snapshot>, root: string) => diffSnapshots(a, snapshot(root)).filter((f) => !f.startsWith("var/lib/node_exporter"));
+const changedFiles = (a: ReturnType<typeof snapshot>, root: string) =>
+  diffSnapshots(a, snapshot(root)).filter((f) => !f.startsWith("var/lib/node_exporter"));
 
 let root = "";
 
 test("renew rekeys over mTLS: new keys and serials, no token or password on the node, step-ca logs a rekey", async () => {
   root = tempRoot("nj-step-renew-");
   // The join's tokens live only in its environment: nothing secret is left on the node.
-  const tokens = [await ca.mintToken("workers", "system:node:r1", ["r1", "10.0.0.31"]), await ca.mintToken("workers", "system:node:r1", [])];
+  const tokens = [
+    await ca.mintToken("workers", "system:node:r1", ["r1", "10.0.0.31"]),
+    await ca.mintToken("workers", "system:node:r1", []),
+  ];
   const j = await runCli(joinArgs(root, []), { env: { NODE_JOIN_CA_TOKEN: tokens.join("\n") } });
   assert.equal(j.code, 0, j.stderr);
   const before = Object.fromEntries(KINDS.map((k) => [k, installed(root, k)]));
@@ -72,7 +100,12 @@ test("renew rekeys over mTLS: new keys and serials, no token or password on the 
 
   const r = await runCli(["renew", "--root", root, "--force", "--json"]);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(json<{ renewed: { kind: string }[] }>(r).renewed.map((x) => x.kind).sort(), [...KINDS]);
+  assert.deepEqual(
+    json<{ renewed: { kind: string }[] }>(r)
+      .renewed.map((x) => x.kind)
+      .sort(),
+    [...KINDS],
+  );
   assert.equal(count("/1.0/rekey") - rekeys, 2, "two rekeys");
   assert.equal(count("/1.0/sign"), signs, "no enrolment");
   for (const k of KINDS) {
@@ -102,7 +135,9 @@ test("renew with renew.reuseKey keeps the key and uses /1.0/renew", async () => 
 
 test("an expired certificate without an enrolment secret: exit 4 saying what to provide, nothing changed; with one it enrols again", async () => {
   const r0 = tempRoot("nj-step-renew-");
-  const j = await runCli(joinArgs(r0, ["--ca-provisioner", "brief"]), { env: { NODE_JOIN_CA_PASSWORD: password("brief") } });
+  const j = await runCli(joinArgs(r0, ["--ca-provisioner", "brief"]), {
+    env: { NODE_JOIN_CA_PASSWORD: password("brief") },
+  });
   assert.equal(j.code, 0, j.stderr);
   const notAfter = new Date(notAfterOf(installed(r0, "kubelet-client").leaf));
   await new Promise((res) => setTimeout(res, Math.max(0, notAfter.getTime() - Date.now()) + 1500));
@@ -118,7 +153,9 @@ test("an expired certificate without an enrolment secret: exit 4 saying what to 
   assert.deepEqual(changedFiles(snap, r0), [], "nothing changed");
   assert.equal(count("/1.0/sign"), signs, "nothing was sent");
 
-  const ok = await runCli(["renew", "--root", r0, "--json"], { env: { NODE_JOIN_CA_PASSWORD: password("brief") } });
+  const ok = await runCli(["renew", "--root", r0, "--json"], {
+    env: { NODE_JOIN_CA_PASSWORD: password("brief") },
+  });
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stderr, /expired on .*: enrolling kubelet-client again/);
   assert.equal(count("/1.0/sign") - signs, 2, "enrolled again with minted tokens");

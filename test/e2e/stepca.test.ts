@@ -30,14 +30,18 @@ before(async () => {
     startStepCa({ provisioners: [{ name: "etcd" }] }),
   ]);
   saDir = tempRoot("nj-sa-");
-  execFileSync("sh", ["-c", `openssl genrsa -out ${saDir}/sa.key 2048 2>/dev/null && openssl rsa -in ${saDir}/sa.key -pubout -out ${saDir}/sa.pub 2>/dev/null`]);
+  execFileSync("sh", [
+    "-c",
+    `openssl genrsa -out ${saDir}/sa.key 2048 2>/dev/null && openssl rsa -in ${saDir}/sa.key -pubout -out ${saDir}/sa.pub 2>/dev/null`,
+  ]);
 });
 after(async () => {
   await cluster?.stop();
   await Promise.all([k8s, fpCa, etcdCa].map((c) => c?.stop()));
 });
 
-const password = (ca: StepCaHandle, name: string) => ca.provisioners.find((p) => p.name === name)!.password;
+const password = (ca: StepCaHandle, name: string) =>
+  ca.provisioners.find((p) => p.name === name)!.password;
 const SERVER_SANS = (name: string) => [name, `${name}.lab`, "10.0.0.21", "2001:db8::21"];
 
 function secretFile(root: string, name: string, text: string): string {
@@ -50,26 +54,61 @@ function secretFile(root: string, name: string, text: string): string {
 
 function workerArgs(root: string, name: string, extra: string[]): string[] {
   return [
-    "join", "--root", root, "--api-server", "https://10.0.0.1:6443", "--ca-type", "step-ca", "--ca-url", k8s.url,
-    "--ca-fingerprint", k8s.rootFingerprint, "--node-name", name, "--ip", "10.0.0.21", "--ip", "2001:db8::21", "--dns-name", `${name}.lab`, ...extra,
+    "join",
+    "--root",
+    root,
+    "--api-server",
+    "https://10.0.0.1:6443",
+    "--ca-type",
+    "step-ca",
+    "--ca-url",
+    k8s.url,
+    "--ca-fingerprint",
+    k8s.rootFingerprint,
+    "--node-name",
+    name,
+    "--ip",
+    "10.0.0.21",
+    "--ip",
+    "2001:db8::21",
+    "--dns-name",
+    `${name}.lab`,
+    ...extra,
   ];
 }
 
-/** Both tokens a worker needs: the serving certificate's (its SANs) and the client's (none, step's default). */
+/**
+ * Both tokens a worker needs: the serving certificate's (its SANs) and the client's (none, step's
+ * default).
+ */
 async function workerTokens(name: string): Promise<string[]> {
-  return [await k8s.mintToken("workers", `system:node:${name}`, SERVER_SANS(name)), await k8s.mintToken("workers", `system:node:${name}`, [])];
+  return [
+    await k8s.mintToken("workers", `system:node:${name}`, SERVER_SANS(name)),
+    await k8s.mintToken("workers", `system:node:${name}`, []),
+  ];
 }
 
-const requests = (ca: StepCaHandle, path: string) => (stepCaLog(ca).match(new RegExp(`path=${path.replace(/\//g, "\\/")} `, "g")) ?? []).length;
+const requests = (ca: StepCaHandle, path: string) =>
+  (stepCaLog(ca).match(new RegExp(`path=${path.replace(/\//g, "\\/")} `, "g")) ?? []).length;
 const CERT_BLOCK = /-----BEGIN CERTIFICATE-----\n[\s\S]*?-----END CERTIFICATE-----\n/g;
 
-/** The installed kubelet pem is leaf, then the intermediate, then the key; the leaf chains to the root through it. */
+/**
+ * The installed kubelet pem is leaf, then the intermediate, then the key; the leaf chains to the
+ * root through it.
+ */
 function checkKubeletPem(root: string, prefix: string): ReturnType<typeof opensslInfo> {
   const text = readFileSync(join(root, "var/lib/kubelet/pki", `${prefix}-current.pem`), "utf8");
   const certs = text.match(CERT_BLOCK) ?? [];
   assert.equal(certs.length, 2, `${prefix}: leaf and intermediate`);
-  assert.equal(certs[1]!.trim(), k8s.intermediatePem.trim(), `${prefix}: the second certificate is the intermediate`);
-  assert.ok(text.indexOf("PRIVATE KEY-----") > text.lastIndexOf("-----END CERTIFICATE-----"), "key after the chain");
+  assert.equal(
+    certs[1]!.trim(),
+    k8s.intermediatePem.trim(),
+    `${prefix}: the second certificate is the intermediate`,
+  );
+  assert.ok(
+    text.indexOf("PRIVATE KEY-----") > text.lastIndexOf("-----END CERTIFICATE-----"),
+    "key after the chain",
+  );
   const rootFile = join(root, "etc/kubernetes/pki/ca.crt");
   assert.equal(readFileSync(rootFile, "utf8").trim(), k8s.rootPem.trim(), "ca.crt is the root");
   assert.ok(opensslVerifies(certs.join(""), rootFile), `${prefix} chains to the root`);
@@ -97,14 +136,21 @@ test("worker join with one-time tokens from a file: O=system:nodes, SANs, leaf+i
   const signs = requests(k8s, "/1.0/sign");
   const r = await runCli(workerArgs(root, "w1", ["--ca-token-file", file, "--json"]));
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(json<{ issued: { kind: string }[] }>(r).issued.map((i) => i.kind), ["kubelet-client", "kubelet-server"]);
+  assert.deepEqual(
+    json<{ issued: { kind: string }[] }>(r).issued.map((i) => i.kind),
+    ["kubelet-client", "kubelet-server"],
+  );
   assert.equal(requests(k8s, "/1.0/sign") - signs, 2);
   checkWorker(root, "w1");
   const config = readFileSync(join(root, "etc/node-join/config.yaml"), "utf8");
   assert.match(config, /type: step-ca/);
   assert.match(config, /tokenFile: \/etc\/node-join\/ca\.tokens/);
   assert.match(config, new RegExp(`fingerprint: ${k8s.rootFingerprint}`));
-  for (const t of tokens) assert.ok(!config.includes(t) && !r.stdout.includes(t) && !r.stderr.includes(t), "no token in the config or the output");
+  for (const t of tokens)
+    assert.ok(
+      !config.includes(t) && !r.stdout.includes(t) && !r.stderr.includes(t),
+      "no token in the config or the output",
+    );
 
   // Again from the persisted config: nothing to do, and no token needed for it.
   const before = snapshot(root);
@@ -116,7 +162,9 @@ test("worker join with one-time tokens from a file: O=system:nodes, SANs, leaf+i
 
 test("worker join with tokens in NODE_JOIN_CA_TOKEN", async () => {
   const root = tempRoot("nj-step-");
-  const r = await runCli(workerArgs(root, "w2", []), { env: { NODE_JOIN_CA_TOKEN: (await workerTokens("w2")).join("\n") } });
+  const r = await runCli(workerArgs(root, "w2", []), {
+    env: { NODE_JOIN_CA_TOKEN: (await workerTokens("w2")).join("\n") },
+  });
   assert.equal(r.code, 0, r.stderr);
   checkWorker(root, "w2");
 });
@@ -124,13 +172,19 @@ test("worker join with tokens in NODE_JOIN_CA_TOKEN", async () => {
 test("worker join with the provisioner password: node-join mints a token per certificate", async () => {
   const root = tempRoot("nj-step-");
   const pw = secretFile(root, "workers.password", `${password(k8s, "workers")}\n`);
-  const r = await runCli(workerArgs(root, "w3", ["--ca-provisioner", "workers", "--ca-password-file", pw]));
+  const r = await runCli(
+    workerArgs(root, "w3", ["--ca-provisioner", "workers", "--ca-password-file", pw]),
+  );
   assert.equal(r.code, 0, r.stderr);
   checkWorker(root, "w3");
   const config = readFileSync(join(root, "etc/node-join/config.yaml"), "utf8");
-  assert.match(config, /provisioner: workers\n\s+passwordFile: \/etc\/node-join\/workers\.password/);
+  assert.match(
+    config,
+    /provisioner: workers\n\s+passwordFile: \/etc\/node-join\/workers\.password/,
+  );
   assert.ok(!config.includes(password(k8s, "workers")));
-  // The provisioner's template fixed O: the CSR's O is not what decides it (a token holder cannot ask for system:masters).
+  // The provisioner's template fixed O: the CSR's O is not what decides it (a token holder cannot
+  // ask for system:masters).
   assert.match(stepCaLog(k8s), /path=\/provisioners /);
 });
 
@@ -154,7 +208,9 @@ test("one token for a worker that needs two certificates: exit 2 before any CSR,
 test("a reused token is refused by the CA: exit 4 listing the usual causes, nothing written", async () => {
   const root = tempRoot("nj-step-");
   const tokens = await workerTokens("w5");
-  const first = await runCli(workerArgs(root, "w5", []), { env: { NODE_JOIN_CA_TOKEN: tokens.join(" ") } });
+  const first = await runCli(workerArgs(root, "w5", []), {
+    env: { NODE_JOIN_CA_TOKEN: tokens.join(" ") },
+  });
   assert.equal(first.code, 0, first.stderr);
   const other = tempRoot("nj-step-");
   const r = await expectFailure(
@@ -170,16 +226,34 @@ test("a reused token is refused by the CA: exit 4 listing the usual causes, noth
 
 test("a token for another node is not sent: exit 2 naming what it is for; expired and foreign tokens likewise", async () => {
   const root = tempRoot("nj-step-");
-  const tokens = [await k8s.mintToken("workers", "system:node:other", SERVER_SANS("w6")), await k8s.mintToken("workers", "system:node:other", [])];
+  const tokens = [
+    await k8s.mintToken("workers", "system:node:other", SERVER_SANS("w6")),
+    await k8s.mintToken("workers", "system:node:other", []),
+  ];
   const file = secretFile(root, "ca.tokens", tokens.join("\n"));
   const signs = requests(k8s, "/1.0/sign");
-  await expectFailure(workerArgs(root, "w6", ["--ca-token-file", file]), 2, /no one-time token for kubelet-client \(CN system:node:w6, no SANs\); kubelet-server .* \(it holds: token 1: system:node:other \[w6, w6\.lab, 10\.0\.0\.21, 2001:db8::21\]; token 2: system:node:other\)/, root);
+  await expectFailure(
+    workerArgs(root, "w6", ["--ca-token-file", file]),
+    2,
+    /no one-time token for kubelet-client \(CN system:node:w6, no SANs\); kubelet-server .* \(it holds: token 1: system:node:other \[w6, w6\.lab, 10\.0\.0\.21, 2001:db8::21\]; token 2: system:node:other\)/,
+    root,
+  );
   const foreign = await fpCa.mintToken("front-proxy", "system:node:w6", []);
   writeFileSync(file, foreign);
-  await expectFailure(workerArgs(root, "w6", ["--ca-token-file", file]), 2, /token 1: system:node:w6, minted for another CA \(root fingerprint [0-9a-f]{64}\)/, root);
+  await expectFailure(
+    workerArgs(root, "w6", ["--ca-token-file", file]),
+    2,
+    /token 1: system:node:w6, minted for another CA \(root fingerprint [0-9a-f]{64}\)/,
+    root,
+  );
   writeFileSync(file, await k8s.mintToken("workers", "system:node:w6", [], { ttl: "1s" }));
   await new Promise((r) => setTimeout(r, 1500));
-  await expectFailure(workerArgs(root, "w6", ["--ca-token-file", file]), 2, /token 1: system:node:w6, expired at \d{4}-/, root);
+  await expectFailure(
+    workerArgs(root, "w6", ["--ca-token-file", file]),
+    2,
+    /token 1: system:node:w6, expired at \d{4}-/,
+    root,
+  );
   assert.equal(requests(k8s, "/1.0/sign"), signs, "nothing reached the CA");
 });
 
@@ -189,12 +263,33 @@ test("a wrong root fingerprint is refused before anything but the root download 
   const args = workerArgs(root, "w7", ["--ca-provisioner", "workers", "--ca-password-file", pw]);
   const [signs, provs] = [requests(k8s, "/1.0/sign"), requests(k8s, "/provisioners")];
   const unknown = "0".repeat(64);
-  await expectFailure(args.map((a) => (a === k8s.rootFingerprint ? unknown : a)), 5, new RegExp(`the CA has no root with fingerprint ${unknown}: wrong --ca-fingerprint or wrong CA URL`), root);
+  await expectFailure(
+    args.map((a) => (a === k8s.rootFingerprint ? unknown : a)),
+    5,
+    new RegExp(
+      `the CA has no root with fingerprint ${unknown}: wrong --ca-fingerprint or wrong CA URL`,
+    ),
+    root,
+  );
   // Another CA's root fingerprint: this server does not have it either.
-  await expectFailure(args.map((a) => (a === k8s.rootFingerprint ? fpCa.rootFingerprint : a)), 5, /has no root with fingerprint/, root);
+  await expectFailure(
+    args.map((a) => (a === k8s.rootFingerprint ? fpCa.rootFingerprint : a)),
+    5,
+    /has no root with fingerprint/,
+    root,
+  );
   // The right fingerprint at another CA's URL.
-  await expectFailure(args.map((a) => (a === k8s.url ? fpCa.url : a)), 5, /has no root with fingerprint/, root);
-  assert.deepEqual([requests(k8s, "/1.0/sign"), requests(k8s, "/provisioners")], [signs, provs], "nothing but /root was asked");
+  await expectFailure(
+    args.map((a) => (a === k8s.url ? fpCa.url : a)),
+    5,
+    /has no root with fingerprint/,
+    root,
+  );
+  assert.deepEqual(
+    [requests(k8s, "/1.0/sign"), requests(k8s, "/provisioners")],
+    [signs, provs],
+    "nothing but /root was asked",
+  );
 });
 
 test("a wrong provisioner password fails to decrypt its key locally: exit 2, no CSR sent", async () => {
@@ -207,17 +302,35 @@ test("a wrong provisioner password fails to decrypt its key locally: exit 2, no 
     /cannot decrypt the key of provisioner "workers" with the password from .*workers\.password: wrong password .*no CSR was sent/,
     root,
   );
-  await expectFailure(workerArgs(root, "w8", ["--ca-provisioner", "nobody", "--ca-password-file", pw]), 2, /no JWK provisioner "nobody" \(--ca-provisioner\); the CA has: workers, control-plane/, root);
-  await expectFailure(workerArgs(root, "w8", []), 2, /no enrolment secret: give one one-time token per certificate \(--ca-token-file, one per line, or NODE_JOIN_CA_TOKEN\)/, root);
+  await expectFailure(
+    workerArgs(root, "w8", ["--ca-provisioner", "nobody", "--ca-password-file", pw]),
+    2,
+    /no JWK provisioner "nobody" \(--ca-provisioner\); the CA has: workers, control-plane/,
+    root,
+  );
+  await expectFailure(
+    workerArgs(root, "w8", []),
+    2,
+    /no enrolment secret: give one one-time token per certificate \(--ca-token-file, one per line, or NODE_JOIN_CA_TOKEN\)/,
+    root,
+  );
   const open = secretFile(root, "open.password", password(k8s, "workers"));
   execFileSync("chmod", ["0644", open]);
-  await expectFailure(workerArgs(root, "w8", ["--ca-provisioner", "workers", "--ca-password-file", open]), 2, /step-ca provisioner password file .*open\.password is readable by group or others/, root);
+  await expectFailure(
+    workerArgs(root, "w8", ["--ca-provisioner", "workers", "--ca-password-file", open]),
+    2,
+    /step-ca provisioner password file .*open\.password is readable by group or others/,
+    root,
+  );
   assert.equal(requests(k8s, "/1.0/sign"), signs);
 });
 
-// ---- control plane -------------------------------------------------------------------------------
+// ---- control plane
+// -------------------------------------------------------------------------------
 
-/** A root as cloud-init would leave it: one provisioner password per CA and the cluster's sa pair. */
+/**
+ * A root as cloud-init would leave it: one provisioner password per CA and the cluster's sa pair.
+ */
 function prepareCpRoot(): string {
   const root = tempRoot("nj-step-cp-");
   secretFile(root, "kubernetes-ca.password", password(k8s, "control-plane"));
@@ -231,12 +344,35 @@ function prepareCpRoot(): string {
 function cpArgs(root: string, name: string, ip: string): string[] {
   const etc = join(root, "etc/node-join");
   const ca = (prefix: string, h: StepCaHandle, provisioner: string, file: string) => [
-    `--${prefix}ca-type`, "step-ca", `--${prefix}ca-url`, h.url, `--${prefix}ca-fingerprint`, h.rootFingerprint,
-    `--${prefix}ca-provisioner`, provisioner, `--${prefix}ca-password-file`, join(etc, file),
+    `--${prefix}ca-type`,
+    "step-ca",
+    `--${prefix}ca-url`,
+    h.url,
+    `--${prefix}ca-fingerprint`,
+    h.rootFingerprint,
+    `--${prefix}ca-provisioner`,
+    provisioner,
+    `--${prefix}ca-password-file`,
+    join(etc, file),
   ];
   return [
-    "join", "--root", root, "--role", "control-plane", "--node-name", name, "--ip", ip, "--advertise-address", ip,
-    "--control-plane-endpoint", "cp.lab:6443", "--apiserver-cert-san", "api.example.org", "--etcd-server-cert-san", "etcd.lab",
+    "join",
+    "--root",
+    root,
+    "--role",
+    "control-plane",
+    "--node-name",
+    name,
+    "--ip",
+    ip,
+    "--advertise-address",
+    ip,
+    "--control-plane-endpoint",
+    "cp.lab:6443",
+    "--apiserver-cert-san",
+    "api.example.org",
+    "--etcd-server-cert-san",
+    "etcd.lab",
     ...ca("", k8s, "control-plane", "kubernetes-ca.password"),
     ...ca("front-proxy-", fpCa, "front-proxy", "front-proxy-ca.password"),
     ...ca("etcd-", etcdCa, "etcd", "etcd-ca.password"),
@@ -248,14 +384,77 @@ const sorted = (a: string[]) => [...a].sort();
 
 function expectations(name: string, ip: string) {
   return [
-    { file: "apiserver.crt", ca: k8s, cn: "kube-apiserver", o: [], eku: "serverAuth",
-      dns: [name, "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "cp.lab", "api.example.org"], ips: ["10.96.0.1", ip] },
-    { file: "apiserver-kubelet-client.crt", ca: k8s, cn: "kube-apiserver-kubelet-client", o: ["kubeadm:cluster-admins"], eku: "clientAuth", dns: [], ips: [] },
-    { file: "front-proxy-client.crt", ca: fpCa, cn: "front-proxy-client", o: [], eku: "clientAuth", dns: [], ips: [] },
-    { file: "apiserver-etcd-client.crt", ca: etcdCa, cn: "kube-apiserver-etcd-client", o: [], eku: "clientAuth", dns: [], ips: [] },
-    { file: "etcd/server.crt", ca: etcdCa, cn: name, o: [], eku: "serverAuth", dns: [name, "localhost", "etcd.lab"], ips: [ip, "127.0.0.1", "0:0:0:0:0:0:0:1"] },
-    { file: "etcd/peer.crt", ca: etcdCa, cn: name, o: [], eku: "serverAuth", dns: [name, "localhost"], ips: [ip, "127.0.0.1", "0:0:0:0:0:0:0:1"] },
-    { file: "etcd/healthcheck-client.crt", ca: etcdCa, cn: "kube-etcd-healthcheck-client", o: [], eku: "clientAuth", dns: [], ips: [] },
+    {
+      file: "apiserver.crt",
+      ca: k8s,
+      cn: "kube-apiserver",
+      o: [],
+      eku: "serverAuth",
+      dns: [
+        name,
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "cp.lab",
+        "api.example.org",
+      ],
+      ips: ["10.96.0.1", ip],
+    },
+    {
+      file: "apiserver-kubelet-client.crt",
+      ca: k8s,
+      cn: "kube-apiserver-kubelet-client",
+      o: ["kubeadm:cluster-admins"],
+      eku: "clientAuth",
+      dns: [],
+      ips: [],
+    },
+    {
+      file: "front-proxy-client.crt",
+      ca: fpCa,
+      cn: "front-proxy-client",
+      o: [],
+      eku: "clientAuth",
+      dns: [],
+      ips: [],
+    },
+    {
+      file: "apiserver-etcd-client.crt",
+      ca: etcdCa,
+      cn: "kube-apiserver-etcd-client",
+      o: [],
+      eku: "clientAuth",
+      dns: [],
+      ips: [],
+    },
+    {
+      file: "etcd/server.crt",
+      ca: etcdCa,
+      cn: name,
+      o: [],
+      eku: "serverAuth",
+      dns: [name, "localhost", "etcd.lab"],
+      ips: [ip, "127.0.0.1", "0:0:0:0:0:0:0:1"],
+    },
+    {
+      file: "etcd/peer.crt",
+      ca: etcdCa,
+      cn: name,
+      o: [],
+      eku: "serverAuth",
+      dns: [name, "localhost"],
+      ips: [ip, "127.0.0.1", "0:0:0:0:0:0:0:1"],
+    },
+    {
+      file: "etcd/healthcheck-client.crt",
+      ca: etcdCa,
+      cn: "kube-etcd-healthcheck-client",
+      o: [],
+      eku: "clientAuth",
+      dns: [],
+      ips: [],
+    },
   ];
 }
 
@@ -266,9 +465,18 @@ test("three control planes join through three step-ca CAs, one provisioner each"
     assert.equal(r.code, 0, `join ${n.name}: ${r.stderr}`);
     assert.equal(json<{ issued: unknown[] }>(r).issued.length, 13);
   }
-  const caFiles = new Map([[k8s, "ca.crt"], [fpCa, "front-proxy-ca.crt"], [etcdCa, "etcd/ca.crt"]]);
+  const caFiles = new Map([
+    [k8s, "ca.crt"],
+    [fpCa, "front-proxy-ca.crt"],
+    [etcdCa, "etcd/ca.crt"],
+  ]);
   for (const n of NODES) {
-    for (const [h, f] of caFiles) assert.equal(readFileSync(pki(n.root, f), "utf8").trim(), h.rootPem.trim(), `${n.name} ${f} is that CA's root`);
+    for (const [h, f] of caFiles)
+      assert.equal(
+        readFileSync(pki(n.root, f), "utf8").trim(),
+        h.rootPem.trim(),
+        `${n.name} ${f} is that CA's root`,
+      );
     for (const e of expectations(n.name, n.ip)) {
       const pem = readFileSync(pki(n.root, e.file), "utf8");
       const where = `${n.name} ${e.file}`;
@@ -283,27 +491,57 @@ test("three control planes join through three step-ca CAs, one provisioner each"
       assert.deepEqual(sorted(c.ips), sorted(e.ips), where);
       const own = caFiles.get(e.ca)!;
       assert.ok(opensslVerifies(pem, pki(n.root, own)), `${where} chains to ${own}`);
-      for (const other of [...caFiles.values()].filter((f) => f !== own)) assert.ok(!opensslVerifies(pem, pki(n.root, other)), `${where} must not chain to ${other}`);
+      for (const other of [...caFiles.values()].filter((f) => f !== own))
+        assert.ok(!opensslVerifies(pem, pki(n.root, other)), `${where} must not chain to ${other}`);
     }
     const kubelet = checkKubeletPem(n.root, "kubelet-client");
-    assert.deepEqual(kubelet.o, ["system:nodes"], "the control-plane provisioner keeps the CSR's O");
-    const admin = execFileSync("kubectl", ["--kubeconfig", join(n.root, "etc/kubernetes/super-admin.conf"), "config", "view", "--raw", "-o", "jsonpath={.users[0].user.client-certificate-data}"]).toString();
+    assert.deepEqual(
+      kubelet.o,
+      ["system:nodes"],
+      "the control-plane provisioner keeps the CSR's O",
+    );
+    const admin = execFileSync("kubectl", [
+      "--kubeconfig",
+      join(n.root, "etc/kubernetes/super-admin.conf"),
+      "config",
+      "view",
+      "--raw",
+      "-o",
+      "jsonpath={.users[0].user.client-certificate-data}",
+    ]).toString();
     assert.deepEqual(opensslInfo(Buffer.from(admin, "base64").toString()).o, ["system:masters"]);
   }
 });
 
 test("a three-member etcd cluster runs on the step-ca certificates; a kubernetes-CA client is refused", async () => {
-  assert.ok(NODES.every((n) => n.root), "the control planes joined");
+  assert.ok(
+    NODES.every((n) => n.root),
+    "the control planes joined",
+  );
   cluster = await startEtcdCluster(NODES);
   const root = NODES[0]!.root;
-  const health = await etcdctl(root, "etcd/healthcheck-client", cluster.endpoints, ["endpoint", "health"]);
+  const health = await etcdctl(root, "etcd/healthcheck-client", cluster.endpoints, [
+    "endpoint",
+    "health",
+  ]);
   assert.equal(health.code, 0, health.out);
   assert.equal((health.out.match(/is healthy/g) ?? []).length, 3, health.out);
-  const put = await etcdctl(NODES[1]!.root, "apiserver-etcd-client", cluster.endpoints, ["put", "/registry/node-join", "step-ca"]);
+  const put = await etcdctl(NODES[1]!.root, "apiserver-etcd-client", cluster.endpoints, [
+    "put",
+    "/registry/node-join",
+    "step-ca",
+  ]);
   assert.equal(put.code, 0, put.out);
-  const get = await etcdctl(NODES[2]!.root, "apiserver-etcd-client", cluster.endpoints, ["get", "/registry/node-join", "--print-value-only"]);
+  const get = await etcdctl(NODES[2]!.root, "apiserver-etcd-client", cluster.endpoints, [
+    "get",
+    "/registry/node-join",
+    "--print-value-only",
+  ]);
   assert.equal(get.out.trim(), "step-ca");
-  const wrong = await etcdctl(root, "apiserver-kubelet-client", cluster.endpoints, ["get", "/registry/node-join"]);
+  const wrong = await etcdctl(root, "apiserver-kubelet-client", cluster.endpoints, [
+    "get",
+    "/registry/node-join",
+  ]);
   assert.notEqual(wrong.code, 0);
 });
 
@@ -311,12 +549,37 @@ test("a single step-ca serves all three CAs when only the kubernetes CA is confi
   const root = prepareCpRoot();
   const etc = join(root, "etc/node-join");
   const r = await runCli([
-    "join", "--root", root, "--role", "control-plane", "--node-name", "cp9", "--ip", "127.0.0.19", "--control-plane-endpoint", "cp.lab:6443",
-    "--ca-type", "step-ca", "--ca-url", k8s.url, "--ca-fingerprint", k8s.rootFingerprint, "--ca-provisioner", "control-plane",
-    "--ca-password-file", join(etc, "kubernetes-ca.password"), "--json",
+    "join",
+    "--root",
+    root,
+    "--role",
+    "control-plane",
+    "--node-name",
+    "cp9",
+    "--ip",
+    "127.0.0.19",
+    "--control-plane-endpoint",
+    "cp.lab:6443",
+    "--ca-type",
+    "step-ca",
+    "--ca-url",
+    k8s.url,
+    "--ca-fingerprint",
+    k8s.rootFingerprint,
+    "--ca-provisioner",
+    "control-plane",
+    "--ca-password-file",
+    join(etc, "kubernetes-ca.password"),
+    "--json",
   ]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(json<{ issued: unknown[] }>(r).issued.length, 13);
-  for (const f of ["ca.crt", "front-proxy-ca.crt", "etcd/ca.crt"]) assert.equal(readFileSync(pki(root, f), "utf8").trim(), k8s.rootPem.trim(), f);
-  assert.ok(opensslVerifies(readFileSync(pki(root, "front-proxy-client.crt"), "utf8"), pki(root, "front-proxy-ca.crt")));
+  for (const f of ["ca.crt", "front-proxy-ca.crt", "etcd/ca.crt"])
+    assert.equal(readFileSync(pki(root, f), "utf8").trim(), k8s.rootPem.trim(), f);
+  assert.ok(
+    opensslVerifies(
+      readFileSync(pki(root, "front-proxy-client.crt"), "utf8"),
+      pki(root, "front-proxy-ca.crt"),
+    ),
+  );
 });

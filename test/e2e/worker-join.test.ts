@@ -2,7 +2,15 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync, readdirSync } from "node:fs";
+import {
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  writeFileSync,
+  readdirSync,
+} from "node:fs";
 import { join } from "node:path";
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { json, runCli } from "../helpers/cli.js";
@@ -26,9 +34,30 @@ function newRoot(): { root: string; keyFile: string } {
 
 function joinArgs(root: string, keyFile: string, extra: string[] = []): string[] {
   return [
-    "join", "--root", root, "--api-server", "https://10.0.0.1:6443", "--ca-url", ca.url, "--ca-cert-hash", ca.pin,
-    "--ca-auth-key-file", keyFile, "--client-profile", "client", "--serving-profile", "serving",
-    "--node-name", "w1", "--ip", "10.0.0.21", "--ip", "2001:db8::21", "--dns-name", "w1.lab", ...extra,
+    "join",
+    "--root",
+    root,
+    "--api-server",
+    "https://10.0.0.1:6443",
+    "--ca-url",
+    ca.url,
+    "--ca-cert-hash",
+    ca.pin,
+    "--ca-auth-key-file",
+    keyFile,
+    "--client-profile",
+    "client",
+    "--serving-profile",
+    "serving",
+    "--node-name",
+    "w1",
+    "--ip",
+    "10.0.0.21",
+    "--ip",
+    "2001:db8::21",
+    "--dns-name",
+    "w1.lab",
+    ...extra,
   ];
 }
 
@@ -48,23 +77,36 @@ test("join installs verified kubelet certificates, kubelet.conf and ca.crt with 
   assert.equal(r.code, 0, r.stderr);
   const out = json<{ ok: boolean; issued: { kind: string }[]; nodeName: string }>(r);
   assert.equal(out.ok, true);
-  assert.deepEqual(out.issued.map((i) => i.kind), ["kubelet-client", "kubelet-server"]);
+  assert.deepEqual(
+    out.issued.map((i) => i.kind),
+    ["kubelet-client", "kubelet-server"],
+  );
 
   const pki = join(root, "var/lib/kubelet/pki");
   for (const prefix of ["kubelet-client", "kubelet-server"]) {
     const link = join(pki, `${prefix}-current.pem`);
     assert.ok(lstatSync(link).isSymbolicLink());
     const target = readlinkSync(link);
-    assert.match(target, new RegExp(`^${prefix}-\\d{4}-\\d{2}-\\d{2}-\\d{2}-\\d{2}-\\d{2}\\.pem$`), "target is a bare file name");
+    assert.match(
+      target,
+      new RegExp(`^${prefix}-\\d{4}-\\d{2}-\\d{2}-\\d{2}-\\d{2}-\\d{2}\\.pem$`),
+      "target is a bare file name",
+    );
     assert.equal(statSync(join(pki, target)).mode & 0o777, 0o600);
     const cert = certOf(link);
     const caFile = join(root, "etc/kubernetes/pki/ca.crt");
     assert.match(openssl(["verify", "-CAfile", caFile], cert), /OK/);
-    const text = openssl(["x509", "-noout", "-subject", "-ext", "subjectAltName,extendedKeyUsage"], cert);
+    const text = openssl(
+      ["x509", "-noout", "-subject", "-ext", "subjectAltName,extendedKeyUsage"],
+      cert,
+    );
     assert.match(text, /subject=O\s*=\s*system:nodes, CN\s*=\s*system:node:w1/);
     if (prefix === "kubelet-server") {
       assert.match(text, /TLS Web Server Authentication/);
-      assert.match(text, /DNS:w1, DNS:w1\.lab, IP Address:10\.0\.0\.21, IP Address:2001:DB8:0:0:0:0:0:21/);
+      assert.match(
+        text,
+        /DNS:w1, DNS:w1\.lab, IP Address:10\.0\.0\.21, IP Address:2001:DB8:0:0:0:0:0:21/,
+      );
       assert.doesNotMatch(text, /TLS Web Client Authentication/);
     } else {
       assert.match(text, /TLS Web Client Authentication/);
@@ -73,16 +115,38 @@ test("join installs verified kubelet certificates, kubelet.conf and ca.crt with 
   }
   assert.equal(statSync(join(root, "etc/kubernetes/pki/ca.crt")).mode & 0o777, 0o644);
   assert.equal(statSync(join(root, "etc/kubernetes/kubelet.conf")).mode & 0o777, 0o600);
-  assert.equal(readFileSync(join(root, "etc/kubernetes/pki/ca.crt"), "utf8").trim(), ca.caPem.trim());
+  assert.equal(
+    readFileSync(join(root, "etc/kubernetes/pki/ca.crt"), "utf8").trim(),
+    ca.caPem.trim(),
+  );
 
   // kubectl resolves the cluster, the user and (with --flatten) the symlinked credential files
-  const view = execFileSync("kubectl", ["--kubeconfig", join(root, "etc/kubernetes/kubelet.conf"), "config", "view", "--raw", "--minify", "--flatten", "-o", "json"]).toString();
-  const kc = JSON.parse(view) as { "current-context": string; clusters: { cluster: { server: string } }[]; users: { name: string; user: Record<string, string> }[] };
+  const view = execFileSync("kubectl", [
+    "--kubeconfig",
+    join(root, "etc/kubernetes/kubelet.conf"),
+    "config",
+    "view",
+    "--raw",
+    "--minify",
+    "--flatten",
+    "-o",
+    "json",
+  ]).toString();
+  const kc = JSON.parse(view) as {
+    "current-context": string;
+    clusters: { cluster: { server: string } }[];
+    users: { name: string; user: Record<string, string> }[];
+  };
   assert.equal(kc["current-context"], "system:node:w1@kubernetes");
   assert.equal(kc.clusters[0]!.cluster.server, "https://10.0.0.1:6443");
   assert.equal(kc.users[0]!.name, "system:node:w1");
-  const flattenedCert = Buffer.from(kc.users[0]!.user["client-certificate-data"]!, "base64").toString();
-  assert.ok(flattenedCert.includes(certOf(join(pki, "kubelet-client-current.pem")).trim().split("\n")[1]!));
+  const flattenedCert = Buffer.from(
+    kc.users[0]!.user["client-certificate-data"]!,
+    "base64",
+  ).toString();
+  assert.ok(
+    flattenedCert.includes(certOf(join(pki, "kubelet-client-current.pem")).trim().split("\n")[1]!),
+  );
 
   // the persisted config names the key file, never the key
   const config = readFileSync(join(root, "etc/node-join/config.yaml"), "utf8");
@@ -93,7 +157,10 @@ test("join installs verified kubelet certificates, kubelet.conf and ca.crt with 
   // status lists both certificates as managed
   const st = await runCli(["status", "--root", root]);
   assert.equal(st.code, 0, st.stderr);
-  assert.match(st.stdout, /kubelet-client\s+\w{3} \d\d, \d{4} \d\d:\d\d UTC\s+36\dd\s+ca\s+yes\s+ECDSA P-256\s+yes/);
+  assert.match(
+    st.stdout,
+    /kubelet-client\s+\w{3} \d\d, \d{4} \d\d:\d\d UTC\s+36\dd\s+ca\s+yes\s+ECDSA P-256\s+yes/,
+  );
   assert.match(st.stdout, /CERTIFICATE AUTHORITY\s+EXPIRES\s+RESIDUAL TIME\s+EXTERNALLY MANAGED/);
 });
 
@@ -113,7 +180,9 @@ test("a second join changes nothing and says so; --force re-issues", async () =>
   const forced = await runCli(joinArgs(root, keyFile, ["--force", "--json"]));
   assert.equal(forced.code, 0, forced.stderr);
   assert.equal(json<{ issued: unknown[] }>(forced).issued.length, 2);
-  const stamped = readdirSync(join(root, "var/lib/kubelet/pki")).filter((n) => /^kubelet-client-\d/.test(n));
+  const stamped = readdirSync(join(root, "var/lib/kubelet/pki")).filter((n) =>
+    /^kubelet-client-\d/.test(n),
+  );
   assert.equal(stamped.length, 2, "the previous timestamped file is kept");
 });
 
@@ -123,7 +192,10 @@ test("a changed IP makes join re-issue only the serving certificate", async () =
   const r = await runCli([...joinArgs(root, keyFile), "--ip", "10.0.0.99", "--json"]);
   assert.equal(r.code, 0, r.stderr);
   const out = json<{ issued: { kind: string; reason: string }[]; kept: string[] }>(r);
-  assert.deepEqual(out.issued.map((i) => i.kind), ["kubelet-server"]);
+  assert.deepEqual(
+    out.issued.map((i) => i.kind),
+    ["kubelet-server"],
+  );
   assert.match(out.issued[0]!.reason, /SANs lack 10\.0\.0\.99/);
   assert.deepEqual(out.kept, ["kubelet-client"]);
 });
@@ -133,7 +205,10 @@ test("--dry-run prints the requests and writes nothing", async () => {
   const before = snapshot(root);
   const r = await runCli(joinArgs(root, keyFile, ["--dry-run"]));
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /would request kubelet-server: CN=system:node:w1 O=system:nodes SANs=w1,w1\.lab,10\.0\.0\.21,2001:db8::21/);
+  assert.match(
+    r.stdout,
+    /would request kubelet-server: CN=system:node:w1 O=system:nodes SANs=w1,w1\.lab,10\.0\.0\.21,2001:db8::21/,
+  );
   assert.deepEqual(diffSnapshots(before, snapshot(root)), []);
 });
 
@@ -141,7 +216,12 @@ test("a wrong auth key is refused at once with the CA's message (exit 4)", async
   const { root, keyFile } = newRoot();
   writeFileSync(keyFile, "00112233445566778899aabbccddeeff\n", { mode: 0o600 });
   const t0 = Date.now();
-  await expectFailure(joinArgs(root, keyFile), 4, /CA kubernetes \(cfssl http:\/\/127\.0\.0\.1:\d+\) signing kubelet-client \(profile client\) refused: invalid token/, root);
+  await expectFailure(
+    joinArgs(root, keyFile),
+    4,
+    /CA kubernetes \(cfssl http:\/\/127\.0\.0\.1:\d+\) signing kubelet-client \(profile client\) refused: invalid token/,
+    root,
+  );
   assert.ok(Date.now() - t0 < 20_000, "a refusal is not retried");
 });
 
@@ -149,40 +229,73 @@ test("a CA whose key does not match the pin is refused before anything is sent (
   const { root, keyFile } = newRoot();
   const wrongPin = "sha256:" + "0".repeat(64);
   const signsBefore = ca.signRequests();
-  await expectFailure(joinArgs(root, keyFile).map((a) => (a === ca.pin ? wrongPin : a)), 5, /CA certificate pin sha256:[0-9a-f]{64} matches no --ca-cert-hash/, root);
+  await expectFailure(
+    joinArgs(root, keyFile).map((a) => (a === ca.pin ? wrongPin : a)),
+    5,
+    /CA certificate pin sha256:[0-9a-f]{64} matches no --ca-cert-hash/,
+    root,
+  );
   assert.equal(ca.signRequests(), signsBefore, "no CSR reached the CA");
 });
 
 test("an unknown profile is a refusal naming the profile (exit 4)", async () => {
   const { root, keyFile } = newRoot();
-  await expectFailure(joinArgs(root, keyFile).map((a) => (a === "client" ? "no-such-profile" : a)), 4, /profile no-such-profile\) refused: no authentication provider \(the CA has no profile "no-such-profile" with an auth key/, root);
+  await expectFailure(
+    joinArgs(root, keyFile).map((a) => (a === "client" ? "no-such-profile" : a)),
+    4,
+    /profile no-such-profile\) refused: no authentication provider \(the CA has no profile "no-such-profile" with an auth key/,
+    root,
+  );
 });
 
 test("a CA that is down is retried until --timeout, then exit 3 naming the CA", async () => {
   const { root, keyFile } = newRoot();
   const down = await startCfssl();
   await down.stop();
-  const args = joinArgs(root, keyFile, ["--timeout", "3s"]).map((a) => (a === ca.url ? down.url : a === ca.pin ? down.pin : a));
+  const args = joinArgs(root, keyFile, ["--timeout", "3s"]).map((a) =>
+    a === ca.url ? down.url : a === ca.pin ? down.pin : a,
+  );
   const t0 = Date.now();
-  const r = await expectFailure(args, 3, new RegExp(`CA kubernetes \\(cfssl ${down.url.replace(/\./g, "\\.")}\\) unreachable: .*ECONNREFUSED`), root);
+  const r = await expectFailure(
+    args,
+    3,
+    new RegExp(
+      `CA kubernetes \\(cfssl ${down.url.replace(/\./g, "\\.")}\\) unreachable: .*ECONNREFUSED`,
+    ),
+    root,
+  );
   assert.ok(Date.now() - t0 >= 2_500, "it retried until the timeout");
   assert.match(r.stderr, /attempt 1 failed .*retrying in/);
 });
 
 test("without a pin or CA file join refuses; --ca-file works; a group-readable key file is refused", async () => {
   const { root, keyFile } = newRoot();
-  const noTrust = joinArgs(root, keyFile).filter((a, i, all) => a !== "--ca-cert-hash" && all[i - 1] !== "--ca-cert-hash");
-  await expectFailure(noTrust, 2, /no trust anchor: give --ca-cert-hash sha256:<hex> or --ca-file <pem>/, root);
+  const noTrust = joinArgs(root, keyFile).filter(
+    (a, i, all) => a !== "--ca-cert-hash" && all[i - 1] !== "--ca-cert-hash",
+  );
+  await expectFailure(
+    noTrust,
+    2,
+    /no trust anchor: give --ca-cert-hash sha256:<hex> or --ca-file <pem>/,
+    root,
+  );
   const withFile = await runCli([...noTrust, "--ca-file", ca.caCertFile]);
   assert.equal(withFile.code, 0, withFile.stderr);
   const other = newRoot();
   ca.writeAuthKey(other.keyFile, 0o644);
-  await expectFailure(joinArgs(other.root, other.keyFile), 2, /CA auth key file .* is readable by group or others \(mode 0644\); fix with: chmod 600/, other.root);
+  await expectFailure(
+    joinArgs(other.root, other.keyFile),
+    2,
+    /CA auth key file .* is readable by group or others \(mode 0644\); fix with: chmod 600/,
+    other.root,
+  );
 });
 
 test("the auth key can come from NODE_JOIN_CA_AUTH_KEY instead of a file", async () => {
   const root = tempRoot();
-  const args = joinArgs(root, "unused").filter((a, i, all) => a !== "--ca-auth-key-file" && all[i - 1] !== "--ca-auth-key-file");
+  const args = joinArgs(root, "unused").filter(
+    (a, i, all) => a !== "--ca-auth-key-file" && all[i - 1] !== "--ca-auth-key-file",
+  );
   const r = await runCli(args, { env: { NODE_JOIN_CA_AUTH_KEY: ca.authKeyHex } });
   assert.equal(r.code, 0, r.stderr);
   assert.ok(!readFileSync(join(root, "etc/node-join/config.yaml"), "utf8").includes(ca.authKeyHex));
@@ -190,8 +303,28 @@ test("the auth key can come from NODE_JOIN_CA_AUTH_KEY instead of a file", async
 
 test("usage errors exit 2 with one line naming the flag", async () => {
   const root = tempRoot();
-  await expectFailure(["join", "--root", root, "--api-server", "http://x"], 2, /--api-server: must be a https URL/, root);
-  await expectFailure(["join", "--root", root, "--api-server", "https://x:6443", "--ca-url", "http://c", "--ca-cert-hash", "md5:1"], 2, /--ca-cert-hash: "md5:1" is not sha256/, root);
+  await expectFailure(
+    ["join", "--root", root, "--api-server", "http://x"],
+    2,
+    /--api-server: must be a https URL/,
+    root,
+  );
+  await expectFailure(
+    [
+      "join",
+      "--root",
+      root,
+      "--api-server",
+      "https://x:6443",
+      "--ca-url",
+      "http://c",
+      "--ca-cert-hash",
+      "md5:1",
+    ],
+    2,
+    /--ca-cert-hash: "md5:1" is not sha256/,
+    root,
+  );
   const r = await runCli(["join", "--bogus"]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /unknown option '--bogus'/);
@@ -209,8 +342,15 @@ test("an https CA is verified against the pinned CA; a TLS bundle of another CA 
     await other.stop();
     const second = newRoot();
     tlsCa.writeAuthKey(second.keyFile);
-    const bad = joinArgs(second.root, second.keyFile, ["--ca-tls-file", other.caCertFile]).map((a) => (a === ca.url ? tlsCa.url : a));
-    await expectFailure(bad, 5, /TLS certificate of the server does not verify against the pinned CA/, second.root);
+    const bad = joinArgs(second.root, second.keyFile, ["--ca-tls-file", other.caCertFile]).map(
+      (a) => (a === ca.url ? tlsCa.url : a),
+    );
+    await expectFailure(
+      bad,
+      5,
+      /TLS certificate of the server does not verify against the pinned CA/,
+      second.root,
+    );
   } finally {
     await tlsCa.stop();
   }

@@ -25,10 +25,20 @@ export interface Spawned extends CliResult {
   signal: NodeJS.Signals | null;
 }
 
-/** Runs a command without blocking the event loop and collects its output (killed after the timeout). */
-export function spawnCollect(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<Spawned> {
+/**
+ * Runs a command without blocking the event loop and collects its output (killed after the
+ * timeout).
+ */
+export function spawnCollect(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {},
+): Promise<Spawned> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+    const child = spawn(cmd, args, {
+      env: opts.env ?? process.env,
+      stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout!.on("data", (d) => (stdout += d));
@@ -46,9 +56,15 @@ export function spawnCollect(cmd: string, args: string[], opts: { env?: NodeJS.P
   });
 }
 
-export async function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<CliResult> {
+export async function runCli(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {},
+): Promise<CliResult> {
   const [cmd, ...pre] = binary();
-  const r = await spawnCollect(cmd!, [...pre, ...args], { ...opts, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env } });
+  const r = await spawnCollect(cmd!, [...pre, ...args], {
+    ...opts,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env },
+  });
   return { code: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 

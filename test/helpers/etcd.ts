@@ -26,29 +26,46 @@ export interface EtcdCluster {
 
 const pki = (root: string, f: string) => join(root, "etc/kubernetes/pki", f);
 
-export async function startEtcdCluster(nodes: { name: string; ip: string; root: string }[]): Promise<EtcdCluster> {
+export async function startEtcdCluster(
+  nodes: { name: string; ip: string; root: string }[],
+): Promise<EtcdCluster> {
   requireCommand("etcd", "etcd-server");
   requireCommand("etcdctl", "etcd-client");
   const dir = mkdtempSync(join(tmpdir(), "nj-etcd-"));
   const members: EtcdMember[] = [];
   for (const n of nodes) {
     const [cp, pp] = [await freePort(), await freePort()];
-    members.push({ ...n, clientUrl: `https://${n.ip}:${cp}`, peerUrl: `https://${n.ip}:${pp}`, logFile: join(dir, `${n.name}.log`) });
+    members.push({
+      ...n,
+      clientUrl: `https://${n.ip}:${cp}`,
+      peerUrl: `https://${n.ip}:${pp}`,
+      logFile: join(dir, `${n.name}.log`),
+    });
   }
   const initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(",");
   const children: ChildProcess[] = members.map((m) =>
     spawn(
       "etcd",
       [
-        `--name=${m.name}`, `--data-dir=${join(dir, m.name)}`,
-        `--listen-client-urls=${m.clientUrl}`, `--advertise-client-urls=${m.clientUrl}`,
-        `--listen-peer-urls=${m.peerUrl}`, `--initial-advertise-peer-urls=${m.peerUrl}`,
-        `--initial-cluster=${initialCluster}`, "--initial-cluster-state=new", "--initial-cluster-token=node-join-test",
-        "--client-cert-auth", `--trusted-ca-file=${pki(m.root, "etcd/ca.crt")}`,
-        `--cert-file=${pki(m.root, "etcd/server.crt")}`, `--key-file=${pki(m.root, "etcd/server.key")}`,
-        "--peer-client-cert-auth", `--peer-trusted-ca-file=${pki(m.root, "etcd/ca.crt")}`,
-        `--peer-cert-file=${pki(m.root, "etcd/peer.crt")}`, `--peer-key-file=${pki(m.root, "etcd/peer.key")}`,
-        "--listen-metrics-urls=", "--logger=zap",
+        `--name=${m.name}`,
+        `--data-dir=${join(dir, m.name)}`,
+        `--listen-client-urls=${m.clientUrl}`,
+        `--advertise-client-urls=${m.clientUrl}`,
+        `--listen-peer-urls=${m.peerUrl}`,
+        `--initial-advertise-peer-urls=${m.peerUrl}`,
+        `--initial-cluster=${initialCluster}`,
+        "--initial-cluster-state=new",
+        "--initial-cluster-token=node-join-test",
+        "--client-cert-auth",
+        `--trusted-ca-file=${pki(m.root, "etcd/ca.crt")}`,
+        `--cert-file=${pki(m.root, "etcd/server.crt")}`,
+        `--key-file=${pki(m.root, "etcd/server.key")}`,
+        "--peer-client-cert-auth",
+        `--peer-trusted-ca-file=${pki(m.root, "etcd/ca.crt")}`,
+        `--peer-cert-file=${pki(m.root, "etcd/peer.crt")}`,
+        `--peer-key-file=${pki(m.root, "etcd/peer.key")}`,
+        "--listen-metrics-urls=",
+        "--logger=zap",
       ],
       { stdio: ["ignore", openSync(m.logFile, "a"), openSync(m.logFile, "a")] },
     ),
@@ -74,9 +91,14 @@ export async function startEtcdCluster(nodes: { name: string; ip: string; root: 
     const dead = children.findIndex((c) => c.exitCode !== null);
     if (dead >= 0) {
       await cluster.stop();
-      throw new Error(`etcd ${members[dead]!.name} exited: ${readFileSync(members[dead]!.logFile, "utf8").slice(-800)}`);
+      throw new Error(
+        `etcd ${members[dead]!.name} exited: ${readFileSync(members[dead]!.logFile, "utf8").slice(-800)}`,
+      );
     }
-    const r = await etcdctl(members[0]!.root, "etcd/healthcheck-client", cluster.endpoints, ["endpoint", "health"]).catch((e: Error) => ({ code: 1, out: e.message }));
+    const r = await etcdctl(members[0]!.root, "etcd/healthcheck-client", cluster.endpoints, [
+      "endpoint",
+      "health",
+    ]).catch((e: Error) => ({ code: 1, out: e.message }));
     if (r.code === 0) return cluster;
     if (Date.now() > deadline) {
       await cluster.stop();
@@ -86,17 +108,36 @@ export async function startEtcdCluster(nodes: { name: string; ip: string; root: 
   }
 }
 
-/** etcdctl (v3 API) with a client certificate from a node-join root, e.g. "etcd/healthcheck-client". */
-export async function etcdctl(root: string, cert: string, endpoints: string, args: string[], caFile = pki(root, "etcd/ca.crt")): Promise<{ code: number; out: string }> {
+/**
+ * etcdctl (v3 API) with a client certificate from a node-join root, e.g. "etcd/healthcheck-client".
+ */
+export async function etcdctl(
+  root: string,
+  cert: string,
+  endpoints: string,
+  args: string[],
+  caFile = pki(root, "etcd/ca.crt"),
+): Promise<{ code: number; out: string }> {
   try {
     const { stdout, stderr } = await execFileAsync(
       "etcdctl",
-      [`--endpoints=${endpoints}`, `--cacert=${caFile}`, `--cert=${pki(root, `${cert}.crt`)}`, `--key=${pki(root, `${cert}.key`)}`, "--dial-timeout=3s", "--command-timeout=5s", ...args],
+      [
+        `--endpoints=${endpoints}`,
+        `--cacert=${caFile}`,
+        `--cert=${pki(root, `${cert}.crt`)}`,
+        `--key=${pki(root, `${cert}.key`)}`,
+        "--dial-timeout=3s",
+        "--command-timeout=5s",
+        ...args,
+      ],
       { env: { ...process.env, ETCDCTL_API: "3" } },
     );
     return { code: 0, out: stdout + stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string; message: string };
-    return { code: typeof e.code === "number" ? e.code : 1, out: `${e.stdout ?? ""}${e.stderr ?? ""}` || e.message };
+    return {
+      code: typeof e.code === "number" ? e.code : 1,
+      out: `${e.stdout ?? ""}${e.stderr ?? ""}` || e.message,
+    };
   }
 }

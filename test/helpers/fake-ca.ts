@@ -9,7 +9,11 @@ import { CaRefusedError, CaUnreachableError } from "../../agent/common/errors.js
 import { parseCert, type CertInfo } from "../../agent/pki/x509.js";
 import { issueLeaf, makeCa, type TestCa } from "./pki.js";
 
-const EKUS = { client: ["1.3.6.1.5.5.7.3.2"], serving: ["1.3.6.1.5.5.7.3.1"], peer: ["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"] };
+const EKUS = {
+  client: ["1.3.6.1.5.5.7.3.2"],
+  serving: ["1.3.6.1.5.5.7.3.1"],
+  peer: ["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"],
+};
 
 export class FakeCa implements CaBackend {
   readonly description: string;
@@ -50,7 +54,8 @@ export class FakeCa implements CaBackend {
 
   async fetchCaBundle(): Promise<CertInfo[]> {
     this.fetches++;
-    if (this.failure?.mode === "down") throw new CaUnreachableError(`${this.description} unreachable: connection refused`);
+    if (this.failure?.mode === "down")
+      throw new CaUnreachableError(`${this.description} unreachable: connection refused`);
     return [this.anchor];
   }
 
@@ -62,7 +67,8 @@ export class FakeCa implements CaBackend {
   private async issue(req: SignRequest): Promise<string> {
     const f = this.failure;
     if (f && (!f.kinds || f.kinds.includes(req.kind))) {
-      if (f.mode === "down") throw new CaUnreachableError(`${this.description} unreachable: connection refused`);
+      if (f.mode === "down")
+        throw new CaUnreachableError(`${this.description} unreachable: connection refused`);
       throw new CaRefusedError(`${this.description} signing ${req.kind} refused: policy`);
     }
     const csr = new x509.Pkcs10CertificateRequest(req.csrPem);
@@ -82,8 +88,13 @@ export class FakeCa implements CaBackend {
   }
 }
 
-/** A clock the test moves (from now: the test CAs are valid from an hour ago); sleeping advances it at once. */
-export function fakeClock(start = Date.now()): Clock & { set(t: number): void; advance(ms: number): void } {
+/**
+ * A clock the test moves (from now: the test CAs are valid from an hour ago); sleeping advances it
+ * at once.
+ */
+export function fakeClock(
+  start = Date.now(),
+): Clock & { set(t: number): void; advance(ms: number): void } {
   let t = start;
   return {
     now: () => t,

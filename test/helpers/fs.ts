@@ -23,7 +23,11 @@ export function snapshot(root: string): Snapshot {
       else if (st.isDirectory()) {
         out.set(rel, `dir:${(st.mode & 0o7777).toString(8)}`);
         walk(p);
-      } else out.set(rel, `file:${(st.mode & 0o7777).toString(8)}:${createHash("sha256").update(readFileSync(p)).digest("hex")}`);
+      } else
+        out.set(
+          rel,
+          `file:${(st.mode & 0o7777).toString(8)}:${createHash("sha256").update(readFileSync(p)).digest("hex")}`,
+        );
     }
   };
   walk(root);

@@ -6,11 +6,14 @@ import fc from "fast-check";
 
 const DEFAULT_SEED = 20_261_123;
 
-/** Seeds every fc.assert in the calling test file and prints the seed, so a failure can be replayed. */
+/**
+ * Seeds every fc.assert in the calling test file and prints the seed, so a failure can be replayed.
+ */
 export function seedFastCheck(): number {
   const raw = process.env.FUZZ_SEED?.trim();
   const seed = raw ? Number(raw) : DEFAULT_SEED;
-  if (!Number.isSafeInteger(seed)) throw new Error(`FUZZ_SEED must be an integer, not ${JSON.stringify(raw)}`);
+  if (!Number.isSafeInteger(seed))
+    throw new Error(`FUZZ_SEED must be an integer, not ${JSON.stringify(raw)}`);
   fc.configureGlobal({ ...fc.readConfigureGlobal(), seed });
   console.error(`# fast-check seed ${seed} (replay with FUZZ_SEED=${seed})`);
   return seed;

@@ -28,7 +28,12 @@ export function startFileServer(files: Record<string, Buffer | string>): Promise
       res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
       return;
     }
-    res.writeHead(200, { "content-type": "application/octet-stream", "content-length": Buffer.byteLength(body) }).end(body);
+    res
+      .writeHead(200, {
+        "content-type": "application/octet-stream",
+        "content-length": Buffer.byteLength(body),
+      })
+      .end(body);
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
@@ -59,11 +64,15 @@ export function servedBinary(): { bytes: Buffer; sha256: string; single: boolean
 
 export type RunCmd = string | string[] | null;
 
-/** The script cloud-init's runcmd module writes (cloudinit.util.shellify): strings verbatim, lists single-quoted. */
+/**
+ * The script cloud-init's runcmd module writes (cloudinit.util.shellify): strings verbatim, lists
+ * single-quoted.
+ */
 export function shellify(cmds: RunCmd[]): string {
   let out = "#!/bin/sh\n";
   for (const c of cmds) {
-    if (Array.isArray(c)) out += `${c.map((a) => `'${String(a).replace(/'/g, `'\\''`)}'`).join(" ")}\n`;
+    if (Array.isArray(c))
+      out += `${c.map((a) => `'${String(a).replace(/'/g, `'\\''`)}'`).join(" ")}\n`;
     else if (typeof c === "string") out += `${c}\n`;
   }
   return out;
@@ -76,8 +85,15 @@ export interface WriteFile {
   permissions?: string;
 }
 
-/** Writes cloud-init write_files entries under `root` with their permissions; `content` overrides by path. */
-export function writeFilesUnder(root: string, entries: WriteFile[], content: Record<string, string>): void {
+/**
+ * Writes cloud-init write_files entries under `root` with their permissions; `content` overrides by
+ * path.
+ */
+export function writeFilesUnder(
+  root: string,
+  entries: WriteFile[],
+  content: Record<string, string>,
+): void {
   for (const e of entries) {
     const body = content[e.path];
     if (body === undefined) throw new Error(`no test content for write_files entry ${e.path}`);
@@ -92,7 +108,10 @@ export function writeFilesUnder(root: string, entries: WriteFile[], content: Rec
 /** Replaces every occurrence of each key in the strings of a runcmd / late-commands list. */
 export function substitute<T extends RunCmd>(cmds: T[], map: [string, string][]): T[] {
   const sub = (s: string) => map.reduce((acc, [from, to]) => acc.split(from).join(to), s);
-  return cmds.map((c) => (Array.isArray(c) ? c.map((a) => sub(String(a))) : typeof c === "string" ? sub(c) : c) as T);
+  return cmds.map(
+    (c) =>
+      (Array.isArray(c) ? c.map((a) => sub(String(a))) : typeof c === "string" ? sub(c) : c) as T,
+  );
 }
 
 export interface RunResult {
@@ -105,16 +124,29 @@ export interface RunResult {
  * Runs a command without blocking the event loop (the file server lives in this process, so
  * spawnSync would starve it).
  */
-export async function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
+export async function run(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<RunResult> {
   const r = await spawnCollect(cmd, args, opts);
-  return { status: r.signal ? 128 : r.code, stdout: r.stdout, stderr: r.signal ? `${r.stderr}\n(killed by ${r.signal})` : r.stderr };
+  return {
+    status: r.signal ? 128 : r.code,
+    stdout: r.stdout,
+    stderr: r.signal ? `${r.stderr}\n(killed by ${r.signal})` : r.stderr,
+  };
 }
 
 let depsDone = false;
-/** Debian's cloud-init and busybox, installed by scripts/cloud-init-deps.sh when missing (fails loudly). */
+/**
+ * Debian's cloud-init and busybox, installed by scripts/cloud-init-deps.sh when missing (fails
+ * loudly).
+ */
 export function integrationDeps(): void {
   if (depsDone) return;
-  execFileSync("bash", [join(REPO, "scripts/cloud-init-deps.sh")], { stdio: ["ignore", "inherit", "inherit"] });
+  execFileSync("bash", [join(REPO, "scripts/cloud-init-deps.sh")], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
   depsDone = true;
 }
 
@@ -125,7 +157,15 @@ export function integrationDeps(): void {
  */
 export function systemdWords(line: string): string[] {
   const words: string[] = [];
-  const esc: Record<string, string> = { n: "\n", t: "\t", r: "\r", "\\": "\\", '"': '"', "'": "'", " ": " " };
+  const esc: Record<string, string> = {
+    n: "\n",
+    t: "\t",
+    r: "\r",
+    "\\": "\\",
+    '"': '"',
+    "'": "'",
+    " ": " ",
+  };
   let i = 0;
   while (i < line.length) {
     while (i < line.length && /\s/.test(line[i]!)) i++;
@@ -136,7 +176,8 @@ export function systemdWords(line: string): string[] {
       const c = line[i]!;
       if (c === "\\") {
         const n = line[++i];
-        if (n === undefined || !(n in esc)) throw new Error(`unknown escape \\${n ?? ""} in ${line}`);
+        if (n === undefined || !(n in esc))
+          throw new Error(`unknown escape \\${n ?? ""} in ${line}`);
         word += esc[n];
       } else if (quote) {
         if (c === quote) quote = null;
@@ -147,7 +188,8 @@ export function systemdWords(line: string): string[] {
     }
     if (quote) throw new Error(`unbalanced quoting in ${line}`);
     if (word.replace(/%%/g, "").includes("%")) throw new Error(`unescaped specifier in ${word}`);
-    if (word.replace(/\$\$/g, "").includes("$")) throw new Error(`unescaped environment variable in ${word}`);
+    if (word.replace(/\$\$/g, "").includes("$"))
+      throw new Error(`unescaped environment variable in ${word}`);
     words.push(word.replace(/%%/g, "%").replace(/\$\$/g, "$"));
   }
   return words;

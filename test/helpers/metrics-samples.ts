@@ -6,16 +6,35 @@ import { previousRuns, renderMetrics, type CertMetric } from "../../agent/ops/me
 export const SAMPLE_TIME = new Date("2026-11-23T12:00:00Z");
 
 export const SAMPLE_CERTS: CertMetric[] = [
-  { kind: "kubelet-client", file: "/var/lib/kubelet/pki/kubelet-client-current.pem", notAfter: new Date("2027-11-23T12:00:00Z"), deadline: new Date("2027-08-01T00:00:00Z") },
+  {
+    kind: "kubelet-client",
+    file: "/var/lib/kubelet/pki/kubelet-client-current.pem",
+    notAfter: new Date("2027-11-23T12:00:00Z"),
+    deadline: new Date("2027-08-01T00:00:00Z"),
+  },
   // Quotes and backslashes in a label value must come out escaped.
-  { kind: "etcd-server", file: '/weird "path"\\x', notAfter: new Date("2027-01-01T00:00:00Z"), deadline: new Date("2026-12-01T00:00:00Z") },
+  {
+    kind: "etcd-server",
+    file: '/weird "path"\\x',
+    notAfter: new Date("2027-01-01T00:00:00Z"),
+    deadline: new Date("2026-12-01T00:00:00Z"),
+  },
   // Missing: present 0, and no expiry or deadline sample.
   { kind: "apiserver", file: "/etc/kubernetes/pki/apiserver.crt" },
 ];
 
 /** The textfile after a join, and after a failed renew that read the join's file back. */
 export function sampleTextfiles(): { first: string; second: string } {
-  const first = renderMetrics(SAMPLE_CERTS, { command: "join", success: true, time: SAMPLE_TIME }, undefined);
-  const second = renderMetrics(SAMPLE_CERTS, { command: "renew", success: false, time: SAMPLE_TIME, renewed: 0 }, SAMPLE_TIME, previousRuns(first, "renew"));
+  const first = renderMetrics(
+    SAMPLE_CERTS,
+    { command: "join", success: true, time: SAMPLE_TIME },
+    undefined,
+  );
+  const second = renderMetrics(
+    SAMPLE_CERTS,
+    { command: "renew", success: false, time: SAMPLE_TIME, renewed: 0 },
+    SAMPLE_TIME,
+    previousRuns(first, "renew"),
+  );
   return { first, second };
 }

@@ -13,10 +13,25 @@ export interface OpensslCert {
   isCa: boolean;
 }
 
-const EKU_NAMES: Record<string, string> = { "TLS Web Server Authentication": "serverAuth", "TLS Web Client Authentication": "clientAuth" };
+const EKU_NAMES: Record<string, string> = {
+  "TLS Web Server Authentication": "serverAuth",
+  "TLS Web Client Authentication": "clientAuth",
+};
 
 export function opensslInfo(pem: string): OpensslCert {
-  const text = execFileSync("openssl", ["x509", "-noout", "-subject", "-nameopt", "RFC2253", "-ext", "subjectAltName,extendedKeyUsage,basicConstraints"], { input: pem }).toString();
+  const text = execFileSync(
+    "openssl",
+    [
+      "x509",
+      "-noout",
+      "-subject",
+      "-nameopt",
+      "RFC2253",
+      "-ext",
+      "subjectAltName,extendedKeyUsage,basicConstraints",
+    ],
+    { input: pem },
+  ).toString();
   const subject = /^subject=(.*)$/m.exec(text)?.[1] ?? "";
   const rdns = subject.split(/(?<!\\),/).map((p) => p.split("="));
   const sanLine = /Subject Alternative Name:.*\n\s*(.*)/.exec(text)?.[1] ?? "";

@@ -1,5 +1,6 @@
 // Makes sure dist/ holds the single binaries and .deb packages of the current build (packaging is
-// slow: packaging/package.mjs --if-changed reuses dist/ when it was made from these very dist/sea parts).
+// slow: packaging/package.mjs --if-changed reuses dist/ when it was made from these very dist/sea
+// parts).
 import { spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -10,13 +11,19 @@ export const QEMU = ["/usr/bin/qemu-aarch64-static", "-L", "/usr/aarch64-linux-g
 export const binPath = (arch: "x64" | "arm64") => join(DIST, `node-join-linux-${arch}`);
 
 function mustRun(cmd: string, args: string[], timeoutMs: number): void {
-  const r = spawnSync(cmd, args, { cwd: REPO, stdio: ["ignore", "inherit", "inherit"], timeout: timeoutMs });
+  const r = spawnSync(cmd, args, {
+    cwd: REPO,
+    stdio: ["ignore", "inherit", "inherit"],
+    timeout: timeoutMs,
+  });
   if (r.error) throw new Error(`${cmd} ${args.join(" ")}: ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} exited with ${r.status ?? r.signal}`);
+  if (r.status !== 0)
+    throw new Error(`${cmd} ${args.join(" ")} exited with ${r.status ?? r.signal}`);
 }
 
 export function ensureBuilt(): void {
-  if (!existsSync(join(DIST, "node-join.cjs"))) mustRun("npm", ["run", "--silent", "build"], 300_000);
+  if (!existsSync(join(DIST, "node-join.cjs")))
+    mustRun("npm", ["run", "--silent", "build"], 300_000);
 }
 
 export function ensurePackaged(): void {
@@ -32,7 +39,10 @@ export function ensureDebs(version: string): void {
   ensurePackaged();
   const stale = (["amd64", "arm64"] as const).some((a) => {
     const deb = debPath(version, a);
-    return !existsSync(deb) || statSync(deb).mtimeMs < statSync(binPath(a === "amd64" ? "x64" : "arm64")).mtimeMs;
+    return (
+      !existsSync(deb) ||
+      statSync(deb).mtimeMs < statSync(binPath(a === "amd64" ? "x64" : "arm64")).mtimeMs
+    );
   });
   if (stale) mustRun(process.execPath, [join(REPO, "packaging/deb.mjs")], 10 * 60_000);
 }

@@ -15,9 +15,15 @@ export interface TestCa {
 const ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
 
 export async function makeCa(cn: string, parent?: TestCa): Promise<TestCa> {
-  const keys = (await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"])) as CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
+    "sign",
+    "verify",
+  ])) as CryptoKeyPair;
   const now = Date.now();
-  const extensions = [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)];
+  const extensions = [
+    new x509.BasicConstraintsExtension(true, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+  ];
   const cert = parent
     ? await x509.X509CertificateGenerator.create({
         serialNumber: "0a",
@@ -57,12 +63,19 @@ export interface LeafOptions {
 export async function issueLeaf(ca: TestCa, o: LeafOptions): Promise<string> {
   const now = Date.now();
   const name: x509.JsonName = [...(o.o ?? []).map((v) => ({ O: [v] })), { CN: [o.cn] }];
-  const extensions: x509.Extension[] = [new x509.BasicConstraintsExtension(Boolean(o.isCa), undefined, true)];
-  const alt = [...(o.dns ?? []).map((value) => ({ type: "dns" as const, value })), ...(o.ips ?? []).map((value) => ({ type: "ip" as const, value }))];
+  const extensions: x509.Extension[] = [
+    new x509.BasicConstraintsExtension(Boolean(o.isCa), undefined, true),
+  ];
+  const alt = [
+    ...(o.dns ?? []).map((value) => ({ type: "dns" as const, value })),
+    ...(o.ips ?? []).map((value) => ({ type: "ip" as const, value })),
+  ];
   if (alt.length) extensions.push(new x509.SubjectAlternativeNameExtension(alt));
   if (o.ekus) extensions.push(new x509.ExtendedKeyUsageExtension(o.ekus));
   const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: Math.floor(Math.random() * 1e9).toString(16).padStart(8, "0"),
+    serialNumber: Math.floor(Math.random() * 1e9)
+      .toString(16)
+      .padStart(8, "0"),
     subject: new x509.Name(name),
     issuer: ca.cert.subject,
     notBefore: o.notBefore ?? new Date(now - 60_000),

@@ -11,7 +11,9 @@ export function promtool(): string {
     execFileSync("sh", ["-c", "command -v promtool"], { stdio: "ignore" });
     return "promtool";
   } catch {
-    throw new Error("promtool not found: scripts/deps.sh unpacks it from Debian's prometheus package; run it first");
+    throw new Error(
+      "promtool not found: scripts/deps.sh unpacks it from Debian's prometheus package; run it first",
+    );
   }
 }
 

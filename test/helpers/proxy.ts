@@ -1,6 +1,12 @@
 // A small HTTP proxy in front of a real CA, for tests that need the CA to fail in a precise way
 // (stop answering after its certificate was fetched, or answer something hostile).
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import { createServer as createHttpsServer, request as httpsRequest } from "node:https";
 
 export type ProxyAction =
@@ -9,10 +15,19 @@ export type ProxyAction =
   | { type: "drop" }
   | { type: "respond"; status: number; body: string | Buffer; headers?: Record<string, string> }
   /** Forward, then let the test rewrite the upstream answer. */
-  | { type: "rewrite"; rewrite: (status: number, body: string) => { status: number; body: string } | Promise<{ status: number; body: string }> }
+  | {
+      type: "rewrite";
+      rewrite: (
+        status: number,
+        body: string,
+      ) => { status: number; body: string } | Promise<{ status: number; body: string }>;
+    }
   /** Send the status line, headers and `partial`, then never finish the body. */
   | { type: "stall"; status?: number; partial?: string; headers?: Record<string, string> }
-  /** Stream `total` bytes of a JSON-looking body (chunked, or with its content-length), recording how much the client took. */
+  /**
+   * Stream `total` bytes of a JSON-looking body (chunked, or with its content-length), recording
+   * how much the client took.
+   */
   | { type: "stream"; total: number; contentLength?: boolean };
 
 export interface StreamRecord {
@@ -65,25 +80,42 @@ export async function startProxy(
         return;
       }
       if (action.type === "stall") {
-        res.writeHead(action.status ?? 200, { "content-type": "application/json", ...action.headers });
+        res.writeHead(action.status ?? 200, {
+          "content-type": "application/json",
+          ...action.headers,
+        });
         res.write(action.partial ?? '{"success":true,"result":{"certificate":"');
         return;
       }
       if (action.type === "stream") {
-        const rec = { path: req.url ?? "", total: action.total, sent: 0, closedEarly: false, ms: 0 } as StreamRecord;
+        const rec = {
+          path: req.url ?? "",
+          total: action.total,
+          sent: 0,
+          closedEarly: false,
+          ms: 0,
+        } as StreamRecord;
         streams.push(rec);
         rec.done = streamBody(res, action, rec);
         return;
       }
       const up = upstreamRequest(
-        { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: { ...req.headers, host: target.host }, rejectUnauthorized: false },
+        {
+          host: target.hostname,
+          port: target.port,
+          path: req.url,
+          method: req.method,
+          headers: { ...req.headers, host: target.host },
+          rejectUnauthorized: false,
+        },
         (ur) => {
           const parts: Buffer[] = [];
           ur.on("data", (c: Buffer) => parts.push(c));
           ur.on("end", async () => {
             let status = ur.statusCode ?? 502;
             let text = Buffer.concat(parts).toString();
-            if (action.type === "rewrite") ({ status, body: text } = await action.rewrite(status, text));
+            if (action.type === "rewrite")
+              ({ status, body: text } = await action.rewrite(status, text));
             res.writeHead(status, { "content-type": "application/json" });
             res.end(text);
           });
@@ -93,7 +125,9 @@ export async function startProxy(
       up.end(body);
     });
   };
-  const server: Server = opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, handler) : createServer(handler);
+  const server: Server = opts.tls
+    ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, handler)
+    : createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const addr = server.address();
   const port = typeof addr === "object" && addr ? addr.port : 0;
@@ -109,9 +143,16 @@ export async function startProxy(
   };
 }
 
-async function streamBody(res: ServerResponse, action: { total: number; contentLength?: boolean }, rec: StreamRecord): Promise<void> {
+async function streamBody(
+  res: ServerResponse,
+  action: { total: number; contentLength?: boolean },
+  rec: StreamRecord,
+): Promise<void> {
   const t0 = Date.now();
-  res.writeHead(200, { "content-type": "application/json", ...(action.contentLength ? { "content-length": String(action.total) } : {}) });
+  res.writeHead(200, {
+    "content-type": "application/json",
+    ...(action.contentLength ? { "content-length": String(action.total) } : {}),
+  });
   const head = Buffer.from('{"success":true,"result":{"certificate":"');
   const filler = Buffer.alloc(64 * 1024, "A");
   let closed = false;

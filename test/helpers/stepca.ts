@@ -1,7 +1,7 @@
 // A real smallstep step-ca (0.19.0, built from Debian's Go sources by
 // scripts/stepca-build.sh) for tests: no mocks. Only node: built-ins.
 //
-//   const ca = await startStepCa();           // workers (O fixed to system:nodes) + control-plane (O from CSR)
+// const ca = await startStepCa(); // workers (O fixed to system:nodes) + control-plane (O from CSR)
 //   const ott = await ca.mintToken("workers", "system:node:w1", ["w1", "10.0.0.5"]);
 //   ... POST `${ca.url}/1.0/sign` {csr, ott} ...
 //   await ca.stop();
@@ -28,7 +28,10 @@ import { fileURLToPath } from "node:url";
 
 export interface StepCaProvisionerSpec {
   name: string;
-  /** Subject O forced on every certificate of this provisioner; omitted = the CSR's O and OU are kept. */
+  /**
+   * Subject O forced on every certificate of this provisioner; omitted = the CSR's O and OU are
+   * kept.
+   */
   organization?: string[];
   /** Overrides of the claims (defaults: minTLSCertDuration 5m, maxTLSCertDuration 720h,
    * defaultTLSCertDuration 24h, disableRenewal false, allowRenewalAfterExpiry true). */
@@ -38,7 +41,10 @@ export interface StepCaProvisionerSpec {
 export interface StartStepCaOptions {
   /** Default: [{name: "workers", organization: ["system:nodes"]}, {name: "control-plane"}]. */
   provisioners?: StepCaProvisionerSpec[];
-  /** authority.disableIssuedAtCheck: accept tokens minted before the CA (re)started. Default false (step's default). */
+  /**
+   * authority.disableIssuedAtCheck: accept tokens minted before the CA (re)started. Default false
+   * (step's default).
+   */
   disableIssuedAtCheck?: boolean;
   /** Keep the temp dir after stop() (also with STEPCA_KEEP_DIR=1). */
   keepDir?: boolean;
@@ -69,13 +75,19 @@ export interface MintTokenOptions {
 }
 
 export interface StepCaHandle {
-  /** "https://127.0.0.1:<port>". The server certificate has SANs DNS:localhost and IP:127.0.0.1, so both work. */
+  /**
+   * "https://127.0.0.1:<port>". The server certificate has SANs DNS:localhost and IP:127.0.0.1, so
+   * both work.
+   */
   url: string;
   /** "https://localhost:<port>" (same server). */
   localhostUrl: string;
   host: string;
   port: number;
-  /** Temp dir: ca.json, root.crt, root.key, intermediate.crt, intermediate.key (encrypted PKCS#8), db/, secrets/. */
+  /**
+   * Temp dir: ca.json, root.crt, root.key, intermediate.crt, intermediate.key (encrypted PKCS#8),
+   * db/, secrets/.
+   */
   dir: string;
   configFile: string;
   rootPem: string;
@@ -93,21 +105,48 @@ export interface StepCaHandle {
   /** PID of the running step-ca, undefined when stopped. */
   readonly pid: number | undefined;
   bin: { stepCa: string; stepinit: string };
-  /** A one-time token like `step ca token`, minted with real smallstep code (go.step.sm/crypto/jose). */
-  mintToken(provisioner: string, subject: string, sans: string[], opts?: MintTokenOptions): Promise<string>;
-  /** An x5cInsecure renew token signed by the certificate's key (for POST /1.0/renew with Authorization: Bearer). */
-  mintRenewToken(certChainPem: string, keyPem: string, opts?: { ttl?: string; caUrl?: string }): Promise<string>;
+  /**
+   * A one-time token like `step ca token`, minted with real smallstep code
+   * (go.step.sm/crypto/jose).
+   */
+  mintToken(
+    provisioner: string,
+    subject: string,
+    sans: string[],
+    opts?: MintTokenOptions,
+  ): Promise<string>;
+  /**
+   * An x5cInsecure renew token signed by the certificate's key (for POST /1.0/renew with
+   * Authorization: Bearer).
+   */
+  mintRenewToken(
+    certChainPem: string,
+    keyPem: string,
+    opts?: { ttl?: string; caUrl?: string },
+  ): Promise<string>;
   /** SIGTERM, then SIGKILL after 5 s; removes dir unless keepDir. Idempotent. */
   stop(): Promise<void>;
   /** Stops and starts the same CA (same dir, port, db); waits for /health. */
   restart(): Promise<void>;
 }
 
+/**
+ * The fields of step-ca's answers the tests read. Declared present: a test that reads one the
+ * answer lacks gets undefined and fails its assertion, which is the point.
+ */
+export interface StepCaJson {
+  ca: string;
+  crt: string;
+  certChain: string[];
+  message: string;
+  status: string;
+}
+
 export interface StepCaResponse {
   status: number;
   body: string;
-  /** Parsed JSON body, or undefined. */
-  json: any;
+  /** Parsed JSON body; no field is set when the body is not JSON. */
+  json: StepCaJson;
 }
 
 const DEFAULT_PROVISIONERS: StepCaProvisionerSpec[] = [
@@ -117,15 +156,25 @@ const DEFAULT_PROVISIONERS: StepCaProvisionerSpec[] = [
 
 const BUILD_SCRIPT = fileURLToPath(new URL("../../scripts/stepca-build.sh", import.meta.url));
 
-function run(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ stdout: string; stderr: string }> {
+function run(
+  file: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     execFile(
       file,
       args,
-      { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024 },
+      {
+        env: opts.env ?? process.env,
+        timeout: opts.timeoutMs ?? 60_000,
+        maxBuffer: 16 * 1024 * 1024,
+      },
       (err, stdout, stderr) => {
         if (err) {
-          const e = new Error(`${file} ${args.join(" ")} failed: ${err.message}\n--- stderr ---\n${stderr}\n--- stdout ---\n${stdout}`);
+          const e = new Error(
+            `${file} ${args.join(" ")} failed: ${err.message}\n--- stderr ---\n${stderr}\n--- stdout ---\n${stdout}`,
+          );
           reject(e);
         } else {
           resolve({ stdout, stderr });
@@ -174,10 +223,23 @@ function freePort(): Promise<number> {
 export function stepCaRequest(
   handle: Pick<StepCaHandle, "url" | "rootPem">,
   path: string,
-  opts: { method?: string; body?: unknown; cert?: string; key?: string; headers?: Record<string, string>; insecure?: boolean; baseUrl?: string } = {},
+  opts: {
+    method?: string;
+    body?: unknown;
+    cert?: string;
+    key?: string;
+    headers?: Record<string, string>;
+    insecure?: boolean;
+    baseUrl?: string;
+  } = {},
 ): Promise<StepCaResponse> {
   const url = new URL(path, opts.baseUrl ?? handle.url);
-  const payload = opts.body === undefined ? undefined : typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body);
+  const payload =
+    opts.body === undefined
+      ? undefined
+      : typeof opts.body === "string"
+        ? opts.body
+        : JSON.stringify(opts.body);
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
       url,
@@ -189,7 +251,9 @@ export function stepCaRequest(
         key: opts.key,
         agent: false,
         headers: {
-          ...(payload === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(payload) }),
+          ...(payload === undefined
+            ? {}
+            : { "content-type": "application/json", "content-length": Buffer.byteLength(payload) }),
           ...opts.headers,
         },
         timeout: 10_000,
@@ -199,11 +263,11 @@ export function stepCaRequest(
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => {
           const body = Buffer.concat(chunks).toString("utf8");
-          let json: any;
+          let json: StepCaJson;
           try {
-            json = JSON.parse(body);
+            json = JSON.parse(body) as StepCaJson;
           } catch {
-            json = undefined;
+            json = {} as StepCaJson;
           }
           resolve({ status: res.statusCode ?? 0, body, json });
         });
@@ -269,7 +333,12 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
   const caPassword = randomBytes(24).toString("base64url");
   const caPasswordFile = await writeSecret("ca.password", caPassword);
 
-  const provSpecs: { name: string; passwordFile: string; organization?: string[]; claims?: Record<string, string | boolean> }[] = [];
+  const provSpecs: {
+    name: string;
+    passwordFile: string;
+    organization?: string[];
+    claims?: Record<string, string | boolean>;
+  }[] = [];
   const passwords = new Map<string, { password: string; passwordFile: string }>();
   for (const [i, p] of specs.entries()) {
     const password = randomBytes(24).toString("base64url");
@@ -287,17 +356,32 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
 
   let port = await freePort();
   const caDir = join(dir, "ca");
-  const initArgs = ["init", "-out", caDir, "-port", String(port), "-password-file", caPasswordFile, "-provisioners", specFile];
+  const initArgs = [
+    "init",
+    "-out",
+    caDir,
+    "-port",
+    String(port),
+    "-password-file",
+    caPasswordFile,
+    "-provisioners",
+    specFile,
+  ];
   if (opts.disableIssuedAtCheck) initArgs.push("-disable-iat-check");
   const { stdout } = await run(bin.stepinit, initArgs);
-  const summary = JSON.parse(stdout) as { rootFingerprint: string; config: string; provisioners: { name: string; kid: string }[] };
+  const summary = JSON.parse(stdout) as {
+    rootFingerprint: string;
+    config: string;
+    provisioners: { name: string; kid: string }[];
+  };
   const configFile = summary.config;
   const rootFile = join(caDir, "root.crt");
   const intermediateFile = join(caDir, "intermediate.crt");
   const rootPem = await readFile(rootFile, "utf8");
   const intermediatePem = await readFile(intermediateFile, "utf8");
   const fp = createHash("sha256").update(new X509Certificate(rootPem).raw).digest("hex");
-  if (fp !== summary.rootFingerprint) throw new Error(`root fingerprint mismatch: ${fp} vs ${summary.rootFingerprint}`);
+  if (fp !== summary.rootFingerprint)
+    throw new Error(`root fingerprint mismatch: ${fp} vs ${summary.rootFingerprint}`);
 
   const logFile = join(dir, "step-ca.log");
   let child: ChildProcess | undefined;
@@ -309,7 +393,11 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
       const c = spawn(bin.stepCa, ["-config", configFile], {
         cwd: dir,
         stdio: ["ignore", fd, fd],
-        env: { ...process.env, STEPPATH: join(dir, "steppath"), STEPCA_PASSWORD_FILE: caPasswordFile },
+        env: {
+          ...process.env,
+          STEPPATH: join(dir, "steppath"),
+          STEPCA_PASSWORD_FILE: caPasswordFile,
+        },
       });
       // Unref'd: a test that forgets stop() must not hang its process; the
       // exit hook kills the CA when the process ends.
@@ -331,7 +419,9 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
     let lastErr = "";
     while (Date.now() < deadline) {
       if (exited || c.exitCode !== null) {
-        throw new Error(`step-ca exited (code ${c.exitCode}, signal ${c.signalCode}) before becoming healthy:\n${tail(readFileSync(logFile, "utf8"))}`);
+        throw new Error(
+          `step-ca exited (code ${c.exitCode}, signal ${c.signalCode}) before becoming healthy:\n${tail(readFileSync(logFile, "utf8"))}`,
+        );
       }
       try {
         const r = await stepCaRequest(handle, "/health");
@@ -342,7 +432,9 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
       }
       await new Promise((r) => setTimeout(r, 50));
     }
-    throw new Error(`step-ca not healthy after ${readyTimeoutMs} ms (${lastErr}):\n${tail(readFileSync(logFile, "utf8"))}`);
+    throw new Error(
+      `step-ca not healthy after ${readyTimeoutMs} ms (${lastErr}):\n${tail(readFileSync(logFile, "utf8"))}`,
+    );
   };
 
   const killChild = async (): Promise<void> => {
@@ -403,7 +495,13 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
       const kid = summary.provisioners.find((s) => s.name === p.name)?.kid;
       if (!kid) throw new Error(`stepinit did not report provisioner ${p.name}`);
       const pw = passwords.get(p.name)!;
-      return { name: p.name, password: pw.password, passwordFile: pw.passwordFile, kid, organization: p.organization };
+      return {
+        name: p.name,
+        password: pw.password,
+        passwordFile: pw.passwordFile,
+        kid,
+        organization: p.organization,
+      };
     }),
     logFile,
     get pid() {
@@ -413,7 +511,17 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
     async mintToken(provisioner, subject, sans, o = {}) {
       const p = handle.provisioners.find((x) => x.name === provisioner);
       if (!p) throw new Error(`unknown provisioner ${provisioner}`);
-      const args = ["token", "-dir", caDir, "-provisioner", p.name, "-password-file", p.passwordFile, "-subject", subject];
+      const args = [
+        "token",
+        "-dir",
+        caDir,
+        "-provisioner",
+        p.name,
+        "-password-file",
+        p.passwordFile,
+        "-subject",
+        subject,
+      ];
       for (const s of sans) args.push("-san", s);
       args.push("-ca-url", o.caUrl ?? handle.url);
       if (o.ttl) args.push("-ttl", o.ttl);
@@ -426,7 +534,17 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
       const certFile = await writeSecret(`renew-${n}.crt`, certChainPem);
       const keyFile = await writeSecret(`renew-${n}.key`, keyPem);
       try {
-        const args = ["renewtoken", "-dir", caDir, "-cert", certFile, "-key", keyFile, "-ca-url", o.caUrl ?? handle.url];
+        const args = [
+          "renewtoken",
+          "-dir",
+          caDir,
+          "-cert",
+          certFile,
+          "-key",
+          keyFile,
+          "-ca-url",
+          o.caUrl ?? handle.url,
+        ];
         if (o.ttl) args.push("-ttl", o.ttl);
         return (await run(bin.stepinit, args)).stdout.trim();
       } finally {

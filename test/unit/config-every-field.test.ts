@@ -3,7 +3,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import YAML from "yaml";
-import { envName, camel, ALL_OPTIONS as OPTIONS, type OptionSpec } from "../../agent/config/options.js";
+import {
+  envName,
+  camel,
+  ALL_OPTIONS as OPTIONS,
+  type OptionSpec,
+} from "../../agent/config/options.js";
 import { envValues, flagValues, parseConfigText } from "../../agent/config/sources.js";
 import { UsageError } from "../../agent/common/errors.js";
 import { BACKENDS, CA_TYPES } from "../../agent/ca/index.js";
@@ -39,7 +44,11 @@ test("every config key rejects wrong types and values, naming the key (exit 2)",
       const text = nest(o.key, v);
       assert.throws(
         () => parseConfigText(text, "/etc/node-join/config.yaml"),
-        (err: unknown) => err instanceof UsageError && err.exitCode === 2 && err.message.includes(`config key ${o.key}:`) && err.message.includes("/etc/node-join/config.yaml"),
+        (err: unknown) =>
+          err instanceof UsageError &&
+          err.exitCode === 2 &&
+          err.message.includes(`config key ${o.key}:`) &&
+          err.message.includes("/etc/node-join/config.yaml"),
         `${o.key} = ${JSON.stringify(v)} must be refused`,
       );
       cases++;
@@ -50,20 +59,49 @@ test("every config key rejects wrong types and values, naming the key (exit 2)",
 
 test("every key with a check refuses a bad value from the environment and the flag too", () => {
   const samples: Record<string, string> = {
-    url: "not a url", certHashes: "sha256:xyz", ips: "10.0.0.999", dnsNames: "bad_name!", apiServer: "http://plain:6443",
-    nodeName: "Bad_Name", advertiseAddress: "nope", bindPort: "70000", serviceCidr: "10.96.0.0/99", dnsDomain: "bad domain",
-    timeout: "soon", before: "later", keyAlgorithm: "dsa", role: "master", type: "vault", fingerprint: "abc",
+    url: "not a url",
+    certHashes: "sha256:xyz",
+    ips: "10.0.0.999",
+    dnsNames: "bad_name!",
+    apiServer: "http://plain:6443",
+    nodeName: "Bad_Name",
+    advertiseAddress: "nope",
+    bindPort: "70000",
+    serviceCidr: "10.96.0.0/99",
+    dnsDomain: "bad domain",
+    timeout: "soon",
+    before: "later",
+    keyAlgorithm: "dsa",
+    role: "master",
+    type: "vault",
+    fingerprint: "abc",
   };
   let cases = 0;
   for (const o of OPTIONS) {
     const flag = o.flag;
     if (!flag) continue;
     const last = o.key.split(".").pop()!;
-    const value = samples[last] ?? (o.type === "duration" ? "soon" : o.type === "int" ? "x" : o.type === "bool" ? "maybe" : undefined);
+    const value =
+      samples[last] ??
+      (o.type === "duration"
+        ? "soon"
+        : o.type === "int"
+          ? "x"
+          : o.type === "bool"
+            ? "maybe"
+            : undefined);
     if (value === undefined) continue;
-    assert.throws(() => envValues({ [envName(flag)]: value }), (e: unknown) => e instanceof UsageError && e.message.includes(envName(flag)), `${envName(flag)}=${value}`);
+    assert.throws(
+      () => envValues({ [envName(flag)]: value }),
+      (e: unknown) => e instanceof UsageError && e.message.includes(envName(flag)),
+      `${envName(flag)}=${value}`,
+    );
     const flagValue = o.type === "list" ? [value] : value;
-    assert.throws(() => flagValues({ [camel(flag)]: flagValue }), (e: unknown) => e instanceof UsageError && e.message.includes(`--${flag}`), `--${flag} ${value}`);
+    assert.throws(
+      () => flagValues({ [camel(flag)]: flagValue }),
+      (e: unknown) => e instanceof UsageError && e.message.includes(`--${flag}`),
+      `--${flag} ${value}`,
+    );
     cases++;
   }
   assert.ok(cases >= 25, `${cases} cases`);
@@ -74,7 +112,13 @@ test("the CA types accepted by the config are exactly the registered backends", 
 });
 
 test("unknown keys are rejected at every level", () => {
-  for (const text of ["colour: blue", "cas:\n  kubernetes:\n    urll: http://x", "controlPlane:\n  endpiont: x:6443", "renew:\n  beforee: 1h", "cas:\n  vault:\n    url: http://x"]) {
+  for (const text of [
+    "colour: blue",
+    "cas:\n  kubernetes:\n    urll: http://x",
+    "controlPlane:\n  endpiont: x:6443",
+    "renew:\n  beforee: 1h",
+    "cas:\n  vault:\n    url: http://x",
+  ]) {
     assert.throws(() => parseConfigText(text, "c.yaml"), /unknown key/, text);
   }
 });

@@ -1,6 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { envValues, flagValues, mergeValues, parseConfigText, renderConfig } from "../../agent/config/sources.js";
+import {
+  envValues,
+  flagValues,
+  mergeValues,
+  parseConfigText,
+  renderConfig,
+} from "../../agent/config/sources.js";
 import { toSettings } from "../../agent/config/settings.js";
 import { hostPath } from "../../agent/store/layout.js";
 import { parseDuration } from "../../agent/common/duration.js";
@@ -9,8 +15,15 @@ import { UsageError } from "../../agent/common/errors.js";
 const PIN = "sha256:" + "ab".repeat(32);
 
 test("flags override environment override file override defaults", () => {
-  const file = parseConfigText(`apiServer: https://file:6443\nkeyAlgorithm: rsa-2048\ntimeout: 1m\nnodeName: from-file\ncas:\n  kubernetes:\n    url: http://file-ca:8888\n    certHashes: [${PIN}]\n`, "c.yaml");
-  const env = envValues({ NODE_JOIN_KEY_ALGORITHM: "ecdsa-p384", NODE_JOIN_CA_URL: "http://env-ca:8888", NODE_JOIN_IP: "10.0.0.1,10.0.0.2" });
+  const file = parseConfigText(
+    `apiServer: https://file:6443\nkeyAlgorithm: rsa-2048\ntimeout: 1m\nnodeName: from-file\ncas:\n  kubernetes:\n    url: http://file-ca:8888\n    certHashes: [${PIN}]\n`,
+    "c.yaml",
+  );
+  const env = envValues({
+    NODE_JOIN_KEY_ALGORITHM: "ecdsa-p384",
+    NODE_JOIN_CA_URL: "http://env-ca:8888",
+    NODE_JOIN_IP: "10.0.0.1,10.0.0.2",
+  });
   const flags = flagValues({ caUrl: "https://flag-ca:8888" });
   const s = toSettings(mergeValues(file, env, flags), "/");
   assert.equal(s.cas.kubernetes.url, "https://flag-ca:8888");
@@ -36,19 +49,33 @@ test("unknown keys and bad values are errors naming the key", () => {
     ["timeout: soon", /config key timeout: must be a duration/],
     ["ips: 10.0.0.1", /config key ips: must be a list/],
     ["ips: [300.1.1.1]", /config key ips: "300\.1\.1\.1" is not an IP/],
-    ["cas:\n  kubernetes:\n    certHashes: [sha256:abc]", /config key cas\.kubernetes\.certHashes: "sha256:abc" is not sha256/],
+    [
+      "cas:\n  kubernetes:\n    certHashes: [sha256:abc]",
+      /config key cas\.kubernetes\.certHashes: "sha256:abc" is not sha256/,
+    ],
     ["apiServer: http://x:6443", /config key apiServer: must be a https URL/],
     ["role: master", /config key role: must be one of worker, control-plane/],
     ["renew:\n  reuseKey: yes-please", /config key renew\.reuseKey: must be true or false/],
-    ["hooks:\n  postRenew: [systemctl restart kubelet]", /config key hooks\.postRenew: must be a list of non-empty argv lists/],
+    [
+      "hooks:\n  postRenew: [systemctl restart kubelet]",
+      /config key hooks\.postRenew: must be a list of non-empty argv lists/,
+    ],
     ["controlPlane:\n  bindPort: '6443'", /config key controlPlane\.bindPort: must be an integer/],
     ["- a\n- b", /top level must be a mapping/],
     ["a: [", /not valid YAML/],
   ];
   for (const [text, pattern] of bad) {
-    assert.throws(() => parseConfigText(text, "/etc/node-join/config.yaml"), (err: unknown) => err instanceof UsageError && err.exitCode === 2 && pattern.test(err.message), text);
+    assert.throws(
+      () => parseConfigText(text, "/etc/node-join/config.yaml"),
+      (err: unknown) =>
+        err instanceof UsageError && err.exitCode === 2 && pattern.test(err.message),
+      text,
+    );
   }
-  assert.throws(() => envValues({ NODE_JOIN_TIMEOUT: "forever" }), /environment variable NODE_JOIN_TIMEOUT: must be a duration/);
+  assert.throws(
+    () => envValues({ NODE_JOIN_TIMEOUT: "forever" }),
+    /environment variable NODE_JOIN_TIMEOUT: must be a duration/,
+  );
   assert.throws(() => flagValues({ caCertHash: ["nope"] }), /--ca-cert-hash: "nope" is not sha256/);
 });
 
@@ -62,7 +89,17 @@ test("durations", () => {
 });
 
 test("the front-proxy and etcd CAs default to the kubernetes CA's server with their own label", () => {
-  const s = toSettings(mergeValues(flagValues({ caUrl: "http://ca:8888", caAuthKeyFile: "/k", clientProfile: "client", etcdCaCertHash: [PIN] })), "/");
+  const s = toSettings(
+    mergeValues(
+      flagValues({
+        caUrl: "http://ca:8888",
+        caAuthKeyFile: "/k",
+        clientProfile: "client",
+        etcdCaCertHash: [PIN],
+      }),
+    ),
+    "/",
+  );
   assert.equal(s.cas.etcd.url, "http://ca:8888");
   assert.equal(s.cas.etcd.label, "etcd");
   assert.equal(s.cas.frontProxy.label, "front-proxy");
@@ -70,12 +107,23 @@ test("the front-proxy and etcd CAs default to the kubernetes CA's server with th
   assert.equal(s.cas.etcd.clientProfile, "client");
   assert.deepEqual(s.cas.etcd.certHashes, [PIN]);
   assert.deepEqual(s.cas.frontProxy.certHashes, [], "pins are per CA, never inherited");
-  const own = toSettings(mergeValues(flagValues({ caUrl: "http://ca:8888", etcdCaUrl: "http://etcd-ca:8888" })), "/");
+  const own = toSettings(
+    mergeValues(flagValues({ caUrl: "http://ca:8888", etcdCaUrl: "http://etcd-ca:8888" })),
+    "/",
+  );
   assert.equal(own.cas.etcd.url, "http://etcd-ca:8888");
 });
 
 test("the persisted config round-trips, holds no secret, and stores paths as the booted host sees them", () => {
-  const values = mergeValues(flagValues({ apiServer: "https://api:6443", caUrl: "http://ca:8888", caCertHash: [PIN], caAuthKeyFile: "/target/etc/node-join/ca-auth.key", ip: ["10.0.0.5"] }));
+  const values = mergeValues(
+    flagValues({
+      apiServer: "https://api:6443",
+      caUrl: "http://ca:8888",
+      caCertHash: [PIN],
+      caAuthKeyFile: "/target/etc/node-join/ca-auth.key",
+      ip: ["10.0.0.5"],
+    }),
+  );
   const text = renderConfig(values, "/target");
   assert.match(text, /authKeyFile: \/etc\/node-join\/ca-auth\.key/);
   const back = parseConfigText(text, "config.yaml");

@@ -5,7 +5,10 @@ import { buildCsr, parseCsr } from "../../agent/pki/csr.js";
 import { findKind, templateFor, type TableContext } from "../../agent/pki/certs.js";
 import { generateKey, KEY_ALGORITHMS, spkiDer, loadKey } from "../../agent/pki/keys.js";
 
-const ctx: TableContext = { node: { nodeName: "w1", ips: ["10.0.0.21", "2001:db8::21"], dnsNames: ["w1.lab"] }, apiServer: "https://api:6443" };
+const ctx: TableContext = {
+  node: { nodeName: "w1", ips: ["10.0.0.21", "2001:db8::21"], dnsNames: ["w1.lab"] },
+  apiServer: "https://api:6443",
+};
 
 test("kubelet client CSR: CN system:node:<name>, O system:nodes, no SANs, signed by our key", async () => {
   const key = await generateKey("ecdsa-p256");
@@ -17,7 +20,10 @@ test("kubelet client CSR: CN system:node:<name>, O system:nodes, no SANs, signed
   assert.ok(info.spki.equals(spkiDer(key.privateKey)));
   assert.equal(info.signatureValid, true);
   // openssl agrees that the request is well-formed and self-signed correctly
-  const out = execFileSync("openssl", ["req", "-noout", "-verify", "-subject"], { input: pem, stdio: ["pipe", "pipe", "pipe"] }).toString();
+  const out = execFileSync("openssl", ["req", "-noout", "-verify", "-subject"], {
+    input: pem,
+    stdio: ["pipe", "pipe", "pipe"],
+  }).toString();
   assert.match(out, /O\s*=\s*system:nodes, CN\s*=\s*system:node:w1/);
 });
 
@@ -32,7 +38,12 @@ test("every key algorithm yields a valid CSR and kubeadm's PEM key format", asyn
   for (const alg of KEY_ALGORITHMS) {
     if (alg === "rsa-4096" || alg === "rsa-3072") continue; // slow; covered by the algorithm name mapping below
     const key = await generateKey(alg);
-    assert.match(key.pem, alg.startsWith("rsa") ? /^-----BEGIN RSA PRIVATE KEY-----/ : /^-----BEGIN EC PRIVATE KEY-----/);
+    assert.match(
+      key.pem,
+      alg.startsWith("rsa")
+        ? /^-----BEGIN RSA PRIVATE KEY-----/
+        : /^-----BEGIN EC PRIVATE KEY-----/,
+    );
     assert.equal(loadKey(key.pem).algorithm, alg);
     const info = await parseCsr(await buildCsr(templateFor(findKind("kubelet-client")!, ctx), key));
     assert.equal(info.signatureValid, true, alg);

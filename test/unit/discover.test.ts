@@ -1,13 +1,22 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { isExcludedInterface, isNodeAddress, selectIdentity, type InterfaceInfo } from "../../agent/ops/discover.js";
+import {
+  isExcludedInterface,
+  isNodeAddress,
+  selectIdentity,
+  type InterfaceInfo,
+} from "../../agent/ops/discover.js";
 
 const v4 = (address: string, internal = false) => ({ address, family: "IPv4" as const, internal });
 const v6 = (address: string, internal = false) => ({ address, family: "IPv6" as const, internal });
 
 const HOST: InterfaceInfo[] = [
   { name: "lo", addresses: [v4("127.0.0.1", true), v6("::1", true)] },
-  { name: "eth0", operstate: "up", addresses: [v6("fe80::1"), v4("192.168.1.20"), v6("2001:db8::20"), v4("169.254.3.3")] },
+  {
+    name: "eth0",
+    operstate: "up",
+    addresses: [v6("fe80::1"), v4("192.168.1.20"), v6("2001:db8::20"), v4("169.254.3.3")],
+  },
   { name: "bond0", operstate: "up", addresses: [v4("10.0.0.20")] },
   { name: "br0", operstate: "up", addresses: [v4("10.1.0.20")] },
   { name: "docker0", addresses: [v4("172.17.0.1")] },
@@ -29,20 +38,45 @@ test("discovery keeps physical, bonded and bridged addresses and drops container
 });
 
 test("--interface restricts to one interface and names a missing one", () => {
-  assert.deepEqual(selectIdentity({ hostname: "h", interfaces: HOST, interface: "bond0" }).ips, ["10.0.0.20"]);
-  assert.throws(() => selectIdentity({ hostname: "h", interfaces: HOST, interface: "eth7" }), /--interface eth7: no such interface/);
+  assert.deepEqual(selectIdentity({ hostname: "h", interfaces: HOST, interface: "bond0" }).ips, [
+    "10.0.0.20",
+  ]);
+  assert.throws(
+    () => selectIdentity({ hostname: "h", interfaces: HOST, interface: "eth7" }),
+    /--interface eth7: no such interface/,
+  );
 });
 
 test("--ip replaces discovery, --node-name and --dns-name override", () => {
-  const id = selectIdentity({ hostname: "h", interfaces: HOST, ips: ["10.9.9.9", "2001:DB8:0:0::1"], nodeName: "Node-X", dnsNames: ["Node-X.Lab"] });
+  const id = selectIdentity({
+    hostname: "h",
+    interfaces: HOST,
+    ips: ["10.9.9.9", "2001:DB8:0:0::1"],
+    nodeName: "Node-X",
+    dnsNames: ["Node-X.Lab"],
+  });
   assert.deepEqual(id.ips, ["10.9.9.9", "2001:db8::1"]);
   assert.equal(id.nodeName, "node-x");
   assert.deepEqual(id.dnsNames, ["node-x.lab"]);
 });
 
 test("address and interface filters", () => {
-  for (const a of ["127.0.0.1", "169.254.1.1", "::1", "fe80::1", "ff02::1", "0.0.0.0", "224.0.0.1"]) assert.equal(isNodeAddress(a), false, a);
-  for (const a of ["10.0.0.1", "192.168.1.1", "2001:db8::1", "fd00::5"]) assert.equal(isNodeAddress(a), true, a);
-  for (const n of ["docker0", "cni0", "cali0", "flannel.1", "cilium_net", "veth1", "lxc1", "kube-ipvs0", "lo"]) assert.equal(isExcludedInterface(n), true, n);
-  for (const n of ["eth0", "enp3s0", "bond0", "br0", "wlan0"]) assert.equal(isExcludedInterface(n), false, n);
+  for (const a of ["127.0.0.1", "169.254.1.1", "::1", "fe80::1", "ff02::1", "0.0.0.0", "224.0.0.1"])
+    assert.equal(isNodeAddress(a), false, a);
+  for (const a of ["10.0.0.1", "192.168.1.1", "2001:db8::1", "fd00::5"])
+    assert.equal(isNodeAddress(a), true, a);
+  for (const n of [
+    "docker0",
+    "cni0",
+    "cali0",
+    "flannel.1",
+    "cilium_net",
+    "veth1",
+    "lxc1",
+    "kube-ipvs0",
+    "lo",
+  ])
+    assert.equal(isExcludedInterface(n), true, n);
+  for (const n of ["eth0", "enp3s0", "bond0", "br0", "wlan0"])
+    assert.equal(isExcludedInterface(n), false, n);
 });

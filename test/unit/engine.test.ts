@@ -3,7 +3,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
-import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { runJoin, type JoinResult } from "../../agent/cli/join.js";
 import { KUBELET_FILES_KEPT, runRenew, type RenewResult } from "../../agent/cli/renew.js";
@@ -30,17 +41,36 @@ interface Node {
   logs: string[];
   rt: Runtime;
   flags: Record<string, unknown>;
-  join(extra?: Record<string, unknown>, o?: { force?: boolean; dryRun?: boolean }): Promise<JoinResult>;
-  renew(o?: { force?: boolean; dryRun?: boolean; before?: string; reuseKey?: boolean }): Promise<RenewResult>;
+  join(
+    extra?: Record<string, unknown>,
+    o?: { force?: boolean; dryRun?: boolean },
+  ): Promise<JoinResult>;
+  renew(o?: {
+    force?: boolean;
+    dryRun?: boolean;
+    before?: string;
+    reuseKey?: boolean;
+  }): Promise<RenewResult>;
 }
 
-async function node(role: "worker" | "control-plane" = "worker", lifetimeMs = 365 * DAY): Promise<Node> {
+async function node(
+  role: "worker" | "control-plane" = "worker",
+  lifetimeMs = 365 * DAY,
+): Promise<Node> {
   const root = tempRoot("nj-engine-");
   const clock = fakeClock();
-  const [kubernetes, frontProxy, etcd] = await Promise.all(["kubernetes", "front-proxy", "etcd"].map((n) => FakeCa.create(n, clock, lifetimeMs)));
+  const [kubernetes, frontProxy, etcd] = await Promise.all(
+    ["kubernetes", "front-proxy", "etcd"].map((n) => FakeCa.create(n, clock, lifetimeMs)),
+  );
   const cas = { kubernetes: kubernetes!, frontProxy: frontProxy!, etcd: etcd! };
   const logs: string[] = [];
-  const rt: Runtime = { layout: layout(root), env: {}, clock, log: (l) => logs.push(l), backend: (ctx) => cas[ctx.ca.name] };
+  const rt: Runtime = {
+    layout: layout(root),
+    env: {},
+    clock,
+    log: (l) => logs.push(l),
+    backend: (ctx) => cas[ctx.ca.name],
+  };
   const flags: Record<string, unknown> = {
     role,
     apiServer: "https://10.0.0.1:6443",
@@ -52,9 +82,21 @@ async function node(role: "worker" | "control-plane" = "worker", lifetimeMs = 36
   if (role === "control-plane") {
     const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
     mkdirSync(join(root, "etc/node-join"), { recursive: true });
-    writeFileSync(join(root, "etc/node-join/sa.key"), privateKey.export({ format: "pem", type: "pkcs1" }), { mode: 0o600 });
-    writeFileSync(join(root, "etc/node-join/sa.pub"), publicKey.export({ format: "pem", type: "spki" }));
-    Object.assign(flags, { etcdCaCertHash: [PIN], frontProxyCaCertHash: [PIN], saKeyFile: join(root, "etc/node-join/sa.key"), saPubFile: join(root, "etc/node-join/sa.pub") });
+    writeFileSync(
+      join(root, "etc/node-join/sa.key"),
+      privateKey.export({ format: "pem", type: "pkcs1" }),
+      { mode: 0o600 },
+    );
+    writeFileSync(
+      join(root, "etc/node-join/sa.pub"),
+      publicKey.export({ format: "pem", type: "spki" }),
+    );
+    Object.assign(flags, {
+      etcdCaCertHash: [PIN],
+      frontProxyCaCertHash: [PIN],
+      saKeyFile: join(root, "etc/node-join/sa.key"),
+      saPubFile: join(root, "etc/node-join/sa.pub"),
+    });
   }
   const settingsOf = (values: RawValues): Settings => {
     values.set("timer.enabled", false);
@@ -69,13 +111,26 @@ async function node(role: "worker" | "control-plane" = "worker", lifetimeMs = 36
     flags,
     join: (extra = {}, o = {}) => {
       const values = mergeValues(flagValues({ ...flags, ...extra }));
-      return runJoin({ settings: settingsOf(values), values, force: Boolean(o.force), dryRun: Boolean(o.dryRun) }, rt);
+      return runJoin(
+        {
+          settings: settingsOf(values),
+          values,
+          force: Boolean(o.force),
+          dryRun: Boolean(o.dryRun),
+        },
+        rt,
+      );
     },
     renew: (o = {}) => {
-      const values = mergeValues(flagValues({ ...flags, ...(o.before ? { before: o.before } : {}) }));
+      const values = mergeValues(
+        flagValues({ ...flags, ...(o.before ? { before: o.before } : {}) }),
+      );
       const s = settingsOf(values);
       if (o.reuseKey) s.renew.reuseKey = true;
-      return runRenew({ settings: s, force: Boolean(o.force), dryRun: Boolean(o.dryRun), configured: true }, rt);
+      return runRenew(
+        { settings: s, force: Boolean(o.force), dryRun: Boolean(o.dryRun), configured: true },
+        rt,
+      );
     },
   };
   return n;
@@ -89,15 +144,31 @@ const leafOf = (root: string, prefix: string) => {
 test("join: a fresh worker gets both kubelet certificates from the CA, with kubeadm's layout and modes", async () => {
   const n = await node();
   const r = await n.join();
-  assert.deepEqual(r.issued.map((i) => [i.kind, i.reason]), [["kubelet-client", "missing"], ["kubelet-server", "missing"]]);
+  assert.deepEqual(
+    r.issued.map((i) => [i.kind, i.reason]),
+    [
+      ["kubelet-client", "missing"],
+      ["kubelet-server", "missing"],
+    ],
+  );
   assert.deepEqual([...n.cas.kubernetes.signed].sort(), ["kubelet-client", "kubelet-server"]);
-  assert.match(r.message, /^joined worker node w1: issued 2 certificate\(s\), wrote \d+ file\(s\)$/);
+  assert.match(
+    r.message,
+    /^joined worker node w1: issued 2 certificate\(s\), wrote \d+ file\(s\)$/,
+  );
   const link = readlinkSync(join(n.root, PKI, "kubelet-client-current.pem"));
-  assert.match(link, /^kubelet-client-\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d\.pem$/, "a bare name, as the kubelet's FileStore writes it");
+  assert.match(
+    link,
+    /^kubelet-client-\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d\.pem$/,
+    "a bare name, as the kubelet's FileStore writes it",
+  );
   assert.equal(statSync(join(n.root, PKI, link)).mode & 0o777, 0o600);
   assert.equal(statSync(join(n.root, "etc/kubernetes/pki/ca.crt")).mode & 0o777, 0o644);
   assert.equal(statSync(join(n.root, "etc/kubernetes/kubelet.conf")).mode & 0o777, 0o600);
-  assert.match(readFileSync(join(n.root, "etc/kubernetes/kubelet.conf"), "utf8"), /client-certificate: \.\.\/\.\.\/var\/lib\/kubelet\/pki\/kubelet-client-current\.pem/);
+  assert.match(
+    readFileSync(join(n.root, "etc/kubernetes/kubelet.conf"), "utf8"),
+    /client-certificate: \.\.\/\.\.\/var\/lib\/kubelet\/pki\/kubelet-client-current\.pem/,
+  );
   assert.deepEqual(leafOf(n.root, "kubelet-server").ips, ["10.0.0.21"]);
   assert.ok(existsSync(join(n.root, "etc/node-join/config.yaml")));
   assert.ok(!existsSync(join(n.root, "var/lib/node-join/lock")), "the lock is released");
@@ -114,7 +185,10 @@ test("join: a second join issues nothing and writes nothing; --force re-issues e
   assert.match(again.message, /^nothing to do: worker node w1 already has valid certificates/);
   assert.deepEqual(diffSnapshots(snap, snapshot(n.root)), []);
   const forced = await n.join({}, { force: true });
-  assert.deepEqual(forced.issued.map((i) => i.reason), ["forced", "forced"]);
+  assert.deepEqual(
+    forced.issued.map((i) => i.reason),
+    ["forced", "forced"],
+  );
 });
 
 test("join: a changed IP re-issues only the serving certificate, and says why", async () => {
@@ -122,7 +196,10 @@ test("join: a changed IP re-issues only the serving certificate, and says why", 
   await n.join();
   const client = leafOf(n.root, "kubelet-client").serial;
   const r = await n.join({ ip: ["10.0.0.99"] });
-  assert.deepEqual(r.issued.map((i) => i.kind), ["kubelet-server"]);
+  assert.deepEqual(
+    r.issued.map((i) => i.kind),
+    ["kubelet-server"],
+  );
   assert.match(r.issued[0]!.reason, /SANs lack 10\.0\.0\.99/);
   assert.equal(leafOf(n.root, "kubelet-client").serial, client);
   assert.deepEqual(leafOf(n.root, "kubelet-server").ips, ["10.0.0.99"]);
@@ -135,19 +212,30 @@ test("join: a key that does not match, a certificate of another CA, an expired o
   const other = await FakeCa.create("other", n.clock);
   n.cas.kubernetes = other;
   const moved = await n.join();
-  assert.deepEqual(moved.issued.map((i) => i.reason), ["does not chain to the installed CA", "does not chain to the installed CA"]);
+  assert.deepEqual(
+    moved.issued.map((i) => i.reason),
+    ["does not chain to the installed CA", "does not chain to the installed CA"],
+  );
   // A key from elsewhere in the client's pair.
   const file = join(n.root, PKI, readlinkSync(join(n.root, PKI, "kubelet-client-current.pem")));
   const pem = readFileSync(file, "utf8");
-  const foreign = generateKeyPairSync("ec", { namedCurve: "prime256v1" }).privateKey.export({ format: "pem", type: "sec1" }).toString();
+  const foreign = generateKeyPairSync("ec", { namedCurve: "prime256v1" })
+    .privateKey.export({ format: "pem", type: "sec1" })
+    .toString();
   writeFileSync(file, pem.replace(/-----BEGIN EC PRIVATE KEY-----[\s\S]*$/, foreign));
   const key = await n.join();
-  assert.deepEqual(key.issued.map((i) => [i.kind, i.reason]), [["kubelet-client", "installed key does not match its certificate"]]);
+  assert.deepEqual(
+    key.issued.map((i) => [i.kind, i.reason]),
+    [["kubelet-client", "installed key does not match its certificate"]],
+  );
   // Past NotAfter: join has no deadline rule, but an expired certificate is always re-issued.
   n.clock.advance(366 * DAY);
   const expired = await n.join();
   assert.equal(expired.issued.length, 2);
-  assert.ok(expired.issued.every((i) => /^expired at /.test(i.reason)), JSON.stringify(expired.issued));
+  assert.ok(
+    expired.issued.every((i) => /^expired at /.test(i.reason)),
+    JSON.stringify(expired.issued),
+  );
 });
 
 test("join --dry-run: asks no CA, writes nothing, lists what it would request", async () => {
@@ -155,7 +243,10 @@ test("join --dry-run: asks no CA, writes nothing, lists what it would request", 
   const snap = snapshot(n.root);
   const r = await n.join({}, { dryRun: true });
   assert.equal(r.dryRun, true);
-  assert.deepEqual(r.issued.map((i) => i.kind), ["kubelet-client", "kubelet-server"]);
+  assert.deepEqual(
+    r.issued.map((i) => i.kind),
+    ["kubelet-client", "kubelet-server"],
+  );
   assert.equal(n.cas.kubernetes.fetches, 0, "no CA contacted");
   assert.deepEqual(diffSnapshots(snap, snapshot(n.root)), []);
 });
@@ -165,7 +256,10 @@ test("join: a CA refusing one certificate of the set leaves the node exactly as 
   await n.join();
   const snap = snapshot(n.root);
   n.cas.etcd.failure = { mode: "refuse", kinds: ["etcd-peer"] };
-  await assert.rejects(n.join({}, { force: true }), (e: unknown) => e instanceof CaRefusedError && e.exitCode === 4);
+  await assert.rejects(
+    n.join({}, { force: true }),
+    (e: unknown) => e instanceof CaRefusedError && e.exitCode === 4,
+  );
   assert.deepEqual(diffSnapshots(snap, snapshot(n.root)), []);
 });
 
@@ -174,16 +268,37 @@ test("join: a control plane gets every kubeadm certificate from its three CAs an
   const r = await n.join();
   assert.equal(r.issued.length, 13);
   assert.deepEqual(n.cas.frontProxy.signed, ["front-proxy-client"]);
-  assert.deepEqual([...n.cas.etcd.signed].sort(), ["apiserver-etcd-client", "etcd-healthcheck-client", "etcd-peer", "etcd-server"]);
-  for (const f of ["ca.crt", "front-proxy-ca.crt", "etcd/ca.crt", "apiserver.crt", "apiserver.key", "etcd/peer.key", "sa.key", "sa.pub"]) {
+  assert.deepEqual([...n.cas.etcd.signed].sort(), [
+    "apiserver-etcd-client",
+    "etcd-healthcheck-client",
+    "etcd-peer",
+    "etcd-server",
+  ]);
+  for (const f of [
+    "ca.crt",
+    "front-proxy-ca.crt",
+    "etcd/ca.crt",
+    "apiserver.crt",
+    "apiserver.key",
+    "etcd/peer.key",
+    "sa.key",
+    "sa.pub",
+  ]) {
     assert.ok(existsSync(join(n.root, "etc/kubernetes/pki", f)), f);
   }
-  for (const f of ["ca.key", "front-proxy-ca.key", "etcd/ca.key"]) assert.ok(!existsSync(join(n.root, "etc/kubernetes/pki", f)), f);
+  for (const f of ["ca.key", "front-proxy-ca.key", "etcd/ca.key"])
+    assert.ok(!existsSync(join(n.root, "etc/kubernetes/pki", f)), f);
   const etcdCa = readFileSync(join(n.root, "etc/kubernetes/pki/etcd/ca.crt"), "utf8");
   assert.equal(etcdCa, n.cas.etcd.ca.pem);
   // The local kubeconfigs point at this control plane's own API server.
-  assert.match(readFileSync(join(n.root, "etc/kubernetes/scheduler.conf"), "utf8"), /server: https:\/\/10\.0\.0\.21:6443/);
-  assert.match(readFileSync(join(n.root, "etc/kubernetes/admin.conf"), "utf8"), /server: https:\/\/10\.0\.0\.1:6443/);
+  assert.match(
+    readFileSync(join(n.root, "etc/kubernetes/scheduler.conf"), "utf8"),
+    /server: https:\/\/10\.0\.0\.21:6443/,
+  );
+  assert.match(
+    readFileSync(join(n.root, "etc/kubernetes/admin.conf"), "utf8"),
+    /server: https:\/\/10\.0\.0\.1:6443/,
+  );
   const again = await n.join();
   assert.deepEqual(again.issued, []);
   const renew = await n.renew();
@@ -208,14 +323,28 @@ test("renew: nothing due asks no CA and names the next deadline from the kubelet
 test("renew: past the deadline both are renewed with fresh keys; the renewal is recorded; old files are pruned", async () => {
   const n = await node("worker", 30 * DAY);
   await n.join();
-  const keyOf = (prefix: string) => readFileSync(join(n.root, PKI, `${prefix}-current.pem`), "utf8").split("-----END CERTIFICATE-----").pop();
+  const keyOf = (prefix: string) =>
+    readFileSync(join(n.root, PKI, `${prefix}-current.pem`), "utf8")
+      .split("-----END CERTIFICATE-----")
+      .pop();
   const oldKey = keyOf("kubelet-client");
   n.clock.advance(27.5 * DAY); // past 90% of 30 days, before NotAfter
   const r = await n.renew();
-  assert.deepEqual(r.renewed.map((x) => [x.kind, x.expired]), [["kubelet-client", false], ["kubelet-server", false]]);
-  assert.ok(r.renewed.every((x) => /^past its renewal deadline/.test(x.reason)), JSON.stringify(r.renewed));
+  assert.deepEqual(
+    r.renewed.map((x) => [x.kind, x.expired]),
+    [
+      ["kubelet-client", false],
+      ["kubelet-server", false],
+    ],
+  );
+  assert.ok(
+    r.renewed.every((x) => /^past its renewal deadline/.test(x.reason)),
+    JSON.stringify(r.renewed),
+  );
   assert.notEqual(keyOf("kubelet-client"), oldKey, "a fresh key by default");
-  const state = JSON.parse(readFileSync(join(n.root, "var/lib/node-join/state.json"), "utf8")) as { lastRenewal: string };
+  const state = JSON.parse(readFileSync(join(n.root, "var/lib/node-join/state.json"), "utf8")) as {
+    lastRenewal: string;
+  };
   assert.equal(state.lastRenewal, new Date(n.clock.now()).toISOString());
   for (let i = 0; i < 5; i++) {
     n.clock.advance(28 * DAY);
@@ -228,30 +357,44 @@ test("renew: past the deadline both are renewed with fresh keys; the renewal is 
 test("renew: an expired certificate is renewed and flagged; reuseKey keeps the key", async () => {
   const n = await node("worker", 10 * DAY);
   await n.join();
-  const key = () => readFileSync(join(n.root, PKI, "kubelet-server-current.pem"), "utf8").split("-----END CERTIFICATE-----").pop();
+  const key = () =>
+    readFileSync(join(n.root, PKI, "kubelet-server-current.pem"), "utf8")
+      .split("-----END CERTIFICATE-----")
+      .pop();
   const before = key();
   n.clock.advance(11 * DAY);
   const r = await n.renew({ reuseKey: true });
-  assert.ok(r.renewed.length === 2 && r.renewed.every((x) => x.expired && /^expired at /.test(x.reason)));
-  assert.match(r.message, /^renewed 2: kubelet-client, kubelet-server \(kubelet-client, kubelet-server had expired\)$/);
+  assert.ok(
+    r.renewed.length === 2 && r.renewed.every((x) => x.expired && /^expired at /.test(x.reason)),
+  );
+  assert.match(
+    r.message,
+    /^renewed 2: kubelet-client, kubelet-server \(kubelet-client, kubelet-server had expired\)$/,
+  );
   assert.equal(key(), before);
 });
 
 test("renew: --before, --force, --dry-run and a repair each decide as documented", async () => {
   const n = await node("worker", 30 * DAY);
   await n.join();
-  assert.deepEqual((await n.renew({ before: "31d" })).renewed.map((x) => x.reason.replace(/ \(.*/, "")), [
-    "less than renew.before remains",
-    "less than renew.before remains",
-  ]);
+  assert.deepEqual(
+    (await n.renew({ before: "31d" })).renewed.map((x) => x.reason.replace(/ \(.*/, "")),
+    ["less than renew.before remains", "less than renew.before remains"],
+  );
   const snap = snapshot(n.root);
   const dry = await n.renew({ force: true, dryRun: true });
-  assert.deepEqual(dry.renewed.map((x) => x.reason), ["forced", "forced"]);
+  assert.deepEqual(
+    dry.renewed.map((x) => x.reason),
+    ["forced", "forced"],
+  );
   assert.match(dry.message, /^dry run: would renew kubelet-client, kubelet-server$/);
   assert.deepEqual(diffSnapshots(snap, snapshot(n.root)), [], "a dry run writes nothing");
   rmSync(join(n.root, PKI, "kubelet-server-current.pem"));
   const repaired = await n.renew();
-  assert.deepEqual(repaired.renewed.map((x) => [x.kind, x.reason]), [["kubelet-server", "missing"]]);
+  assert.deepEqual(
+    repaired.renewed.map((x) => [x.kind, x.reason]),
+    [["kubelet-server", "missing"]],
+  );
   assert.ok(lstatSync(join(n.root, PKI, "kubelet-server-current.pem")).isSymbolicLink());
 });
 
@@ -262,7 +405,11 @@ test("renew: with a renewal path the CA renews with the installed credentials in
   n.clock.advance(28 * DAY);
   await n.renew();
   assert.deepEqual([...n.cas.kubernetes.renewed].sort(), ["kubelet-client", "kubelet-server"]);
-  assert.deepEqual([...n.cas.kubernetes.signed].sort(), ["kubelet-client", "kubelet-server"], "only join enrolled");
+  assert.deepEqual(
+    [...n.cas.kubernetes.signed].sort(),
+    ["kubelet-client", "kubelet-server"],
+    "only join enrolled",
+  );
 });
 
 test("renew: a CA that is down fails with exit 3 and changes nothing; a held lock is exit 7", async () => {
@@ -271,7 +418,10 @@ test("renew: a CA that is down fails with exit 3 and changes nothing; a held loc
   n.clock.advance(28 * DAY);
   const snap = snapshot(n.root);
   n.cas.kubernetes.failure = { mode: "down" };
-  await assert.rejects(n.renew(), (e: unknown) => e instanceof CaUnreachableError && e.exitCode === 3);
+  await assert.rejects(
+    n.renew(),
+    (e: unknown) => e instanceof CaUnreachableError && e.exitCode === 3,
+  );
   assert.deepEqual(diffSnapshots(snap, snapshot(n.root)), []);
   delete n.cas.kubernetes.failure;
   const lock = acquireLock(n.rt.layout.lockFile);
@@ -313,7 +463,11 @@ for (const step of ["stage", "journal", "move:0", "move:1", "move:2", "done"]) {
     const now = ["kubelet-client", "kubelet-server"].map((p) => leafOf(n.root, p).serial);
     const fresh = now.map((s, i) => s !== before[i]);
     assert.equal(fresh[0], fresh[1], `mixed set after a stop at ${step}`);
-    assert.equal(fresh[0], step !== "stage", `a stop at ${step} must leave the ${step === "stage" ? "old" : "new"} set`);
+    assert.equal(
+      fresh[0],
+      step !== "stage",
+      `a stop at ${step} must leave the ${step === "stage" ? "old" : "new"} set`,
+    );
     const leftovers: string[] = [];
     const walk = (d: string) => {
       for (const e of readdirSync(d, { withFileTypes: true })) {

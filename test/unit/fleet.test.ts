@@ -1,5 +1,6 @@
 // A fleet simulation of the renewal schedule: 10,000 certificates issued within one hour, renewed
-// by the deadline rule at the first firing of the twice-daily timer (plus its RandomizedDelaySec=1h)
+// by the deadline rule at the first firing of the twice-daily timer (plus its
+// RandomizedDelaySec=1h)
 // after their deadline. Reports the CA's peak requests per minute against the mean, and compares
 // with what a fixed deadline (no per-certificate fraction) would do.
 import { test } from "node:test";
@@ -49,7 +50,14 @@ function simulate(fraction: (serial: string) => number) {
   const spanDays = (last - first) / DAY;
   // Mean over the whole renewal window, the load a CA has to be sized for on average.
   const meanPerMinute = N / ((last - first) / 60_000 + 1);
-  return { peak, meanPerMinute, spanDays, activeMinutes, first: (first - start) / YEAR, last: (last - start) / YEAR };
+  return {
+    peak,
+    meanPerMinute,
+    spanDays,
+    activeMinutes,
+    first: (first - start) / YEAR,
+    last: (last - start) / YEAR,
+  };
 }
 
 test("the deadline rule spreads a fleet's renewals over the 70-90% window instead of one spike", () => {
@@ -60,9 +68,15 @@ test("the deadline rule spreads a fleet's renewals over the 70-90% window instea
       `peak ${rule.peak}/min vs mean ${rule.meanPerMinute.toFixed(3)}/min over the window, ${rule.activeMinutes} distinct minutes; ` +
       `fixed 80% deadline: all within ${fixed.spanDays.toFixed(2)} days, peak ${fixed.peak}/min`,
   );
-  assert.ok(rule.first >= 0.7 && rule.last < 0.9 + 2 / 365, "renewals fall in the 70-90% window (plus at most one timer period)");
+  assert.ok(
+    rule.first >= 0.7 && rule.last < 0.9 + 2 / 365,
+    "renewals fall in the 70-90% window (plus at most one timer period)",
+  );
   assert.ok(rule.spanDays > 60, `spread over ${rule.spanDays} days`);
   assert.ok(rule.peak <= 15, `peak ${rule.peak}/min`);
-  assert.ok(fixed.peak >= 10 * rule.peak, `a fixed deadline spikes: ${fixed.peak}/min vs ${rule.peak}/min`);
+  assert.ok(
+    fixed.peak >= 10 * rule.peak,
+    `a fixed deadline spikes: ${fixed.peak}/min vs ${rule.peak}/min`,
+  );
   assert.ok(fixed.spanDays < 1);
 });

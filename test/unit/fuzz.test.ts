@@ -41,9 +41,19 @@ before(async () => {
   other = await makeCa("kubernetes");
   inter = await makeCa("intermediate", ca);
   anchors = [parseCert(ca.pem)];
-  const keys = (await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"])) as CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
+    "sign",
+    "verify",
+  ])) as CryptoKeyPair;
   spki = Buffer.from(await webcrypto.subtle.exportKey("spki", keys.publicKey));
-  const good = { publicKey: keys.publicKey, cn: "system:node:w1", o: ["system:nodes"], dns: ["w1", "w1.lab"], ips: ["10.0.0.21", "2001:db8::21"], ekus: [EKU_OIDS.serverAuth] };
+  const good = {
+    publicKey: keys.publicKey,
+    cn: "system:node:w1",
+    o: ["system:nodes"],
+    dns: ["w1", "w1.lab"],
+    ips: ["10.0.0.21", "2001:db8::21"],
+    ekus: [EKU_OIDS.serverAuth],
+  };
   goodPem = await issueLeaf(ca, good);
   goodViaInter = (await issueLeaf(inter, good)) + inter.pem;
   wrongCn = await issueLeaf(ca, { ...good, cn: "system:node:w2" });
@@ -53,7 +63,15 @@ before(async () => {
 const WHAT = "CA kubernetes (fuzz)";
 
 function verify(chainPem: string): VerifiedCert {
-  return verifyIssued({ kind: "kubelet-server", ca: WHAT, chainPem, expectedSpki: spki, anchors, template, now: new Date() });
+  return verifyIssued({
+    kind: "kubelet-server",
+    ca: WHAT,
+    chainPem,
+    expectedSpki: spki,
+    anchors,
+    template,
+    now: new Date(),
+  });
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; err: NodeJoinError };
@@ -64,10 +82,16 @@ function outcome(f: () => unknown): Outcome {
     return { ok: true, value: f() };
   } catch (err) {
     if (err instanceof NodeJoinError) {
-      assert.ok(err.message.includes(WHAT) || err.message.startsWith("certificate kubelet-server from"), `names the CA: ${err.message}`);
+      assert.ok(
+        err.message.includes(WHAT) || err.message.startsWith("certificate kubelet-server from"),
+        `names the CA: ${err.message}`,
+      );
       return { ok: false, err };
     }
-    throw new Error(`unexpected ${(err as Error)?.constructor?.name ?? typeof err} escaped: ${(err as Error)?.stack ?? String(err)}`);
+    throw new Error(
+      `unexpected ${(err as Error)?.constructor?.name ?? typeof err} escaped: ${(err as Error)?.stack ?? String(err)}`,
+      { cause: err },
+    );
   }
 }
 
@@ -79,16 +103,38 @@ function assertGenuine(v: VerifiedCert): void {
   assert.ok(v.leaf.notAfter.getTime() > Date.now());
 }
 
-// ---- generators ----------------------------------------------------------------------------------
+// ---- generators
+// ----------------------------------------------------------------------------------
 
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
-const pemOf = (der: Uint8Array, label = "CERTIFICATE") => `-----BEGIN ${label}-----\n${(b64(der).match(/.{1,64}/g) ?? []).join("\n")}\n-----END ${label}-----\n`;
+const pemOf = (der: Uint8Array, label = "CERTIFICATE") =>
+  `-----BEGIN ${label}-----\n${(b64(der).match(/.{1,64}/g) ?? []).join("\n")}\n-----END ${label}-----\n`;
 const derOf = (pem: string) => Buffer.from(pem.replace(/-----[A-Z ]+-----|\s/g, ""), "base64");
 
 /** Character-level mutations of a PEM text: deletions, insertions, replacements, cuts. */
 const mutatedPem = (base: () => string) =>
   fc
-    .array(fc.tuple(fc.nat(), fc.constantFrom("del", "ins", "rep", "cut"), fc.constantFrom("A", "/", "+", "=", "-", "\n", "\r", " ", "\u0000", "é", "-----END CERTIFICATE-----", "-----BEGIN CERTIFICATE-----\n")), { minLength: 1, maxLength: 6 })
+    .array(
+      fc.tuple(
+        fc.nat(),
+        fc.constantFrom("del", "ins", "rep", "cut"),
+        fc.constantFrom(
+          "A",
+          "/",
+          "+",
+          "=",
+          "-",
+          "\n",
+          "\r",
+          " ",
+          "\u0000",
+          "é",
+          "-----END CERTIFICATE-----",
+          "-----BEGIN CERTIFICATE-----\n",
+        ),
+      ),
+      { minLength: 1, maxLength: 6 },
+    )
     .map((ops) => {
       let s = base();
       for (const [pos, op, ch] of ops) {
@@ -117,7 +163,13 @@ const reshapedDer = (base: () => string) =>
   fc.tuple(fc.nat(), fc.nat(), fc.uint8Array({ maxLength: 64 })).map(([at, len, bytes]) => {
     const der = derOf(base());
     const i = at % (der.length + 1);
-    return pemOf(Buffer.concat([der.subarray(0, i), bytes, der.subarray(Math.min(der.length, i + (len % 16)))]));
+    return pemOf(
+      Buffer.concat([
+        der.subarray(0, i),
+        bytes,
+        der.subarray(Math.min(der.length, i + (len % 16))),
+      ]),
+    );
   });
 
 /** Anything that may stand where a certificate PEM belongs. */
@@ -137,12 +189,19 @@ const certText = fc.oneof(
   fc.constant("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"),
 );
 
-const junk = fc.anything({ maxDepth: 2, withNullPrototype: true, withBigInt: false, withObjectString: true });
+const junk = fc.anything({
+  maxDepth: 2,
+  withNullPrototype: true,
+  withBigInt: false,
+  withObjectString: true,
+});
 const anyField = fc.oneof(certText, junk);
 
 /** A JSON text, sometimes cut short. */
 const maybeTruncated = (json: fc.Arbitrary<string>) =>
-  fc.tuple(json, fc.option(fc.nat(), { freq: 4 })).map(([s, cut]) => (cut === null ? s : s.slice(0, cut % (s.length + 1))));
+  fc
+    .tuple(json, fc.option(fc.nat(), { freq: 4 }))
+    .map(([s, cut]) => (cut === null ? s : s.slice(0, cut % (s.length + 1))));
 
 const stringify = (v: unknown): string => JSON.stringify(v) ?? "null";
 
@@ -156,8 +215,20 @@ const cfsslBody = fc.oneof(
         .record(
           {
             success: fc.oneof(fc.boolean(), junk),
-            result: fc.oneof(junk, fc.record({ certificate: anyField, extra: junk }, { requiredKeys: [] })),
-            errors: fc.oneof(junk, fc.array(fc.record({ code: junk, message: fc.oneof(fc.string(), junk) }, { requiredKeys: [] }), { maxLength: 3 })),
+            result: fc.oneof(
+              junk,
+              fc.record({ certificate: anyField, extra: junk }, { requiredKeys: [] }),
+            ),
+            errors: fc.oneof(
+              junk,
+              fc.array(
+                fc.record(
+                  { code: junk, message: fc.oneof(fc.string(), junk) },
+                  { requiredKeys: [] },
+                ),
+                { maxLength: 3 },
+              ),
+            ),
             messages: junk,
             extra: junk,
           },
@@ -170,8 +241,23 @@ const cfsslBody = fc.oneof(
 
 /** Envelopes that are valid: success, the good certificate, any extra fields. */
 const validCfsslBody = fc
-  .record({ extra: junk, errors: fc.constant([]), messages: junk, resultExtra: junk, chain: fc.boolean() }, { requiredKeys: ["chain"] })
-  .map(({ chain, resultExtra, ...rest }) => stringify({ ...rest, success: true, result: { certificate: chain ? goodViaInter : goodPem, extra: resultExtra } }));
+  .record(
+    {
+      extra: junk,
+      errors: fc.constant([]),
+      messages: junk,
+      resultExtra: junk,
+      chain: fc.boolean(),
+    },
+    { requiredKeys: ["chain"] },
+  )
+  .map(({ chain, resultExtra, ...rest }) =>
+    stringify({
+      ...rest,
+      success: true,
+      result: { certificate: chain ? goodViaInter : goodPem, extra: resultExtra },
+    }),
+  );
 
 const stepBody = fc.oneof(
   { weight: 1, arbitrary: fc.string({ maxLength: 200 }) },
@@ -205,12 +291,15 @@ const validStepBody = fc
     return stringify({ crt: goodPem.trimEnd(), tlsOptions });
   });
 
-// ---- properties ----------------------------------------------------------------------------------
+// ---- properties
+// ----------------------------------------------------------------------------------
 
 const runs = (n: number) => ({ numRuns: fuzzRuns(n) });
 
 function cfsslPipeline(body: string): Outcome {
-  return outcome(() => verify(resultCertificate(parseEnvelope(body, WHAT), `${WHAT} signing kubelet-server`)));
+  return outcome(() =>
+    verify(resultCertificate(parseEnvelope(body, WHAT), `${WHAT} signing kubelet-server`)),
+  );
 }
 
 function stepPipeline(body: string): Outcome {
@@ -218,7 +307,11 @@ function stepPipeline(body: string): Outcome {
 }
 
 /** Any answer: a typed error, or a result that really is what was asked for (and some are). */
-function typedOrGenuine(name: string, body: fc.Arbitrary<string>, pipeline: (b: string) => Outcome): void {
+function typedOrGenuine(
+  name: string,
+  body: fc.Arbitrary<string>,
+  pipeline: (b: string) => Outcome,
+): void {
   test(name, () => {
     let ok = 0;
     fc.assert(
@@ -227,7 +320,11 @@ function typedOrGenuine(name: string, body: fc.Arbitrary<string>, pipeline: (b: 
         if (r.ok) {
           assertGenuine(r.value as VerifiedCert);
           ok++;
-        } else assert.ok(r.err instanceof CaRefusedError || r.err instanceof VerificationError, r.err.constructor.name);
+        } else
+          assert.ok(
+            r.err instanceof CaRefusedError || r.err instanceof VerificationError,
+            r.err.constructor.name,
+          );
       }),
       runs(2500),
     );
@@ -236,7 +333,11 @@ function typedOrGenuine(name: string, body: fc.Arbitrary<string>, pipeline: (b: 
 }
 
 /** Valid answers, with whatever extra fields, verify. */
-function validVerifies(name: string, body: fc.Arbitrary<string>, pipeline: (b: string) => Outcome): void {
+function validVerifies(
+  name: string,
+  body: fc.Arbitrary<string>,
+  pipeline: (b: string) => Outcome,
+): void {
   test(name, () => {
     fc.assert(
       fc.property(body, (b) => {
@@ -249,16 +350,37 @@ function validVerifies(name: string, body: fc.Arbitrary<string>, pipeline: (b: s
   });
 }
 
-typedOrGenuine("CFSSL answers: parseEnvelope, resultCertificate and verifyIssued throw only typed errors", cfsslBody, cfsslPipeline);
-validVerifies("CFSSL answers that are valid, with any extra fields, verify", validCfsslBody, cfsslPipeline);
-typedOrGenuine("step-ca /1.0/sign answers: parseAnswer, chainOf and verifyIssued throw only typed errors", stepBody, stepPipeline);
-validVerifies("step-ca answers that are valid (certChain, crt+ca, crt alone) verify", validStepBody, stepPipeline);
+typedOrGenuine(
+  "CFSSL answers: parseEnvelope, resultCertificate and verifyIssued throw only typed errors",
+  cfsslBody,
+  cfsslPipeline,
+);
+validVerifies(
+  "CFSSL answers that are valid, with any extra fields, verify",
+  validCfsslBody,
+  cfsslPipeline,
+);
+typedOrGenuine(
+  "step-ca /1.0/sign answers: parseAnswer, chainOf and verifyIssued throw only typed errors",
+  stepBody,
+  stepPipeline,
+);
+validVerifies(
+  "step-ca answers that are valid (certChain, crt+ca, crt alone) verify",
+  validStepBody,
+  stepPipeline,
+);
 
 test("step-ca error answers {status, message} of any shape become a CaRefusedError, never a throw", () => {
   fc.assert(
     fc.property(
       fc.integer({ min: 300, max: 599 }),
-      fc.oneof(fc.string({ maxLength: 100 }), fc.record({ status: junk, message: fc.oneof(fc.string(), junk) }, { requiredKeys: [] }).map(stringify)),
+      fc.oneof(
+        fc.string({ maxLength: 100 }),
+        fc
+          .record({ status: junk, message: fc.oneof(fc.string(), junk) }, { requiredKeys: [] })
+          .map(stringify),
+      ),
       (status, body) => {
         const err = stepCaRefusal(status, body, WHAT, "unauthorized");
         assert.ok(err instanceof CaRefusedError);
@@ -274,7 +396,14 @@ test("verifyIssued on bit-flipped, reshaped and text-mutated certificates: Verif
   let rejected = 0;
   fc.assert(
     fc.property(
-      fc.oneof(flippedDer(() => goodPem), reshapedDer(() => goodPem), mutatedPem(() => goodPem), flippedDer(() => goodViaInter.slice(goodViaInter.indexOf("-----BEGIN", 10))).map((i) => goodViaInter.slice(0, goodViaInter.indexOf("-----BEGIN", 10)) + i)),
+      fc.oneof(
+        flippedDer(() => goodPem),
+        reshapedDer(() => goodPem),
+        mutatedPem(() => goodPem),
+        flippedDer(() => goodViaInter.slice(goodViaInter.indexOf("-----BEGIN", 10))).map(
+          (i) => goodViaInter.slice(0, goodViaInter.indexOf("-----BEGIN", 10)) + i,
+        ),
+      ),
       (pem) => {
         const r = outcome(() => verify(pem));
         if (r.ok) assertGenuine(r.value as VerifiedCert);
@@ -292,10 +421,18 @@ test("verifyIssued on bit-flipped, reshaped and text-mutated certificates: Verif
 
 test("CA certificates in an /info or /roots answer: parseCaPem throws only CaRefusedError", () => {
   fc.assert(
-    fc.property(fc.oneof(mutatedPem(() => ca.pem), flippedDer(() => ca.pem), reshapedDer(() => ca.pem), fc.string({ maxLength: 200 })), (pem) => {
-      const r = outcome(() => parseCaPem(pem, WHAT, "info answer"));
-      if (!r.ok) assert.ok(r.err instanceof CaRefusedError, r.err.constructor.name);
-    }),
+    fc.property(
+      fc.oneof(
+        mutatedPem(() => ca.pem),
+        flippedDer(() => ca.pem),
+        reshapedDer(() => ca.pem),
+        fc.string({ maxLength: 200 }),
+      ),
+      (pem) => {
+        const r = outcome(() => parseCaPem(pem, WHAT, "info answer"));
+        if (!r.ok) assert.ok(r.err instanceof CaRefusedError, r.err.constructor.name);
+      },
+    ),
     runs(1500),
   );
 });

@@ -6,7 +6,16 @@ import assert from "node:assert/strict";
 import { verify } from "node:crypto";
 import { readFileSync } from "node:fs";
 import {
-  b64url, decodeJwt, decryptPbes2Jwe, importPrivateJwk, JoseError, MAX_PBES2_COUNT, publicKeyFromJwk, signJwt, verifyJwt, WrongPasswordError,
+  b64url,
+  decodeJwt,
+  decryptPbes2Jwe,
+  importPrivateJwk,
+  JoseError,
+  MAX_PBES2_COUNT,
+  publicKeyFromJwk,
+  signJwt,
+  verifyJwt,
+  WrongPasswordError,
 } from "../../agent/ca/jose.js";
 import { spkiDer } from "../../agent/pki/keys.js";
 
@@ -19,12 +28,17 @@ interface Fixture {
   caUrl: string;
   token: string;
 }
-const fx = JSON.parse(readFileSync(new URL("../fixtures/stepca-provisioner.json", import.meta.url), "utf8")) as Fixture;
+const fx = JSON.parse(
+  readFileSync(new URL("../fixtures/stepca-provisioner.json", import.meta.url), "utf8"),
+) as Fixture;
 
 test("decrypts a provisioner key that smallstep encrypted (PBES2-HS256+A128KW, A256GCM, p2c 100000)", () => {
   const header = decodeJwtPart(fx.encryptedKey.split(".")[0]!);
   assert.deepEqual([header.alg, header.enc, header.p2c], ["PBES2-HS256+A128KW", "A256GCM", 100000]);
-  const jwk = JSON.parse(decryptPbes2Jwe(fx.encryptedKey, fx.password).toString("utf8")) as Record<string, string>;
+  const jwk = JSON.parse(decryptPbes2Jwe(fx.encryptedKey, fx.password).toString("utf8")) as Record<
+    string,
+    string
+  >;
   assert.equal(jwk.kty, "EC");
   assert.equal(jwk.crv, "P-256");
   assert.equal(jwk.x, fx.key.x);
@@ -33,7 +47,10 @@ test("decrypts a provisioner key that smallstep encrypted (PBES2-HS256+A128KW, A
   assert.ok(jwk.d, "the private scalar");
   const signer = importPrivateJwk(JSON.stringify(jwk));
   assert.equal(signer.alg, "ES256");
-  assert.ok(spkiDer(signer.key).equals(spkiDer(publicKeyFromJwk(fx.key))), "private half of the published key");
+  assert.ok(
+    spkiDer(signer.key).equals(spkiDer(publicKeyFromJwk(fx.key))),
+    "private half of the published key",
+  );
 });
 
 test("a wrong password, a damaged JWE and an excessive PBES2 count are refused", () => {
@@ -41,30 +58,66 @@ test("a wrong password, a damaged JWE and an excessive PBES2 count are refused",
   const parts = fx.encryptedKey.split(".");
   const flipped = Buffer.from(parts[3]!, "base64url");
   flipped[0] ^= 1;
-  assert.throws(() => decryptPbes2Jwe([...parts.slice(0, 3), b64url(flipped), parts[4]].join("."), fx.password), WrongPasswordError);
+  assert.throws(
+    () => decryptPbes2Jwe([...parts.slice(0, 3), b64url(flipped), parts[4]].join("."), fx.password),
+    WrongPasswordError,
+  );
   const greedy = { ...decodeJwtPart(parts[0]!), p2c: MAX_PBES2_COUNT + 1 };
   const t0 = Date.now();
-  assert.throws(() => decryptPbes2Jwe([b64url(JSON.stringify(greedy)), ...parts.slice(1)].join("."), fx.password), /asks for 1000001 PBES2 iterations/);
+  assert.throws(
+    () =>
+      decryptPbes2Jwe([b64url(JSON.stringify(greedy)), ...parts.slice(1)].join("."), fx.password),
+    /asks for 1000001 PBES2 iterations/,
+  );
   assert.ok(Date.now() - t0 < 200, "refused before deriving anything");
   assert.throws(() => decryptPbes2Jwe("a.b.c", fx.password), JoseError);
   const otherAlg = { ...decodeJwtPart(parts[0]!), alg: "dir" };
-  assert.throws(() => decryptPbes2Jwe([b64url(JSON.stringify(otherAlg)), ...parts.slice(1)].join("."), fx.password), /alg "dir" is not supported/);
+  assert.throws(
+    () =>
+      decryptPbes2Jwe([b64url(JSON.stringify(otherAlg)), ...parts.slice(1)].join("."), fx.password),
+    /alg "dir" is not supported/,
+  );
 });
 
 test("a minted ES256 token has step's header and claims, and its r||s signature verifies with the provisioner key", () => {
   const signer = importPrivateJwk(decryptPbes2Jwe(fx.encryptedKey, fx.password));
-  const claims = { aud: [`${fx.caUrl}/1.0/sign`], sub: "system:node:w1", iss: fx.provisioner, sans: ["w1", "10.0.0.5"], iat: 1, nbf: 1, exp: 301, jti: "j", sha: fx.rootFingerprint };
+  const claims = {
+    aud: [`${fx.caUrl}/1.0/sign`],
+    sub: "system:node:w1",
+    iss: fx.provisioner,
+    sans: ["w1", "10.0.0.5"],
+    iat: 1,
+    nbf: 1,
+    exp: 301,
+    jti: "j",
+    sha: fx.rootFingerprint,
+  };
   const token = signJwt({ kid: fx.key.kid, typ: "JWT" }, claims, signer);
   const ours = decodeJwt(token);
   const real = decodeJwt(fx.token);
   assert.deepEqual(ours.header, { alg: "ES256", kid: fx.key.kid, typ: "JWT" });
-  assert.deepEqual(Object.keys(ours.header).sort(), Object.keys(real.header).sort(), "same header fields as smallstep's");
-  assert.deepEqual(Object.keys(ours.claims).sort(), Object.keys(real.claims).sort(), "same claims as smallstep's");
+  assert.deepEqual(
+    Object.keys(ours.header).sort(),
+    Object.keys(real.header).sort(),
+    "same header fields as smallstep's",
+  );
+  assert.deepEqual(
+    Object.keys(ours.claims).sort(),
+    Object.keys(real.claims).sort(),
+    "same claims as smallstep's",
+  );
   assert.deepEqual(ours.claims, claims);
   const [h, p, sig] = token.split(".") as [string, string, string];
   assert.equal(Buffer.from(sig, "base64url").length, 64, "raw r||s, not DER");
   const pub = publicKeyFromJwk(fx.key);
-  assert.ok(verify("sha256", Buffer.from(`${h}.${p}`), { key: pub, dsaEncoding: "ieee-p1363" }, Buffer.from(sig, "base64url")));
+  assert.ok(
+    verify(
+      "sha256",
+      Buffer.from(`${h}.${p}`),
+      { key: pub, dsaEncoding: "ieee-p1363" },
+      Buffer.from(sig, "base64url"),
+    ),
+  );
   assert.ok(verifyJwt(token, pub));
   // And the other way round: smallstep's own token verifies with this code.
   assert.ok(verifyJwt(fx.token, pub));

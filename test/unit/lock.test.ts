@@ -1,5 +1,6 @@
 // The per-root lock (agent/store/lock.ts), in process on temp roots: one node-join at a time, a
-// lock left by a killed run does not block the next run forever, and a run only ever removes its own.
+// lock left by a killed run does not block the next run forever, and a run only ever removes its
+// own.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -43,7 +44,11 @@ test("acquire writes the pid; release removes the lock and the directories acqui
   assert.deepEqual(readdirSync(dirname(file)), ["lock"], "no temp file left beside the lock");
   lock.release();
   assert.ok(!existsSync(file));
-  assert.deepEqual(readdirSync(root), [], "var/, var/lib/ and var/lib/node-join/ were removed again");
+  assert.deepEqual(
+    readdirSync(root),
+    [],
+    "var/, var/lib/ and var/lib/node-join/ were removed again",
+  );
 });
 
 test("release keeps directories that existed before, or that hold something else by then", () => {
@@ -57,7 +62,10 @@ test("release keeps directories that existed before, or that hold something else
   writeFileSync(join(dirname(other), "state.json"), "{}\n");
   lock.release();
   assert.ok(!existsSync(other));
-  assert.ok(existsSync(join(dirname(other), "state.json")), "a directory with content is not removed");
+  assert.ok(
+    existsSync(join(dirname(other), "state.json")),
+    "a directory with content is not removed",
+  );
 });
 
 test("a second acquire while the lock is held throws LockedError (exit 7) naming the pid and the file", () => {
@@ -74,7 +82,11 @@ test("a second acquire while the lock is held throws LockedError (exit 7) naming
     },
   );
   assert.equal(readFileSync(file, "utf8"), ownPid, "the holder's lock is untouched");
-  assert.deepEqual(readdirSync(dirname(file)), ["lock"], "the failed attempt left nothing beside it");
+  assert.deepEqual(
+    readdirSync(dirname(file)),
+    ["lock"],
+    "the failed attempt left nothing beside it",
+  );
   lock.release();
   assert.ok(!existsSync(file));
 });
@@ -83,7 +95,11 @@ test("a lock held by another live process is not taken over", () => {
   const file = lockFile();
   // pid 1 exists in every pid namespace, so it stands for a live owner here.
   plant(file, "1\n");
-  assert.throws(() => acquireLock(file), (err: unknown) => err instanceof LockedError && err.exitCode === 7 && /\(pid 1\)/.test(err.message));
+  assert.throws(
+    () => acquireLock(file),
+    (err: unknown) =>
+      err instanceof LockedError && err.exitCode === 7 && /\(pid 1\)/.test(err.message),
+  );
   assert.equal(readFileSync(file, "utf8"), "1\n");
 });
 

@@ -9,11 +9,40 @@ import { makeCa } from "../helpers/pki.js";
 
 test("the SPKI pin equals kubeadm's openssl one-liner", async () => {
   const dir = mkdtempSync(join(tmpdir(), "nj-pin-"));
-  for (const [i, args] of [["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], ["rsa", "-pkeyopt", "rsa_keygen_bits:2048"]].entries()) {
+  for (const [i, args] of [
+    ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    ["rsa", "-pkeyopt", "rsa_keygen_bits:2048"],
+  ].entries()) {
     const key = join(dir, `k${i}.pem`);
     const crt = join(dir, `c${i}.pem`);
-    execFileSync("openssl", ["req", "-x509", "-newkey", args[0]!, ...args.slice(1), "-nodes", "-keyout", key, "-out", crt, "-subj", "/CN=kubernetes", "-days", "1"], { stdio: "ignore" });
-    const shell = execFileSync("sh", ["-c", `openssl x509 -in ${crt} -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -hex`]).toString().trim().split(/\s+/).pop();
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        args[0]!,
+        ...args.slice(1),
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        crt,
+        "-subj",
+        "/CN=kubernetes",
+        "-days",
+        "1",
+      ],
+      { stdio: "ignore" },
+    );
+    const shell = execFileSync("sh", [
+      "-c",
+      `openssl x509 -in ${crt} -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -hex`,
+    ])
+      .toString()
+      .trim()
+      .split(/\s+/)
+      .pop();
     const pin = certPin(parseCert(execFileSync("cat", [crt]).toString()));
     assert.equal(pin, `sha256:${shell}`);
     assert.ok(isPin(pin));

@@ -3,7 +3,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { checkJoinSettings, toSettings } from "../../agent/config/settings.js";
-import { flagValues, mergeValues, parseConfigText, renderConfig } from "../../agent/config/sources.js";
+import {
+  flagValues,
+  mergeValues,
+  parseConfigText,
+  renderConfig,
+} from "../../agent/config/sources.js";
 import type { CertTemplate } from "../../agent/pki/certs.js";
 import { b64url } from "../../agent/ca/jose.js";
 import { stepCaRefusal, tokenRefusedMessage } from "../../agent/ca/stepca.js";
@@ -18,9 +23,17 @@ function token(claims: Record<string, unknown>): string {
   return `${b64url(JSON.stringify({ alg: "ES256", kid: "k", typ: "JWT" }))}.${b64url(JSON.stringify({ exp: NOW + 300, sha: FP, ...claims }))}.c2ln`;
 }
 
-const tpl = (cn: string, dnsNames: string[] = [], ips: string[] = []): CertTemplate => ({ commonName: cn, organizations: [], sans: { dnsNames, ips }, usages: ["clientAuth"] });
+const tpl = (cn: string, dnsNames: string[] = [], ips: string[] = []): CertTemplate => ({
+  commonName: cn,
+  organizations: [],
+  sans: { dnsNames, ips },
+  usages: ["clientAuth"],
+});
 const client = { kind: "kubelet-client", template: tpl("system:node:w1") };
-const server = { kind: "kubelet-server", template: tpl("system:node:w1", ["w1", "w1.lab"], ["10.0.0.21", "2001:db8::21"]) };
+const server = {
+  kind: "kubelet-server",
+  template: tpl("system:node:w1", ["w1", "w1.lab"], ["10.0.0.21", "2001:db8::21"]),
+};
 
 test("tokens are routed by sub and sans, in any order, each to one certificate", () => {
   const text = [
@@ -33,10 +46,19 @@ test("tokens are routed by sub and sans, in any order, each to one certificate",
   assert.equal(list.length, 2);
   assert.ok(tokenFits(list[0]!, server.template), "IPv6 and case normalized");
   assert.ok(!tokenFits(list[0]!, client.template));
-  assert.ok(tokenFits(list[1]!, client.template), "[CN] is what step ca token writes without --san");
+  assert.ok(
+    tokenFits(list[1]!, client.template),
+    "[CN] is what step ca token writes without --san",
+  );
   assert.ok(tokenFits({ ...list[1]!, sans: [] }, client.template));
-  assert.ok(!tokenFits({ ...list[1]!, sans: ["w1"] }, client.template), "a SAN the certificate will not have");
-  assert.ok(!tokenFits({ ...list[0]!, sans: ["w1", "w1.lab", "10.0.0.21"] }, server.template), "one SAN short");
+  assert.ok(
+    !tokenFits({ ...list[1]!, sans: ["w1"] }, client.template),
+    "a SAN the certificate will not have",
+  );
+  assert.ok(
+    !tokenFits({ ...list[0]!, sans: ["w1", "w1.lab", "10.0.0.21"] }, server.template),
+    "one SAN short",
+  );
 
   const pool = new TokenPool(list, NOW, [FP]);
   assert.deepEqual(pool.reserve([client, server]), []);
@@ -65,28 +87,62 @@ test("expired tokens, tokens for another CA and another node are left out, and t
 });
 
 test("text that is not a token is a usage error naming its position and source", () => {
-  assert.throws(() => parseTokenList("not-a-jwt", "/x/ca.token"), (e: Error) => e instanceof UsageError && /token 1 in \/x\/ca\.token is not a step-ca one-time token/.test(e.message));
-  assert.throws(() => parseTokenList(`${b64url("{}")}.${b64url("{}")}.x`, "F"), /token 1 in F has no sub claim/);
+  assert.throws(
+    () => parseTokenList("not-a-jwt", "/x/ca.token"),
+    (e: Error) =>
+      e instanceof UsageError &&
+      /token 1 in \/x\/ca\.token is not a step-ca one-time token/.test(e.message),
+  );
+  assert.throws(
+    () => parseTokenList(`${b64url("{}")}.${b64url("{}")}.x`, "F"),
+    /token 1 in F has no sub claim/,
+  );
 });
 
 test("step-ca answers map to refusals: 401 lists the usual causes, 403 carries the CA's reason", () => {
-  const r401 = stepCaRefusal(401, '{"status":401,"message":"The request lacked necessary authorization"}', "CA kubernetes (step-ca https://ca) signing kubelet-client", tokenRefusedMessage("the one-time token 1 from F", "https://ca"));
+  const r401 = stepCaRefusal(
+    401,
+    '{"status":401,"message":"The request lacked necessary authorization"}',
+    "CA kubernetes (step-ca https://ca) signing kubelet-client",
+    tokenRefusedMessage("the one-time token 1 from F", "https://ca"),
+  );
   assert.equal(r401.exitCode, 4);
   assert.match(r401.message, /the one-time token 1 from F was refused \(HTTP 401/);
-  for (const cause of [/wrong provisioner password/, /already used/, /expired/, /clock skew/, /audience\) than https:\/\/ca/, /CN or SANs differ/, /before the CA \(re\)started/]) {
+  for (const cause of [
+    /wrong provisioner password/,
+    /already used/,
+    /expired/,
+    /clock skew/,
+    /audience\) than https:\/\/ca/,
+    /CN or SANs differ/,
+    /before the CA \(re\)started/,
+  ]) {
     assert.match(r401.message, cause);
   }
-  const r403 = stepCaRefusal(403, '{"status":403,"message":"certificate request does not contain the valid DNS names - got [a], want [b]"}', "X signing k", "");
+  const r403 = stepCaRefusal(
+    403,
+    '{"status":403,"message":"certificate request does not contain the valid DNS names - got [a], want [b]"}',
+    "X signing k",
+    "",
+  );
   assert.equal(r403.exitCode, 4);
-  assert.equal(r403.message, "X signing k refused: certificate request does not contain the valid DNS names - got [a], want [b]");
+  assert.equal(
+    r403.message,
+    "X signing k refused: certificate request does not contain the valid DNS names - got [a], want [b]",
+  );
   assert.equal(stepCaRefusal(400, "not json", "X", "").message, "X: HTTP 400");
   assert.ok(!r401.message.includes("\n"), "one line");
 });
 
 test("step-ca settings: per-CA provisioner, inherited server, fingerprint as trust anchor, only paths persisted", () => {
   const flags = flagValues({
-    caType: "step-ca", caUrl: "https://ca.lab:9000", caFingerprint: FP.toUpperCase(), caProvisioner: "control-plane", caPasswordFile: "/etc/node-join/cp.password",
-    etcdCaProvisioner: "etcd", etcdCaTokenFile: "/etc/node-join/etcd.tokens",
+    caType: "step-ca",
+    caUrl: "https://ca.lab:9000",
+    caFingerprint: FP.toUpperCase(),
+    caProvisioner: "control-plane",
+    caPasswordFile: "/etc/node-join/cp.password",
+    etcdCaProvisioner: "etcd",
+    etcdCaTokenFile: "/etc/node-join/etcd.tokens",
   });
   const s = toSettings(mergeValues(flags), "/");
   assert.equal(s.cas.kubernetes.type, "step-ca");
@@ -102,12 +158,29 @@ test("step-ca settings: per-CA provisioner, inherited server, fingerprint as tru
   assert.equal(s.cas.etcd.tokenFile, "/etc/node-join/etcd.tokens");
   assert.equal(s.cas.kubernetes.tokenFile, undefined);
   // A CA on its own server does not inherit the kubernetes CA's root.
-  const own = toSettings(mergeValues(flags, flagValues({ etcdCaUrl: "https://etcd-ca.lab:9000", etcdCaType: "step-ca" })), "/");
+  const own = toSettings(
+    mergeValues(
+      flags,
+      flagValues({ etcdCaUrl: "https://etcd-ca.lab:9000", etcdCaType: "step-ca" }),
+    ),
+    "/",
+  );
   assert.equal(own.cas.etcd.fingerprint, undefined);
-  assert.doesNotThrow(() => checkJoinSettings({ ...s, apiServer: "https://x:6443" }, ["kubernetes", "frontProxy", "etcd"]));
-  assert.throws(() => checkJoinSettings({ ...own, apiServer: "https://x:6443" }, ["etcd"]), /etcd CA: no trust anchor: give --etcd-ca-fingerprint <hex>, --etcd-ca-cert-hash/);
-  assert.throws(() => flagValues({ caFingerprint: "sha256:abc" }), /--ca-fingerprint: is not a SHA-256 fingerprint/);
+  assert.doesNotThrow(() =>
+    checkJoinSettings({ ...s, apiServer: "https://x:6443" }, ["kubernetes", "frontProxy", "etcd"]),
+  );
+  assert.throws(
+    () => checkJoinSettings({ ...own, apiServer: "https://x:6443" }, ["etcd"]),
+    /etcd CA: no trust anchor: give --etcd-ca-fingerprint <hex>, --etcd-ca-cert-hash/,
+  );
+  assert.throws(
+    () => flagValues({ caFingerprint: "sha256:abc" }),
+    /--ca-fingerprint: is not a SHA-256 fingerprint/,
+  );
   const yaml = renderConfig(mergeValues(flags), "/");
   assert.match(yaml, /passwordFile: \/etc\/node-join\/cp\.password/);
-  assert.deepEqual(parseConfigText(yaml, "c.yaml").get("cas.kubernetes.provisioner"), "control-plane");
+  assert.deepEqual(
+    parseConfigText(yaml, "c.yaml").get("cas.kubernetes.provisioner"),
+    "control-plane",
+  );
 });

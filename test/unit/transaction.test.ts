@@ -4,7 +4,19 @@
 // "kill -9 at install step" tests in test/e2e/renew.test.ts do the same through the CLI).
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { LocalIoError } from "../../agent/common/errors.js";
 import { STAGED_SUFFIX } from "../../agent/store/fsio.js";
@@ -35,7 +47,11 @@ const SET = [
 const contentOf = (version: string, rel: string) => `${version} ${rel}\n`;
 
 function changes(root: string, version: string): FileChange[] {
-  return SET.map((f) => ({ path: join(root, f.rel), content: contentOf(version, f.rel), mode: f.mode }));
+  return SET.map((f) => ({
+    path: join(root, f.rel),
+    content: contentOf(version, f.rel),
+    mode: f.mode,
+  }));
 }
 
 /** What is at each path of the set: a regular file's mode and content, or what else is there. */
@@ -49,7 +65,8 @@ function readSet(root: string): string[] {
   });
 }
 
-const expectedSet = (version: string) => SET.map((f) => `${f.rel}: ${f.mode.toString(8)} ${contentOf(version, f.rel)}`);
+const expectedSet = (version: string) =>
+  SET.map((f) => `${f.rel}: ${f.mode.toString(8)} ${contentOf(version, f.rel)}`);
 
 /** Every path under `root` whose name carries node-join's temp or stage marker. */
 function leftovers(root: string): string[] {
@@ -115,7 +132,10 @@ test("commit skips unchanged files: same content and mode is neither rewritten n
   const root = newRoot();
   const l = layout(root);
   const first = commit(changes(root, "v1"), l, T0);
-  assert.deepEqual(first.changed, SET.map((f) => join(root, f.rel)));
+  assert.deepEqual(
+    first.changed,
+    SET.map((f) => join(root, f.rel)),
+  );
   assert.equal(first.backup, undefined, "nothing was replaced");
 
   const again = commit(changes(root, "v1"), l, at(1));
@@ -149,12 +169,19 @@ test("commit backs up what it replaces and keeps the last 3 backups", () => {
     backups.push(r.backup);
     for (const f of SET) {
       const saved = join(r.backup, f.rel);
-      assert.equal(readFileSync(saved, "utf8"), contentOf(`v${v - 1}`, f.rel), `backup of ${f.rel} holds what v${v} replaced`);
+      assert.equal(
+        readFileSync(saved, "utf8"),
+        contentOf(`v${v - 1}`, f.rel),
+        `backup of ${f.rel} holds what v${v} replaced`,
+      );
       // A key's backup must not be more readable than the key was.
       assert.equal(modeOf(saved), f.mode, `mode of the backup of ${f.rel}`);
     }
   }
-  assert.deepEqual(readdirSync(l.backupDir).sort(), backups.slice(-3).map((b) => basename(b)));
+  assert.deepEqual(
+    readdirSync(l.backupDir).sort(),
+    backups.slice(-3).map((b) => basename(b)),
+  );
   assert.ok(!existsSync(backups[0]!) && !existsSync(backups[1]!));
 
   // Two commits in the same second get two backups: the earlier one is not overwritten.
@@ -195,7 +222,13 @@ function crashedAt(step: string): Layout {
   return l;
 }
 
-const STEPS: { step: string; journal: boolean; rolledForward: number; removedStages: boolean; after: "old" | "new" }[] = [
+const STEPS: {
+  step: string;
+  journal: boolean;
+  rolledForward: number;
+  removedStages: boolean;
+  after: "old" | "new";
+}[] = [
   { step: "stage", journal: false, rolledForward: 0, removedStages: true, after: "old" },
   { step: "journal", journal: true, rolledForward: 3, removedStages: false, after: "new" },
   { step: "move:0", journal: true, rolledForward: 2, removedStages: false, after: "new" },
@@ -207,13 +240,20 @@ const STEPS: { step: string; journal: boolean; rolledForward: number; removedSta
 for (const s of STEPS) {
   test(`crash at "${s.step}": recovery leaves the set entirely ${s.after}, no stages, no journal`, () => {
     const l = crashedAt(s.step);
-    assert.equal(existsSync(l.journalFile), s.journal, `journal on disk after a crash at ${s.step}`);
+    assert.equal(
+      existsSync(l.journalFile),
+      s.journal,
+      `journal on disk after a crash at ${s.step}`,
+    );
     const rec = recover(l);
     assert.deepEqual(readSet(l.root), expectedSet(s.after));
     assert.deepEqual(leftovers(l.root), []);
     assert.ok(!existsSync(l.journalFile));
     assert.equal(rec.rolledForward, s.rolledForward);
-    assert.deepEqual([...rec.removed].sort(), s.removedStages ? SET.map((f) => stagedOf(join(l.root, f.rel))).sort() : []);
+    assert.deepEqual(
+      [...rec.removed].sort(),
+      s.removedStages ? SET.map((f) => stagedOf(join(l.root, f.rel))).sort() : [],
+    );
   });
 }
 
@@ -248,7 +288,11 @@ test("a torn or empty journal counts as never committed: old set kept, stages re
     const rec = recover(l);
     assert.deepEqual(readSet(l.root), expectedSet("old"), torn);
     assert.equal(rec.rolledForward, 0, torn);
-    assert.deepEqual([...rec.removed].sort(), SET.map((f) => stagedOf(join(l.root, f.rel))).sort(), torn);
+    assert.deepEqual(
+      [...rec.removed].sort(),
+      SET.map((f) => stagedOf(join(l.root, f.rel))).sort(),
+      torn,
+    );
     assert.deepEqual(leftovers(l.root), [], torn);
     assert.ok(!existsSync(l.journalFile), torn);
   }
@@ -256,9 +300,14 @@ test("a torn or empty journal counts as never committed: old set kept, stages re
 
 test("a journal whose staged files were already moved is completed without error, and recovery is idempotent", () => {
   const l = crashedAt("move:2");
-  const journal = JSON.parse(readFileSync(l.journalFile, "utf8")) as { moves: { staged: string }[] };
+  const journal = JSON.parse(readFileSync(l.journalFile, "utf8")) as {
+    moves: { staged: string }[];
+  };
   assert.equal(journal.moves.length, 3);
-  assert.ok(journal.moves.every((m) => !existsSync(m.staged)), "every staged file is gone");
+  assert.ok(
+    journal.moves.every((m) => !existsSync(m.staged)),
+    "every staged file is gone",
+  );
   assert.deepEqual(recover(l), { rolledForward: 0, removed: [] });
   assert.deepEqual(readSet(l.root), expectedSet("new"));
   assert.ok(!existsSync(l.journalFile));
@@ -267,7 +316,9 @@ test("a journal whose staged files were already moved is completed without error
   assert.deepEqual(diffSnapshots(before, snapshot(l.root)), []);
 });
 
-/** A commit that must fail before its journal: typed error, exit 6, and the tree exactly as it was. */
+/**
+ * A commit that must fail before its journal: typed error, exit 6, and the tree exactly as it was.
+ */
 function assertFailsCleanly(l: Layout, set: FileChange[], names: RegExp): void {
   const before = snapshot(l.root);
   assert.throws(
@@ -282,12 +333,22 @@ function assertFailsCleanly(l: Layout, set: FileChange[], names: RegExp): void {
   assert.deepEqual(diffSnapshots(before, snapshot(l.root)), []);
 }
 
-/** The old set plus a file in a directory that does not exist yet (created, then removed on failure). */
+/**
+ * The old set plus a file in a directory that does not exist yet (created, then removed on
+ * failure).
+ */
 function oldRootAndNewSet(): { l: Layout; set: FileChange[] } {
   const root = newRoot();
   const l = layout(root);
   commit(changes(root, "old"), l, T0);
-  const set = [...changes(root, "new"), { path: join(root, "etc/kubernetes/kubelet.conf.d/10-join.conf"), content: "new\n", mode: 0o600 }];
+  const set = [
+    ...changes(root, "new"),
+    {
+      path: join(root, "etc/kubernetes/kubelet.conf.d/10-join.conf"),
+      content: "new\n",
+      mode: 0o600,
+    },
+  ];
   return { l, set };
 }
 

@@ -15,29 +15,43 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 function repoRoot(): string {
   for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
     const file = join(dir, "package.json");
-    if (existsSync(file) && (JSON.parse(readFileSync(file, "utf8")) as { name?: string }).name === "node-join") return dir;
-    if (dirname(dir) === dir) throw new Error(`no node-join package.json above ${fileURLToPath(import.meta.url)}`);
+    if (
+      existsSync(file) &&
+      (JSON.parse(readFileSync(file, "utf8")) as { name?: string }).name === "node-join"
+    )
+      return dir;
+    if (dirname(dir) === dir)
+      throw new Error(`no node-join package.json above ${fileURLToPath(import.meta.url)}`);
   }
 }
 
 const REPO = repoRoot();
 const VENDOR = join(REPO, "agent", "vendor");
-const pkg = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { dependencies: Record<string, string> };
+const pkg = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as {
+  dependencies: Record<string, string>;
+};
 // Resolve as agent/vendor/ does: from its own directory.
 const requireFromVendor = createRequire(join(VENDOR, "undici.ts"));
 
 type Check = (exports: unknown, spec: string) => void;
 
-const isClass = (v: unknown): boolean => typeof v === "function" && /^class\b/.test(Function.prototype.toString.call(v));
+const isClass = (v: unknown): boolean =>
+  typeof v === "function" && /^class\b/.test(Function.prototype.toString.call(v));
 
-/** Every module agent/vendor/ deep-imports, the file that imports it, and what that file uses of it. */
+/**
+ * Every module agent/vendor/ deep-imports, the file that imports it, and what that file uses of it.
+ */
 const DEEP_IMPORTS: { spec: string; pkg: string; by: string; uses: string; check: Check }[] = [
   {
     spec: "undici/lib/dispatcher/agent.js",
     pkg: "undici",
     by: "agent/vendor/undici.ts",
     uses: "the Agent class (module.exports)",
-    check: (m, spec) => assert.ok(isClass(m), `${spec}: module.exports is no longer a class (${typeof m}); agent/vendor/undici.ts exports it as Agent`),
+    check: (m, spec) =>
+      assert.ok(
+        isClass(m),
+        `${spec}: module.exports is no longer a class (${typeof m}); agent/vendor/undici.ts exports it as Agent`,
+      ),
   },
   {
     spec: "undici/lib/dispatcher/dispatcher.js",
@@ -45,9 +59,15 @@ const DEEP_IMPORTS: { spec: string; pkg: string; by: string; uses: string; check
     by: "agent/vendor/undici.ts",
     uses: "the Dispatcher class (module.exports), Agent's base, whose prototype gets the request API",
     check: (m, spec) => {
-      assert.ok(isClass(m), `${spec}: module.exports is no longer a class (${typeof m}); agent/vendor/undici.ts assigns the request API to its prototype`);
+      assert.ok(
+        isClass(m),
+        `${spec}: module.exports is no longer a class (${typeof m}); agent/vendor/undici.ts assigns the request API to its prototype`,
+      );
       const agent = requireFromVendor("undici/lib/dispatcher/agent.js") as { prototype: object };
-      assert.ok(agent.prototype instanceof (m as new () => object), `${spec}: undici/lib/dispatcher/agent.js's Agent no longer extends this Dispatcher, so agent/vendor/undici.ts's request API would not reach it`);
+      assert.ok(
+        agent.prototype instanceof (m as new () => object),
+        `${spec}: undici/lib/dispatcher/agent.js's Agent no longer extends this Dispatcher, so agent/vendor/undici.ts's request API would not reach it`,
+      );
     },
   },
   {
@@ -56,8 +76,16 @@ const DEEP_IMPORTS: { spec: string; pkg: string; by: string; uses: string; check
     by: "agent/vendor/undici.ts",
     uses: "the request API (request, which agent/ca/http.ts calls)",
     check: (m, spec) => {
-      assert.equal(typeof m, "object", `${spec}: module.exports is no longer an object (${typeof m}); agent/vendor/undici.ts assigns it to Dispatcher.prototype`);
-      assert.equal(typeof (m as { request?: unknown }).request, "function", `${spec}: no request function any more; agent/ca/http.ts calls Agent#request`);
+      assert.equal(
+        typeof m,
+        "object",
+        `${spec}: module.exports is no longer an object (${typeof m}); agent/vendor/undici.ts assigns it to Dispatcher.prototype`,
+      );
+      assert.equal(
+        typeof (m as { request?: unknown }).request,
+        "function",
+        `${spec}: no request function any more; agent/ca/http.ts calls Agent#request`,
+      );
     },
   },
   {
@@ -65,12 +93,17 @@ const DEEP_IMPORTS: { spec: string; pkg: string; by: string; uses: string; check
     pkg: "systeminformation",
     by: "agent/vendor/systeminformation.ts",
     uses: "a function networkInterfaces",
-    check: (m, spec) => assert.equal(typeof (m as { networkInterfaces?: unknown }).networkInterfaces, "function",
-      `${spec}: no function networkInterfaces any more; agent/vendor/systeminformation.ts re-exports it for agent/ops/discover.ts`),
+    check: (m, spec) =>
+      assert.equal(
+        typeof (m as { networkInterfaces?: unknown }).networkInterfaces,
+        "function",
+        `${spec}: no function networkInterfaces any more; agent/vendor/systeminformation.ts re-exports it for agent/ops/discover.ts`,
+      ),
   },
 ];
 
-const recheck = (name: string) => `re-check agent/vendor/ and packaging/README.md ("Deep imports into undici and systeminformation") against ${name}'s new layout`;
+const recheck = (name: string) =>
+  `re-check agent/vendor/ and packaging/README.md ("Deep imports into undici and systeminformation") against ${name}'s new layout`;
 
 function installedVersion(name: string): string {
   const file = join(REPO, "node_modules", name, "package.json");
@@ -88,29 +121,50 @@ test("this test checks every deep import in agent/vendor/", () => {
     }
   }
   const checked = new Set(DEEP_IMPORTS.map((d) => `${d.spec} (${d.by})`));
-  assert.deepEqual([...found].sort(), [...checked].sort(), "agent/vendor/ deep-imports modules this test does not check, or no longer imports one it checks: update DEEP_IMPORTS here");
+  assert.deepEqual(
+    [...found].sort(),
+    [...checked].sort(),
+    "agent/vendor/ deep-imports modules this test does not check, or no longer imports one it checks: update DEEP_IMPORTS here",
+  );
 });
 
 for (const d of DEEP_IMPORTS) {
   test(`${d.spec}: resolves, comes from the pinned ${d.pkg}, exports ${d.uses}`, () => {
     const pin = pkg.dependencies[d.pkg];
-    assert.ok(pin !== undefined, `${d.spec}: ${d.pkg} is not in package.json's dependencies, but ${d.by} deep-imports it`);
-    assert.match(pin, /^\d+\.\d+\.\d+$/, `${d.spec}: package.json must pin ${d.pkg} exactly (it has "${pin}"): ${d.by} deep-imports a module inside it`);
+    assert.ok(
+      pin !== undefined,
+      `${d.spec}: ${d.pkg} is not in package.json's dependencies, but ${d.by} deep-imports it`,
+    );
+    assert.match(
+      pin,
+      /^\d+\.\d+\.\d+$/,
+      `${d.spec}: package.json must pin ${d.pkg} exactly (it has "${pin}"): ${d.by} deep-imports a module inside it`,
+    );
     const installed = installedVersion(d.pkg);
-    assert.equal(installed, pin,
-      `${d.pkg} moved: ${installed} is installed but package.json pins ${pin}. ${d.by} deep-imports ${d.spec}; ${recheck(d.pkg)}, then update the pin`);
+    assert.equal(
+      installed,
+      pin,
+      `${d.pkg} moved: ${installed} is installed but package.json pins ${pin}. ${d.by} deep-imports ${d.spec}; ${recheck(d.pkg)}, then update the pin`,
+    );
     let file: string;
     try {
       file = requireFromVendor.resolve(d.spec);
     } catch (err) {
-      assert.fail(`${d.spec} no longer resolves from agent/vendor/ (${(err as Error).message.split("\n")[0]}); ${d.by} imports it: ${recheck(d.pkg)}`);
+      assert.fail(
+        `${d.spec} no longer resolves from agent/vendor/ (${(err as Error).message.split("\n")[0]}); ${d.by} imports it: ${recheck(d.pkg)}`,
+      );
     }
-    assert.ok(file.startsWith(join(REPO, "node_modules", d.pkg) + "/"), `${d.spec} resolves to ${file}, outside node_modules/${d.pkg}`);
+    assert.ok(
+      file.startsWith(join(REPO, "node_modules", d.pkg) + "/"),
+      `${d.spec} resolves to ${file}, outside node_modules/${d.pkg}`,
+    );
     let exports: unknown;
     try {
       exports = requireFromVendor(d.spec);
     } catch (err) {
-      assert.fail(`${d.spec} (${file}) fails to load: ${(err as Error).message.split("\n")[0]}; ${d.by} imports it: ${recheck(d.pkg)}`);
+      assert.fail(
+        `${d.spec} (${file}) fails to load: ${(err as Error).message.split("\n")[0]}; ${d.by} imports it: ${recheck(d.pkg)}`,
+      );
     }
     d.check(exports, d.spec);
   });
@@ -118,17 +172,29 @@ for (const d of DEEP_IMPORTS) {
 
 test("agent/vendor/undici.ts loads and its Agent has the request API (undici/lib/dispatcher/agent.js, undici/lib/api/index.js)", async () => {
   const mod = (await import(pathToFileURL(join(VENDOR, "undici.ts")).href)) as { Agent?: unknown };
-  assert.ok(isClass(mod.Agent), "agent/vendor/undici.ts: Agent (undici/lib/dispatcher/agent.js) is not a class");
+  assert.ok(
+    isClass(mod.Agent),
+    "agent/vendor/undici.ts: Agent (undici/lib/dispatcher/agent.js) is not a class",
+  );
   const agent = new (mod.Agent as new () => { request?: unknown; close(): Promise<void> })();
   try {
-    assert.equal(typeof agent.request, "function",
-      "agent/vendor/undici.ts: new Agent().request is not a function: the request API of undici/lib/api/index.js no longer reaches Agent through undici/lib/dispatcher/dispatcher.js's prototype");
+    assert.equal(
+      typeof agent.request,
+      "function",
+      "agent/vendor/undici.ts: new Agent().request is not a function: the request API of undici/lib/api/index.js no longer reaches Agent through undici/lib/dispatcher/dispatcher.js's prototype",
+    );
   } finally {
     await agent.close();
   }
 });
 
 test("agent/vendor/systeminformation.ts loads and exports networkInterfaces (systeminformation/lib/network.js)", async () => {
-  const mod = (await import(pathToFileURL(join(VENDOR, "systeminformation.ts")).href)) as { networkInterfaces?: unknown };
-  assert.equal(typeof mod.networkInterfaces, "function", "agent/vendor/systeminformation.ts: networkInterfaces (systeminformation/lib/network.js) is not a function");
+  const mod = (await import(pathToFileURL(join(VENDOR, "systeminformation.ts")).href)) as {
+    networkInterfaces?: unknown;
+  };
+  assert.equal(
+    typeof mod.networkInterfaces,
+    "function",
+    "agent/vendor/systeminformation.ts: networkInterfaces (systeminformation/lib/network.js) is not a function",
+  );
 });
