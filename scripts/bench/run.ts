@@ -26,7 +26,6 @@
 // Targets are reported (PASS/MISS), never asserted: exit 0 unless something failed to run.
 import { spawnSync } from "node:child_process";
 import {
-  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -40,7 +39,13 @@ import { cpus, availableParallelism, loadavg, release, tmpdir, totalmem } from "
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { scriptUrl, WRAPPER_LINES } from "../../agent/sea/loader.js";
-import { startCfssl, type CfsslCa } from "../lib/cfssl.js";
+import {
+  cfsslControlPlaneCaFlags,
+  cfsslWorkerFlags,
+  controlPlaneNodeFlags,
+  flags,
+} from "../lib/args.js";
+import { installControlPlaneSecrets, startCfssl, type CfsslCa } from "../lib/cfssl.js";
 import { formatSummary, summarize, type ProfileSummary } from "./cpuprofile.js";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
@@ -316,33 +321,18 @@ function workerJoin(ca: CfsslCa): void {
     let checkedShell = false;
     const bin = (): Sample => {
       const root = freshDir(`join-${a.alg}`);
-      mkdirSync(join(root, "etc/node-join"), { recursive: true });
-      const rootKey = ca.writeAuthKey(join(root, "etc/node-join/ca-auth.key"));
+      const rootKey = ca.installAuthKey(root);
       const s = measure(
         [
           runBin,
           "join",
-          "--root",
-          root,
-          "--no-timer",
-          "--key-algorithm",
-          a.alg,
-          "--api-server",
-          "https://10.0.0.1:6443",
-          "--ca-url",
-          ca.url,
-          "--ca-cert-hash",
-          ca.pin,
-          "--ca-auth-key-file",
-          rootKey,
-          "--client-profile",
-          "client",
-          "--serving-profile",
-          "serving",
-          "--node-name",
-          names.nodeName,
-          ...names.ips.flatMap((ip) => ["--ip", ip]),
-          ...names.dns.flatMap((d) => ["--dns-name", d]),
+          ...flags({ root, "no-timer": true, "key-algorithm": a.alg }),
+          ...cfsslWorkerFlags(ca, {
+            "ca-auth-key-file": rootKey,
+            "node-name": names.nodeName,
+            ip: names.ips,
+            "dns-name": names.dns,
+          }),
         ],
         { what: `binary join ${a.alg}`, expect: /issued 2 certificate/ },
       );
@@ -425,31 +415,13 @@ function checkKey(pemFile: string, re: RegExp, what: string): void {
 function renewAndFloor(ca: CfsslCa, node24: string | undefined): string {
   log(`renew with nothing due, and the process-start floor: ${WARMUP} warm-up + ${RUNS} runs`);
   const root = freshDir("renew");
-  mkdirSync(join(root, "etc/node-join"), { recursive: true });
-  const key = ca.writeAuthKey(join(root, "etc/node-join/ca-auth.key"));
+  const key = ca.installAuthKey(root);
   measure(
     [
       runBin,
       "join",
-      "--root",
-      root,
-      "--no-timer",
-      "--api-server",
-      "https://10.0.0.1:6443",
-      "--ca-url",
-      ca.url,
-      "--ca-cert-hash",
-      ca.pin,
-      "--ca-auth-key-file",
-      key,
-      "--client-profile",
-      "client",
-      "--serving-profile",
-      "serving",
-      "--node-name",
-      "w1",
-      "--ip",
-      "10.0.0.21",
+      ...flags({ root, "no-timer": true }),
+      ...cfsslWorkerFlags(ca, { "ca-auth-key-file": key }),
     ],
     { what: "join before renew", expect: /issued 2 certificate/ },
   );
@@ -531,56 +503,20 @@ async function controlPlane(): Promise<void> {
       "openssl sa pair",
     );
     let certs = 0;
+    const cluster = { kubernetes: k8s, frontProxy: fp, etcd };
     const run = (): Sample => {
       const root = freshDir("cp");
-      const etc = join(root, "etc/node-join");
-      mkdirSync(etc, { recursive: true });
-      k8s.writeAuthKey(join(etc, "kubernetes-ca.key"));
-      fp.writeAuthKey(join(etc, "front-proxy-ca.key"));
-      etcd.writeAuthKey(join(etc, "etcd-ca.key"));
-      copyFileSync(join(sa, "sa.key"), join(etc, "sa.key"));
-      copyFileSync(join(sa, "sa.pub"), join(etc, "sa.pub"));
+      installControlPlaneSecrets(root, cluster, sa);
       const s = measure(
         [
           runBin,
           "join",
-          "--root",
-          root,
-          "--no-timer",
-          "--role",
-          "control-plane",
-          "--node-name",
-          "cp1",
-          "--ip",
-          "127.0.0.11",
-          "--advertise-address",
-          "127.0.0.11",
-          "--control-plane-endpoint",
-          "cp.lab:6443",
-          "--ca-url",
-          k8s.url,
-          "--ca-cert-hash",
-          k8s.pin,
-          "--ca-auth-key-file",
-          join(etc, "kubernetes-ca.key"),
-          "--client-profile",
-          "client",
-          "--serving-profile",
-          "serving",
-          "--peer-profile",
-          "peer",
-          "--front-proxy-ca-url",
-          fp.url,
-          "--front-proxy-ca-cert-hash",
-          fp.pin,
-          "--front-proxy-ca-auth-key-file",
-          join(etc, "front-proxy-ca.key"),
-          "--etcd-ca-url",
-          etcd.url,
-          "--etcd-ca-cert-hash",
-          etcd.pin,
-          "--etcd-ca-auth-key-file",
-          join(etc, "etcd-ca.key"),
+          ...flags({
+            root,
+            "no-timer": true,
+            ...controlPlaneNodeFlags("cp1", "127.0.0.11"),
+            ...cfsslControlPlaneCaFlags(cluster, join(root, "etc/node-join")),
+          }),
         ],
         { what: "binary control-plane join", expect: /issued \d+ certificate/ },
       );

@@ -5,10 +5,19 @@
 // openssl and curl commands.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync, chmodSync, existsSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CONTROL_PLANE_AUTH_KEYS, type ClusterCas } from "./args.js";
 
 export interface Profile {
   expiry?: string;
@@ -41,6 +50,11 @@ export interface CfsslCa {
   logFile: string;
   /** Writes the auth key to a 0600 file and returns its path. */
   writeAuthKey(path: string, mode?: number): string;
+  /**
+   * Writes the auth key where a node keeps it, <root>/etc/node-join/<name> (default ca-auth.key),
+   * making the directory, and returns its path.
+   */
+  installAuthKey(root: string, name?: string): string;
   stop(): Promise<void>;
   start(): Promise<void>;
   /** Count of sign requests the CA logged. */
@@ -59,6 +73,22 @@ export const DEFAULT_PROFILES: Record<string, Profile> = {
   peer: { usages: BOTH_USAGES },
   short: { usages: BOTH_USAGES, expiry: "1h" },
 };
+
+/**
+ * A control-plane root's etc/node-join as cloud-init leaves it: the auth key of each of its three
+ * CAs (CONTROL_PLANE_AUTH_KEYS) and the cluster's shared service-account pair (sa.key, sa.pub in
+ * saDir).
+ */
+export function installControlPlaneSecrets(
+  root: string,
+  cas: ClusterCas<CfsslCa>,
+  saDir: string,
+): void {
+  for (const which of ["kubernetes", "frontProxy", "etcd"] as const)
+    cas[which].installAuthKey(root, CONTROL_PLANE_AUTH_KEYS[which]);
+  for (const f of ["sa.key", "sa.pub"])
+    copyFileSync(join(saDir, f), join(root, "etc/node-join", f));
+}
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -196,6 +226,11 @@ export async function startCfssl(opts: CfsslOptions = {}): Promise<CfsslCa> {
       c.kill("SIGTERM");
     });
   };
+  const writeAuthKey = (path: string, mode = 0o600): string => {
+    writeFileSync(path, `${authKeyHex}\n`, { mode });
+    chmodSync(path, mode);
+    return path;
+  };
   await start();
   return {
     url,
@@ -207,10 +242,10 @@ export async function startCfssl(opts: CfsslOptions = {}): Promise<CfsslCa> {
     pin: opensslPin(ca.cert),
     authKeyHex,
     logFile,
-    writeAuthKey(path: string, mode = 0o600): string {
-      writeFileSync(path, `${authKeyHex}\n`, { mode });
-      chmodSync(path, mode);
-      return path;
+    writeAuthKey,
+    installAuthKey(root: string, name = "ca-auth.key"): string {
+      mkdirSync(join(root, "etc/node-join"), { recursive: true });
+      return writeAuthKey(join(root, "etc/node-join", name));
     },
     stop,
     start,

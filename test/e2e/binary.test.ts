@@ -3,8 +3,9 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
+import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { tempRoot } from "../helpers/fs.js";
 import { opensslInfo, opensslVerifies } from "../helpers/openssl.js";
@@ -23,8 +24,7 @@ after(async () => {
 for (const arch of ["x64", "arm64"] as const) {
   test(`${arch} single binary: complete worker join, status and renew (${arch === "arm64" ? "under qemu" : "native"})`, () => {
     const root = tempRoot(`nj-bin-${arch}-`);
-    mkdirSync(join(root, "etc/node-join"), { recursive: true });
-    const keyFile = ca.writeAuthKey(join(root, "etc/node-join/ca-auth.key"));
+    const keyFile = ca.installAuthKey(root);
     const argv = arch === "arm64" ? [...QEMU, binPath("arm64")] : [binPath("x64")];
     // env -i: nothing from this machine's Node.js installation is visible to the binary.
     // NODE_JOIN_DEBUG: the loader names each part it runs and whether V8 took its code cache.
@@ -39,27 +39,13 @@ for (const arch of ["x64", "arm64"] as const) {
           /^node-join: debug: sea: ([\w.-]+): \d+ bytes of source, code cache (\w+)$/gm,
         ),
       ].map((m) => `${m[1]}:${m[2]}`);
-    const join_ = run([
-      "join",
-      "--root",
-      root,
-      "--api-server",
-      "https://10.0.0.1:6443",
-      "--ca-url",
-      ca.url,
-      "--ca-cert-hash",
-      ca.pin,
-      "--ca-auth-key-file",
-      keyFile,
-      "--client-profile",
-      "client",
-      "--serving-profile",
-      "serving",
-      "--node-name",
-      `w-${arch}`,
-      "--ip",
-      "10.0.0.31",
-    ]);
+    const join_ = run(
+      cfsslWorkerJoin(root, ca, {
+        "ca-auth-key-file": keyFile,
+        "node-name": `w-${arch}`,
+        ip: "10.0.0.31",
+      }),
+    );
     assert.equal(join_.status, 0, join_.stderr);
     assert.match(
       join_.stdout,

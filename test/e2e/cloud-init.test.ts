@@ -22,6 +22,7 @@ import { DEFAULT_PROFILES, startCfssl, type CfsslCa } from "../helpers/cfssl.js"
 import { REPO, runCli } from "../helpers/cli.js";
 import { tempRoot } from "../helpers/fs.js";
 import {
+  assertJoinedTarget,
   integrationDeps,
   run,
   servedBinary,
@@ -536,17 +537,7 @@ test("autoinstall.yaml (A): late-commands install node-join and the auth key int
     readFileSync(join(target, "etc/node-join/ca-auth.key"), "utf8"),
     `${ca.authKeyHex}\n`,
   );
-  assert.ok(
-    lstatSync(join(target, "var/lib/kubelet/pki/kubelet-client-current.pem")).isSymbolicLink(),
-  );
-  assert.match(
-    readFileSync(join(target, "etc/node-join/config.yaml"), "utf8"),
-    /authKeyFile: \/etc\/node-join\/ca-auth\.key/,
-  );
-  assert.equal(
-    readlinkSync(join(target, "etc/systemd/system/multi-user.target.wants/kubelet.service")),
-    "/lib/systemd/system/kubelet.service",
-  );
+  assertJoinedTarget(target);
 });
 
 test("autoinstall.yaml (B, uncommented): late-commands leave a first-boot unit that systemd accepts, enabled, and do not join", async () => {

@@ -3,12 +3,14 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, statSync, copyFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
+import { cfsslControlPlaneCaFlags, controlPlaneNodeFlags, flags } from "../../scripts/lib/args.js";
+import { installControlPlaneSecrets, startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { json, runCli } from "../helpers/cli.js";
 import { etcdctl, startEtcdCluster, type EtcdCluster } from "../helpers/etcd.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
+import { kubectlView } from "../helpers/kubectl.js";
 import { opensslInfo, opensslVerifies } from "../helpers/openssl.js";
 import { startProxy } from "../helpers/proxy.js";
 
@@ -43,63 +45,25 @@ after(async () => {
   await Promise.all([k8s, fp, etcdCa].map((c) => c?.stop()));
 });
 
+const clusterCas = () => ({ kubernetes: k8s, frontProxy: fp, etcd: etcdCa });
+
 /** A root as cloud-init would leave it: the auth keys and the cluster's shared sa pair, 0600. */
 function prepareRoot(): string {
   const root = tempRoot("nj-cp-");
-  const etc = join(root, "etc/node-join");
-  mkdirSync(etc, { recursive: true });
-  k8s.writeAuthKey(join(etc, "kubernetes-ca.key"));
-  fp.writeAuthKey(join(etc, "front-proxy-ca.key"));
-  etcdCa.writeAuthKey(join(etc, "etcd-ca.key"));
-  copyFileSync(join(saDir, "sa.key"), join(etc, "sa.key"));
-  copyFileSync(join(saDir, "sa.pub"), join(etc, "sa.pub"));
+  installControlPlaneSecrets(root, clusterCas(), saDir);
   return root;
 }
 
 function cpArgs(root: string, name: string, ip: string): string[] {
-  const etc = join(root, "etc/node-join");
   return [
     "join",
-    "--root",
-    root,
-    "--role",
-    "control-plane",
-    "--node-name",
-    name,
-    "--ip",
-    ip,
-    "--advertise-address",
-    ip,
-    "--control-plane-endpoint",
-    "cp.lab:6443",
-    "--apiserver-cert-san",
-    "api.example.org",
-    "--etcd-server-cert-san",
-    "etcd.lab",
-    "--ca-url",
-    k8s.url,
-    "--ca-cert-hash",
-    k8s.pin,
-    "--ca-auth-key-file",
-    join(etc, "kubernetes-ca.key"),
-    "--client-profile",
-    "client",
-    "--serving-profile",
-    "serving",
-    "--peer-profile",
-    "peer",
-    "--front-proxy-ca-url",
-    fp.url,
-    "--front-proxy-ca-cert-hash",
-    fp.pin,
-    "--front-proxy-ca-auth-key-file",
-    join(etc, "front-proxy-ca.key"),
-    "--etcd-ca-url",
-    etcdCa.url,
-    "--etcd-ca-cert-hash",
-    etcdCa.pin,
-    "--etcd-ca-auth-key-file",
-    join(etc, "etcd-ca.key"),
+    ...flags({
+      root,
+      ...controlPlaneNodeFlags(name, ip),
+      "apiserver-cert-san": "api.example.org",
+      "etcd-server-cert-san": "etcd.lab",
+      ...cfsslControlPlaneCaFlags(clusterCas(), join(root, "etc/node-join")),
+    }),
   ];
 }
 
@@ -273,19 +237,7 @@ test("the five kubeconfigs resolve with kubectl: cluster, user, context, server 
     for (const k of KUBECONFIGS) {
       const file = join(n.root, "etc/kubernetes", k.file);
       assert.equal(statSync(file).mode & 0o777, 0o600);
-      const view = JSON.parse(
-        execFileSync("kubectl", [
-          "--kubeconfig",
-          file,
-          "config",
-          "view",
-          "--raw",
-          "--minify",
-          "--flatten",
-          "-o",
-          "json",
-        ]).toString(),
-      ) as {
+      const view = kubectlView<{
         "current-context": string;
         clusters: {
           name: string;
@@ -295,7 +247,7 @@ test("the five kubeconfigs resolve with kubectl: cluster, user, context, server 
           name: string;
           user: { "client-certificate-data": string; "client-key-data": string };
         }[];
-      };
+      }>(file);
       const user = k.user.replace("cpN", n.name);
       assert.equal(view["current-context"], `${user}@kubernetes`, k.file);
       assert.equal(view.clusters[0]!.name, "kubernetes");

@@ -15,6 +15,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
+import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { binary, json, runCli, type CliResult } from "../helpers/cli.js";
 import { expectFailure } from "../helpers/expect.js";
@@ -34,33 +35,15 @@ after(async () => {
 const PKI = "var/lib/kubelet/pki";
 
 function args(root: string, extra: string[] = [], url = ca.url): string[] {
+  const keyFile = join(root, "etc/node-join/ca-auth.key");
   return [
-    "join",
-    "--root",
-    root,
-    "--api-server",
-    "https://10.0.0.1:6443",
-    "--ca-url",
-    url,
-    "--ca-cert-hash",
-    ca.pin,
-    "--ca-auth-key-file",
-    join(root, "etc/node-join/ca-auth.key"),
-    "--client-profile",
-    "client",
-    "--serving-profile",
-    "serving",
-    "--node-name",
-    "w1",
-    "--ip",
-    "10.0.0.21",
+    ...cfsslWorkerJoin(root, { url, pin: ca.pin }, { "ca-auth-key-file": keyFile }),
     ...extra,
   ];
 }
 
 function prepare(root: string): string {
-  mkdirSync(join(root, "etc/node-join"), { recursive: true });
-  ca.writeAuthKey(join(root, "etc/node-join/ca-auth.key"));
+  ca.installAuthKey(root);
   return root;
 }
 

@@ -17,12 +17,13 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createPrivateKey, webcrypto } from "node:crypto";
 import { createServer, type Server } from "node:http";
-import { mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { EKU_OIDS } from "../../agent/pki/x509.js";
 import { peculiar } from "../../agent/pki/peculiar.js";
 
 const x509 = await peculiar();
+import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { runCli } from "../helpers/cli.js";
 import { expectFailure } from "../helpers/expect.js";
@@ -74,8 +75,7 @@ after(async () => {
 
 function newRoot(c: CfsslCa = ca): { root: string; keyFile: string } {
   const root = tempRoot();
-  mkdirSync(join(root, "etc/node-join"), { recursive: true });
-  return { root, keyFile: c.writeAuthKey(join(root, "etc/node-join/ca-auth.key")) };
+  return { root, keyFile: c.installAuthKey(root) };
 }
 
 function joinArgs(
@@ -85,30 +85,13 @@ function joinArgs(
   extra: string[] = [],
   pin = ca.pin,
 ): string[] {
+  const proxied = { url, pin };
   return [
-    "join",
-    "--root",
-    root,
-    "--api-server",
-    "https://10.0.0.1:6443",
-    "--ca-url",
-    url,
-    "--ca-cert-hash",
-    pin,
-    "--ca-auth-key-file",
-    keyFile,
-    "--client-profile",
-    "client",
-    "--serving-profile",
-    "serving",
-    "--node-name",
-    "w1",
-    "--ip",
-    "10.0.0.21",
-    "--ip",
-    "2001:db8::21",
-    "--dns-name",
-    "w1.lab",
+    ...cfsslWorkerJoin(root, proxied, {
+      "ca-auth-key-file": keyFile,
+      ip: ["10.0.0.21", "2001:db8::21"],
+      "dns-name": "w1.lab",
+    }),
     ...extra,
   ];
 }
@@ -518,7 +501,7 @@ for (const [status, which] of [
 // signed ----
 
 test("step-ca: a swapped root, a wrong certificate, garbage and a redirect from /1.0/sign", async (t) => {
-  const { startStepCa } = await import("../helpers/stepca.js");
+  const { startStepCa, stepWorkerJoin } = await import("../helpers/stepca.js");
   const { generateKeyPairSync } = await import("node:crypto");
   const step = await startStepCa();
   t.after(() => step.stop());
@@ -577,36 +560,34 @@ test("step-ca: a swapped root, a wrong certificate, garbage and a redirect from 
     key: tlsKeys.privateKey.export({ format: "pem", type: "pkcs8" }).toString(),
   };
   const pw = step.provisioners.find((p) => p.name === "workers")!.passwordFile;
-  const stepArgs = (url: string, root: string) => [
-    "join",
-    "--root",
-    root,
-    "--api-server",
-    "https://10.0.0.1:6443",
-    "--ca-type",
-    "step-ca",
-    "--ca-url",
-    url,
-    "--ca-fingerprint",
-    step.rootFingerprint,
-    "--ca-provisioner",
-    "workers",
-    "--ca-password-file",
-    pw,
-    "--node-name",
-    "w1",
-    "--ip",
-    "10.0.0.21",
-    "--ip",
-    "2001:db8::21",
-    "--dns-name",
-    "w1.lab",
-  ];
+  const stepArgs = (url: string, root: string) => {
+    const proxied = { url, rootFingerprint: step.rootFingerprint };
+    return stepWorkerJoin(root, proxied, {
+      "ca-provisioner": "workers",
+      "ca-password-file": pw,
+      ip: ["10.0.0.21", "2001:db8::21"],
+      "dns-name": "w1.lab",
+    });
+  };
   const stepName = (url: string) => `CA kubernetes \\(step-ca ${esc(url)}\\)`;
   const isServingSign = (path: string, body: string) => {
     if (!path.endsWith("/1.0/sign")) return undefined;
     const csrPem = (JSON.parse(body) as { csr: string }).csr;
     return new x509.Pkcs10CertificateRequest(csrPem).getExtension("2.5.29.17") ? csrPem : undefined;
+  };
+  /**
+   * Joins through a TLS proxy in front of step-ca that answers as `decide` says, and expects the
+   * failure (expectFailure): exit `code`, the error `message(proxy URL)`, nothing changed.
+   */
+  const refusedThrough = async (
+    decide: Parameters<typeof proxy>[0],
+    code: number,
+    message: (proxyUrl: string) => RegExp,
+  ): Promise<Proxy> => {
+    const p = await proxy(decide, step.url, { tls });
+    const root = tempRoot();
+    await expectFailure(stepArgs(p.url, root), code, message(p.url), root);
+    return p;
   };
 
   await t.test("control: the TLS proxy relaying everything works", async () => {
@@ -617,22 +598,16 @@ test("step-ca: a swapped root, a wrong certificate, garbage and a redirect from 
   });
 
   await t.test("the root at /root/<fp> swapped for another CA's: exit 5, no CSR", async () => {
-    const p = await proxy(
+    const p = await refusedThrough(
       (path) =>
         path.startsWith("/root/")
           ? { type: "respond", status: 200, body: JSON.stringify({ ca: otherCa.pem }) }
           : { type: "forward" },
-      step.url,
-      { tls },
-    );
-    const root = tempRoot();
-    await expectFailure(
-      stepArgs(p.url, root),
       5,
-      new RegExp(
-        `${stepName(p.url)}: root fingerprint [0-9a-f]{64} is not the --ca-fingerprint ${step.rootFingerprint}; refusing to trust it`,
-      ),
-      root,
+      (url) =>
+        new RegExp(
+          `${stepName(url)}: root fingerprint [0-9a-f]{64} is not the --ca-fingerprint ${step.rootFingerprint}; refusing to trust it`,
+        ),
     );
     assert.equal(p.requests.filter((q) => q.path.endsWith("/1.0/sign")).length, 0);
   });
@@ -640,7 +615,7 @@ test("step-ca: a swapped root, a wrong certificate, garbage and a redirect from 
   await t.test(
     "a certificate for a different CN signed by the real intermediate: exit 5",
     async () => {
-      const p = await proxy(
+      await refusedThrough(
         (path, body) => {
           const csrPem = isServingSign(path, body);
           if (!csrPem) return { type: "forward" };
@@ -656,43 +631,31 @@ test("step-ca: a swapped root, a wrong certificate, garbage and a redirect from 
             },
           };
         },
-        step.url,
-        { tls },
-      );
-      const root = tempRoot();
-      await expectFailure(
-        stepArgs(p.url, root),
         5,
-        new RegExp(
-          `certificate kubelet-server from ${stepName(p.url)}: CN is "system:node:w2", expected "system:node:w1"`,
-        ),
-        root,
+        (url) =>
+          new RegExp(
+            `certificate kubelet-server from ${stepName(url)}: CN is "system:node:w2", expected "system:node:w1"`,
+          ),
       );
     },
   );
 
   await t.test("a /1.0/sign answer that is not JSON: exit 4", async () => {
-    const p = await proxy(
+    await refusedThrough(
       (path, body) =>
         isServingSign(path, body)
           ? { type: "respond", status: 201, body: "<html>gateway</html>" }
           : { type: "forward" },
-      step.url,
-      { tls },
-    );
-    const root = tempRoot();
-    await expectFailure(
-      stepArgs(p.url, root),
       4,
-      new RegExp(
-        `${stepName(p.url)} signing kubelet-server: the answer is not a JSON object \\("<html>gateway</html>"\\)`,
-      ),
-      root,
+      (url) =>
+        new RegExp(
+          `${stepName(url)} signing kubelet-server: the answer is not a JSON object \\("<html>gateway</html>"\\)`,
+        ),
     );
   });
 
   await t.test("a 307 redirect of /1.0/sign to another host: exit 4, not followed", async () => {
-    const p = await proxy(
+    await refusedThrough(
       (path, body) =>
         isServingSign(path, body)
           ? {
@@ -702,17 +665,11 @@ test("step-ca: a swapped root, a wrong certificate, garbage and a redirect from 
               headers: { location: "https://127.0.0.2:1/1.0/sign" },
             }
           : { type: "forward" },
-      step.url,
-      { tls },
-    );
-    const root = tempRoot();
-    await expectFailure(
-      stepArgs(p.url, root),
       4,
-      new RegExp(
-        `${stepName(p.url)}: answered HTTP 307 redirecting to "https://127\\.0\\.0\\.2:1/1\\.0/sign"; redirects are not followed`,
-      ),
-      root,
+      (url) =>
+        new RegExp(
+          `${stepName(url)}: answered HTTP 307 redirecting to "https://127\\.0\\.0\\.2:1/1\\.0/sign"; redirects are not followed`,
+        ),
     );
   });
 });

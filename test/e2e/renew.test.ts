@@ -14,6 +14,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
+import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
 import { DEFAULT_PROFILES, startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { binary, json, REPO, runCli, spawnCollect } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
@@ -39,29 +40,14 @@ const TEXTFILE = "var/lib/node_exporter/textfile_collector/node_join.prom";
  */
 async function joinedRoot(profile = "short", extra: string[] = []): Promise<string> {
   const root = tempRoot("nj-renew-");
-  mkdirSync(join(root, "etc/node-join"), { recursive: true });
   mkdirSync(join(root, "var/lib/node_exporter/textfile_collector"), { recursive: true });
-  const keyFile = ca.writeAuthKey(join(root, "etc/node-join/ca-auth.key"));
+  const keyFile = ca.installAuthKey(root);
   const r = await runCli([
-    "join",
-    "--root",
-    root,
-    "--api-server",
-    "https://10.0.0.1:6443",
-    "--ca-url",
-    ca.url,
-    "--ca-cert-hash",
-    ca.pin,
-    "--ca-auth-key-file",
-    keyFile,
-    "--client-profile",
-    profile,
-    "--serving-profile",
-    profile,
-    "--node-name",
-    "w1",
-    "--ip",
-    "10.0.0.21",
+    ...cfsslWorkerJoin(root, ca, {
+      "ca-auth-key-file": keyFile,
+      "client-profile": profile,
+      "serving-profile": profile,
+    }),
     ...extra,
   ]);
   assert.equal(r.code, 0, r.stderr);

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { json, runCli } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import { opensslInfo, opensslVerifies } from "../helpers/openssl.js";
-import { startStepCa, stepCaLog, type StepCaHandle } from "../helpers/stepca.js";
+import { startStepCa, stepCaLog, stepWorkerJoin, type StepCaHandle } from "../helpers/stepca.js";
 
 let ca: StepCaHandle;
 before(async () => {
@@ -33,24 +33,7 @@ const count = (path: string) =>
 const password = (name: string) => ca.provisioners.find((p) => p.name === name)!.password;
 
 function joinArgs(root: string, extra: string[]): string[] {
-  return [
-    "join",
-    "--root",
-    root,
-    "--api-server",
-    "https://10.0.0.1:6443",
-    "--ca-type",
-    "step-ca",
-    "--ca-url",
-    ca.url,
-    "--ca-fingerprint",
-    ca.rootFingerprint,
-    "--node-name",
-    "r1",
-    "--ip",
-    "10.0.0.31",
-    ...extra,
-  ];
+  return [...stepWorkerJoin(root, ca, { "node-name": "r1", ip: "10.0.0.31" }), ...extra];
 }
 
 interface Installed {

@@ -7,12 +7,19 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { controlPlaneNodeFlags, flags } from "../../scripts/lib/args.js";
 import { json, runCli } from "../helpers/cli.js";
 import { etcdctl, startEtcdCluster, type EtcdCluster } from "../helpers/etcd.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import { expectFailure } from "../helpers/expect.js";
 import { opensslInfo, opensslVerifies } from "../helpers/openssl.js";
-import { startStepCa, stepCaLog, type StepCaHandle } from "../helpers/stepca.js";
+import {
+  startStepCa,
+  stepCaFlags,
+  stepCaLog,
+  stepWorkerJoin,
+  type StepCaHandle,
+} from "../helpers/stepca.js";
 
 let k8s: StepCaHandle, fpCa: StepCaHandle, etcdCa: StepCaHandle;
 let saDir: string;
@@ -54,25 +61,11 @@ function secretFile(root: string, name: string, text: string): string {
 
 function workerArgs(root: string, name: string, extra: string[]): string[] {
   return [
-    "join",
-    "--root",
-    root,
-    "--api-server",
-    "https://10.0.0.1:6443",
-    "--ca-type",
-    "step-ca",
-    "--ca-url",
-    k8s.url,
-    "--ca-fingerprint",
-    k8s.rootFingerprint,
-    "--node-name",
-    name,
-    "--ip",
-    "10.0.0.21",
-    "--ip",
-    "2001:db8::21",
-    "--dns-name",
-    `${name}.lab`,
+    ...stepWorkerJoin(root, k8s, {
+      "node-name": name,
+      ip: ["10.0.0.21", "2001:db8::21"],
+      "dns-name": `${name}.lab`,
+    }),
     ...extra,
   ];
 }
@@ -343,39 +336,17 @@ function prepareCpRoot(): string {
 
 function cpArgs(root: string, name: string, ip: string): string[] {
   const etc = join(root, "etc/node-join");
-  const ca = (prefix: string, h: StepCaHandle, provisioner: string, file: string) => [
-    `--${prefix}ca-type`,
-    "step-ca",
-    `--${prefix}ca-url`,
-    h.url,
-    `--${prefix}ca-fingerprint`,
-    h.rootFingerprint,
-    `--${prefix}ca-provisioner`,
-    provisioner,
-    `--${prefix}ca-password-file`,
-    join(etc, file),
-  ];
   return [
     "join",
-    "--root",
-    root,
-    "--role",
-    "control-plane",
-    "--node-name",
-    name,
-    "--ip",
-    ip,
-    "--advertise-address",
-    ip,
-    "--control-plane-endpoint",
-    "cp.lab:6443",
-    "--apiserver-cert-san",
-    "api.example.org",
-    "--etcd-server-cert-san",
-    "etcd.lab",
-    ...ca("", k8s, "control-plane", "kubernetes-ca.password"),
-    ...ca("front-proxy-", fpCa, "front-proxy", "front-proxy-ca.password"),
-    ...ca("etcd-", etcdCa, "etcd", "etcd-ca.password"),
+    ...flags({
+      root,
+      ...controlPlaneNodeFlags(name, ip),
+      "apiserver-cert-san": "api.example.org",
+      "etcd-server-cert-san": "etcd.lab",
+      ...stepCaFlags(k8s, "control-plane", join(etc, "kubernetes-ca.password")),
+      ...stepCaFlags(fpCa, "front-proxy", join(etc, "front-proxy-ca.password"), "front-proxy-"),
+      ...stepCaFlags(etcdCa, "etcd", join(etc, "etcd-ca.password"), "etcd-"),
+    }),
   ];
 }
 
@@ -550,27 +521,15 @@ test("a single step-ca serves all three CAs when only the kubernetes CA is confi
   const etc = join(root, "etc/node-join");
   const r = await runCli([
     "join",
-    "--root",
-    root,
-    "--role",
-    "control-plane",
-    "--node-name",
-    "cp9",
-    "--ip",
-    "127.0.0.19",
-    "--control-plane-endpoint",
-    "cp.lab:6443",
-    "--ca-type",
-    "step-ca",
-    "--ca-url",
-    k8s.url,
-    "--ca-fingerprint",
-    k8s.rootFingerprint,
-    "--ca-provisioner",
-    "control-plane",
-    "--ca-password-file",
-    join(etc, "kubernetes-ca.password"),
-    "--json",
+    ...flags({
+      root,
+      role: "control-plane",
+      "node-name": "cp9",
+      ip: "127.0.0.19",
+      "control-plane-endpoint": "cp.lab:6443",
+      ...stepCaFlags(k8s, "control-plane", join(etc, "kubernetes-ca.password")),
+      json: true,
+    }),
   ]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(json<{ issued: unknown[] }>(r).issued.length, 13);

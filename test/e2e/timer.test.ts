@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { binary, json, runCli } from "../helpers/cli.js";
 import { snapshot, diffSnapshots, tempRoot } from "../helpers/fs.js";
@@ -111,25 +112,7 @@ test("without systemd the fallback is a cron.d line with a per-node minute", asy
 
 test("join installs the timer by default; --no-timer skips it and is remembered", async () => {
   const withTimer = tempRoot();
-  const args = (root: string) => [
-    "join",
-    "--root",
-    root,
-    "--api-server",
-    "https://10.0.0.1:6443",
-    "--ca-url",
-    ca.url,
-    "--ca-cert-hash",
-    ca.pin,
-    "--client-profile",
-    "client",
-    "--serving-profile",
-    "serving",
-    "--node-name",
-    "w1",
-    "--ip",
-    "10.0.0.21",
-  ];
+  const args = (root: string) => cfsslWorkerJoin(root, ca); // the auth key from the environment
   const env = { NODE_JOIN_CA_AUTH_KEY: ca.authKeyHex };
   const a = await runCli(args(withTimer), { env });
   assert.equal(a.code, 0, a.stderr);

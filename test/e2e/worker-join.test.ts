@@ -4,7 +4,6 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import {
   lstatSync,
-  mkdirSync,
   readFileSync,
   readlinkSync,
   statSync,
@@ -12,10 +11,12 @@ import {
   readdirSync,
 } from "node:fs";
 import { join } from "node:path";
+import { cfsslWorkerJoin, flags } from "../../scripts/lib/args.js";
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { json, runCli } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import { expectFailure } from "../helpers/expect.js";
+import { kubectlView } from "../helpers/kubectl.js";
 
 let ca: CfsslCa;
 before(async () => {
@@ -27,36 +28,16 @@ after(async () => {
 
 function newRoot(): { root: string; keyFile: string } {
   const root = tempRoot();
-  mkdirSync(join(root, "etc/node-join"), { recursive: true });
-  const keyFile = ca.writeAuthKey(join(root, "etc/node-join/ca-auth.key"));
-  return { root, keyFile };
+  return { root, keyFile: ca.installAuthKey(root) };
 }
 
 function joinArgs(root: string, keyFile: string, extra: string[] = []): string[] {
   return [
-    "join",
-    "--root",
-    root,
-    "--api-server",
-    "https://10.0.0.1:6443",
-    "--ca-url",
-    ca.url,
-    "--ca-cert-hash",
-    ca.pin,
-    "--ca-auth-key-file",
-    keyFile,
-    "--client-profile",
-    "client",
-    "--serving-profile",
-    "serving",
-    "--node-name",
-    "w1",
-    "--ip",
-    "10.0.0.21",
-    "--ip",
-    "2001:db8::21",
-    "--dns-name",
-    "w1.lab",
+    ...cfsslWorkerJoin(root, ca, {
+      "ca-auth-key-file": keyFile,
+      ip: ["10.0.0.21", "2001:db8::21"],
+      "dns-name": "w1.lab",
+    }),
     ...extra,
   ];
 }
@@ -121,22 +102,11 @@ test("join installs verified kubelet certificates, kubelet.conf and ca.crt with 
   );
 
   // kubectl resolves the cluster, the user and (with --flatten) the symlinked credential files
-  const view = execFileSync("kubectl", [
-    "--kubeconfig",
-    join(root, "etc/kubernetes/kubelet.conf"),
-    "config",
-    "view",
-    "--raw",
-    "--minify",
-    "--flatten",
-    "-o",
-    "json",
-  ]).toString();
-  const kc = JSON.parse(view) as {
+  const kc = kubectlView<{
     "current-context": string;
     clusters: { cluster: { server: string } }[];
     users: { name: string; user: Record<string, string> }[];
-  };
+  }>(join(root, "etc/kubernetes/kubelet.conf"));
   assert.equal(kc["current-context"], "system:node:w1@kubernetes");
   assert.equal(kc.clusters[0]!.cluster.server, "https://10.0.0.1:6443");
   assert.equal(kc.users[0]!.name, "system:node:w1");
@@ -312,14 +282,12 @@ test("usage errors exit 2 with one line naming the flag", async () => {
   await expectFailure(
     [
       "join",
-      "--root",
-      root,
-      "--api-server",
-      "https://x:6443",
-      "--ca-url",
-      "http://c",
-      "--ca-cert-hash",
-      "md5:1",
+      ...flags({
+        root,
+        "api-server": "https://x:6443",
+        "ca-url": "http://c",
+        "ca-cert-hash": "md5:1",
+      }),
     ],
     2,
     /--ca-cert-hash: "md5:1" is not sha256/,

@@ -1,14 +1,42 @@
 // Helpers for the integration tests (cloud-init user-data, Ubuntu autoinstall, the PXE hook): a
 // local HTTP server for the binary, the executable it serves, cloud-init's runcmd script and
-// write_files, and systemd's ExecStart word splitting.
+// write_files, systemd's ExecStart word splitting, and what a join into an installer's target
+// leaves.
+import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer, type Server } from "node:http";
 import { dirname, join } from "node:path";
 import { BUNDLE, REPO, spawnCollect } from "./cli.js";
 
 export const sha256 = (b: Buffer | string): string => createHash("sha256").update(b).digest("hex");
+
+/**
+ * A worker joined into an installer's target (its /target, with --root): the kubelet's client
+ * credential linked, the auth key file recorded as the installed system sees it, and the kubelet
+ * enabled.
+ */
+export function assertJoinedTarget(target: string): void {
+  assert.ok(
+    lstatSync(join(target, "var/lib/kubelet/pki/kubelet-client-current.pem")).isSymbolicLink(),
+  );
+  assert.match(
+    readFileSync(join(target, "etc/node-join/config.yaml"), "utf8"),
+    /authKeyFile: \/etc\/node-join\/ca-auth\.key/,
+  );
+  assert.equal(
+    readlinkSync(join(target, "etc/systemd/system/multi-user.target.wants/kubelet.service")),
+    "/lib/systemd/system/kubelet.service",
+  );
+}
 
 export interface FileServer {
   url: string;

@@ -1,5 +1,6 @@
 // A real smallstep step-ca (0.19.0, built from Debian's Go sources by
-// scripts/stepca-build.sh) for tests: no mocks. Only node: built-ins.
+// scripts/stepca-build.sh) for tests: no mocks. Only node: built-ins (and scripts/lib/args.ts for
+// the join command lines).
 //
 // const ca = await startStepCa(); // workers (O fixed to system:nodes) + control-plane (O from CSR)
 //   const ott = await ca.mintToken("workers", "system:node:w1", ["w1", "10.0.0.5"]);
@@ -25,6 +26,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { flags, TEST_API_SERVER, type Flags } from "../../scripts/lib/args.js";
 
 export interface StepCaProvisionerSpec {
   name: string;
@@ -307,6 +309,49 @@ export function stepCaLog(handle: StepCaHandle): string {
   } catch {
     return logCache.get(handle) ?? "";
   }
+}
+
+/** A step-ca as a join names it: where it answers and the fingerprint of its root. */
+export type StepCaEndpoint = Pick<StepCaHandle, "url" | "rootFingerprint">;
+
+/**
+ * One step-ca: `--<prefix>ca-type step-ca`, `--<prefix>ca-url`, `--<prefix>ca-fingerprint`, then
+ * `--<prefix>ca-provisioner` and `--<prefix>ca-password-file` when given (prefix "" for the cluster
+ * CA, "front-proxy-" or "etcd-").
+ */
+export function stepCaFlags(
+  ca: StepCaEndpoint,
+  provisioner?: string,
+  passwordFile?: string,
+  prefix = "",
+): Flags {
+  return {
+    [`${prefix}ca-type`]: "step-ca",
+    [`${prefix}ca-url`]: ca.url,
+    [`${prefix}ca-fingerprint`]: ca.rootFingerprint,
+    [`${prefix}ca-provisioner`]: provisioner,
+    [`${prefix}ca-password-file`]: passwordFile,
+  };
+}
+
+/**
+ * The standard worker join against a step-ca: `join --root <root> --api-server
+ * https://10.0.0.1:6443`, the CA (stepCaFlags, no provisioner), `--node-name w1 --ip 10.0.0.21`;
+ * `more` changes or drops these flags where they stand and adds others after them, as for
+ * cfsslWorkerFlags (scripts/lib/args.ts).
+ */
+export function stepWorkerJoin(root: string, ca: StepCaEndpoint, more: Flags = {}): string[] {
+  return [
+    "join",
+    ...flags({
+      root,
+      "api-server": TEST_API_SERVER,
+      ...stepCaFlags(ca),
+      "node-name": "w1",
+      ip: "10.0.0.21",
+      ...more,
+    }),
+  ];
 }
 
 function tail(s: string, n = 40): string {
