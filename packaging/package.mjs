@@ -62,8 +62,8 @@
 // must
 //   not require anything from disk. require('node:sea').isSea() is true.
 // - NODE_OPTIONS is ignored (execArgvExtension "none" below), so a host-wide NODE_OPTIONS cannot
-// inject
-//   code into this root-run agent; NODE_EXTRA_CA_CERTS and other env vars still apply.
+//   inject code into this root-run agent, and so is OPENSSL_CONF (execArgv --openssl-config);
+//   NODE_EXTRA_CA_CERTS and other env vars still apply.
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
@@ -451,6 +451,10 @@ function makeBlob(arch, bin, partsDir) {
         useSnapshot: false, // see the header
         useCodeCache: false, // the loader brings its own, trained caches
         execArgvExtension: "none", // ignore NODE_OPTIONS at run time (24.21.0 honours it; the e2e test checks)
+        // OpenSSL reads OPENSSL_CONF while the runtime starts, before any agent code, and the file
+        // it names can load a provider (a shared object) into this root-run agent. The binary
+        // uses OpenSSL's built-in defaults instead (Node's --openssl-config; an empty file).
+        execArgv: ["--openssl-config=/dev/null"],
         assets,
       },
       null,

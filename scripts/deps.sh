@@ -16,6 +16,8 @@ need etcd etcd-server
 need etcdctl etcd-client
 need systemd-analyze systemd
 need xz xz-utils
+need gcc gcc                                # test/e2e/hardening.test.ts builds an OpenSSL provider
+need systemd-nspawn systemd-container       # and boots a real systemd to run the renewal unit
 for extra in ${NODE_JOIN_EXTRA_PKGS:-}; do want_pkgs+=("$extra"); done
 
 if [ "${#want_pkgs[@]}" -gt 0 ]; then

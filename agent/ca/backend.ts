@@ -3,6 +3,7 @@
 import type { Clock } from "../common/clock.js";
 import type { CaDescriptor } from "../pki/cas.js";
 import type { CertTemplate, ProfileKind } from "../pki/certs.js";
+import type { RequestedSans } from "../pki/verify.js";
 import type { CertInfo } from "../pki/x509.js";
 
 export interface SignRequest {
@@ -35,6 +36,11 @@ export interface CaBackend {
   sign(req: SignRequest): Promise<string>;
   /** Renews with the current certificate where the CA has such a path (step-ca); else absent. */
   renew?(req: RenewRequest): Promise<string>;
+  /**
+   * Every set of SANs this backend asks the CA for when it requests `template` (its certificate
+   * must carry exactly one of them). Absent: the template's SANs, the only ones asked for.
+   */
+  requestedSans?(template: CertTemplate): RequestedSans[];
 }
 
 /** How the operator configured one CA (flags, environment, config file); never a secret's value. */

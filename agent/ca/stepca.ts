@@ -5,6 +5,8 @@
 import type { JsonWebKey } from "node:crypto";
 import type { CertTemplate } from "../pki/certs.js";
 import { CaRefusedError, UsageError, VerificationError } from "../common/errors.js";
+import { ipFamily } from "../common/ip.js";
+import { sanDifference, type RequestedSans } from "../pki/verify.js";
 import { spkiDer } from "../pki/keys.js";
 import { TransientError } from "./retry.js";
 import { readSecret, secretEnvName } from "./secrets.js";
@@ -123,16 +125,65 @@ async function csrSpki(csrPem: string): Promise<Buffer> {
 }
 
 /**
- * Why a certificate cannot simply be renewed into `template` (renew and rekey keep CN and SANs).
+ * The "sans" claim of the token for `template`: its SANs, or [CN] when it has none, as `step ca
+ * token <CN>` writes it (an empty claim is no different: step-ca's JWK provisioner then takes
+ * [sub], authority/provisioner/jwk.go).
+ */
+export function tokenSans(template: CertTemplate): string[] {
+  const sans = [...template.sans.dnsNames, ...template.sans.ips];
+  return sans.length ? sans : [template.commonName];
+}
+
+/**
+ * How step-ca types the names of a token's "sans" (go.step.sm/crypto x509util.SplitSANs): an IP,
+ * a URI when Go's url.Parse finds a scheme ("system:node:w1"), an e-mail address when it holds
+ * "@", else a DNS name.
+ */
+export function stepCaSanSet(names: string[]): RequestedSans {
+  const out = {
+    dnsNames: [] as string[],
+    ips: [] as string[],
+    uris: [] as string[],
+    emails: [] as string[],
+  };
+  for (const n of names) {
+    if (ipFamily(n)) out.ips.push(n);
+    else if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(n))
+      out.uris.push(n.replace(/^[^:]+/, (scheme) => scheme.toLowerCase()));
+    else if (n.includes("@")) out.emails.push(n);
+    else out.dnsNames.push(n);
+  }
+  return out;
+}
+
+/**
+ * What node-join asks step-ca for: the CSR's SANs (the template's) and the token's "sans". A
+ * provisioner template that copies the CSR's SANs issues the first, one that uses the token's
+ * (step-ca's default `"sans": {{ toJson .SANs }}`) the second: for a kind without SANs, the CN
+ * as its one SAN. Exactly one of them, nothing else, is what was requested.
+ */
+export function stepCaRequestedSans(template: CertTemplate): RequestedSans[] {
+  const { dnsNames, ips } = template.sans;
+  // With SANs, the token's "sans" are the same names (mintToken, tokenFits).
+  return dnsNames.length + ips.length
+    ? [template.sans]
+    : [template.sans, stepCaSanSet(tokenSans(template))];
+}
+
+/**
+ * Why a certificate cannot simply be renewed into `template` (renew and rekey keep the subject and
+ * the SANs), compared as exactly as an answer is verified.
  */
 function identityChange(cert: CertInfo, template: CertTemplate): string | undefined {
-  if (cert.commonName !== template.commonName)
-    return `CN is "${cert.commonName}", needs "${template.commonName}"`;
-  const missing = [
-    ...template.sans.dnsNames.filter((d) => !cert.dnsNames.includes(d)),
-    ...template.sans.ips.filter((ip) => !cert.ips.includes(ip)),
-  ];
-  return missing.length ? `SANs lack ${missing.join(", ")}` : undefined;
+  if (cert.commonNames.length !== 1 || cert.commonName !== template.commonName)
+    return `CN is "${cert.commonNames.join('", "')}", needs "${template.commonName}"`;
+  const o = new Set(cert.organizations);
+  if (
+    o.size !== new Set(template.organizations).size ||
+    template.organizations.some((x) => !o.has(x))
+  )
+    return `O is ${JSON.stringify(cert.organizations)}, needs ${JSON.stringify(template.organizations)}`;
+  return sanDifference(cert, stepCaRequestedSans(template));
 }
 
 interface JwkProvisioner {
@@ -375,13 +426,12 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
 
   const mintToken = (k: ProvisionerKey, template: CertTemplate): string => {
     const now = Math.floor(ctx.clock.now() / 1000);
-    const sans = [...template.sans.dnsNames, ...template.sans.ips];
     const claims = {
       aud: [`${base}/1.0/sign`],
       sub: template.commonName,
       iss: k.name,
-      // Explicit, or step-ca takes [sub], which its default template turns into a SAN.
-      sans: sans.length ? sans : [template.commonName],
+      // Never empty: step-ca would take [sub] (stepCaRequestedSans says what that becomes).
+      sans: tokenSans(template),
       iat: now,
       nbf: now,
       exp: now + TOKEN_LIFETIME_S,
@@ -476,7 +526,7 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     if (change)
       return enrolInstead(
         req,
-        `${req.kind} must change (${change}) and renewal keeps the old CN and SANs`,
+        `${req.kind} must change (${change}) and renewal keeps the old subject and SANs`,
       );
     const mtls: TlsTrust = { ...trust, cert: req.currentCertPem, key: req.currentKeyPem };
     const sameKey = (await csrSpki(req.csrPem)).equals(current.spki);
@@ -525,5 +575,6 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     },
     sign,
     renew,
+    requestedSans: stepCaRequestedSans,
   };
 }

@@ -12,12 +12,13 @@ import { withMetrics } from "../engine/report.js";
 import type { Runtime } from "../engine/runtime.js";
 import { run, type RunOutcome, type RunPolicy } from "../engine/run.js";
 import type { TimerResult } from "../ops/timer.js";
-import type { CaName } from "../pki/cas.js";
+import { trustConfigured } from "../ca/trust.js";
+import { CAS, type CaName } from "../pki/cas.js";
 import { kindsFor } from "../pki/certs.js";
 import type { Role } from "../pki/roles.js";
+import { certPin, type CertInfo } from "../pki/x509.js";
 import { kubeletServingDropin } from "../store/kubelet-store.js";
 import type { Layout } from "../store/layout.js";
-import type { FileChange } from "../store/transaction.js";
 import { addGlobal, examples, type Cli } from "./context.js";
 import { addOptionFlags } from "./flags.js";
 
@@ -67,12 +68,37 @@ export interface JoinOptions {
 }
 
 /**
- * Join's policy: every CA contacted first, only expiry or a changed template re-issues, a timer
- * after.
+ * The values join persists: what was given, the node name it resolved, and for every CA it trusted
+ * without an anchor (--unsafe-skip-ca-verification) the pins of the certificates it accepted, so
+ * that no later run trusts whatever answers (trust on first use, as ssh's known_hosts).
  */
-export function joinPolicy(o: JoinOptions, l: Layout): RunPolicy {
+export function persistedValues(
+  o: JoinOptions,
+  nodeName: string,
+  trusted: ReadonlyMap<CaName, CertInfo[]>,
+  log: (line: string) => void,
+): RawValues {
+  const values = new Map(o.values);
+  values.set("nodeName", nodeName);
+  for (const [ca, anchors] of trusted) {
+    if (trustConfigured(o.settings.cas[ca])) continue;
+    const pins = [...new Set(anchors.map(certPin))];
+    values.set(`cas.${ca}.certHashes`, pins);
+    log(
+      `pinned CA ${CAS[ca].display} (${pins.join(", ")}): later runs trust only this CA certificate`,
+    );
+  }
+  return values;
+}
+
+/**
+ * Join's policy: every CA contacted first, only expiry or a changed template re-issues, a timer
+ * after, an unpinned CA pinned.
+ */
+export function joinPolicy(o: JoinOptions, l: Layout, log: (line: string) => void): RunPolicy {
   const s = o.settings;
-  const saFiles = (): FileChange[] => (s.role === "control-plane" ? serviceAccountFiles(s, l) : []);
+  // Read now: a missing or mismatched pair stops the join before any CA is asked.
+  const saFiles = s.role === "control-plane" ? serviceAccountFiles(s, l) : [];
   return {
     force: o.force,
     dryRun: o.dryRun,
@@ -82,15 +108,16 @@ export function joinPolicy(o: JoinOptions, l: Layout): RunPolicy {
     renewWithInstalled: false,
     recordRenewal: false,
     installTimer: !o.dryRun && s.timer.enabled,
-    extraFiles: (id) => {
-      const values = new Map(o.values);
-      values.set("nodeName", id.nodeName);
-      return [
-        ...saFiles(),
-        kubeletServingDropin(l),
-        { path: l.configFile, content: renderConfig(values, l.root), mode: 0o644 },
-      ];
-    },
+    trustOnFirstUse: true,
+    extraFiles: (id, trusted) => [
+      ...saFiles,
+      kubeletServingDropin(l),
+      {
+        path: l.configFile,
+        content: renderConfig(persistedValues(o, id.nodeName, trusted, log), l.root),
+        mode: 0o644,
+      },
+    ],
   };
 }
 
@@ -132,7 +159,7 @@ export function joinResult(s: Settings, r: RunOutcome): JoinResult {
 
 export async function runJoin(o: JoinOptions, rt: Runtime): Promise<JoinResult> {
   checkJoinSettings(o.settings, casOf(kindsFor(o.settings.role)));
-  return joinResult(o.settings, await run(o.settings, joinPolicy(o, rt.layout), rt));
+  return joinResult(o.settings, await run(o.settings, joinPolicy(o, rt.layout, rt.log), rt));
 }
 
 export function formatJoin(r: JoinResult): string {

@@ -75,6 +75,7 @@ export function renewPolicy(o: RenewOptions, l: Layout): RunPolicy {
     keepPrevious: KUBELET_FILES_KEPT,
     hooks,
     installTimer: false,
+    trustOnFirstUse: false,
   };
 }
 

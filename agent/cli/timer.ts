@@ -23,7 +23,7 @@ export function registerTimer(program: Command, cli: Cli): void {
     if (action === "install") {
       sub.option(
         "--binary <path>",
-        "the node-join the units run (default: this binary's installed path)",
+        "absolute path of the node-join the units run (default: this binary's installed path)",
       );
       sub.addOption(
         new Option(
@@ -41,11 +41,13 @@ export function registerTimer(program: Command, cli: Cli): void {
         binary?: string;
         scheduler?: "auto" | Scheduler;
       }) => {
-        const loaded = loadSettings({ ...(opts.root ? { root: opts.root } : {}) }, cli.io.env);
+        // An empty --root is passed on, to be refused: never read as "/".
+        const loaded = loadSettings(opts.root === undefined ? {} : { root: opts.root }, cli.io.env);
         const r = runTimer(action, {
           layout: loaded.layout,
           seed: loaded.settings.nodeName ?? "",
-          ...(opts.binary ? { binary: opts.binary } : {}),
+          metricsTextfile: loaded.settings.metrics.textfile,
+          ...(opts.binary !== undefined ? { binary: opts.binary } : {}),
           ...(opts.scheduler ? { scheduler: opts.scheduler } : {}),
         });
         cli.setResult({ json: Boolean(opts.json), value: r, text: `${r.message}\n` });

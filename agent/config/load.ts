@@ -1,8 +1,9 @@
 // What every command does first: find its root, read the config, merge the sources.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { ioError, UsageError } from "../common/errors.js";
-import { layout, underRoot, type Layout } from "../store/layout.js";
+import { UsageError } from "../common/errors.js";
+import { layout, rootDir, underRoot, type Layout } from "../store/layout.js";
+import { readTrustedFile } from "../store/strict-modes.js";
 import { optionByKey } from "./options.js";
 import { toSettings, type Settings } from "./settings.js";
 import { envValues, flagValues, mergeValues, parseConfigText, type RawValues } from "./sources.js";
@@ -27,18 +28,16 @@ export function loadSettings(
   opts: GlobalOptions & Record<string, unknown>,
   env: NodeJS.ProcessEnv,
 ): Loaded {
-  const root = resolve(opts.root ?? "/");
+  const root = rootDir(opts.root);
   const l = layout(root);
   const explicit = opts.config !== undefined;
+  if (opts.config === "")
+    throw new UsageError('--config "": an empty path names no file; give the config file');
   const file = explicit ? resolve(opts.config!) : l.configFile;
   let fromFile: RawValues = new Map();
   if (existsSync(file)) {
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch (err) {
-      throw ioError("read config", file, err);
-    }
+    // Its hooks run as root: a config another user may change is refused, not read.
+    const text = readTrustedFile(file, "config file", "config").toString("utf8");
     fromFile = parseConfigText(text, file);
     // The persisted config names host paths; under --root they live below the root.
     for (const [k, v] of fromFile) {

@@ -6,7 +6,7 @@ import { ipFamily } from "../common/ip.js";
 import { CAS, type CaName } from "../pki/cas.js";
 import { KEY_ALGORITHMS } from "../pki/keys.js";
 import { ROLES } from "../pki/roles.js";
-import { firstServiceIp } from "../pki/sans.js";
+import { firstServiceIp, isNodeName } from "../pki/sans.js";
 import { isPin } from "../pki/x509.js";
 
 export type OptionType = "string" | "list" | "bool" | "duration" | "int" | "argvs";
@@ -37,6 +37,11 @@ export interface OptionSpec<K extends string = string, T extends OptionType = Op
   readonly path?: boolean;
   /** The command whose flag this is (default: join). */
   readonly command?: "join" | "renew";
+  /**
+   * Why this option is never read from nor written to the config file (flags and environment
+   * only); undefined: it is.
+   */
+  readonly notInFile?: string;
   /** Why a well-typed value is still wrong, or undefined. */
   check?(value: ValueTypes[T]): string | undefined;
 }
@@ -65,7 +70,6 @@ const firstBad = (list: string[], ok: (v: string) => boolean, what: string): str
 };
 const DNS_NAME =
   /^(?=.{1,253}$)(\*\.)?[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
-const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const checkPins = (v: string[]) => firstBad(v, isPin, "is not sha256:<64 lower-case hex digits>");
 const checkIps = (v: string[]) => firstBad(v, (ip) => ipFamily(ip) !== 0, "is not an IP address");
 const checkDnsNames = (v: string[]) => firstBad(v, (d) => DNS_NAME.test(d), "is not a DNS name");
@@ -210,7 +214,7 @@ export const OPTIONS = [
     valueName: "name",
     description: "node name (default: short hostname, lower-cased)",
     check: (v) =>
-      NODE_NAME.test(v) ? undefined : "is not a valid node name (lower-case DNS subdomain)",
+      isNodeName(v) ? undefined : "is not a valid node name (lower-case DNS subdomain)",
   }),
   opt({
     key: "ips",
@@ -254,7 +258,10 @@ export const OPTIONS = [
     key: "unsafeSkipCaVerification",
     flag: "unsafe-skip-ca-verification",
     type: "bool",
-    description: "trust whatever CA certificate the server sends (prints a warning)",
+    description:
+      "join only: trust the CA certificate the server sends (prints a warning) and pin it in the config for every later run",
+    notInFile:
+      "a renewal must never trust whatever CA answers; join pins the CA it trusted (cas.<ca>.certHashes): remove the key, or join again",
   }),
   ...caOptions("kubernetes"),
   ...caOptions("frontProxy"),

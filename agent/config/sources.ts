@@ -125,6 +125,10 @@ export function parseConfigText(text: string, file: string): RawValues {
       const spec = optionByKey(key);
       if (spec) {
         if (v === null) continue;
+        if (spec.notInFile)
+          throw new UsageError(
+            `config ${file}: config key ${key}: is not read from the config file: ${spec.notInFile}`,
+          );
         try {
           out.set(spec.key, coerce(spec, v, "file"));
         } catch (err) {
@@ -180,7 +184,7 @@ export function renderConfig(values: RawValues, root: string): string {
   const doc: Record<string, unknown> = {};
   for (const spec of ALL_OPTIONS) {
     let v = values.get(spec.key);
-    if (v === undefined) continue;
+    if (v === undefined || spec.notInFile) continue;
     if (spec.path && typeof v === "string") v = hostPath(v, root);
     let node = doc;
     const parts = spec.key.split(".");

@@ -6,7 +6,7 @@ import type { CaName } from "../pki/cas.js";
 import { templateFor, type CertKind, type CertTemplate, type TableContext } from "../pki/certs.js";
 import { dueness, type DeadlinePolicy } from "../pki/deadline.js";
 import { keyMatches, type KindReading } from "../pki/installed.js";
-import { mismatch } from "../pki/verify.js";
+import { mismatch, type RequestedSans } from "../pki/verify.js";
 import type { CertInfo } from "../pki/x509.js";
 
 export interface AssessPolicy {
@@ -16,6 +16,8 @@ export interface AssessPolicy {
   deadline?: DeadlinePolicy;
   /** The CA certificates an installed chain must lead to; undefined: the chain is not checked. */
   anchors: (ca: CaName) => CertInfo[] | undefined;
+  /** The SAN sets the kind's CA is asked for (a CA may be asked for more than the template). */
+  requestedSans?: (ca: CaName, template: CertTemplate) => RequestedSans[];
   now: Date;
 }
 
@@ -42,7 +44,9 @@ export function assessKind(
   if (!keyMatches(inst)) return { ...base, reason: "installed key does not match its certificate" };
   const [leaf, ...intermediates] = inst.chain as [CertInfo, ...CertInfo[]];
   // A changed name or IP is due at once, like the kubelet's template check.
-  const why = mismatch(leaf, template, p.anchors(reading.kind.ca), undefined, intermediates);
+  const ca = reading.kind.ca;
+  const requested = p.requestedSans?.(ca, template);
+  const why = mismatch(leaf, template, p.anchors(ca), undefined, intermediates, requested);
   if (why) return { ...base, reason: why };
   if (p.deadline) {
     const d = dueness(leaf, p.deadline, p.now);

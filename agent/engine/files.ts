@@ -12,6 +12,7 @@ import type { CertInfo } from "../pki/x509.js";
 import { CERT_MODE, KEY_MODE } from "../store/cert-store.js";
 import { inspect, readNoFollow } from "../store/fsio.js";
 import type { Layout } from "../store/layout.js";
+import { readTrustedFile } from "../store/strict-modes.js";
 import type { FileChange } from "../store/transaction.js";
 import type { Assessment } from "./assess.js";
 import type { Issued } from "./issue.js";
@@ -67,16 +68,19 @@ export function serviceAccountFiles(s: Settings, l: Layout): FileChange[] {
   const cp = s.controlPlane!;
   const keyFile = cp.serviceAccountKeyFile;
   const pubFile = cp.serviceAccountPublicKeyFile;
-  const read = (f: string, what: string): Buffer => {
+  const read = (f: string, what: string, secret: boolean): Buffer => {
     if (inspect(f).kind === "missing") {
       throw new UsageError(
         `${what} ${f} is missing: every control-plane node needs the cluster's one shared sa.key/sa.pub pair (write it with cloud-init write_files, or set --sa-key-file/--sa-pub-file)`,
       );
     }
-    return readNoFollow(f);
+    // The key signs every service-account token of the cluster: a copy others can read, or a file
+    // another user can swap, is refused like any other secret. The public half is checked below
+    // to belong to it.
+    return secret ? readTrustedFile(f, what, "secret", { noFollow: true }) : readNoFollow(f);
   };
-  const keyPem = read(keyFile, "service-account key");
-  const pubPem = read(pubFile, "service-account public key");
+  const keyPem = read(keyFile, "service-account key", true);
+  const pubPem = read(pubFile, "service-account public key", false);
   let matches: boolean;
   try {
     const fromKey = createPublicKey(keyPem).export({ format: "der", type: "spki" });

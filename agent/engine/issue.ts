@@ -6,7 +6,7 @@ import { CAS, type CaName } from "../pki/cas.js";
 import { buildCsr } from "../pki/csr.js";
 import { credentialsOf, keyMatches } from "../pki/installed.js";
 import { generateKey, loadKey, spkiDer, type KeyAlgorithm } from "../pki/keys.js";
-import { verifyIssued } from "../pki/verify.js";
+import { verifyAnswer } from "../pki/verify.js";
 import type { CertInfo } from "../pki/x509.js";
 import type { Credentials } from "../store/cert-store.js";
 import type { Assessment } from "./assess.js";
@@ -82,13 +82,16 @@ async function issue(a: Assessment, ca: ConnectedCa, o: IssueOptions, now: Date)
           currentKeyPem: from.keyPem,
         })
       : await ca.backend.sign(req);
-  const verified = verifyIssued({
+  // Exactly what this backend asked the CA for, and a path that RFC 5280 validation accepts.
+  const requestedSans = ca.backend.requestedSans?.(a.template);
+  const verified = await verifyAnswer({
     kind: a.kind.name,
     ca: ca.backend.description,
     chainPem,
     expectedSpki: spkiDer(key.privateKey),
     anchors: ca.anchors,
     template: a.template,
+    ...(requestedSans ? { requestedSans } : {}),
     now,
   });
   return {

@@ -1,15 +1,18 @@
 // The part of a run that writes, one at a time per root: the write targets are checked, the lock
 // taken, what a killed run left behind finished or undone, and the lock released whatever happens.
 import { restorePausedManifests } from "../ops/static-pods.js";
-import { assertNoSymlinkedDirs } from "../store/fsio.js";
 import { writeTargets, type Layout } from "../store/layout.js";
 import { acquireLock } from "../store/lock.js";
+import { assertSafeDirs } from "../store/strict-modes.js";
 import { recover } from "../store/transaction.js";
 import type { Runtime } from "./runtime.js";
 
-/** Every directory node-join writes in is a real directory, not a planted link. */
+/**
+ * Every directory node-join writes in, and each one from the root down to it, is a real directory,
+ * not a planted link, and (as root) owned by root and writable by no one else.
+ */
 export function checkWriteTargets(l: Layout): void {
-  for (const dir of writeTargets(l)) assertNoSymlinkedDirs(l.root, dir);
+  for (const dir of writeTargets(l)) assertSafeDirs(l.root, dir);
 }
 
 /** Finishes or undoes what a killed run left behind: a journalled install, paused static pods. */

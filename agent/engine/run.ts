@@ -18,6 +18,7 @@ import { assess, due, nextDeadline, type Assessment } from "./assess.js";
 import { caFiles, kindFiles } from "./files.js";
 import { resolveIdentity, tableContext } from "./identity.js";
 import { casOf, connectCas, issueAll, type Connected, type Issued } from "./issue.js";
+import { requestedSansFor } from "../ca/index.js";
 import { locked } from "./locked.js";
 import type { Runtime } from "./runtime.js";
 
@@ -56,10 +57,15 @@ export interface RunPolicy {
   /** After the commit: install the renewal timer. */
   installTimer: boolean;
   /**
-   * The command's own files for the transaction (join: its config, the sa pair, the kubelet
-   * drop-in), made before the lock.
+   * --unsafe-skip-ca-verification may take effect: a CA without a pin, fingerprint or CA file is
+   * trusted as it answers (join only; the command pins it for every later run).
    */
-  extraFiles?: (id: Discovered) => FileChange[];
+  trustOnFirstUse: boolean;
+  /**
+   * The command's own files for the transaction (join: its config, the sa pair, the kubelet
+   * drop-in), given the node and the CA certificates this run trusted.
+   */
+  extraFiles?: (id: Discovered, trusted: ReadonlyMap<CaName, CertInfo[]>) => FileChange[];
 }
 
 export interface RunOutcome {
@@ -80,7 +86,8 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
   const now = () => new Date(rt.clock.now());
   const id = await resolveIdentity(s, policy.inventory);
   const ctx = tableContext(s, id);
-  const extra = policy.extraFiles?.(id) ?? [];
+  // Only join may trust an unpinned CA, once: every later run verifies against the pin it wrote.
+  const trusting = policy.trustOnFirstUse ? s : { ...s, unsafeSkipCaVerification: false };
 
   return locked(rt, policy.dryRun, async (): Promise<RunOutcome> => {
     const readings = readRole(s.role, l);
@@ -88,7 +95,7 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       CA_NAMES.map((ca) => [ca, readCaFile(CAS[ca], l)]),
     );
     const connect = (cas: CaName[]): Promise<Connected> =>
-      connectCas(s, cas, rt, rt.clock.now() + s.timeoutMs);
+      connectCas(trusting, cas, rt, rt.clock.now() + s.timeoutMs);
     let connected =
       policy.contactAllCas && !policy.dryRun
         ? await connect(casFor(s.role).map((c) => c.name))
@@ -97,6 +104,7 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       force: policy.force,
       ...(policy.deadlineRule ? { deadline: deadlinePolicy(id.nodeName, s.renew.beforeMs) } : {}),
       anchors: (ca) => (policy.contactAllCas ? connected?.get(ca)?.anchors : installedCas.get(ca)),
+      requestedSans: (ca, t) => requestedSansFor(s.cas[ca].type, t),
       now: now(),
     });
     const toIssue = due(assessments);
@@ -124,7 +132,7 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       rt,
     );
     const committed = commit(
-      filesOf(s, ctx, assessments, issued, connected, installedCas, extra, policy, rt),
+      filesOf(s, ctx, assessments, issued, connected, installedCas, id, policy, rt),
       l,
       now(),
       rt.crashPoint,
@@ -144,7 +152,11 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       if (policy.hooks.note) rt.log(policy.hooks.note);
       outcome.hooks = runHooks(policy.hooks.commands, [...issued.keys()], rt.env, l.root, rt.log);
     }
-    if (policy.installTimer) outcome.timer = runTimer("install", { layout: l, seed: id.nodeName });
+    if (policy.installTimer) {
+      // The unit may write the metrics textfile's directory, so it is rendered with the setting.
+      const timer = { layout: l, seed: id.nodeName, metricsTextfile: s.metrics.textfile };
+      outcome.timer = runTimer("install", timer);
+    }
     return outcome;
   });
 }
@@ -156,7 +168,7 @@ function filesOf(
   issued: Map<string, Issued>,
   connected: Connected,
   installedCas: Map<CaName, CertInfo[] | undefined>,
-  extra: FileChange[],
+  id: Discovered,
   policy: RunPolicy,
   rt: Runtime,
 ): FileChange[] {
@@ -177,7 +189,7 @@ function filesOf(
     // validity).
     ...caFiles(s.role, fetched, rt.layout),
     ...kindFiles(assessments, issued, caPem, ctx, rt.layout, now),
-    ...extra,
+    ...(policy.extraFiles?.(id, fetched) ?? []),
     ...(records.length
       ? [stateFile(withIssued(readState(rt.layout), records, now, policy.recordRenewal), rt.layout)]
       : []),

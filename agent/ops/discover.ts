@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { hostname, networkInterfaces } from "node:os";
 import { ipFamily } from "../common/ip.js";
+import { isNodeName } from "../pki/sans.js";
 import { normalizeIp } from "../pki/x509.js";
 import { UsageError } from "../common/errors.js";
 
@@ -77,6 +78,13 @@ export interface DiscoverOptions {
 
 export function selectIdentity(opts: DiscoverOptions): Discovered {
   const nodeName = (opts.nodeName ?? opts.hostname.split(".")[0]!).toLowerCase();
+  // The hostname is the host's to set, not the operator's: it must pass the rule --node-name
+  // passes before it goes into a CN, a SAN and the persisted config.
+  if (opts.nodeName === undefined && !isNodeName(nodeName)) {
+    throw new UsageError(
+      `hostname ${JSON.stringify(opts.hostname)} gives no valid node name (a lower-case DNS subdomain): give one with --node-name`,
+    );
+  }
   const dnsNames = [...new Set((opts.dnsNames ?? []).map((d) => d.toLowerCase()))];
   if (opts.ips && opts.ips.length > 0) {
     const ips = [...new Set(opts.ips.map(normalizeIp))];

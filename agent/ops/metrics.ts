@@ -4,8 +4,9 @@ import { existsSync } from "node:fs";
 import { dirname } from "node:path";
 import { renewalDeadline, type DeadlinePolicy } from "../pki/deadline.js";
 import type { KindReading } from "../pki/installed.js";
-import { readIfExists, writeFileAtomic } from "../store/fsio.js";
+import { writeFileAtomic } from "../store/fsio.js";
 import { hostPath, type Layout } from "../store/layout.js";
+import { readRegularFileBounded } from "../store/safe-read.js";
 import { readState } from "../store/state.js";
 
 export interface CertMetric {
@@ -122,6 +123,28 @@ export interface MetricsRefresh {
 }
 
 /**
+ * The largest previous textfile read back: node-join's own is a few KiB (some lines per
+ * certificate); anything larger was not written by it.
+ */
+export const TEXTFILE_MAX_BYTES = 1 << 20;
+
+/**
+ * The previous textfile's text, for the other commands' last runs; undefined when there is none or
+ * it cannot be trusted. The collector directory is often writable by the node_exporter user, who
+ * could put a FIFO, a link to /dev/zero or a huge file there: the read neither blocks, nor follows
+ * a link, nor reads more than TEXTFILE_MAX_BYTES, and a refused file is a warning (the atomic
+ * rename that follows replaces whatever is there with a regular file).
+ */
+function previousText(path: string, log: (line: string) => void): string | undefined {
+  try {
+    return readRegularFileBounded(path, TEXTFILE_MAX_BYTES)?.toString("utf8");
+  } catch (err) {
+    log(`warning: metrics textfile: ${(err as Error).message}; writing a fresh one`);
+    return undefined;
+  }
+}
+
+/**
  * Refreshes the textfile after a run; never fails the run (a broken exporter directory is logged).
  * Without the collector directory nothing is read: renew runs twice a day on every node.
  */
@@ -140,7 +163,7 @@ export function refreshMetrics(m: MetricsRefresh, log: (line: string) => void): 
       };
     });
     const state = readState(m.layout);
-    const previous = readIfExists(m.textfile)?.toString("utf8");
+    const previous = previousText(m.textfile, log);
     const lastRenewal = state.lastRenewal ? new Date(state.lastRenewal) : undefined;
     writeFileAtomic(
       m.textfile,

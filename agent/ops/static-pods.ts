@@ -4,10 +4,23 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { ensureDir, fsyncDir, inspect, renameDurable } from "../store/fsio.js";
-import type { Layout } from "../store/layout.js";
+import { PAUSED_MANIFESTS, type Layout } from "../store/layout.js";
+import { assertSafeDirs } from "../store/strict-modes.js";
 import type { Clock } from "../common/clock.js";
+import { UsageError } from "../common/errors.js";
 
-export const PAUSED_DIR = "node-join-paused-manifests";
+export const PAUSED_DIR = PAUSED_MANIFESTS;
+
+/**
+ * The manifests and paused directories are real directories that only root may change: a link
+ * planted at either would move a manifest out of the root, and a directory another user may write
+ * in lets that user swap what the kubelet runs. restart-static-pods runs as a hook, outside the
+ * run's own check, so it checks them itself.
+ */
+function checkDirs(l: Layout): void {
+  assertSafeDirs(l.root, l.manifestsDir);
+  assertSafeDirs(l.root, l.pausedManifestsDir);
+}
 
 export async function restartStaticPods(
   pods: string[],
@@ -16,8 +29,12 @@ export async function restartStaticPods(
   clock: Clock,
   log: (s: string) => void,
 ): Promise<string[]> {
-  const manifests = join(l.kubernetesDir, "manifests");
-  const paused = join(l.kubernetesDir, PAUSED_DIR);
+  for (const pod of pods)
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(pod))
+      throw new UsageError(`static pod ${JSON.stringify(pod)}: not a manifest name`);
+  checkDirs(l);
+  const manifests = l.manifestsDir;
+  const paused = l.pausedManifestsDir;
   const moved: string[] = [];
   ensureDir(paused, 0o700);
   for (const pod of pods) {
@@ -38,14 +55,15 @@ export async function restartStaticPods(
 
 /** Moves back manifests a killed run left paused. */
 export function restorePausedManifests(l: Layout): string[] {
-  const paused = join(l.kubernetesDir, PAUSED_DIR);
+  const paused = l.pausedManifestsDir;
   let names: string[];
   try {
     names = readdirSync(paused);
   } catch {
     return [];
   }
-  const manifests = join(l.kubernetesDir, "manifests");
+  checkDirs(l);
+  const manifests = l.manifestsDir;
   for (const n of names) renameDurable(join(paused, n), join(manifests, n));
   if (names.length) fsyncDir(manifests);
   return names;

@@ -3,6 +3,17 @@
 import { ipFamily } from "../common/ip.js";
 import { normalizeIp } from "./x509.js";
 
+const LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/**
+ * A Kubernetes node name: a lower-case RFC 1123 DNS subdomain (apimachinery's
+ * IsDNS1123Subdomain: at most 253 characters, labels of at most 63). It becomes the CN
+ * system:node:<name> and a SAN, so nothing else may pass: not a flag, not a hostname.
+ */
+export function isNodeName(name: string): boolean {
+  return name.length <= 253 && name.split(".").every((l) => l.length <= 63 && LABEL.test(l));
+}
+
 export interface SanSet {
   dnsNames: string[];
   ips: string[];

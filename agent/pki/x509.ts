@@ -13,10 +13,20 @@ export interface CertInfo {
   readonly pem: string;
   readonly der: Buffer;
   readonly node: X509Certificate;
+  /** The first CN (for messages); `commonNames` has them all. */
   readonly commonName: string;
+  /**
+   * Every CN attribute of the subject, in order. More than one is ambiguous: readers disagree on
+   * which counts (Go's crypto/x509, hence the API server, takes the last).
+   */
+  readonly commonNames: string[];
   readonly organizations: string[];
   readonly dnsNames: string[];
   readonly ips: string[];
+  readonly uris: string[];
+  readonly emails: string[];
+  /** SAN entries of other types (otherName, directoryName, registeredID), as node prints them. */
+  readonly otherSans: string[];
   readonly ekus: Eku[];
   readonly isCa: boolean;
   readonly notBefore: Date;
@@ -56,14 +66,19 @@ export function parseCert(pem: string): CertInfo {
   // node:crypto's `keyUsage` is the list of extended key usage OIDs.
   const ekuOids = node.keyUsage ?? [];
   const ekus = (Object.keys(EKU_OIDS) as Eku[]).filter((k) => ekuOids.includes(EKU_OIDS[k]));
+  const commonNames = subject.get("CN") ?? [];
   const info: Omit<CertInfo, "spki"> = {
     pem: derToPem(node.raw),
     der: node.raw,
     node,
-    commonName: subject.get("CN")?.[0] ?? "",
+    commonName: commonNames[0] ?? "",
+    commonNames,
     organizations: subject.get("O") ?? [],
     dnsNames: sans.dns.map((d) => d.toLowerCase()),
     ips: sans.ips.map(normalizeIp),
+    uris: sans.uris,
+    emails: sans.emails,
+    otherSans: sans.other,
     ekus,
     isCa: node.ca,
     notBefore: new Date(node.validFrom),
@@ -83,48 +98,77 @@ export function parseCert(pem: string): CertInfo {
 }
 
 /**
- * node:crypto's multi-line distinguished name ("O=system:nodes\nCN=system:node:w1", RFC 2253
- * escapes).
+ * node:crypto's multi-line distinguished name ("O=system:nodes\nCN=system:node:w1"): one RDN a
+ * line, the attributes of a multi-valued RDN joined by " + ", values with RFC 2253 escapes (a "+",
+ * "," or "\\" in a value is escaped, so an unescaped " + " always separates attributes).
  */
 export function parseDn(text: string): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  for (const line of text.split("\n")) {
-    const eq = line.indexOf("=");
-    if (eq <= 0) continue;
-    const key = line.slice(0, eq);
-    const value = line
+  const add = (attr: string) => {
+    const eq = attr.indexOf("=");
+    if (eq <= 0) return;
+    const key = attr.slice(0, eq);
+    const value = attr
       .slice(eq + 1)
-      .replace(/\\([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)))
-      .replace(/\\(.)/g, "$1");
+      .replace(/\\([0-9A-Fa-f]{2}|.)/g, (_, e: string) =>
+        e.length === 2 ? String.fromCharCode(parseInt(e, 16)) : e,
+      );
     out.set(key, [...(out.get(key) ?? []), value]);
+  };
+  for (const line of text.split("\n")) {
+    let start = 0;
+    for (let i = 0; i < line.length; i++) {
+      if (line[i] === "\\") i++;
+      else if (line.startsWith(" + ", i)) {
+        add(line.slice(start, i));
+        start = i + 3;
+        i += 2;
+      }
+    }
+    add(line.slice(start));
   }
   return out;
 }
 
+export interface SubjectAltNames {
+  dns: string[];
+  ips: string[];
+  uris: string[];
+  emails: string[];
+  /** Entries of any other type, "type:value" as node prints them. */
+  other: string[];
+}
+
 /**
- * node:crypto's subjectAltName text ("DNS:a, IP Address:10.0.0.1"; entries with commas are
- * JSON-quoted).
+ * node:crypto's subjectAltName text ("DNS:a, IP Address:10.0.0.1, URI:x, email:y"; entries with
+ * commas are JSON-quoted).
  */
-export function parseSubjectAltName(text: string | undefined): { dns: string[]; ips: string[] } {
-  const dns: string[] = [];
-  const ips: string[] = [];
+export function parseSubjectAltName(text: string | undefined): SubjectAltNames {
+  const out: SubjectAltNames = { dns: [], ips: [], uris: [], emails: [], other: [] };
   for (const entry of text?.match(/(?:[^,"]|"(?:[^"\\]|\\.)*")+/g) ?? []) {
     const e = entry.trim();
     const colon = e.indexOf(":");
-    if (colon < 0) continue;
+    if (colon < 0) {
+      if (e) out.other.push(e);
+      continue;
+    }
     const type = e.slice(0, colon);
     let value = e.slice(colon + 1);
     if (value.startsWith('"')) {
       try {
         value = JSON.parse(value) as string;
       } catch {
+        out.other.push(e);
         continue;
       }
     }
-    if (type === "DNS") dns.push(value);
-    else if (type === "IP Address") ips.push(value);
+    if (type === "DNS") out.dns.push(value);
+    else if (type === "IP Address") out.ips.push(value);
+    else if (type === "URI") out.uris.push(value);
+    else if (type === "email") out.emails.push(value);
+    else out.other.push(`${type}:${value}`);
   }
-  return { dns, ips };
+  return out;
 }
 
 /** kubeadm's CA pin: "sha256:" + hex SHA-256 of the DER SubjectPublicKeyInfo. */

@@ -17,8 +17,8 @@ import {
   writeSync,
   fchmodSync,
 } from "node:fs";
-import { basename, dirname, join, relative, sep } from "node:path";
-import { ioError, LocalIoError } from "../common/errors.js";
+import { basename, dirname, join } from "node:path";
+import { ioError } from "../common/errors.js";
 
 export const TMP_MARK = ".node-join-tmp-";
 export const STAGED_SUFFIX = ".node-join-new";
@@ -88,30 +88,6 @@ export function writeNew(path: string, data: string | Buffer, mode: number): voi
     throw ioError("write", path, err);
   } finally {
     if (fd !== undefined) closeSync(fd);
-  }
-}
-
-/**
- * Refuses a symbolic link among the directories from below `root` down to `path`: node-join never
- * writes through a link someone planted where one of its directories belongs.
- */
-export function assertNoSymlinkedDirs(root: string, path: string): void {
-  const rel = relative(root, path);
-  if (rel.startsWith("..") || rel === "") return;
-  let current = root;
-  for (const part of rel.split(sep)) {
-    current = join(current, part);
-    let st;
-    try {
-      st = lstatSync(current);
-    } catch {
-      return; // does not exist yet: node-join creates it as a directory
-    }
-    if (st.isSymbolicLink()) {
-      throw new LocalIoError(
-        `refusing to write under ${current}: it is a symbolic link (to ${readlinkSync(current)}), not a directory`,
-      );
-    }
   }
 }
 

@@ -1,10 +1,16 @@
 // Where everything lives, relative to --root (default /), and how a path under the root reads on
 // the booted host.
 import { isAbsolute, join, relative, resolve } from "node:path";
+import { UsageError } from "../common/errors.js";
+
+/** Where restart-static-pods parks manifests while the kubelet stops their pods. */
+export const PAUSED_MANIFESTS = "node-join-paused-manifests";
 
 export interface Layout {
   root: string;
   kubernetesDir: string;
+  manifestsDir: string;
+  pausedManifestsDir: string;
   pkiDir: string;
   kubeletPkiDir: string;
   configDir: string;
@@ -18,11 +24,29 @@ export interface Layout {
   cronDir: string;
 }
 
+function refuseEmptyRoot(root: string): void {
+  // join("", "/etc/kubernetes") is /etc/kubernetes but resolve("") is the working directory: an
+  // empty --root would name a different tree to each caller, so it names none.
+  if (root === "")
+    throw new UsageError(
+      '--root "": an empty path names no directory; give the root to operate on, such as / or /target',
+    );
+}
+
+/** The absolute root directory of --root (default /); an empty one is refused. */
+export function rootDir(given: string | undefined): string {
+  refuseEmptyRoot(given ?? "/");
+  return resolve(given ?? "/");
+}
+
 export function layout(root = "/"): Layout {
+  refuseEmptyRoot(root);
   const r = (p: string) => join(root, p);
   return {
     root,
     kubernetesDir: r("/etc/kubernetes"),
+    manifestsDir: r("/etc/kubernetes/manifests"),
+    pausedManifestsDir: r(`/etc/kubernetes/${PAUSED_MANIFESTS}`),
     pkiDir: r("/etc/kubernetes/pki"),
     kubeletPkiDir: r("/var/lib/kubelet/pki"),
     configDir: r("/etc/node-join"),
@@ -50,9 +74,19 @@ export function managedDirs(l: Layout): string[] {
   ];
 }
 
-/** Every directory a command may write in: the managed ones, backups, timer units, cron. */
+/**
+ * Every directory a command may write in: the managed ones, backups, the static pod manifests and
+ * where they are parked during a restart, timer units, cron.
+ */
 export function writeTargets(l: Layout): string[] {
-  return [...managedDirs(l), l.backupDir, l.systemdDir, l.cronDir];
+  return [
+    ...managedDirs(l),
+    l.backupDir,
+    l.manifestsDir,
+    l.pausedManifestsDir,
+    l.systemdDir,
+    l.cronDir,
+  ];
 }
 
 /** The path a file under --root will have on the booted host (unchanged when not under root). */

@@ -2,14 +2,21 @@
 // a journal listing the moves is the commit point; then the moves happen. After a crash, recovery
 // rolls a journalled transaction forward and removes stages of one that never reached its journal,
 // so the set on disk is entirely old or entirely new.
-import { copyFileSync, lstatSync, readdirSync, readlinkSync, rmSync, symlinkSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
-import { ioError } from "../common/errors.js";
+import {
+  copyFileSync,
+  lstatSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  type Stats,
+} from "node:fs";
+import { dirname, isAbsolute, join, normalize, relative, sep } from "node:path";
+import { ioError, LocalIoError } from "../common/errors.js";
 import {
   ensureDir,
   fsyncDir,
   inspect,
-  readIfExists,
   removeCreatedDirs,
   removeIfExists,
   renameDurable,
@@ -20,6 +27,7 @@ import {
   writeFileAtomic,
   writeStaged,
 } from "./fsio.js";
+import { readUntrusted } from "./safe-read.js";
 import { managedDirs, type Layout } from "./layout.js";
 
 export type FileChange =
@@ -70,6 +78,9 @@ export function commit(
 ): CommitResult {
   const pending = changes.filter((c) => !isUnchanged(c));
   if (pending.length === 0) return { changed: [] };
+  // A rename over a directory fails (EISDIR) only when its turn comes, with the moves before it
+  // done: every target is checked before anything is staged, so such a set is refused whole.
+  for (const c of pending) checkReplaceable(c.path);
   const moves: Move[] = [];
   const createdDirs: string[] = [];
   const undoStage = (): void => {
@@ -120,25 +131,63 @@ function applyMoves(moves: Move[], crashPoint: CrashPoint = () => undefined): vo
   for (const dir of new Set(moves.map((m) => dirname(m.target)))) fsyncDir(dir);
 }
 
+/** What else than a file or a symbolic link is at `st`, in words. */
+function kindOf(st: Stats): string | undefined {
+  if (st.isFile() || st.isSymbolicLink()) return undefined;
+  if (st.isDirectory()) return "a directory";
+  if (st.isFIFO()) return "a FIFO";
+  if (st.isSocket()) return "a socket";
+  if (st.isBlockDevice() || st.isCharacterDevice()) return "a device";
+  return "not a regular file";
+}
+
+/**
+ * Why `path` cannot be replaced by a rename, or undefined: node-join replaces files and symbolic
+ * links; anything else at a target is the operator's.
+ */
+function notReplaceable(path: string): string | undefined {
+  let st: Stats;
+  try {
+    st = lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw ioError("inspect", path, err);
+  }
+  const kind = kindOf(st);
+  return kind && `it is ${kind}, not a file`;
+}
+
+function checkReplaceable(path: string): void {
+  const why = notReplaceable(path);
+  if (why)
+    throw new LocalIoError(
+      `cannot install ${path}: ${why}; nothing was changed: move it away and run again`,
+    );
+}
+
 export interface RecoveryResult {
   rolledForward: number;
   removed: string[];
 }
 
-/** Run under the lock before any command that writes: finishes or undoes an interrupted install. */
+/**
+ * Run under the lock before any command that writes: finishes or undoes an interrupted install.
+ * A journal that names anything but node-join's own stages beside targets in its own directories
+ * is refused (LocalIoError, exit 6) with nothing moved, and left for the operator: following it
+ * would move files wherever it says.
+ */
 export function recover(l: Layout): RecoveryResult {
   let rolledForward = 0;
-  const journalText = readIfExists(l.journalFile);
+  const journalText = readJournal(l.journalFile);
   if (journalText) {
-    let journal: Journal | undefined;
+    let parsed: unknown;
     try {
-      journal = JSON.parse(journalText.toString("utf8")) as Journal;
+      parsed = JSON.parse(journalText.toString("utf8"));
     } catch {
-      journal = undefined; // a torn journal was never the commit point: its rename did not happen
+      parsed = undefined; // a torn journal was never the commit point: its rename did not happen
     }
-    if (journal && Array.isArray(journal.moves)) {
-      const at = (p: string) => (journal.version === 2 ? join(l.root, p) : p);
-      const moves = journal.moves.map((m) => ({ staged: at(m.staged), target: at(m.target) }));
+    if (parsed !== undefined) {
+      const moves = journalMoves(parsed, l);
       rolledForward = moves.filter((m) => inspect(m.staged).kind !== "missing").length;
       applyMoves(moves);
     }
@@ -160,6 +209,82 @@ export function recover(l: Layout): RecoveryResult {
     }
   }
   return { rolledForward, removed };
+}
+
+/** The journal's bytes, or undefined; a link or a special file there is refused, never followed. */
+function readJournal(file: string): Buffer | undefined {
+  const r = readUntrusted(file);
+  switch (r.kind) {
+    case "missing":
+      return undefined;
+    case "symlink":
+      throw refuseJournal(file, "it is a symbolic link");
+    case "special":
+    case "too-large":
+      throw refuseJournal(file, "it is not a regular file node-join wrote");
+    case "file":
+      return r.content;
+  }
+}
+
+function refuseJournal(file: string, why: string): LocalIoError {
+  return new LocalIoError(
+    `refusing the journal ${file}: ${why}; nothing was moved: check what it names, then remove it ` +
+      `(the next run discards the staged files)`,
+  );
+}
+
+/**
+ * The moves of a parsed journal, each checked to be one a commit writes: the staged name
+ * `.<name>.node-join-new` beside its target, the target directly in a directory node-join manages
+ * (managedDirs), version 2 paths relative to the root without `..`, version 1 paths absolute and
+ * under the root, the stage (where it is still there) a file or link and the target not a
+ * directory. Any other journal is refused whole, before anything moves.
+ */
+function journalMoves(parsed: unknown, l: Layout): Move[] {
+  const refuse = (why: string) => refuseJournal(l.journalFile, why);
+  if (typeof parsed !== "object" || parsed === null) throw refuse("it is not a journal object");
+  const { version, moves } = parsed as { version?: unknown; moves?: unknown };
+  if (version !== 1 && version !== 2)
+    throw refuse(`unknown version ${JSON.stringify(version) ?? "(none)"}`);
+  if (!Array.isArray(moves)) throw refuse("it has no list of moves");
+  const managed = new Set(managedDirs(l));
+  const resolvePath = (p: unknown, i: number, which: string): string => {
+    const where = `move ${i + 1} ${which} ${JSON.stringify(p)}`;
+    if (typeof p !== "string" || p === "") throw refuse(`${where} is not a path`);
+    if (p.includes("\0")) throw refuse(`${where} is not a path`);
+    if (normalize(p) !== p || p.split(sep).includes(".."))
+      throw refuse(`${where} is not a plain path (no "..", ".", "//")`);
+    if (version === 2) {
+      if (isAbsolute(p)) throw refuse(`${where} is absolute; version 2 names paths under the root`);
+      return join(l.root, p);
+    }
+    if (!isAbsolute(p)) throw refuse(`${where} is not absolute, as version 1 names paths`);
+    const rel = relative(l.root, p);
+    if (rel === "" || rel.startsWith("..") || isAbsolute(rel))
+      throw refuse(`${where} is outside the root ${l.root}`);
+    return p;
+  };
+  return moves.map((m: unknown, i): Move => {
+    const { staged, target } = (typeof m === "object" && m !== null ? m : {}) as {
+      staged?: unknown;
+      target?: unknown;
+    };
+    const t = resolvePath(target, i, "target");
+    const st = resolvePath(staged, i, "staged");
+    if (!managed.has(dirname(t)))
+      throw refuse(`move ${i + 1} target ${t} is not in a directory node-join manages`);
+    if (st !== stagedPathFor(t))
+      throw refuse(`move ${i + 1} staged ${st} is not the stage of ${t} (${stagedPathFor(t)})`);
+    for (const [which, p] of [
+      ["staged", st],
+      ["target", t],
+    ] as const) {
+      const why = notReplaceable(p);
+      if (why) throw refuse(`move ${i + 1} ${which} ${p}: ${why}`);
+    }
+    return { staged: st, target: t };
+  });
 }
 
 function stamp(now: Date): string {

@@ -76,7 +76,7 @@ test("installing the amd64 package into a scratch root gives the expected files,
   }
   assert.equal(
     readFileSync(join(root, "lib/systemd/system/node-join-renew.service"), "utf8"),
-    renderService("/usr/bin/node-join"),
+    renderService(["/usr/bin/node-join"]),
   );
   assert.equal(
     readFileSync(join(root, "lib/systemd/system/node-join-renew.timer"), "utf8"),

@@ -17,7 +17,8 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createPrivateKey, webcrypto } from "node:crypto";
 import { createServer, type Server } from "node:http";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EKU_OIDS } from "../../agent/pki/x509.js";
 import { peculiar } from "../../agent/pki/peculiar.js";
@@ -29,6 +30,7 @@ import { runCli } from "../helpers/cli.js";
 import { expectFailure } from "../helpers/expect.js";
 import { tempRoot } from "../helpers/fs.js";
 import { issueLeaf, makeCa, type LeafOptions, type TestCa } from "../helpers/pki.js";
+import { EKU, KU, mint, type CertSpec, type Minted } from "../helpers/chains.js";
 import { startProxy, type Proxy, type ProxyAction } from "../helpers/proxy.js";
 
 let ca: CfsslCa;
@@ -140,11 +142,58 @@ async function goodServing(csrPem: string): Promise<LeafOptions> {
   };
 }
 
+/** A CA of the test helpers as an issuer for test/helpers/chains.ts. */
+function minted(c: TestCa): Minted {
+  return { ...c, der: Buffer.from(c.cert.rawData), keyKind: "p256" };
+}
+
+/** The serving certificate `good` describes, issued by `issuer` (chains.ts: key identifiers). */
+function leafUnder(issuer: Minted, good: LeafOptions): Promise<string> {
+  return mint({
+    cn: good.cn,
+    o: good.o ?? [],
+    ca: false,
+    issuer,
+    keys: { publicKey: good.publicKey } as CryptoKeyPair,
+    ekus: good.ekus ?? [],
+    dns: good.dns ?? [],
+    ips: good.ips ?? [],
+  }).then((m) => m.pem);
+}
+
+/**
+ * A CFSSL whose CA is a root made here (`spec`: pathLenConstraint, name constraints), with its
+ * key, so the test can also sign as that root.
+ */
+async function cfsslWithRoot(spec: Partial<CertSpec>): Promise<{ cfssl: CfsslCa; root: Minted }> {
+  const root = await mint({ cn: "kubernetes", ca: true, ...spec });
+  const dir = mkdtempSync(join(tmpdir(), "nj-hostile-root-"));
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", root.keys.privateKey));
+  const cert = join(dir, "ca.pem");
+  const key = join(dir, "ca-key.pem");
+  writeFileSync(cert, root.pem);
+  writeFileSync(
+    key,
+    `-----BEGIN PRIVATE KEY-----\n${(pkcs8.toString("base64").match(/.{1,64}/g) ?? []).join("\n")}\n-----END PRIVATE KEY-----\n`,
+    { mode: 0o600 },
+  );
+  const cfssl = await startCfssl({ ca: { cert, key } });
+  extraCas.push(cfssl);
+  return { cfssl, root };
+}
+const extraCas: CfsslCa[] = [];
+after(async () => {
+  await Promise.all(extraCas.map((c) => c.stop()));
+});
+
 /**
  * A proxy that forwards everything but replaces the serving certificate CFSSL signed with one
  * minted here.
  */
-function mintingProxy(mint: (good: LeafOptions) => Promise<string>): Promise<Proxy> {
+function mintingProxy(
+  mint: (good: LeafOptions) => Promise<string>,
+  upstream = ca.url,
+): Promise<Proxy> {
   return proxy((path, body) => {
     const call = isSign(path) ? signCall(body) : undefined;
     if (!call || call.profile !== "serving") return { type: "forward" };
@@ -156,7 +205,7 @@ function mintingProxy(mint: (good: LeafOptions) => Promise<string>): Promise<Pro
         return { status, body: JSON.stringify(env) };
       },
     };
-  });
+  }, upstream);
 }
 
 /** A proxy that answers the serving sign request (or /info) with `action`, forwarding the rest. */
@@ -320,6 +369,62 @@ const wrongCerts: [string, (good: LeafOptions) => Promise<string>, RegExp][] = [
     /is a CA certificate, not a leaf certificate/,
   ],
   [
+    "with an extra O (system:masters: cluster-admin for the node)",
+    (g) => issueLeaf(realCa, { ...g, o: ["system:nodes", "system:masters"] }),
+    /subject O has unrequested "system:masters" \(expected \["system:nodes"\]\)/,
+  ],
+  [
+    "with a second CN (node-join reads the first, Go's crypto/x509 the last)",
+    (g) => issueLeaf(realCa, { ...g, extraCns: ["kubernetes-admin"] }),
+    /subject has 2 CNs \["system:node:w1","kubernetes-admin"\], expected exactly one, "system:node:w1"/,
+  ],
+  [
+    "with extra SANs",
+    (g) =>
+      issueLeaf(realCa, {
+        ...g,
+        dns: [...g.dns!, "kubernetes.default.svc", "*.evil.example"],
+        ips: [...g.ips!, "10.96.0.1"],
+      }),
+    /SANs include unrequested kubernetes\.default\.svc, \*\.evil\.example, 10\.96\.0\.1/,
+  ],
+  [
+    "with a URI SAN nobody asked for",
+    (g) => issueLeaf(realCa, { ...g, uris: ["spiffe://cluster.local/ns/kube-system/sa/admin"] }),
+    /SANs include unrequested URI:spiffe:\/\/cluster\.local\/ns\/kube-system\/sa\/admin/,
+  ],
+  [
+    "that is a CA (CA:TRUE) whose keyUsage has digitalSignature only",
+    (g) => issueLeaf(realCa, { ...g, isCa: true, keyUsage: KU.digitalSignature }),
+    /is a CA certificate, not a leaf certificate/,
+  ],
+  [
+    "through an intermediate whose keyUsage lacks keyCertSign",
+    async (g) => {
+      const inter = await mint({
+        cn: "kubernetes-intermediate",
+        ca: true,
+        issuer: minted(realCa),
+        keyUsage: KU.digitalSignature | KU.cRLSign,
+      });
+      return (await leafUnder(inter, g)) + inter.pem;
+    },
+    /does not chain to the pinned CA|may not sign certificates/,
+  ],
+  [
+    "through an intermediate limited to clientAuth",
+    async (g) => {
+      const inter = await mint({
+        cn: "kubernetes-intermediate",
+        ca: true,
+        issuer: minted(realCa),
+        ekus: [EKU.clientAuth],
+      });
+      return (await leafUnder(inter, g)) + inter.pem;
+    },
+    /chain certificate "kubernetes-intermediate" limits extended key usage to clientAuth, which excludes serverAuth/,
+  ],
+  [
     "a PEM block of garbage",
     async () =>
       "-----BEGIN CERTIFICATE-----\nZ2FyYmFnZSBub3QgYSBjZXJ0aWZpY2F0ZQ==\n-----END CERTIFICATE-----\n",
@@ -337,14 +442,69 @@ const wrongCerts: [string, (good: LeafOptions) => Promise<string>, RegExp][] = [
   ],
 ];
 
-for (const [name, mint, pattern] of wrongCerts) {
+for (const [name, make, pattern] of wrongCerts) {
   test(`an issued certificate ${name}: exit 5, nothing written`, async () => {
-    const p = await mintingProxy(mint);
+    const p = await mintingProxy(make);
     const { root, keyFile } = newRoot();
     const msg = new RegExp(`certificate kubelet-server from ${caName(p.url)}: ${pattern.source}`);
     await expectFailure(joinArgs(p.url, root, keyFile), 5, msg, root);
   });
 }
+
+// ---- RFC 5280 path validation: chains OpenSSL and Go refuse, from a real CFSSL -----------------
+
+test("a root with pathLenConstraint 0 above a signing intermediate: exit 5, nothing written", async () => {
+  const { cfssl, root } = await cfsslWithRoot({ pathLen: 0 });
+  const inter = await mint({ cn: "kubernetes-intermediate", ca: true, issuer: root });
+  const p = await mintingProxy(async (g) => (await leafUnder(inter, g)) + inter.pem, cfssl.url);
+  const { root: dir, keyFile } = newRoot(cfssl);
+  await expectFailure(
+    joinArgs(p.url, dir, keyFile, [], cfssl.pin),
+    5,
+    new RegExp(
+      `certificate kubelet-server from ${caName(p.url)}: chain certificate "kubernetes" allows 0 intermediate CA certificates below it \\(pathLenConstraint\\), but the path has 1`,
+    ),
+    dir,
+  );
+});
+
+test("a root whose name constraints exclude the node's DNS name: the real CFSSL signs, exit 5, nothing written", async () => {
+  const { cfssl } = await cfsslWithRoot({ excluded: { dns: ["w1.lab"] } });
+  const { root: dir, keyFile } = newRoot(cfssl);
+  const signs = cfssl.signRequests();
+  await expectFailure(
+    joinArgs(cfssl.url, dir, keyFile, [], cfssl.pin),
+    5,
+    new RegExp(
+      `certificate kubelet-server from ${caName(cfssl.url)}: its DNS name "w1\\.lab" is excluded by the name constraints of chain certificate "kubernetes"`,
+    ),
+    dir,
+  );
+  assert.ok(cfssl.signRequests() > signs, "CFSSL itself signed the certificate");
+});
+
+test("a root whose name constraints permit other addresses: exit 5, nothing written", async () => {
+  const { cfssl } = await cfsslWithRoot({ permitted: { ips: ["10.0.0.0/8"] } });
+  const { root: dir, keyFile } = newRoot(cfssl);
+  await expectFailure(
+    joinArgs(cfssl.url, dir, keyFile, [], cfssl.pin),
+    5,
+    new RegExp(
+      `certificate kubelet-server from ${caName(cfssl.url)}: its IP address 2001:db8::21 is outside the addresses permitted by chain certificate "kubernetes"`,
+    ),
+    dir,
+  );
+});
+
+test("control: a root with name constraints that the node's names meet: join succeeds", async () => {
+  const { cfssl } = await cfsslWithRoot({
+    permitted: { dns: ["w1", "lab"], ips: ["10.0.0.0/8", "2001:db8::/32"] },
+    pathLen: 0,
+  });
+  const { root: dir, keyFile } = newRoot(cfssl);
+  const r = await runCli(joinArgs(cfssl.url, dir, keyFile, [], cfssl.pin));
+  assert.equal(r.code, 0, r.stderr);
+});
 
 // ---- answers that are not a usable CFSSL message (exit 4) --------------------------------------
 
@@ -639,6 +799,120 @@ test("step-ca: a swapped root, a wrong certificate, garbage and a redirect from 
       );
     },
   );
+
+  /** Answers the sign request `which` picks with the chain `make` mints for its CSR's key. */
+  const answeringWith =
+    (
+      which: (path: string, body: string) => string | undefined,
+      make: (good: LeafOptions) => Promise<string[]>,
+    ): Parameters<typeof proxy>[0] =>
+    (path, body) => {
+      const csrPem = which(path, body);
+      if (!csrPem) return { type: "forward" };
+      return {
+        type: "rewrite",
+        rewrite: async (status, text) => {
+          const a = JSON.parse(text) as { crt: string; ca: string; certChain: string[] };
+          const chain = await make(await goodServing(csrPem));
+          const body = { ...a, crt: chain[0], ca: chain[chain.length - 1], certChain: chain };
+          return { status, body: JSON.stringify(body) };
+        },
+      };
+    };
+  const isClientSign = (path: string, body: string) =>
+    path.endsWith("/1.0/sign") && !isServingSign(path, body)
+      ? (JSON.parse(body) as { csr: string }).csr
+      : undefined;
+  const stepWrong: [string, (good: LeafOptions) => Promise<string[]>, RegExp][] = [
+    [
+      "an extra O",
+      async (g) => [
+        await issueLeaf(interCa, { ...g, o: ["system:nodes", "system:masters"] }),
+        step.intermediatePem,
+      ],
+      /subject O has unrequested "system:masters"/,
+    ],
+    [
+      "a second CN",
+      async (g) => [
+        await issueLeaf(interCa, { ...g, extraCns: ["kubernetes-admin"] }),
+        step.intermediatePem,
+      ],
+      /subject has 2 CNs \["system:node:w1","kubernetes-admin"\]/,
+    ],
+    [
+      "extra SANs",
+      async (g) => [
+        await issueLeaf(interCa, {
+          ...g,
+          dns: [...g.dns!, "kubernetes.default.svc", "*.evil.example"],
+          ips: [...g.ips!, "10.96.0.1"],
+        }),
+        step.intermediatePem,
+      ],
+      /SANs include unrequested kubernetes\.default\.svc, \*\.evil\.example, 10\.96\.0\.1/,
+    ],
+    [
+      "a CA:TRUE leaf with keyUsage digitalSignature only",
+      async (g) => [
+        await issueLeaf(interCa, { ...g, isCa: true, keyUsage: KU.digitalSignature }),
+        step.intermediatePem,
+      ],
+      /is a CA certificate, not a leaf certificate/,
+    ],
+    [
+      "a CA below step-ca's intermediate, whose pathLenConstraint is 0",
+      async (g) => {
+        const sub = await mint({ cn: "rogue sub-CA", ca: true, issuer: minted(interCa) });
+        return [await leafUnder(sub, g), sub.pem, step.intermediatePem];
+      },
+      /chain certificate "[^"]+ Intermediate CA" allows 0 intermediate CA certificates below it \(pathLenConstraint\), but the path has 1/,
+    ],
+  ];
+  for (const [name, make, pattern] of stepWrong) {
+    await t.test(`a serving certificate with ${name}: exit 5`, async () => {
+      await refusedThrough(
+        answeringWith(isServingSign, make),
+        5,
+        (url) => new RegExp(`certificate kubelet-server from ${stepName(url)}: ${pattern.source}`),
+      );
+    });
+  }
+
+  // node-join's token for a kind without SANs says sans: [CN]; step-ca's default template puts
+  // the token's names in (typed by x509util.SplitSANs: "system:node:w1" is a URI). That set, and
+  // only it, is accepted besides the CSR's (none).
+  const clientCert = (extra: Partial<LeafOptions>) => async (g: LeafOptions) => [
+    await issueLeaf(interCa, {
+      ...g,
+      dns: [],
+      ips: [],
+      ekus: [EKU_OIDS.serverAuth, EKU_OIDS.clientAuth],
+      ...extra,
+    }),
+    step.intermediatePem,
+  ];
+  await t.test(
+    "a client certificate carrying the token's sans (URI:system:node:w1): what was asked for, joined",
+    async () => {
+      const p = await proxy(
+        answeringWith(isClientSign, clientCert({ uris: ["system:node:w1"] })),
+        step.url,
+        { tls },
+      );
+      const root = tempRoot();
+      const r = await runCli(stepArgs(p.url, root));
+      assert.equal(r.code, 0, r.stderr);
+    },
+  );
+  await t.test("a client certificate with the token's sans and one more: exit 5", async () => {
+    await refusedThrough(
+      answeringWith(isClientSign, clientCert({ uris: ["system:node:w1"], dns: ["w1"] })),
+      5,
+      (url) =>
+        new RegExp(`certificate kubelet-client from ${stepName(url)}: SANs include unrequested w1`),
+    );
+  });
 
   await t.test("a /1.0/sign answer that is not JSON: exit 4", async () => {
     await refusedThrough(

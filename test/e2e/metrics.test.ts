@@ -1,11 +1,28 @@
 // promtool (Debian's prometheus package, unpacked by scripts/deps.sh) on the metrics textfiles
 // whose
 // content test/unit/renewal.test.ts checks: node_exporter drops a whole textfile that does not
-// parse, so a file promtool rejects or lints would silently lose every node-join metric.
-import { test } from "node:test";
+// parse, so a file promtool rejects or lints would silently lose every node-join metric. And the
+// textfile as node_exporter's user may leave it (the collector directory is often theirs): a FIFO,
+// a link to /dev/zero or a directory there is a warning, never a stuck or failed renew or status.
+import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { join } from "node:path";
+import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
+import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
+import { runCli } from "../helpers/cli.js";
+import { tempRoot } from "../helpers/fs.js";
 import { sampleTextfiles } from "../helpers/metrics-samples.js";
 import { checkMetrics } from "../helpers/promtool.js";
+
+let ca: CfsslCa;
+before(async () => {
+  ca = await startCfssl();
+});
+after(async () => {
+  await ca?.stop();
+});
 
 test("the metrics textfile passes promtool check metrics without lint warnings", () => {
   const { first, second } = sampleTextfiles();
@@ -18,4 +35,50 @@ test("the metrics textfile passes promtool check metrics without lint warnings",
 
 test("promtool rejects a broken textfile (the check above can fail)", () => {
   assert.notEqual(checkMetrics("node_join_x{bad label} 1\n").code, 0);
+});
+
+const TEXTFILE = "var/lib/node_exporter/textfile_collector/node_join.prom";
+
+/** A joined worker whose collector directory holds `plant` at the textfile's path. */
+async function plantedRoot(plant: (path: string) => void): Promise<{ root: string; file: string }> {
+  const root = tempRoot("nj-metrics-");
+  mkdirSync(join(root, "var/lib/node_exporter/textfile_collector"), { recursive: true });
+  const keyFile = ca.installAuthKey(root);
+  const j = await runCli(cfsslWorkerJoin(root, ca, { "ca-auth-key-file": keyFile }));
+  assert.equal(j.code, 0, j.stderr);
+  const file = join(root, TEXTFILE);
+  rmSync(file, { force: true });
+  plant(file);
+  return { root, file };
+}
+
+for (const [what, plant] of [
+  ["a FIFO", (p: string) => assert.equal(spawnSync("mkfifo", [p]).status, 0)],
+  ["a link to /dev/zero", (p: string) => symlinkSync("/dev/zero", p)],
+] as const) {
+  test(`renew and status finish with a warning when the textfile is ${what}, and leave a regular textfile`, async () => {
+    for (const command of ["renew", "status"]) {
+      const { root, file } = await plantedRoot(plant);
+      // without the fix, open(2) on the FIFO waits for a writer forever, and /dev/zero never ends
+      const r = await runCli([command, "--root", root], { timeoutMs: 30_000 });
+      assert.equal(r.code, 0, `${command}: exit ${r.code}\n${r.stderr}`);
+      assert.match(
+        r.stderr,
+        /warning: metrics textfile: not reading .*node_join\.prom: it is (a FIFO, not a regular file|a symbolic link); writing a fresh one/,
+      );
+      assert.ok(lstatSync(file).isFile(), "replaced by a regular file");
+      assert.match(
+        readFileSync(file, "utf8"),
+        new RegExp(`^node_join_last_run_success\\{command="${command}"\\} 1$`, "m"),
+      );
+    }
+  });
+}
+
+test("a textfile path that cannot be written (a directory there) is a warning: renew still succeeds", async () => {
+  const { root, file } = await plantedRoot((p) => mkdirSync(p));
+  const r = await runCli(["renew", "--root", root], { timeoutMs: 30_000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /warning: could not refresh the metrics textfile .*node_join\.prom: /);
+  assert.ok(lstatSync(file).isDirectory(), "left as it was");
 });

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { binary, json, runCli } from "../helpers/cli.js";
-import { snapshot, diffSnapshots, tempRoot } from "../helpers/fs.js";
+import { diffSnapshots, snapshot, systemdRoot, tempRoot } from "../helpers/fs.js";
 
 let ca: CfsslCa;
 before(async () => {
@@ -18,19 +18,12 @@ after(async () => {
   await ca?.stop();
 });
 
-/** A root where systemd is installed but not running (an installer's /target, an image). */
-function systemdRoot(): string {
-  const root = tempRoot("nj-timer-");
-  mkdirSync(join(root, "lib/systemd"), { recursive: true });
-  writeFileSync(join(root, "lib/systemd/systemd"), "");
-  return root;
-}
-
+/** What the units run by default: this very binary (or node and the bundle), before `renew`. */
 const exec = () => [...binary()].join(" ");
 
 test("timer install writes units that pass systemd-analyze verify and enables the timer; remove undoes it", async () => {
-  const root = systemdRoot();
-  const r = await runCli(["timer", "install", "--root", root, "--binary", exec(), "--json"]);
+  const root = systemdRoot("nj-timer-");
+  const r = await runCli(["timer", "install", "--root", root, "--json"]);
   assert.equal(r.code, 0, r.stderr);
   const out = json<{ scheduler: string; enabled: boolean; started: boolean; message: string }>(r);
   assert.equal(out.scheduler, "systemd");
@@ -67,7 +60,7 @@ test("timer install writes units that pass systemd-analyze verify and enables th
   );
 
   const snap = snapshot(root);
-  assert.equal((await runCli(["timer", "install", "--root", root, "--binary", exec()])).code, 0);
+  assert.equal((await runCli(["timer", "install", "--root", root])).code, 0);
   assert.deepEqual(diffSnapshots(snap, snapshot(root)), [], "installing again changes nothing");
 
   const st = json<{ installed: boolean; enabled: boolean; scheduler: string }>(
@@ -104,7 +97,7 @@ test("without systemd the fallback is a cron.d line with a per-node minute", asy
   const cron = readFileSync(join(root, "etc/cron.d/node-join"), "utf8");
   assert.match(
     cron,
-    /^([0-5]?\d) ([0-9]|1[01]),(1[2-9]|2[0-3]) \* \* \* root \/usr\/bin\/node-join renew >\/dev\/null 2>&1$/m,
+    /^([0-5]?\d) ([0-9]|1[01]),(1[2-9]|2[0-3]) \* \* \* root ulimit -c 0; unset [A-Z_ ]+; exec \/usr\/bin\/node-join renew >\/dev\/null 2>&1$/m,
   );
   const [, h1, h2] = /^\d+ (\d+),(\d+) /m.exec(cron)!;
   assert.equal(Number(h2) - Number(h1), 12, "twice a day, twelve hours apart");

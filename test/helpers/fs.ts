@@ -1,6 +1,14 @@
 // Snapshots of a directory tree, to prove that a failed run changed nothing.
 import { createHash } from "node:crypto";
-import { lstatSync, readdirSync, readFileSync, readlinkSync, mkdtempSync } from "node:fs";
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 
@@ -41,4 +49,12 @@ export function diffSnapshots(a: Snapshot, b: Snapshot): string[] {
 
 export function tempRoot(prefix = "nj-root-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A root where systemd is installed but not running (an installer's /target, an image). */
+export function systemdRoot(prefix = "nj-systemd-"): string {
+  const root = tempRoot(prefix);
+  mkdirSync(join(root, "lib/systemd"), { recursive: true });
+  writeFileSync(join(root, "lib/systemd/systemd"), "");
+  return root;
 }

@@ -51,10 +51,15 @@ export async function makeCa(cn: string, parent?: TestCa): Promise<TestCa> {
 export interface LeafOptions {
   publicKey: CryptoKey;
   cn: string;
+  /** More CN attributes after `cn`, each in its own RDN. */
+  extraCns?: string[];
   o?: string[];
   dns?: string[];
   ips?: string[];
+  uris?: string[];
   ekus?: string[];
+  /** x509.KeyUsageFlags bits; default: no keyUsage extension. */
+  keyUsage?: number;
   notBefore?: Date;
   notAfter?: Date;
   isCa?: boolean;
@@ -62,13 +67,18 @@ export interface LeafOptions {
 
 export async function issueLeaf(ca: TestCa, o: LeafOptions): Promise<string> {
   const now = Date.now();
-  const name: x509.JsonName = [...(o.o ?? []).map((v) => ({ O: [v] })), { CN: [o.cn] }];
+  const name: x509.JsonName = [
+    ...(o.o ?? []).map((v) => ({ O: [v] })),
+    ...[o.cn, ...(o.extraCns ?? [])].map((v) => ({ CN: [v] })),
+  ];
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(Boolean(o.isCa), undefined, true),
   ];
+  if (o.keyUsage !== undefined) extensions.push(new x509.KeyUsagesExtension(o.keyUsage, true));
   const alt = [
     ...(o.dns ?? []).map((value) => ({ type: "dns" as const, value })),
     ...(o.ips ?? []).map((value) => ({ type: "ip" as const, value })),
+    ...(o.uris ?? []).map((value) => ({ type: "url" as const, value })),
   ];
   if (alt.length) extensions.push(new x509.SubjectAlternativeNameExtension(alt));
   if (o.ekus) extensions.push(new x509.ExtendedKeyUsageExtension(o.ekus));

@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { UsageError } from "../../agent/common/errors.js";
 import {
   isExcludedInterface,
   isNodeAddress,
@@ -79,4 +80,32 @@ test("address and interface filters", () => {
     assert.equal(isExcludedInterface(n), true, n);
   for (const n of ["eth0", "enp3s0", "bond0", "br0", "wlan0"])
     assert.equal(isExcludedInterface(n), false, n);
+});
+
+test("a hostname that gives no valid node name is a usage error naming it; --node-name overrides it", () => {
+  for (const bad of [
+    "w2 $(id)",
+    "a/../../x",
+    "-lead",
+    "trail-",
+    "under_score",
+    "x".repeat(64),
+    "é",
+  ]) {
+    assert.throws(
+      () => selectIdentity({ hostname: bad, interfaces: HOST }),
+      (e: unknown) =>
+        e instanceof UsageError &&
+        e.exitCode === 2 &&
+        e.message.includes(JSON.stringify(bad)) &&
+        e.message.includes("--node-name"),
+      bad,
+    );
+    assert.equal(
+      selectIdentity({ hostname: bad, interfaces: HOST, nodeName: "w2" }).nodeName,
+      "w2",
+    );
+  }
+  // The domain part is dropped and the name lower-cased, as before.
+  assert.equal(selectIdentity({ hostname: "W-1.bad_domain", interfaces: HOST }).nodeName, "w-1");
 });

@@ -11,7 +11,7 @@ import { parseEnvelope, resultCertificate } from "../../agent/ca/cfssl.js";
 import { parseCaPem } from "../../agent/ca/common.js";
 import { chainOf, parseAnswer, stepCaRefusal } from "../../agent/ca/stepca.js";
 import { CaRefusedError, NodeJoinError, VerificationError } from "../../agent/common/errors.js";
-import { verifyIssued, type VerifiedCert } from "../../agent/pki/verify.js";
+import { verifyAnswer, verifyIssued, type VerifiedCert } from "../../agent/pki/verify.js";
 import { EKU_OIDS, parseCert, type CertInfo } from "../../agent/pki/x509.js";
 import { fuzzRuns, seedFastCheck } from "../helpers/fuzz.js";
 import { issueLeaf, makeCa, type TestCa } from "../helpers/pki.js";
@@ -62,8 +62,8 @@ before(async () => {
 
 const WHAT = "CA kubernetes (fuzz)";
 
-function verify(chainPem: string): VerifiedCert {
-  return verifyIssued({
+function input(chainPem: string) {
+  return {
     kind: "kubelet-server",
     ca: WHAT,
     chainPem,
@@ -71,7 +71,11 @@ function verify(chainPem: string): VerifiedCert {
     anchors,
     template,
     now: new Date(),
-  });
+  };
+}
+
+function verify(chainPem: string): VerifiedCert {
+  return verifyIssued(input(chainPem));
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; err: NodeJoinError };
@@ -98,7 +102,12 @@ function outcome(f: () => unknown): Outcome {
 /** What verifyIssued returned must be a certificate that genuinely fits the request. */
 function assertGenuine(v: VerifiedCert): void {
   assert.ok(v.leaf.spki.equals(spki));
-  assert.equal(v.leaf.commonName, template.commonName);
+  assert.deepEqual(v.leaf.commonNames, [template.commonName]);
+  assert.deepEqual(v.leaf.organizations, template.organizations);
+  assert.deepEqual(
+    [...v.leaf.dnsNames, ...v.leaf.ips, ...v.leaf.uris, ...v.leaf.emails, ...v.leaf.otherSans],
+    [...template.sans.dnsNames, ...template.sans.ips],
+  );
   assert.ok(!v.leaf.isCa);
   assert.ok(v.leaf.notAfter.getTime() > Date.now());
 }
@@ -417,6 +426,40 @@ test("verifyIssued on bit-flipped, reshaped and text-mutated certificates: Verif
     runs(3000),
   );
   assert.ok(rejected > 0);
+});
+
+test("verifyAnswer (RFC 5280 path validation included) on mutated certificates and chains: VerificationError or a genuine result", async () => {
+  let rejected = 0;
+  let accepted = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.oneof(
+        fc.constant(null).map(() => goodPem),
+        fc.constant(null).map(() => goodViaInter),
+        flippedDer(() => goodPem),
+        reshapedDer(() => goodPem),
+        flippedDer(() => goodViaInter.slice(goodViaInter.indexOf("-----BEGIN", 10))).map(
+          (i) => goodViaInter.slice(0, goodViaInter.indexOf("-----BEGIN", 10)) + i,
+        ),
+        reshapedDer(() => inter.pem).map(
+          (i) => goodViaInter.slice(0, goodViaInter.indexOf("-----BEGIN", 10)) + i,
+        ),
+      ),
+      async (pem) => {
+        try {
+          assertGenuine(await verifyAnswer(input(pem)));
+          accepted++;
+        } catch (err) {
+          if (!(err instanceof VerificationError))
+            throw new Error(`unexpected ${(err as Error)?.stack ?? String(err)}`, { cause: err });
+          assert.match(err.message, /^certificate kubelet-server from CA kubernetes \(fuzz\): /);
+          rejected++;
+        }
+      },
+    ),
+    runs(600),
+  );
+  assert.ok(rejected > 0 && accepted > 0, `${accepted} accepted, ${rejected} rejected`);
 });
 
 test("CA certificates in an /info or /roots answer: parseCaPem throws only CaRefusedError", () => {

@@ -374,3 +374,184 @@ test("a commit whose target sits under a regular file fails with a LocalIoError 
   set.push({ path: join(l.pkiDir, "etcd/ca.crt"), content: "new\n", mode: 0o644 });
   assertFailsCleanly(l, set, /etc\/kubernetes\/pki\/etcd\/ca\.crt/);
 });
+
+test("a directory at a target refuses the whole set before anything is staged or journalled", () => {
+  const { l, set } = oldRootAndNewSet();
+  // Last in the set: before the check, the moves before it were done when its rename failed
+  // (EISDIR), the journal stayed behind and every later run failed on it.
+  const target = join(l.kubernetesDir, "kubelet.conf");
+  mkdirSync(join(target, "inside"), { recursive: true });
+  set.push({ path: target, content: "new\n", mode: 0o600 });
+  assertFailsCleanly(l, set, /cannot install .*kubelet\.conf: it is a directory, not a file/);
+  assert.ok(!existsSync(l.journalFile));
+  assert.deepEqual(readSet(l.root), expectedSet("old"));
+});
+
+/** A root with the old set, a file outside it and a staged file a planted journal points at. */
+function plantedJournal(journal: unknown, stage?: { rel: string; dir?: boolean }) {
+  const root = newRoot();
+  const l = layout(root);
+  commit(changes(root, "old"), l, T0);
+  const outside = newRoot("nj-tx-outside-");
+  writeFileSync(join(outside, "victim"), "precious\n");
+  if (stage) {
+    const p = join(root, stage.rel);
+    mkdirSync(dirname(p), { recursive: true });
+    if (stage.dir) mkdirSync(p);
+    else writeFileSync(p, "planted\n", { mode: 0o600 });
+  }
+  writeFileSync(
+    l.journalFile,
+    typeof journal === "string" ? journal : JSON.stringify(journal).replaceAll("@OUT", outside),
+  );
+  return { l, outside };
+}
+
+const PLANTED: { name: string; journal: unknown; stage?: { rel: string; dir?: boolean } }[] = [
+  {
+    name: "a relative target with ..",
+    journal: {
+      version: 2,
+      moves: [{ staged: "etc/kubernetes/pki/.x.node-join-new", target: "../../../@OUT/victim" }],
+    },
+    stage: { rel: "etc/kubernetes/pki/.x.node-join-new" },
+  },
+  {
+    name: "an absolute path in version 2",
+    journal: {
+      version: 2,
+      moves: [{ staged: "etc/kubernetes/pki/.victim.node-join-new", target: "@OUT/victim" }],
+    },
+    stage: { rel: "etc/kubernetes/pki/.victim.node-join-new" },
+  },
+  {
+    name: "a version 1 target outside the root",
+    journal: {
+      version: 1,
+      moves: [{ staged: "@OUT/.victim.node-join-new", target: "@OUT/victim" }],
+    },
+  },
+  {
+    name: "a staged name that is not the stage of its target",
+    journal: {
+      version: 2,
+      moves: [{ staged: "etc/node-join/evil", target: "etc/kubernetes/pki/ca.crt" }],
+    },
+    stage: { rel: "etc/node-join/evil" },
+  },
+  {
+    name: "a target outside the managed directories",
+    journal: {
+      version: 2,
+      moves: [{ staged: "etc/.shadow.node-join-new", target: "etc/shadow" }],
+    },
+    stage: { rel: "etc/.shadow.node-join-new" },
+  },
+  {
+    name: "a target below a managed directory, not in it",
+    journal: {
+      version: 2,
+      moves: [
+        { staged: "etc/kubernetes/pki/x/.y.node-join-new", target: "etc/kubernetes/pki/x/y" },
+      ],
+    },
+    stage: { rel: "etc/kubernetes/pki/x/.y.node-join-new" },
+  },
+  {
+    name: "a directory as the target",
+    journal: {
+      version: 2,
+      moves: [{ staged: "etc/kubernetes/.pki.node-join-new", target: "etc/kubernetes/pki" }],
+    },
+    stage: { rel: "etc/kubernetes/.pki.node-join-new" },
+  },
+  {
+    name: "a directory as the stage",
+    journal: {
+      version: 2,
+      moves: [
+        {
+          staged: "etc/kubernetes/.kubelet.conf.node-join-new",
+          target: "etc/kubernetes/kubelet.conf",
+        },
+      ],
+    },
+    stage: { rel: "etc/kubernetes/.kubelet.conf.node-join-new", dir: true },
+  },
+  {
+    name: "an unknown version",
+    journal: {
+      version: 3,
+      moves: [
+        { staged: "etc/kubernetes/pki/.ca.crt.node-join-new", target: "etc/kubernetes/pki/ca.crt" },
+      ],
+    },
+    stage: { rel: "etc/kubernetes/pki/.ca.crt.node-join-new" },
+  },
+  { name: "no list of moves", journal: { version: 2, moves: "all" } },
+  { name: "a JSON value that is no journal", journal: "null" },
+];
+
+for (const c of PLANTED) {
+  test(`recovery refuses a journal naming ${c.name}: exit 6 naming the journal, nothing moved`, () => {
+    const { l, outside } = plantedJournal(c.journal, c.stage);
+    const before = snapshot(l.root);
+    const beforeOutside = snapshot(outside);
+    assert.throws(
+      () => recover(l),
+      (err: unknown) => {
+        assert.ok(err instanceof LocalIoError, `a LocalIoError, not ${String(err)}`);
+        assert.equal(err.exitCode, 6);
+        assert.ok(err.message.includes(`refusing the journal ${l.journalFile}`), err.message);
+        return true;
+      },
+    );
+    assert.deepEqual(
+      diffSnapshots(before, snapshot(l.root)),
+      [],
+      "the journal and stages are left",
+    );
+    assert.deepEqual(diffSnapshots(beforeOutside, snapshot(outside)), []);
+    assert.equal(readFileSync(join(outside, "victim"), "utf8"), "precious\n");
+  });
+}
+
+test("recovery refuses a journal that is a symbolic link, and never reads through it", () => {
+  const { l, outside } = plantedJournal("{}");
+  rmSync(l.journalFile);
+  const real = join(outside, "journal.json");
+  writeFileSync(
+    real,
+    JSON.stringify({
+      version: 2,
+      moves: [
+        { staged: "etc/kubernetes/pki/.ca.crt.node-join-new", target: "etc/kubernetes/pki/ca.crt" },
+      ],
+    }),
+  );
+  writeFileSync(stagedOf(join(l.pkiDir, "ca.crt")), "planted\n");
+  symlinkSync(real, l.journalFile);
+  assert.throws(() => recover(l), /refusing the journal .*: it is a symbolic link/);
+  assert.deepEqual(readSet(l.root), expectedSet("old"));
+});
+
+test("a version 1 journal (absolute paths under the root) left by an older node-join is still completed", () => {
+  const l = crashedAt("move:0");
+  const v2 = JSON.parse(readFileSync(l.journalFile, "utf8")) as {
+    moves: { staged: string; target: string }[];
+  };
+  writeFileSync(
+    l.journalFile,
+    JSON.stringify({
+      version: 1,
+      moves: v2.moves.map((m) => ({
+        staged: join(l.root, m.staged),
+        target: join(l.root, m.target),
+      })),
+    }),
+  );
+  const rec = recover(l);
+  assert.equal(rec.rolledForward, 2);
+  assert.deepEqual(readSet(l.root), expectedSet("new"));
+  assert.ok(!existsSync(l.journalFile));
+});

@@ -1,0 +1,218 @@
+// sshd's StrictModes for node-join (agent/store/strict-modes.ts), in process on temp roots: the
+// directories it writes in and the config and secret files it reads must be root's alone. The
+// rules that apply only to a run as root are driven with asRoot, so that they are checked whoever
+// runs the fast tier: run as root, "another user" is a chown to nobody (65534); run as someone
+// else, the files already belong to a user that is not root.
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { chmodSync, chownSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { LocalIoError, UsageError } from "../../agent/common/errors.js";
+import { layout } from "../../agent/store/layout.js";
+import { assertSafeDirs, readTrustedFile } from "../../agent/store/strict-modes.js";
+import { tempRoot } from "../helpers/fs.js";
+
+const made: string[] = [];
+after(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+function newRoot(): string {
+  const d = tempRoot("nj-strict-");
+  made.push(d);
+  return d;
+}
+
+const NOBODY = 65534;
+const asRootHere = process.geteuid?.() === 0;
+
+/** Gives `path` to a user that is not root (already so when the tests do not run as root). */
+function giveAway(path: string): void {
+  if (asRootHere) chownSync(path, NOBODY, NOBODY);
+}
+
+const refusedDir = (dir: string, why: RegExp) => (err: unknown) => {
+  assert.ok(err instanceof LocalIoError, `a LocalIoError, not ${String(err)}`);
+  assert.equal(err.exitCode, 6);
+  assert.ok(err.message.startsWith(`refusing to write under ${dir}: it `), err.message);
+  assert.match(err.message, why);
+  return true;
+};
+
+test("a managed directory that group or others may write is refused, with the chmod that fixes it", () => {
+  const root = newRoot();
+  const pki = layout(root).kubeletPkiDir;
+  mkdirSync(pki, { recursive: true });
+  if (asRootHere) chownSync(pki, 0, 0);
+  for (const mode of [0o777, 0o775, 0o1777, 0o757]) {
+    chmodSync(pki, mode);
+    assert.throws(
+      () => assertSafeDirs(root, pki, true),
+      refusedDir(
+        pki,
+        new RegExp(
+          `writable by group or others \\(mode 0?${mode.toString(8)}\\).*chmod go-w ${pki}`,
+        ),
+      ),
+    );
+  }
+  chmodSync(pki, 0o755);
+  if (asRootHere) assertSafeDirs(root, pki, true);
+});
+
+test("a directory between the root and a managed one is checked too; the root itself and above it are not", () => {
+  const root = newRoot();
+  const l = layout(root);
+  mkdirSync(l.kubeletPkiDir, { recursive: true });
+  chmodSync(join(root, "var/lib"), 0o777);
+  assert.throws(
+    () => assertSafeDirs(root, l.kubeletPkiDir, true),
+    refusedDir(join(root, "var/lib"), /writable/),
+  );
+  chmodSync(join(root, "var/lib"), 0o755);
+  // The root is the operator's choice (a test's temporary directory, an installer's /target).
+  chmodSync(root, 0o777);
+  if (asRootHere) assertSafeDirs(root, l.kubeletPkiDir, true);
+  chmodSync(root, 0o700);
+});
+
+test("a managed directory owned by another user is refused, with the chown that fixes it", () => {
+  const root = newRoot();
+  const dir = layout(root).kubeletPkiDir;
+  mkdirSync(dir, { recursive: true });
+  giveAway(dir);
+  assert.throws(
+    () => assertSafeDirs(root, dir, true),
+    refusedDir(dir, new RegExp(`owned by uid \\d+, not root; fix with: chown root:root ${dir}`)),
+  );
+});
+
+test("not running as root: ownership and modes are not checked, a symlinked directory still is", () => {
+  const root = newRoot();
+  const dir = layout(root).kubeletPkiDir;
+  mkdirSync(dir, { recursive: true });
+  chmodSync(dir, 0o777);
+  giveAway(dir);
+  assertSafeDirs(root, dir, false);
+  const manifests = layout(root).manifestsDir;
+  mkdirSync(join(root, "elsewhere"));
+  mkdirSync(layout(root).kubernetesDir, { recursive: true });
+  symlinkSync(join(root, "elsewhere"), manifests);
+  assert.throws(
+    () => assertSafeDirs(root, manifests, false),
+    refusedDir(manifests, /symbolic link/),
+  );
+});
+
+function file(root: string, name: string, mode: number): string {
+  const p = join(root, name);
+  writeFileSync(p, "content\n");
+  chmodSync(p, mode);
+  if (asRootHere) chownSync(p, 0, 0);
+  return p;
+}
+
+const refusedFile = (what: string, path: string, why: RegExp) => (err: unknown) => {
+  assert.ok(err instanceof UsageError, `a UsageError, not ${String(err)}`);
+  assert.equal(err.exitCode, 2);
+  assert.ok(err.message.startsWith(`${what} ${path} `), err.message);
+  assert.match(err.message, why);
+  return true;
+};
+
+test("as root, a config file others may write or another user owns is refused (exit 2); 0644 root-owned is read", () => {
+  const root = newRoot();
+  const ok = file(root, "config.yaml", 0o644);
+  if (asRootHere)
+    assert.equal(readTrustedFile(ok, "config file", "config").toString(), "content\n");
+  for (const mode of [0o664, 0o646, 0o666]) {
+    const p = file(root, `config-${mode.toString(8)}.yaml`, mode);
+    assert.throws(
+      () => readTrustedFile(p, "config file", "config", { asRoot: true }),
+      refusedFile(
+        "config file",
+        p,
+        new RegExp(`writable by group or others .*fix with: chmod go-w ${p}`),
+      ),
+    );
+  }
+  const foreign = file(root, "foreign.yaml", 0o644);
+  giveAway(foreign);
+  assert.throws(
+    () => readTrustedFile(foreign, "config file", "config", { asRoot: true }),
+    refusedFile(
+      "config file",
+      foreign,
+      new RegExp(`owned by uid \\d+, not root; fix with: chown root:root ${foreign}`),
+    ),
+  );
+  // Not as root: a developer's umask 002 config is theirs to write.
+  assert.equal(
+    readTrustedFile(file(root, "dev.yaml", 0o664), "config file", "config", {
+      asRoot: false,
+    }).toString(),
+    "content\n",
+  );
+});
+
+test("a secret file others may read or write is refused whoever runs; as root one another user owns is too", () => {
+  const root = newRoot();
+  for (const [mode, who] of [
+    [0o644, "readable"],
+    [0o640, "readable"],
+    [0o604, "readable"],
+    [0o620, "accessible"],
+    [0o610, "accessible"],
+  ] as const) {
+    const p = file(root, `key-${mode.toString(8)}`, mode);
+    for (const asRoot of [true, false])
+      assert.throws(
+        () => readTrustedFile(p, "CA auth key file", "secret", { asRoot }),
+        refusedFile(
+          "CA auth key file",
+          p,
+          new RegExp(
+            `is ${who} by group or others \\(mode 0${mode.toString(8)}\\); fix with: chmod 600 ${p}`,
+          ),
+        ),
+      );
+  }
+  const foreign = file(root, "foreign.key", 0o600);
+  giveAway(foreign);
+  assert.throws(
+    () => readTrustedFile(foreign, "CA auth key file", "secret", { asRoot: true }),
+    refusedFile(
+      "CA auth key file",
+      foreign,
+      /owned by uid \d+, not root; fix with: chown root:root/,
+    ),
+  );
+  // Both wrong: one line, both fixes.
+  chmodSync(foreign, 0o644);
+  assert.throws(
+    () => readTrustedFile(foreign, "CA auth key file", "secret", { asRoot: true }),
+    /owned by uid \d+, not root and is readable by group or others \(mode 0644\); fix with: chown root:root \S+ && chmod 600 \S+$/,
+  );
+});
+
+test("a FIFO or a directory given as a config or secret file is refused at once, not read", () => {
+  const root = newRoot();
+  const dir = join(root, "dir");
+  mkdirSync(dir);
+  assert.throws(
+    () => readTrustedFile(dir, "config file", "config"),
+    refusedFile("config file", dir, /not a regular file/),
+  );
+  const fifo = join(root, "fifo");
+  assert.equal(spawnSync("mkfifo", [fifo]).status, 0, "mkfifo");
+  assert.throws(
+    () => readTrustedFile(fifo, "CA auth key file", "secret"),
+    refusedFile("CA auth key file", fifo, /not a regular file/),
+  );
+  const link = join(root, "link");
+  symlinkSync(file(root, "real", 0o600), link);
+  assert.throws(
+    () => readTrustedFile(link, "service-account key", "secret", { noFollow: true }),
+    refusedFile("service-account key", link, /symbolic link/),
+  );
+});
