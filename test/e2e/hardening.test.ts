@@ -324,7 +324,7 @@ test("under a real systemd, the sandboxed unit renews a worker, its default hook
     // join as cloud-init would: it installs and starts the timer with the units under test
     const j = await c.exec(
       [
-        ...binary(),
+        ...(await c.self()),
         ...cfsslWorkerJoin("/", ca, {
           "ca-auth-key-file": "/etc/node-join/ca-auth.key",
           "client-profile": "short",
@@ -406,7 +406,9 @@ test("under a real systemd, the unit runs exactly the awkward binary path with `
     );
     await c.ok(["mkdir", "-p", "/var/lib/node-join"]);
     await c.ok(["systemctl", "set-environment", "OPENSSL_CONF=/etc/evil.cnf", "KEEP=kept"]);
-    const r = await c.exec([...binary(), "timer", "install", "--binary", bin], { env: { PATH } });
+    const r = await c.exec([...(await c.self()), "timer", "install", "--binary", bin], {
+      env: { PATH },
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /installed, enabled and started node-join-renew\.timer/);
     const run = await runUnit(c);
@@ -444,7 +446,7 @@ test("under a real systemd, the sandboxed unit renews a control plane and its de
       await c.write(`/etc/kubernetes/manifests/${pod}.yaml`, `# ${pod}\n`, "0600");
     const j = await c.exec(
       [
-        ...binary(),
+        ...(await c.self()),
         "join",
         ...flags({
           root: "/",

@@ -5,9 +5,9 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmdirSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { requireCommand } from "./cfssl.js";
-import { spawnCollect, type Spawned } from "./cli.js";
+import { binary, REPO, spawnCollect, type Spawned } from "./cli.js";
 
 export interface Booted {
   /** PID of the container's systemd, as the host sees it. */
@@ -21,6 +21,13 @@ export interface Booted {
   ok(argv: string[], o?: { env?: NodeJS.ProcessEnv; input?: string }): Promise<string>;
   /** Writes a file inside the container (through the container's own view of it). */
   write(path: string, content: string, mode?: string): Promise<void>;
+  /**
+   * The node-join under test (the bundle, or the binary NODE_JOIN_BIN names), copied to
+   * /opt/node-join-test in the container, as the argv that runs it there. Copied because the
+   * renewal unit runs with PrivateTmp: a checkout under /tmp (CI clones there) is out of its sight,
+   * as a binary in /tmp would be on a real node.
+   */
+  self(): Promise<string[]>;
   stop(): Promise<void>;
 }
 
@@ -64,6 +71,9 @@ export async function bootHostContainer(): Promise<Booted> {
       "--console=pipe",
       "--machine",
       name,
+      // node-join itself, wherever this checkout lives: nspawn gives the container a /tmp of its
+      // own, so a clone under /tmp (as CI makes one) is otherwise not there.
+      `--bind-ro=${join(REPO, "dist")}`,
       "systemd.unit=basic.target",
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
@@ -139,6 +149,13 @@ export async function bootHostContainer(): Promise<Booted> {
         ["sh", "-c", 'mkdir -p "$(dirname "$0")" && cat > "$0" && chmod "$1" "$0"', path, mode],
         { input: content },
       );
+    },
+    self: async () => {
+      const argv = binary();
+      const file = argv[argv.length - 1]!;
+      const dest = `/opt/node-join-test/${basename(file)}`;
+      await ok(["sh", "-c", 'mkdir -p "$(dirname "$1")" && cp "$0" "$1"', file, dest]);
+      return [...argv.slice(0, -1), dest];
     },
     stop: cleanup,
   };
