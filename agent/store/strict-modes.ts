@@ -9,9 +9,15 @@ import type { Stats } from "node:fs";
 import { join, relative, sep } from "node:path";
 import { ioError, LocalIoError, UsageError } from "../common/errors.js";
 
-/** Owners (and directory modes) are checked when node-join runs as root: others' files steer it. */
-export function runningAsRoot(): boolean {
-  return typeof process.geteuid === "function" && process.geteuid() === 0;
+/**
+ * Who must own what steers this run: root (uid 0) when node-join runs as root, whose runs others'
+ * files could steer; false otherwise (owners and the config's and directories' modes are then not
+ * checked). Tests pass another uid to check the rules as any user.
+ */
+export type Owner = number | false;
+
+export function requiredOwner(): Owner {
+  return typeof process.geteuid === "function" && process.geteuid() === 0 ? 0 : false;
 }
 
 const octal = (mode: number): string => (mode & 0o7777).toString(8).padStart(4, "0");
@@ -34,10 +40,13 @@ interface Problem {
   fix: string;
 }
 
-function problemsOf(st: Stats, path: string, forbidden: number, asRoot: boolean): Problem[] {
+function problemsOf(st: Stats, path: string, forbidden: number, owner: Owner): Problem[] {
   const out: Problem[] = [];
-  if (asRoot && st.uid !== 0)
-    out.push({ why: `is owned by uid ${st.uid}, not root`, fix: `chown root:root ${sh(path)}` });
+  if (owner !== false && st.uid !== owner) {
+    const who = owner === 0 ? "root" : `uid ${owner}`;
+    const chown = owner === 0 ? "root:root" : String(owner);
+    out.push({ why: `is owned by uid ${st.uid}, not ${who}`, fix: `chown ${chown} ${sh(path)}` });
+  }
   const bad = st.mode & forbidden;
   if (bad !== 0) {
     const who =
@@ -69,10 +78,10 @@ export function checkTrustedStat(
   path: string,
   what: string,
   kind: TrustedKind,
-  asRoot = runningAsRoot(),
+  owner: Owner = requiredOwner(),
 ): void {
-  const forbidden = kind === "secret" ? GROUP_OTHER_ANY : asRoot ? GROUP_OTHER_WRITE : 0;
-  const problems = problemsOf(st, path, forbidden, asRoot);
+  const forbidden = kind === "secret" ? GROUP_OTHER_ANY : owner !== false ? GROUP_OTHER_WRITE : 0;
+  const problems = problemsOf(st, path, forbidden, owner);
   if (problems.length) throw new UsageError(`${what} ${path} ${describe(problems)}`);
 }
 
@@ -85,7 +94,7 @@ export function readTrustedFile(
   path: string,
   what: string,
   kind: TrustedKind,
-  opts: { noFollow?: boolean; asRoot?: boolean } = {},
+  opts: { noFollow?: boolean; owner?: Owner } = {},
 ): Buffer {
   const r = readUntrusted(path, { follow: !opts.noFollow });
   switch (r.kind) {
@@ -102,7 +111,7 @@ export function readTrustedFile(
     case "too-large":
       throw new UsageError(`${what} ${path} is not a file node-join reads (${r.size} bytes)`);
     case "file":
-      checkTrustedStat(r.stat, path, what, kind, opts.asRoot ?? runningAsRoot());
+      checkTrustedStat(r.stat, path, what, kind, opts.owner ?? requiredOwner());
       return r.content;
   }
 }
@@ -115,7 +124,7 @@ export function readTrustedFile(
  * and its use). `root` itself and what is above it are the operator's choice (an installer's
  * /target, a test's temporary directory) and are not checked. Exit 6: the host's tree is at fault.
  */
-export function assertSafeDirs(root: string, dir: string, asRoot = runningAsRoot()): void {
+export function assertSafeDirs(root: string, dir: string, owner: Owner = requiredOwner()): void {
   const rel = relative(root, dir);
   if (rel === "" || rel.startsWith("..")) return;
   let current = root;
@@ -133,7 +142,7 @@ export function assertSafeDirs(root: string, dir: string, asRoot = runningAsRoot
       );
     }
     if (!st.isDirectory()) return; // writing under it fails, naming the file, before any change
-    const problems = problemsOf(st, current, asRoot ? GROUP_OTHER_WRITE : 0, asRoot);
+    const problems = problemsOf(st, current, owner !== false ? GROUP_OTHER_WRITE : 0, owner);
     if (problems.length)
       throw new LocalIoError(`refusing to write under ${current}: it ${describe(problems)}`);
   }

@@ -1,8 +1,10 @@
 // sshd's StrictModes for node-join (agent/store/strict-modes.ts), in process on temp roots: the
 // directories it writes in and the config and secret files it reads must be root's alone. The
-// rules that apply only to a run as root are driven with asRoot, so that they are checked whoever
-// runs the fast tier: run as root, "another user" is a chown to nobody (65534); run as someone
-// else, the files already belong to a user that is not root.
+// rules that apply only to a run as root are driven with the owner they require, so that they are
+// checked whoever runs the fast tier: the mode rules with this user playing root (PLAYS_ROOT: uid 0
+// as root, else this user's uid, who owns what the test makes); "another user" with root required
+// (0): run as root the file is chowned to nobody (65534), run as someone else it already is not
+// root's.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -25,6 +27,7 @@ function newRoot(): string {
 
 const NOBODY = 65534;
 const asRootHere = process.geteuid?.() === 0;
+const PLAYS_ROOT = asRootHere ? 0 : process.geteuid!();
 
 /** Gives `path` to a user that is not root (already so when the tests do not run as root). */
 function giveAway(path: string): void {
@@ -47,7 +50,7 @@ test("a managed directory that group or others may write is refused, with the ch
   for (const mode of [0o777, 0o775, 0o1777, 0o757]) {
     chmodSync(pki, mode);
     assert.throws(
-      () => assertSafeDirs(root, pki, true),
+      () => assertSafeDirs(root, pki, PLAYS_ROOT),
       refusedDir(
         pki,
         new RegExp(
@@ -57,7 +60,7 @@ test("a managed directory that group or others may write is refused, with the ch
     );
   }
   chmodSync(pki, 0o755);
-  if (asRootHere) assertSafeDirs(root, pki, true);
+  assertSafeDirs(root, pki, PLAYS_ROOT);
 });
 
 test("a directory between the root and a managed one is checked too; the root itself and above it are not", () => {
@@ -66,13 +69,13 @@ test("a directory between the root and a managed one is checked too; the root it
   mkdirSync(l.kubeletPkiDir, { recursive: true });
   chmodSync(join(root, "var/lib"), 0o777);
   assert.throws(
-    () => assertSafeDirs(root, l.kubeletPkiDir, true),
+    () => assertSafeDirs(root, l.kubeletPkiDir, PLAYS_ROOT),
     refusedDir(join(root, "var/lib"), /writable/),
   );
   chmodSync(join(root, "var/lib"), 0o755);
   // The root is the operator's choice (a test's temporary directory, an installer's /target).
   chmodSync(root, 0o777);
-  if (asRootHere) assertSafeDirs(root, l.kubeletPkiDir, true);
+  assertSafeDirs(root, l.kubeletPkiDir, PLAYS_ROOT);
   chmodSync(root, 0o700);
 });
 
@@ -81,9 +84,14 @@ test("a managed directory owned by another user is refused, with the chown that 
   const dir = layout(root).kubeletPkiDir;
   mkdirSync(dir, { recursive: true });
   giveAway(dir);
+  // Run as another user, every directory the test made is not root's: the first one is refused.
+  const first = asRootHere ? dir : join(root, "var");
   assert.throws(
-    () => assertSafeDirs(root, dir, true),
-    refusedDir(dir, new RegExp(`owned by uid \\d+, not root; fix with: chown root:root ${dir}`)),
+    () => assertSafeDirs(root, dir, 0),
+    refusedDir(
+      first,
+      new RegExp(`owned by uid \\d+, not root; fix with: chown root:root ${first}`),
+    ),
   );
 });
 
@@ -123,12 +131,14 @@ const refusedFile = (what: string, path: string, why: RegExp) => (err: unknown) 
 test("as root, a config file others may write or another user owns is refused (exit 2); 0644 root-owned is read", () => {
   const root = newRoot();
   const ok = file(root, "config.yaml", 0o644);
-  if (asRootHere)
-    assert.equal(readTrustedFile(ok, "config file", "config").toString(), "content\n");
+  assert.equal(
+    readTrustedFile(ok, "config file", "config", { owner: PLAYS_ROOT }).toString(),
+    "content\n",
+  );
   for (const mode of [0o664, 0o646, 0o666]) {
     const p = file(root, `config-${mode.toString(8)}.yaml`, mode);
     assert.throws(
-      () => readTrustedFile(p, "config file", "config", { asRoot: true }),
+      () => readTrustedFile(p, "config file", "config", { owner: PLAYS_ROOT }),
       refusedFile(
         "config file",
         p,
@@ -139,7 +149,7 @@ test("as root, a config file others may write or another user owns is refused (e
   const foreign = file(root, "foreign.yaml", 0o644);
   giveAway(foreign);
   assert.throws(
-    () => readTrustedFile(foreign, "config file", "config", { asRoot: true }),
+    () => readTrustedFile(foreign, "config file", "config", { owner: 0 }),
     refusedFile(
       "config file",
       foreign,
@@ -149,7 +159,7 @@ test("as root, a config file others may write or another user owns is refused (e
   // Not as root: a developer's umask 002 config is theirs to write.
   assert.equal(
     readTrustedFile(file(root, "dev.yaml", 0o664), "config file", "config", {
-      asRoot: false,
+      owner: false,
     }).toString(),
     "content\n",
   );
@@ -165,9 +175,9 @@ test("a secret file others may read or write is refused whoever runs; as root on
     [0o610, "accessible"],
   ] as const) {
     const p = file(root, `key-${mode.toString(8)}`, mode);
-    for (const asRoot of [true, false])
+    for (const owner of [PLAYS_ROOT, false] as const)
       assert.throws(
-        () => readTrustedFile(p, "CA auth key file", "secret", { asRoot }),
+        () => readTrustedFile(p, "CA auth key file", "secret", { owner }),
         refusedFile(
           "CA auth key file",
           p,
@@ -180,7 +190,7 @@ test("a secret file others may read or write is refused whoever runs; as root on
   const foreign = file(root, "foreign.key", 0o600);
   giveAway(foreign);
   assert.throws(
-    () => readTrustedFile(foreign, "CA auth key file", "secret", { asRoot: true }),
+    () => readTrustedFile(foreign, "CA auth key file", "secret", { owner: 0 }),
     refusedFile(
       "CA auth key file",
       foreign,
@@ -190,7 +200,7 @@ test("a secret file others may read or write is refused whoever runs; as root on
   // Both wrong: one line, both fixes.
   chmodSync(foreign, 0o644);
   assert.throws(
-    () => readTrustedFile(foreign, "CA auth key file", "secret", { asRoot: true }),
+    () => readTrustedFile(foreign, "CA auth key file", "secret", { owner: 0 }),
     /owned by uid \d+, not root and is readable by group or others \(mode 0644\); fix with: chown root:root \S+ && chmod 600 \S+$/,
   );
 });
