@@ -11,7 +11,7 @@ import { casOf } from "../engine/issue.js";
 import { withMetrics } from "../engine/report.js";
 import type { Runtime } from "../engine/runtime.js";
 import { run, type RunOutcome, type RunPolicy } from "../engine/run.js";
-import type { TimerResult } from "../ops/timer.js";
+import type { TimerInstallResult } from "../ops/timer.js";
 import { trustConfigured } from "../ca/trust.js";
 import { CAS, type CaName } from "../pki/cas.js";
 import { kindsFor } from "../pki/certs.js";
@@ -56,7 +56,7 @@ export interface JoinResult {
   changedFiles: string[];
   backup?: string;
   message: string;
-  timer?: TimerResult;
+  timer?: TimerInstallResult;
 }
 
 export interface JoinOptions {
@@ -169,7 +169,8 @@ export function formatJoin(r: JoinResult): string {
     const why = i.reason === "missing" ? "new" : i.reason;
     return `  ${r.dryRun ? "would request" : "issued"} ${i.kind}: ${subject}${sans.length ? ` SANs=${sans.join(",")}` : ""} (${why})\n`;
   };
-  return `${r.message}\n${r.issued.map(line).join("")}${r.timer ? `${r.timer.message}\n` : ""}`;
+  // The timer is mentioned when this join installed or replaced it, not on every repeated join.
+  return `${r.message}\n${r.issued.map(line).join("")}${r.timer?.changed ? `${r.timer.message}\n` : ""}`;
 }
 
 export function registerJoin(program: Command, cli: Cli): void {

@@ -3,6 +3,7 @@
 import type { Command } from "commander";
 import { loadSettings, type GlobalOptions } from "../config/load.js";
 import { collectStatus, reportRun, type StatusResult } from "../engine/report.js";
+import { timerSummary } from "../ops/timer.js";
 import type { Role } from "../pki/roles.js";
 import { addGlobal, examples, type Cli } from "./context.js";
 import { kubeadmDate, shortHumanDuration, table } from "./format.js";
@@ -55,7 +56,8 @@ export function formatStatus(r: StatusResult): string {
     table(
       ["CERTIFICATE AUTHORITY", "EXPIRES", "RESIDUAL TIME", "EXTERNALLY MANAGED", "FILE"],
       caRows,
-    )
+    ) +
+    `\nrenewal timer: ${timerSummary(r.timer)}\n`
   );
 }
 
@@ -78,6 +80,8 @@ export function registerStatus(program: Command, cli: Cli): void {
         opts.role ?? loaded.settings.role,
         loaded.layout,
         new Date(rt.clock.now()),
+        // A joined node (its config written) renews through the timer unless told not to.
+        loaded.configFile !== undefined && loaded.settings.timer.enabled,
       );
       if (loaded.configFile)
         reportRun(loaded.settings, rt, {

@@ -10,13 +10,20 @@ const HELP = examples([
   "node-join timer install --root /target --binary /usr/bin/node-join",
 ]);
 
+const DESCRIPTIONS = {
+  install:
+    "install the renewal timer (systemd units, or a cron line without systemd) and remove the other scheduler's",
+  remove: "remove the renewal timer: the systemd units and the cron line",
+  status: "show whether the renewal timer is installed, enabled and when it runs next",
+} as const;
+
 export function registerTimer(program: Command, cli: Cli): void {
   const timerCmd = program
     .command("timer")
     .description("install, remove or show the systemd timer (or cron line) that runs renew")
     .addHelpText("after", HELP);
   for (const action of ["install", "remove", "status"] as const) {
-    const sub = timerCmd.command(action).description(`${action} the renewal timer`);
+    const sub = timerCmd.command(action).description(DESCRIPTIONS[action]);
     sub
       .option("--root <dir>", "operate on this root directory instead of /")
       .option("--json", "machine-readable output");
@@ -43,10 +50,14 @@ export function registerTimer(program: Command, cli: Cli): void {
       }) => {
         // An empty --root is passed on, to be refused: never read as "/".
         const loaded = loadSettings(opts.root === undefined ? {} : { root: opts.root }, cli.io.env);
+        const rt = cli.runtime(loaded.layout.root);
         const r = runTimer(action, {
           layout: loaded.layout,
           seed: loaded.settings.nodeName ?? "",
           metricsTextfile: loaded.settings.metrics.textfile,
+          wanted: loaded.settings.timer.enabled,
+          log: rt.log,
+          now: new Date(rt.clock.now()),
           ...(opts.binary !== undefined ? { binary: opts.binary } : {}),
           ...(opts.scheduler ? { scheduler: opts.scheduler } : {}),
         });

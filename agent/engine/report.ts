@@ -5,6 +5,7 @@ import { createPrivateKey } from "node:crypto";
 import { join } from "node:path";
 import type { Settings } from "../config/settings.js";
 import { refreshMetrics, type RunMetric } from "../ops/metrics.js";
+import { detectTimerEnv, timerStatus, type TimerStatus } from "../ops/timer.js";
 import { CAS, casFor, type CaName } from "../pki/cas.js";
 import { deadlinePolicy } from "../pki/deadline.js";
 import { keyMatches, readCaFile, readRole } from "../pki/installed.js";
@@ -86,13 +87,16 @@ export interface StatusResult {
   role: Role;
   certificates: CertStatus[];
   certificateAuthorities: CaStatus[];
+  /** The renewal timer; its `problem` needs attention like a certificate's. */
+  timer: TimerStatus;
 }
 
 /**
  * kubeadm's `certs check-expiration` for what is on disk, plus key type and whether node-join
- * manages it.
+ * manages it, and the renewal timer. `timerWanted`: a missing timer is a problem (a joined node
+ * whose config does not say timer.enabled: false).
  */
-export function collectStatus(role: Role, l: Layout, now: Date): StatusResult {
+export function collectStatus(role: Role, l: Layout, now: Date, timerWanted = false): StatusResult {
   const state = readState(l);
   const external = (ca: CaName) => inspect(join(l.pkiDir, CAS[ca].keyFile)).kind === "missing";
   const residual = (d: Date) => Math.floor((d.getTime() - now.getTime()) / 1000);
@@ -136,5 +140,6 @@ export function collectStatus(role: Role, l: Layout, now: Date): StatusResult {
     const c = certs[0]!;
     return { ...base, expires: c.notAfter.toISOString(), residualSeconds: residual(c.notAfter) };
   });
-  return { ok: true, command: "status", role, certificates, certificateAuthorities };
+  const timer = timerStatus(detectTimerEnv(l), now, timerWanted);
+  return { ok: true, command: "status", role, certificates, certificateAuthorities, timer };
 }

@@ -5,7 +5,7 @@
 import type { Settings } from "../config/settings.js";
 import { runHooks, type HookRun } from "../ops/hooks.js";
 import type { Discovered } from "../ops/discover.js";
-import { runTimer, type TimerResult } from "../ops/timer.js";
+import { timerInstall, type TimerInstallResult } from "../ops/timer.js";
 import { CA_NAMES, CAS, casFor, type CaName } from "../pki/cas.js";
 import type { TableContext } from "../pki/certs.js";
 import { deadlinePolicy } from "../pki/deadline.js";
@@ -78,7 +78,7 @@ export interface RunOutcome {
   backup?: string;
   nextDeadline?: Date;
   hooks: HookRun[];
-  timer?: TimerResult;
+  timer?: TimerInstallResult;
 }
 
 export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<RunOutcome> {
@@ -155,7 +155,7 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     if (policy.installTimer) {
       // The unit may write the metrics textfile's directory, so it is rendered with the setting.
       const timer = { layout: l, seed: id.nodeName, metricsTextfile: s.metrics.textfile };
-      outcome.timer = runTimer("install", timer);
+      outcome.timer = timerInstall(timer);
     }
     return outcome;
   });

@@ -1,12 +1,11 @@
 // The unattended part: a systemd timer that runs `node-join renew` twice a day (randomized, and
 // caught up after downtime), or a cron line where there is no systemd.
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
+import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { childProcess } from "../common/builtins.js";
 import { UsageError } from "../common/errors.js";
 import {
-  ensureDir,
   fsyncDir,
   inspect,
   removeIfExists,
@@ -15,6 +14,7 @@ import {
   writeFileAtomic,
 } from "../store/fsio.js";
 import { hostPath, layout, writeTargets, type Layout } from "../store/layout.js";
+import { isUnchanged } from "../store/transaction.js";
 import { selfArgv } from "./hooks.js";
 
 export const SERVICE = "node-join-renew.service";
@@ -209,20 +209,42 @@ export function cronSchedule(seed: string): { minute: number; hours: [number, nu
   return { minute: d[0]! % 60, hours: [hour, hour + 12] };
 }
 
+/** The tag renew's output carries in syslog when cron runs it (logger(1) -t). */
+export const SYSLOG_TAG = "node-join";
+
 /**
  * The cron.d line. cron hands the command to /bin/sh, which gets each word single-quoted; the same
  * environment is removed as in the unit (cron passes on /etc/environment through pam_env), and
- * core dumps are off.
+ * core dumps are off. renew's output, failures included, goes to syslog through logger(1)
+ * (util-linux, or bsdutils, essential on Debian), the cron counterpart of the unit's journal; the
+ * pipeline's exit status is logger's, which cron ignores anyway. Where logger is missing the
+ * command runs bare and cron handles the output as any job's: it mails it to root (crontab(5)
+ * MAILTO), or without a mailer logs that it discarded it.
  */
 export function renderCron(exec: readonly string[], seed: string): string {
   checkExec(exec, "cron");
   const { minute, hours } = cronSchedule(seed);
   const command = [...exec, "renew"].map(shellWord).join(" ");
+  const run = `if command -v logger >/dev/null 2>&1; then ${command} 2>&1 | logger -t ${SYSLOG_TAG}; else exec ${command}; fi`;
   return `# Installed by node-join timer install: renew certificates twice a day.
 SHELL=/bin/sh
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-${minute} ${hours.join(",")} * * * root ulimit -c 0; unset ${UNSAFE_ENV.join(" ")}; exec ${command} >/dev/null 2>&1
+${minute} ${hours.join(",")} * * * root ulimit -c 0; unset ${UNSAFE_ENV.join(" ")}; ${run}
 `;
+}
+
+/** The minute and hours of an installed cron line (renderCron's), if it has one. */
+export function parseCronSchedule(text: string): { minute: number; hours: number[] } | undefined {
+  const m = /^(\d+) (\d+),(\d+) \* \* \* root /m.exec(text);
+  return m ? { minute: Number(m[1]), hours: [Number(m[2]), Number(m[3])] } : undefined;
+}
+
+/** When cron next runs a line at `minute` past `hours` (ascending), in the local time zone. */
+export function nextCronRun(minute: number, hours: readonly number[], now: Date): Date {
+  const at = (day: number, hour: number) =>
+    new Date(now.getFullYear(), now.getMonth(), now.getDate() + day, hour, minute);
+  const candidates = [0, 1].flatMap((day) => hours.map((h) => at(day, h)));
+  return candidates.find((d) => d > now) ?? at(2, hours[0]!);
 }
 
 export type Scheduler = "systemd" | "cron";
@@ -261,6 +283,10 @@ export function chooseScheduler(env: TimerEnv, wanted: "auto" | Scheduler): Sche
 export interface TimerInstall {
   scheduler: Scheduler;
   files: string[];
+  /** The other scheduler's files, removed so that renew does not run twice. */
+  removed: string[];
+  /** Something was written, removed or started; false when all was already in place. */
+  changed: boolean;
   enabled: boolean;
   started: boolean;
   message: string;
@@ -268,8 +294,47 @@ export interface TimerInstall {
 
 const unitPath = (l: Layout, name: string) => join(l.systemdDir, name);
 const wantsLink = (l: Layout) => join(l.systemdDir, "timers.target.wants", TIMER);
+const cronPath = (l: Layout) => join(l.cronDir, CRON_FILE);
+/** What the wants link points to: the unit as the booted host names it. */
+const LINK_TARGET = `/etc/systemd/system/${TIMER}`;
 
-/** Writes the units (or the cron line) and enables them; says what to do where it cannot. */
+/**
+ * What each scheduler installs, in the order remove takes them: the enable link before the units
+ * (a crash between leaves a disabled unit, never a link to nothing), or the cron line.
+ */
+function schedulerFiles(l: Layout, s: Scheduler): string[] {
+  return s === "systemd" ? [wantsLink(l), unitPath(l, TIMER), unitPath(l, SERVICE)] : [cronPath(l)];
+}
+
+/** Writes a unit or the cron line unless it already holds exactly this; says whether it wrote. */
+function writeIfChanged(path: string, content: string): boolean {
+  if (isUnchanged({ path, content, mode: 0o644 })) return false;
+  writeFileAtomic(path, content, 0o644);
+  return true;
+}
+
+/**
+ * Removes one scheduler's files; on a running systemd its timer is stopped first and the units
+ * reloaded after, as `systemctl disable --now` would.
+ */
+function removeScheduler(env: TimerEnv, s: Scheduler): string[] {
+  const present = schedulerFiles(env.layout, s).filter((p) => inspect(p).kind !== "missing");
+  if (present.length === 0) return [];
+  const live = s === "systemd" && env.systemdRunning;
+  if (live) env.run(["systemctl", "stop", TIMER]);
+  const removed = present.filter((p) => removeIfExists(p));
+  if (live) env.run(["systemctl", "daemon-reload"]);
+  return removed;
+}
+
+/** ", removed a, b" after what an install wrote, when it replaced the other scheduler. */
+const replacing = (removed: string[]) => (removed.length ? `; removed ${removed.join(", ")}` : "");
+
+/**
+ * Writes the units (or the cron line) and enables them, then removes the other scheduler's files:
+ * the new one in place first, so a crash between leaves both (status reports it, the next install
+ * ends it), never none. Says what to do where it cannot start the timer.
+ */
 export function installTimer(
   env: TimerEnv,
   exec: readonly string[],
@@ -279,96 +344,214 @@ export function installTimer(
 ): TimerInstall {
   const l = env.layout;
   if (scheduler === "cron") {
-    const file = join(l.cronDir, CRON_FILE);
-    writeFileAtomic(file, renderCron(exec, seed), 0o644);
-    return { scheduler, files: [file], enabled: true, started: true, message: `installed ${file}` };
+    const file = cronPath(l);
+    const wrote = writeIfChanged(file, renderCron(exec, seed));
+    const removed = removeScheduler(env, "systemd");
+    const changed = wrote || removed.length > 0;
+    return {
+      scheduler,
+      files: [file],
+      removed,
+      changed,
+      enabled: true,
+      started: true,
+      message: changed
+        ? `installed ${file}${replacing(removed)}`
+        : `unchanged: ${file} is installed`,
+    };
   }
-  const unit = renderService(exec, service);
   const servicePath = unitPath(l, SERVICE);
   const timer = unitPath(l, TIMER);
-  writeFileAtomic(servicePath, unit, 0o644);
-  writeFileAtomic(timer, renderTimer(), 0o644);
+  // Both rendered first: a path the unit cannot carry is refused before anything is written.
+  const [serviceText, timerText] = [renderService(exec, service), renderTimer()];
+  let wrote = writeIfChanged(servicePath, serviceText);
+  wrote = writeIfChanged(timer, timerText) || wrote;
   // What `systemctl enable` does for WantedBy=timers.target, done directly so it also works
   // offline (an installer's /target, an image build) where systemctl cannot run.
   const link = wantsLink(l);
-  ensureDir(join(l.systemdDir, "timers.target.wants"));
-  if (inspect(link).kind !== "symlink" || inspect(link).target !== `/etc/systemd/system/${TIMER}`) {
+  if (!isUnchanged({ path: link, symlink: LINK_TARGET })) {
     const staged = `${link}.node-join-tmp-link`;
-    symlinkStaged(staged, `/etc/systemd/system/${TIMER}`);
+    symlinkStaged(staged, LINK_TARGET);
     renameDurable(staged, link);
-    fsyncDir(join(l.systemdDir, "timers.target.wants"));
+    fsyncDir(dirname(link));
+    wrote = true;
   }
+  const removed = removeScheduler(env, "cron");
+  const files = [servicePath, timer, link];
+  const base = { scheduler, files, removed, enabled: true };
   if (!env.systemdRunning) {
+    const changed = wrote || removed.length > 0;
+    const boot = `systemd is not running on this root: it starts at next boot (or run: systemctl daemon-reload && systemctl start ${TIMER})`;
     return {
-      scheduler,
-      files: [servicePath, timer, link],
-      enabled: true,
+      ...base,
+      changed,
       started: false,
-      message: `installed and enabled ${TIMER}; systemd is not running on this root: it starts at next boot (or run: systemctl daemon-reload && systemctl start ${TIMER})`,
+      message: changed
+        ? `installed and enabled ${TIMER}${replacing(removed)}; ${boot}`
+        : `unchanged: ${TIMER} is installed and enabled; ${boot}`,
     };
   }
-  const reload = env.run(["systemctl", "daemon-reload"]);
+  if (!wrote && env.run(["systemctl", "is-active", "--quiet", TIMER]).code === 0)
+    return {
+      ...base,
+      changed: removed.length > 0,
+      started: true,
+      message: removed.length
+        ? `${TIMER} is installed, enabled and active${replacing(removed)}`
+        : `unchanged: ${TIMER} is installed, enabled and active`,
+    };
+  const reload = wrote ? env.run(["systemctl", "daemon-reload"]) : { code: 0, output: "" };
   const start = reload.code === 0 ? env.run(["systemctl", "start", TIMER]) : reload;
   return {
-    scheduler,
-    files: [servicePath, timer, link],
-    enabled: true,
+    ...base,
+    changed: true,
     started: start.code === 0,
     message:
       start.code === 0
-        ? `installed, enabled and started ${TIMER}`
-        : `installed and enabled ${TIMER}, but starting it failed: ${start.output}`,
+        ? `installed, enabled and started ${TIMER}${replacing(removed)}`
+        : `installed and enabled ${TIMER}${replacing(removed)}, but starting it failed: ${start.output}`,
   };
 }
 
+/** Removes both schedulers' files (whichever are there). */
 export function removeTimer(env: TimerEnv): string[] {
-  const l = env.layout;
-  if (env.systemdRunning) env.run(["systemctl", "stop", TIMER]);
-  const removed = [
-    wantsLink(l),
-    unitPath(l, TIMER),
-    unitPath(l, SERVICE),
-    join(l.cronDir, CRON_FILE),
-  ].filter((p) => removeIfExists(p));
-  if (env.systemdRunning) env.run(["systemctl", "daemon-reload"]);
-  return removed;
+  return [...removeScheduler(env, "systemd"), ...removeScheduler(env, "cron")];
 }
+
+/** What is installed: the systemd timer, the cron line, both (renew runs twice), or none. */
+export type InstalledScheduler = Scheduler | "both" | "none";
 
 export interface TimerStatus {
-  scheduler?: Scheduler;
+  scheduler: InstalledScheduler;
   installed: boolean;
+  /** systemd: the timers.target.wants link is there; cron: the line is there. */
   enabled: boolean;
+  /** On a running systemd: the timer is active. */
   active?: boolean;
+  /** When renew runs next, ISO 8601 UTC, where that can be known. */
   nextRun?: string;
+  /** Why nextRun is not given, where it is not. */
+  nextRunNote?: string;
   files: string[];
+  /**
+   * What needs the operator's attention: both installed, part of the units, a disabled or inactive
+   * timer, or none where one is wanted.
+   */
+  problem?: string;
 }
 
-export function timerStatus(env: TimerEnv): TimerStatus {
+const iso = (d: Date) => `${d.toISOString().slice(0, 19)}Z`;
+
+/**
+ * The timer's next elapse from systemd, which includes the randomized delay it drew.
+ * `--timestamp=utc` (systemd 247) prints "Tue 2026-12-01 12:23:45 UTC" whatever the locale.
+ */
+function systemdNextRun(env: TimerEnv): { nextRun: string } | { nextRunNote: string } {
+  const r = env.run([
+    "systemctl",
+    "show",
+    TIMER,
+    "--property=NextElapseUSecRealtime",
+    "--value",
+    "--timestamp=utc",
+  ]);
+  const m = /(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) UTC/.exec(r.output);
+  if (r.code === 0 && m) return { nextRun: `${m[1]}T${m[2]}Z` };
+  if (r.code === 0 && r.output === "") return { nextRunNote: "none scheduled" };
+  return { nextRunNote: "unknown (systemctl show did not say)" };
+}
+
+/**
+ * The cron line's next run: computed on / in this process's time zone, which is the host's as
+ * cron's is unless TZ says otherwise; under another root only the schedule is known.
+ */
+function cronNextRun(env: TimerEnv, now: Date): { nextRun: string } | { nextRunNote: string } {
+  const text = inspect(cronPath(env.layout)).content?.toString("utf8") ?? "";
+  const s = parseCronSchedule(text);
+  if (!s) return { nextRunNote: "unknown (not node-join's cron line)" };
+  if (env.layout.root === "/") return { nextRun: iso(nextCronRun(s.minute, s.hours, now)) };
+  const mm = String(s.minute).padStart(2, "0");
+  return {
+    nextRunNote: `at ${s.hours.map((h) => `${String(h).padStart(2, "0")}:${mm}`).join(" or ")} (the host's local time)`,
+  };
+}
+
+/**
+ * What is installed and when it runs next; read-only. `wanted`: a missing timer is a problem (a
+ * joined node whose config does not say timer.enabled: false).
+ */
+export function timerStatus(env: TimerEnv, now: Date, wanted = true): TimerStatus {
   const l = env.layout;
-  const cron = join(l.cronDir, CRON_FILE);
-  const units = [unitPath(l, SERVICE), unitPath(l, TIMER)];
-  if (units.every((u) => existsSync(u))) {
-    const status: TimerStatus = {
-      scheduler: "systemd",
-      installed: true,
-      enabled: inspect(wantsLink(l)).kind === "symlink",
-      files: units,
+  const present = (p: string) => inspect(p).kind !== "missing";
+  const systemdFiles = schedulerFiles(l, "systemd").filter(present);
+  const cronFiles = schedulerFiles(l, "cron").filter(present);
+  const scheduler: InstalledScheduler =
+    systemdFiles.length && cronFiles.length
+      ? "both"
+      : systemdFiles.length
+        ? "systemd"
+        : cronFiles.length
+          ? "cron"
+          : "none";
+  if (scheduler === "none")
+    return {
+      scheduler,
+      installed: false,
+      enabled: false,
+      files: [],
+      ...(wanted ? { problem: "renew runs only by hand: run node-join timer install" } : {}),
     };
+  const linked = isUnchanged({ path: wantsLink(l), symlink: LINK_TARGET });
+  const st: TimerStatus = {
+    scheduler,
+    installed: true,
+    enabled: linked || cronFiles.length > 0,
+    files: [...systemdFiles, ...cronFiles],
+  };
+  const problems: string[] = [];
+  if (scheduler === "both")
+    problems.push(
+      "renew runs twice: run node-join timer install --scheduler systemd or --scheduler cron to keep one",
+    );
+  if (systemdFiles.length) {
+    const missing = [TIMER, SERVICE].filter((u) => !present(unitPath(l, u)));
+    if (missing.length)
+      problems.push(`${missing.join(" and ")} missing: run node-join timer install`);
+    else if (!linked) problems.push(`${TIMER} not enabled: run node-join timer install`);
     if (env.systemdRunning) {
-      status.active = env.run(["systemctl", "is-active", "--quiet", TIMER]).code === 0;
-      const next = env.run([
-        "systemctl",
-        "show",
-        TIMER,
-        "--property=NextElapseUSecRealtime",
-        "--value",
-      ]);
-      if (next.code === 0 && next.output) status.nextRun = next.output;
+      st.active = env.run(["systemctl", "is-active", "--quiet", TIMER]).code === 0;
+      if (!st.active) problems.push(`${TIMER} not active: run systemctl start ${TIMER}`);
     }
-    return status;
   }
-  if (existsSync(cron)) return { scheduler: "cron", installed: true, enabled: true, files: [cron] };
-  return { installed: false, enabled: false, files: [] };
+  Object.assign(
+    st,
+    systemdFiles.length
+      ? env.systemdRunning
+        ? systemdNextRun(env)
+        : {
+            nextRunNote: "after boot (systemd is not running on this root)",
+          }
+      : cronNextRun(env, now),
+  );
+  if (problems.length) st.problem = problems.join("; ");
+  return st;
+}
+
+/** The timer in one line: what is installed, enabled, next run, and the problem if any. */
+export function timerSummary(st: TimerStatus): string {
+  const what = {
+    systemd: "systemd timer",
+    cron: "cron line",
+    both: "both! systemd timer and cron line",
+    none: "none",
+  }[st.scheduler];
+  const parts = [what];
+  if (st.installed) {
+    parts.push(st.enabled ? "enabled" : "not enabled");
+    if (st.active !== undefined) parts.push(st.active ? "active" : "inactive");
+    parts.push(`next run ${st.nextRun ?? st.nextRunNote ?? "unknown"}`);
+  }
+  return `${parts.join(", ")}${st.problem ? `; ${st.problem}` : ""}`;
 }
 
 /** The command the units run, as the booted host sees it (before the subcommand). */
@@ -392,49 +575,103 @@ export interface TimerOptions {
    * in its directory.
    */
   metricsTextfile?: string;
+  /** A missing timer is a problem (status): the config does not say timer.enabled: false. */
+  wanted?: boolean;
+  /** Warnings (stderr). */
+  log?: (line: string) => void;
+  now?: Date;
 }
 
+export type TimerInstallResult = {
+  ok: true;
+  command: "timer install";
+  message: string;
+} & TimerInstall;
 export type TimerResult =
-  | ({ ok: true; command: "timer install"; message: string } & TimerInstall)
-  | { ok: true; command: "timer remove"; removed: string[]; message: string }
+  | TimerInstallResult
+  | { ok: true; command: "timer remove"; removed: string[]; changed: boolean; message: string }
   | ({ ok: true; command: "timer status"; message: string } & TimerStatus);
 
-function statusMessage(st: TimerStatus): string {
-  if (!st.installed) return "no renewal timer installed: run node-join timer install";
-  const parts = [
-    `${st.scheduler} timer installed (${st.files.join(", ")})`,
-    st.enabled ? "enabled" : "not enabled",
-  ];
-  if (st.active !== undefined) parts.push(st.active ? "active" : "inactive");
-  if (st.nextRun) parts.push(`next run ${st.nextRun}`);
-  return parts.join(", ");
+/**
+ * The root the timer goes under must exist: a mistyped --root would otherwise get a fresh
+ * etc/systemd tree that no system boots from.
+ */
+function checkRoot(root: string): void {
+  let dir: boolean;
+  try {
+    dir = statSync(root).isDirectory();
+  } catch {
+    throw new UsageError(`--root ${root}: no such directory`);
+  }
+  if (!dir) throw new UsageError(`--root ${root}: not a directory`);
+}
+
+/**
+ * --binary as the units name it: absolute, and under --root written as the booted host sees it,
+ * as a path in the config is (config/sources.ts renderConfig).
+ */
+function binaryOnHost(binary: string, l: Layout): string {
+  checkUnitPath(binary, "--binary");
+  return hostPath(resolve(binary), l.root);
+}
+
+/**
+ * A --binary missing under the root is a warning, not an error: an image build may install the
+ * timer before the binary.
+ */
+function warnIfNotRunnable(onHost: string, l: Layout, log: (line: string) => void): void {
+  const file = join(l.root, onHost);
+  try {
+    accessSync(file, constants.X_OK);
+    if (statSync(file).isFile()) return;
+  } catch {
+    // missing or not executable: said below
+  }
+  log(
+    `warning: --binary ${onHost}: no executable file at ${file}; the renewal timer fails until node-join is installed there`,
+  );
+}
+
+export function timerInstall(o: TimerOptions): TimerInstallResult {
+  checkRoot(o.layout.root);
+  const env = detectTimerEnv(o.layout);
+  const scheduler = chooseScheduler(env, o.scheduler ?? "auto");
+  const given = o.binary !== undefined;
+  const exec = given ? [binaryOnHost(o.binary!, o.layout)] : defaultExec(o.layout);
+  checkExec(exec, scheduler, given ? "--binary" : "node-join's own path");
+  let metricsDir: string | undefined;
+  if (o.metricsTextfile !== undefined) {
+    metricsDir = hostPath(dirname(o.metricsTextfile), o.layout.root);
+    checkUnitPath(metricsDir, "metrics.textfile directory");
+  }
+  // Everything checked: a warning never comes before an error.
+  if (given) warnIfNotRunnable(exec[0]!, o.layout, o.log ?? (() => {}));
+  const r = installTimer(
+    env,
+    exec,
+    scheduler,
+    o.seed,
+    metricsDir === undefined ? {} : { metricsDir },
+  );
+  return { ok: true, command: "timer install", ...r };
 }
 
 export function runTimer(action: TimerAction, o: TimerOptions): TimerResult {
+  if (action === "install") return timerInstall(o);
+  checkRoot(o.layout.root);
   const env = detectTimerEnv(o.layout);
-  if (action === "install") {
-    const scheduler = chooseScheduler(env, o.scheduler ?? "auto");
-    const exec = o.binary !== undefined ? [o.binary] : defaultExec(o.layout);
-    checkExec(exec, scheduler, o.binary !== undefined ? "--binary" : "node-join's own path");
-    let metricsDir: string | undefined;
-    if (o.metricsTextfile !== undefined) {
-      metricsDir = hostPath(dirname(o.metricsTextfile), o.layout.root);
-      checkUnitPath(metricsDir, "metrics.textfile directory");
-    }
-    const r = installTimer(
-      env,
-      exec,
-      scheduler,
-      o.seed,
-      metricsDir === undefined ? {} : { metricsDir },
-    );
-    return { ok: true, command: "timer install", ...r };
-  }
   if (action === "remove") {
     const removed = removeTimer(env);
-    const message = removed.length ? `removed ${removed.join(", ")}` : "no timer was installed";
-    return { ok: true, command: "timer remove", removed, message };
+    const message = removed.length
+      ? `removed ${removed.join(", ")}`
+      : "unchanged: no renewal timer was installed";
+    return { ok: true, command: "timer remove", removed, changed: removed.length > 0, message };
   }
-  const st = timerStatus(env);
-  return { ok: true, command: "timer status", ...st, message: statusMessage(st) };
+  const st = timerStatus(env, o.now ?? new Date(), o.wanted ?? true);
+  return {
+    ok: true,
+    command: "timer status",
+    ...st,
+    message: `renewal timer: ${timerSummary(st)}`,
+  };
 }

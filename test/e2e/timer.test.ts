@@ -3,11 +3,19 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
-import { binary, json, runCli } from "../helpers/cli.js";
+import { binary, json, runCli, spawnCollect } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, systemdRoot, tempRoot } from "../helpers/fs.js";
 
 let ca: CfsslCa;
@@ -97,7 +105,7 @@ test("without systemd the fallback is a cron.d line with a per-node minute", asy
   const cron = readFileSync(join(root, "etc/cron.d/node-join"), "utf8");
   assert.match(
     cron,
-    /^([0-5]?\d) ([0-9]|1[01]),(1[2-9]|2[0-3]) \* \* \* root ulimit -c 0; unset [A-Z_ ]+; exec \/usr\/bin\/node-join renew >\/dev\/null 2>&1$/m,
+    /^([0-5]?\d) ([0-9]|1[01]),(1[2-9]|2[0-3]) \* \* \* root ulimit -c 0; unset [A-Z_ ]+; if command -v logger >\/dev\/null 2>&1; then \/usr\/bin\/node-join renew 2>&1 \| logger -t node-join; else exec \/usr\/bin\/node-join renew; fi$/m,
   );
   const [, h1, h2] = /^\d+ (\d+),(\d+) /m.exec(cron)!;
   assert.equal(Number(h2) - Number(h1), 12, "twice a day, twelve hours apart");
@@ -109,8 +117,22 @@ test("join installs the timer by default; --no-timer skips it and is remembered"
   const env = { NODE_JOIN_CA_AUTH_KEY: ca.authKeyHex };
   const a = await runCli(args(withTimer), { env });
   assert.equal(a.code, 0, a.stderr);
-  assert.match(a.stdout, /installed .*etc\/cron\.d\/node-join/);
-  assert.ok(existsSync(join(withTimer, "etc/cron.d/node-join")));
+  const cron = join(withTimer, "etc/cron.d/node-join");
+  assert.equal(a.stdout.split("\n").at(-2), `installed ${cron}`);
+  assert.ok(existsSync(cron));
+  // a repeated join changes nothing, and says nothing about the timer
+  const node = /^joined worker node (\S+):/.exec(a.stdout)![1]!;
+  const repeat = await runCli(args(withTimer), { env });
+  assert.deepEqual(
+    [repeat.code, repeat.stdout],
+    [0, `nothing to do: worker node ${node} already has valid certificates matching its config\n`],
+    repeat.stderr,
+  );
+  assert.equal(
+    json<{ timer: { changed: boolean } }>(await runCli([...args(withTimer), "--json"], { env }))
+      .timer.changed,
+    false,
+  );
   const without = tempRoot();
   const b = await runCli([...args(without), "--no-timer"], { env });
   assert.equal(b.code, 0, b.stderr);
@@ -122,6 +144,245 @@ test("join installs the timer by default; --no-timer skips it and is remembered"
   const again = await runCli(["join", "--root", without], { env });
   assert.equal(again.code, 0, again.stderr);
   assert.ok(!existsSync(join(without, "etc/cron.d/node-join")), "the persisted choice holds");
+});
+
+const UNIT_DIR = "etc/systemd/system";
+/** What the systemd scheduler installs, in the order install and remove name them. */
+const systemdFiles = (root: string) => [
+  join(root, UNIT_DIR, "timers.target.wants/node-join-renew.timer"),
+  join(root, UNIT_DIR, "node-join-renew.timer"),
+  join(root, UNIT_DIR, "node-join-renew.service"),
+];
+const BOOT =
+  "systemd is not running on this root: it starts at next boot (or run: systemctl daemon-reload && systemctl start node-join-renew.timer)";
+
+/** A file or symlink is there (existsSync follows the enable link to the host's /etc). */
+const present = (f: string) => {
+  try {
+    lstatSync(f);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** A root with systemd installed (not running) and node-join at /usr/bin/node-join. */
+function rootWithBinary(): string {
+  const root = systemdRoot("nj-switch-");
+  mkdirSync(join(root, "usr/bin"), { recursive: true });
+  writeFileSync(join(root, "usr/bin/node-join"), "#!/bin/sh\n", { mode: 0o755 });
+  return root;
+}
+
+test("choosing the other scheduler replaces the installed one; installing again says unchanged", async () => {
+  const root = rootWithBinary();
+  const cron = join(root, "etc/cron.d/node-join");
+  const units = systemdFiles(root);
+  const install = (...more: string[]) =>
+    runCli(["timer", "install", "--root", root, "--binary", "/usr/bin/node-join", ...more]);
+  const status = () => runCli(["timer", "status", "--root", root]);
+  const out = (r: { code: number; stdout: string; stderr: string }) => [r.code, r.stdout, r.stderr];
+
+  assert.deepEqual(out(await install()), [
+    0,
+    `installed and enabled node-join-renew.timer; ${BOOT}\n`,
+    "",
+  ]);
+  assert.deepEqual(out(await install("--scheduler", "cron")), [
+    0,
+    `installed ${cron}; removed ${units.join(", ")}\n`,
+    "",
+  ]);
+  assert.deepEqual(units.filter(present), [], "the units and the enable link are gone");
+  const [, minute, h1, h2] = /^(\d+) (\d+),(\d+) /m.exec(readFileSync(cron, "utf8"))!;
+  const hhmm = (h: string) => `${h.padStart(2, "0")}:${minute!.padStart(2, "0")}`;
+  assert.deepEqual(out(await status()), [
+    0,
+    `renewal timer: cron line, enabled, next run at ${hhmm(h1!)} or ${hhmm(h2!)} (the host's local time)\n`,
+    "",
+  ]);
+  const snap = snapshot(root);
+  assert.deepEqual(out(await install("--scheduler", "cron")), [
+    0,
+    `unchanged: ${cron} is installed\n`,
+    "",
+  ]);
+  assert.deepEqual(diffSnapshots(snap, snapshot(root)), []);
+
+  assert.deepEqual(out(await install()), [
+    0,
+    `installed and enabled node-join-renew.timer; removed ${cron}; ${BOOT}\n`,
+    "",
+  ]);
+  assert.ok(!existsSync(cron) && units.every(present), "exactly the units");
+  assert.deepEqual(out(await install()), [
+    0,
+    `unchanged: node-join-renew.timer is installed and enabled; ${BOOT}\n`,
+    "",
+  ]);
+  assert.deepEqual(out(await status()), [
+    0,
+    "renewal timer: systemd timer, enabled, next run after boot (systemd is not running on this root)\n",
+    "",
+  ]);
+  assert.deepEqual(out(await runCli(["timer", "remove", "--root", root])), [
+    0,
+    `removed ${units.join(", ")}\n`,
+    "",
+  ]);
+  assert.deepEqual(out(await runCli(["timer", "remove", "--root", root])), [
+    0,
+    "unchanged: no renewal timer was installed\n",
+    "",
+  ]);
+  assert.deepEqual(out(await status()), [
+    0,
+    "renewal timer: none; renew runs only by hand: run node-join timer install\n",
+    "",
+  ]);
+});
+
+test("timer status and status report a systemd timer and a cron line installed side by side", async () => {
+  const root = rootWithBinary();
+  const install = ["timer", "install", "--root", root, "--binary", "/usr/bin/node-join"];
+  assert.equal((await runCli(install)).code, 0);
+  // as an older node-join (or a hand) left it: a second scheduler of the same renewal
+  mkdirSync(join(root, "etc/cron.d"));
+  writeFileSync(
+    join(root, "etc/cron.d/node-join"),
+    "17 5,17 * * * root /usr/bin/node-join renew\n",
+  );
+  const line =
+    "renewal timer: both! systemd timer and cron line, enabled, next run after boot (systemd is not running on this root); renew runs twice: run node-join timer install --scheduler systemd or --scheduler cron to keep one";
+  const st = await runCli(["timer", "status", "--root", root]);
+  // timer status reports; the command that alerts (exit status) is node-join status
+  assert.deepEqual([st.code, st.stdout, st.stderr], [0, `${line}\n`, ""]);
+  const stJson = json<{ scheduler: string; files: string[]; problem: string }>(
+    await runCli(["timer", "status", "--root", root, "--json"]),
+  );
+  assert.deepEqual(
+    [stJson.scheduler, stJson.files, stJson.problem],
+    [
+      "both",
+      [...systemdFiles(root), join(root, "etc/cron.d/node-join")],
+      "renew runs twice: run node-join timer install --scheduler systemd or --scheduler cron to keep one",
+    ],
+  );
+  // status's exit status follows its own attention rules (a root never joined); its last line is
+  // the timer's
+  const status = await runCli(["status", "--root", root]);
+  assert.equal(status.stdout.split("\n").at(-2), line, status.stdout);
+  const sj = json<{ timer: { scheduler: string; problem?: string } }>(
+    await runCli(["status", "--root", root, "--json"]),
+  );
+  assert.deepEqual(sj.timer.scheduler, "both");
+  assert.match(sj.timer.problem!, /^renew runs twice: /);
+  // installing one scheduler ends it
+  const fixed = await runCli([...install, "--scheduler", "systemd"]);
+  assert.equal(
+    fixed.stdout,
+    `installed and enabled node-join-renew.timer; removed ${join(root, "etc/cron.d/node-join")}; ${BOOT}\n`,
+  );
+});
+
+test("the cron line sends renew's output, failures included, to syslog through logger; without logger cron gets it", async () => {
+  const root = tempRoot("nj-cron-log-");
+  const r = await runCli(["timer", "install", "--root", root, "--scheduler", "cron"]);
+  assert.equal(r.code, 0, r.stderr);
+  const line = readFileSync(join(root, "etc/cron.d/node-join"), "utf8")
+    .split("\n")
+    .find((l) => / root /.test(l))!;
+  const command = line.slice(line.indexOf(" root ") + " root ".length);
+  const renew = `${exec()} renew`;
+  assert.ok(
+    command.endsWith(
+      `; if command -v logger >/dev/null 2>&1; then ${renew} 2>&1 | logger -t node-join; else exec ${renew}; fi`,
+    ),
+    command,
+  );
+  // A renew that fails (a root never joined) through the line as cron's /bin/sh runs it; the real
+  // logger writes to a socket this test listens on instead of /dev/log.
+  const unjoined = tempRoot("nj-unjoined-");
+  const sock = join(tempRoot("nj-syslog-"), "log.sock");
+  const piped = command.replace(
+    ` renew 2>&1 | logger -t node-join;`,
+    ` renew --root ${unjoined} 2>&1 | logger -t node-join --socket ${sock};`,
+  );
+  assert.notEqual(piped, command);
+  let syslog = "";
+  const server = createServer((c) => c.on("data", (d) => (syslog += d)));
+  await new Promise<void>((ok) => server.listen(sock, ok));
+  try {
+    const sh = await spawnCollect("/bin/sh", ["-c", piped], { env: { PATH: "/usr/bin:/bin" } });
+    assert.deepEqual([sh.code, sh.stdout, sh.stderr], [0, "", ""], "all output went to logger");
+    for (let i = 0; i < 100 && !syslog.endsWith("\n"); i++)
+      await new Promise((ok) => setTimeout(ok, 20));
+  } finally {
+    server.close();
+  }
+  const error = `node-join: error: no config at ${unjoined}/etc/node-join/config.yaml: run node-join join first (renew needs the settings join persisted)`;
+  assert.match(syslog, /^<13>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d node-join: /, syslog);
+  assert.equal(syslog.slice(syslog.indexOf(" node-join: ") + " node-join: ".length), `${error}\n`);
+
+  // where logger is missing, renew's output is the job's own, which cron mails (or logs)
+  const bare = command.replace(`exec ${renew};`, `exec ${renew} --root ${unjoined};`);
+  assert.notEqual(bare, command);
+  const noLogger = await spawnCollect("/bin/sh", ["-c", bare], {
+    env: { PATH: tempRoot("nj-empty-path-") },
+  });
+  assert.deepEqual([noLogger.code, noLogger.stdout, noLogger.stderr], [2, "", `${error}\n`]);
+});
+
+test("timer install --root refuses a root that does not exist and creates nothing", async () => {
+  const typo = join(tempRoot("nj-typo-"), "targte");
+  for (const action of ["install", "remove", "status"]) {
+    const r = await runCli(["timer", action, "--root", typo]);
+    assert.deepEqual(
+      [r.code, r.stdout, r.stderr],
+      [2, "", `node-join: error: --root ${typo}: no such directory\n`],
+      action,
+    );
+  }
+  assert.ok(!existsSync(typo), "no directory tree made up");
+});
+
+test("--binary must be absolute, and under --root it is the path the booted host sees", async () => {
+  const root = systemdRoot("nj-binary-");
+  const before = snapshot(root);
+  const rel = await runCli(["timer", "install", "--root", root, "--binary", "bin/node-join"]);
+  assert.deepEqual(
+    [rel.code, rel.stdout, rel.stderr],
+    [2, "", 'node-join: error: --binary "bin/node-join": must be an absolute path\n'],
+  );
+  assert.deepEqual(diffSnapshots(before, snapshot(root)), [], "nothing written");
+
+  const service = join(root, UNIT_DIR, "node-join-renew.service");
+  const execStart = () => /^ExecStart=(.*)$/m.exec(readFileSync(service, "utf8"))![1];
+  // given as the file under the root: the unit names it as the booted host will
+  const under = await runCli([
+    "timer",
+    "install",
+    "--root",
+    root,
+    "--binary",
+    join(root, "usr/bin/node-join"),
+  ]);
+  assert.equal(under.code, 0, under.stderr);
+  assert.equal(execStart(), "/usr/bin/node-join renew");
+  // not there yet (an image build may add it later): a warning, not an error
+  assert.equal(
+    under.stderr,
+    `node-join: warning: --binary /usr/bin/node-join: no executable file at ${root}/usr/bin/node-join; the renewal timer fails until node-join is installed there\n`,
+  );
+  mkdirSync(join(root, "usr/bin"), { recursive: true });
+  writeFileSync(join(root, "usr/bin/node-join"), "#!/bin/sh\n", { mode: 0o755 });
+  // given as the booted host names it: the same unit, checked under the root
+  const host = await runCli(["timer", "install", "--root", root, "--binary", "/usr/bin/node-join"]);
+  assert.deepEqual(
+    [host.code, host.stdout, host.stderr],
+    [0, `unchanged: node-join-renew.timer is installed and enabled; ${BOOT}\n`, ""],
+  );
+  assert.equal(execStart(), "/usr/bin/node-join renew");
 });
 
 function manifestsRoot(): string {

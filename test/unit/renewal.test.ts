@@ -3,12 +3,17 @@ import assert from "node:assert/strict";
 import { dueness, jitterFraction, renewalDeadline } from "../../agent/pki/deadline.js";
 import {
   cronSchedule,
+  installTimer,
+  nextCronRun,
   renderCron,
   renderService,
   renderTimer,
   renewWritablePaths,
   runTimer,
+  timerStatus,
+  timerSummary,
   UNSAFE_ENV,
+  type TimerEnv,
 } from "../../agent/ops/timer.js";
 import { UsageError } from "../../agent/common/errors.js";
 import { layout, writeTargets } from "../../agent/store/layout.js";
@@ -118,7 +123,7 @@ test("timer units and cron line", () => {
   assert.match(
     renderCron(["/usr/bin/node-join"], "w1"),
     new RegExp(
-      `^${s.minute} ${s.hours[0]},${s.hours[1]} \\* \\* \\* root ulimit -c 0; unset [A-Z_ ]+; exec /usr/bin/node-join renew >/dev/null 2>&1$`,
+      `^${s.minute} ${s.hours[0]},${s.hours[1]} \\* \\* \\* root ulimit -c 0; unset [A-Z_ ]+; if command -v logger >/dev/null 2>&1; then /usr/bin/node-join renew 2>&1 \\| logger -t node-join; else exec /usr/bin/node-join renew; fi$`,
       "m",
     ),
   );
@@ -197,7 +202,7 @@ test("the cron line quotes the binary for /bin/sh, unsets the same environment a
   const line = renderCron(["/opt/it's here/node-join"], "w1").split("\n")[3]!;
   assert.match(
     line,
-    / root ulimit -c 0; unset [A-Z_ ]+; exec '\/opt\/it'\\''s here\/node-join' renew >\/dev\/null 2>&1$/,
+    / root ulimit -c 0; unset [A-Z_ ]+; if command -v logger >\/dev\/null 2>&1; then '\/opt\/it'\\''s here\/node-join' renew 2>&1 \| logger -t node-join; else exec '\/opt\/it'\\''s here\/node-join' renew; fi$/,
   );
   assert.ok(line.includes(`unset ${UNSAFE_ENV.join(" ")};`));
   assert.throws(
@@ -228,6 +233,110 @@ test("timer install refuses a relative --binary or one with a control character,
       assert.deepEqual(diffSnapshots(before, snapshot(root)), [], `${scheduler}: nothing written`);
     }
   }
+});
+
+/** A root where systemd runs as PID 1, its systemctl answering as `answer` says. */
+function runningSystemd(answer: (cmd: string) => { code: number; output: string }) {
+  const calls: string[] = [];
+  const env: TimerEnv = {
+    layout: layout(tempRoot("nj-unit-live-")),
+    systemdRunning: true,
+    systemdInstalled: true,
+    run: (argv) => {
+      calls.push(argv.join(" "));
+      return answer(argv.join(" "));
+    },
+  };
+  return { env, calls };
+}
+
+test("on a running systemd, install reloads and starts only what changed, and switching schedulers stops the timer", () => {
+  let active = false;
+  const { env, calls } = runningSystemd((cmd) => {
+    if (cmd === "systemctl start node-join-renew.timer") active = true;
+    if (cmd === "systemctl stop node-join-renew.timer") active = false;
+    if (cmd.startsWith("systemctl is-active")) return { code: active ? 0 : 3, output: "" };
+    return { code: 0, output: "" };
+  });
+  const exec = ["/usr/bin/node-join"];
+  const first = installTimer(env, exec, "systemd", "w1");
+  assert.deepEqual(
+    [first.changed, first.message, calls.splice(0)],
+    [
+      true,
+      "installed, enabled and started node-join-renew.timer",
+      ["systemctl daemon-reload", "systemctl start node-join-renew.timer"],
+    ],
+  );
+  const again = installTimer(env, exec, "systemd", "w1");
+  assert.deepEqual(
+    [again.changed, again.message, calls.splice(0)],
+    [
+      false,
+      "unchanged: node-join-renew.timer is installed, enabled and active",
+      ["systemctl is-active --quiet node-join-renew.timer"],
+    ],
+  );
+  const cron = installTimer(env, exec, "cron", "w1");
+  assert.deepEqual(cron.removed.length, 3);
+  assert.deepEqual(calls.splice(0), [
+    "systemctl stop node-join-renew.timer",
+    "systemctl daemon-reload",
+  ]);
+  const back = installTimer(env, exec, "systemd", "w1");
+  assert.equal(
+    back.message,
+    `installed, enabled and started node-join-renew.timer; removed ${env.layout.cronDir}/node-join`,
+  );
+  assert.deepEqual(calls.splice(0), [
+    "systemctl daemon-reload",
+    "systemctl start node-join-renew.timer",
+  ]);
+});
+
+test("timer status on a running systemd: the next run systemd drew, in ISO 8601 UTC; an inactive timer is a problem", () => {
+  let active = true;
+  const { env } = runningSystemd((cmd) => {
+    if (cmd.startsWith("systemctl is-active")) return { code: active ? 0 : 3, output: "" };
+    if (cmd.startsWith("systemctl show node-join-renew.timer --property=NextElapseUSecRealtime"))
+      return { code: 0, output: active ? "Tue 2026-12-01 12:23:45 UTC" : "" };
+    return { code: 0, output: "" };
+  });
+  installTimer(env, ["/usr/bin/node-join"], "systemd", "w1");
+  const now = new Date("2026-12-01T01:00:00Z");
+  const st = timerStatus(env, now);
+  assert.deepEqual(
+    [st.scheduler, st.enabled, st.active, st.nextRun, st.problem],
+    ["systemd", true, true, "2026-12-01T12:23:45Z", undefined],
+  );
+  assert.equal(timerSummary(st), "systemd timer, enabled, active, next run 2026-12-01T12:23:45Z");
+  active = false;
+  assert.equal(
+    timerSummary(timerStatus(env, now)),
+    "systemd timer, enabled, inactive, next run none scheduled; node-join-renew.timer not active: run systemctl start node-join-renew.timer",
+  );
+});
+
+test("a timer that is not there is a problem only where one is wanted", () => {
+  const env: TimerEnv = {
+    layout: layout(tempRoot("nj-unit-none-")),
+    systemdRunning: false,
+    systemdInstalled: false,
+    run: () => assert.fail("no systemctl without systemd"),
+  };
+  const now = new Date();
+  assert.equal(
+    timerSummary(timerStatus(env, now)),
+    "none; renew runs only by hand: run node-join timer install",
+  );
+  assert.equal(timerSummary(timerStatus(env, now, false)), "none");
+});
+
+test("the cron line's next run: the first of its two times after now, in local time", () => {
+  const at = (d: number, h: number, m: number) => new Date(2026, 11, d, h, m);
+  assert.deepEqual(nextCronRun(15, [0, 12], at(1, 11, 59)), at(1, 12, 15));
+  assert.deepEqual(nextCronRun(15, [0, 12], at(1, 12, 15)), at(2, 0, 15), "not the minute now");
+  assert.deepEqual(nextCronRun(15, [0, 12], at(31, 23, 0)), new Date(2027, 0, 1, 0, 15));
 });
 
 test("static pods to restart follow the renewed kinds", () => {
