@@ -12,7 +12,7 @@ const HELP = examples([
 
 const DESCRIPTIONS = {
   install:
-    "install the renewal timer (systemd units, or a cron line without systemd) and remove the other scheduler's",
+    "install the renewal timer: systemd units, or a cron line where there is no systemd (either replaces the other)",
   remove: "remove the renewal timer: the systemd units and the cron line",
   status: "show whether the renewal timer is installed, enabled and when it runs next",
 } as const;
@@ -30,7 +30,7 @@ export function registerTimer(program: Command, cli: Cli): void {
     if (action === "install") {
       sub.option(
         "--binary <path>",
-        "absolute path of the node-join the units run (default: this binary's installed path)",
+        "absolute path of the node-join the units run; under --root, the file there or its path on the booted host (default: this binary's installed path)",
       );
       sub.addOption(
         new Option(

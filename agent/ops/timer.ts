@@ -477,6 +477,16 @@ function cronNextRun(env: TimerEnv, now: Date): { nextRun: string } | { nextRunN
 }
 
 /**
+ * Where systemd finds a unit (systemd.unit(5) "UNIT FILE LOAD PATH"): node-join's own in /etc, the
+ * .deb's in /lib, shipped disabled. The .deb's alone (not enabled) are not an installed timer.
+ */
+const unitDirs = (l: Layout) => [
+  l.systemdDir,
+  join(l.root, "usr/lib/systemd/system"),
+  join(l.root, "lib/systemd/system"),
+];
+
+/**
  * What is installed and when it runs next; read-only. `wanted`: a missing timer is a problem (a
  * joined node whose config does not say timer.enabled: false).
  */
@@ -501,7 +511,8 @@ export function timerStatus(env: TimerEnv, now: Date, wanted = true): TimerStatu
       files: [],
       ...(wanted ? { problem: "renew runs only by hand: run node-join timer install" } : {}),
     };
-  const linked = isUnchanged({ path: wantsLink(l), symlink: LINK_TARGET });
+  // `systemctl enable` on the .deb's units links to /lib/systemd/system: enabled all the same.
+  const linked = inspect(wantsLink(l)).kind === "symlink";
   const st: TimerStatus = {
     scheduler,
     installed: true,
@@ -514,7 +525,7 @@ export function timerStatus(env: TimerEnv, now: Date, wanted = true): TimerStatu
       "renew runs twice: run node-join timer install --scheduler systemd or --scheduler cron to keep one",
     );
   if (systemdFiles.length) {
-    const missing = [TIMER, SERVICE].filter((u) => !present(unitPath(l, u)));
+    const missing = [TIMER, SERVICE].filter((u) => !unitDirs(l).some((d) => present(join(d, u))));
     if (missing.length)
       problems.push(`${missing.join(" and ")} missing: run node-join timer install`);
     else if (!linked) problems.push(`${TIMER} not enabled: run node-join timer install`);

@@ -385,6 +385,18 @@ test("--binary must be absolute, and under --root it is the path the booted host
   assert.equal(execStart(), "/usr/bin/node-join renew");
 });
 
+test("timer --help says what each subcommand does", async () => {
+  const r = await runCli(["timer", "--help"]);
+  assert.equal(r.code, 0, r.stderr);
+  const help = r.stdout.replace(/\s+/g, " "); // however the terminal wraps it
+  for (const line of [
+    "install [options] install the renewal timer: systemd units, or a cron line where there is no systemd (either replaces the other)",
+    "remove [options] remove the renewal timer: the systemd units and the cron line",
+    "status [options] show whether the renewal timer is installed, enabled and when it runs next",
+  ])
+    assert.ok(help.includes(line), `${line}\n${r.stdout}`);
+});
+
 function manifestsRoot(): string {
   const root = tempRoot("nj-pods-");
   const dir = join(root, "etc/kubernetes/manifests");

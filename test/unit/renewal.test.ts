@@ -1,4 +1,6 @@
 import { test } from "node:test";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import assert from "node:assert/strict";
 import { dueness, jitterFraction, renewalDeadline } from "../../agent/pki/deadline.js";
 import {
@@ -330,6 +332,40 @@ test("a timer that is not there is a problem only where one is wanted", () => {
     "none; renew runs only by hand: run node-join timer install",
   );
   assert.equal(timerSummary(timerStatus(env, now, false)), "none");
+});
+
+test("the .deb's units: shipped disabled they are no timer; enabled by systemctl they are, and cron replaces them", () => {
+  const root = tempRoot("nj-unit-deb-");
+  const lib = join(root, "lib/systemd/system");
+  mkdirSync(lib, { recursive: true });
+  writeFileSync(join(lib, "node-join-renew.service"), renderService(["/usr/bin/node-join"]));
+  writeFileSync(join(lib, "node-join-renew.timer"), renderTimer());
+  const status = () =>
+    runTimer("status", { layout: layout(root), seed: "w1", now: new Date() }).message;
+  assert.equal(
+    status(),
+    "renewal timer: none; renew runs only by hand: run node-join timer install",
+  );
+  // systemctl enable node-join-renew.timer
+  const wants = join(root, "etc/systemd/system/timers.target.wants");
+  mkdirSync(wants, { recursive: true });
+  symlinkSync("/lib/systemd/system/node-join-renew.timer", join(wants, "node-join-renew.timer"));
+  assert.equal(
+    status(),
+    "renewal timer: systemd timer, enabled, next run after boot (systemd is not running on this root)",
+  );
+  const cron = runTimer("install", {
+    layout: layout(root),
+    seed: "w1",
+    binary: "/usr/bin/node-join",
+    scheduler: "cron",
+  });
+  assert.deepEqual(
+    cron.command === "timer install" && cron.removed,
+    [join(wants, "node-join-renew.timer")],
+    "disabled; the package's units stay",
+  );
+  assert.match(status(), /^renewal timer: cron line, enabled, next run at /);
 });
 
 test("the cron line's next run: the first of its two times after now, in local time", () => {
