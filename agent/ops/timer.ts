@@ -1,13 +1,13 @@
 // The unattended part: a systemd timer that runs `node-join renew` twice a day (randomized, and
 // caught up after downtime), or a cron line where there is no systemd.
 import { createHash } from "node:crypto";
-import { accessSync, constants, existsSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, lstatSync, statSync, type Stats } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { childProcess } from "../common/builtins.js";
 import { UsageError } from "../common/errors.js";
 import {
   fsyncDir,
-  inspect,
+  readNoFollow,
   removeIfExists,
   renameDurable,
   symlinkStaged,
@@ -306,6 +306,16 @@ function schedulerFiles(l: Layout, s: Scheduler): string[] {
   return s === "systemd" ? [wantsLink(l), unitPath(l, TIMER), unitPath(l, SERVICE)] : [cronPath(l)];
 }
 
+/** The file's lstat, or undefined where there is none (or it cannot be seen); never reads it. */
+function lstatOf(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+const present = (path: string) => lstatOf(path) !== undefined;
+
 /** Writes a unit or the cron line unless it already holds exactly this; says whether it wrote. */
 function writeIfChanged(path: string, content: string): boolean {
   if (isUnchanged({ path, content, mode: 0o644 })) return false;
@@ -318,11 +328,11 @@ function writeIfChanged(path: string, content: string): boolean {
  * reloaded after, as `systemctl disable --now` would.
  */
 function removeScheduler(env: TimerEnv, s: Scheduler): string[] {
-  const present = schedulerFiles(env.layout, s).filter((p) => inspect(p).kind !== "missing");
-  if (present.length === 0) return [];
+  const there = schedulerFiles(env.layout, s).filter(present);
+  if (there.length === 0) return [];
   const live = s === "systemd" && env.systemdRunning;
   if (live) env.run(["systemctl", "stop", TIMER]);
-  const removed = present.filter((p) => removeIfExists(p));
+  const removed = there.filter((p) => removeIfExists(p));
   if (live) env.run(["systemctl", "daemon-reload"]);
   return removed;
 }
@@ -466,7 +476,12 @@ function systemdNextRun(env: TimerEnv): { nextRun: string } | { nextRunNote: str
  * cron's is unless TZ says otherwise; under another root only the schedule is known.
  */
 function cronNextRun(env: TimerEnv, now: Date): { nextRun: string } | { nextRunNote: string } {
-  const text = inspect(cronPath(env.layout)).content?.toString("utf8") ?? "";
+  let text: string;
+  try {
+    text = readNoFollow(cronPath(env.layout)).toString("utf8");
+  } catch {
+    return { nextRunNote: "unknown (the cron line is not readable)" };
+  }
   const s = parseCronSchedule(text);
   if (!s) return { nextRunNote: "unknown (not node-join's cron line)" };
   if (env.layout.root === "/") return { nextRun: iso(nextCronRun(s.minute, s.hours, now)) };
@@ -492,7 +507,6 @@ const unitDirs = (l: Layout) => [
  */
 export function timerStatus(env: TimerEnv, now: Date, wanted = true): TimerStatus {
   const l = env.layout;
-  const present = (p: string) => inspect(p).kind !== "missing";
   const systemdFiles = schedulerFiles(l, "systemd").filter(present);
   const cronFiles = schedulerFiles(l, "cron").filter(present);
   const scheduler: InstalledScheduler =
@@ -512,7 +526,7 @@ export function timerStatus(env: TimerEnv, now: Date, wanted = true): TimerStatu
       ...(wanted ? { problem: "renew runs only by hand: run node-join timer install" } : {}),
     };
   // `systemctl enable` on the .deb's units links to /lib/systemd/system: enabled all the same.
-  const linked = inspect(wantsLink(l)).kind === "symlink";
+  const linked = lstatOf(wantsLink(l))?.isSymbolicLink() === true;
   const st: TimerStatus = {
     scheduler,
     installed: true,
