@@ -144,6 +144,31 @@ test("join installs the timer by default; --no-timer skips it and is remembered"
   const again = await runCli(["join", "--root", without], { env });
   assert.equal(again.code, 0, again.stderr);
   assert.ok(!existsSync(join(without, "etc/cron.d/node-join")), "the persisted choice holds");
+
+  // status: no timer is a problem on a joined node, unless its config says timer.enabled: false
+  const timerOf = async (root: string) =>
+    json<{ timer: { scheduler: string; problem?: string } }>(
+      await runCli(["status", "--root", root, "--json"]),
+    ).timer;
+  assert.deepEqual(await timerOf(without), {
+    scheduler: "none",
+    installed: false,
+    enabled: false,
+    files: [],
+  });
+  assert.equal((await runCli(["timer", "remove", "--root", withTimer])).code, 0);
+  assert.deepEqual(await timerOf(withTimer), {
+    scheduler: "none",
+    installed: false,
+    enabled: false,
+    files: [],
+    problem: "renew runs only by hand: run node-join timer install",
+  });
+  const text = await runCli(["status", "--root", withTimer]);
+  assert.equal(
+    text.stdout.split("\n").at(-2),
+    "renewal timer: none; renew runs only by hand: run node-join timer install",
+  );
 });
 
 const UNIT_DIR = "etc/systemd/system";
