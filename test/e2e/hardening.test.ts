@@ -417,12 +417,43 @@ test("under a real systemd, the unit runs exactly the awkward binary path with `
     });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /installed, enabled and started node-join-renew\.timer/);
+    const self = await c.self();
+    // the running systemd says the timer is active and when it elapses next (its delay drawn)
+    const again = await c.exec([...self, "timer", "install", "--binary", bin], { env: { PATH } });
+    assert.deepEqual(
+      [again.code, again.stdout],
+      [0, "unchanged: node-join-renew.timer is installed, enabled and active\n"],
+      again.stderr,
+    );
+    const st = await c.exec([...self, "timer", "status"], { env: { PATH } });
+    assert.match(
+      st.stdout,
+      /^renewal timer: systemd timer, enabled, active, next run \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$/,
+      `${st.stdout}${st.stderr}`,
+    );
     const run = await runUnit(c);
     assert.equal(run.result, "success", run.log);
     const ran = (await c.ok(["cat", "/var/lib/node-join/ran.txt"])).split("\n");
     assert.deepEqual(ran.slice(0, 3), [bin, "renew", "ulimit-c=0"]);
     assert.ok(ran.includes("KEEP=kept"), "systemd's environment reaches the unit");
     assert.ok(!ran.some((l) => l.startsWith("OPENSSL_CONF=")), "but not OPENSSL_CONF");
+    // the cron line replaces the timer: stopped and removed, so renew does not run twice
+    const cron = await c.exec([...self, "timer", "install", "--scheduler", "cron"], {
+      env: { PATH },
+    });
+    assert.equal(cron.code, 0, cron.stderr);
+    assert.match(
+      cron.stdout,
+      /^installed \/etc\/cron\.d\/node-join; removed \/etc\/systemd\/system\/timers\.target\.wants\/node-join-renew\.timer, \/etc\/systemd\/system\/node-join-renew\.timer, \/etc\/systemd\/system\/node-join-renew\.service\n$/,
+    );
+    const gone = await c.exec(["systemctl", "is-active", "node-join-renew.timer"]);
+    assert.notEqual(gone.code, 0, "the timer is stopped");
+    const st2 = await c.exec([...self, "timer", "status"], { env: { PATH } });
+    assert.match(
+      st2.stdout,
+      /^renewal timer: cron line, enabled, next run \d{4}-\d\d-\d\dT\d\d:\d\d:00Z\n$/,
+      `${st2.stdout}${st2.stderr}`,
+    );
   } finally {
     await c.stop();
   }
