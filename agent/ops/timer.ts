@@ -337,7 +337,7 @@ function removeScheduler(env: TimerEnv, s: Scheduler): string[] {
   return removed;
 }
 
-/** ", removed a, b" after what an install wrote, when it replaced the other scheduler. */
+/** "; removed a, b" after what an install wrote, when it replaced the other scheduler. */
 const replacing = (removed: string[]) => (removed.length ? `; removed ${removed.join(", ")}` : "");
 
 /**
