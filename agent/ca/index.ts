@@ -3,11 +3,21 @@ import { UsageError } from "../common/errors.js";
 import type { CertTemplate } from "../pki/certs.js";
 import type { RequestedSans } from "../pki/verify.js";
 import type { BackendContext, BackendFactory, CaBackend } from "./backend.js";
-import { createCfsslBackend } from "./cfssl.js";
-import { createStepCaBackend, stepCaRequestedSans } from "./stepca.js";
+import { CFSSL_SECRETS, createCfsslBackend } from "./cfssl.js";
+import {
+  readCaSecrets,
+  type CaSecrets,
+  type ReadSecretsOptions,
+  type SecretKind,
+} from "./secrets.js";
+import { createStepCaBackend, STEPCA_SECRETS, stepCaRequestedSans } from "./stepca.js";
+import type { CaDescriptor } from "../pki/cas.js";
+import type { CaSettings } from "./backend.js";
 
 export interface BackendType {
   create: BackendFactory;
+  /** The secrets a CA of this type reads, checked before the run contacts any CA. */
+  secrets: readonly SecretKind[];
   /**
    * The SAN sets a CA of this type is asked for when node-join requests `template`, known without
    * reaching it (the template check of installed certificates needs them); default: the
@@ -21,22 +31,40 @@ export const CA_TYPES = ["cfssl", "step-ca"] as const;
 export type CaType = (typeof CA_TYPES)[number];
 
 export const BACKENDS: Record<CaType, BackendType> = {
-  cfssl: { create: createCfsslBackend },
-  "step-ca": { create: createStepCaBackend, requestedSans: stepCaRequestedSans },
+  cfssl: { create: createCfsslBackend, secrets: CFSSL_SECRETS },
+  "step-ca": {
+    create: createStepCaBackend,
+    secrets: STEPCA_SECRETS,
+    requestedSans: stepCaRequestedSans,
+  },
 };
 
 function backendType(type: string): BackendType | undefined {
   return (BACKENDS as Record<string, BackendType | undefined>)[type];
 }
 
-export function createBackend(ctx: BackendContext): CaBackend {
-  const t = backendType(ctx.settings.type);
+function knownType(ca: CaDescriptor, type: string): BackendType {
+  const t = backendType(type);
   if (!t) {
     throw new UsageError(
-      `CA ${ctx.ca.display}: unknown CA type "${ctx.settings.type}" (known: ${Object.keys(BACKENDS).join(", ")})`,
+      `CA ${ca.display}: unknown CA type "${type}" (known: ${Object.keys(BACKENDS).join(", ")})`,
     );
   }
-  return t.create(ctx);
+  return t;
+}
+
+export function createBackend(ctx: BackendContext): CaBackend {
+  return knownType(ctx.ca, ctx.settings.type).create(ctx);
+}
+
+/** Reads and checks the secrets a CA of its type uses (secrets.ts), before it is contacted. */
+export function secretsFor(
+  ca: CaDescriptor,
+  settings: CaSettings,
+  env: NodeJS.ProcessEnv,
+  o: ReadSecretsOptions,
+): CaSecrets {
+  return readCaSecrets(ca, settings, knownType(ca, settings.type).secrets, env, o);
 }
 
 export function requestedSansFor(type: string, template: CertTemplate): RequestedSans[] {

@@ -19,14 +19,16 @@ import type { Role } from "../pki/roles.js";
 import { certPin, type CertInfo } from "../pki/x509.js";
 import { kubeletServingDropin } from "../store/kubelet-store.js";
 import type { Layout } from "../store/layout.js";
+import type { PlannedFile } from "../store/transaction.js";
 import { addGlobal, examples, type Cli } from "./context.js";
+import { formatPlannedFiles } from "./format.js";
 import { addOptionFlags } from "./flags.js";
 
 const HELP = examples([
   "# a worker against CFSSL, the CA pinned by the hash of its public key, as kubeadm pins it",
   "node-join join --api-server https://10.0.0.10:6443 --ca-url http://ca.example:8888 \\",
   "  --ca-cert-hash sha256:<hex> --ca-auth-key-file /etc/node-join/ca-auth.key",
-  "# what it would request and write, changing nothing",
+  "# a pre-flight: checks settings, secret files, CA and pin, then lists what it would request and write",
   "node-join join --dry-run --api-server https://10.0.0.10:6443 --ca-url http://ca.example:8888 --ca-cert-hash sha256:<hex>",
   "# a control plane against step-ca (the etcd and front-proxy CAs on the same server by default)",
   "node-join join --role control-plane --control-plane-endpoint k8s.example:6443 --ca-type step-ca \\",
@@ -54,9 +56,13 @@ export interface JoinResult {
   issued: IssuedSummary[];
   kept: string[];
   changedFiles: string[];
+  /** `changedFiles` with what happens to each: created or replaced, and its mode. */
+  files: PlannedFile[];
   backup?: string;
   message: string;
   timer?: TimerResult;
+  /** Dry run: a real join would install the renewal timer. */
+  wouldInstallTimer?: true;
 }
 
 export interface JoinOptions {
@@ -85,7 +91,9 @@ export function persistedValues(
     const pins = [...new Set(anchors.map(certPin))];
     values.set(`cas.${ca}.certHashes`, pins);
     log(
-      `pinned CA ${CAS[ca].display} (${pins.join(", ")}): later runs trust only this CA certificate`,
+      o.dryRun
+        ? `dry run: would pin CA ${CAS[ca].display} (${pins.join(", ")})`
+        : `pinned CA ${CAS[ca].display} (${pins.join(", ")}): later runs trust only this CA certificate`,
     );
   }
   return values;
@@ -138,7 +146,9 @@ export function joinResult(s: Settings, r: RunOutcome): JoinResult {
   });
   const what = `${s.role} node ${r.nodeName}`;
   const message = r.dryRun
-    ? `dry run: would request ${toIssue.length} certificate(s) and write the files of ${what}`
+    ? r.changedFiles.length === 0
+      ? `dry run: nothing to do: ${what} already has valid certificates matching its config`
+      : `dry run: would request ${toIssue.length} certificate(s) and write ${r.changedFiles.length} file(s) of ${what}`
     : r.changedFiles.length === 0
       ? `nothing to do: ${what} already has valid certificates matching its config`
       : `joined ${what}: issued ${r.issued.size} certificate(s), wrote ${r.changedFiles.length} file(s)`;
@@ -151,9 +161,11 @@ export function joinResult(s: Settings, r: RunOutcome): JoinResult {
     issued,
     kept: kept(r.assessments).map((a) => a.kind.name),
     changedFiles: r.changedFiles,
+    files: r.files,
     ...(r.backup ? { backup: r.backup } : {}),
     message,
     ...(r.timer ? { timer: r.timer } : {}),
+    ...(r.dryRun && s.timer.enabled ? { wouldInstallTimer: true as const } : {}),
   };
 }
 
@@ -169,7 +181,11 @@ export function formatJoin(r: JoinResult): string {
     const why = i.reason === "missing" ? "new" : i.reason;
     return `  ${r.dryRun ? "would request" : "issued"} ${i.kind}: ${subject}${sans.length ? ` SANs=${sans.join(",")}` : ""} (${why})\n`;
   };
-  return `${r.message}\n${r.issued.map(line).join("")}${r.timer ? `${r.timer.message}\n` : ""}`;
+  const dry = r.dryRun
+    ? formatPlannedFiles(r.files) +
+      (r.wouldInstallTimer ? "  would install the renewal timer (node-join timer install)\n" : "")
+    : "";
+  return `${r.message}\n${r.issued.map(line).join("")}${dry}${r.timer ? `${r.timer.message}\n` : ""}`;
 }
 
 export function registerJoin(program: Command, cli: Cli): void {
@@ -184,7 +200,10 @@ export function registerJoin(program: Command, cli: Cli): void {
   );
   cmd
     .option("--force", "re-issue every certificate even if the installed ones are valid")
-    .option("--dry-run", "print what would be requested and written; change nothing")
+    .option(
+      "--dry-run",
+      "check settings, secret files and every CA (reachable, pin), then print what would be requested and written; change nothing",
+    )
     .option("--no-timer", "do not install the renewal timer (config timer.enabled: false)")
     .addHelpText("after", HELP)
     .action(async (opts: GlobalOptions & Record<string, unknown>) => {

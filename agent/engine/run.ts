@@ -12,18 +12,24 @@ import { deadlinePolicy } from "../pki/deadline.js";
 import { readCaFile, readRole } from "../pki/installed.js";
 import type { CertInfo } from "../pki/x509.js";
 import { removeIfExists } from "../store/fsio.js";
-import { readState, stateFile, withIssued } from "../store/state.js";
-import { commit, type FileChange } from "../store/transaction.js";
+import type { Credentials } from "../store/cert-store.js";
+import { readState, stateFile, withIssued, type IssuedRecord } from "../store/state.js";
+import { commit, planCommit, type FileChange, type PlannedFile } from "../store/transaction.js";
 import { assess, due, nextDeadline, type Assessment } from "./assess.js";
 import { caFiles, kindFiles } from "./files.js";
 import { resolveIdentity, tableContext } from "./identity.js";
-import { casOf, connectCas, issueAll, type Connected, type Issued } from "./issue.js";
+import { casOf, connectCas, issueAll, prepareAll, type Connected, type Issued } from "./issue.js";
 import { requestedSansFor } from "../ca/index.js";
 import { locked } from "./locked.js";
 import type { Runtime } from "./runtime.js";
 
 export interface RunPolicy {
   force: boolean;
+  /**
+   * The pre-flight: everything a real run checks before it issues (settings, secrets, the CAs
+   * reachable and matching their pins, step-ca's enrolment secrets), then the files it would
+   * write; no CSR is sent, nothing is written, no lock is taken.
+   */
   dryRun: boolean;
   /** Interface inventory for discovery: the full one, or sysfs (renew runs twice a day). */
   inventory: "systeminformation" | "sysfs";
@@ -75,6 +81,8 @@ export interface RunOutcome {
   assessments: Assessment[];
   issued: Map<string, Issued>;
   changedFiles: string[];
+  /** The changed (dry run: the would-be changed) files, with action and mode. */
+  files: PlannedFile[];
   backup?: string;
   nextDeadline?: Date;
   hooks: HookRun[];
@@ -95,16 +103,19 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       CA_NAMES.map((ca) => [ca, readCaFile(CAS[ca], l)]),
     );
     const connect = (cas: CaName[]): Promise<Connected> =>
-      connectCas(trusting, cas, rt, rt.clock.now() + s.timeoutMs);
-    let connected =
-      policy.contactAllCas && !policy.dryRun
-        ? await connect(casFor(s.role).map((c) => c.name))
-        : undefined;
+      connectCas(trusting, cas, rt, {
+        deadline: rt.clock.now() + s.timeoutMs,
+        renewal: policy.renewWithInstalled,
+      });
+    let connected = policy.contactAllCas
+      ? await connect(casFor(s.role).map((c) => c.name))
+      : undefined;
     const assessments = assess(readings, ctx, {
       force: policy.force,
       ...(policy.deadlineRule ? { deadline: deadlinePolicy(id.nodeName, s.renew.beforeMs) } : {}),
       anchors: (ca) => (policy.contactAllCas ? connected?.get(ca)?.anchors : installedCas.get(ca)),
       requestedSans: (ca, t) => requestedSansFor(s.cas[ca].type, t),
+      keyAlgorithm: s.keyAlgorithm,
       now: now(),
     });
     const toIssue = due(assessments);
@@ -114,13 +125,26 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       assessments,
       issued: new Map(),
       changedFiles: [],
+      files: [],
       hooks: [],
     };
     const next = nextDeadline(assessments);
     if (next) base.nextDeadline = next;
-    if (policy.dryRun || (toIssue.length === 0 && !policy.contactAllCas)) return base;
+    if (toIssue.length === 0 && !policy.contactAllCas) return base;
 
     connected ??= await connect(casOf(toIssue.map((a) => a.kind)));
+    if (policy.dryRun) {
+      if (!policy.renewWithInstalled) await prepareAll(toIssue, connected);
+      const at = now();
+      // Stand-ins for what the CA would sign: every kind due gets new files, whatever they hold.
+      const fresh = new Map(toIssue.map((a) => [a.kind.name, TO_BE_ISSUED] as const));
+      const records = toIssue.map((a) => ({ kind: a.kind.name, serial: "", notAfter: at }));
+      const planned = { credentials: fresh, records };
+      const files = planCommit(
+        filesOf(s, ctx, assessments, planned, connected, installedCas, id, policy, rt),
+      );
+      return { ...base, changedFiles: files.map((f) => f.path), files };
+    }
     const issued = await issueAll(
       toIssue,
       connected,
@@ -131,8 +155,24 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       },
       rt,
     );
+    const records = [...issued.values()].map((i) => ({
+      kind: i.kind,
+      serial: i.leaf.serial,
+      notAfter: i.leaf.notAfter,
+    }));
+    const credentials = new Map([...issued].map(([k, i]) => [k, i.credentials] as const));
     const committed = commit(
-      filesOf(s, ctx, assessments, issued, connected, installedCas, id, policy, rt),
+      filesOf(
+        s,
+        ctx,
+        assessments,
+        { credentials, records },
+        connected,
+        installedCas,
+        id,
+        policy,
+        rt,
+      ),
       l,
       now(),
       rt.crashPoint,
@@ -145,6 +185,7 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       ...base,
       issued,
       changedFiles: committed.changed,
+      files: committed.files,
       ...(committed.backup ? { backup: committed.backup } : {}),
     };
     // Still under the lock: a second run must not restart what this one is restarting.
@@ -161,11 +202,20 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
   });
 }
 
+/** Placeholder credentials of a dry run: they differ from anything installed. */
+const TO_BE_ISSUED: Credentials = { chainPem: "(to be issued)\n", keyPem: "(to be generated)\n" };
+
+/** What this run issued (or a dry run would): the credentials per kind, and the state records. */
+interface NewCredentials {
+  credentials: ReadonlyMap<string, Credentials>;
+  records: IssuedRecord[];
+}
+
 function filesOf(
   s: Settings,
   ctx: TableContext,
   assessments: Assessment[],
-  issued: Map<string, Issued>,
+  issued: NewCredentials,
   connected: Connected,
   installedCas: Map<CaName, CertInfo[] | undefined>,
   id: Discovered,
@@ -179,16 +229,12 @@ function filesOf(
     const anchors = fetched.get(ca) ?? installedCas.get(ca);
     if (anchors) caPem.set(ca, anchors.map((c) => c.pem).join(""));
   }
-  const records = [...issued.values()].map((i) => ({
-    kind: i.kind,
-    serial: i.leaf.serial,
-    notAfter: i.leaf.notAfter,
-  }));
+  const records = issued.records;
   return [
     // Only the CAs asked this run: their certificate may have been re-issued (same key, new
     // validity).
     ...caFiles(s.role, fetched, rt.layout),
-    ...kindFiles(assessments, issued, caPem, ctx, rt.layout, now),
+    ...kindFiles(assessments, issued.credentials, caPem, ctx, rt.layout, now),
     ...(policy.extraFiles?.(id, fetched) ?? []),
     ...(records.length
       ? [stateFile(withIssued(readState(rt.layout), records, now, policy.recordRenewal), rt.layout)]
