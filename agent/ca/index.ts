@@ -13,6 +13,7 @@ import {
 import { createStepCaBackend, STEPCA_SECRETS, stepCaRequestedSans } from "./stepca.js";
 import type { CaDescriptor } from "../pki/cas.js";
 import type { CaSettings } from "./backend.js";
+import { checkTrustFiles } from "./trust.js";
 
 export interface BackendType {
   create: BackendFactory;
@@ -57,14 +58,19 @@ export function createBackend(ctx: BackendContext): CaBackend {
   return knownType(ctx.ca, ctx.settings.type).create(ctx);
 }
 
-/** Reads and checks the secrets a CA of its type uses (secrets.ts), before it is contacted. */
-export function secretsFor(
+/**
+ * What a CA's settings name on this host, read and checked before it is contacted: the secrets its
+ * type uses (secrets.ts), its CA file and TLS bundle (trust.ts).
+ */
+export function readCaInputs(
   ca: CaDescriptor,
   settings: CaSettings,
   env: NodeJS.ProcessEnv,
   o: ReadSecretsOptions,
 ): CaSecrets {
-  return readCaSecrets(ca, settings, knownType(ca, settings.type).secrets, env, o);
+  const type = knownType(ca, settings.type);
+  checkTrustFiles(ca, settings);
+  return readCaSecrets(ca, settings, type.secrets, env, o);
 }
 
 export function requestedSansFor(type: string, template: CertTemplate): RequestedSans[] {

@@ -8,6 +8,7 @@ import type { CaDescriptor } from "../pki/cas.js";
 import { inspect } from "../store/fsio.js";
 import { readTrustedFile } from "../store/strict-modes.js";
 import type { CaSettings } from "./backend.js";
+import { caSettingName, missingFileError } from "./trust.js";
 
 /** The environment variable holding a CA secret, e.g. NODE_JOIN_ETCD_CA_AUTH_KEY. */
 export function secretEnvName(ca: CaDescriptor, secret: string): string {
@@ -63,11 +64,6 @@ export function readSecret(spec: SecretSpec): string | undefined {
   return readTrustedFile(spec.file, spec.what, "secret").toString("utf8").trim();
 }
 
-/** How a message names a secret's setting: its flag and its config key. */
-export function secretSettingName(ca: CaDescriptor, kind: SecretKind): string {
-  return `--${ca.flagPrefix}${kind.flag}, config cas.${ca.name}.${kind.setting}`;
-}
-
 export interface ReadSecretsOptions {
   /** A renewal: secrets only an enrolment needs may be missing. */
   renewal: boolean;
@@ -92,17 +88,16 @@ export function readCaSecrets(
     const fromEnv = env[envName] !== undefined && env[envName] !== "";
     if (!fromEnv && !file) continue;
     const source = fromEnv ? envName : file!;
+    const name = caSettingName(ca, k.flag, k.setting);
     if (!fromEnv && inspect(file!).kind === "missing") {
       if (o.renewal && k.enrolmentOnly) continue;
-      throw new UsageError(
-        `CA ${ca.display}: ${k.what} ${file} does not exist (${secretSettingName(ca, k)})`,
-      );
+      throw missingFileError(ca, k.what, file!, name);
     }
     const value = readSecret({ what: k.what, file, envName, env })!;
     const why = value === "" ? "is empty" : k.check?.(value, source);
     if (why) {
       throw new UsageError(
-        `CA ${ca.display}: ${fromEnv ? `${envName}` : `${k.what} ${file} (${secretSettingName(ca, k)})`} ${why}`,
+        `CA ${ca.display}: ${fromEnv ? envName : `${k.what} ${file} (${name})`} ${why}`,
       );
     }
     out[k.setting] = { value, source };

@@ -1,7 +1,7 @@
 // Reaching the CAs and issuing: the key is generated on this host, the CSR sent, and the answer
 // verified before anyone uses it.
 import type { CaBackend } from "../ca/backend.js";
-import { secretsFor } from "../ca/index.js";
+import { readCaInputs } from "../ca/index.js";
 import type { CaSecrets } from "../ca/secrets.js";
 import type { Settings } from "../config/settings.js";
 import { CAS, type CaName } from "../pki/cas.js";
@@ -39,7 +39,7 @@ export async function connectCas(
   o: { deadline: number; renewal: boolean },
 ): Promise<Connected> {
   const secrets = new Map<CaName, CaSecrets>(
-    cas.map((ca) => [ca, secretsFor(CAS[ca], s.cas[ca], rt.env, { renewal: o.renewal })]),
+    cas.map((ca) => [ca, readCaInputs(CAS[ca], s.cas[ca], rt.env, { renewal: o.renewal })]),
   );
   const out: Connected = new Map();
   for (const ca of cas) {

@@ -4,7 +4,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import type { BackendContext, CaBackend, CaSettings, SignRequest } from "../../agent/ca/backend.js";
 import { CAS } from "../../agent/pki/cas.js";
-import { secretsFor } from "../../agent/ca/index.js";
+import { readCaInputs } from "../../agent/ca/index.js";
 import { createStepCaBackend } from "../../agent/ca/stepca.js";
 import { templateFor, findKind, type TableContext } from "../../agent/pki/certs.js";
 import { buildCsr } from "../../agent/pki/csr.js";
@@ -56,7 +56,7 @@ function backend(
     settings: full,
     unsafeSkipCaVerification: false,
     // What the engine reads before it contacts the CA (engine/issue.ts connectCas).
-    secrets: secretsFor(CAS.kubernetes, full, env, { renewal: false }),
+    secrets: readCaInputs(CAS.kubernetes, full, env, { renewal: false }),
     env,
     clock: systemClock,
     deadline: Date.now() + 20_000,

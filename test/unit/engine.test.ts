@@ -376,6 +376,71 @@ test("secret files are read and checked before any CA is contacted: missing, exp
   assert.equal(ok.issued.length, 2);
 });
 
+test("a missing --ca-file, an unusable step-ca token file or a missing password file stop the join before any CA is contacted", async () => {
+  const n = await node();
+  const dir = join(n.root, "etc/node-join");
+  mkdirSync(dir, { recursive: true });
+  const caFile = join(dir, "ca.pem");
+  await assert.rejects(
+    n.join({ caFile }),
+    (e: unknown) =>
+      e instanceof UsageError &&
+      e.message ===
+        `CA kubernetes: CA file ${caFile} does not exist (--ca-file, config cas.kubernetes.caFile)`,
+  );
+  const stepCa = {
+    caType: "step-ca",
+    caUrl: "https://ca.invalid:9000",
+    caFingerprint: "ab".repeat(32),
+  };
+  const tokenFile = join(dir, "tokens");
+  writeFileSync(tokenFile, "not-a-token\n", { mode: 0o600 });
+  await assert.rejects(n.join({ ...stepCa, caTokenFile: tokenFile }), (e: unknown) => {
+    assert.ok(e instanceof UsageError, String(e));
+    assert.match(
+      e.message,
+      new RegExp(
+        `^CA kubernetes: step-ca token file ${tokenFile} \\(--ca-token-file, config cas\\.kubernetes\\.tokenFile\\) is unusable: token 1 in ${tokenFile} is not a step-ca one-time token`,
+      ),
+    );
+    return true;
+  });
+  const passwordFile = join(dir, "password");
+  await assert.rejects(
+    n.join({ ...stepCa, caProvisioner: "nodes", caPasswordFile: passwordFile }),
+    (e: unknown) =>
+      e instanceof UsageError &&
+      e.message ===
+        `CA kubernetes: step-ca provisioner password file ${passwordFile} does not exist (--ca-password-file, config cas.kubernetes.passwordFile)`,
+  );
+  assert.equal(n.cas.kubernetes.fetches, 0, "no CA contacted");
+  assert.deepEqual(n.logs, []);
+});
+
+test("renew against step-ca does not miss a password file removed after the join", async () => {
+  const n = await node();
+  n.cas.kubernetes.withRenewalPath();
+  const dir = join(n.root, "etc/node-join");
+  mkdirSync(dir, { recursive: true });
+  const passwordFile = join(dir, "password");
+  writeFileSync(passwordFile, "pw\n", { mode: 0o600 });
+  Object.assign(n.flags, {
+    caType: "step-ca",
+    caUrl: "https://ca.invalid:9000",
+    caFingerprint: "ab".repeat(32),
+    caProvisioner: "nodes",
+    caPasswordFile: passwordFile,
+  });
+  await n.join();
+  rmSync(passwordFile);
+  const r = await n.renew({ force: true });
+  assert.deepEqual(
+    r.renewed.map((x) => x.kind),
+    ["kubelet-client", "kubelet-server"],
+  );
+  assert.deepEqual([...n.cas.kubernetes.renewed].sort(), ["kubelet-client", "kubelet-server"]);
+});
+
 test("renew reads the auth key before contacting the CA of what is due; nothing due reads nothing", async () => {
   const n = await node();
   await n.join();
