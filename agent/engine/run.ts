@@ -133,16 +133,12 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     if (toIssue.length === 0 && !policy.contactAllCas) return base;
 
     connected ??= await connect(casOf(toIssue.map((a) => a.kind)));
+    const conn = connected;
+    const changes = (fresh: NewCredentials): FileChange[] =>
+      filesOf(s, ctx, assessments, fresh, conn, installedCas, id, policy, rt);
     if (policy.dryRun) {
       if (!policy.renewWithInstalled) await prepareAll(toIssue, connected);
-      const at = now();
-      // Stand-ins for what the CA would sign: every kind due gets new files, whatever they hold.
-      const fresh = new Map(toIssue.map((a) => [a.kind.name, TO_BE_ISSUED] as const));
-      const records = toIssue.map((a) => ({ kind: a.kind.name, serial: "", notAfter: at }));
-      const planned = { credentials: fresh, records };
-      const files = planCommit(
-        filesOf(s, ctx, assessments, planned, connected, installedCas, id, policy, rt),
-      );
+      const files = planCommit(changes(standIns(toIssue, now())));
       return { ...base, changedFiles: files.map((f) => f.path), files };
     }
     const issued = await issueAll(
@@ -155,28 +151,7 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       },
       rt,
     );
-    const records = [...issued.values()].map((i) => ({
-      kind: i.kind,
-      serial: i.leaf.serial,
-      notAfter: i.leaf.notAfter,
-    }));
-    const credentials = new Map([...issued].map(([k, i]) => [k, i.credentials] as const));
-    const committed = commit(
-      filesOf(
-        s,
-        ctx,
-        assessments,
-        { credentials, records },
-        connected,
-        installedCas,
-        id,
-        policy,
-        rt,
-      ),
-      l,
-      now(),
-      rt.crashPoint,
-    );
+    const committed = commit(changes(issuedCredentials(issued)), l, now(), rt.crashPoint);
     const keep = policy.keepPrevious;
     if (keep !== undefined)
       for (const a of toIssue)
@@ -202,13 +177,29 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
   });
 }
 
-/** Placeholder credentials of a dry run: they differ from anything installed. */
-const TO_BE_ISSUED: Credentials = { chainPem: "(to be issued)\n", keyPem: "(to be generated)\n" };
-
 /** What this run issued (or a dry run would): the credentials per kind, and the state records. */
 interface NewCredentials {
   credentials: ReadonlyMap<string, Credentials>;
   records: IssuedRecord[];
+}
+
+function issuedCredentials(issued: Map<string, Issued>): NewCredentials {
+  const all = [...issued.values()];
+  return {
+    credentials: new Map(all.map((i) => [i.kind, i.credentials])),
+    records: all.map((i) => ({ kind: i.kind, serial: i.leaf.serial, notAfter: i.leaf.notAfter })),
+  };
+}
+
+/** A dry run's stand-ins for what the CAs would sign: unlike anything installed, so every file of a
+ * kind due is planned as a real run would write it (a new kubelet file, a replaced pair). */
+const TO_BE_ISSUED: Credentials = { chainPem: "(to be issued)\n", keyPem: "(to be generated)\n" };
+
+function standIns(toIssue: Assessment[], at: Date): NewCredentials {
+  return {
+    credentials: new Map(toIssue.map((a) => [a.kind.name, TO_BE_ISSUED])),
+    records: toIssue.map((a) => ({ kind: a.kind.name, serial: "", notAfter: at })),
+  };
 }
 
 function filesOf(
