@@ -4,12 +4,14 @@
 // lists every file it would write, changing nothing.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { json, runCli } from "../helpers/cli.js";
 import { expectFailure } from "../helpers/expect.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
+import { startStepCa, stepCaLog, stepWorkerJoin, type StepCaHandle } from "../helpers/stepca.js";
 
 let ca: CfsslCa;
 before(async () => {
@@ -241,3 +243,59 @@ test("renew --dry-run checks the CA of what is due and lists the files it would 
     root,
   );
 });
+
+test("step-ca: join --dry-run decrypts the provisioner key or routes the tokens, spends none, and a wrong password is exit 2", async () => {
+  const step = await startStepCa();
+  try {
+    const root = tempRoot("nj-preflight-step-");
+    mkdirSync(join(root, "etc/node-join"), { recursive: true });
+    const secret = (name: string, text: string) => {
+      const file = join(root, "etc/node-join", name);
+      writeFileSync(file, text, { mode: 0o600 });
+      return file;
+    };
+    const sans = ["w1", "10.0.0.21"];
+    const tokens = secret(
+      "ca.tokens",
+      `${await step.mintToken("workers", "system:node:w1", sans)}\n${await step.mintToken("workers", "system:node:w1", [])}\n`,
+    );
+    const signs = () => stepCaSignRequests(step);
+    const before = signs();
+    const args = stepWorkerJoin(root, step, { "ca-token-file": tokens });
+    const dry = await runCli([...args, "--dry-run"]);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(
+      dry.stdout,
+      /^dry run: would request 2 certificate\(s\) and write 9 file\(s\) of worker node w1\n/,
+    );
+    assert.equal(signs(), before, "no CSR, no token spent");
+    const real = await runCli(args);
+    assert.equal(real.code, 0, `the tokens are still good: ${real.stderr}`);
+    assert.equal(signs(), before + 2);
+
+    const fresh = tempRoot("nj-preflight-step-");
+    mkdirSync(join(fresh, "etc/node-join"), { recursive: true });
+    const pw = join(fresh, "etc/node-join/workers.password");
+    writeFileSync(pw, "not-the-password\n", { mode: 0o600 });
+    await expectFailure(
+      [
+        ...stepWorkerJoin(fresh, step, {
+          "ca-provisioner": "workers",
+          "ca-password-file": pw,
+        }),
+        "--dry-run",
+      ],
+      2,
+      /cannot decrypt the key of provisioner "workers" with the password from .*workers\.password: wrong password/,
+      fresh,
+    );
+    assert.equal(signs(), before + 2, "no CSR sent");
+  } finally {
+    await step.stop();
+  }
+});
+
+/** The CSRs a step-ca was sent (its request log). */
+function stepCaSignRequests(ca: StepCaHandle): number {
+  return (stepCaLog(ca).match(/path=\/1\.0\/sign /g) ?? []).length;
+}
