@@ -287,6 +287,29 @@ test("join --dry-run: fetches and checks the CA, sends no CSR, writes nothing, l
   );
 });
 
+test("join --dry-run on a control plane: all three CAs checked, every kubeadm file listed with its mode", async () => {
+  const n = await node("control-plane");
+  const snap = snapshot(n.root);
+  const r = await n.join({}, { dryRun: true });
+  assert.deepEqual(diffSnapshots(snap, snapshot(n.root)), []);
+  for (const ca of ["kubernetes", "frontProxy", "etcd"] as const) {
+    assert.equal(n.cas[ca].fetches, 1, ca);
+    assert.deepEqual(n.cas[ca].signed, [], ca);
+  }
+  const byPath = new Map(r.files.map((f) => [f.path.slice(n.root.length), f]));
+  for (const [path, mode] of [
+    ["/etc/kubernetes/pki/etcd/ca.crt", "0644"],
+    ["/etc/kubernetes/pki/apiserver-etcd-client.key", "0600"],
+    ["/etc/kubernetes/pki/apiserver.crt", "0644"],
+    ["/etc/kubernetes/pki/sa.key", "0600"],
+    ["/etc/kubernetes/pki/sa.pub", "0644"],
+    ["/etc/kubernetes/admin.conf", "0600"],
+  ] as const)
+    assert.deepEqual(byPath.get(path), { path: n.root + path, action: "create", mode }, path);
+  const real = await n.join();
+  assert.equal(real.files.length, r.files.length, "the join writes what the dry run listed");
+});
+
 test("join --dry-run on a joined node: a changed IP replaces the serving files, creates a new stamped file", async () => {
   const n = await node();
   await n.join();
