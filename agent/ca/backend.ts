@@ -5,6 +5,7 @@ import type { CaDescriptor } from "../pki/cas.js";
 import type { CertTemplate, ProfileKind } from "../pki/certs.js";
 import type { RequestedSans } from "../pki/verify.js";
 import type { CertInfo } from "../pki/x509.js";
+import type { CaSecrets } from "./secrets.js";
 
 export interface SignRequest {
   kind: string;
@@ -71,6 +72,8 @@ export interface BackendContext {
   ca: CaDescriptor;
   settings: CaSettings;
   unsafeSkipCaVerification: boolean;
+  /** The CA's secrets, read and checked before the run's first request (readCaSecrets). */
+  secrets: CaSecrets;
   env: NodeJS.ProcessEnv;
   clock: Clock;
   /** Absolute deadline (clock.now()) for every retry of this run. */

@@ -1,9 +1,9 @@
 // CFSSL's API (cloudflare/cfssl api/ and auth/): /info for the CA certificate, /authsign with an
 // HMAC over the exact request bytes when an auth key is configured, /sign otherwise.
 import { createHmac } from "node:crypto";
-import { CaRefusedError, UsageError } from "../common/errors.js";
+import { CaRefusedError } from "../common/errors.js";
 import { TransientError } from "./retry.js";
-import { readSecret, secretEnvName } from "./secrets.js";
+import { secretEnvName, type SecretKind } from "./secrets.js";
 import type { CertInfo } from "../pki/x509.js";
 import type { BackendContext, CaBackend, SignRequest } from "./backend.js";
 import { parseCaPem, retrying, serverTrust } from "./common.js";
@@ -57,6 +57,21 @@ export function authsignBody(requestJson: string, keyHex: string, timestamp: num
   return JSON.stringify({ token, request: Buffer.from(requestJson).toString("base64"), timestamp });
 }
 
+/** CFSSL's one secret: the HMAC key of the profiles that require authentication (auth/auth.go). */
+export const CFSSL_SECRETS: readonly SecretKind[] = [
+  {
+    setting: "authKeyFile",
+    what: "CA auth key file",
+    flag: "ca-auth-key-file",
+    envName: (ca) => secretEnvName(ca, "AUTH_KEY"),
+    // cfssl's auth.New hex-decodes the key from its config; ours must decode the same way.
+    check: (v) =>
+      /^([0-9a-fA-F]{2})+$/.test(v)
+        ? undefined
+        : "is not hex (CFSSL auth keys are hex strings, as in the CA's config)",
+  },
+];
+
 export function createCfsslBackend(ctx: BackendContext): CaBackend {
   const s = ctx.settings;
   const base = s.url.replace(/\/+$/, "");
@@ -82,22 +97,6 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
         throw new TransientError(`HTTP ${res.status}`);
       return parseEnvelope(res.body, description);
     });
-
-  const authKey = (): string | undefined => {
-    const envName = secretEnvName(ctx.ca, "AUTH_KEY");
-    const value = readSecret({
-      what: "CA auth key file",
-      file: s.authKeyFile,
-      envName,
-      env: ctx.env,
-    });
-    if (value !== undefined && !/^([0-9a-fA-F]{2})+$/.test(value)) {
-      throw new UsageError(
-        `CA auth key from ${s.authKeyFile ?? envName} is not hex (CFSSL auth keys are hex strings)`,
-      );
-    }
-    return value;
-  };
 
   return {
     description,
@@ -137,11 +136,12 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
         ...(profile ? { profile } : {}),
         ...(s.label ? { label: s.label } : {}),
       });
-      const key = authKey();
+      // Read and checked before the run's first request to any CA (secrets.ts readCaSecrets).
+      const key = ctx.secrets.authKeyFile;
       const env = key
         ? await call(
             "/api/v1/cfssl/authsign",
-            authsignBody(signRequest, key, Math.floor(ctx.clock.now() / 1000)),
+            authsignBody(signRequest, key.value, Math.floor(ctx.clock.now() / 1000)),
           )
         : await call("/api/v1/cfssl/sign", signRequest);
       try {
@@ -155,6 +155,13 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
         if (err instanceof CaRefusedError && /no authentication provider/.test(err.message)) {
           throw new CaRefusedError(
             `${err.message} (the CA has no profile "${profile ?? "default"}" with an auth key: check the profile name)`,
+          );
+        }
+        // cfssl's authsign handler answers a token that its HMAC check rejects with "invalid
+        // token" and nothing else (api/signhandler): the one cause is the key.
+        if (key && err instanceof CaRefusedError && /invalid token/.test(err.message)) {
+          throw new CaRefusedError(
+            `${err.message}: the CA refused the auth key read from ${key.source} (check that it is the key of ${profile ? `profile "${profile}"` : "the default profile"} in the CA's config)`,
           );
         }
         throw err;

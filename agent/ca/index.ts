@@ -3,11 +3,22 @@ import { UsageError } from "../common/errors.js";
 import type { CertTemplate } from "../pki/certs.js";
 import type { RequestedSans } from "../pki/verify.js";
 import type { BackendContext, BackendFactory, CaBackend } from "./backend.js";
-import { createCfsslBackend } from "./cfssl.js";
-import { createStepCaBackend, stepCaRequestedSans } from "./stepca.js";
+import { CFSSL_SECRETS, createCfsslBackend } from "./cfssl.js";
+import {
+  readCaSecrets,
+  type CaSecrets,
+  type ReadSecretsOptions,
+  type SecretKind,
+} from "./secrets.js";
+import { createStepCaBackend, STEPCA_SECRETS, stepCaRequestedSans } from "./stepca.js";
+import type { CaDescriptor } from "../pki/cas.js";
+import type { CaSettings } from "./backend.js";
+import { checkTrustFiles } from "./trust.js";
 
 export interface BackendType {
   create: BackendFactory;
+  /** The secrets a CA of this type reads, checked before the run contacts any CA. */
+  secrets: readonly SecretKind[];
   /**
    * The SAN sets a CA of this type is asked for when node-join requests `template`, known without
    * reaching it (the template check of installed certificates needs them); default: the
@@ -21,22 +32,45 @@ export const CA_TYPES = ["cfssl", "step-ca"] as const;
 export type CaType = (typeof CA_TYPES)[number];
 
 export const BACKENDS: Record<CaType, BackendType> = {
-  cfssl: { create: createCfsslBackend },
-  "step-ca": { create: createStepCaBackend, requestedSans: stepCaRequestedSans },
+  cfssl: { create: createCfsslBackend, secrets: CFSSL_SECRETS },
+  "step-ca": {
+    create: createStepCaBackend,
+    secrets: STEPCA_SECRETS,
+    requestedSans: stepCaRequestedSans,
+  },
 };
 
 function backendType(type: string): BackendType | undefined {
   return (BACKENDS as Record<string, BackendType | undefined>)[type];
 }
 
-export function createBackend(ctx: BackendContext): CaBackend {
-  const t = backendType(ctx.settings.type);
+function knownType(ca: CaDescriptor, type: string): BackendType {
+  const t = backendType(type);
   if (!t) {
     throw new UsageError(
-      `CA ${ctx.ca.display}: unknown CA type "${ctx.settings.type}" (known: ${Object.keys(BACKENDS).join(", ")})`,
+      `CA ${ca.display}: unknown CA type "${type}" (known: ${Object.keys(BACKENDS).join(", ")})`,
     );
   }
-  return t.create(ctx);
+  return t;
+}
+
+export function createBackend(ctx: BackendContext): CaBackend {
+  return knownType(ctx.ca, ctx.settings.type).create(ctx);
+}
+
+/**
+ * What a CA's settings name on this host, read and checked before it is contacted: the secrets its
+ * type uses (secrets.ts), its CA file and TLS bundle (trust.ts).
+ */
+export function readCaInputs(
+  ca: CaDescriptor,
+  settings: CaSettings,
+  env: NodeJS.ProcessEnv,
+  o: ReadSecretsOptions,
+): CaSecrets {
+  const type = knownType(ca, settings.type);
+  checkTrustFiles(ca, settings);
+  return readCaSecrets(ca, settings, type.secrets, env, o);
 }
 
 export function requestedSansFor(type: string, template: CertTemplate): RequestedSans[] {

@@ -1,12 +1,48 @@
 // Secrets (CA auth keys, tokens, passwords) come from files or environment variables only, and
-// their values never reach argv, logs, errors, JSON output or the persisted config.
+// their values never reach argv, logs, errors, JSON output or the persisted config. Every secret a
+// run will use is read and checked once, before its first request to any CA (like sshd, which
+// refuses a bad key file before it listens), so a missing, exposed or malformed one costs no
+// network round trip and no one-time token.
+import { UsageError } from "../common/errors.js";
 import type { CaDescriptor } from "../pki/cas.js";
+import { inspect } from "../store/fsio.js";
 import { readTrustedFile } from "../store/strict-modes.js";
+import type { CaSettings } from "./backend.js";
+import { caSettingName, missingFileError } from "./trust.js";
 
 /** The environment variable holding a CA secret, e.g. NODE_JOIN_ETCD_CA_AUTH_KEY. */
 export function secretEnvName(ca: CaDescriptor, secret: string): string {
   return `${ca.envPrefix}${secret}`;
 }
+
+/** The settings naming a secret's file. */
+export type SecretSetting = "authKeyFile" | "passwordFile" | "tokenFile";
+
+/** One secret a CA type reads: where from, and what a valid value looks like. */
+export interface SecretKind {
+  setting: SecretSetting;
+  /** In messages: "CA auth key file". */
+  what: string;
+  /** The flag without the CA's prefix: "ca-auth-key-file". */
+  flag: string;
+  envName: (ca: CaDescriptor) => string;
+  /** Why `value` (read from `source`) is unusable; undefined: usable. */
+  check?: (value: string, source: string) => string | undefined;
+  /**
+   * Only an enrolment needs it: a renewal that authenticates with the installed certificate reads
+   * it if it is there (a fallback to enrolment may need it) and does not miss it otherwise (a
+   * bootstrap secret is often removed once the node joined).
+   */
+  enrolmentOnly?: boolean;
+}
+
+export interface Secret {
+  value: string;
+  /** The file or the environment variable it came from: messages name it, never the value. */
+  source: string;
+}
+
+export type CaSecrets = Partial<Record<SecretSetting, Secret>>;
 
 export interface SecretSpec {
   what: string;
@@ -26,4 +62,45 @@ export function readSecret(spec: SecretSpec): string | undefined {
   // Refused when group or others may read or write it, or (as root) another user owns it: the key
   // would leak to them, or be theirs to choose. Checked on the descriptor it is read from.
   return readTrustedFile(spec.file, spec.what, "secret").toString("utf8").trim();
+}
+
+export interface ReadSecretsOptions {
+  /** A renewal: secrets only an enrolment needs may be missing. */
+  renewal: boolean;
+}
+
+/**
+ * Reads and checks every secret of one CA that is configured (file or environment variable):
+ * present, a regular file owned and readable as secrets must be (strict-modes.ts), not empty, and
+ * in its format. Exit 2 naming the file and the flag that gave it.
+ */
+export function readCaSecrets(
+  ca: CaDescriptor,
+  settings: CaSettings,
+  kinds: readonly SecretKind[],
+  env: NodeJS.ProcessEnv,
+  o: ReadSecretsOptions,
+): CaSecrets {
+  const out: CaSecrets = {};
+  for (const k of kinds) {
+    const envName = k.envName(ca);
+    const file = settings[k.setting];
+    const fromEnv = env[envName] !== undefined && env[envName] !== "";
+    if (!fromEnv && !file) continue;
+    const source = fromEnv ? envName : file!;
+    const name = caSettingName(ca, k.flag, k.setting);
+    if (!fromEnv && inspect(file!).kind === "missing") {
+      if (o.renewal && k.enrolmentOnly) continue;
+      throw missingFileError(ca, k.what, file!, name);
+    }
+    const value = readSecret({ what: k.what, file, envName, env })!;
+    const why = value === "" ? "is empty" : k.check?.(value, source);
+    if (why) {
+      throw new UsageError(
+        `CA ${ca.display}: ${fromEnv ? envName : `${k.what} ${file} (${name})`} ${why}`,
+      );
+    }
+    out[k.setting] = { value, source };
+  }
+  return out;
 }

@@ -9,7 +9,7 @@ import { ipFamily } from "../common/ip.js";
 import { sanDifference, type RequestedSans } from "../pki/verify.js";
 import { spkiDer } from "../pki/keys.js";
 import { TransientError } from "./retry.js";
-import { readSecret, secretEnvName } from "./secrets.js";
+import { secretEnvName, type SecretKind } from "./secrets.js";
 import { peculiar } from "../pki/peculiar.js";
 import {
   buildChain,
@@ -209,6 +209,35 @@ interface Call {
   special?: (status: number) => Error | undefined;
 }
 
+/**
+ * step-ca's enrolment secrets: the JWK provisioner's password (node-join mints the tokens) and
+ * one-time tokens minted elsewhere. A renewal authenticates with the installed certificate.
+ */
+export const STEPCA_SECRETS: readonly SecretKind[] = [
+  {
+    setting: "passwordFile",
+    what: "step-ca provisioner password file",
+    flag: "ca-password-file",
+    envName: (ca) => secretEnvName(ca, "PASSWORD"),
+    enrolmentOnly: true,
+  },
+  {
+    setting: "tokenFile",
+    what: "step-ca token file",
+    flag: "ca-token-file",
+    envName: (ca) => secretEnvName(ca, "TOKEN"),
+    enrolmentOnly: true,
+    check: (v, source) => {
+      try {
+        parseTokenList(v, source);
+        return undefined;
+      } catch (err) {
+        return `is unusable: ${(err as Error).message}`;
+      }
+    },
+  },
+];
+
 export function createStepCaBackend(ctx: BackendContext): CaBackend {
   const s = ctx.settings;
   const base = s.url.replace(/\/+$/, "");
@@ -292,16 +321,12 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
   // ---- enrolment secrets -------------------------------------------------------------------
 
   let pool: TokenPool | undefined;
-  const tokenSource = (): string => (ctx.env[tokenEnv] ? tokenEnv : (s.tokenFile ?? tokenEnv));
+  // Read and checked before the run's first request to any CA (secrets.ts readCaSecrets).
+  const given = ctx.secrets.tokenFile;
+  const tokenSource = (): string => given?.source ?? s.tokenFile ?? tokenEnv;
   const tokens = (): TokenPool => {
     if (pool) return pool;
-    const text = readSecret({
-      what: "step-ca token file",
-      file: s.tokenFile,
-      envName: tokenEnv,
-      env: ctx.env,
-    });
-    const list = text ? parseTokenList(text, tokenSource()) : [];
+    const list = given ? parseTokenList(given.value, given.source) : [];
     pool = new TokenPool(
       list,
       Math.floor(ctx.clock.now() / 1000),
@@ -310,22 +335,9 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     return pool;
   };
 
-  let passwordRead = false;
-  let passwordValue: string | undefined;
-  const password = (): string | undefined => {
-    if (!passwordRead) {
-      passwordValue = readSecret({
-        what: "step-ca provisioner password file",
-        file: s.passwordFile,
-        envName: passwordEnv,
-        env: ctx.env,
-      });
-      passwordRead = true;
-    }
-    return passwordValue;
-  };
+  const password = (): string | undefined => ctx.secrets.passwordFile?.value;
   const passwordSource = (): string =>
-    ctx.env[passwordEnv] ? passwordEnv : (s.passwordFile ?? passwordEnv);
+    ctx.secrets.passwordFile?.source ?? s.passwordFile ?? passwordEnv;
   const canEnrol = (req: PlannedRequest): boolean => tokens().has(req) || password() !== undefined;
 
   const missingSecret = (reqs: PlannedRequest[]): UsageError => {

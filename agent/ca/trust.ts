@@ -2,6 +2,8 @@
 // file from the operator, or (only when asked for explicitly) nothing.
 import { readFileSync } from "node:fs";
 import { ioError, UsageError, VerificationError } from "../common/errors.js";
+import type { CaDescriptor } from "../pki/cas.js";
+import { inspect } from "../store/fsio.js";
 import type { CaSettings } from "./backend.js";
 import {
   buildChain,
@@ -23,6 +25,43 @@ export function loadPemFile(file: string, what: string): CertInfo[] {
     return splitPemCertificates(text, `${what} ${file}`).map(parseCert);
   } catch (err) {
     throw new UsageError(`${what} ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** "--etcd-ca-file, config cas.etcd.caFile": how a message names a CA's setting. */
+export function caSettingName(ca: CaDescriptor, flag: string, setting: string): string {
+  return `--${ca.flagPrefix}${flag}, config cas.${ca.name}.${setting}`;
+}
+
+/** A file a CA's setting names that is not there: the operator's mistake (exit 2), named. */
+export function missingFileError(
+  ca: CaDescriptor,
+  what: string,
+  file: string,
+  name: string,
+): UsageError {
+  return new UsageError(`CA ${ca.display}: ${what} ${file} does not exist (${name})`);
+}
+
+/**
+ * The CA file and the TLS bundle a CA's settings name, checked before the CA is contacted: present
+ * and holding certificates (the TLS bundle only where it is used, for an https:// URL).
+ */
+export function checkTrustFiles(ca: CaDescriptor, settings: CaSettings): void {
+  const files = [
+    { file: settings.caFile, what: "CA file", flag: "ca-file", setting: "caFile" },
+    {
+      file: settings.url.startsWith("https:") ? settings.tlsCaFile : undefined,
+      what: "CA TLS bundle",
+      flag: "ca-tls-file",
+      setting: "tlsCaFile",
+    },
+  ];
+  for (const f of files) {
+    if (!f.file) continue;
+    if (inspect(f.file).kind === "missing")
+      throw missingFileError(ca, f.what, f.file, caSettingName(ca, f.flag, f.setting));
+    loadPemFile(f.file, f.what);
   }
 }
 

@@ -1,4 +1,5 @@
 // Output shapes shared by commands: kubeadm's date and residual-time formats, plain tables.
+import type { PlannedFile } from "../store/transaction.js";
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
@@ -30,4 +31,19 @@ export function table(header: string[], rows: string[][]): string {
       .join("")
       .trimEnd();
   return [line(header), ...rows.map(line)].join("\n") + "\n";
+}
+
+/**
+ * A run's files as a dry run lists them, one per line and aligned: "would create  0600 <path>",
+ * "would replace link <path> -> <target>".
+ */
+export function formatPlannedFiles(files: readonly PlannedFile[]): string {
+  return files
+    .map((f) => {
+      const action = `would ${f.action}`.padEnd("would replace".length);
+      const what =
+        f.symlink === undefined ? `${f.mode} ${f.path}` : `link ${f.path} -> ${f.symlink}`;
+      return `  ${action} ${what}\n`;
+    })
+    .join("");
 }

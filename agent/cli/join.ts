@@ -11,7 +11,7 @@ import { casOf } from "../engine/issue.js";
 import { withMetrics } from "../engine/report.js";
 import type { Runtime } from "../engine/runtime.js";
 import { run, type RunOutcome, type RunPolicy } from "../engine/run.js";
-import type { TimerInstallResult } from "../ops/timer.js";
+import { detectTimerEnv, timerStatus, type TimerInstallResult } from "../ops/timer.js";
 import { trustConfigured } from "../ca/trust.js";
 import { CAS, type CaName } from "../pki/cas.js";
 import { kindsFor } from "../pki/certs.js";
@@ -19,14 +19,16 @@ import type { Role } from "../pki/roles.js";
 import { certPin, type CertInfo } from "../pki/x509.js";
 import { kubeletServingDropin } from "../store/kubelet-store.js";
 import type { Layout } from "../store/layout.js";
+import type { PlannedFile } from "../store/transaction.js";
 import { addGlobal, examples, type Cli } from "./context.js";
+import { formatPlannedFiles } from "./format.js";
 import { addOptionFlags } from "./flags.js";
 
 const HELP = examples([
   "# a worker against CFSSL, the CA pinned by the hash of its public key, as kubeadm pins it",
   "node-join join --api-server https://10.0.0.10:6443 --ca-url http://ca.example:8888 \\",
   "  --ca-cert-hash sha256:<hex> --ca-auth-key-file /etc/node-join/ca-auth.key",
-  "# what it would request and write, changing nothing",
+  "# a pre-flight: checks settings, secret files, CA and pin, then lists what it would request and write",
   "node-join join --dry-run --api-server https://10.0.0.10:6443 --ca-url http://ca.example:8888 --ca-cert-hash sha256:<hex>",
   "# a control plane against step-ca (the etcd and front-proxy CAs on the same server by default)",
   "node-join join --role control-plane --control-plane-endpoint k8s.example:6443 --ca-type step-ca \\",
@@ -54,9 +56,13 @@ export interface JoinResult {
   issued: IssuedSummary[];
   kept: string[];
   changedFiles: string[];
+  /** `changedFiles` with what happens to each: created or replaced, and its mode. */
+  files: PlannedFile[];
   backup?: string;
   message: string;
   timer?: TimerInstallResult;
+  /** Dry run: a real join would install the renewal timer. */
+  wouldInstallTimer?: true;
 }
 
 export interface JoinOptions {
@@ -85,7 +91,9 @@ export function persistedValues(
     const pins = [...new Set(anchors.map(certPin))];
     values.set(`cas.${ca}.certHashes`, pins);
     log(
-      `pinned CA ${CAS[ca].display} (${pins.join(", ")}): later runs trust only this CA certificate`,
+      o.dryRun
+        ? `dry run: would pin CA ${CAS[ca].display} (${pins.join(", ")})`
+        : `pinned CA ${CAS[ca].display} (${pins.join(", ")}): later runs trust only this CA certificate`,
     );
   }
   return values;
@@ -121,7 +129,8 @@ export function joinPolicy(o: JoinOptions, l: Layout, log: (line: string) => voi
   };
 }
 
-export function joinResult(s: Settings, r: RunOutcome): JoinResult {
+/** `timerInPlace`: the renewal timer is installed and sound, so a dry run does not list it. */
+export function joinResult(s: Settings, r: RunOutcome, timerInPlace = false): JoinResult {
   const toIssue = due(r.assessments);
   const issued: IssuedSummary[] = toIssue.map((a) => {
     const leaf = r.issued.get(a.kind.name)?.leaf;
@@ -138,7 +147,9 @@ export function joinResult(s: Settings, r: RunOutcome): JoinResult {
   });
   const what = `${s.role} node ${r.nodeName}`;
   const message = r.dryRun
-    ? `dry run: would request ${toIssue.length} certificate(s) and write the files of ${what}`
+    ? r.changedFiles.length === 0
+      ? `dry run: nothing to do: ${what} already has valid certificates matching its config`
+      : `dry run: would request ${toIssue.length} certificate(s) and write ${r.changedFiles.length} file(s) of ${what}`
     : r.changedFiles.length === 0
       ? `nothing to do: ${what} already has valid certificates matching its config`
       : `joined ${what}: issued ${r.issued.size} certificate(s), wrote ${r.changedFiles.length} file(s)`;
@@ -151,15 +162,21 @@ export function joinResult(s: Settings, r: RunOutcome): JoinResult {
     issued,
     kept: kept(r.assessments).map((a) => a.kind.name),
     changedFiles: r.changedFiles,
+    files: r.files,
     ...(r.backup ? { backup: r.backup } : {}),
     message,
     ...(r.timer ? { timer: r.timer } : {}),
+    ...(r.dryRun && s.timer.enabled && !timerInPlace ? { wouldInstallTimer: true as const } : {}),
   };
 }
 
 export async function runJoin(o: JoinOptions, rt: Runtime): Promise<JoinResult> {
   checkJoinSettings(o.settings, casOf(kindsFor(o.settings.role)));
-  return joinResult(o.settings, await run(o.settings, joinPolicy(o, rt.layout, rt.log), rt));
+  const outcome = await run(o.settings, joinPolicy(o, rt.layout, rt.log), rt);
+  const timerInPlace =
+    o.dryRun &&
+    timerStatus(detectTimerEnv(rt.layout), new Date(rt.clock.now())).problem === undefined;
+  return joinResult(o.settings, outcome, timerInPlace);
 }
 
 export function formatJoin(r: JoinResult): string {
@@ -169,8 +186,12 @@ export function formatJoin(r: JoinResult): string {
     const why = i.reason === "missing" ? "new" : i.reason;
     return `  ${r.dryRun ? "would request" : "issued"} ${i.kind}: ${subject}${sans.length ? ` SANs=${sans.join(",")}` : ""} (${why})\n`;
   };
+  const dry = r.dryRun
+    ? formatPlannedFiles(r.files) +
+      (r.wouldInstallTimer ? "  would install the renewal timer (node-join timer install)\n" : "")
+    : "";
   // The timer is mentioned when this join installed or replaced it, not on every repeated join.
-  return `${r.message}\n${r.issued.map(line).join("")}${r.timer?.changed ? `${r.timer.message}\n` : ""}`;
+  return `${r.message}\n${r.issued.map(line).join("")}${dry}${r.timer?.changed ? `${r.timer.message}\n` : ""}`;
 }
 
 export function registerJoin(program: Command, cli: Cli): void {
@@ -185,7 +206,10 @@ export function registerJoin(program: Command, cli: Cli): void {
   );
   cmd
     .option("--force", "re-issue every certificate even if the installed ones are valid")
-    .option("--dry-run", "print what would be requested and written; change nothing")
+    .option(
+      "--dry-run",
+      "check settings, secret files and every CA (reachable, pin), then print what would be requested and written; change nothing",
+    )
     .option("--no-timer", "do not install the renewal timer (config timer.enabled: false)")
     .addHelpText("after", HELP)
     .action(async (opts: GlobalOptions & Record<string, unknown>) => {

@@ -10,11 +10,13 @@ import { run, type RunOutcome, type RunPolicy } from "../engine/run.js";
 import type { Runtime } from "../engine/runtime.js";
 import { defaultHooks } from "../ops/hooks.js";
 import type { Layout } from "../store/layout.js";
+import type { PlannedFile } from "../store/transaction.js";
 import { addGlobal, examples, type Cli } from "./context.js";
+import { formatPlannedFiles } from "./format.js";
 
 const HELP = examples([
   "node-join renew                 # what the timer runs: renew what is due, then run the hooks",
-  "node-join renew --dry-run       # what is due, and why",
+  "node-join renew --dry-run       # what is due and why, the CAs checked, the files it would write",
   "node-join renew --before 720h   # renew everything with less than 30 days left",
   "node-join renew --force --json  # renew everything now",
 ]);
@@ -47,6 +49,8 @@ export interface RenewResult {
   nextDeadline?: string;
   hooks: { argv: string[]; exitCode: number }[];
   changedFiles: string[];
+  /** `changedFiles` with what happens to each: created or replaced, and its mode. */
+  files: PlannedFile[];
   message: string;
 }
 
@@ -97,6 +101,7 @@ export function renewResult(r: RunOutcome): RenewResult {
     nodeName: r.nodeName,
     hooks: r.hooks,
     changedFiles: r.changedFiles,
+    files: r.files,
   };
   if (renewed.length === 0) {
     const next = r.nextDeadline?.toISOString();
@@ -134,7 +139,7 @@ export async function runRenew(o: RenewOptions, rt: Runtime): Promise<RenewResul
 export function formatRenew(r: RenewResult): string {
   const line = (x: RenewedCert): string =>
     `  ${r.dryRun ? "would renew" : "renewed"} ${x.kind}: ${x.reason}${x.serial ? ` -> serial ${x.serial}, expires ${x.notAfter}` : ""}\n`;
-  return `${r.message}\n${r.renewed.map(line).join("")}`;
+  return `${r.message}\n${r.renewed.map(line).join("")}${r.dryRun ? formatPlannedFiles(r.files) : ""}`;
 }
 
 export function registerRenew(program: Command, cli: Cli): void {
@@ -148,7 +153,10 @@ export function registerRenew(program: Command, cli: Cli): void {
       "renew when less than this remains (default: the kubelet's rule, 70-90% of the lifetime)",
     )
     .option("--force", "renew every certificate now")
-    .option("--dry-run", "print what would be renewed; change nothing")
+    .option(
+      "--dry-run",
+      "check secret files and the CAs of what is due (reachable, pin), then print what would be renewed and written; change nothing",
+    )
     .addHelpText("after", HELP)
     .action(async (opts: GlobalOptions & Record<string, unknown>) => {
       const loaded = loadSettings(opts, cli.io.env);

@@ -6,6 +6,7 @@ import type { CaName } from "../pki/cas.js";
 import { templateFor, type CertKind, type CertTemplate, type TableContext } from "../pki/certs.js";
 import { dueness, type DeadlinePolicy } from "../pki/deadline.js";
 import { keyMatches, type KindReading } from "../pki/installed.js";
+import { keyAlgorithmChange, type KeyAlgorithm } from "../pki/keys.js";
 import { mismatch, type RequestedSans } from "../pki/verify.js";
 import type { CertInfo } from "../pki/x509.js";
 
@@ -18,6 +19,8 @@ export interface AssessPolicy {
   anchors: (ca: CaName) => CertInfo[] | undefined;
   /** The SAN sets the kind's CA is asked for (a CA may be asked for more than the template). */
   requestedSans?: (ca: CaName, template: CertTemplate) => RequestedSans[];
+  /** The configured key algorithm: an installed key of another one is replaced. */
+  keyAlgorithm?: KeyAlgorithm;
   now: Date;
 }
 
@@ -48,6 +51,10 @@ export function assessKind(
   const requested = p.requestedSans?.(ca, template);
   const why = mismatch(leaf, template, p.anchors(ca), undefined, intermediates, requested);
   if (why) return { ...base, reason: why };
+  // A changed --key-algorithm takes effect at once, like a changed name: the key is generated anew.
+  // (keyMatches parsed the key: it is a readable private key.)
+  const algorithm = p.keyAlgorithm && keyAlgorithmChange(inst.keyPem, p.keyAlgorithm);
+  if (algorithm) return { ...base, reason: `key algorithm changed (${algorithm})` };
   if (p.deadline) {
     const d = dueness(leaf, p.deadline, p.now);
     if (d.due) return { ...base, reason: d.reason, expired: d.expired };

@@ -9,13 +9,12 @@ import { kubeconfigServer, type TableContext } from "../pki/certs.js";
 import { credentialsOf } from "../pki/installed.js";
 import type { Role } from "../pki/roles.js";
 import type { CertInfo } from "../pki/x509.js";
-import { CERT_MODE, KEY_MODE } from "../store/cert-store.js";
+import { CERT_MODE, KEY_MODE, type Credentials } from "../store/cert-store.js";
 import { inspect, readNoFollow } from "../store/fsio.js";
 import type { Layout } from "../store/layout.js";
 import { readTrustedFile } from "../store/strict-modes.js";
 import type { FileChange } from "../store/transaction.js";
 import type { Assessment } from "./assess.js";
-import type { Issued } from "./issue.js";
 
 /** The CA certificate files of a role for the CAs in `anchors` (no keys, ever). */
 export function caFiles(role: Role, anchors: Map<CaName, CertInfo[]>, l: Layout): FileChange[] {
@@ -34,14 +33,14 @@ export function caFiles(role: Role, anchors: Map<CaName, CertInfo[]>, l: Layout)
 /** Files for every kind: newly issued credentials where given, the installed ones otherwise. */
 export function kindFiles(
   all: Assessment[],
-  issued: Map<string, Issued>,
+  issued: ReadonlyMap<string, Credentials>,
   caPem: Map<CaName, string>,
   ctx: TableContext,
   l: Layout,
   now: Date,
 ): FileChange[] {
   return all.flatMap((a) => {
-    const fresh = issued.get(a.kind.name)?.credentials;
+    const fresh = issued.get(a.kind.name);
     const current = fresh ?? (a.reading.installed ? credentialsOf(a.reading.installed) : undefined);
     const ca = caPem.get(a.kind.ca);
     // A kept kind whose CA certificate is unknown this run has nothing to rewrite.

@@ -1,11 +1,19 @@
 // Reaching the CAs and issuing: the key is generated on this host, the CSR sent, and the answer
 // verified before anyone uses it.
 import type { CaBackend } from "../ca/backend.js";
+import { readCaInputs } from "../ca/index.js";
+import type { CaSecrets } from "../ca/secrets.js";
 import type { Settings } from "../config/settings.js";
 import { CAS, type CaName } from "../pki/cas.js";
 import { buildCsr } from "../pki/csr.js";
 import { credentialsOf, keyMatches } from "../pki/installed.js";
-import { generateKey, loadKey, spkiDer, type KeyAlgorithm } from "../pki/keys.js";
+import {
+  generateKey,
+  keyAlgorithmChange,
+  loadKey,
+  spkiDer,
+  type KeyAlgorithm,
+} from "../pki/keys.js";
 import { verifyAnswer } from "../pki/verify.js";
 import type { CertInfo } from "../pki/x509.js";
 import type { Credentials } from "../store/cert-store.js";
@@ -21,23 +29,28 @@ export type Connected = Map<CaName, ConnectedCa>;
 
 /**
  * Reaches every CA in turn and authenticates its certificate; nothing is sent to a CA that fails
- * its pin.
+ * its pin. The secrets of all of them are read and checked first: a missing, exposed or malformed
+ * one stops the run before any request.
  */
 export async function connectCas(
   s: Settings,
   cas: CaName[],
   rt: Runtime,
-  deadline: number,
+  o: { deadline: number; renewal: boolean },
 ): Promise<Connected> {
+  const secrets = new Map<CaName, CaSecrets>(
+    cas.map((ca) => [ca, readCaInputs(CAS[ca], s.cas[ca], rt.env, { renewal: o.renewal })]),
+  );
   const out: Connected = new Map();
   for (const ca of cas) {
     const backend = backendFor(rt, {
       ca: CAS[ca],
       settings: s.cas[ca],
       unsafeSkipCaVerification: s.unsafeSkipCaVerification,
+      secrets: secrets.get(ca)!,
       env: rt.env,
       clock: rt.clock,
-      deadline,
+      deadline: o.deadline,
       log: rt.log,
     });
     const anchors = await backend.fetchCaBundle();
@@ -70,7 +83,9 @@ export interface IssueOptions {
 async function issue(a: Assessment, ca: ConnectedCa, o: IssueOptions, now: Date): Promise<Issued> {
   const usable =
     a.reading.installed && keyMatches(a.reading.installed) ? a.reading.installed : undefined;
-  const key = o.reuseKey && usable ? loadKey(usable.keyPem) : await generateKey(o.algorithm);
+  // renew.reuseKey keeps the key only while it is of the configured algorithm.
+  const reusable = usable && !keyAlgorithmChange(usable.keyPem, o.algorithm) ? usable : undefined;
+  const key = o.reuseKey && reusable ? loadKey(reusable.keyPem) : await generateKey(o.algorithm);
   const csrPem = await buildCsr(a.template, key);
   const req = { kind: a.kind.name, profile: a.kind.profile, csrPem, template: a.template };
   const from = o.renewWithInstalled && usable ? credentialsOf(usable) : undefined;
@@ -102,6 +117,17 @@ async function issue(a: Assessment, ca: ConnectedCa, o: IssueOptions, now: Date)
 }
 
 /**
+ * Every CA checks that it can authorize its requests (step-ca: a one-time token for each, or the
+ * provisioner key decrypted with the password), sending no CSR and spending no token.
+ */
+export async function prepareAll(toIssue: Assessment[], connected: Connected): Promise<void> {
+  for (const [ca, conn] of connected) {
+    const mine = toIssue.filter((a) => a.kind.ca === ca);
+    await conn.backend.prepare?.(mine.map((a) => ({ kind: a.kind.name, template: a.template })));
+  }
+}
+
+/**
  * Issues every kind: one CA after the other in table order (kubernetes, front-proxy, etcd), the
  * kinds of one CA concurrently (key generation and signing overlap). Any failure rejects the whole
  * set before anything is written. For an enrolment every CA first checks that it can authorize its
@@ -114,10 +140,7 @@ export async function issueAll(
   o: IssueOptions,
   rt: Runtime,
 ): Promise<Map<string, Issued>> {
-  for (const [ca, conn] of o.renewWithInstalled ? [] : connected) {
-    const mine = toIssue.filter((a) => a.kind.ca === ca);
-    await conn.backend.prepare?.(mine.map((a) => ({ kind: a.kind.name, template: a.template })));
-  }
+  if (!o.renewWithInstalled) await prepareAll(toIssue, connected);
   const issued = new Map<string, Issued>();
   for (const ca of casOf(toIssue.map((a) => a.kind))) {
     const conn = connected.get(ca)!;

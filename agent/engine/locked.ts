@@ -27,10 +27,13 @@ export function recoverInterrupted(rt: Runtime): void {
   }
 }
 
-/** Runs `fn` under the lock, after recovery; a dry run takes no lock and recovers nothing. */
+/**
+ * Runs `fn` under the lock, after recovery; a dry run takes no lock and recovers nothing, but
+ * checks the write targets as the real run would.
+ */
 export async function locked<T>(rt: Runtime, dryRun: boolean, fn: () => Promise<T>): Promise<T> {
-  if (dryRun) return fn();
   checkWriteTargets(rt.layout);
+  if (dryRun) return fn();
   const lock = acquireLock(rt.layout.lockFile);
   try {
     recoverInterrupted(rt);

@@ -12,18 +12,24 @@ import { deadlinePolicy } from "../pki/deadline.js";
 import { readCaFile, readRole } from "../pki/installed.js";
 import type { CertInfo } from "../pki/x509.js";
 import { removeIfExists } from "../store/fsio.js";
-import { readState, stateFile, withIssued } from "../store/state.js";
-import { commit, type FileChange } from "../store/transaction.js";
+import type { Credentials } from "../store/cert-store.js";
+import { readState, stateFile, withIssued, type IssuedRecord } from "../store/state.js";
+import { commit, planCommit, type FileChange, type PlannedFile } from "../store/transaction.js";
 import { assess, due, nextDeadline, type Assessment } from "./assess.js";
 import { caFiles, kindFiles } from "./files.js";
 import { resolveIdentity, tableContext } from "./identity.js";
-import { casOf, connectCas, issueAll, type Connected, type Issued } from "./issue.js";
+import { casOf, connectCas, issueAll, prepareAll, type Connected, type Issued } from "./issue.js";
 import { requestedSansFor } from "../ca/index.js";
 import { locked } from "./locked.js";
 import type { Runtime } from "./runtime.js";
 
 export interface RunPolicy {
   force: boolean;
+  /**
+   * The pre-flight: everything a real run checks before it issues (settings, secrets, the CAs
+   * reachable and matching their pins, step-ca's enrolment secrets), then the files it would
+   * write; no CSR is sent, nothing is written, no lock is taken.
+   */
   dryRun: boolean;
   /** Interface inventory for discovery: the full one, or sysfs (renew runs twice a day). */
   inventory: "systeminformation" | "sysfs";
@@ -75,6 +81,8 @@ export interface RunOutcome {
   assessments: Assessment[];
   issued: Map<string, Issued>;
   changedFiles: string[];
+  /** The changed (dry run: the would-be changed) files, with action and mode. */
+  files: PlannedFile[];
   backup?: string;
   nextDeadline?: Date;
   hooks: HookRun[];
@@ -95,16 +103,19 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       CA_NAMES.map((ca) => [ca, readCaFile(CAS[ca], l)]),
     );
     const connect = (cas: CaName[]): Promise<Connected> =>
-      connectCas(trusting, cas, rt, rt.clock.now() + s.timeoutMs);
-    let connected =
-      policy.contactAllCas && !policy.dryRun
-        ? await connect(casFor(s.role).map((c) => c.name))
-        : undefined;
+      connectCas(trusting, cas, rt, {
+        deadline: rt.clock.now() + s.timeoutMs,
+        renewal: policy.renewWithInstalled,
+      });
+    let connected = policy.contactAllCas
+      ? await connect(casFor(s.role).map((c) => c.name))
+      : undefined;
     const assessments = assess(readings, ctx, {
       force: policy.force,
       ...(policy.deadlineRule ? { deadline: deadlinePolicy(id.nodeName, s.renew.beforeMs) } : {}),
       anchors: (ca) => (policy.contactAllCas ? connected?.get(ca)?.anchors : installedCas.get(ca)),
       requestedSans: (ca, t) => requestedSansFor(s.cas[ca].type, t),
+      keyAlgorithm: s.keyAlgorithm,
       now: now(),
     });
     const toIssue = due(assessments);
@@ -114,13 +125,22 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       assessments,
       issued: new Map(),
       changedFiles: [],
+      files: [],
       hooks: [],
     };
     const next = nextDeadline(assessments);
     if (next) base.nextDeadline = next;
-    if (policy.dryRun || (toIssue.length === 0 && !policy.contactAllCas)) return base;
+    if (toIssue.length === 0 && !policy.contactAllCas) return base;
 
     connected ??= await connect(casOf(toIssue.map((a) => a.kind)));
+    const conn = connected;
+    const changes = (fresh: NewCredentials): FileChange[] =>
+      filesOf(s, ctx, assessments, fresh, conn, installedCas, id, policy, rt);
+    if (policy.dryRun) {
+      if (!policy.renewWithInstalled) await prepareAll(toIssue, connected);
+      const files = planCommit(changes(standIns(toIssue, now())));
+      return { ...base, changedFiles: files.map((f) => f.path), files };
+    }
     const issued = await issueAll(
       toIssue,
       connected,
@@ -131,12 +151,7 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       },
       rt,
     );
-    const committed = commit(
-      filesOf(s, ctx, assessments, issued, connected, installedCas, id, policy, rt),
-      l,
-      now(),
-      rt.crashPoint,
-    );
+    const committed = commit(changes(issuedCredentials(issued)), l, now(), rt.crashPoint);
     const keep = policy.keepPrevious;
     if (keep !== undefined)
       for (const a of toIssue)
@@ -145,6 +160,7 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       ...base,
       issued,
       changedFiles: committed.changed,
+      files: committed.files,
       ...(committed.backup ? { backup: committed.backup } : {}),
     };
     // Still under the lock: a second run must not restart what this one is restarting.
@@ -161,11 +177,36 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
   });
 }
 
+/** What this run issued (or a dry run would): the credentials per kind, and the state records. */
+interface NewCredentials {
+  credentials: ReadonlyMap<string, Credentials>;
+  records: IssuedRecord[];
+}
+
+function issuedCredentials(issued: Map<string, Issued>): NewCredentials {
+  const all = [...issued.values()];
+  return {
+    credentials: new Map(all.map((i) => [i.kind, i.credentials])),
+    records: all.map((i) => ({ kind: i.kind, serial: i.leaf.serial, notAfter: i.leaf.notAfter })),
+  };
+}
+
+/** A dry run's stand-ins for what the CAs would sign: unlike anything installed, so every file of a
+ * kind due is planned as a real run would write it (a new kubelet file, a replaced pair). */
+const TO_BE_ISSUED: Credentials = { chainPem: "(to be issued)\n", keyPem: "(to be generated)\n" };
+
+function standIns(toIssue: Assessment[], at: Date): NewCredentials {
+  return {
+    credentials: new Map(toIssue.map((a) => [a.kind.name, TO_BE_ISSUED])),
+    records: toIssue.map((a) => ({ kind: a.kind.name, serial: "", notAfter: at })),
+  };
+}
+
 function filesOf(
   s: Settings,
   ctx: TableContext,
   assessments: Assessment[],
-  issued: Map<string, Issued>,
+  issued: NewCredentials,
   connected: Connected,
   installedCas: Map<CaName, CertInfo[] | undefined>,
   id: Discovered,
@@ -179,16 +220,12 @@ function filesOf(
     const anchors = fetched.get(ca) ?? installedCas.get(ca);
     if (anchors) caPem.set(ca, anchors.map((c) => c.pem).join(""));
   }
-  const records = [...issued.values()].map((i) => ({
-    kind: i.kind,
-    serial: i.leaf.serial,
-    notAfter: i.leaf.notAfter,
-  }));
+  const records = issued.records;
   return [
     // Only the CAs asked this run: their certificate may have been re-issued (same key, new
     // validity).
     ...caFiles(s.role, fetched, rt.layout),
-    ...kindFiles(assessments, issued, caPem, ctx, rt.layout, now),
+    ...kindFiles(assessments, issued.credentials, caPem, ctx, rt.layout, now),
     ...(policy.extraFiles?.(id, fetched) ?? []),
     ...(records.length
       ? [stateFile(withIssued(readState(rt.layout), records, now, policy.recordRenewal), rt.layout)]

@@ -62,6 +62,21 @@ export function algorithmOf(key: KeyObject): KeyAlgorithm {
   throw new Error(`unsupported key type ${describeKey(key)}`);
 }
 
+/**
+ * Why an installed key is not of the configured algorithm ("ecdsa-p256 -> rsa-2048"); undefined
+ * when it is. A key of a type node-join does not make is named as `status` names it.
+ */
+export function keyAlgorithmChange(keyPem: string, wanted: KeyAlgorithm): string | undefined {
+  const key = createPrivateKey(keyPem);
+  let have: string;
+  try {
+    have = algorithmOf(key);
+  } catch {
+    have = describeKey(key);
+  }
+  return have === wanted ? undefined : `${have} -> ${wanted}`;
+}
+
 /** Human-readable key type, as `status` prints it. */
 export function describeKey(key: KeyObject): string {
   const details = key.asymmetricKeyDetails ?? {};

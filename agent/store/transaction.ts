@@ -65,8 +65,35 @@ export function isUnchanged(change: FileChange): boolean {
   return now.kind === "file" && now.mode === change.mode && now.content!.equals(want);
 }
 
+/** What a commit does (or would do) to one path. */
+export interface PlannedFile {
+  path: string;
+  action: "create" | "replace";
+  /** Octal, as ls and chmod write it; a symbolic link's is 0777, as lstat reports it. */
+  mode: string;
+  /** Set for a symbolic link: its target. */
+  symlink?: string;
+}
+
+/** The changes a commit makes, each with its action and mode; unchanged files are left out. */
+export function planCommit(changes: FileChange[]): PlannedFile[] {
+  return changes.filter((c) => !isUnchanged(c)).map(planned);
+}
+
+function planned(c: FileChange): PlannedFile {
+  return {
+    path: c.path,
+    action: inspect(c.path).kind === "missing" ? "create" : "replace",
+    ...("symlink" in c
+      ? { mode: "0777", symlink: c.symlink }
+      : { mode: (c.mode & 0o7777).toString(8).padStart(4, "0") }),
+  };
+}
+
 export interface CommitResult {
   changed: string[];
+  /** The changed paths with what happened to each, in the order of `changed`. */
+  files: PlannedFile[];
   backup?: string;
 }
 
@@ -77,7 +104,8 @@ export function commit(
   crashPoint: CrashPoint = () => undefined,
 ): CommitResult {
   const pending = changes.filter((c) => !isUnchanged(c));
-  if (pending.length === 0) return { changed: [] };
+  if (pending.length === 0) return { changed: [], files: [] };
+  const files = pending.map(planned);
   // A rename over a directory fails (EISDIR) only when its turn comes, with the moves before it
   // done: every target is checked before anything is staged, so such a set is refused whole.
   for (const c of pending) checkReplaceable(c.path);
@@ -120,7 +148,7 @@ export function commit(
   removeIfExists(l.journalFile);
   fsyncDir(dirname(l.journalFile));
   crashPoint("done");
-  return { changed: pending.map((c) => c.path), ...(backup ? { backup } : {}) };
+  return { changed: pending.map((c) => c.path), files, ...(backup ? { backup } : {}) };
 }
 
 function applyMoves(moves: Move[], crashPoint: CrashPoint = () => undefined): void {

@@ -4,6 +4,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import type { BackendContext, CaBackend, CaSettings, SignRequest } from "../../agent/ca/backend.js";
 import { CAS } from "../../agent/pki/cas.js";
+import { readCaInputs } from "../../agent/ca/index.js";
 import { createStepCaBackend } from "../../agent/ca/stepca.js";
 import { templateFor, findKind, type TableContext } from "../../agent/pki/certs.js";
 import { buildCsr } from "../../agent/pki/csr.js";
@@ -43,16 +44,19 @@ function backend(
   env: NodeJS.ProcessEnv = {},
 ): { b: CaBackend; log: string[] } {
   const log: string[] = [];
+  const full: CaSettings = {
+    type: "step-ca",
+    url: ca.url,
+    certHashes: [],
+    fingerprint: ca.rootFingerprint,
+    ...settings,
+  };
   const ctx: BackendContext = {
     ca: CAS.kubernetes,
-    settings: {
-      type: "step-ca",
-      url: ca.url,
-      certHashes: [],
-      fingerprint: ca.rootFingerprint,
-      ...settings,
-    },
+    settings: full,
     unsafeSkipCaVerification: false,
+    // What the engine reads before it contacts the CA (engine/issue.ts connectCas).
+    secrets: readCaInputs(CAS.kubernetes, full, env, { renewal: false }),
     env,
     clock: systemClock,
     deadline: Date.now() + 20_000,

@@ -2,7 +2,7 @@
 // interface, a fake clock, temp roots. What is issued, why, and what lands on disk.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { generateKeyPairSync } from "node:crypto";
+import { createPrivateKey, generateKeyPairSync } from "node:crypto";
 import {
   cpSync,
   existsSync,
@@ -18,7 +18,12 @@ import {
 import { join } from "node:path";
 import { runJoin, type JoinResult } from "../../agent/cli/join.js";
 import { KUBELET_FILES_KEPT, runRenew, type RenewResult } from "../../agent/cli/renew.js";
-import { CaRefusedError, CaUnreachableError, LockedError } from "../../agent/common/errors.js";
+import {
+  CaRefusedError,
+  CaUnreachableError,
+  LockedError,
+  UsageError,
+} from "../../agent/common/errors.js";
 import { toSettings, type Settings } from "../../agent/config/settings.js";
 import { flagValues, mergeValues, type RawValues } from "../../agent/config/sources.js";
 import type { Runtime } from "../../agent/engine/runtime.js";
@@ -238,7 +243,7 @@ test("join: a key that does not match, a certificate of another CA, an expired o
   );
 });
 
-test("join --dry-run: asks no CA, writes nothing, lists what it would request", async () => {
+test("join --dry-run: fetches and checks the CA, sends no CSR, writes nothing, lists every file it would create", async () => {
   const n = await node();
   const snap = snapshot(n.root);
   const r = await n.join({}, { dryRun: true });
@@ -247,8 +252,305 @@ test("join --dry-run: asks no CA, writes nothing, lists what it would request", 
     r.issued.map((i) => i.kind),
     ["kubelet-client", "kubelet-server"],
   );
-  assert.equal(n.cas.kubernetes.fetches, 0, "no CA contacted");
+  assert.equal(n.cas.kubernetes.fetches, 1, "the CA is reached and its certificate checked");
+  assert.deepEqual(n.cas.kubernetes.signed, [], "no CSR sent");
   assert.deepEqual(diffSnapshots(snap, snapshot(n.root)), []);
+  const rel = (p: string) => p.slice(n.root.length);
+  const stamp = /-\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d\.pem$/;
+  assert.deepEqual(
+    r.files.map((f) => [f.action, f.mode, rel(f.path).replace(stamp, "-<stamp>.pem")]),
+    [
+      ["create", "0644", "/etc/kubernetes/pki/ca.crt"],
+      ["create", "0600", "/var/lib/kubelet/pki/kubelet-client-<stamp>.pem"],
+      ["create", "0777", "/var/lib/kubelet/pki/kubelet-client-current.pem"],
+      ["create", "0600", "/etc/kubernetes/kubelet.conf"],
+      ["create", "0600", "/var/lib/kubelet/pki/kubelet-server-<stamp>.pem"],
+      ["create", "0777", "/var/lib/kubelet/pki/kubelet-server-current.pem"],
+      ["create", "0644", "/etc/kubernetes/kubelet.conf.d/50-node-join-serving.conf"],
+      ["create", "0644", "/etc/node-join/config.yaml"],
+      ["create", "0600", "/var/lib/node-join/state.json"],
+    ],
+  );
+  assert.deepEqual(
+    r.changedFiles,
+    r.files.map((f) => f.path),
+  );
+  assert.equal(
+    r.message,
+    "dry run: would request 2 certificate(s) and write 9 file(s) of worker node w1",
+  );
+  // What the real join then writes is exactly that list.
+  const real = await n.join();
+  assert.deepEqual(
+    real.files.map((f) => [f.action, f.mode, rel(f.path).replace(stamp, "")]),
+    r.files.map((f) => [f.action, f.mode, rel(f.path).replace(stamp, "")]),
+  );
+});
+
+test("join --dry-run on a control plane: all three CAs checked, every kubeadm file listed with its mode", async () => {
+  const n = await node("control-plane");
+  const snap = snapshot(n.root);
+  const r = await n.join({}, { dryRun: true });
+  assert.deepEqual(diffSnapshots(snap, snapshot(n.root)), []);
+  for (const ca of ["kubernetes", "frontProxy", "etcd"] as const) {
+    assert.equal(n.cas[ca].fetches, 1, ca);
+    assert.deepEqual(n.cas[ca].signed, [], ca);
+  }
+  const byPath = new Map(r.files.map((f) => [f.path.slice(n.root.length), f]));
+  for (const [path, mode] of [
+    ["/etc/kubernetes/pki/etcd/ca.crt", "0644"],
+    ["/etc/kubernetes/pki/apiserver-etcd-client.key", "0600"],
+    ["/etc/kubernetes/pki/apiserver.crt", "0644"],
+    ["/etc/kubernetes/pki/sa.key", "0600"],
+    ["/etc/kubernetes/pki/sa.pub", "0644"],
+    ["/etc/kubernetes/admin.conf", "0600"],
+  ] as const)
+    assert.deepEqual(byPath.get(path), { path: n.root + path, action: "create", mode }, path);
+  const real = await n.join();
+  assert.equal(real.files.length, r.files.length, "the join writes what the dry run listed");
+});
+
+test("join --dry-run on a joined node: a changed IP replaces the serving files, creates a new stamped file", async () => {
+  const n = await node();
+  await n.join();
+  const snap = snapshot(n.root);
+  const r = await n.join({ ip: ["10.0.0.99"] }, { dryRun: true });
+  assert.deepEqual(diffSnapshots(snap, snapshot(n.root)), []);
+  assert.deepEqual(
+    r.issued.map((i) => i.kind),
+    ["kubelet-server"],
+  );
+  const rel = (p: string) => p.slice(n.root.length);
+  assert.deepEqual(
+    r.files.map((f) => [f.action, f.mode, rel(f.path).replace(/-\d[\d-]+\.pem$/, "-<stamp>.pem")]),
+    [
+      ["create", "0600", "/var/lib/kubelet/pki/kubelet-server-<stamp>.pem"],
+      ["replace", "0777", "/var/lib/kubelet/pki/kubelet-server-current.pem"],
+      ["replace", "0644", "/etc/node-join/config.yaml"],
+      ["replace", "0600", "/var/lib/node-join/state.json"],
+    ],
+  );
+  const unchanged = await n.join({}, { dryRun: true });
+  assert.deepEqual(unchanged.files, []);
+  assert.equal(
+    unchanged.message,
+    "dry run: nothing to do: worker node w1 already has valid certificates matching its config",
+  );
+});
+
+test("join --dry-run: a CA that is down, or refuses, fails the dry run as it would fail the join", async () => {
+  const n = await node();
+  n.cas.kubernetes.failure = { mode: "down" };
+  await assert.rejects(
+    n.join({}, { dryRun: true }),
+    (e: unknown) => e instanceof CaUnreachableError && e.exitCode === 3,
+  );
+});
+
+test("secret files are read and checked before any CA is contacted: missing, exposed, not hex (exit 2)", async () => {
+  const n = await node();
+  const keyFile = join(n.root, "etc/node-join/ca-auth.key");
+  const flag = "--ca-auth-key-file, config cas.kubernetes.authKeyFile";
+  const cases: [string, () => void, string][] = [
+    [
+      "missing",
+      () => rmSync(keyFile, { force: true }),
+      `CA kubernetes: CA auth key file ${keyFile} does not exist (${flag})`,
+    ],
+    [
+      "0644",
+      () => writeFileSync(keyFile, "00ff\n", { mode: 0o644 }),
+      `CA auth key file ${keyFile} is readable by group or others (mode 0644); fix with: chmod 600 ${keyFile}`,
+    ],
+    [
+      "not hex",
+      () => writeFileSync(keyFile, "not-a-key\n", { mode: 0o600 }),
+      `CA kubernetes: CA auth key file ${keyFile} (${flag}) is not hex (CFSSL auth keys are hex strings, as in the CA's config)`,
+    ],
+    [
+      "empty",
+      () => writeFileSync(keyFile, "\n", { mode: 0o600 }),
+      `CA kubernetes: CA auth key file ${keyFile} (${flag}) is empty`,
+    ],
+  ];
+  mkdirSync(join(n.root, "etc/node-join"), { recursive: true });
+  for (const [what, make, message] of cases) {
+    rmSync(keyFile, { force: true });
+    make();
+    for (const dryRun of [false, true]) {
+      await assert.rejects(
+        n.join({ caAuthKeyFile: keyFile }, { dryRun }),
+        (e: unknown) => e instanceof UsageError && e.exitCode === 2 && e.message === message,
+        `${what}${dryRun ? " (dry run)" : ""}`,
+      );
+    }
+    assert.equal(n.cas.kubernetes.fetches, 0, `${what}: no CA contacted`);
+    assert.deepEqual(n.logs, [], `${what}: nothing logged, no "requesting" line`);
+  }
+  // The value never appears in a message, only the file.
+  writeFileSync(keyFile, "s3cr3t-not-hex\n", { mode: 0o600 });
+  await assert.rejects(n.join({ caAuthKeyFile: keyFile }), (e: unknown) => {
+    assert.doesNotMatch((e as Error).message, /s3cr3t/);
+    return true;
+  });
+  // A good key is read and the join goes on.
+  writeFileSync(keyFile, "0123456789abcdef\n", { mode: 0o600 });
+  const ok = await n.join({ caAuthKeyFile: keyFile });
+  assert.equal(ok.issued.length, 2);
+});
+
+test("a missing --ca-file, an unusable step-ca token file or a missing password file stop the join before any CA is contacted", async () => {
+  const n = await node();
+  const dir = join(n.root, "etc/node-join");
+  mkdirSync(dir, { recursive: true });
+  const caFile = join(dir, "ca.pem");
+  await assert.rejects(
+    n.join({ caFile }),
+    (e: unknown) =>
+      e instanceof UsageError &&
+      e.message ===
+        `CA kubernetes: CA file ${caFile} does not exist (--ca-file, config cas.kubernetes.caFile)`,
+  );
+  const stepCa = {
+    caType: "step-ca",
+    caUrl: "https://ca.invalid:9000",
+    caFingerprint: "ab".repeat(32),
+  };
+  const tokenFile = join(dir, "tokens");
+  writeFileSync(tokenFile, "not-a-token\n", { mode: 0o600 });
+  await assert.rejects(n.join({ ...stepCa, caTokenFile: tokenFile }), (e: unknown) => {
+    assert.ok(e instanceof UsageError, String(e));
+    assert.match(
+      e.message,
+      new RegExp(
+        `^CA kubernetes: step-ca token file ${tokenFile} \\(--ca-token-file, config cas\\.kubernetes\\.tokenFile\\) is unusable: token 1 in ${tokenFile} is not a step-ca one-time token`,
+      ),
+    );
+    return true;
+  });
+  const passwordFile = join(dir, "password");
+  await assert.rejects(
+    n.join({ ...stepCa, caProvisioner: "nodes", caPasswordFile: passwordFile }),
+    (e: unknown) =>
+      e instanceof UsageError &&
+      e.message ===
+        `CA kubernetes: step-ca provisioner password file ${passwordFile} does not exist (--ca-password-file, config cas.kubernetes.passwordFile)`,
+  );
+  assert.equal(n.cas.kubernetes.fetches, 0, "no CA contacted");
+  assert.deepEqual(n.logs, []);
+});
+
+test("renew against step-ca does not miss a password file removed after the join", async () => {
+  const n = await node();
+  n.cas.kubernetes.withRenewalPath();
+  const dir = join(n.root, "etc/node-join");
+  mkdirSync(dir, { recursive: true });
+  const passwordFile = join(dir, "password");
+  writeFileSync(passwordFile, "pw\n", { mode: 0o600 });
+  Object.assign(n.flags, {
+    caType: "step-ca",
+    caUrl: "https://ca.invalid:9000",
+    caFingerprint: "ab".repeat(32),
+    caProvisioner: "nodes",
+    caPasswordFile: passwordFile,
+  });
+  await n.join();
+  rmSync(passwordFile);
+  const r = await n.renew({ force: true });
+  assert.deepEqual(
+    r.renewed.map((x) => x.kind),
+    ["kubelet-client", "kubelet-server"],
+  );
+  assert.deepEqual([...n.cas.kubernetes.renewed].sort(), ["kubelet-client", "kubelet-server"]);
+});
+
+test("renew reads the auth key before contacting the CA of what is due; nothing due reads nothing", async () => {
+  const n = await node();
+  await n.join();
+  const keyFile = join(n.root, "etc/node-join/missing.key");
+  n.flags.caAuthKeyFile = keyFile;
+  const fetches = n.cas.kubernetes.fetches;
+  const r = await n.renew();
+  assert.deepEqual(r.renewed, [], "nothing due: no CA and no secret needed");
+  await assert.rejects(
+    n.renew({ force: true }),
+    (e: unknown) =>
+      e instanceof UsageError &&
+      e.message ===
+        `CA kubernetes: CA auth key file ${keyFile} does not exist (--ca-auth-key-file, config cas.kubernetes.authKeyFile)`,
+  );
+  assert.equal(n.cas.kubernetes.fetches, fetches, "no CA contacted");
+});
+
+test("renew --dry-run: checks the CA of what is due and lists the files it would write", async () => {
+  const n = await node();
+  await n.join();
+  const snap = snapshot(n.root);
+  const fetches = n.cas.kubernetes.fetches;
+  const r = await n.renew({ force: true, dryRun: true });
+  assert.equal(n.cas.kubernetes.fetches, fetches + 1);
+  assert.equal(n.cas.kubernetes.signed.length, 2, "only the join's CSRs");
+  assert.deepEqual(diffSnapshots(snap, snapshot(n.root)), []);
+  const rel = (p: string) => p.slice(n.root.length).replace(/-\d[\d-]+\.pem$/, "-<stamp>.pem");
+  assert.deepEqual(
+    r.files.map((f) => [f.action, f.mode, rel(f.path)]),
+    [
+      ["create", "0600", "/var/lib/kubelet/pki/kubelet-client-<stamp>.pem"],
+      ["replace", "0777", "/var/lib/kubelet/pki/kubelet-client-current.pem"],
+      ["create", "0600", "/var/lib/kubelet/pki/kubelet-server-<stamp>.pem"],
+      ["replace", "0777", "/var/lib/kubelet/pki/kubelet-server-current.pem"],
+      ["replace", "0600", "/var/lib/node-join/state.json"],
+    ],
+  );
+});
+
+test("a changed --key-algorithm re-issues every certificate with a key of the new algorithm, and says why", async () => {
+  const n = await node();
+  await n.join();
+  const keyOf = (prefix: string) =>
+    createPrivateKey(readFileSync(join(n.root, PKI, `${prefix}-current.pem`), "utf8"));
+  assert.equal(keyOf("kubelet-client").asymmetricKeyType, "ec");
+  const r = await n.join({ keyAlgorithm: "rsa-2048" });
+  assert.deepEqual(
+    r.issued.map((i) => [i.kind, i.reason]),
+    [
+      ["kubelet-client", "key algorithm changed (ecdsa-p256 -> rsa-2048)"],
+      ["kubelet-server", "key algorithm changed (ecdsa-p256 -> rsa-2048)"],
+    ],
+  );
+  for (const p of ["kubelet-client", "kubelet-server"]) {
+    assert.equal(keyOf(p).asymmetricKeyType, "rsa");
+    assert.equal(keyOf(p).asymmetricKeyDetails?.modulusLength, 2048);
+  }
+  // The key size alone counts too; the same settings again change nothing.
+  const bigger = await n.join({ keyAlgorithm: "rsa-3072" });
+  assert.deepEqual(
+    bigger.issued.map((i) => i.reason),
+    [
+      "key algorithm changed (rsa-2048 -> rsa-3072)",
+      "key algorithm changed (rsa-2048 -> rsa-3072)",
+    ],
+  );
+  const again = await n.join({ keyAlgorithm: "rsa-3072" });
+  assert.deepEqual(again.issued, []);
+});
+
+test("renew with renew.reuseKey still replaces a key of another algorithm than the configured one", async () => {
+  const n = await node();
+  await n.join();
+  n.flags.keyAlgorithm = "ecdsa-p384";
+  const r = await n.renew({ reuseKey: true });
+  assert.deepEqual(
+    r.renewed.map((x) => x.reason),
+    [
+      "key algorithm changed (ecdsa-p256 -> ecdsa-p384)",
+      "key algorithm changed (ecdsa-p256 -> ecdsa-p384)",
+    ],
+  );
+  const key = createPrivateKey(
+    readFileSync(join(n.root, PKI, "kubelet-client-current.pem"), "utf8"),
+  );
+  assert.equal(key.asymmetricKeyDetails?.namedCurve, "secp384r1");
 });
 
 test("join: a CA refusing one certificate of the set leaves the node exactly as it was", async () => {

@@ -139,7 +139,7 @@ test("commit skips unchanged files: same content and mode is neither rewritten n
   assert.equal(first.backup, undefined, "nothing was replaced");
 
   const again = commit(changes(root, "v1"), l, at(1));
-  assert.deepEqual(again, { changed: [] });
+  assert.deepEqual(again, { changed: [], files: [] });
   assert.ok(!existsSync(l.backupDir), "no backup for a no-op");
 
   // One new content, one mode-only change, one untouched.
