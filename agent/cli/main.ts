@@ -85,7 +85,13 @@ export function commanderMessage(err: CommanderError): string {
  */
 function asFailure(err: unknown): { error: unknown; helpOnly?: boolean } | undefined {
   if (!(err instanceof CommanderError)) return { error: err };
-  if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return undefined;
+  // commander.help with exit code 0 is `node-join help [command]`, asked for like --help.
+  if (
+    err.code === "commander.helpDisplayed" ||
+    err.code === "commander.version" ||
+    (err.code === "commander.help" && err.exitCode === 0)
+  )
+    return undefined;
   // The help instead of a run (bare `node-join`, `node-join timer`): printed on stderr, as git
   // prints its usage, and a usage error without a second message.
   if (err.code === "commander.help") return { error: err, helpOnly: true };

@@ -1,7 +1,6 @@
-import { getSystemErrorMap } from "node:util";
-
 // Every failure the CLI can report is one of these; the exit code travels with the error so that
 // the CLI maps errors to exit codes in exactly one place (main.ts).
+import { getSystemErrorMap } from "node:util";
 
 export const ExitCode = {
   ok: 0,

@@ -107,9 +107,16 @@ test("--version and -V print the version line, as node-join version does; bare n
   assert.match(bare.stderr, /\n {2}-V, --version +print the version line/);
   assert.match(bare.stderr, /\nExit codes:\n/);
   assert.doesNotMatch(bare.stderr, /error:/);
-  const help = await run(["--help"]);
-  assert.equal(help.code, 0);
-  assert.equal(help.stdout, bare.stderr, "the same help, on stdout when asked for");
+  for (const argv of [["--help"], ["help"]])
+    assert.deepEqual(
+      await run(argv),
+      { code: 0, stdout: bare.stderr, stderr: "" },
+      "the same help, on stdout when asked for",
+    );
+  const timer = await run(["timer"]);
+  assert.equal(timer.code, 2);
+  assert.match(timer.stderr, /^Usage: node-join timer \[options\] \[command\]\n/);
+  assert.deepEqual(await run(["help", "timer"]), { code: 0, stdout: timer.stderr, stderr: "" });
 });
 
 test("a URL without scheme, a comma in a repeatable flag, a mistyped config key: the hint on the same line", async () => {
