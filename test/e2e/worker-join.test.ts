@@ -230,7 +230,7 @@ test("a CA that is down is retried until --timeout, then exit 3 naming the CA", 
     args,
     3,
     new RegExp(
-      `CA kubernetes \\(cfssl ${down.url.replace(/\./g, "\\.")}\\) unreachable: connection refused \\(ECONNREFUSED\\)\\n`,
+      `CA kubernetes \\(cfssl ${down.url.replace(/\./g, "\\.")}\\) unreachable: connection refused \\(ECONNREFUSED\\)(\\n|$)`,
     ),
     root,
   );
