@@ -269,6 +269,56 @@ function pinChecked(cas: Record<CaName, FakeCa>) {
   };
 }
 
+/**
+ * A control plane's join under a new root (with the shared service-account pair in place) and
+ * each CA's --…ca-cert-hash where `pin` gives one.
+ */
+function controlPlaneJoin(pin: (ca: CaName) => string | undefined): string[] {
+  const root = tempRoot("nj-cli-errors-");
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  mkdirSync(join(root, "etc/node-join"), { recursive: true });
+  const saKey = join(root, "etc/node-join/sa.key");
+  const saPub = join(root, "etc/node-join/sa.pub");
+  writeFileSync(saKey, privateKey.export({ format: "pem", type: "pkcs1" }), { mode: 0o600 });
+  writeFileSync(saPub, publicKey.export({ format: "pem", type: "spki" }));
+  return [
+    "join",
+    "--root",
+    root,
+    "--role",
+    "control-plane",
+    "--api-server",
+    "https://10.0.0.1:6443",
+    "--ca-url",
+    "http://ca.invalid:1",
+    "--node-name",
+    "cp1",
+    "--ip",
+    "10.0.0.21",
+    "--sa-key-file",
+    saKey,
+    "--sa-pub-file",
+    saPub,
+    "--no-timer",
+    ...CA_NAMES.flatMap((n) => {
+      const p = pin(n);
+      return p ? [`--${CAS[n].flagPrefix}ca-cert-hash`, p] : [];
+    }),
+  ];
+}
+
+test("a missing trust anchor names the CA's own flags and config keys, for each of the three CAs", async () => {
+  for (const missing of CA_NAMES) {
+    const p = CAS[missing].flagPrefix;
+    await expectError(
+      controlPlaneJoin((n) => (n === missing ? undefined : PIN)),
+      2,
+      `${CAS[missing].title}: no trust anchor: give --${p}ca-cert-hash sha256:<hex> or --${p}ca-file <pem> ` +
+        `(config key cas.${missing}.certHashes or cas.${missing}.caFile) (or --unsafe-skip-ca-verification)`,
+    );
+  }
+});
+
 test("a wrong pin names the CA's own flag and config key, for each of the three CAs", async () => {
   const clock = fakeClock();
   const [kubernetes, frontProxy, etcd] = await Promise.all(
@@ -280,35 +330,7 @@ test("a wrong pin names the CA's own flag and config key, for each of the three 
     string
   >;
   for (const wrong of CA_NAMES) {
-    const root = tempRoot("nj-cli-errors-");
-    const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-    mkdirSync(join(root, "etc/node-join"), { recursive: true });
-    const saKey = join(root, "etc/node-join/sa.key");
-    const saPub = join(root, "etc/node-join/sa.pub");
-    writeFileSync(saKey, privateKey.export({ format: "pem", type: "pkcs1" }), { mode: 0o600 });
-    writeFileSync(saPub, publicKey.export({ format: "pem", type: "spki" }));
-    const pin = (n: CaName) => (n === wrong ? PIN : pins[n]);
-    const argv = [
-      "join",
-      "--root",
-      root,
-      "--role",
-      "control-plane",
-      "--api-server",
-      "https://10.0.0.1:6443",
-      "--ca-url",
-      "http://ca.invalid:1",
-      "--node-name",
-      "cp1",
-      "--ip",
-      "10.0.0.21",
-      "--sa-key-file",
-      saKey,
-      "--sa-pub-file",
-      saPub,
-      "--no-timer",
-      ...CA_NAMES.flatMap((n) => [`--${CAS[n].flagPrefix}ca-cert-hash`, pin(n)]),
-    ];
+    const argv = controlPlaneJoin((n) => (n === wrong ? PIN : pins[n]));
     const r = await run(argv, { backend: pinChecked(cas), clock });
     assert.equal(r.code, 5, r.stderr);
     const flag = `--${CAS[wrong].flagPrefix}ca-cert-hash`;
