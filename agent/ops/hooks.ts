@@ -56,12 +56,15 @@ export interface HookRun {
 }
 
 /**
- * Why a hook failed, in words: a program that does not exist is "not found" (spawn's ENOENT, which
- * the run records as exit 127), and so is a shell's exit 127 (POSIX: command not found).
+ * Why a hook failed, in words: a program that does not exist is "not found" (spawn's ENOENT; the
+ * run records exit 127, as a shell would), and so is a shell's own exit 127 (POSIX: command not
+ * found); a program that cannot start says why.
  */
-function hookFailure(run: HookRun, notFound: boolean): string {
+function hookFailure(run: HookRun, startError: Error | undefined): string {
   const hook = `hook "${run.argv.join(" ")}"`;
-  if (notFound) return `${hook}: ${run.argv[0]} not found`;
+  if ((startError as NodeJS.ErrnoException | undefined)?.code === "ENOENT")
+    return `${hook}: ${run.argv[0]} not found`;
+  if (startError) return `${hook} could not start: ${systemErrorText(startError)}`;
   if (run.exitCode === 127) return `${hook} exited 127: a command it runs was not found`;
   return `${hook} exited ${run.exitCode}`;
 }
@@ -83,9 +86,7 @@ export function runHooks(
       timeout: 10 * 60_000,
     });
     const run = { argv, exitCode: r.error ? 127 : (r.status ?? 128) };
-    const notFound = (r.error as NodeJS.ErrnoException | undefined)?.code === "ENOENT";
-    if (r.error && !notFound) log(`hook ${argv[0]} could not start: ${systemErrorText(r.error)}`);
-    if (run.exitCode !== 0) failures.push(hookFailure(run, notFound));
+    if (run.exitCode !== 0) failures.push(hookFailure(run, r.error));
     runs.push(run);
   }
   if (failures.length)

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
-import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BackendContext, CaBackend } from "../../agent/ca/backend.js";
 import { authenticateCa } from "../../agent/ca/trust.js";
@@ -221,7 +221,33 @@ test("a non-root run that meets EACCES: the errno once, and the hint to run as r
   });
 });
 
-test("a hook that does not exist is 'not found', not 'exited 127'; a shell's 127 says a command was not found", () => {
+test("renew with a configured hook that does not exist: exit 1, the hook 'not found' (not 'exited 127')", async () => {
+  const clock = fakeClock();
+  const cas = await fakeCas(clock);
+  const seams = { backend: pinChecked(cas), clock };
+  const root = tempRoot("nj-cli-errors-");
+  const joined = await run(
+    workerJoin(root, "http://ca.invalid:1", "--ca-cert-hash", certPin(cas.kubernetes.anchor)),
+    seams,
+  );
+  assert.equal(joined.code, 0, joined.stderr);
+  appendFileSync(
+    join(root, "etc/node-join/config.yaml"),
+    "hooks:\n  postRenew:\n    - [/nonexistent/nj-hook, --now]\n",
+  );
+  const r = await run(["renew", "--root", root, "--force"], seams);
+  assert.equal(r.code, 1, r.stderr);
+  assert.deepEqual(
+    r.stderr.split("\n").filter((l) => l.includes("error:")),
+    [
+      'node-join: error: renewed kubelet-client, kubelet-server, but hook "/nonexistent/nj-hook --now": /nonexistent/nj-hook not found',
+    ],
+  );
+});
+
+test("a hook that does not exist is 'not found', not 'exited 127'; a shell's 127 says a command was not found; one that cannot start says why", () => {
+  const notExecutable = join(tempRoot("nj-cli-errors-"), "hook.sh");
+  writeFileSync(notExecutable, "#!/bin/sh\n", { mode: 0o644 });
   const logs: string[] = [];
   assert.throws(
     () =>
@@ -230,6 +256,7 @@ test("a hook that does not exist is 'not found', not 'exited 127'; a shell's 127
           ["/nonexistent/nj-hook", "--now"],
           ["sh", "-c", "exit 127"],
           ["sh", "-c", "exit 3"],
+          [notExecutable],
         ],
         ["kubelet-client"],
         { PATH: process.env.PATH },
@@ -239,15 +266,25 @@ test("a hook that does not exist is 'not found', not 'exited 127'; a shell's 127
     {
       message:
         'renewed kubelet-client, but hook "/nonexistent/nj-hook --now": /nonexistent/nj-hook not found; ' +
-        'hook "sh -c exit 127" exited 127: a command it runs was not found; hook "sh -c exit 3" exited 3',
+        'hook "sh -c exit 127" exited 127: a command it runs was not found; hook "sh -c exit 3" exited 3; ' +
+        `hook "${notExecutable}" could not start: permission denied (EACCES)`,
     },
   );
   assert.deepEqual(logs, [
     "running hook: /nonexistent/nj-hook --now",
     "running hook: sh -c exit 127",
     "running hook: sh -c exit 3",
+    `running hook: ${notExecutable}`,
   ]);
 });
+
+/** The three CAs, fake, on `clock`. */
+async function fakeCas(clock: ReturnType<typeof fakeClock>): Promise<Record<CaName, FakeCa>> {
+  const [kubernetes, frontProxy, etcd] = await Promise.all(
+    ["kubernetes", "front-proxy", "etcd"].map((n) => FakeCa.create(n, clock)),
+  );
+  return { kubernetes: kubernetes!, frontProxy: frontProxy!, etcd: etcd! };
+}
 
 /** A fake CA whose answer goes through the real trust decision (agent/ca/trust.ts). */
 function pinChecked(cas: Record<CaName, FakeCa>) {
@@ -321,10 +358,7 @@ test("a missing trust anchor names the CA's own flags and config keys, for each 
 
 test("a wrong pin names the CA's own flag and config key, for each of the three CAs", async () => {
   const clock = fakeClock();
-  const [kubernetes, frontProxy, etcd] = await Promise.all(
-    ["kubernetes", "front-proxy", "etcd"].map((n) => FakeCa.create(n, clock)),
-  );
-  const cas = { kubernetes: kubernetes!, frontProxy: frontProxy!, etcd: etcd! };
+  const cas = await fakeCas(clock);
   const pins = Object.fromEntries(CA_NAMES.map((n) => [n, certPin(cas[n].anchor)])) as Record<
     CaName,
     string
