@@ -103,9 +103,13 @@ export async function main(argv: string[], io: Io, seams: RuntimeSeams = {}): Pr
   const wantsJson = argv.includes("--json");
   let result: CommandResult | undefined;
   // join's flags are needed to run join or to show its help; any other command named first runs
-  // without them.
+  // without them, and so does --version (as quick as `node-join version`).
+  const first = argv[0];
   const otherCommand =
-    argv[0] !== undefined && !argv[0].startsWith("-") && argv[0] !== "join" && argv[0] !== "help";
+    first !== undefined &&
+    (first === "--version" ||
+      first === "-V" ||
+      (!first.startsWith("-") && first !== "join" && first !== "help"));
   const program = buildProgram(io, (r) => (result = r), !otherCommand, seams);
   try {
     await program.parseAsync(argv, { from: "user" });
