@@ -111,6 +111,7 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
         "info answer",
       );
       const anchors = authenticateCa(
+        ctx.ca,
         fetched,
         s,
         ctx.unsafeSkipCaVerification,

@@ -5,7 +5,12 @@
 type Undici = typeof import("../vendor/undici.js");
 let undici: Promise<Undici> | undefined;
 const loadUndici = (): Promise<Undici> => (undici ??= import("../vendor/undici.js"));
-import { CaRefusedError, NodeJoinError, VerificationError } from "../common/errors.js";
+import {
+  CaRefusedError,
+  NodeJoinError,
+  systemErrorText,
+  VerificationError,
+} from "../common/errors.js";
 import { TransientError } from "./retry.js";
 
 /** Largest answer read from a CA; a larger one is refused without reading it all. */
@@ -127,10 +132,9 @@ function classify(err: unknown, req: HttpRequest): Error {
       `${req.what}: TLS certificate of the server does not verify against the pinned CA (${code})`,
     );
   }
+  // Without req.what: withRetry's final error and each retry line name the server already.
   if (code === "UND_ERR_ABORTED" || e.name === "AbortError") {
-    return new TransientError(`${req.what}: ${e.cause?.message ?? e.message}`);
+    return new TransientError(e.cause?.message ?? e.message);
   }
-  return new TransientError(
-    `${req.what}: ${code ? `${code} ` : ""}${e.cause?.message ?? e.message}`,
-  );
+  return new TransientError(systemErrorText(err));
 }

@@ -567,6 +567,7 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     async fetchCaBundle(): Promise<CertInfo[]> {
       const fetched = s.fingerprint ? await fetchRoot(s.fingerprint) : await fetchRoots();
       const trusted = authenticateCa(
+        ctx.ca,
         fetched,
         s,
         ctx.unsafeSkipCaVerification,

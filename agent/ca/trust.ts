@@ -2,7 +2,7 @@
 // file from the operator, or (only when asked for explicitly) nothing.
 import { readFileSync } from "node:fs";
 import { ioError, UsageError, VerificationError } from "../common/errors.js";
-import type { CaDescriptor } from "../pki/cas.js";
+import { caSetting, type CaDescriptor } from "../pki/cas.js";
 import { inspect } from "../store/fsio.js";
 import type { CaSettings } from "./backend.js";
 import {
@@ -70,6 +70,7 @@ export function checkTrustFiles(ca: CaDescriptor, settings: CaSettings): void {
  * sent certificates match no pin and do not chain to the CA file.
  */
 export function authenticateCa(
+  ca: CaDescriptor,
   fetched: CertInfo[],
   settings: CaSettings,
   unsafe: boolean,
@@ -81,7 +82,7 @@ export function authenticateCa(
     if (matching.length === 0) {
       const got = fetched.map(certFingerprint).join(", ");
       throw new VerificationError(
-        `${description}: root fingerprint ${got} is not the --ca-fingerprint ${settings.fingerprint}; refusing to trust it`,
+        `${description}: root fingerprint ${got} is not ${settings.fingerprint}, the ${caSetting(ca, "ca-fingerprint", "fingerprint")}; refusing to trust it`,
       );
     }
     // A pin or CA file given as well must agree; alone, the fingerprint is the anchor.
@@ -93,7 +94,7 @@ export function authenticateCa(
     for (const c of fetched) {
       if (!buildChain(c, [], anchors)) {
         throw new VerificationError(
-          `${description}: the CA certificate it sent ("${c.commonName}") is not in and does not chain to CA file ${settings.caFile}`,
+          `${description}: the CA certificate it sent ("${c.commonName}") is not in and does not chain to CA file ${settings.caFile}, the ${caSetting(ca, "ca-file", "caFile")}`,
         );
       }
     }
@@ -104,7 +105,7 @@ export function authenticateCa(
     if (matching.length === 0) {
       const got = fetched.map(certPin).join(", ");
       throw new VerificationError(
-        `${description}: CA certificate pin ${got} matches no --ca-cert-hash; refusing to trust it`,
+        `${description}: CA certificate pin ${got} matches no ${caSetting(ca, "ca-cert-hash", "certHashes")}; refusing to trust it`,
       );
     }
     return matching;
@@ -116,7 +117,7 @@ export function authenticateCa(
     return fetched;
   }
   throw new UsageError(
-    `${description}: no CA trust configured: give --ca-cert-hash, --ca-fingerprint or --ca-file (or --unsafe-skip-ca-verification)`,
+    `${description}: no CA trust configured: give ${caSetting(ca, "ca-cert-hash", "certHashes")}, ${caSetting(ca, "ca-fingerprint", "fingerprint")} or ${caSetting(ca, "ca-file", "caFile")} (or --unsafe-skip-ca-verification)`,
   );
 }
 

@@ -3,7 +3,14 @@
 // become exit codes and messages.
 import { Command, CommanderError } from "commander";
 import { isSea } from "../common/builtins.js";
-import { errorMessage, ExitCode, NodeJoinError } from "../common/errors.js";
+import {
+  errorMessage,
+  ExitCode,
+  NodeJoinError,
+  permissionHint,
+  UsageError,
+} from "../common/errors.js";
+import { versionLine } from "../common/version.js";
 import {
   EXIT_CODES_HELP,
   makeCli,
@@ -36,10 +43,12 @@ export function buildProgram(
     .description(
       "Join a Kubernetes node: local keys, a remote CA (CFSSL), verified certificates and kubeconfigs",
     )
+    .version(versionLine(), "-V, --version", "print the version line (as node-join version does)")
     .addHelpText("after", EXIT_CODES_HELP)
     .showHelpAfterError(false)
     .exitOverride()
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+    // commander's own error lines are not printed: main() prints each failure as one line.
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr, outputError: () => undefined });
   const cli = makeCli(io, setResult, withJoinFlags, seams);
   for (const register of [
     registerJoin,
@@ -55,35 +64,65 @@ export function buildProgram(
   return program;
 }
 
+/**
+ * commander's message as one line without its own "error: " prefix, its suggestion folded in:
+ * "error: unknown option '--ca-ulr'\n(Did you mean --ca-url?)" becomes
+ * "unknown option '--ca-ulr' (did you mean --ca-url?)" (commander lib/suggestSimilar.js words it).
+ */
+export function commanderMessage(err: CommanderError): string {
+  return err.message
+    .replace(/^error: /, "")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join(" ")
+    .replace("(Did you mean", "(did you mean");
+}
+
+/**
+ * What main() reports for a thrown error: the error itself, or for commander's the UsageError it
+ * stands for; undefined when commander printed what was asked (help, version).
+ */
+function asFailure(err: unknown): { error: unknown; helpOnly?: boolean } | undefined {
+  if (!(err instanceof CommanderError)) return { error: err };
+  // commander.help with exit code 0 is `node-join help [command]`, asked for like --help.
+  if (
+    err.code === "commander.helpDisplayed" ||
+    err.code === "commander.version" ||
+    (err.code === "commander.help" && err.exitCode === 0)
+  )
+    return undefined;
+  // The help instead of a run (bare `node-join`, `node-join timer`): printed on stderr, as git
+  // prints its usage, and a usage error without a second message.
+  if (err.code === "commander.help") return { error: err, helpOnly: true };
+  return { error: new UsageError(commanderMessage(err)) };
+}
+
 /** Runs the CLI and returns the exit code; errors are mapped here and nowhere else. */
 export async function main(argv: string[], io: Io, seams: RuntimeSeams = {}): Promise<number> {
   const wantsJson = argv.includes("--json");
   let result: CommandResult | undefined;
   // join's flags are needed to run join or to show its help; any other command named first runs
-  // without them.
+  // without them, and so does --version (as quick as `node-join version`).
+  const first = argv[0];
   const otherCommand =
-    argv[0] !== undefined && !argv[0].startsWith("-") && argv[0] !== "join" && argv[0] !== "help";
+    first !== undefined &&
+    (first === "--version" ||
+      first === "-V" ||
+      (!first.startsWith("-") && first !== "join" && first !== "help"));
   const program = buildProgram(io, (r) => (result = r), !otherCommand, seams);
   try {
     await program.parseAsync(argv, { from: "user" });
     if (result) io.stdout(result.json ? `${JSON.stringify(result.value, null, 2)}\n` : result.text);
     return ExitCode.ok;
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      if (
-        err.code === "commander.helpDisplayed" ||
-        err.code === "commander.version" ||
-        err.code === "commander.help"
-      )
-        return ExitCode.ok;
-      if (wantsJson)
-        io.stdout(
-          `${JSON.stringify({ ok: false, exitCode: ExitCode.usage, error: err.message.replace(/^error: /, "") })}\n`,
-        );
-      return ExitCode.usage;
-    }
+  } catch (thrown) {
+    const failure = asFailure(thrown);
+    if (!failure) return ExitCode.ok;
+    if (failure.helpOnly) return ExitCode.usage;
+    const err = failure.error;
     const code = err instanceof NodeJoinError ? err.exitCode : ExitCode.other;
-    const message = errorMessage(err).split("\n")[0]!;
+    const hint = permissionHint(err, process.geteuid?.() === 0);
+    const message = `${errorMessage(err).split("\n")[0]!}${hint ? `: ${hint}` : ""}`;
     io.stderr(`node-join: error: ${message}\n`);
     if (wantsJson) io.stdout(`${JSON.stringify({ ok: false, exitCode: code, error: message })}\n`);
     if (!(err instanceof NodeJoinError) && io.env.NODE_JOIN_DEBUG)

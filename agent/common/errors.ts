@@ -1,5 +1,6 @@
 // Every failure the CLI can report is one of these; the exit code travels with the error so that
 // the CLI maps errors to exit codes in exactly one place (main.ts).
+import { getSystemErrorMap } from "node:util";
 
 export const ExitCode = {
   ok: 0,
@@ -52,8 +53,11 @@ export class VerificationError extends NodeJoinError {
 
 /** Reading or writing local files failed. */
 export class LocalIoError extends NodeJoinError {
-  constructor(message: string) {
+  /** The system error code behind it (EACCES, ENOENT, …), for the CLI's hint. */
+  readonly errno: string | undefined;
+  constructor(message: string, errno?: string) {
     super(message, ExitCode.localIo);
+    this.errno = errno;
   }
 }
 
@@ -69,9 +73,49 @@ export function errorMessage(err: unknown): string {
   return String(err);
 }
 
+/**
+ * Descriptions of codes that are not libuv errors (getaddrinfo's own), worded as libuv words its
+ * own.
+ */
+const OTHER_CODES: Readonly<Record<string, string>> = {
+  ENOTFOUND: "no such host",
+  EAI_AGAIN: "temporary failure in name resolution",
+};
+
+/**
+ * A system error as one clause, `permission denied (EACCES)`: Node's messages repeat the code
+ * (`EACCES: permission denied, open '/x'`, `connect ECONNREFUSED 127.0.0.1:1`) and the caller
+ * already names the file or server. The description is libuv's (util.getSystemErrorMap).
+ */
+export function systemErrorText(err: unknown): string {
+  const e = err as (NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException }) | undefined;
+  const code = e?.code ?? e?.cause?.code;
+  if (!code) return errorMessage(err);
+  const errno = e?.code ? e.errno : e?.cause?.errno;
+  const known = typeof errno === "number" ? getSystemErrorMap().get(errno) : undefined;
+  if (known && known[0] === code) return `${known[1]} (${code})`;
+  if (OTHER_CODES[code]) return `${OTHER_CODES[code]} (${code})`;
+  // Another code (undici's UND_ERR_*, OpenSSL's): its message without the code in it.
+  const message = errorMessage(e?.code ? err : e?.cause)
+    .split(code)
+    .join("")
+    .replace(/^[\s:]+|[\s:,]+$/g, "");
+  return message ? `${message} (${code})` : code;
+}
+
 /** Wraps a node:fs error into a LocalIoError that names the file. */
 export function ioError(action: string, path: string, err: unknown): LocalIoError {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  const detail = code ? `${code}: ${errorMessage(err)}` : errorMessage(err);
-  return new LocalIoError(`cannot ${action} ${path}: ${detail}`);
+  return new LocalIoError(`cannot ${action} ${path}: ${systemErrorText(err)}`, code);
+}
+
+/** Codes a run without root's rights meets on root's files. */
+const DENIED = new Set(["EACCES", "EPERM"]);
+
+/** The hint for a local error seen by a run that is not root, or undefined. */
+export function permissionHint(err: unknown, isRoot: boolean): string | undefined {
+  if (isRoot) return undefined;
+  const code =
+    err instanceof LocalIoError ? err.errno : (err as NodeJS.ErrnoException | undefined)?.code;
+  return code !== undefined && DENIED.has(code) ? "run as root, or use --root" : undefined;
 }

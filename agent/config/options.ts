@@ -54,15 +54,22 @@ const opt = <const K extends string, T extends OptionType>(
 const checkUrl =
   (schemes: string[]) =>
   (v: string): string | undefined => {
+    let u: URL | undefined;
     try {
-      const u = new URL(v);
-      if (!schemes.includes(u.protocol.replace(":", "")))
-        return `must be a ${schemes.join(" or ")} URL`;
-      if (u.username || u.password) return "must not carry credentials";
-      return undefined;
+      u = new URL(v);
     } catch {
-      return "is not a URL";
+      u = undefined;
     }
+    const scheme = u?.protocol.replace(":", "");
+    if (u === undefined || !schemes.includes(scheme!)) {
+      // "10.0.0.10:6443" (kubeadm's controlPlaneEndpoint form) is no URL, "ca.example:8888" one of
+      // scheme "ca.example": either way a host and port, and the scheme is what is missing.
+      if (!v.includes("://"))
+        return `is not a URL: did you mean ${schemes.map((sc) => `${sc}://${v}`).join(" or ")}?`;
+      return u === undefined ? "is not a URL" : `must be a ${schemes.join(" or ")} URL`;
+    }
+    if (u.username || u.password) return "must not carry credentials";
+    return undefined;
   };
 const firstBad = (list: string[], ok: (v: string) => boolean, what: string): string | undefined => {
   const bad = list.find((v) => !ok(v));

@@ -195,8 +195,11 @@ export function checkJoinSettings(s: Settings, casUsed: CaName[]): void {
       throw new UsageError(`--${flagPrefix}ca-url (config key cas.${ca}.url) is required`);
     if (c.certHashes.length === 0 && !c.caFile && !c.fingerprint && !s.unsafeSkipCaVerification) {
       const stepCa = c.type === "step-ca" ? `--${flagPrefix}ca-fingerprint <hex>, ` : "";
+      const keys = [...(stepCa ? ["fingerprint"] : []), "certHashes", "caFile"].map(
+        (k) => `cas.${ca}.${k}`,
+      );
       throw new UsageError(
-        `${title}: no trust anchor: give ${stepCa}--${flagPrefix}ca-cert-hash sha256:<hex> or --${flagPrefix}ca-file <pem> (or --unsafe-skip-ca-verification)`,
+        `${title}: no trust anchor: give ${stepCa}--${flagPrefix}ca-cert-hash sha256:<hex> or --${flagPrefix}ca-file <pem> (config key ${keys.slice(0, -1).join(", ")} or ${keys.at(-1)}) (or --unsafe-skip-ca-verification)`,
       );
     }
   }

@@ -5,6 +5,7 @@ import YAML from "yaml";
 import { resolve } from "node:path";
 import { parseDuration } from "../common/duration.js";
 import { UsageError } from "../common/errors.js";
+import { didYouMean } from "../common/suggest.js";
 import { hostPath } from "../store/layout.js";
 import {
   ALL_OPTIONS,
@@ -58,6 +59,10 @@ function coerce(spec: OptionSpec<OptionKey>, raw: unknown, from: "file" | "env" 
           : raw;
       if (!Array.isArray(list) || list.some((x) => typeof x !== "string"))
         bad("must be a list of strings");
+      // A flag takes one value (commander collects repeats); "a,b" is two values run together.
+      const joined = from === "flag" ? (list as string[]).find((x) => x.includes(",")) : undefined;
+      if (joined !== undefined)
+        bad(`${JSON.stringify(joined)}: one value per flag: repeat --${spec.flag} for each`);
       value = list as string[];
       break;
     }
@@ -104,6 +109,18 @@ function coerce(spec: OptionSpec<OptionKey>, raw: unknown, from: "file" | "env" 
   return value;
 }
 
+/**
+ * The keys a config file may hold at the place of `key` (same parent, same depth): what a mistyped
+ * key is compared with.
+ */
+function fileKeysBeside(key: string): string[] {
+  const depth = key.split(".").length;
+  const parent = key.split(".").slice(0, -1).join(".");
+  return ALL_OPTIONS.filter((o) => !o.notInFile)
+    .map((o) => o.key.split(".").slice(0, depth).join("."))
+    .filter((k) => k.split(".").length === depth && (parent === "" || k.startsWith(`${parent}.`)));
+}
+
 /** Flattens and checks a config file's YAML text; unknown keys and wrong types name the key. */
 export function parseConfigText(text: string, file: string): RawValues {
   let doc: unknown;
@@ -137,7 +154,8 @@ export function parseConfigText(text: string, file: string): RawValues {
       } else if (ALL_OPTIONS.some((o) => o.key.startsWith(`${key}.`))) {
         walk(v, key);
       } else {
-        throw new UsageError(`config ${file}: unknown key ${key}`);
+        const hint = didYouMean(key, fileKeysBeside(key));
+        throw new UsageError(`config ${file}: unknown key ${key}${hint ? `: ${hint}` : ""}`);
       }
     }
   };

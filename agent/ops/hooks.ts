@@ -1,7 +1,7 @@
 // What runs after a renewal, and only then: argv arrays without a shell (quoting cannot go wrong),
 // with NODE_JOIN_RENEWED naming the renewed kinds, and without the CA secrets of the run.
 import { childProcess, isSea } from "../common/builtins.js";
-import { NodeJoinError } from "../common/errors.js";
+import { NodeJoinError, systemErrorText } from "../common/errors.js";
 import { CA_NAMES, CAS } from "../pki/cas.js";
 import type { Role } from "../pki/roles.js";
 
@@ -55,6 +55,20 @@ export interface HookRun {
   exitCode: number;
 }
 
+/**
+ * Why a hook failed, in words: a program that does not exist is "not found" (spawn's ENOENT; the
+ * run records exit 127, as a shell would), and so is a shell's own exit 127 (POSIX: command not
+ * found); a program that cannot start says why.
+ */
+function hookFailure(run: HookRun, startError: Error | undefined): string {
+  const hook = `hook "${run.argv.join(" ")}"`;
+  if ((startError as NodeJS.ErrnoException | undefined)?.code === "ENOENT")
+    return `${hook}: ${run.argv[0]} not found`;
+  if (startError) return `${hook} could not start: ${systemErrorText(startError)}`;
+  if (run.exitCode === 127) return `${hook} exited 127: a command it runs was not found`;
+  return `${hook} exited ${run.exitCode}`;
+}
+
 export function runHooks(
   hooks: string[][],
   renewed: string[],
@@ -63,6 +77,7 @@ export function runHooks(
   log: (l: string) => void,
 ): HookRun[] {
   const runs: HookRun[] = [];
+  const failures: string[] = [];
   for (const argv of hooks) {
     log(`running hook: ${argv.join(" ")}`);
     const r = childProcess().spawnSync(argv[0]!, argv.slice(1), {
@@ -70,15 +85,11 @@ export function runHooks(
       stdio: ["ignore", "inherit", "inherit"],
       timeout: 10 * 60_000,
     });
-    const exitCode = r.error ? 127 : (r.status ?? 128);
-    if (r.error) log(`hook ${argv[0]} could not start: ${r.error.message}`);
-    runs.push({ argv, exitCode });
+    const run = { argv, exitCode: r.error ? 127 : (r.status ?? 128) };
+    if (run.exitCode !== 0) failures.push(hookFailure(run, r.error));
+    runs.push(run);
   }
-  const failed = runs.filter((r) => r.exitCode !== 0);
-  if (failed.length) {
-    throw new NodeJoinError(
-      `renewed ${renewed.join(", ")}, but ${failed.map((f) => `hook "${f.argv.join(" ")}" exited ${f.exitCode}`).join("; ")}`,
-    );
-  }
+  if (failures.length)
+    throw new NodeJoinError(`renewed ${renewed.join(", ")}, but ${failures.join("; ")}`);
   return runs;
 }

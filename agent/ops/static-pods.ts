@@ -8,6 +8,7 @@ import { PAUSED_MANIFESTS, type Layout } from "../store/layout.js";
 import { assertSafeDirs } from "../store/strict-modes.js";
 import type { Clock } from "../common/clock.js";
 import { UsageError } from "../common/errors.js";
+import { STATIC_PODS } from "../pki/certs.js";
 
 export const PAUSED_DIR = PAUSED_MANIFESTS;
 
@@ -29,9 +30,13 @@ export async function restartStaticPods(
   clock: Clock,
   log: (s: string) => void,
 ): Promise<string[]> {
+  // Only the pods node-join issues certificates for: any other name is a typo, and restarting
+  // "none" of them would hide it.
   for (const pod of pods)
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(pod))
-      throw new UsageError(`static pod ${JSON.stringify(pod)}: not a manifest name`);
+    if (!STATIC_PODS.includes(pod))
+      throw new UsageError(
+        `unknown static pod ${JSON.stringify(pod)} (known: ${STATIC_PODS.join(", ")})`,
+      );
   checkDirs(l);
   const manifests = l.manifestsDir;
   const paused = l.pausedManifestsDir;

@@ -69,6 +69,15 @@ export const CAS: Readonly<Record<CaName, CaDescriptor>> = {
   ),
 };
 
+/**
+ * One of a CA's settings as its messages name it: the CA's own flag and config key, never the
+ * kubernetes CA's for the front-proxy or etcd CA (config/options.ts caOptions builds both the same
+ * way). `flag` without the prefix ("ca-cert-hash"), `key` the field under cas.<ca> ("certHashes").
+ */
+export function caSetting(ca: CaDescriptor, flag: string, key: string): string {
+  return `--${ca.flagPrefix}${flag} (config key cas.${ca.name}.${key})`;
+}
+
 /** The CAs a role trusts, in table order (kubernetes, front-proxy, etcd). */
 export function casFor(role: Role): CaDescriptor[] {
   return CA_NAMES.map((n) => CAS[n]).filter((c) => c.roles.includes(role));

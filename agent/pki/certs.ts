@@ -276,6 +276,9 @@ export function findKind(name: string): CertKind | undefined {
   return CERT_KINDS.find((k) => k.name === name);
 }
 
+/** Every static pod whose certificates node-join issues (kubeadm's control-plane components). */
+export const STATIC_PODS: readonly string[] = [...new Set(CERT_KINDS.flatMap((k) => k.restarts))];
+
 /** The static pods that use any of the named kinds (restarted after those were renewed). */
 export function podsForKinds(kinds: string[]): string[] {
   return [...new Set(kinds.flatMap((k) => findKind(k)?.restarts ?? []))];

@@ -75,7 +75,10 @@ test("a full disk: clear error naming the file (exit 6), no partial files, the o
   const before_ = snapshot(root);
   const r = await runCli([...args(root), "--force", "--json"]);
   assert.equal(r.code, 6, r.stderr);
-  assert.match(json<{ error: string }>(r).error, /cannot write .*: ENOSPC/);
+  assert.match(
+    json<{ error: string }>(r).error,
+    /cannot write \S+: no space left on device \(ENOSPC\)$/,
+  );
   assert.deepEqual(
     diffSnapshots(before_, snapshot(root)),
     [],

@@ -248,7 +248,7 @@ test("http: the CA certificate in /info swapped for another CA's: exit 5 before 
     joinArgs(p.url, root, keyFile),
     5,
     new RegExp(
-      `${caName(p.url)}: CA certificate pin sha256:[0-9a-f]{64} matches no --ca-cert-hash; refusing to trust it`,
+      `${caName(p.url)}: CA certificate pin sha256:[0-9a-f]{64} matches no --ca-cert-hash \\(config key cas\\.kubernetes\\.certHashes\\); refusing to trust it`,
     ),
     root,
   );
@@ -766,7 +766,7 @@ test("step-ca: a swapped root, a wrong certificate, garbage and a redirect from 
       5,
       (url) =>
         new RegExp(
-          `${stepName(url)}: root fingerprint [0-9a-f]{64} is not the --ca-fingerprint ${step.rootFingerprint}; refusing to trust it`,
+          `${stepName(url)}: root fingerprint [0-9a-f]{64} is not ${step.rootFingerprint}, the --ca-fingerprint \\(config key cas\\.kubernetes\\.fingerprint\\); refusing to trust it`,
         ),
     );
     assert.equal(p.requests.filter((q) => q.path.endsWith("/1.0/sign")).length, 0);

@@ -75,7 +75,7 @@ test("CFSSL: join --unsafe-skip-ca-verification pins the CA it trusted; renew re
     assert.equal(r.code, 5, r.stderr);
     assert.match(
       json<{ error: string }>(r).error,
-      /CA kubernetes \(cfssl http:\/\/127\.0\.0\.1:\d+.*\): CA certificate pin sha256:[0-9a-f]{64} matches no --ca-cert-hash; refusing to trust it/,
+      /CA kubernetes \(cfssl http:\/\/127\.0\.0\.1:\d+.*\): CA certificate pin sha256:[0-9a-f]{64} matches no --ca-cert-hash \(config key cas\.kubernetes\.certHashes\); refusing to trust it/,
     );
     assert.equal(impostor.signRequests(), 0, "nothing is sent to the impostor");
   }

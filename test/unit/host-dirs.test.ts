@@ -99,6 +99,6 @@ test("restart-static-pods refuses a pod name that is a path", async () => {
   const l = layout(newRoot());
   await assert.rejects(
     restartStaticPods(["../../../etc/passwd"], l, 0, fakeClock(), () => undefined),
-    usage(/static pod "..\/..\/..\/etc\/passwd": not a manifest name/),
+    usage(/unknown static pod "..\/..\/..\/etc\/passwd" \(known: /),
   );
 });
