@@ -21,6 +21,7 @@ import { kubeletServingDropin } from "../store/kubelet-store.js";
 import type { Layout } from "../store/layout.js";
 import { addGlobal, examples, type Cli } from "./context.js";
 import { addOptionFlags } from "./flags.js";
+import { isoDate } from "./format.js";
 
 const HELP = examples([
   "# a worker against CFSSL, the CA pinned by the hash of its public key, as kubeadm pins it",
@@ -128,7 +129,7 @@ export function joinResult(s: Settings, r: RunOutcome): JoinResult {
     return {
       kind: a.kind.name,
       reason: a.reason!,
-      ...(leaf ? { serial: leaf.serial, notAfter: leaf.notAfter.toISOString() } : {}),
+      ...(leaf ? { serial: leaf.serial, notAfter: isoDate(leaf.notAfter) } : {}),
       commonName: a.template.commonName,
       organizations: a.template.organizations,
       dnsNames: a.template.sans.dnsNames,

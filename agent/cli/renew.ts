@@ -4,13 +4,16 @@ import type { Command } from "commander";
 import { UsageError } from "../common/errors.js";
 import { loadSettings, type GlobalOptions } from "../config/load.js";
 import type { Settings } from "../config/settings.js";
-import { due } from "../engine/assess.js";
+import { due, nextDue } from "../engine/assess.js";
 import { withMetrics } from "../engine/report.js";
 import { run, type RunOutcome, type RunPolicy } from "../engine/run.js";
 import type { Runtime } from "../engine/runtime.js";
 import { defaultHooks } from "../ops/hooks.js";
 import type { Layout } from "../store/layout.js";
+import { optionByKey } from "../config/options.js";
 import { addGlobal, examples, type Cli } from "./context.js";
+import { addOptionFlags } from "./flags.js";
+import { isoDate } from "./format.js";
 
 const HELP = examples([
   "node-join renew                 # what the timer runs: renew what is due, then run the hooks",
@@ -44,7 +47,9 @@ export interface RenewResult {
   dryRun: boolean;
   nodeName: string;
   renewed: RenewedCert[];
+  /** When the next certificate falls due, and which one. */
   nextDeadline?: string;
+  nextDeadlineKind?: string;
   hooks: { argv: string[]; exitCode: number }[];
   changedFiles: string[];
   message: string;
@@ -87,7 +92,7 @@ export function renewResult(r: RunOutcome): RenewResult {
       kind: a.kind.name,
       reason: a.reason!,
       expired: a.expired,
-      ...(leaf ? { serial: leaf.serial, notAfter: leaf.notAfter.toISOString() } : {}),
+      ...(leaf ? { serial: leaf.serial, notAfter: isoDate(leaf.notAfter) } : {}),
     };
   });
   const base = {
@@ -99,12 +104,13 @@ export function renewResult(r: RunOutcome): RenewResult {
     changedFiles: r.changedFiles,
   };
   if (renewed.length === 0) {
-    const next = r.nextDeadline?.toISOString();
+    const next = nextDue(r.assessments);
+    const at = next && isoDate(next.deadline);
     return {
       ...base,
       renewed,
-      ...(next ? { nextDeadline: next } : {}),
-      message: `nothing to renew, next deadline ${next ?? "none"}`,
+      ...(next ? { nextDeadline: at!, nextDeadlineKind: next.kind } : {}),
+      message: `nothing to renew; next renewal: ${next ? `${next.kind} at ${at}` : "none"}`,
     };
   }
   if (r.dryRun)
@@ -138,7 +144,7 @@ export function formatRenew(r: RenewResult): string {
 }
 
 export function registerRenew(program: Command, cli: Cli): void {
-  addGlobal(
+  const cmd = addGlobal(
     program
       .command("renew")
       .description("renew every certificate that is due, broken or no longer matches the node"),
@@ -148,7 +154,9 @@ export function registerRenew(program: Command, cli: Cli): void {
       "renew when less than this remains (default: the kubelet's rule, 70-90% of the lifetime)",
     )
     .option("--force", "renew every certificate now")
-    .option("--dry-run", "print what would be renewed; change nothing")
+    .option("--dry-run", "print what would be renewed; change nothing");
+  // join's --timeout, from the same entry of the settings table: the CA deadline of both commands.
+  addOptionFlags(cmd, [optionByKey("timeout")!])
     .addHelpText("after", HELP)
     .action(async (opts: GlobalOptions & Record<string, unknown>) => {
       const loaded = loadSettings(opts, cli.io.env);
