@@ -3,11 +3,12 @@
 // with, without root, network or a real CA.
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RuntimeSeams } from "../../agent/cli/context.js";
 import { main } from "../../agent/cli/main.js";
 import type { CaName } from "../../agent/pki/cas.js";
+import { parseCert, splitPemCertificates, type CertInfo } from "../../agent/pki/x509.js";
 import { FakeCa, fakeClock } from "./fake-ca.js";
 import { tempRoot } from "./fs.js";
 
@@ -18,6 +19,15 @@ export interface Out {
   code: number;
   stdout: string;
   stderr: string;
+}
+
+/** The documented date form, written out independently of the code under test. */
+export const iso = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, "Z");
+
+/** The installed kubelet certificate of `prefix` (kubelet-client, kubelet-server). */
+export function kubeletLeaf(root: string, prefix: string): CertInfo {
+  const file = join(root, "var/lib/kubelet/pki", `${prefix}-current.pem`);
+  return parseCert(splitPemCertificates(readFileSync(file, "utf8"))[0]!);
 }
 
 /** Runs the CLI in process, collecting what it prints. */

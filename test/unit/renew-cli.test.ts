@@ -3,26 +3,15 @@
 // --timeout is taken like join's.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { renewalDeadline } from "../../agent/pki/deadline.js";
-import { parseCert, splitPemCertificates } from "../../agent/pki/x509.js";
-import { DAY, joined } from "../helpers/joined.js";
-
-const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
-const leafOf = (root: string, prefix: string) =>
-  parseCert(
-    splitPemCertificates(
-      readFileSync(join(root, "var/lib/kubelet/pki", `${prefix}-current.pem`), "utf8"),
-    )[0]!,
-  );
+import { DAY, iso, joined, kubeletLeaf } from "../helpers/joined.js";
 
 test("renew: nothing due names the certificate that falls due next, in the one date format", async () => {
   const n = await joined();
   const r = await n.run("renew");
   assert.equal(r.code, 0, r.stderr);
   const next = ["kubelet-client", "kubelet-server"]
-    .map((kind) => ({ kind, at: renewalDeadline(leafOf(n.root, kind), { nodeName: "w1" }) }))
+    .map((kind) => ({ kind, at: renewalDeadline(kubeletLeaf(n.root, kind), { nodeName: "w1" }) }))
     .sort((a, b) => a.at.getTime() - b.at.getTime())[0]!;
   assert.equal(r.stdout, `nothing to renew; next renewal: ${next.kind} at ${iso(next.at)}\n`);
   const j = JSON.parse((await n.run("renew", "--json")).stdout) as Record<string, unknown>;

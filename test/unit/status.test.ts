@@ -7,9 +7,8 @@ import { generateKeyPairSync } from "node:crypto";
 import { readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { renewalDeadline } from "../../agent/pki/deadline.js";
-import { parseCert, splitPemCertificates } from "../../agent/pki/x509.js";
 import { tempRoot } from "../helpers/fs.js";
-import { cli, DAY, joined } from "../helpers/joined.js";
+import { cli, DAY, iso, joined, kubeletLeaf } from "../helpers/joined.js";
 
 const PKI = "var/lib/kubelet/pki";
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
@@ -19,12 +18,6 @@ async function joinedStatus(role: "worker" | "control-plane" = "worker", lifetim
   const n = await joined(role, lifetimeMs);
   return { ...n, status: (...a: string[]) => n.run("status", ...a) };
 }
-
-const leafOf = (root: string, prefix: string) =>
-  parseCert(
-    splitPemCertificates(readFileSync(join(root, PKI, `${prefix}-current.pem`), "utf8"))[0]!,
-  );
-const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 
 interface StatusJson {
   needsAttention: boolean;
@@ -43,7 +36,7 @@ test("status: a healthy worker exits 0 with the narrow tables, ISO dates and the
   const r = await n.status();
   assert.equal(r.code, 0, r.stderr);
   const now = new Date(n.clock.now());
-  const leaf = leafOf(n.root, "kubelet-client");
+  const leaf = kubeletLeaf(n.root, "kubelet-client");
   const deadline = renewalDeadline(leaf, { nodeName: "w1" });
   const renewIn = `${Math.floor((deadline.getTime() - now.getTime()) / DAY)}d`;
   const lines = r.stdout.split("\n");
@@ -104,7 +97,7 @@ test("status: --warn-within flags what expires within it (exit 8); a bad duratio
   const r = await n.status("--warn-within", "400d");
   assert.equal(r.code, 8, r.stderr);
   assert.equal(r.stderr, "");
-  const notAfter = iso(leafOf(n.root, "kubelet-client").notAfter);
+  const notAfter = iso(kubeletLeaf(n.root, "kubelet-client").notAfter);
   assert.match(r.stdout, /^kubelet-client {2}\S+Z {2}364d {6}\d+d {6}expiring$/m);
   assert.ok(
     r.stdout.includes(
@@ -140,7 +133,7 @@ test("status: past the renewal deadline, then expired: exit 8 with the reason", 
   n.clock.advance(27.5 * DAY); // past 90 % of 30 days
   const due = await n.status();
   assert.equal(due.code, 8, due.stderr);
-  const deadline = renewalDeadline(leafOf(n.root, "kubelet-client"), { nodeName: "w1" });
+  const deadline = renewalDeadline(kubeletLeaf(n.root, "kubelet-client"), { nodeName: "w1" });
   assert.match(due.stdout, /^kubelet-client {2}\S+Z {2}2d {8}now {7}renewal due$/m);
   assert.ok(
     due.stdout.includes(
@@ -151,7 +144,7 @@ test("status: past the renewal deadline, then expired: exit 8 with the reason", 
   n.clock.advance(3 * DAY);
   const expired = await n.status();
   assert.equal(expired.code, 8);
-  const notAfter = iso(leafOf(n.root, "kubelet-server").notAfter);
+  const notAfter = iso(kubeletLeaf(n.root, "kubelet-server").notAfter);
   assert.match(expired.stdout, /^kubelet-server {2}\S+Z {2}0s {8}now {7}expired$/m);
   assert.ok(
     expired.stdout.includes(
