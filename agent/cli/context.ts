@@ -2,6 +2,7 @@
 // back its result, and the runtime its run receives.
 import type { Command } from "commander";
 import { systemClock } from "../common/clock.js";
+import type { ExitCodeValue } from "../common/errors.js";
 import type { Runtime } from "../engine/runtime.js";
 import { layout } from "../store/layout.js";
 
@@ -16,6 +17,8 @@ export interface CommandResult {
   json: boolean;
   value: unknown;
   text: string;
+  /** A non-zero exit code that goes with the output (status: something needs attention). */
+  exitCode?: ExitCodeValue;
 }
 
 /** The seams a test may set for an in-process or killed run (engine/runtime.ts). */
@@ -62,6 +65,9 @@ Exit codes:
   5  verification or pin failure (nothing was written)
   6  local I/O error
   7  another node-join holds the lock (/var/lib/node-join/lock)
+  8  status: a certificate or CA needs attention (missing, unreadable, key mismatch,
+     expired, past its renewal deadline, expiring within --warn-within)
+  9  status: node-join never joined this root (run node-join join)
 `;
 
 /** --root, --config and --json, as every command that reads the config takes them. */

@@ -23,6 +23,7 @@ import type { PlannedFile } from "../store/transaction.js";
 import { addGlobal, examples, type Cli } from "./context.js";
 import { formatPlannedFiles } from "./format.js";
 import { addOptionFlags } from "./flags.js";
+import { isoDate } from "./format.js";
 
 const HELP = examples([
   "# a worker against CFSSL, the CA pinned by the hash of its public key, as kubeadm pins it",
@@ -137,7 +138,7 @@ export function joinResult(s: Settings, r: RunOutcome, timerInPlace = false): Jo
     return {
       kind: a.kind.name,
       reason: a.reason!,
-      ...(leaf ? { serial: leaf.serial, notAfter: leaf.notAfter.toISOString() } : {}),
+      ...(leaf ? { serial: leaf.serial, notAfter: isoDate(leaf.notAfter) } : {}),
       commonName: a.template.commonName,
       organizations: a.template.organizations,
       dnsNames: a.template.sans.dnsNames,

@@ -114,7 +114,7 @@ export async function main(argv: string[], io: Io, seams: RuntimeSeams = {}): Pr
   try {
     await program.parseAsync(argv, { from: "user" });
     if (result) io.stdout(result.json ? `${JSON.stringify(result.value, null, 2)}\n` : result.text);
-    return ExitCode.ok;
+    return result?.exitCode ?? ExitCode.ok;
   } catch (thrown) {
     const failure = asFailure(thrown);
     if (!failure) return ExitCode.ok;

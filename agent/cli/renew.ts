@@ -4,15 +4,17 @@ import type { Command } from "commander";
 import { UsageError } from "../common/errors.js";
 import { loadSettings, type GlobalOptions } from "../config/load.js";
 import type { Settings } from "../config/settings.js";
-import { due } from "../engine/assess.js";
+import { due, nextDue } from "../engine/assess.js";
 import { withMetrics } from "../engine/report.js";
 import { run, type RunOutcome, type RunPolicy } from "../engine/run.js";
 import type { Runtime } from "../engine/runtime.js";
 import { defaultHooks } from "../ops/hooks.js";
 import type { Layout } from "../store/layout.js";
+import { optionByKey } from "../config/options.js";
 import type { PlannedFile } from "../store/transaction.js";
 import { addGlobal, examples, type Cli } from "./context.js";
-import { formatPlannedFiles } from "./format.js";
+import { addOptionFlags } from "./flags.js";
+import { formatPlannedFiles, isoDate } from "./format.js";
 
 const HELP = examples([
   "node-join renew                 # what the timer runs: renew what is due, then run the hooks",
@@ -46,7 +48,9 @@ export interface RenewResult {
   dryRun: boolean;
   nodeName: string;
   renewed: RenewedCert[];
+  /** When the next certificate falls due, and which one. */
   nextDeadline?: string;
+  nextDeadlineKind?: string;
   hooks: { argv: string[]; exitCode: number }[];
   changedFiles: string[];
   /** `changedFiles` with what happens to each: created or replaced, and its mode. */
@@ -91,7 +95,7 @@ export function renewResult(r: RunOutcome): RenewResult {
       kind: a.kind.name,
       reason: a.reason!,
       expired: a.expired,
-      ...(leaf ? { serial: leaf.serial, notAfter: leaf.notAfter.toISOString() } : {}),
+      ...(leaf ? { serial: leaf.serial, notAfter: isoDate(leaf.notAfter) } : {}),
     };
   });
   const base = {
@@ -104,12 +108,13 @@ export function renewResult(r: RunOutcome): RenewResult {
     files: r.files,
   };
   if (renewed.length === 0) {
-    const next = r.nextDeadline?.toISOString();
+    const next = nextDue(r.assessments);
+    const at = next && isoDate(next.deadline);
     return {
       ...base,
       renewed,
-      ...(next ? { nextDeadline: next } : {}),
-      message: `nothing to renew, next deadline ${next ?? "none"}`,
+      ...(next ? { nextDeadline: at!, nextDeadlineKind: next.kind } : {}),
+      message: `nothing to renew; next renewal: ${next ? `${next.kind} at ${at}` : "none"}`,
     };
   }
   if (r.dryRun)
@@ -143,7 +148,7 @@ export function formatRenew(r: RenewResult): string {
 }
 
 export function registerRenew(program: Command, cli: Cli): void {
-  addGlobal(
+  const cmd = addGlobal(
     program
       .command("renew")
       .description("renew every certificate that is due, broken or no longer matches the node"),
@@ -156,7 +161,9 @@ export function registerRenew(program: Command, cli: Cli): void {
     .option(
       "--dry-run",
       "check secret files and the CAs of what is due (reachable, pin), then print what would be renewed and written; change nothing",
-    )
+    );
+  // join's --timeout, from the same entry of the settings table: the CA deadline of both commands.
+  addOptionFlags(cmd, [optionByKey("timeout")!])
     .addHelpText("after", HELP)
     .action(async (opts: GlobalOptions & Record<string, unknown>) => {
       const loaded = loadSettings(opts, cli.io.env);

@@ -1,94 +1,186 @@
-// `node-join status`: kubeadm's `certs check-expiration` tables for what is on disk, plus key type,
-// file and whether node-join manages it.
+// `node-join status`: kubeadm's `certs check-expiration` tables for what is on disk, with each
+// certificate's renewal deadline and a state; exit 8 when anything needs attention (after step's
+// `certificate needs-renewal`), so a cron job or a monitoring check can act on it.
+import { statSync } from "node:fs";
 import type { Command } from "commander";
+import { parseDuration } from "../common/duration.js";
+import { ExitCode, NodeJoinError, UsageError } from "../common/errors.js";
 import { loadSettings, type GlobalOptions } from "../config/load.js";
-import { collectStatus, reportRun, type StatusResult } from "../engine/report.js";
+import {
+  collectStatus,
+  reportRun,
+  type CaStatus,
+  type CertStatus,
+  type StatusResult,
+} from "../engine/report.js";
+import { deadlinePolicy } from "../pki/deadline.js";
 import { timerSummary } from "../ops/timer.js";
 import type { Role } from "../pki/roles.js";
+import { inspect } from "../store/fsio.js";
+import { rootDir } from "../store/layout.js";
 import { addGlobal, examples, type Cli } from "./context.js";
-import { kubeadmDate, shortHumanDuration, table } from "./format.js";
+import { shortHumanDuration, table } from "./format.js";
 
 const HELP = examples([
-  "node-join status                        # the role's certificates and CAs, with expiry",
+  "node-join status                        # exit 8 if anything needs attention",
+  "node-join status --warn-within 30d      # also flag what expires within 30 days",
+  "node-join status --wide                 # with CA, key type, managed and file columns",
   "node-join status --json | jq '.certificates[] | select(.problem)'",
-  "node-join status --role control-plane --root /target",
 ]);
 
-const yesNo = (b: boolean) => (b ? "yes" : "no");
-const expiry = (e: { expires?: string; residualSeconds?: number }) =>
-  e.expires
-    ? [kubeadmDate(new Date(e.expires)), shortHumanDuration(e.residualSeconds! * 1000)]
-    : ["", ""];
-const nameCell = (e: { name: string; problem?: string }) =>
-  e.problem === "missing" ? `!MISSING! ${e.name}` : e.name;
+interface StatusOptions extends GlobalOptions {
+  role?: Role;
+  warnWithin?: string;
+  wide?: boolean;
+}
 
-export function formatStatus(r: StatusResult): string {
-  const certRows = r.certificates.map((c) => [
-    nameCell(c),
-    ...expiry(c),
-    c.certificateAuthority,
-    yesNo(c.externallyManaged),
-    c.keyType ?? "",
-    yesNo(c.managed),
-    c.file + (c.problem && c.problem !== "missing" ? `  (${c.problem})` : ""),
-  ]);
-  const caRows = r.certificateAuthorities.map((c) => [
-    nameCell(c),
-    ...expiry(c),
-    yesNo(c.externallyManaged),
-    c.file,
-  ]);
-  return (
-    table(
-      [
-        "CERTIFICATE",
-        "EXPIRES",
-        "RESIDUAL TIME",
-        "CERTIFICATE AUTHORITY",
-        "EXTERNALLY MANAGED",
-        "KEY TYPE",
-        "MANAGED",
-        "FILE",
-      ],
-      certRows,
-    ) +
-    "\n" +
-    table(
-      ["CERTIFICATE AUTHORITY", "EXPIRES", "RESIDUAL TIME", "EXTERNALLY MANAGED", "FILE"],
-      caRows,
-    ) +
-    `\nrenewal timer: ${timerSummary(r.timer)}\n`
+const yesNo = (b: boolean) => (b ? "yes" : "no");
+// An expired one has none left ("0s"; kubeadm would print "<invalid>"): its state says expired.
+const residual = (e: { residualSeconds?: number }) =>
+  e.residualSeconds === undefined ? "" : shortHumanDuration(Math.max(0, e.residualSeconds) * 1000);
+
+/** Time left until renew renews it: kubeadm's short form, "now" once due. */
+function renewIn(c: CertStatus, now: Date): string {
+  if (!c.renewalDeadline) return "";
+  const ms = new Date(c.renewalDeadline).getTime() - now.getTime();
+  return ms <= 0 ? "now" : shortHumanDuration(ms);
+}
+
+/**
+ * The default form fits 80 columns for a control plane (names up to 24 characters, two-space
+ * gaps); `wide` adds the CA, ownership, key type and file columns and the deadline as a date.
+ */
+export function formatStatus(r: StatusResult, now: Date, wide = false): string {
+  const certs = wide
+    ? table(
+        [
+          "CERTIFICATE",
+          "EXPIRES",
+          "RESIDUAL",
+          "RENEW AFTER",
+          "CERTIFICATE AUTHORITY",
+          "EXTERNALLY MANAGED",
+          "KEY TYPE",
+          "MANAGED",
+          "STATE",
+          "FILE",
+        ],
+        r.certificates.map((c) => [
+          c.name,
+          c.expires ?? "",
+          residual(c),
+          c.renewalDeadline ?? "",
+          c.certificateAuthority,
+          yesNo(c.externallyManaged),
+          c.keyType ?? "",
+          yesNo(c.managed),
+          c.state,
+          c.file,
+        ]),
+        2,
+      )
+    : table(
+        ["CERTIFICATE", "EXPIRES", "RESIDUAL", "RENEW IN", "STATE"],
+        r.certificates.map((c) => [c.name, c.expires ?? "", residual(c), renewIn(c, now), c.state]),
+        2,
+      );
+  const cas = table(
+    [
+      "CERTIFICATE AUTHORITY",
+      "EXPIRES",
+      "RESIDUAL",
+      ...(wide ? ["EXTERNALLY MANAGED"] : []),
+      "STATE",
+      ...(wide ? ["FILE"] : []),
+    ],
+    r.certificateAuthorities.map((c) => [
+      c.name,
+      c.expires ?? "",
+      residual(c),
+      ...(wide ? [yesNo(c.externallyManaged)] : []),
+      c.state,
+      ...(wide ? [c.file] : []),
+    ]),
+    2,
   );
+  return `${certs}\n${cas}\nrenewal timer: ${timerSummary(r.timer)}\n${attention(r)}`;
+}
+
+/** One line per entry that needs attention, naming its file, and what fixes the certificates. */
+function attention(r: StatusResult): string {
+  const line = (e: CertStatus | CaStatus) => `  ${e.name}: ${e.problem ?? e.state} (${e.file})\n`;
+  const certs = r.certificates.filter((c) => c.state !== "ok");
+  const cas = r.certificateAuthorities.filter((c) => c.state !== "ok");
+  const timer = r.timer.problem ? `  renewal timer: ${r.timer.problem}\n` : "";
+  if (certs.length + cas.length === 0 && !timer) return "";
+  const hint = certs.length
+    ? "node-join renew repairs and renews these certificates (--force renews one not yet due)\n"
+    : "";
+  return `\nneeds attention:\n${[...certs, ...cas].map(line).join("")}${timer}${hint}`;
+}
+
+/** --root must name an existing directory: a mistyped one is not an empty, all-missing node. */
+function checkRoot(given: string | undefined): void {
+  if (given === undefined) return;
+  const root = rootDir(given);
+  if (inspect(root).kind === "missing") throw new UsageError(`--root ${given}: no such directory`);
+  if (!statSync(root).isDirectory()) throw new UsageError(`--root ${given}: not a directory`);
+}
+
+function warnWithin(text: string | undefined): { ms: number; text: string } | undefined {
+  if (text === undefined) return undefined;
+  const ms = parseDuration(text);
+  if (ms === undefined)
+    throw new UsageError(
+      `--warn-within: must be a duration such as 30d, 720h or 90s (got ${JSON.stringify(text)})`,
+    );
+  return { ms, text };
 }
 
 export function registerStatus(program: Command, cli: Cli): void {
   addGlobal(
     program
       .command("status")
-      .description("show certificates and CAs with expiry, like kubeadm certs check-expiration"),
+      .description(
+        "show certificates and CAs with expiry and renewal deadline; exit 8 if any needs attention",
+      ),
   )
     // Checked like the config's role (config/options.ts), with the same message.
     .option(
       "--role <role>",
-      "role whose certificates to list (default: from the config, else worker)",
+      "role whose certificates to list (default: from the config); also on a root node-join never joined",
     )
+    .option(
+      "--warn-within <duration>",
+      "also flag (exit 8) a certificate or CA that expires within this, e.g. 30d (default: off)",
+    )
+    .option("--wide", "all columns: CA, externally managed, key type, managed, file")
     .addHelpText("after", HELP)
-    .action((opts: GlobalOptions & { role?: Role }) => {
+    .action((opts: StatusOptions) => {
+      checkRoot(opts.root);
+      const warn = warnWithin(opts.warnWithin);
       const loaded = loadSettings({ ...opts }, cli.io.env);
-      const rt = cli.runtime(loaded.layout.root);
-      const r = collectStatus(
-        opts.role ?? loaded.settings.role,
-        loaded.layout,
-        new Date(rt.clock.now()),
-        // A joined node (its config written) renews through the timer unless told not to.
-        loaded.configFile !== undefined && loaded.settings.timer.enabled,
-      );
-      if (loaded.configFile)
-        reportRun(loaded.settings, rt, {
-          command: "status",
-          success: true,
-          time: new Date(rt.clock.now()),
-        });
-      cli.setResult({ json: Boolean(opts.json), value: r, text: formatStatus(r) });
+      const l = loaded.layout;
+      // Without a config, a state file or an explicit role there is nothing of ours to show.
+      if (!loaded.configFile && !opts.role && inspect(l.stateFile).kind === "missing")
+        throw new NodeJoinError(
+          `${l.root === "/" ? "this node" : l.root} was never joined by node-join (no ${l.configFile}): run node-join join`,
+          ExitCode.notJoined,
+        );
+      const rt = cli.runtime(l.root);
+      const now = new Date(rt.clock.now());
+      const s = loaded.settings;
+      const r = collectStatus(opts.role ?? s.role, l, {
+        deadline: deadlinePolicy(s.nodeName ?? "", s.renew),
+        ...(warn ? { warnWithin: warn } : {}),
+        now,
+      });
+      if (loaded.configFile) reportRun(s, rt, { command: "status", success: true, time: now });
+      cli.setResult({
+        json: Boolean(opts.json),
+        value: r,
+        text: formatStatus(r, now, Boolean(opts.wide)),
+        ...(r.needsAttention ? { exitCode: ExitCode.attention } : {}),
+      });
     });
 }

@@ -11,6 +11,10 @@ export const ExitCode = {
   verification: 5,
   localIo: 6,
   locked: 7,
+  /** status: a certificate or CA needs attention (the table is still printed). */
+  attention: 8,
+  /** status: node-join never joined this root. */
+  notJoined: 9,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -4,7 +4,7 @@ import { resolve } from "node:path";
 import { UsageError } from "../common/errors.js";
 import { layout, rootDir, underRoot, type Layout } from "../store/layout.js";
 import { readTrustedFile } from "../store/strict-modes.js";
-import { optionByKey } from "./options.js";
+import { envName, optionByKey, type OptionKey } from "./options.js";
 import { toSettings, type Settings } from "./settings.js";
 import { envValues, flagValues, mergeValues, parseConfigText, type RawValues } from "./sources.js";
 
@@ -47,11 +47,33 @@ export function loadSettings(
   } else if (explicit) {
     throw new UsageError(`--config ${file}: no such file`);
   }
-  const values = mergeValues(fromFile, envValues(env), flagValues(opts));
+  const fromEnv = envValues(env);
+  const fromFlags = flagValues(opts);
+  const values = mergeValues(fromFile, fromEnv, fromFlags);
+  const settings = toSettings(values, root);
+  // Reasons name the setting the user gave (`--before 400d`), not a key they never set.
+  const beforeFrom = originOf("renew.before", { flags: fromFlags, env: fromEnv, file: fromFile });
+  if (beforeFrom) settings.renew.beforeFrom = beforeFrom;
   return {
     layout: l,
-    settings: toSettings(values, root),
+    settings,
     values,
     ...(existsSync(file) ? { configFile: file } : {}),
   };
+}
+
+/**
+ * The setting that gave an option its value, as a message names it (flags > environment > file):
+ * `--before 400d`, `NODE_JOIN_BEFORE=400d` or `renew.before: 400d`; undefined for a default.
+ */
+function originOf(
+  key: OptionKey,
+  from: { flags: RawValues; env: RawValues; file: RawValues },
+): string | undefined {
+  const spec = optionByKey(key)!;
+  const shown = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
+  if (from.flags.has(key)) return `--${spec.flag} ${shown(from.flags.get(key))}`;
+  if (from.env.has(key)) return `${envName(spec.flag!)}=${shown(from.env.get(key))}`;
+  if (from.file.has(key)) return `${key}: ${shown(from.file.get(key))}`;
+  return undefined;
 }

@@ -38,7 +38,8 @@ export interface Settings {
   unsafeSkipCaVerification: boolean;
   cas: Record<CaName, CaSettings>;
   controlPlane?: ControlPlaneConfig;
-  renew: { beforeMs?: number; reuseKey: boolean };
+  /** beforeFrom: the setting that gave beforeMs, as messages name it (config/load.ts). */
+  renew: { beforeMs?: number; beforeFrom?: string; reuseKey: boolean };
   hooks: { postRenew?: string[][] };
   timer: { enabled: boolean };
   metrics: { textfile: string };

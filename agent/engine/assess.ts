@@ -2,6 +2,7 @@
 // and the kubelet's certificate manager): for every kind of the role, the installed state against
 // today's template, key match, chain, validity, the deadline rule and force. Join and renew differ
 // only in the policy they pass.
+import { isoDate } from "../common/time.js";
 import type { CaName } from "../pki/cas.js";
 import { templateFor, type CertKind, type CertTemplate, type TableContext } from "../pki/certs.js";
 import { dueness, type DeadlinePolicy } from "../pki/deadline.js";
@@ -61,7 +62,7 @@ export function assessKind(
     return p.force ? { ...base, reason: "forced" } : { ...base, deadline: d.deadline };
   }
   if (leaf.notAfter.getTime() <= p.now.getTime()) {
-    return { ...base, reason: `expired at ${leaf.notAfter.toISOString()}`, expired: true };
+    return { ...base, reason: `expired at ${isoDate(leaf.notAfter)}`, expired: true };
   }
   return p.force ? { ...base, reason: "forced" } : base;
 }
@@ -73,9 +74,14 @@ export function assess(readings: KindReading[], ctx: TableContext, p: AssessPoli
 export const due = (all: Assessment[]): Assessment[] => all.filter((a) => a.reason !== undefined);
 export const kept = (all: Assessment[]): Assessment[] => all.filter((a) => a.reason === undefined);
 
-/** The earliest deadline among the kept certificates. */
-export function nextDeadline(all: Assessment[]): Date | undefined {
-  let next: Date | undefined;
-  for (const a of kept(all)) if (a.deadline && (!next || a.deadline < next)) next = a.deadline;
+/** The kept certificate that falls due first, with its deadline. */
+export function nextDue(all: Assessment[]): { kind: string; deadline: Date } | undefined {
+  let next: { kind: string; deadline: Date } | undefined;
+  for (const a of kept(all))
+    if (a.deadline && (!next || a.deadline < next.deadline))
+      next = { kind: a.kind.name, deadline: a.deadline };
   return next;
 }
+
+/** The earliest deadline among the kept certificates. */
+export const nextDeadline = (all: Assessment[]): Date | undefined => nextDue(all)?.deadline;

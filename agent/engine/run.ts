@@ -112,7 +112,7 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       : undefined;
     const assessments = assess(readings, ctx, {
       force: policy.force,
-      ...(policy.deadlineRule ? { deadline: deadlinePolicy(id.nodeName, s.renew.beforeMs) } : {}),
+      ...(policy.deadlineRule ? { deadline: deadlinePolicy(id.nodeName, s.renew) } : {}),
       anchors: (ca) => (policy.contactAllCas ? connected?.get(ca)?.anchors : installedCas.get(ca)),
       requestedSans: (ca, t) => requestedSansFor(s.cas[ca].type, t),
       keyAlgorithm: s.keyAlgorithm,

@@ -2,6 +2,7 @@
 // random fraction derived from the certificate and the node, so every run agrees on the same
 // deadline and a fleet issued at once does not renew at once.
 import { createHash } from "node:crypto";
+import { isoDate, shortHumanDuration } from "../common/time.js";
 
 export const JITTER_LOW = 0.7;
 export const JITTER_HIGH = 0.9;
@@ -23,11 +24,21 @@ export interface DeadlinePolicy {
   nodeName: string;
   /** renew.before: renew when less than this remains (replaces the kubelet rule). */
   beforeMs?: number;
+  /**
+   * The setting that gave that duration, as the reasons name it ("--before 400d",
+   * "NODE_JOIN_BEFORE=400d", "renew.before: 400d"): never a key the user did not set.
+   */
+  beforeFrom?: string;
 }
 
 /** The policy renew decides by; the metrics report the same deadlines from it. */
-export function deadlinePolicy(nodeName: string, beforeMs: number | undefined): DeadlinePolicy {
-  return beforeMs === undefined ? { nodeName } : { nodeName, beforeMs };
+export function deadlinePolicy(
+  nodeName: string,
+  renew: Omit<DeadlinePolicy, "nodeName">,
+): DeadlinePolicy {
+  const { beforeMs, beforeFrom } = renew;
+  if (beforeMs === undefined) return { nodeName };
+  return beforeFrom === undefined ? { nodeName, beforeMs } : { nodeName, beforeMs, beforeFrom };
 }
 
 export function renewalDeadline(cert: CertTimes, policy: DeadlinePolicy): Date {
@@ -45,13 +56,19 @@ export function dueness(cert: CertTimes, policy: DeadlinePolicy, now: Date): Due
   const deadline = renewalDeadline(cert, policy);
   const expired = cert.notAfter.getTime() <= now.getTime();
   if (expired)
-    return { due: true, deadline, expired, reason: `expired at ${cert.notAfter.toISOString()}` };
-  if (now.getTime() >= deadline.getTime()) {
-    const why =
-      policy.beforeMs !== undefined
-        ? "less than renew.before remains"
-        : "past its renewal deadline";
-    return { due: true, deadline, expired, reason: `${why} (${deadline.toISOString()})` };
-  }
+    return { due: true, deadline, expired, reason: `expired at ${isoDate(cert.notAfter)}` };
+  if (now.getTime() >= deadline.getTime())
+    return { due: true, deadline, expired, reason: whyDue(cert, policy, deadline) };
   return { due: false, deadline };
+}
+
+/** Why a valid certificate is due, in terms of the setting that made it so. */
+function whyDue(cert: CertTimes, policy: DeadlinePolicy, deadline: Date): string {
+  if (policy.beforeMs === undefined) return `past its renewal deadline (${isoDate(deadline)})`;
+  const from = policy.beforeFrom ?? `renew.before (${shortHumanDuration(policy.beforeMs)})`;
+  const lifetime = cert.notAfter.getTime() - cert.notBefore.getTime();
+  // A duration at least the whole lifetime makes every certificate due the moment it is issued.
+  if (policy.beforeMs >= lifetime)
+    return `${from} is at least its whole lifetime (${shortHumanDuration(lifetime)}): due on every run`;
+  return `less than ${from} remains (since ${isoDate(deadline)})`;
 }

@@ -29,6 +29,8 @@ export function readInstalled(kind: CertKind, l: Layout): KindReading {
   if (!r.ok) return { kind, file: r.file, problem: r.problem };
   try {
     const chain = splitPemCertificates(r.credentials.chainPem, basename(r.file)).map(parseCert);
+    // The certificate first: a file cut short loses its key block too, and is unreadable.
+    if (r.credentials.keyPem === "") return { kind, file: r.file, problem: "holds no private key" };
     return { kind, file: r.file, installed: { chain, keyPem: r.credentials.keyPem } };
   } catch (err) {
     return { kind, file: r.file, problem: (err as Error).message };

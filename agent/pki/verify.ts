@@ -1,6 +1,7 @@
 // Checks an issued certificate against what was asked for, before anything touches the disk.
 import type { CertTemplate } from "./certs.js";
 import { VerificationError } from "../common/errors.js";
+import { isoDate } from "../common/time.js";
 import { validatePath } from "./path.js";
 import { buildChain, normalizeIp, parseCert, splitPemCertificates, type CertInfo } from "./x509.js";
 
@@ -99,8 +100,8 @@ function checkAnswer(input: VerifyInput): { leaf: CertInfo; rest: CertInfo[]; pa
   for (const c of path) {
     const label = c === leaf ? "it" : `chain certificate "${c.commonName}"`;
     if (c.notBefore.getTime() - CLOCK_SKEW_MS > now)
-      fail(`${label} is not valid before ${c.notBefore.toISOString()}`);
-    if (c.notAfter.getTime() <= now) fail(`${label} expired at ${c.notAfter.toISOString()}`);
+      fail(`${label} is not valid before ${isoDate(c.notBefore)}`);
+    if (c.notAfter.getTime() <= now) fail(`${label} expired at ${isoDate(c.notAfter)}`);
   }
   return { leaf, rest, path };
 }
@@ -217,6 +218,6 @@ export function mismatch(
   if (anchors && !buildChain(cert, intermediates, anchors))
     return "does not chain to the installed CA";
   if (now && cert.notAfter.getTime() <= now.getTime())
-    return `expired at ${cert.notAfter.toISOString()}`;
+    return `expired at ${isoDate(cert.notAfter)}`;
   return undefined;
 }

@@ -47,7 +47,12 @@ export function splitPemCertificates(text: string, what = "PEM"): string[] {
         `-----BEGIN CERTIFICATE-----\n${wrap64(m[2]!.replace(/[\r\n]/g, ""))}-----END CERTIFICATE-----\n`,
       );
   }
-  if (out.length === 0) throw new Error(`${what} holds no PEM certificate`);
+  if (out.length === 0)
+    throw new Error(
+      text.includes("-----BEGIN CERTIFICATE-----")
+        ? `${what} holds a truncated PEM certificate`
+        : `${what} holds no PEM certificate`,
+    );
   return out;
 }
 

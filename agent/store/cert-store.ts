@@ -13,6 +13,7 @@ export const KEY_MODE = 0o600;
 export interface Credentials {
   /** Leaf first, then intermediates. */
   chainPem: string;
+  /** "" when a store read a certificate without its key (the reader reports which is at fault). */
   keyPem: string;
 }
 

@@ -68,7 +68,10 @@ export function kubeletRotating(prefix: string): CertStore {
           target = join(l.kubeletPkiDir, basename(link.target!));
           if (inspect(target).kind === "missing") return `dangling symlink to ${link.target}`;
         }
-        return splitChainAndKey(readNoFollow(target).toString("utf8")) ?? "holds no private key";
+        // Without a key block the certificate text still goes to the reader (pki/installed.ts),
+        // which checks it first: a truncated file is an unreadable certificate, not a missing key.
+        const text = readNoFollow(target).toString("utf8");
+        return splitChainAndKey(text) ?? { chainPem: text, keyPem: "" };
       }),
     files: (w) => {
       const l = w.layout;

@@ -353,7 +353,7 @@ test("a three-member etcd cluster runs on those certificates; a wrong-CA certifi
   assert.match(okPeer, /"name":"cp1"/, "the right peer certificate is accepted");
 });
 
-test("status prints both kubeadm tables with EXTERNALLY MANAGED yes", async () => {
+test("status prints both kubeadm tables within 80 columns, and EXTERNALLY MANAGED yes with --wide", async () => {
   const r = await runCli(["status", "--root", NODES[0]!.root, "--json"]);
   assert.equal(r.code, 0, r.stderr);
   const st = json<{
@@ -371,11 +371,15 @@ test("status prints both kubeadm tables with EXTERNALLY MANAGED yes", async () =
   assert.equal(st.certificates.length, 13);
   assert.ok(st.certificates.every((c) => c.externallyManaged && c.managed));
   const text = await runCli(["status", "--root", NODES[0]!.root]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /^CERTIFICATE {15}EXPIRES {15}RESIDUAL {2}RENEW IN {2}STATE$/m);
+  assert.match(text.stdout, /^etcd-ca {16}\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ {2}9y {8}ok$/m);
+  for (const line of text.stdout.split("\n")) assert.ok(line.length <= 80, line);
+  const wide = await runCli(["status", "--root", NODES[0]!.root, "--wide"]);
   assert.match(
-    text.stdout,
-    /^CERTIFICATE\s+EXPIRES\s+RESIDUAL TIME\s+CERTIFICATE AUTHORITY\s+EXTERNALLY MANAGED/m,
+    wide.stdout,
+    /^etcd-ca {16}\S+Z {2}9y {8}yes {17}ok {5}\/etc\/kubernetes\/pki\/etcd\/ca\.crt$/m,
   );
-  assert.match(text.stdout, /^etcd-ca\s+\w{3} \d\d, \d{4} \d\d:\d\d UTC\s+9y\s+yes/m);
 });
 
 test("a failure in the middle of the set (etcd CA gone after the kubernetes certificates were issued) changes nothing", async () => {

@@ -89,8 +89,12 @@ function currentSet(root: string): SetState {
   };
 }
 
-const renew = (root: string, args: string[] = [], env: NodeJS.ProcessEnv = {}) =>
-  runCli(["renew", "--root", root, ...args], { env });
+const renew = (
+  root: string,
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs?: number,
+) => runCli(["renew", "--root", root, ...args], { env, ...(timeoutMs ? { timeoutMs } : {}) });
 
 test("renew: nothing due; --before 2h renews with new serials and keys; hook runs; nothing due again", async () => {
   const root = await joinedRoot();
@@ -104,7 +108,10 @@ test("renew: nothing due; --before 2h renews with new serials and keys; hook run
   assert.equal(idle.code, 0, idle.stderr);
   const idleOut = json<{ renewed: unknown[]; nextDeadline: string; message: string }>(idle);
   assert.deepEqual(idleOut.renewed, []);
-  assert.match(idleOut.message, /^nothing to renew, next deadline \d{4}-\d\d-\d\dT/);
+  assert.match(
+    idleOut.message,
+    /^nothing to renew; next renewal: kubelet-(client|server) at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/,
+  );
   const deadline = new Date(idleOut.nextDeadline).getTime();
   const notAfter = Date.now() + 3600_000;
   assert.ok(
@@ -127,7 +134,12 @@ test("renew: nothing due; --before 2h renews with new serials and keys; hook run
   );
   assert.match(out.message, /^renewed 2: kubelet-client, kubelet-server$/);
   assert.ok(
-    out.renewed.every((x) => /less than renew\.before remains/.test(x.reason) && !x.expired),
+    out.renewed.every(
+      // the "short" profile's certificates live 1h (and CFSSL's 5 minutes of backdating)
+      (x) =>
+        x.reason === "--before 2h is at least its whole lifetime (1h): due on every run" &&
+        !x.expired,
+    ),
   );
   const now = currentSet(root);
   assert.notEqual(now.client, old.client, "symlink swapped to a new timestamped file");
@@ -148,7 +160,7 @@ test("renew: nothing due; --before 2h renews with new serials and keys; hook run
 
   const again = await renew(root);
   assert.equal(again.code, 0, again.stderr);
-  assert.match(again.stdout, /^nothing to renew, next deadline /);
+  assert.match(again.stdout, /^nothing to renew; next renewal: kubelet-(client|server) at /);
   assert.equal(
     readFileSync(join(root, "hook.log"), "utf8").split("\n").length,
     2,
@@ -183,12 +195,18 @@ test("renew keeps the previous 3 timestamped kubelet files; reuseKey keeps the k
   assert.notEqual(currentSet(root).clientSerial, s0);
 });
 
-test("renew with the CA down exits 3 naming the CA and changes nothing", async () => {
-  const root = await joinedRoot();
+/** Points a joined root's config at a CFSSL that was started and stopped: nothing answers there. */
+async function pointAtStoppedCa(root: string): Promise<CfsslCa> {
   const down = await startCfssl();
   await down.stop();
   const cfg = join(root, "etc/node-join/config.yaml");
   writeFileSync(cfg, readFileSync(cfg, "utf8").replace(ca.url, down.url).replace(ca.pin, down.pin));
+  return down;
+}
+
+test("renew with the CA down exits 3 naming the CA and changes nothing", async () => {
+  const root = await joinedRoot();
+  const down = await pointAtStoppedCa(root);
   const snap = snapshot(root);
   const r = await renew(root, ["--before", "2h", "--json"], { NODE_JOIN_TIMEOUT: "2s" });
   assert.equal(r.code, 3, r.stderr);
@@ -204,6 +222,24 @@ test("renew with the CA down exits 3 naming the CA and changes nothing", async (
     readFileSync(join(root, TEXTFILE), "utf8"),
     /^node_join_last_run_success\{command="renew"\} 0$/m,
   );
+});
+
+test("renew --timeout gives up on a stopped CA after about that long (exit 3)", async () => {
+  const root = await joinedRoot();
+  const down = await pointAtStoppedCa(root);
+  const started = Date.now();
+  // Without --timeout renew would retry for the default 5 minutes, past this test's limit.
+  const r = await renew(root, ["--force", "--timeout", "3s"], {}, 60_000);
+  const elapsed = Date.now() - started;
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `^node-join: error: CA kubernetes \\(cfssl ${down.url.replace(/\./g, "\\.")}\\) unreachable`,
+      "m",
+    ),
+  );
+  assert.ok(elapsed >= 3000 && elapsed < 20_000, `gave up after ${elapsed} ms`);
 });
 
 test("two renews at once: one works, the other exits 7; nothing torn", async () => {
@@ -319,7 +355,12 @@ test("renew repairs a missing or corrupt certificate", async () => {
     (c) => [c.name, c.problem],
   );
   assert.match(String(probs[0]![1]), /dangling symlink/);
-  assert.ok(probs[1]![1], "the truncated file is reported");
+  assert.equal(
+    probs[1]![1],
+    "unreadable (kubelet-server-current.pem holds a truncated PEM certificate)",
+    "the truncated file is reported as an unreadable certificate, not as a missing key",
+  );
+  assert.equal(st.code, 8, "status says something needs attention");
   const r = await renew(root, ["--json"]);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(

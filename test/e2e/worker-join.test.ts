@@ -127,11 +127,21 @@ test("join installs verified kubelet certificates, kubelet.conf and ca.crt with 
   // status lists both certificates as managed
   const st = await runCli(["status", "--root", root]);
   assert.equal(st.code, 0, st.stderr);
+  assert.match(st.stdout, /^CERTIFICATE {5}EXPIRES {15}RESIDUAL {2}RENEW IN {2}STATE$/m);
   assert.match(
     st.stdout,
-    /kubelet-client\s+\w{3} \d\d, \d{4} \d\d:\d\d UTC\s+36\dd\s+ca\s+yes\s+ECDSA P-256\s+yes/,
+    /^kubelet-client {2}\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ {2}36\dd {6}\d+d +ok$/m,
   );
-  assert.match(st.stdout, /CERTIFICATE AUTHORITY\s+EXPIRES\s+RESIDUAL TIME\s+EXTERNALLY MANAGED/);
+  const wide = await runCli(["status", "--root", root, "--wide"]);
+  assert.equal(wide.code, 0, wide.stderr);
+  assert.match(
+    wide.stdout,
+    /^kubelet-client {2}\S+Z {2}36\dd {6}\S+Z {2}ca {21}yes {17}ECDSA P-256 {2}yes {6}ok/m,
+  );
+  assert.match(
+    wide.stdout,
+    /^CERTIFICATE AUTHORITY {2}EXPIRES {15}RESIDUAL {2}EXTERNALLY MANAGED/m,
+  );
 });
 
 test("a second join changes nothing and says so; --force re-issues", async () => {

@@ -5,6 +5,7 @@ import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import type { CaBackend, RenewRequest, SignRequest } from "../../agent/ca/backend.js";
 import type { Clock } from "../../agent/common/clock.js";
+import type { CaName } from "../../agent/pki/cas.js";
 import { CaRefusedError, CaUnreachableError } from "../../agent/common/errors.js";
 import { parseCert, type CertInfo } from "../../agent/pki/x509.js";
 import { issueLeaf, makeCa, type TestCa } from "./pki.js";
@@ -37,6 +38,14 @@ export class FakeCa implements CaBackend {
 
   static async create(name: string, clock: Clock, lifetimeMs = 365 * 86400_000): Promise<FakeCa> {
     return new FakeCa(name, await makeCa(`${name}-ca`), clock, lifetimeMs);
+  }
+
+  /** One fake CA for each of the cluster's three CAs, issuing for `lifetimeMs`. */
+  static async forEveryCa(clock: Clock, lifetimeMs?: number): Promise<Record<CaName, FakeCa>> {
+    const [kubernetes, frontProxy, etcd] = await Promise.all(
+      ["kubernetes", "front-proxy", "etcd"].map((n) => FakeCa.create(n, clock, lifetimeMs)),
+    );
+    return { kubernetes: kubernetes!, frontProxy: frontProxy!, etcd: etcd! };
   }
 
   /** Offers renewal with the installed credentials, recording what was renewed. */

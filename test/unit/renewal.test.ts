@@ -71,7 +71,13 @@ test("--before replaces the rule: renew when less than that remains", () => {
   );
   const due = dueness(c, { nodeName: "w1", beforeMs: 30 * 86400_000 }, new Date(d.getTime() + 1));
   assert.equal(due.due, true);
-  assert.ok(due.due && /less than renew\.before remains/.test(due.reason) && !due.expired);
+  assert.ok(
+    due.due &&
+      /^less than renew\.before \(30d\) remains \(since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)$/.test(
+        due.reason,
+      ) &&
+      !due.expired,
+  );
 });
 
 test("dueness: not yet, past the deadline, expired", () => {

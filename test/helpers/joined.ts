@@ -1,0 +1,88 @@
+// A root joined the way a user joins one, `node-join join` through main() in process, against fake
+// CAs (fake-ca.ts) on a fake clock: for the fast tier's tests of what the commands print and exit
+// with, without root, network or a real CA.
+import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { RuntimeSeams } from "../../agent/cli/context.js";
+import { main } from "../../agent/cli/main.js";
+import type { CaName } from "../../agent/pki/cas.js";
+import { parseCert, splitPemCertificates, type CertInfo } from "../../agent/pki/x509.js";
+import { FakeCa, fakeClock } from "./fake-ca.js";
+import { tempRoot } from "./fs.js";
+
+export const DAY = 86400_000;
+const PIN = `sha256:${"ab".repeat(32)}`;
+
+export interface Out {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The documented date form, written out independently of the code under test. */
+export const iso = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, "Z");
+
+/** The installed kubelet certificate of `prefix` (kubelet-client, kubelet-server). */
+export function kubeletLeaf(root: string, prefix: string): CertInfo {
+  const file = join(root, "var/lib/kubelet/pki", `${prefix}-current.pem`);
+  return parseCert(splitPemCertificates(readFileSync(file, "utf8"))[0]!);
+}
+
+/** Runs the CLI in process, collecting what it prints. */
+export async function cli(argv: string[], seams: RuntimeSeams = {}): Promise<Out> {
+  let stdout = "";
+  let stderr = "";
+  const io = {
+    stdout: (t: string) => void (stdout += t),
+    stderr: (t: string) => void (stderr += t),
+    env: {},
+  };
+  const code = await main(argv, io, seams);
+  return { code, stdout, stderr };
+}
+
+export interface Joined {
+  root: string;
+  clock: ReturnType<typeof fakeClock>;
+  cas: Record<CaName, FakeCa>;
+  /** `node-join <command> --root <root> ...args` on the same CAs and clock. */
+  run(command: string, ...args: string[]): Promise<Out>;
+}
+
+/** A root joined by `node-join join` (fake CAs issuing for `lifetimeMs`). */
+export async function joined(
+  role: "worker" | "control-plane" = "worker",
+  lifetimeMs = 365 * DAY,
+): Promise<Joined> {
+  const root = tempRoot("nj-joined-");
+  const clock = fakeClock();
+  const cas = await FakeCa.forEveryCa(clock, lifetimeMs);
+  const seams: RuntimeSeams = { clock, backend: (ctx) => cas[ctx.ca.name] };
+  const args = [
+    ...["join", "--root", root, "--role", role, "--api-server", "https://10.0.0.1:6443"],
+    ...["--ca-url", "http://ca.invalid:8888", "--ca-cert-hash", PIN],
+    ...["--node-name", role === "worker" ? "w1" : "cp1", "--ip", "10.0.0.21", "--no-timer"],
+  ];
+  if (role === "control-plane") {
+    const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    mkdirSync(join(root, "etc/node-join"), { recursive: true });
+    const key = join(root, "etc/node-join/sa.key");
+    const pub = join(root, "etc/node-join/sa.pub");
+    writeFileSync(key, privateKey.export({ format: "pem", type: "pkcs1" }), { mode: 0o600 });
+    writeFileSync(pub, publicKey.export({ format: "pem", type: "spki" }));
+    args.push(
+      ...["--etcd-ca-cert-hash", PIN, "--front-proxy-ca-cert-hash", PIN],
+      ...["--sa-key-file", key, "--sa-pub-file", pub],
+    );
+  }
+  const r = await cli(args, seams);
+  assert.equal(r.code, 0, r.stderr);
+  return {
+    root,
+    clock,
+    cas,
+    run: (command, ...a) => cli([command, "--root", root, ...a], seams),
+  };
+}

@@ -1,0 +1,230 @@
+// `node-join status` as a user runs it, in process: main() on a root joined through main() against
+// fake CAs on a fake clock. Each state a certificate or CA can be in, its exit code, the exact
+// lines, the width of the default table and the one date format.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
+import { readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { renewalDeadline } from "../../agent/pki/deadline.js";
+import { tempRoot } from "../helpers/fs.js";
+import { cli, DAY, iso, joined, kubeletLeaf } from "../helpers/joined.js";
+
+const PKI = "var/lib/kubelet/pki";
+const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
+
+/** A joined root and `node-join status --root <root> ...`. */
+async function joinedStatus(role: "worker" | "control-plane" = "worker", lifetimeMs = 365 * DAY) {
+  const n = await joined(role, lifetimeMs);
+  return { ...n, status: (...a: string[]) => n.run("status", ...a) };
+}
+
+interface StatusJson {
+  needsAttention: boolean;
+  certificates: {
+    name: string;
+    state: string;
+    problem?: string;
+    expires?: string;
+    renewalDeadline?: string;
+  }[];
+  certificateAuthorities: { name: string; state: string; expires?: string; problem?: string }[];
+}
+
+test("status: a healthy worker exits 0 with the narrow tables, ISO dates and the renewal deadline", async () => {
+  const n = await joinedStatus();
+  const r = await n.status();
+  assert.equal(r.code, 0, r.stderr);
+  const now = new Date(n.clock.now());
+  const leaf = kubeletLeaf(n.root, "kubelet-client");
+  const deadline = renewalDeadline(leaf, { nodeName: "w1" });
+  const renewIn = `${Math.floor((deadline.getTime() - now.getTime()) / DAY)}d`;
+  const lines = r.stdout.split("\n");
+  assert.equal(lines[0], "CERTIFICATE     EXPIRES               RESIDUAL  RENEW IN  STATE");
+  assert.equal(
+    lines[1],
+    `kubelet-client  ${iso(leaf.notAfter)}  364d      ${renewIn.padEnd(8)}  ok`,
+  );
+  assert.match(lines[2]!, /^kubelet-server {2}\S+Z {2}364d {6}\d+d\s+ok$/);
+  assert.equal(lines[4], "CERTIFICATE AUTHORITY  EXPIRES               RESIDUAL  STATE");
+  assert.match(lines[5]!, /^ca {21}\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ {2}\S+\s+ok$/);
+  // This node's config says timer.enabled: false, so no timer is not a problem.
+  assert.equal(lines[7], "renewal timer: none");
+  assert.equal(lines.length, 9, r.stdout);
+
+  const j = await n.status("--json");
+  assert.equal(j.code, 0);
+  const st = JSON.parse(j.stdout) as StatusJson;
+  assert.equal(st.needsAttention, false);
+  const client = st.certificates[0]!;
+  assert.equal(client.expires, iso(leaf.notAfter));
+  assert.equal(client.renewalDeadline, iso(deadline));
+  assert.match(st.certificateAuthorities[0]!.expires!, ISO);
+  assert.deepEqual(
+    st.certificates.map((c) => [c.name, c.state, c.problem]),
+    [
+      ["kubelet-client", "ok", undefined],
+      ["kubelet-server", "ok", undefined],
+    ],
+  );
+});
+
+test("status: the default control-plane table fits 80 columns; --wide shows every column", async () => {
+  const n = await joinedStatus("control-plane");
+  const r = await n.status();
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(
+    r.stdout.split("\n").filter((l) => l.startsWith("etcd-healthcheck-client")).length,
+    1,
+  );
+  for (const line of r.stdout.split("\n")) assert.ok(line.length <= 80, `${line.length}: ${line}`);
+  const wide = await n.status("--wide");
+  assert.equal(wide.code, 0, wide.stderr);
+  assert.match(
+    wide.stdout,
+    /^CERTIFICATE {15}EXPIRES {15}RESIDUAL {2}RENEW AFTER {11}CERTIFICATE AUTHORITY {2}EXTERNALLY MANAGED {2}KEY TYPE {5}MANAGED {2}STATE {2}FILE\n/,
+  );
+  assert.match(
+    wide.stdout,
+    /^apiserver {17}\S+Z {2}364d {6}\S+Z {2}ca {21}yes {17}ECDSA P-256 {2}yes {6}ok {5}\/etc\/kubernetes\/pki\/apiserver\.crt$/m,
+  );
+  assert.match(
+    wide.stdout,
+    /^CERTIFICATE AUTHORITY {2}EXPIRES {15}RESIDUAL {2}EXTERNALLY MANAGED {2}STATE {2}FILE\n/m,
+  );
+});
+
+test("status: --warn-within flags what expires within it (exit 8); a bad duration is exit 2", async () => {
+  const n = await joinedStatus();
+  const r = await n.status("--warn-within", "400d");
+  assert.equal(r.code, 8, r.stderr);
+  assert.equal(r.stderr, "");
+  const notAfter = iso(kubeletLeaf(n.root, "kubelet-client").notAfter);
+  assert.match(r.stdout, /^kubelet-client {2}\S+Z {2}364d {6}\d+d {6}expiring$/m);
+  assert.ok(
+    r.stdout.includes(
+      `\nneeds attention:\n  kubelet-client: expires at ${notAfter}, within --warn-within 400d (/var/lib/kubelet/pki/kubelet-client-current.pem)\n`,
+    ),
+    r.stdout,
+  );
+  assert.match(
+    r.stdout,
+    /\nnode-join renew repairs and renews these certificates \(--force renews one not yet due\)\n$/,
+  );
+  assert.equal((await n.status("--warn-within", "30d")).code, 0);
+  // a CA has no renewal deadline: --warn-within is what warns of it
+  const ca = await n.status("--warn-within", "4000d");
+  assert.equal(ca.code, 8);
+  assert.match(
+    ca.stdout,
+    /^ {2}ca: expires at \S+Z, within --warn-within 4000d \(\/etc\/kubernetes\/pki\/ca\.crt\)$/m,
+  );
+  const j = await n.status("--warn-within", "400d", "--json");
+  assert.equal(j.code, 8);
+  assert.equal((JSON.parse(j.stdout) as StatusJson).needsAttention, true);
+  const bad = await n.status("--warn-within", "soon");
+  assert.equal(bad.code, 2);
+  assert.equal(
+    bad.stderr,
+    'node-join: error: --warn-within: must be a duration such as 30d, 720h or 90s (got "soon")\n',
+  );
+});
+
+test("status: past the renewal deadline, then expired: exit 8 with the reason", async () => {
+  const n = await joinedStatus("worker", 30 * DAY);
+  n.clock.advance(27.5 * DAY); // past 90 % of 30 days
+  const due = await n.status();
+  assert.equal(due.code, 8, due.stderr);
+  const deadline = renewalDeadline(kubeletLeaf(n.root, "kubelet-client"), { nodeName: "w1" });
+  assert.match(due.stdout, /^kubelet-client {2}\S+Z {2}2d {8}now {7}renewal due$/m);
+  assert.ok(
+    due.stdout.includes(
+      `  kubelet-client: past its renewal deadline (${iso(deadline)}) (/var/lib/kubelet/pki/kubelet-client-current.pem)\n`,
+    ),
+    due.stdout,
+  );
+  n.clock.advance(3 * DAY);
+  const expired = await n.status();
+  assert.equal(expired.code, 8);
+  const notAfter = iso(kubeletLeaf(n.root, "kubelet-server").notAfter);
+  assert.match(expired.stdout, /^kubelet-server {2}\S+Z {2}0s {8}now {7}expired$/m);
+  assert.ok(
+    expired.stdout.includes(
+      `  kubelet-server: expired at ${notAfter} (/var/lib/kubelet/pki/kubelet-server-current.pem)\n`,
+    ),
+  );
+});
+
+test("status: a key that does not match, a truncated certificate and a missing one are exit 8", async () => {
+  const n = await joinedStatus();
+  const target = join(n.root, PKI, readlinkSync(join(n.root, PKI, "kubelet-server-current.pem")));
+  writeFileSync(target, readFileSync(target, "utf8").slice(0, 200));
+  const truncated = await n.status();
+  assert.equal(truncated.code, 8);
+  assert.match(truncated.stdout, new RegExp(`^kubelet-server${" ".repeat(44)}unreadable$`, "m"));
+  assert.ok(
+    truncated.stdout.includes(
+      "  kubelet-server: unreadable (kubelet-server-current.pem holds a truncated PEM certificate) (/var/lib/kubelet/pki/kubelet-server-current.pem)\n",
+    ),
+    truncated.stdout,
+  );
+
+  const client = join(n.root, PKI, readlinkSync(join(n.root, PKI, "kubelet-client-current.pem")));
+  const other = generateKeyPairSync("ec", { namedCurve: "prime256v1" }).privateKey.export({
+    format: "pem",
+    type: "sec1",
+  });
+  writeFileSync(
+    client,
+    readFileSync(client, "utf8").replace(
+      /-----BEGIN EC PRIVATE KEY-----[\s\S]*$/,
+      other.toString(),
+    ),
+  );
+  const mismatch = await n.status();
+  assert.equal(mismatch.code, 8);
+  assert.match(mismatch.stdout, /^kubelet-client {2}\S+Z {2}364d {6}\d+d {6}key mismatch$/m);
+  assert.ok(
+    mismatch.stdout.includes(
+      "  kubelet-client: key does not match certificate (/var/lib/kubelet/pki/kubelet-client-current.pem)\n",
+    ),
+  );
+
+  rmSync(join(n.root, "etc/kubernetes/pki/ca.crt"));
+  rmSync(join(n.root, PKI, "kubelet-server-current.pem"));
+  const missing = await n.status("--json");
+  assert.equal(missing.code, 8);
+  const st = JSON.parse(missing.stdout) as StatusJson;
+  assert.deepEqual(
+    [...st.certificates, ...st.certificateAuthorities].map((c) => [c.name, c.state, c.problem]),
+    [
+      ["kubelet-client", "key mismatch", "key does not match certificate"],
+      ["kubelet-server", "missing", "missing"],
+      ["ca", "missing", "missing"],
+    ],
+  );
+});
+
+test("status: a root node-join never joined is exit 9; a root that does not exist is exit 2", async () => {
+  const empty = tempRoot("nj-status-empty-");
+  const r = await cli(["status", "--root", empty]);
+  assert.equal(r.code, 9);
+  assert.equal(r.stdout, "");
+  assert.equal(
+    r.stderr,
+    `node-join: error: ${empty} was never joined by node-join (no ${empty}/etc/node-join/config.yaml): run node-join join\n`,
+  );
+  const j = await cli(["status", "--root", empty, "--json"]);
+  assert.equal(j.code, 9);
+  assert.equal((JSON.parse(j.stdout) as { exitCode: number }).exitCode, 9);
+  // an explicit role inspects the tree anyway: everything missing needs attention
+  const role = await cli(["status", "--root", empty, "--role", "worker"]);
+  assert.equal(role.code, 8);
+  assert.match(role.stdout, new RegExp(`^kubelet-client${" ".repeat(31)}missing$`, "m"));
+
+  const typo = join(empty, "no-such-dir");
+  const t = await cli(["status", "--root", typo]);
+  assert.equal(t.code, 2);
+  assert.equal(t.stdout, "");
+  assert.equal(t.stderr, `node-join: error: --root ${typo}: no such directory\n`);
+});
