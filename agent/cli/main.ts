@@ -11,8 +11,10 @@ import {
   type Io,
   type RuntimeSeams,
 } from "./context.js";
+import { registerCompletion } from "./completion.js";
 import { registerDiscover } from "./discover.js";
 import { registerJoin } from "./join.js";
+import { registerMan } from "./man.js";
 import { registerRenew } from "./renew.js";
 import { registerRestartStaticPods } from "./restart-static-pods.js";
 import { registerStatus } from "./status.js";
@@ -34,12 +36,20 @@ export function buildProgram(
 ): Command {
   const program = new Command("node-join")
     .description(
-      "Join a Kubernetes node: local keys, a remote CA (CFSSL), verified certificates and kubeconfigs",
+      "Join a Kubernetes node: local keys, a remote CA (CFSSL, step-ca), verified certificates and kubeconfigs",
     )
     .addHelpText("after", EXIT_CODES_HELP)
     .showHelpAfterError(false)
     .exitOverride()
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+    .configureOutput({
+      writeOut: io.stdout,
+      writeErr: io.stderr,
+      getOutHelpWidth: () => helpWidth(process.stdout, io),
+      getErrHelpWidth: () => helpWidth(process.stderr, io),
+    })
+    // join's longest flags leave about 35 columns of an 80-column terminal for the description;
+    // commander wraps only from 40 on (its minWidthToWrap).
+    .configureHelp({ minWidthToWrap: 24 });
   const cli = makeCli(io, setResult, withJoinFlags, seams);
   for (const register of [
     registerJoin,
@@ -49,11 +59,24 @@ export function buildProgram(
     registerStatus,
     registerDiscover,
     registerVersion,
+    registerCompletion,
+    registerMan,
   ]) {
     register(program, cli);
   }
   return program;
 }
+
+/**
+ * The terminal's width for help texts, else $COLUMNS, else 80 (commander's default when writing to
+ * a pipe).
+ */
+function helpWidth(stream: { columns?: number; isTTY?: boolean }, io: Io): number {
+  return (stream.isTTY && stream.columns) || Number(io.env.COLUMNS) || 80;
+}
+
+/** Commands that need join's flags: join itself, and those that show or describe them. */
+const WITH_JOIN_FLAGS = new Set(["join", "help", "completion", "man"]);
 
 /** Runs the CLI and returns the exit code; errors are mapped here and nowhere else. */
 export async function main(argv: string[], io: Io, seams: RuntimeSeams = {}): Promise<number> {
@@ -62,7 +85,7 @@ export async function main(argv: string[], io: Io, seams: RuntimeSeams = {}): Pr
   // join's flags are needed to run join or to show its help; any other command named first runs
   // without them.
   const otherCommand =
-    argv[0] !== undefined && !argv[0].startsWith("-") && argv[0] !== "join" && argv[0] !== "help";
+    argv[0] !== undefined && !argv[0].startsWith("-") && !WITH_JOIN_FLAGS.has(argv[0]);
   const program = buildProgram(io, (r) => (result = r), !otherCommand, seams);
   try {
     await program.parseAsync(argv, { from: "user" });

@@ -13,10 +13,9 @@ import type { Layout } from "../store/layout.js";
 import { addGlobal, examples, type Cli } from "./context.js";
 
 const HELP = examples([
-  "node-join renew                 # what the timer runs: renew what is due, then run the hooks",
+  "node-join renew                 # what the timer runs: what is due, then hooks",
   "node-join renew --dry-run       # what is due, and why",
   "node-join renew --before 720h   # renew everything with less than 30 days left",
-  "node-join renew --force --json  # renew everything now",
 ]);
 
 /** Previous timestamped kubelet files kept beside the current one. */

@@ -8,7 +8,7 @@ import { addGlobal, examples, type Cli } from "./context.js";
 import { kubeadmDate, shortHumanDuration, table } from "./format.js";
 
 const HELP = examples([
-  "node-join status                        # the role's certificates and CAs, with expiry",
+  "node-join status          # the role's certificates and CAs, with expiry",
   "node-join status --json | jq '.certificates[] | select(.problem)'",
   "node-join status --role control-plane --root /target",
 ]);

@@ -10,6 +10,15 @@ const HELP = examples([
   "node-join timer install --root /target --binary /usr/bin/node-join",
 ]);
 
+const SUB_HELP = {
+  install: examples([
+    "node-join timer install                    # systemd where it runs, else cron",
+    "node-join timer install --scheduler cron   # where there is no systemd",
+  ]),
+  remove: examples(["node-join timer remove", "node-join timer remove --root /target"]),
+  status: examples(["node-join timer status", "node-join timer status --json | jq .installed"]),
+};
+
 export function registerTimer(program: Command, cli: Cli): void {
   const timerCmd = program
     .command("timer")
@@ -28,12 +37,13 @@ export function registerTimer(program: Command, cli: Cli): void {
       sub.addOption(
         new Option(
           "--scheduler <kind>",
-          "systemd or cron (default: systemd when installed on the root)",
+          "where the timer goes (auto: systemd when installed on the root, else cron)",
         )
           .choices(["auto", "systemd", "cron"])
           .default("auto"),
       );
     }
+    sub.addHelpText("after", SUB_HELP[action]);
     sub.action(
       (opts: {
         root?: string;
