@@ -2,7 +2,7 @@
 // program itself (so from the settings table, through flags.ts): the shell completions
 // (completion.ts) and the man page (man.ts) are two renderings of it, and cannot disagree with
 // --help.
-import type { Command, Option } from "commander";
+import type { Command, Help, Option } from "commander";
 import { isRepeatable } from "./flags.js";
 
 /** What a value completes to: a file, a directory, one of its choices, or nothing known. */
@@ -59,6 +59,18 @@ function valueOf(opt: Option): OptionRef["value"] {
   return { name, kind, choices };
 }
 
+function optionRef(o: Option, help: Help): OptionRef {
+  const value = valueOf(o);
+  return {
+    names: [o.long, o.short].filter((n): n is string => n !== undefined),
+    ...(value ? { value } : {}),
+    description: o.description,
+    helpDescription: help.optionDescription(o),
+    repeatable: isRepeatable(o),
+    group: o.helpGroupHeading ?? "Options:",
+  };
+}
+
 /** The program and every visible command below it, with commander's implicit help command. */
 export function describeProgram(cmd: Command, path: string[] = []): CommandRef {
   const help = cmd.createHelp();
@@ -74,14 +86,7 @@ export function describeProgram(cmd: Command, path: string[] = []): CommandRef {
       variadic: a.variadic,
       choices: a.argChoices ?? [],
     })),
-    options: help.visibleOptions(cmd).map((o) => ({
-      names: [o.long, o.short].filter((n): n is string => n !== undefined),
-      ...(valueOf(o) ? { value: valueOf(o)! } : {}),
-      description: o.description,
-      helpDescription: help.optionDescription(o),
-      repeatable: isRepeatable(o),
-      group: o.helpGroupHeading ?? "Options:",
-    })),
+    options: help.visibleOptions(cmd).map((o) => optionRef(o, help)),
     commands: help.visibleCommands(cmd).map((sub) => describeProgram(sub, [...path, sub.name()])),
   };
 }
