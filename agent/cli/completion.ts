@@ -83,6 +83,12 @@ ${descend.join("\n")}
     esac
   done
   _node_join_command
+  # --option=value: bash splits the word at the "=" (COMP_WORDBREAKS).
+  if [[ $prev == = && $COMP_CWORD -gt 1 ]]; then
+    prev=\${COMP_WORDS[COMP_CWORD - 2]}
+  elif [[ $cur == = ]]; then
+    cur=
+  fi
   # The value of an option.
   case "$path:$prev" in
 ${valueCases.join("\n")}

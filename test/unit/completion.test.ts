@@ -81,6 +81,12 @@ test("bash: commands, subcommands, options, choices, and files where a file goes
   assert.deepEqual(bashComplete("node-join", "join", "--node-name", "timer", "--ca-ty"), [
     "--ca-type",
   ]);
+  // --option=value, which bash splits at the "=".
+  assert.deepEqual(bashComplete("node-join", "join", "--ca-type", "=", "st"), ["step-ca"]);
+  assert.deepEqual(bashComplete("node-join", "join", "--ca-type", "="), ["cfssl", "step-ca"]);
+  assert.deepEqual(bashComplete("node-join", "join", "--ca-type", "=", "cfssl", "--dry"), [
+    "--dry-run",
+  ]);
   // A value with nothing to complete completes to nothing, not to options.
   assert.deepEqual(bashComplete("node-join", "join", "--api-server", ""), []);
   assert.deepEqual(bashComplete("node-join", "join", "--config", join(dir, "files/")), [
