@@ -4,8 +4,9 @@
 // shipped
 // disabled (`node-join timer install`, or `systemctl enable --now node-join-renew.timer`, turns
 // them
-// on), and an example config in /etc/node-join/. The units are rendered by the agent itself, so the
-// package and `timer install` can never disagree.
+// on), an example config in /etc/node-join/, the bash and zsh completions and the man page. The
+// units, completions and man page are rendered by the agent itself, so the package and the binary
+// can never disagree.
 import { spawnSync } from "node:child_process";
 import {
   chmodSync,
@@ -20,6 +21,7 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const DIST = join(ROOT, "dist");
@@ -68,6 +70,28 @@ function units(stage) {
 }
 
 /**
+ * Writes what `node-join completion bash|zsh` and `node-join man` print where Debian's
+ * bash-completion, zsh and man look for them (Debian Policy 12.1: man pages compressed with gzip
+ * -9n).
+ * @param {string} stage the package's root directory
+ */
+function completionsAndMan(stage) {
+  const agent = (/** @type {string[]} */ ...args) =>
+    run(process.execPath, [join(DIST, "node-join.cjs"), ...args]);
+  /** @type {[string, string | Buffer][]} */
+  const files = [
+    ["usr/share/bash-completion/completions/node-join", agent("completion", "bash")],
+    ["usr/share/zsh/vendor-completions/_node-join", agent("completion", "zsh")],
+    ["usr/share/man/man1/node-join.1.gz", gzipSync(agent("man"), { level: 9 })],
+  ];
+  for (const [path, content] of files) {
+    mkdirSync(dirname(join(stage, path)), { recursive: true });
+    writeFileSync(join(stage, path), content);
+    chmodSync(join(stage, path), 0o644);
+  }
+}
+
+/**
  * Builds dist/node-join_<version>_<debArch>.deb from dist/node-join-linux-<arch>; returns its path.
  * @param {string} arch Node's name of the architecture (x64, arm64)
  * @param {string} debArch Debian's (amd64, arm64)
@@ -82,6 +106,7 @@ function build(arch, debArch) {
   copyFileSync(binary, join(stage, "usr/bin/node-join"));
   chmodSync(join(stage, "usr/bin/node-join"), 0o755);
   units(stage);
+  completionsAndMan(stage);
   mkdirSync(join(stage, "etc/node-join"), { recursive: true, mode: 0o755 });
   copyFileSync(
     join(ROOT, "packaging/deb/config.yaml.example"),

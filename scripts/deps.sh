@@ -1,24 +1,55 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need, and only what is missing: Debian packages through
-# apt-get (as root), npm packages through npm ci. Fails loudly; never skips.
+# apt-get (as root), npm packages through npm ci. Fails loudly; never skips. Quiet when all goes
+# well: the output of apt-get and npm is shown only when they fail.
+# NODE_JOIN_DEPS=demo installs only what `npm run demo` uses (scripts/demo.sh); the default, test,
+# everything the test suite uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+mode=${NODE_JOIN_DEPS:-test}
+case "$mode" in
+  demo | test) ;;
+  *)
+    echo "scripts/deps.sh: NODE_JOIN_DEPS must be demo or test (got \"$mode\")" >&2
+    exit 2
+    ;;
+esac
+
 want_pkgs=()
 need() { command -v "$1" >/dev/null 2>&1 || want_pkgs+=("$2"); }
+# The demo: a CFSSL CA (scripts/lib/cfssl.ts makes it with openssl and polls it with curl).
 need cfssl golang-cfssl
 need cfssljson golang-cfssl
 need openssl openssl
 need curl curl
-need jq jq
-need kubectl kubernetes-client
-need etcd etcd-server
-need etcdctl etcd-client
-need systemd-analyze systemd
-need xz xz-utils
-need gcc gcc                                # test/e2e/hardening.test.ts builds an OpenSSL provider
-need systemd-nspawn systemd-container       # and boots a real systemd to run the renewal unit
+if [ "$mode" = test ]; then
+  need jq jq
+  need kubectl kubernetes-client
+  need etcd etcd-server
+  need etcdctl etcd-client
+  need systemd-analyze systemd
+  need xz xz-utils
+  need gcc gcc                                # test/e2e/hardening.test.ts builds an OpenSSL provider
+  need systemd-nspawn systemd-container       # and boots a real systemd to run the renewal unit
+  need zsh zsh                                # test/unit/completion.test.ts runs both completions
+  need groff groff-base                       # and checks the man page
+  need objdump binutils                       # test/e2e/deb.test.ts: the binaries' glibc minimum
+fi
 for extra in ${NODE_JOIN_EXTRA_PKGS:-}; do want_pkgs+=("$extra"); done
+
+# Runs a command with its output in a log that is shown only when it fails.
+quietly() {
+  local log status=0
+  log=$(mktemp)
+  "$@" >"$log" 2>&1 || status=$?
+  if [ "$status" != 0 ]; then
+    echo "scripts/deps.sh: $* failed (exit $status):" >&2
+    cat "$log" >&2
+  fi
+  rm -f "$log"
+  return "$status"
+}
 
 if [ "${#want_pkgs[@]}" -gt 0 ]; then
   mapfile -t want_pkgs < <(printf '%s\n' "${want_pkgs[@]}" | sort -u)
@@ -29,17 +60,17 @@ if [ "${#want_pkgs[@]}" -gt 0 ]; then
   echo "scripts/deps.sh: installing ${want_pkgs[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   # Package lists on a fresh machine are empty or stale: update once, then install.
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-install-recommends "${want_pkgs[@]}" >/dev/null
+  quietly apt-get update -qq
+  quietly apt-get install -y -qq --no-install-recommends "${want_pkgs[@]}"
 fi
 
 # promtool validates the metrics textfile. It comes from Debian's prometheus package, unpacked into
 # .cache rather than installed: the package would also set up a Prometheus server.
 promtool=.cache/prometheus/usr/bin/promtool
-if ! command -v promtool >/dev/null 2>&1 && [ ! -x "$promtool" ]; then
+if [ "$mode" = test ] && ! command -v promtool >/dev/null 2>&1 && [ ! -x "$promtool" ]; then
   echo "scripts/deps.sh: fetching promtool from Debian's prometheus package" >&2
   mkdir -p .cache/prometheus-deb
-  ( cd .cache/prometheus-deb && { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get download prometheus >/dev/null; }; } )
+  ( cd .cache/prometheus-deb && { apt-get download prometheus >/dev/null 2>&1 || { quietly apt-get update -qq && quietly apt-get download prometheus; }; } )
   dpkg-deb -x .cache/prometheus-deb/prometheus_*.deb .cache/prometheus
   rm -rf .cache/prometheus-deb
   [ -x "$promtool" ] || { echo "scripts/deps.sh: promtool not found in the prometheus package" >&2; exit 1; }
@@ -48,6 +79,6 @@ fi
 stamp=node_modules/.node-join-lock-stamp
 if [ ! -d node_modules ] || [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   echo "scripts/deps.sh: npm ci" >&2
-  npm ci --no-audit --no-fund --loglevel=error
+  quietly npm ci --silent --no-audit --no-fund
   cp package-lock.json "$stamp"
 fi

@@ -65,8 +65,9 @@ Exit codes:
   5  verification or pin failure (nothing was written)
   6  local I/O error
   7  another node-join holds the lock (/var/lib/node-join/lock)
-  8  status: a certificate or CA needs attention (missing, unreadable, key mismatch,
-     expired, past its renewal deadline, expiring within --warn-within)
+  8  status: a certificate, a CA or the renewal timer needs attention (missing,
+     unreadable, key mismatch, expired, past its renewal deadline, or expiring
+     within --warn-within)
   9  status: node-join never joined this root (run node-join join)
 `;
 

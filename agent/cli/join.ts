@@ -25,15 +25,20 @@ import { formatPlannedFiles } from "./format.js";
 import { addOptionFlags } from "./flags.js";
 import { isoDate } from "./format.js";
 
+// Each line fits an 80-column terminal with the help's indent.
 const HELP = examples([
-  "# a worker against CFSSL, the CA pinned by the hash of its public key, as kubeadm pins it",
-  "node-join join --api-server https://10.0.0.10:6443 --ca-url http://ca.example:8888 \\",
-  "  --ca-cert-hash sha256:<hex> --ca-auth-key-file /etc/node-join/ca-auth.key",
-  "# a pre-flight: checks settings, secret files, CA and pin, then lists what it would request and write",
-  "node-join join --dry-run --api-server https://10.0.0.10:6443 --ca-url http://ca.example:8888 --ca-cert-hash sha256:<hex>",
-  "# a control plane against step-ca (the etcd and front-proxy CAs on the same server by default)",
-  "node-join join --role control-plane --control-plane-endpoint k8s.example:6443 --ca-type step-ca \\",
-  "  --ca-url https://ca.example:9000 --ca-fingerprint <hex> --ca-provisioner nodes --ca-password-file /etc/node-join/pw",
+  "# a worker against CFSSL, the CA pinned by its key's hash, as kubeadm pins it",
+  "node-join join --api-server https://10.0.0.10:6443 \\",
+  "  --ca-url http://ca.example:8888 --ca-cert-hash sha256:<hex> \\",
+  "  --ca-auth-key-file /etc/node-join/ca-auth.key",
+  "# a pre-flight: settings, secrets, CA and pin; what it would request and write",
+  "node-join join --dry-run --api-server https://10.0.0.10:6443 \\",
+  "  --ca-url http://ca.example:8888 --ca-cert-hash sha256:<hex>",
+  "# a control plane against step-ca (the etcd and front-proxy CAs on it too)",
+  "node-join join --role control-plane \\",
+  "  --control-plane-endpoint k8s.example:6443 \\",
+  "  --ca-type step-ca --ca-url https://ca.example:9000 --ca-fingerprint <hex> \\",
+  "  --ca-provisioner nodes --ca-password-file /etc/node-join/pw",
 ]);
 
 interface IssuedSummary {

@@ -18,8 +18,10 @@ import {
   type Io,
   type RuntimeSeams,
 } from "./context.js";
+import { registerCompletion } from "./completion.js";
 import { registerDiscover } from "./discover.js";
 import { registerJoin } from "./join.js";
+import { registerMan } from "./man.js";
 import { registerRenew } from "./renew.js";
 import { registerRestartStaticPods } from "./restart-static-pods.js";
 import { registerStatus } from "./status.js";
@@ -41,14 +43,23 @@ export function buildProgram(
 ): Command {
   const program = new Command("node-join")
     .description(
-      "Join a Kubernetes node: local keys, a remote CA (CFSSL), verified certificates and kubeconfigs",
+      "Join a Kubernetes node: local keys, a remote CA (CFSSL, step-ca), verified certificates and kubeconfigs",
     )
     .version(versionLine(), "-V, --version", "print the version line (as node-join version does)")
     .addHelpText("after", EXIT_CODES_HELP)
     .showHelpAfterError(false)
     .exitOverride()
-    // commander's own error lines are not printed: main() prints each failure as one line.
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr, outputError: () => undefined });
+    .configureOutput({
+      writeOut: io.stdout,
+      writeErr: io.stderr,
+      // commander's own error lines are not printed: main() prints each failure as one line.
+      outputError: () => undefined,
+      getOutHelpWidth: () => helpWidth(process.stdout, io),
+      getErrHelpWidth: () => helpWidth(process.stderr, io),
+    })
+    // join's longest flags leave about 35 columns of an 80-column terminal for the description;
+    // commander wraps only from 40 on (its minWidthToWrap).
+    .configureHelp({ minWidthToWrap: 24 });
   const cli = makeCli(io, setResult, withJoinFlags, seams);
   for (const register of [
     registerJoin,
@@ -58,6 +69,8 @@ export function buildProgram(
     registerStatus,
     registerDiscover,
     registerVersion,
+    registerCompletion,
+    registerMan,
   ]) {
     register(program, cli);
   }
@@ -98,6 +111,17 @@ function asFailure(err: unknown): { error: unknown; helpOnly?: boolean } | undef
   return { error: new UsageError(commanderMessage(err)) };
 }
 
+/**
+ * The terminal's width for help texts, else $COLUMNS, else 80 (commander's default when writing to
+ * a pipe).
+ */
+function helpWidth(stream: { columns?: number; isTTY?: boolean }, io: Io): number {
+  return (stream.isTTY && stream.columns) || Number(io.env.COLUMNS) || 80;
+}
+
+/** Commands that need join's flags: join itself, and those that show or describe them. */
+const WITH_JOIN_FLAGS = new Set(["join", "help", "completion", "man"]);
+
 /** Runs the CLI and returns the exit code; errors are mapped here and nowhere else. */
 export async function main(argv: string[], io: Io, seams: RuntimeSeams = {}): Promise<number> {
   const wantsJson = argv.includes("--json");
@@ -109,7 +133,7 @@ export async function main(argv: string[], io: Io, seams: RuntimeSeams = {}): Pr
     first !== undefined &&
     (first === "--version" ||
       first === "-V" ||
-      (!first.startsWith("-") && first !== "join" && first !== "help"));
+      (!first.startsWith("-") && !WITH_JOIN_FLAGS.has(first)));
   const program = buildProgram(io, (r) => (result = r), !otherCommand, seams);
   try {
     await program.parseAsync(argv, { from: "user" });

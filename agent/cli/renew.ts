@@ -17,10 +17,9 @@ import { addOptionFlags } from "./flags.js";
 import { formatPlannedFiles, isoDate } from "./format.js";
 
 const HELP = examples([
-  "node-join renew                 # what the timer runs: renew what is due, then run the hooks",
-  "node-join renew --dry-run       # what is due and why, the CAs checked, the files it would write",
+  "node-join renew                 # what the timer runs: what is due, then hooks",
+  "node-join renew --dry-run       # what is due and why, CAs checked, no change",
   "node-join renew --before 720h   # renew everything with less than 30 days left",
-  "node-join renew --force --json  # renew everything now",
 ]);
 
 /** Previous timestamped kubelet files kept beside the current one. */

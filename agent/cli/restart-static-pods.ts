@@ -1,14 +1,20 @@
-// `node-join restart-static-pods` (hidden): the default post-renew hook on control planes.
+// `node-join restart-static-pods`: the default post-renew hook on control planes.
 import type { Command } from "commander";
 import { parseDuration } from "../common/duration.js";
 import { UsageError } from "../common/errors.js";
 import { restartStaticPods } from "../ops/static-pods.js";
 import { podsForKinds } from "../pki/certs.js";
-import type { Cli } from "./context.js";
+import { examples, type Cli } from "./context.js";
+
+const HELP = examples([
+  "node-join restart-static-pods kube-apiserver",
+  "# as renew's hook runs it: the pods of the renewed certificates",
+  "NODE_JOIN_RENEWED=apiserver,front-proxy-client node-join restart-static-pods",
+]);
 
 export function registerRestartStaticPods(program: Command, cli: Cli): void {
   program
-    .command("restart-static-pods", { hidden: true })
+    .command("restart-static-pods")
     .description(
       "restart the static pods whose certificates changed (the default post-renew hook on control planes)",
     )
@@ -19,6 +25,7 @@ export function registerRestartStaticPods(program: Command, cli: Cli): void {
       "how long the manifests stay away (the kubelet checks every 20s)",
       "25s",
     )
+    .addHelpText("after", HELP)
     .action(async (pods: string[], opts: { root?: string; wait: string }) => {
       const waitMs = parseDuration(opts.wait);
       if (waitMs === undefined)

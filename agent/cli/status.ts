@@ -22,10 +22,9 @@ import { addGlobal, examples, type Cli } from "./context.js";
 import { shortHumanDuration, table } from "./format.js";
 
 const HELP = examples([
-  "node-join status                        # exit 8 if anything needs attention",
-  "node-join status --warn-within 30d      # also flag what expires within 30 days",
-  "node-join status --wide                 # with CA, key type, managed and file columns",
-  "node-join status --json | jq '.certificates[] | select(.problem)'",
+  "node-join status                    # exit 8 if anything needs attention",
+  "node-join status --warn-within 30d  # also flag what expires within 30 days",
+  "node-join status --wide             # CA, key type, managed and file columns",
 ]);
 
 interface StatusOptions extends GlobalOptions {

@@ -16,6 +16,14 @@ const DESCRIPTIONS = {
   remove: "remove the renewal timer: the systemd units and the cron line",
   status: "show whether the renewal timer is installed, enabled and when it runs next",
 } as const;
+const SUB_HELP = {
+  install: examples([
+    "node-join timer install                    # systemd where it runs, else cron",
+    "node-join timer install --scheduler cron   # where there is no systemd",
+  ]),
+  remove: examples(["node-join timer remove", "node-join timer remove --root /target"]),
+  status: examples(["node-join timer status", "node-join timer status --json | jq .installed"]),
+};
 
 export function registerTimer(program: Command, cli: Cli): void {
   const timerCmd = program
@@ -35,12 +43,13 @@ export function registerTimer(program: Command, cli: Cli): void {
       sub.addOption(
         new Option(
           "--scheduler <kind>",
-          "systemd or cron (default: systemd when installed on the root)",
+          "where the timer goes (auto: systemd when installed on the root, else cron)",
         )
           .choices(["auto", "systemd", "cron"])
           .default("auto"),
       );
     }
+    sub.addHelpText("after", SUB_HELP[action]);
     sub.action(
       (opts: {
         root?: string;

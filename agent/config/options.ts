@@ -92,7 +92,7 @@ function caOptions<const C extends CaName>(name: C) {
       type: "string",
       valueName: "type",
       choices: CA_TYPES,
-      description: `${title}: backend type (cfssl, step-ca)`,
+      description: `${title}: backend type`,
     }),
     opt({
       key: `${k}.url`,
@@ -204,7 +204,7 @@ export const OPTIONS = [
     type: "string",
     valueName: "role",
     choices: ROLES,
-    description: "worker or control-plane",
+    description: "the node's role",
   }),
   opt({
     key: "apiServer",
@@ -403,6 +403,23 @@ const BY_KEY = new Map<string, OptionSpec<OptionKey>>(ALL_OPTIONS.map((o) => [o.
 
 export function optionByKey(key: string): OptionSpec<OptionKey> | undefined {
   return BY_KEY.get(key);
+}
+
+/**
+ * The help group of an option, derived from its key: each CA's options, the control plane's, and
+ * the common ones under commander's own "Options:" heading. `prefix` is how its description starts
+ * (for the tables, where no heading says it), left out under the heading.
+ */
+export interface OptionGroup {
+  readonly heading: string;
+  readonly prefix?: string;
+}
+
+export function optionGroup(spec: OptionSpec<OptionKey>): OptionGroup {
+  const ca = /^cas\.(\w+)\./.exec(spec.key)?.[1] as CaName | undefined;
+  const title = ca ? CAS[ca].title : spec.key.startsWith("controlPlane.") ? "control plane" : "";
+  if (!title) return { heading: "Options:" };
+  return { heading: `${title[0]!.toUpperCase()}${title.slice(1)} options:`, prefix: `${title}: ` };
 }
 
 export function envName(flag: string): string {

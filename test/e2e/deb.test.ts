@@ -4,9 +4,10 @@ import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
 import { REPO } from "../helpers/cli.js";
 import { tempRoot } from "../helpers/fs.js";
-import { debPath, ensureDebs } from "../helpers/package.js";
+import { binPath, debPath, ensureDebs } from "../helpers/package.js";
 import { renderService, renderTimer } from "../../agent/ops/timer.js";
 
 const pkg = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { version: string };
@@ -22,6 +23,9 @@ const EXPECTED: [string, string][] = [
   ["./lib/systemd/system/node-join-renew.timer", "-rw-r--r--"],
   ["./etc/node-join/config.yaml.example", "-rw-r--r--"],
   ["./usr/share/doc/node-join/copyright", "-rw-r--r--"],
+  ["./usr/share/bash-completion/completions/node-join", "-rw-r--r--"],
+  ["./usr/share/zsh/vendor-completions/_node-join", "-rw-r--r--"],
+  ["./usr/share/man/man1/node-join.1.gz", "-rw-r--r--"],
 ];
 
 for (const debArch of ["amd64", "arm64"] as const) {
@@ -82,6 +86,21 @@ test("installing the amd64 package into a scratch root gives the expected files,
     readFileSync(join(root, "lib/systemd/system/node-join-renew.timer"), "utf8"),
     renderTimer(),
   );
+  // The completions and the man page are what the installed binary prints.
+  const installed = (args: string[]) =>
+    execFileSync(join(root, "usr/bin/node-join"), args, { env: {} });
+  assert.equal(
+    readFileSync(join(root, "usr/share/bash-completion/completions/node-join"), "utf8"),
+    installed(["completion", "bash"]).toString(),
+  );
+  assert.equal(
+    readFileSync(join(root, "usr/share/zsh/vendor-completions/_node-join"), "utf8"),
+    installed(["completion", "zsh"]).toString(),
+  );
+  assert.equal(
+    gunzipSync(readFileSync(join(root, "usr/share/man/man1/node-join.1.gz"))).toString(),
+    installed(["man"]).toString(),
+  );
   const v = execFileSync(join(root, "usr/bin/node-join"), ["version"], { env: {} })
     .toString()
     .trim();
@@ -90,4 +109,28 @@ test("installing the amd64 package into a scratch root gives the expected files,
     execFileSync("dpkg", ["--root", root, "-s", "node-join"]).toString(),
     /^Status: install ok installed$/m,
   );
+});
+
+test("the binaries need no newer glibc than the README and the package's Depends say", () => {
+  const readme = readFileSync(join(REPO, "README.md"), "utf8");
+  const documented = /\*\*Linux with glibc (\d+\.\d+) or later, on x86_64 and arm64\*\*/.exec(
+    readme,
+  )?.[1];
+  assert.ok(documented, "README's Platforms section names the glibc minimum");
+  const info = execFileSync("dpkg-deb", ["--info", debPath(pkg.version, "amd64")]).toString();
+  assert.match(
+    info,
+    new RegExp(`^ Depends: libc6 \\(>= ${documented.replace(".", "\\.")}\\)`, "m"),
+  );
+  const newest = (v: string[]) =>
+    v.sort((a, b) => a.localeCompare(b, "en", { numeric: true })).at(-1);
+  for (const arch of ["x64", "arm64"] as const) {
+    const symbols = execFileSync("objdump", ["-T", binPath(arch)], {
+      maxBuffer: 1 << 28,
+    }).toString();
+    const versions = [
+      ...new Set([...symbols.matchAll(/GLIBC_(\d+(?:\.\d+)+)/g)].map((m) => m[1]!)),
+    ];
+    assert.equal(newest(versions), documented, `${arch}: GLIBC_${newest(versions)}`);
+  }
 });

@@ -37,12 +37,16 @@ export function debPath(version: string, debArch: "amd64" | "arm64"): string {
 
 export function ensureDebs(version: string): void {
   ensurePackaged();
+  // The package holds the binary and what the bundle renders (units, completions, man page).
   const stale = (["amd64", "arm64"] as const).some((a) => {
     const deb = debPath(version, a);
-    return (
-      !existsSync(deb) ||
-      statSync(deb).mtimeMs < statSync(binPath(a === "amd64" ? "x64" : "arm64")).mtimeMs
-    );
+    if (!existsSync(deb)) return true;
+    const inputs = [
+      binPath(a === "amd64" ? "x64" : "arm64"),
+      join(DIST, "node-join.cjs"),
+      join(REPO, "packaging/deb.mjs"),
+    ];
+    return inputs.some((f) => statSync(deb).mtimeMs < statSync(f).mtimeMs);
   });
   if (stale) mustRun(process.execPath, [join(REPO, "packaging/deb.mjs")], 10 * 60_000);
 }
