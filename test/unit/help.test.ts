@@ -116,3 +116,14 @@ test("the README's CLI reference lists every command", () => {
       .sort(),
   );
 });
+
+test("the README documents every option of every command", () => {
+  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+  const missing = commands.flatMap((c) =>
+    c.options
+      .map((o) => o.names[0]!)
+      .filter((n) => n.startsWith("--") && n !== "--help" && !readme.includes(`\`${n}`))
+      .map((n) => `${c.path.join(" ")} ${n}`),
+  );
+  assert.deepEqual(missing, []);
+});
