@@ -102,7 +102,7 @@ export function formatStatus(r: StatusResult, now: Date, wide = false): string {
     ]),
     2,
   );
-  return `${certs}\n${cas}\nrenewal timer: ${timerSummary(r.timer)}\n${attention(r)}`;
+  return `${certs}\n${cas}\nrenewal timer: ${timerSummary(r.timer, false)}\n${attention(r)}`;
 }
 
 /** One line per entry that needs attention, naming its file, and what fixes the certificates. */
@@ -169,11 +169,17 @@ export function registerStatus(program: Command, cli: Cli): void {
       const rt = cli.runtime(l.root);
       const now = new Date(rt.clock.now());
       const s = loaded.settings;
-      const r = collectStatus(opts.role ?? s.role, l, {
-        deadline: deadlinePolicy(s.nodeName ?? "", s.renew),
-        ...(warn ? { warnWithin: warn } : {}),
-        now,
-      });
+      const r = collectStatus(
+        opts.role ?? s.role,
+        l,
+        {
+          deadline: deadlinePolicy(s.nodeName ?? "", s.renew),
+          ...(warn ? { warnWithin: warn } : {}),
+          now,
+        },
+        // A joined node (its config written) renews through the timer unless told not to.
+        loaded.configFile !== undefined && s.timer.enabled,
+      );
       if (loaded.configFile) reportRun(s, rt, { command: "status", success: true, time: now });
       cli.setResult({
         json: Boolean(opts.json),

@@ -487,7 +487,7 @@ function cronNextRun(env: TimerEnv, now: Date): { nextRun: string } | { nextRunN
   if (env.layout.root === "/") return { nextRun: iso(nextCronRun(s.minute, s.hours, now)) };
   const mm = String(s.minute).padStart(2, "0");
   return {
-    nextRunNote: `at ${s.hours.map((h) => `${String(h).padStart(2, "0")}:${mm}`).join(" or ")} (the host's local time)`,
+    nextRunNote: `at ${s.hours.map((h) => `${String(h).padStart(2, "0")}:${mm}`).join(" or ")} local time`,
   };
 }
 
@@ -563,7 +563,8 @@ export function timerStatus(env: TimerEnv, now: Date, wanted = true): TimerStatu
 }
 
 /** The timer in one line: what is installed, enabled, next run, and the problem if any. */
-export function timerSummary(st: TimerStatus): string {
+/** `withProblem: false`: for `status`, which lists problems in its own "needs attention" block. */
+export function timerSummary(st: TimerStatus, withProblem = true): string {
   const what = {
     systemd: "systemd timer",
     cron: "cron line",
@@ -576,7 +577,7 @@ export function timerSummary(st: TimerStatus): string {
     if (st.active !== undefined) parts.push(st.active ? "active" : "inactive");
     parts.push(`next run ${st.nextRun ?? st.nextRunNote ?? "unknown"}`);
   }
-  return `${parts.join(", ")}${st.problem ? `; ${st.problem}` : ""}`;
+  return `${parts.join(", ")}${withProblem && st.problem ? `; ${st.problem}` : ""}`;
 }
 
 /** The command the units run, as the booted host sees it (before the subcommand). */

@@ -191,7 +191,7 @@ test("join --dry-run fails as the join would: a wrong pin is exit 5, an unreacha
   await expectFailure(
     joinArgs(root, keyFile, ["--dry-run"]).map((a) => (a === ca.pin ? wrongPin : a)),
     5,
-    /CA kubernetes \(cfssl http:\/\/127\.0\.0\.1:\d+\): CA certificate pin sha256:[0-9a-f]{64} matches no --ca-cert-hash; refusing to trust it$/m,
+    /CA kubernetes \(cfssl http:\/\/127\.0\.0\.1:\d+\): CA certificate pin sha256:[0-9a-f]{64} matches no --ca-cert-hash \(config key cas\.kubernetes\.certHashes\); refusing to trust it$/m,
     root,
   );
   const down = await startCfssl();

@@ -164,11 +164,16 @@ test("join installs the timer by default; --no-timer skips it and is remembered"
     files: [],
     problem: "renew runs only by hand: run node-join timer install",
   });
+  // status: the timer's line, and its problem among what needs attention (exit 8)
   const text = await runCli(["status", "--root", withTimer]);
-  assert.equal(
-    text.stdout.split("\n").at(-2),
-    "renewal timer: none; renew runs only by hand: run node-join timer install",
-  );
+  assert.equal(text.code, 8, text.stderr);
+  assert.deepEqual(text.stdout.split("\n").slice(-5), [
+    "renewal timer: none",
+    "",
+    "needs attention:",
+    "  renewal timer: renew runs only by hand: run node-join timer install",
+    "",
+  ]);
 });
 
 const UNIT_DIR = "etc/systemd/system";
@@ -223,7 +228,7 @@ test("choosing the other scheduler replaces the installed one; installing again 
   const hhmm = (h: string) => `${h.padStart(2, "0")}:${minute!.padStart(2, "0")}`;
   assert.deepEqual(out(await status()), [
     0,
-    `renewal timer: cron line, enabled, next run at ${hhmm(h1!)} or ${hhmm(h2!)} (the host's local time)\n`,
+    `renewal timer: cron line, enabled, next run at ${hhmm(h1!)} or ${hhmm(h2!)} local time\n`,
     "",
   ]);
   const snap = snapshot(root);
@@ -293,12 +298,23 @@ test("timer status and status report a systemd timer and a cron line installed s
       "renew runs twice: run node-join timer install --scheduler systemd or --scheduler cron to keep one",
     ],
   );
-  // status's exit status follows its own attention rules (a root never joined); its last line is
-  // the timer's
-  const status = await runCli(["status", "--root", root]);
-  assert.equal(status.stdout.split("\n").at(-2), line, status.stdout);
+  // status (--role: this root was never joined) shows the timer's line and lists its problem
+  // among what needs attention, exit 8
+  const status = await runCli(["status", "--root", root, "--role", "worker"]);
+  assert.equal(status.code, 8, status.stderr);
+  const out = status.stdout.split("\n");
+  assert.ok(
+    out.includes(
+      "renewal timer: both! systemd timer and cron line, enabled, next run after boot (systemd is not running on this root)",
+    ),
+    status.stdout,
+  );
+  assert.equal(
+    out.at(-3),
+    "  renewal timer: renew runs twice: run node-join timer install --scheduler systemd or --scheduler cron to keep one",
+  );
   const sj = json<{ timer: { scheduler: string; problem?: string } }>(
-    await runCli(["status", "--root", root, "--json"]),
+    await runCli(["status", "--root", root, "--role", "worker", "--json"]),
   );
   assert.deepEqual(sj.timer.scheduler, "both");
   assert.match(sj.timer.problem!, /^renew runs twice: /);
