@@ -24,7 +24,7 @@ import { shortHumanDuration, table } from "./format.js";
 const HELP = examples([
   "node-join status                    # exit 8 if anything needs attention",
   "node-join status --warn-within 30d  # also flag what expires within 30 days",
-  "node-join status --wide             # CA, key type, managed and file columns",
+  "node-join status --wide             # CA, key type, managed, file; CA pins",
 ]);
 
 interface StatusOptions extends GlobalOptions {
@@ -47,7 +47,9 @@ function renewIn(c: CertStatus, now: Date): string {
 
 /**
  * The default form fits 80 columns for a control plane (names up to 24 characters, two-space
- * gaps); `wide` adds the CA, ownership, key type and file columns and the deadline as a date.
+ * gaps); `wide` adds the CA, ownership, key type and file columns and the deadline as a date, and
+ * for each CA certificate the trust setting that covers it, its pin and subject (last: it may
+ * hold spaces).
  */
 export function formatStatus(r: StatusResult, now: Date, wide = false): string {
   const certs = wide
@@ -90,7 +92,7 @@ export function formatStatus(r: StatusResult, now: Date, wide = false): string {
       "RESIDUAL",
       ...(wide ? ["EXTERNALLY MANAGED"] : []),
       "STATE",
-      ...(wide ? ["FILE"] : []),
+      ...(wide ? ["PINNED BY", "PIN", "FILE", "SUBJECT"] : []),
     ],
     r.certificateAuthorities.map((c) => [
       c.name,
@@ -98,7 +100,7 @@ export function formatStatus(r: StatusResult, now: Date, wide = false): string {
       residual(c),
       ...(wide ? [yesNo(c.externallyManaged)] : []),
       c.state,
-      ...(wide ? [c.file] : []),
+      ...(wide ? [c.pinnedBy ?? "", c.pin ?? "", c.file, c.subject ?? ""] : []),
     ]),
     2,
   );
@@ -153,7 +155,10 @@ export function registerStatus(program: Command, cli: Cli): void {
       "--warn-within <duration>",
       "also flag (exit 8) a certificate or CA that expires within this, e.g. 30d (default: off)",
     )
-    .option("--wide", "all columns: CA, externally managed, key type, managed, file")
+    .option(
+      "--wide",
+      "all columns: CA, externally managed, key type, managed, file; each CA's pin and subject",
+    )
     .addHelpText("after", HELP)
     .action((opts: StatusOptions) => {
       checkRoot(opts.root);
@@ -174,6 +179,7 @@ export function registerStatus(program: Command, cli: Cli): void {
         l,
         {
           deadline: deadlinePolicy(s.nodeName ?? "", s.renew),
+          trust: s.cas,
           ...(warn ? { warnWithin: warn } : {}),
           now,
         },

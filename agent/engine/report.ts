@@ -3,16 +3,25 @@
 // installed state through the one reader (pki/installed.ts).
 import { createPrivateKey } from "node:crypto";
 import { join } from "node:path";
+import type { CaSettings } from "../ca/backend.js";
+import { loadPemFile } from "../ca/trust.js";
 import { errorMessage } from "../common/errors.js";
-import { isoDate } from "../common/time.js";
+import { isoDate, shortHumanDuration } from "../common/time.js";
 import type { Settings } from "../config/settings.js";
 import { refreshMetrics, type RunMetric } from "../ops/metrics.js";
 import { detectTimerEnv, timerStatus, type TimerStatus } from "../ops/timer.js";
-import { CAS, casFor, type CaName } from "../pki/cas.js";
+import { CAS, caSetting, type CaDescriptor, type CaName } from "../pki/cas.js";
 import { deadlinePolicy, dueness, type DeadlinePolicy } from "../pki/deadline.js";
-import { keyMatches, readCaFile, readRole } from "../pki/installed.js";
+import {
+  keyMatches,
+  readRole,
+  readRoleCas,
+  subjectLine,
+  type KindReading,
+} from "../pki/installed.js";
 import { describeKey } from "../pki/keys.js";
 import type { Role } from "../pki/roles.js";
+import { buildChain, certFingerprint, certPin, type CertInfo } from "../pki/x509.js";
 import { inspect } from "../store/fsio.js";
 import { hostPath, type Layout } from "../store/layout.js";
 import { readState } from "../store/state.js";
@@ -26,6 +35,7 @@ export function reportRun(s: Settings, rt: Runtime, run: RunMetric, nodeName?: s
       textfile: s.metrics.textfile,
       layout: rt.layout,
       read: () => readRole(s.role, rt.layout),
+      readCas: () => readRoleCas(s.role, rt.layout),
       policy,
       run,
     },
@@ -64,13 +74,15 @@ export async function withMetrics<T>(
 
 /**
  * What status says of a certificate or CA, worst first; anything but "ok" needs attention (exit 8).
- * CAs have no renewal deadline: node-join does not renew them.
+ * CAs have no renewal deadline: node-join does not renew them. "unpinned": a CA certificate on disk
+ * that none of the CA's configured pins covers.
  */
 export const STATES = [
   "missing",
   "unreadable",
   "key mismatch",
   "expired",
+  "unpinned",
   "renewal due",
   "expiring",
   "ok",
@@ -93,11 +105,27 @@ export interface CertStatus {
   problem?: string;
 }
 
+/**
+ * Which of the CA's configured trust settings covers a CA certificate on disk: a `certHashes` pin
+ * of its key, the step-ca root `fingerprint` of its DER, or the `caFile` it is in or chains to;
+ * "none" when trust is configured but covers it not (state unpinned), "not configured" when the CA
+ * has no trust setting at all (CA files node-join did not authenticate: kubeadm's, or a join with
+ * --unsafe-skip-ca-verification), which is not flagged.
+ */
+export type PinnedBy = "certHashes" | "fingerprint" | "caFile" | "none" | "not configured";
+
+/** One certificate of a CA file: during a rotation the file holds the old and the new CA. */
 export interface CaStatus {
+  /** kubeadm's name for the CA ("ca"); "ca (2)" for the second certificate in its file. */
   name: string;
   file: string;
   expires?: string;
   residualSeconds?: number;
+  /** RFC 4514 form, most specific RDN first: "CN=kubernetes-ca". */
+  subject?: string;
+  /** SPKI pin, sha256:<hex>, as --ca-cert-hash takes it. */
+  pin?: string;
+  pinnedBy?: PinnedBy;
   externallyManaged: boolean;
   state: EntryState;
   problem?: string;
@@ -120,7 +148,75 @@ export interface StatusPolicy {
   deadline: DeadlinePolicy;
   /** --warn-within: also flag what expires within this (`text` as given); absent: off. */
   warnWithin?: { ms: number; text: string };
+  /** Each CA's trust settings, to say which one covers each CA certificate; absent: none. */
+  trust?: Partial<Record<CaName, CaTrust>>;
   now: Date;
+}
+
+export type CaTrust = Pick<CaSettings, "certHashes" | "caFile" | "fingerprint">;
+
+/** The configured trust that covers a CA certificate; see PinnedBy. */
+export function pinnedBy(cert: CertInfo, t: CaTrust | undefined, caFile?: CertInfo[]): PinnedBy {
+  if (!t || (t.certHashes.length === 0 && !t.caFile && !t.fingerprint)) return "not configured";
+  if (t.certHashes.includes(certPin(cert))) return "certHashes";
+  if (t.fingerprint === certFingerprint(cert)) return "fingerprint";
+  if (caFile && buildChain(cert, [], caFile)) return "caFile";
+  return "none";
+}
+
+/** The CA file a CA's trust names, or why it cannot be read (for the unpinned message). */
+function trustFile(t: CaTrust | undefined): { certs?: CertInfo[]; problem?: string } {
+  if (!t?.caFile) return {};
+  try {
+    return { certs: loadPemFile(t.caFile, "CA file") };
+  } catch (err) {
+    return { problem: errorMessage(err) };
+  }
+}
+
+/**
+ * Why a CA certificate is unpinned, naming its pin (what `--ca-cert-hash` would take) and each
+ * trust setting configured for the CA, as the join's pin failure does (ca/trust.ts).
+ */
+function unpinnedProblem(
+  ca: CaDescriptor,
+  cert: CertInfo,
+  t: CaTrust,
+  caFileProblem?: string,
+): string {
+  const settings = [
+    ...(t.certHashes.length ? [caSetting(ca, "ca-cert-hash", "certHashes")] : []),
+    ...(t.fingerprint ? [caSetting(ca, "ca-fingerprint", "fingerprint")] : []),
+    ...(t.caFile ? [caSetting(ca, "ca-file", "caFile")] : []),
+  ];
+  const why = caFileProblem ? ` (${caFileProblem})` : "";
+  return `"${subjectLine(cert)}" (pin ${certPin(cert)}) matches no ${settings.join(" or ")}${why}`;
+}
+
+/**
+ * The default warning for a CA: node-join does not renew CAs, so a CA must be rotated while the
+ * leaves it signs can still get a full lifetime from it. It needs attention once less time remains
+ * than the longest lifetime of the certificates of this CA on the node: a certificate renewed from
+ * now on would outlive its CA (or be cut short to its end, where the CA server caps a certificate
+ * at its CA's NotAfter).
+ */
+function caLifetimeWarning(
+  notAfter: Date,
+  leaves: KindReading[],
+  now: Date,
+): { state: EntryState; problem: string } | undefined {
+  let longest: { name: string; ms: number } | undefined;
+  for (const r of leaves) {
+    const leaf = r.installed?.chain[0];
+    if (!leaf) continue;
+    const ms = leaf.notAfter.getTime() - leaf.notBefore.getTime();
+    if (!longest || ms > longest.ms) longest = { name: r.kind.name, ms };
+  }
+  if (!longest || notAfter.getTime() - now.getTime() >= longest.ms) return undefined;
+  return {
+    state: "expiring",
+    problem: `expires at ${isoDate(notAfter)}, within the lifetime of its ${longest.name} certificate (${shortHumanDuration(longest.ms)}): rotate the CA`,
+  };
 }
 
 /** A certificate's or CA's validity: expired, expiring within --warn-within, or fine. */
@@ -154,7 +250,8 @@ export function collectStatus(
   const state = readState(l);
   const external = (ca: CaName) => inspect(join(l.pkiDir, CAS[ca].keyFile)).kind === "missing";
   const residual = (d: Date) => Math.floor((d.getTime() - p.now.getTime()) / 1000);
-  const certificates = readRole(role, l).map((r): CertStatus => {
+  const readings = readRole(role, l);
+  const certificates = readings.map((r): CertStatus => {
     const base = {
       name: r.kind.name,
       file: hostPath(r.file, l.root),
@@ -191,25 +288,39 @@ export function collectStatus(
       ...(verdict ?? { state: "ok" }),
     };
   });
-  const certificateAuthorities = casFor(role).map((ca): CaStatus => {
-    const file = join(l.pkiDir, ca.file);
-    const certs = readCaFile(ca, l);
+  const certificateAuthorities = readRoleCas(role, l).flatMap(({ ca, file, certs }) => {
     const base = {
       name: ca.kind,
       file: hostPath(file, l.root),
       externallyManaged: external(ca.name),
     };
     if (!certs)
-      return inspect(file).kind === "missing"
-        ? { ...base, state: "missing", problem: "missing" }
-        : { ...base, state: "unreadable", problem: "unreadable" };
-    const c = certs[0]!;
-    return {
-      ...base,
-      expires: isoDate(c.notAfter),
-      residualSeconds: residual(c.notAfter),
-      ...(validity(c.notAfter, p) ?? { state: "ok" }),
-    };
+      return [
+        inspect(file).kind === "missing"
+          ? { ...base, state: "missing", problem: "missing" }
+          : { ...base, state: "unreadable", problem: "unreadable" },
+      ] satisfies CaStatus[];
+    const trust = p.trust?.[ca.name];
+    const trusted = trustFile(trust);
+    const leaves = readings.filter((r) => r.kind.ca === ca.name);
+    return certs.map((c, i): CaStatus => {
+      const by = pinnedBy(c, trust, trusted.certs);
+      // Expired first, then unpinned, then the warnings: one state, the worst.
+      const verdict =
+        c.notAfter > p.now && by === "none" && trust
+          ? { state: "unpinned" as const, problem: unpinnedProblem(ca, c, trust, trusted.problem) }
+          : (validity(c.notAfter, p) ?? caLifetimeWarning(c.notAfter, leaves, p.now));
+      return {
+        ...base,
+        name: i === 0 ? ca.kind : `${ca.kind} (${i + 1})`,
+        expires: isoDate(c.notAfter),
+        residualSeconds: residual(c.notAfter),
+        subject: subjectLine(c),
+        pin: certPin(c),
+        pinnedBy: by,
+        ...(verdict ?? { state: "ok" }),
+      };
+    });
   });
   const timer = timerStatus(detectTimerEnv(l), p.now, timerWanted);
   const needsAttention =

@@ -1,9 +1,11 @@
 // A Prometheus textfile (node_exporter's textfile collector) refreshed by every join, renew and
-// status run: expiry and renewal deadline per certificate, last successful renewal, last result.
+// status run: expiry and renewal deadline per certificate, expiry per CA certificate, last
+// successful renewal, last result.
 import { existsSync } from "node:fs";
 import { dirname } from "node:path";
 import { renewalDeadline, type DeadlinePolicy } from "../pki/deadline.js";
-import type { KindReading } from "../pki/installed.js";
+import { subjectLine, type CaReading, type KindReading } from "../pki/installed.js";
+import { certPin } from "../pki/x509.js";
 import { writeFileAtomic } from "../store/fsio.js";
 import { hostPath, type Layout } from "../store/layout.js";
 import { readRegularFileBounded } from "../store/safe-read.js";
@@ -14,6 +16,16 @@ export interface CertMetric {
   file: string;
   notAfter?: Date;
   deadline?: Date;
+}
+
+/** One certificate of a CA file (several during a CA rotation). */
+export interface CaMetric {
+  /** The CA as messages name it: kubernetes, front-proxy, etcd. */
+  ca: string;
+  subject: string;
+  /** SPKI pin, sha256:<hex>, as --ca-cert-hash takes it. */
+  pin: string;
+  notAfter: Date;
 }
 
 export interface RunMetric {
@@ -51,6 +63,7 @@ export function renderMetrics(
   run: RunMetric,
   lastRenewal: Date | undefined,
   others: RunMetric[] = [],
+  cas: CaMetric[] = [],
 ): string {
   const runs = [...others, run].sort((a, b) => a.command.localeCompare(b.command));
   const lines: string[] = [];
@@ -82,6 +95,14 @@ export function renderMetrics(
     certs.map((c) => `node_join_certificate_present${label(c)} ${c.notAfter ? 1 : 0}`),
   );
   family(
+    "node_join_ca_expiry_timestamp_seconds",
+    "NotAfter of each CA certificate the node trusts (Unix time); node-join does not renew CAs.",
+    caSeries(cas).map(
+      (c) =>
+        `node_join_ca_expiry_timestamp_seconds{ca="${esc(c.ca)}",subject="${esc(c.subject)}",pin="${esc(c.pin)}"} ${secs(c.notAfter)}`,
+    ),
+  );
+  family(
     "node_join_last_renewal_timestamp_seconds",
     "Time of the last successful renewal (Unix time).",
     lastRenewal ? [`node_join_last_renewal_timestamp_seconds ${secs(lastRenewal)}`] : [],
@@ -108,6 +129,34 @@ export function renderMetrics(
   return lines.join("\n") + "\n";
 }
 
+/**
+ * One series per CA, subject and key. A CA certificate re-issued for the same key and subject (a
+ * renewed self-signed root) would repeat a label set, which makes node_exporter drop the whole
+ * textfile; chain building (Go's crypto/x509 tries every candidate with that subject) keeps
+ * trusting the key until the latest of them expires, so that one is the series' value.
+ */
+function caSeries(cas: CaMetric[]): CaMetric[] {
+  const series = new Map<string, CaMetric>();
+  for (const c of cas) {
+    const key = JSON.stringify([c.ca, c.subject, c.pin]);
+    const seen = series.get(key);
+    if (!seen || seen.notAfter < c.notAfter) series.set(key, c);
+  }
+  return [...series.values()];
+}
+
+/** The CA certificates of the CA files read, in file order. */
+export function caMetrics(readings: CaReading[]): CaMetric[] {
+  return readings.flatMap((r) =>
+    (r.certs ?? []).map((c) => ({
+      ca: r.ca.display,
+      subject: subjectLine(c),
+      pin: certPin(c),
+      notAfter: c.notAfter,
+    })),
+  );
+}
+
 /** The textfile is kept only where node_exporter's collector directory exists. */
 export function metricsEnabled(path: string): boolean {
   return existsSync(dirname(path));
@@ -118,6 +167,8 @@ export interface MetricsRefresh {
   layout: Layout;
   /** The installed state of the role, read only when the textfile is kept. */
   read: () => KindReading[];
+  /** The role's CA files, read likewise. */
+  readCas: () => CaReading[];
   policy: DeadlinePolicy;
   run: RunMetric;
 }
@@ -167,7 +218,13 @@ export function refreshMetrics(m: MetricsRefresh, log: (line: string) => void): 
     const lastRenewal = state.lastRenewal ? new Date(state.lastRenewal) : undefined;
     writeFileAtomic(
       m.textfile,
-      renderMetrics(certs, m.run, lastRenewal, previousRuns(previous, m.run.command)),
+      renderMetrics(
+        certs,
+        m.run,
+        lastRenewal,
+        previousRuns(previous, m.run.command),
+        caMetrics(m.readCas()),
+      ),
       0o644,
     );
   } catch (err) {

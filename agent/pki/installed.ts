@@ -5,7 +5,7 @@ import { basename, join } from "node:path";
 import type { Credentials } from "../store/cert-store.js";
 import { inspect, readNoFollow } from "../store/fsio.js";
 import type { Layout } from "../store/layout.js";
-import type { CaDescriptor } from "./cas.js";
+import { casFor, type CaDescriptor } from "./cas.js";
 import { kindsFor, type CertKind } from "./certs.js";
 import type { Role } from "./roles.js";
 import { parseCert, splitPemCertificates, type CertInfo } from "./x509.js";
@@ -51,6 +51,34 @@ export function readCaFile(ca: CaDescriptor, l: Layout): CertInfo[] | undefined 
   } catch {
     return undefined;
   }
+}
+
+export interface CaReading {
+  ca: CaDescriptor;
+  /** The CA file, under the root. */
+  file: string;
+  /**
+   * Every certificate in the file, in order: during a CA rotation it holds the old and the new CA.
+   * Undefined when the file is missing or unreadable.
+   */
+  certs?: CertInfo[];
+}
+
+/** The CA files of the role, in table order (kubernetes, front-proxy, etcd). */
+export function readRoleCas(role: Role, l: Layout): CaReading[] {
+  return casFor(role).map((ca) => {
+    const certs = readCaFile(ca, l);
+    return { ca, file: join(l.pkiDir, ca.file), ...(certs ? { certs } : {}) };
+  });
+}
+
+/**
+ * A certificate's subject on one line, as Go's pkix.Name.String() prints it (RFC 4514: the most
+ * specific RDN first, comma-separated); node:crypto gives one RDN a line, most general first, with
+ * RFC 2253 escapes already applied.
+ */
+export function subjectLine(cert: CertInfo): string {
+  return cert.node.subject.split("\n").reverse().join(",");
 }
 
 /** Whether the installed key belongs to the installed certificate. */

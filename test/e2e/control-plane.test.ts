@@ -378,7 +378,10 @@ test("status prints both kubeadm tables within 80 columns, and EXTERNALLY MANAGE
   const wide = await runCli(["status", "--root", NODES[0]!.root, "--wide"]);
   assert.match(
     wide.stdout,
-    /^etcd-ca {16}\S+Z {2}9y {8}yes {17}ok {5}\/etc\/kubernetes\/pki\/etcd\/ca\.crt$/m,
+    new RegExp(
+      `^etcd-ca {16}\\S+Z {2}9y {8}yes {17}ok {5}certHashes {2}${etcdCa.pin} {2}/etc/kubernetes/pki/etcd/ca\\.crt {9}CN=\\S`,
+      "m",
+    ),
   );
 });
 

@@ -6,7 +6,7 @@
 // a link to /dev/zero or a directory there is a warning, never a stuck or failed renew or status.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
@@ -74,6 +74,34 @@ for (const [what, plant] of [
     }
   });
 }
+
+test("status writes each CA certificate's expiry with its subject and pin, and promtool accepts the file", async () => {
+  const { root, file } = await plantedRoot(() => {});
+  const r = await runCli(["status", "--root", root]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  // subject, pin and NotAfter as openssl reads them from the CA's own certificate
+  const openssl = (...args: string[]) =>
+    execFileSync("openssl", ["x509", "-noout", ...args], { input: ca.caPem, encoding: "utf8" });
+  const subject = openssl("-subject", "-nameopt", "RFC2253")
+    .replace(/^subject=/, "")
+    .trim();
+  const notAfter =
+    Date.parse(
+      openssl("-enddate")
+        .replace(/^notAfter=/, "")
+        .trim(),
+    ) / 1000;
+  const text = readFileSync(file, "utf8");
+  assert.ok(
+    text.includes(
+      `\nnode_join_ca_expiry_timestamp_seconds{ca="kubernetes",subject="${subject}",pin="${ca.pin}"} ${notAfter}\n`,
+    ),
+    text,
+  );
+  const check = checkMetrics(text);
+  assert.equal(check.code, 0, check.output + text);
+  assert.equal(check.output.trim(), "", "no lint warnings");
+});
 
 test("a textfile path that cannot be written (a directory there) is a warning: renew still succeeds", async () => {
   const { root, file } = await plantedRoot((p) => mkdirSync(p));

@@ -8,12 +8,11 @@ import { join } from "node:path";
 import type { RuntimeSeams } from "../../agent/cli/context.js";
 import { main } from "../../agent/cli/main.js";
 import type { CaName } from "../../agent/pki/cas.js";
-import { parseCert, splitPemCertificates, type CertInfo } from "../../agent/pki/x509.js";
+import { certPin, parseCert, splitPemCertificates, type CertInfo } from "../../agent/pki/x509.js";
 import { FakeCa, fakeClock } from "./fake-ca.js";
 import { tempRoot } from "./fs.js";
 
 export const DAY = 86400_000;
-const PIN = `sha256:${"ab".repeat(32)}`;
 
 export interface Out {
   code: number;
@@ -60,9 +59,11 @@ export async function joined(
   const clock = fakeClock();
   const cas = await FakeCa.forEveryCa(clock, lifetimeMs);
   const seams: RuntimeSeams = { clock, backend: (ctx) => cas[ctx.ca.name] };
+  // Each CA pinned to its own key, as an operator pins it: status checks the CA files against it.
+  const pin = (ca: CaName) => certPin(cas[ca].anchor);
   const args = [
     ...["join", "--root", root, "--role", role, "--api-server", "https://10.0.0.1:6443"],
-    ...["--ca-url", "http://ca.invalid:8888", "--ca-cert-hash", PIN],
+    ...["--ca-url", "http://ca.invalid:8888", "--ca-cert-hash", pin("kubernetes")],
     ...["--node-name", role === "worker" ? "w1" : "cp1", "--ip", "10.0.0.21", "--no-timer"],
   ];
   if (role === "control-plane") {
@@ -73,7 +74,7 @@ export async function joined(
     writeFileSync(key, privateKey.export({ format: "pem", type: "pkcs1" }), { mode: 0o600 });
     writeFileSync(pub, publicKey.export({ format: "pem", type: "spki" }));
     args.push(
-      ...["--etcd-ca-cert-hash", PIN, "--front-proxy-ca-cert-hash", PIN],
+      ...["--etcd-ca-cert-hash", pin("etcd"), "--front-proxy-ca-cert-hash", pin("frontProxy")],
       ...["--sa-key-file", key, "--sa-pub-file", pub],
     );
   }

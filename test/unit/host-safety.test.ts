@@ -104,6 +104,7 @@ test("refreshMetrics neither follows a planted link nor reads a huge file: it wa
         textfile,
         layout: layout(root),
         read: () => [],
+        readCas: () => [],
         policy: deadlinePolicy("w1", {}),
         run: { command: "renew", success: true, time: new Date(1_700_000_000_000) },
       },

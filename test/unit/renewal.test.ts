@@ -107,6 +107,21 @@ test("the metrics textfile keeps other commands' last run", () => {
   assert.match(second, /file="\/weird \\"path\\"\\\\x"/);
 });
 
+test("the metrics textfile has one CA expiry series per CA certificate, labels escaped", () => {
+  const { first, second } = sampleTextfiles();
+  const pinA = `sha256:${"a1".repeat(32)}`;
+  const pinB = `sha256:${"b2".repeat(32)}`;
+  const block = [
+    "# HELP node_join_ca_expiry_timestamp_seconds NotAfter of each CA certificate the node trusts (Unix time); node-join does not renew CAs.",
+    "# TYPE node_join_ca_expiry_timestamp_seconds gauge",
+    // the re-issued certificate of the same key and subject: one series, its later expiry
+    `node_join_ca_expiry_timestamp_seconds{ca="kubernetes",subject="CN=kubernetes-ca",pin="${pinA}"} 1924992000`,
+    `node_join_ca_expiry_timestamp_seconds{ca="kubernetes",subject="CN=kubernetes-ca-2031",pin="${pinB}"} 2082758400`,
+    `node_join_ca_expiry_timestamp_seconds{ca="etcd",subject="CN=etcd \\\\\\"ca\\\\\\"\\n2,O=x",pin="${pinA}"} 1874966400`,
+  ].join("\n");
+  for (const text of [first, second]) assert.ok(text.includes(`\n${block}\n`), text);
+});
+
 test("timer units and cron line", () => {
   const svc = renderService(["/usr/bin/node-join"]);
   for (const line of [

@@ -4,9 +4,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
-import { readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { renewalDeadline } from "../../agent/pki/deadline.js";
+import { certFingerprint, certPin, parseCert } from "../../agent/pki/x509.js";
+import { mint } from "../helpers/chains.js";
 import { tempRoot } from "../helpers/fs.js";
 import { cli, DAY, iso, joined, kubeletLeaf } from "../helpers/joined.js";
 
@@ -28,7 +30,15 @@ interface StatusJson {
     expires?: string;
     renewalDeadline?: string;
   }[];
-  certificateAuthorities: { name: string; state: string; expires?: string; problem?: string }[];
+  certificateAuthorities: {
+    name: string;
+    state: string;
+    expires?: string;
+    problem?: string;
+    subject?: string;
+    pin?: string;
+    pinnedBy?: string;
+  }[];
 }
 
 test("status: a healthy worker exits 0 with the narrow tables, ISO dates and the renewal deadline", async () => {
@@ -90,7 +100,11 @@ test("status: the default control-plane table fits 80 columns; --wide shows ever
   );
   assert.match(
     wide.stdout,
-    /^CERTIFICATE AUTHORITY {2}EXPIRES {15}RESIDUAL {2}EXTERNALLY MANAGED {2}STATE {2}FILE\n/m,
+    /^CERTIFICATE AUTHORITY {2}EXPIRES {15}RESIDUAL {2}EXTERNALLY MANAGED {2}STATE {2}PINNED BY {3}PIN {70}FILE {36}SUBJECT\n/m,
+  );
+  assert.match(
+    wide.stdout,
+    /^etcd-ca {16}\S+Z {2}9y {8}yes {17}ok {5}certHashes {2}sha256:[0-9a-f]{64} {2}\/etc\/kubernetes\/pki\/etcd\/ca\.crt {9}CN=etcd-ca$/m,
   );
 });
 
@@ -227,4 +241,158 @@ test("status: a root node-join never joined is exit 9; a root that does not exis
   assert.equal(t.code, 2);
   assert.equal(t.stdout, "");
   assert.equal(t.stderr, `node-join: error: --root ${typo}: no such directory\n`);
+});
+
+/**
+ * A second CA certificate appended to the joined worker's ca.crt (a rotation's new CA), valid
+ * for five years unless `notAfter` says otherwise.
+ */
+async function appendCa(root: string, cn: string, notAfter = new Date(Date.now() + 1826 * DAY)) {
+  const next = await mint({ cn, ca: true, notAfter });
+  const file = join(root, "etc/kubernetes/pki/ca.crt");
+  writeFileSync(file, readFileSync(file, "utf8") + next.pem);
+  return parseCert(next.pem);
+}
+
+/**
+ * Rewrites the joined worker's config: `edit` gets and returns the kubernetes CA's trust lines
+ * (certHashes, fingerprint, caFile).
+ */
+function editTrust(root: string, edit: (lines: string) => string): void {
+  const file = join(root, "etc/node-join/config.yaml");
+  const text = readFileSync(file, "utf8");
+  const m = /((?: {4}(?:certHashes:\n(?: {6}- \S+\n)+|fingerprint: \S+\n|caFile: \S+\n))+)/.exec(
+    text,
+  );
+  assert.ok(m, text);
+  writeFileSync(file, text.replace(m[1]!, edit(m[1]!)));
+}
+
+test("status: a CA file with two certificates shows a row for each; one no pin covers is unpinned (exit 8)", async () => {
+  const n = await joinedStatus();
+  const next = await appendCa(n.root, "kubernetes-ca-next");
+  const pin = certPin(next);
+  const collector = join(n.root, "var/lib/node_exporter/textfile_collector");
+  mkdirSync(collector, { recursive: true });
+  const r = await n.status();
+  assert.equal(r.code, 8, r.stderr);
+  assert.equal(r.stderr, "");
+  const lines = r.stdout.split("\n");
+  assert.equal(lines[4], "CERTIFICATE AUTHORITY  EXPIRES               RESIDUAL  STATE");
+  assert.match(lines[5]!, /^ca {21}\S+Z {2}9y {8}ok$/);
+  assert.equal(lines[6], `ca (2)                 ${iso(next.notAfter)}  5y        unpinned`);
+  assert.ok(
+    r.stdout.includes(
+      `\nneeds attention:\n  ca (2): "CN=kubernetes-ca-next" (pin ${pin}) matches no --ca-cert-hash (config key cas.kubernetes.certHashes) (/etc/kubernetes/pki/ca.crt)\n`,
+    ),
+    r.stdout,
+  );
+  // no hint to renew: renewing certificates does not pin a CA
+  assert.doesNotMatch(r.stdout, /node-join renew repairs/);
+  // the metrics textfile has a series for each of them
+  const secs = (d: Date) => d.getTime() / 1000;
+  const anchor = n.cas.kubernetes.anchor;
+  assert.deepEqual(
+    readFileSync(join(collector, "node_join.prom"), "utf8")
+      .split("\n")
+      .filter((l) => l.startsWith("node_join_ca_expiry_timestamp_seconds{")),
+    [
+      `node_join_ca_expiry_timestamp_seconds{ca="kubernetes",subject="CN=kubernetes-ca",pin="${certPin(anchor)}"} ${secs(anchor.notAfter)}`,
+      `node_join_ca_expiry_timestamp_seconds{ca="kubernetes",subject="CN=kubernetes-ca-next",pin="${pin}"} ${secs(next.notAfter)}`,
+    ],
+  );
+
+  const j = await n.status("--json");
+  assert.equal(j.code, 8);
+  const cas = (JSON.parse(j.stdout) as StatusJson).certificateAuthorities;
+  assert.deepEqual(
+    cas.map((c) => [c.name, c.subject, c.pin, c.pinnedBy, c.state]),
+    [
+      ["ca", "CN=kubernetes-ca", certPin(anchor), "certHashes", "ok"],
+      ["ca (2)", "CN=kubernetes-ca-next", pin, "none", "unpinned"],
+    ],
+  );
+
+  const wide = await n.status("--wide");
+  assert.match(
+    wide.stdout,
+    new RegExp(
+      `^ca \\(2\\) {17}\\S+Z {2}5y {8}yes {17}unpinned {2}none {8}${pin} {2}/etc/kubernetes/pki/ca\\.crt {2}CN=kubernetes-ca-next$`,
+      "m",
+    ),
+  );
+
+  // pinning it (as an operator adds a second --ca-cert-hash) covers it
+  editTrust(n.root, (l) => `${l}      - ${pin}\n`);
+  const pinned = await n.status("--json");
+  assert.equal(pinned.code, 0, pinned.stdout);
+  assert.deepEqual(
+    (JSON.parse(pinned.stdout) as StatusJson).certificateAuthorities.map((c) => c.pinnedBy),
+    ["certHashes", "certHashes"],
+  );
+});
+
+test("status: a CA certificate is covered by a step-ca fingerprint or a CA file; without any trust configured nothing is flagged", async () => {
+  const n = await joinedStatus();
+  const first = n.cas.kubernetes.anchor;
+  const next = await appendCa(n.root, "kubernetes-ca-next");
+  const caFile = join(n.root, "etc/node-join/ca-bundle.pem");
+  writeFileSync(caFile, next.pem);
+  editTrust(n.root, () => `    fingerprint: ${certFingerprint(first)}\n    caFile: ${caFile}\n`);
+  const both = await n.status("--json");
+  assert.equal(both.code, 0, both.stdout);
+  assert.deepEqual(
+    (JSON.parse(both.stdout) as StatusJson).certificateAuthorities.map((c) => c.pinnedBy),
+    ["fingerprint", "caFile"],
+  );
+  // a CA file that cannot be read covers nothing, and the message says why
+  rmSync(caFile);
+  const gone = await n.status();
+  assert.equal(gone.code, 8);
+  assert.match(
+    gone.stdout,
+    /^ {2}ca \(2\): "CN=kubernetes-ca-next" \(pin sha256:[0-9a-f]{64}\) matches no --ca-fingerprint \(config key cas\.kubernetes\.fingerprint\) or --ca-file \(config key cas\.kubernetes\.caFile\) \(cannot read CA file \S+ca-bundle\.pem: no such file or directory \(ENOENT\)\) \(\/etc\/kubernetes\/pki\/ca\.crt\)$/m,
+  );
+  // CA files node-join did not authenticate (no pin, fingerprint or CA file at all): shown, not
+  // flagged, since nothing configured could cover them
+  editTrust(n.root, () => "");
+  const none = await n.status("--json");
+  assert.equal(none.code, 0, none.stdout);
+  assert.deepEqual(
+    (JSON.parse(none.stdout) as StatusJson).certificateAuthorities.map((c) => [
+      c.pinnedBy,
+      c.state,
+    ]),
+    [
+      ["not configured", "ok"],
+      ["not configured", "ok"],
+    ],
+  );
+});
+
+test("status: a CA with less time left than its certificates' lifetime needs attention by default", async () => {
+  const n = await joinedStatus();
+  const now = n.clock.now();
+  const soon = await appendCa(n.root, "kubernetes-ca-old", new Date(now + 100 * DAY + 60_000));
+  editTrust(n.root, (l) => `${l}      - ${certPin(soon)}\n`);
+  const r = await n.status();
+  assert.equal(r.code, 8, r.stderr);
+  assert.match(r.stdout, /^ca \(2\) {17}\S+Z {2}100d {6}expiring$/m);
+  assert.ok(
+    r.stdout.includes(
+      `  ca (2): expires at ${iso(soon.notAfter)}, within the lifetime of its kubelet-client certificate (1y): rotate the CA (/etc/kubernetes/pki/ca.crt)\n`,
+    ),
+    r.stdout,
+  );
+  // more time left than a certificate lasts: fine
+  const later = await joinedStatus();
+  const ok = await appendCa(
+    later.root,
+    "kubernetes-ca-old",
+    new Date(later.clock.now() + 370 * DAY + 60_000),
+  );
+  editTrust(later.root, (l) => `${l}      - ${certPin(ok)}\n`);
+  const fine = await later.status();
+  assert.equal(fine.code, 0, fine.stdout);
+  assert.match(fine.stdout, /^ca \(2\) {17}\S+Z {2}1y {8}ok$/m);
 });
