@@ -1,10 +1,10 @@
 // More than one server for a CA (--ca-url repeated): two real `cfssl serve` sharing one CA's
 // certificate, key and auth key, a server that is down, one that answers 503, one with a foreign
 // CA and one that refuses the auth key. A proxy in front of the second server counts what it was
-// asked.
+// asked. And one real step-ca behind a dead URL.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
 import { freePort, startCfssl, type CfsslCa } from "../helpers/cfssl.js";
@@ -12,6 +12,7 @@ import { runCli } from "../helpers/cli.js";
 import { expectFailure } from "../helpers/expect.js";
 import { tempRoot } from "../helpers/fs.js";
 import { startProxy, type Proxy, type ProxyAction } from "../helpers/proxy.js";
+import { startStepCa, stepCaLog, stepWorkerJoin } from "../helpers/stepca.js";
 
 let first: CfsslCa;
 let second: CfsslCa;
@@ -43,6 +44,12 @@ after(async () => {
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
+/** The server each CA last answered from, as the state file remembers it. */
+function remembered(root: string): Record<string, string> | undefined {
+  const file = join(root, "var/lib/node-join/state.json");
+  return (JSON.parse(readFileSync(file, "utf8")) as { caUrls?: Record<string, string> }).caUrls;
+}
+
 /** The standard worker join against the CA's servers at `urls`, in that order. */
 function joinArgs(root: string, urls: string[], more: Record<string, string> = {}): string[] {
   const keyFile = first.installAuthKey(root);
@@ -70,10 +77,7 @@ test("servers down or answering 503 are passed over, the next one issues; it is 
   assert.equal(r.stderr.match(/trying/g)?.length, 2, r.stderr);
   assert.match(r.stderr, new RegExp(`from CA kubernetes \\(cfssl ${esc(secondProxy.url)}\\)`));
   assert.equal(second.signRequests(), 2, "the second server signed both certificates");
-  const state = JSON.parse(readFileSync(join(root, "var/lib/node-join/state.json"), "utf8")) as {
-    caUrls?: Record<string, string>;
-  };
-  assert.deepEqual(state.caUrls, { kubernetes: secondProxy.url });
+  assert.deepEqual(remembered(root), { kubernetes: secondProxy.url });
 
   // The first server is back; renew still starts with the second, the one that answered last.
   firstMode = { type: "forward" };
@@ -135,4 +139,41 @@ test("a refusal (the first server does not know the auth key): exit 4, the secon
     4,
     `CA kubernetes \\(cfssl ${esc(other.url)}\\) signing kubelet-client \\(profile client\\) refused: invalid token: the CA refused the auth key`,
   );
+});
+
+test("step-ca: a dead server first; the live one enrols with tokens minted for its own URL, and renew rekeys there first over mTLS", async () => {
+  const step = await startStepCa();
+  try {
+    const root = tempRoot("nj-urls-step-");
+    mkdirSync(join(root, "etc/node-join"), { recursive: true });
+    const pw = join(root, "etc/node-join/ca.password");
+    writeFileSync(pw, step.provisioners.find((p) => p.name === "workers")!.password, {
+      mode: 0o600,
+    });
+    const deadTls = `https://127.0.0.1:${await freePort()}`;
+    const r = await runCli(
+      stepWorkerJoin(root, step, {
+        "ca-url": [deadTls, step.url],
+        "ca-provisioner": "workers",
+        "ca-password-file": pw,
+      }),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^node-join: CA kubernetes \\(step-ca ${esc(deadTls)}\\): connection refused \\(ECONNREFUSED\\); trying ${esc(step.url)}$`,
+        "m",
+      ),
+    );
+    assert.deepEqual(remembered(root), { kubernetes: step.url });
+
+    const rekeys = (stepCaLog(step).match(/path=\/1\.0\/rekey /g) ?? []).length;
+    const renewed = await runCli(["renew", "--root", root, "--force"]);
+    assert.equal(renewed.code, 0, renewed.stderr);
+    assert.doesNotMatch(renewed.stderr, /trying/, "the remembered server is asked first");
+    assert.equal((stepCaLog(step).match(/path=\/1\.0\/rekey /g) ?? []).length - rekeys, 2);
+  } finally {
+    await step.stop();
+  }
 });
