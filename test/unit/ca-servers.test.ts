@@ -116,6 +116,24 @@ test("a failed pass over every server is one backoff step; at the deadline the e
   );
 });
 
+test("a pass the deadline cuts short still names every server, by its last failure", async () => {
+  const { ctx, servers, asked, clock } = setup([A, B]);
+  await assert.rejects(
+    retrying(ctx, servers, async (url) => {
+      asked.push(url);
+      // The first pass fails at once; in the second, the first server hangs until the deadline.
+      if (asked.length > 2) clock.advance(20_000);
+      throw new TransientError(url === A ? "no complete answer within 30s" : "HTTP 503");
+    }),
+    {
+      name: "CaUnreachableError",
+      message:
+        "CA kubernetes (cfssl) unreachable: http://a:8888 no complete answer within 30s; http://b:8888 HTTP 503",
+    },
+  );
+  assert.deepEqual(asked, [A, B, A], "the second server is not asked after the deadline");
+});
+
 test("one server: its error unchanged, as before there could be several", async () => {
   const { ctx, servers } = setup([A]);
   await assert.rejects(
