@@ -4,7 +4,7 @@
 // attempts that stand in for the HTTP requests.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RuntimeSeams } from "../../agent/cli/context.js";
 import { CaServers, retrying } from "../../agent/ca/common.js";
@@ -221,4 +221,22 @@ test("--ca-url repeats, NODE_JOIN_CA_URL is comma-separated, a config key takes 
     const r = await cli([...join_, ...urls.flatMap((u) => ["--ca-url", u])]);
     assert.deepEqual([r.code, r.stderr], [2, line]);
   }
+});
+
+test("renew on a config that lost its CA URL: exit 2 naming the flag and the key", async () => {
+  const root = tempRoot("nj-urls-");
+  mkdirSync(join(root, "etc/node-join"), { recursive: true });
+  writeFileSync(
+    join(root, "etc/node-join/config.yaml"),
+    "apiServer: https://10.0.0.1:6443\nnodeName: w1\nips: [10.0.0.21]\n" +
+      `cas:\n  kubernetes:\n    certHashes: [sha256:${"ab".repeat(32)}]\n`,
+  );
+  const r = await cli(["renew", "--root", root, "--force"]);
+  assert.deepEqual(
+    [r.code, r.stderr],
+    [
+      2,
+      "node-join: error: CA kubernetes: no server URL: give --ca-url, config cas.kubernetes.url\n",
+    ],
+  );
 });
