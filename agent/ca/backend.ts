@@ -24,8 +24,13 @@ export interface RenewRequest extends SignRequest {
 }
 
 export interface CaBackend {
-  /** "CA kubernetes (cfssl http://ca:8888)": used in every message about this CA. */
+  /**
+   * "CA kubernetes (cfssl http://ca:8888)": used in every message about this CA; with several
+   * URLs it names the server that last answered (before any answer, the first one to be asked).
+   */
   readonly description: string;
+  /** The URL of the server that last answered, once one has; remembered for the next run. */
+  answered?(): string | undefined;
   /** Fetches the CA certificate(s) and authenticates them against the pin or CA file. */
   fetchCaBundle(): Promise<CertInfo[]>;
   /**
@@ -48,7 +53,11 @@ export interface CaBackend {
 export interface CaSettings {
   /** The backend: a key of the registry in ca/index.ts. */
   type: string;
-  url: string;
+  /**
+   * The servers of this CA (at least one), each a full instance of the same CA: asked in this
+   * order, starting with the one that last answered.
+   */
+  urls: string[];
   label?: string;
   /** kubeadm-style SPKI pins, sha256:<hex>. */
   certHashes: string[];
@@ -76,6 +85,8 @@ export interface BackendContext {
   secrets: CaSecrets;
   env: NodeJS.ProcessEnv;
   clock: Clock;
+  /** The URL that answered last time (the state file); ignored unless one of settings.urls. */
+  preferredUrl?: string;
   /** Absolute deadline (clock.now()) for every retry of this run. */
   deadline: number;
   log: (line: string) => void;

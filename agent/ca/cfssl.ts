@@ -6,7 +6,7 @@ import { TransientError } from "./retry.js";
 import { secretEnvName, type SecretKind } from "./secrets.js";
 import type { CertInfo } from "../pki/x509.js";
 import type { BackendContext, CaBackend, SignRequest } from "./backend.js";
-import { parseCaPem, retrying, serverTrust } from "./common.js";
+import { baseUrl, CaServers, parseCaPem, retrying, serverTrust } from "./common.js";
 import { httpRequest, type TlsTrust } from "./http.js";
 import { authenticateCa } from "./trust.js";
 
@@ -74,19 +74,27 @@ export const CFSSL_SECRETS: readonly SecretKind[] = [
 
 export function createCfsslBackend(ctx: BackendContext): CaBackend {
   const s = ctx.settings;
-  const base = s.url.replace(/\/+$/, "");
-  const description = `CA ${ctx.ca.display} (cfssl ${base}${s.label ? ` label ${s.label}` : ""})`;
+  const label = s.label ? ` label ${s.label}` : "";
+  const servers = new CaServers(
+    s.urls,
+    ctx.preferredUrl,
+    (server) => `CA ${ctx.ca.display} (cfssl${server ? ` ${server}` : ""}${label})`,
+  );
+  let fetched = false;
   let tls: TlsTrust | undefined;
 
-  const call = async (path: string, body: string): Promise<Envelope> =>
-    retrying(ctx, description, async (timeoutMs) => {
+  /** The envelope a server answered, and the CA at that server as messages name it. */
+  const call = async (path: string, body: string): Promise<{ env: Envelope; from: string }> =>
+    retrying(ctx, servers, async (url, timeoutMs) => {
+      const from = servers.describe(url);
       const res = await httpRequest({
         method: "POST",
-        url: `${base}${path}`,
+        url: `${baseUrl(url)}${path}`,
         body,
         timeoutMs,
-        tls,
-        what: description,
+        // Authenticated once for the CA; every server of it must prove to be that CA.
+        tls: url.startsWith("https:") ? tls : undefined,
+        what: from,
       });
       // A CFSSL envelope is the CA speaking, whatever the status; anything else at 5xx is a proxy
       // or a crash.
@@ -95,36 +103,28 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
       }
       if (res.status === 502 || res.status === 503 || res.status === 504)
         throw new TransientError(`HTTP ${res.status}`);
-      return parseEnvelope(res.body, description);
+      return { env: parseEnvelope(res.body, from), from };
     });
 
   return {
-    description,
+    get description() {
+      return servers.description;
+    },
+    answered: () => servers.answered(),
     async fetchCaBundle(): Promise<CertInfo[]> {
-      const env = await call(
+      const { env, from } = await call(
         "/api/v1/cfssl/info",
         JSON.stringify(s.label ? { label: s.label } : {}),
       );
-      const fetched = parseCaPem(
-        resultCertificate(env, `${description} info`),
-        description,
-        "info answer",
-      );
-      const anchors = authenticateCa(
-        ctx.ca,
-        fetched,
-        s,
-        ctx.unsafeSkipCaVerification,
-        description,
-        ctx.log,
-      );
-      if (base.startsWith("https:")) tls = serverTrust(s, anchors, ctx.unsafeSkipCaVerification);
+      const sent = parseCaPem(resultCertificate(env, `${from} info`), from, "info answer");
+      // An impostor at any one server stops the run: the others are not asked to cover for it.
+      const anchors = authenticateCa(ctx.ca, sent, s, ctx.unsafeSkipCaVerification, from, ctx.log);
+      tls = serverTrust(s, anchors, ctx.unsafeSkipCaVerification);
+      fetched = true;
       return anchors;
     },
     async sign(req: SignRequest): Promise<string> {
-      if (base.startsWith("https:") && tls === undefined && !ctx.unsafeSkipCaVerification) {
-        throw new Error("cfssl backend: fetchCaBundle must run before sign");
-      }
+      if (!fetched) throw new Error("cfssl backend: fetchCaBundle must run before sign");
       const profile = {
         client: s.clientProfile,
         serving: s.servingProfile,
@@ -139,7 +139,7 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
       });
       // Read and checked before the run's first request to any CA (secrets.ts readCaSecrets).
       const key = ctx.secrets.authKeyFile;
-      const env = key
+      const { env, from } = key
         ? await call(
             "/api/v1/cfssl/authsign",
             authsignBody(signRequest, key.value, Math.floor(ctx.clock.now() / 1000)),
@@ -148,7 +148,7 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
       try {
         return resultCertificate(
           env,
-          `${description} signing ${req.kind}${profile ? ` (profile ${profile})` : ""}`,
+          `${from} signing ${req.kind}${profile ? ` (profile ${profile})` : ""}`,
         );
       } catch (err) {
         // CFSSL signs an unknown profile name with its default profile; when that one has no auth

@@ -13,7 +13,7 @@ import {
 import { createStepCaBackend, STEPCA_SECRETS, stepCaRequestedSans } from "./stepca.js";
 import type { CaDescriptor } from "../pki/cas.js";
 import type { CaSettings } from "./backend.js";
-import { checkTrustFiles } from "./trust.js";
+import { caSettingName, checkTrustFiles } from "./trust.js";
 
 export interface BackendType {
   create: BackendFactory;
@@ -55,7 +55,13 @@ function knownType(ca: CaDescriptor, type: string): BackendType {
 }
 
 export function createBackend(ctx: BackendContext): CaBackend {
-  return knownType(ctx.ca, ctx.settings.type).create(ctx);
+  const type = knownType(ctx.ca, ctx.settings.type);
+  // join requires one (checkJoinSettings); a hand-edited config read by renew may have lost it.
+  if (ctx.settings.urls.length === 0)
+    throw new UsageError(
+      `CA ${ctx.ca.display}: no server URL: give ${caSettingName(ctx.ca, "ca-url", "url")}`,
+    );
+  return type.create(ctx);
 }
 
 /**

@@ -25,7 +25,7 @@ import type {
   RenewRequest,
   SignRequest,
 } from "./backend.js";
-import { parseCaPem, retrying, serverTrust } from "./common.js";
+import { baseUrl, CaServers, parseCaPem, retrying, serverTrust } from "./common.js";
 import { httpRequest, type TlsTrust } from "./http.js";
 import {
   decryptPbes2Jwe,
@@ -186,6 +186,12 @@ function identityChange(cert: CertInfo, template: CertTemplate): string | undefi
   return sanDifference(cert, stepCaRequestedSans(template));
 }
 
+/** The CA certificates a server sent, and the CA at that server as messages name it. */
+interface Fetched {
+  from: string;
+  sent: CertInfo[];
+}
+
 interface JwkProvisioner {
   name: string;
   key: JsonWebKey & { kid?: string };
@@ -200,13 +206,18 @@ interface ProvisionerKey {
 interface Call {
   method: "GET" | "POST";
   path: string;
-  /** Built per attempt: a minted token must be new for every attempt. */
-  body?: () => string;
+  /**
+   * Built per attempt, for the server asked: a minted token must be new for every attempt, and its
+   * audience is that server's URL.
+   */
+  body?: (url: string) => string;
   tls: TlsTrust | undefined;
+  /** What is asked ("signing kubelet"), after the CA at the server asked in messages. */
   what: string;
-  unauthorized: string;
+  /** Why a 401 usually happens, for the server at `url`. */
+  unauthorized: string | ((url: string) => string);
   /** Maps a status to an error before the generic mapping (e.g. 404 on /root/<fp>). */
-  special?: (status: number) => Error | undefined;
+  special?: (status: number, from: string) => Error | undefined;
 }
 
 /**
@@ -240,37 +251,47 @@ export const STEPCA_SECRETS: readonly SecretKind[] = [
 
 export function createStepCaBackend(ctx: BackendContext): CaBackend {
   const s = ctx.settings;
-  const base = s.url.replace(/\/+$/, "");
-  const description = `CA ${ctx.ca.display} (step-ca ${base})`;
-  if (!base.startsWith("https:"))
-    throw new UsageError(
-      `${description}: step-ca answers over HTTPS only: give an https:// CA URL`,
-    );
+  const servers = new CaServers(
+    s.urls,
+    ctx.preferredUrl,
+    (server) => `CA ${ctx.ca.display} (step-ca${server ? ` ${server}` : ""})`,
+  );
+  for (const url of s.urls)
+    if (!url.startsWith("https:"))
+      throw new UsageError(
+        `${servers.describe(url)}: step-ca answers over HTTPS only: give an https:// CA URL`,
+      );
   const prefix = ctx.ca.flagPrefix;
   const tokenEnv = secretEnvName(ctx.ca, "TOKEN");
   const passwordEnv = secretEnvName(ctx.ca, "PASSWORD");
   let tls: TlsTrust | undefined;
   let anchors: CertInfo[] | undefined;
 
-  const call = (c: Call): Promise<Json> =>
-    retrying(ctx, description, async (timeoutMs) => {
+  /** The answer of the server that answered, and `c.what` at that server as messages name it. */
+  const call = (c: Call): Promise<{ answer: Json; what: string; from: string }> =>
+    retrying(ctx, servers, async (url, timeoutMs) => {
+      const from = servers.describe(url);
+      const what = `${from} ${c.what}`;
       const res = await httpRequest({
         method: c.method,
-        url: `${base}${c.path}`,
-        ...(c.body ? { body: c.body() } : {}),
+        url: `${baseUrl(url)}${c.path}`,
+        ...(c.body ? { body: c.body(baseUrl(url)) } : {}),
         timeoutMs,
         tls: c.tls,
-        what: description,
+        what: from,
       });
       if (res.status >= 500) {
         const msg = messageOf(res.body);
         throw new TransientError(`HTTP ${res.status}${msg ? `: ${msg}` : ""}`);
       }
-      if (res.status >= 300)
+      if (res.status >= 300) {
+        const unauthorized =
+          typeof c.unauthorized === "string" ? c.unauthorized : c.unauthorized(baseUrl(url));
         throw (
-          c.special?.(res.status) ?? stepCaRefusal(res.status, res.body, c.what, c.unauthorized)
+          c.special?.(res.status, from) ?? stepCaRefusal(res.status, res.body, what, unauthorized)
         );
-      return parseAnswer(res.body, c.what);
+      }
+      return { answer: parseAnswer(res.body, what), what, from };
     });
 
   const connectedTrust = (): TlsTrust | undefined => {
@@ -281,41 +302,39 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
   // ---- trust -------------------------------------------------------------------------------
 
   /** step's bootstrap: fetch the root unverified, then check its fingerprint (authenticateCa). */
-  const fetchRoot = async (fingerprint: string): Promise<CertInfo[]> => {
-    const what = `${description} root ${fingerprint}`;
-    const notFound = (status: number) =>
+  const fetchRoot = async (fingerprint: string): Promise<Fetched> => {
+    const notFound = (status: number, from: string) =>
       status === 404
         ? new VerificationError(
-            `${description}: the CA has no root with fingerprint ${fingerprint}: wrong --${prefix}ca-fingerprint or wrong CA URL`,
+            `${from}: the CA has no root with fingerprint ${fingerprint}: wrong --${prefix}ca-fingerprint or wrong CA URL`,
           )
         : undefined;
-    const answer = await call({
+    const { answer, what, from } = await call({
       method: "GET",
       path: `/root/${fingerprint}`,
       tls: undefined,
-      what,
+      what: `root ${fingerprint}`,
       unauthorized: "HTTP 401",
       special: notFound,
     });
     if (typeof answer.ca !== "string")
       throw new CaRefusedError(`${what}: the answer holds no certificate`);
-    return parseCaPem(answer.ca, description, "root answer");
+    return { from, sent: parseCaPem(answer.ca, from, "root answer") };
   };
 
-  const fetchRoots = async (): Promise<CertInfo[]> => {
-    const answer = await call({
+  const fetchRoots = async (): Promise<Fetched> => {
+    const { answer, what, from } = await call({
       method: "GET",
       path: "/roots",
       tls: undefined,
-      what: `${description} roots`,
+      what: "roots",
       unauthorized: "HTTP 401",
     });
     const pems = Array.isArray(answer.crts)
       ? answer.crts.filter((c): c is string => typeof c === "string")
       : [];
-    if (pems.length === 0)
-      throw new CaRefusedError(`${description} roots: the answer holds no certificate`);
-    return pems.flatMap((p) => parseCaPem(p, description, "roots answer"));
+    if (pems.length === 0) throw new CaRefusedError(`${what}: the answer holds no certificate`);
+    return { from, sent: pems.flatMap((p) => parseCaPem(p, from, "roots answer")) };
   };
 
   // ---- enrolment secrets -------------------------------------------------------------------
@@ -346,10 +365,10 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       `or the provisioner password (--${prefix}ca-provisioner with --${prefix}ca-password-file or ${passwordEnv}) so node-join mints them`;
     const p = tokens();
     if (p.size === 0 && p.skipped.length === 0)
-      return new UsageError(`${description}: no enrolment secret: ${how}`);
+      return new UsageError(`${servers.description}: no enrolment secret: ${how}`);
     const list = reqs.map((r) => `${r.kind} (${describeTemplate(r.template)})`).join("; ");
     return new UsageError(
-      `${description}: no one-time token for ${list} in ${tokenSource()} (it holds: ${p.summary()}): ` +
+      `${servers.description}: no one-time token for ${list} in ${tokenSource()} (it holds: ${p.summary()}): ` +
         `a token is good for exactly one certificate, whose CN and SANs must equal the token's sub and sans: ${how}`,
     );
   };
@@ -361,11 +380,11 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     let cursor = "";
     for (let page = 0; page < MAX_PROVISIONER_PAGES; page++) {
       const path = `/provisioners${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`;
-      const answer = await call({
+      const { answer } = await call({
         method: "GET",
         path,
         tls: connectedTrust(),
-        what: `${description} provisioners`,
+        what: "provisioners",
         unauthorized: "HTTP 401",
       });
       for (const p of Array.isArray(answer.provisioners) ? answer.provisioners : []) {
@@ -389,20 +408,20 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       const p = all.find((x) => x.name === s.provisioner);
       if (!p)
         throw new UsageError(
-          `${description}: no JWK provisioner "${s.provisioner}" (--${prefix}ca-provisioner); the CA has: ${names}`,
+          `${servers.description}: no JWK provisioner "${s.provisioner}" (--${prefix}ca-provisioner); the CA has: ${names}`,
         );
       return p;
     }
     if (all.length === 1) return all[0]!;
     throw new UsageError(
-      `${description}: ${all.length === 0 ? "the CA has no JWK provisioner" : `choose the JWK provisioner with --${prefix}ca-provisioner (the CA has: ${names})`}`,
+      `${servers.description}: ${all.length === 0 ? "the CA has no JWK provisioner" : `choose the JWK provisioner with --${prefix}ca-provisioner (the CA has: ${names})`}`,
     );
   };
 
   const decryptKey = (p: JwkProvisioner, pw: string): SigningJwk => {
     if (!p.encryptedKey) {
       throw new CaRefusedError(
-        `${description}: JWK provisioner "${p.name}" publishes no encryptedKey: mint tokens elsewhere (step ca token) and give them with --${prefix}ca-token-file`,
+        `${servers.description}: JWK provisioner "${p.name}" publishes no encryptedKey: mint tokens elsewhere (step ca token) and give them with --${prefix}ca-token-file`,
       );
     }
     let signer: SigningJwk;
@@ -411,18 +430,18 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     } catch (err) {
       if (err instanceof WrongPasswordError) {
         throw new UsageError(
-          `${description}: cannot decrypt the key of provisioner "${p.name}" with the password from ${passwordSource()}: wrong password (${err.message}); no CSR was sent`,
+          `${servers.description}: cannot decrypt the key of provisioner "${p.name}" with the password from ${passwordSource()}: wrong password (${err.message}); no CSR was sent`,
         );
       }
       if (err instanceof JoseError)
         throw new CaRefusedError(
-          `${description}: the encrypted key of provisioner "${p.name}": ${err.message}`,
+          `${servers.description}: the encrypted key of provisioner "${p.name}": ${err.message}`,
         );
       throw err;
     }
     if (!spkiDer(signer.key).equals(spkiDer(publicKeyFromJwk(p.key)))) {
       throw new CaRefusedError(
-        `${description}: the decrypted key of provisioner "${p.name}" is not the private half of its public key`,
+        `${servers.description}: the decrypted key of provisioner "${p.name}" is not the private half of its public key`,
       );
     }
     return { ...signer, ...(p.key.kid ? { kid: p.key.kid } : {}) };
@@ -436,7 +455,8 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       return { name: p.name, signer: decryptKey(p, password()!) };
     })());
 
-  const mintToken = (k: ProvisionerKey, template: CertTemplate): string => {
+  /** A token for the server at `base`: step-ca checks the audience against its own URL. */
+  const mintToken = (k: ProvisionerKey, template: CertTemplate, base: string): string => {
     const now = Math.floor(ctx.clock.now() / 1000);
     const claims = {
       aud: [`${base}/1.0/sign`],
@@ -457,25 +477,24 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
 
   const postSign = async (
     req: SignRequest,
-    ott: () => string,
+    ott: (base: string) => string,
     source: string,
     given: boolean,
   ): Promise<string> => {
     let attempts = 0;
     const spentNote = () =>
       given && attempts > 1 ? " (an earlier attempt that failed in transit may have spent it)" : "";
-    const what = `${description} signing ${req.kind}`;
     try {
-      const answer = await call({
+      const { answer, what } = await call({
         method: "POST",
         path: "/1.0/sign",
-        body: () => {
+        body: (base) => {
           attempts++;
-          return JSON.stringify({ csr: req.csrPem, ott: ott() });
+          return JSON.stringify({ csr: req.csrPem, ott: ott(base) });
         },
         tls: connectedTrust(),
-        what,
-        unauthorized: tokenRefusedMessage(source, base),
+        what: `signing ${req.kind}`,
+        unauthorized: (base) => tokenRefusedMessage(source, base),
       });
       return chainOf(answer, what);
     } catch (err) {
@@ -499,7 +518,7 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     const key = await provisionerKey();
     return postSign(
       req,
-      () => mintToken(key, req.template),
+      (base) => mintToken(key, req.template, base),
       `the token node-join minted with provisioner "${key.name}"`,
       false,
     );
@@ -507,11 +526,11 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
 
   const enrolInstead = (req: RenewRequest, why: string): Promise<string> => {
     if (canEnrol(req)) {
-      ctx.log(`${description}: ${why}: enrolling ${req.kind} again`);
+      ctx.log(`${servers.description}: ${why}: enrolling ${req.kind} again`);
       return sign(req);
     }
     throw new CaRefusedError(
-      `${description}: ${why}, so it cannot be renewed: give a one-time token for it (--${prefix}ca-token-file or ${tokenEnv}) ` +
+      `${servers.description}: ${why}, so it cannot be renewed: give a one-time token for it (--${prefix}ca-token-file or ${tokenEnv}) ` +
         `or the provisioner password (--${prefix}ca-provisioner with --${prefix}ca-password-file or ${passwordEnv}), then renew again`,
     );
   };
@@ -542,13 +561,13 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       );
     const mtls: TlsTrust = { ...trust, cert: req.currentCertPem, key: req.currentKeyPem };
     const sameKey = (await csrSpki(req.csrPem)).equals(current.spki);
-    const what = `${description} ${sameKey ? "renewing" : "rekeying"} ${req.kind}`;
-    const answer = sameKey
+    const asked = `${sameKey ? "renewing" : "rekeying"} ${req.kind}`;
+    const { answer, what } = sameKey
       ? await call({
           method: "POST",
           path: "/1.0/renew",
           tls: mtls,
-          what,
+          what: asked,
           unauthorized: RENEWAL_REFUSED,
         })
       : await call({
@@ -556,24 +575,21 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
           path: "/1.0/rekey",
           body: () => JSON.stringify({ csr: req.csrPem }),
           tls: mtls,
-          what,
+          what: asked,
           unauthorized: RENEWAL_REFUSED,
         });
     return chainOf(answer, what);
   };
 
   return {
-    description,
+    get description() {
+      return servers.description;
+    },
+    answered: () => servers.answered(),
     async fetchCaBundle(): Promise<CertInfo[]> {
-      const fetched = s.fingerprint ? await fetchRoot(s.fingerprint) : await fetchRoots();
-      const trusted = authenticateCa(
-        ctx.ca,
-        fetched,
-        s,
-        ctx.unsafeSkipCaVerification,
-        description,
-        ctx.log,
-      );
+      const { from, sent } = s.fingerprint ? await fetchRoot(s.fingerprint) : await fetchRoots();
+      // An impostor at any one server stops the run: the others are not asked to cover for it.
+      const trusted = authenticateCa(ctx.ca, sent, s, ctx.unsafeSkipCaVerification, from, ctx.log);
       tls = serverTrust(s, trusted, ctx.unsafeSkipCaVerification);
       anchors = trusted;
       return trusted;

@@ -51,7 +51,7 @@ export function checkTrustFiles(ca: CaDescriptor, settings: CaSettings): void {
   const files = [
     { file: settings.caFile, what: "CA file", flag: "ca-file", setting: "caFile" },
     {
-      file: settings.url.startsWith("https:") ? settings.tlsCaFile : undefined,
+      file: settings.urls.some((u) => u.startsWith("https:")) ? settings.tlsCaFile : undefined,
       what: "CA TLS bundle",
       flag: "ca-tls-file",
       setting: "tlsCaFile",

@@ -42,6 +42,11 @@ export interface OptionSpec<K extends string = string, T extends OptionType = Op
    * only); undefined: it is.
    */
   readonly notInFile?: string;
+  /**
+   * A list whose config key also takes one string (a one-element list), and is persisted as one
+   * while it holds one value: a config file written before the key became a list stays valid.
+   */
+  readonly oneAsString?: boolean;
   /** Why a well-typed value is still wrong, or undefined. */
   check?(value: ValueTypes[T]): string | undefined;
 }
@@ -71,6 +76,23 @@ const checkUrl =
     if (u.username || u.password) return "must not carry credentials";
     return undefined;
   };
+/**
+ * Every URL of a list checked as one is (the lone one of a one-element list keeps the plain
+ * message); the same server twice would only be asked twice.
+ */
+const checkUrls =
+  (schemes: string[]) =>
+  (list: string[]): string | undefined => {
+    const one = checkUrl(schemes);
+    if (list.length === 0) return "must name at least one URL";
+    if (list.length === 1) return one(list[0]!);
+    for (const [i, v] of list.entries()) {
+      const problem = one(v);
+      if (problem) return `"${v}" ${problem}`;
+      if (list.indexOf(v) !== i) return `"${v}" is given twice`;
+    }
+    return undefined;
+  };
 const firstBad = (list: string[], ok: (v: string) => boolean, what: string): string | undefined => {
   const bad = list.find((v) => !ok(v));
   return bad === undefined ? undefined : `"${bad}" ${what}`;
@@ -97,10 +119,11 @@ function caOptions<const C extends CaName>(name: C) {
     opt({
       key: `${k}.url`,
       flag: `${p}ca-url`,
-      type: "string",
+      type: "list",
+      oneAsString: true,
       valueName: "url",
-      description: `${title}: URL of the CA server`,
-      check: checkUrl(["http", "https"]),
+      description: `${title}: URL of the CA server (repeatable)`,
+      check: checkUrls(["http", "https"]),
     }),
     opt({
       key: `${k}.label`,

@@ -97,7 +97,7 @@ export function toSettings(values: RawValues, root: string): Settings {
     ) => get(`cas.${ca}.${f}`) ?? get(`cas.kubernetes.${f}`);
     const s: CaSettings = {
       type: shared("type") ?? or("cas.kubernetes.type"),
-      url: shared("url") ?? "",
+      urls: shared("url") ?? [],
       certHashes: get(`cas.${ca}.certHashes`) ?? [],
     };
     const label = get(`cas.${ca}.label`) ?? CAS[ca].defaultLabel;
@@ -192,7 +192,7 @@ export function checkJoinSettings(s: Settings, casUsed: CaName[]): void {
   for (const ca of casUsed) {
     const c = s.cas[ca];
     const { flagPrefix, title } = CAS[ca];
-    if (!c.url)
+    if (c.urls.length === 0)
       throw new UsageError(`--${flagPrefix}ca-url (config key cas.${ca}.url) is required`);
     if (c.certHashes.length === 0 && !c.caFile && !c.fingerprint && !s.unsafeSkipCaVerification) {
       const stepCa = c.type === "step-ca" ? `--${flagPrefix}ca-fingerprint <hex>, ` : "";

@@ -56,7 +56,9 @@ function coerce(spec: OptionSpec<OptionKey>, raw: unknown, from: "file" | "env" 
               .split(",")
               .map((s) => s.trim())
               .filter(Boolean)
-          : raw;
+          : typeof raw === "string" && spec.oneAsString
+            ? [raw]
+            : raw;
       if (!Array.isArray(list) || list.some((x) => typeof x !== "string"))
         bad("must be a list of strings");
       // A flag takes one value (commander collects repeats); "a,b" is two values run together.
@@ -204,6 +206,7 @@ export function renderConfig(values: RawValues, root: string): string {
     let v = values.get(spec.key);
     if (v === undefined || spec.notInFile) continue;
     if (spec.path && typeof v === "string") v = hostPath(v, root);
+    if (spec.oneAsString && Array.isArray(v) && v.length === 1) v = v[0] as string;
     let node = doc;
     const parts = spec.key.split(".");
     for (const part of parts.slice(0, -1)) node = (node[part] ??= {}) as Record<string, unknown>;

@@ -36,16 +36,23 @@ export async function connectCas(
   s: Settings,
   cas: CaName[],
   rt: Runtime,
-  o: { deadline: number; renewal: boolean },
+  o: {
+    deadline: number;
+    renewal: boolean;
+    /** By CA: the URL that answered last time (the state file), asked first. */
+    preferred?: Readonly<Record<string, string>>;
+  },
 ): Promise<Connected> {
   const secrets = new Map<CaName, CaSecrets>(
     cas.map((ca) => [ca, readCaInputs(CAS[ca], s.cas[ca], rt.env, { renewal: o.renewal })]),
   );
   const out: Connected = new Map();
   for (const ca of cas) {
+    const preferredUrl = o.preferred?.[ca];
     const backend = backendFor(rt, {
       ca: CAS[ca],
       settings: s.cas[ca],
+      ...(preferredUrl !== undefined ? { preferredUrl } : {}),
       unsafeSkipCaVerification: s.unsafeSkipCaVerification,
       secrets: secrets.get(ca)!,
       env: rt.env,
@@ -55,6 +62,16 @@ export async function connectCas(
     });
     const anchors = await backend.fetchCaBundle();
     out.set(ca, { backend, anchors });
+  }
+  return out;
+}
+
+/** By CA: the URL of the server that last answered this run, for the state file. */
+export function answeredUrls(connected: Connected): Map<CaName, string> {
+  const out = new Map<CaName, string>();
+  for (const [ca, c] of connected) {
+    const url = c.backend.answered?.();
+    if (url !== undefined) out.set(ca, url);
   }
   return out;
 }

@@ -13,12 +13,20 @@ import { readCaFile, readRole } from "../pki/installed.js";
 import type { CertInfo } from "../pki/x509.js";
 import { removeIfExists } from "../store/fsio.js";
 import type { Credentials } from "../store/cert-store.js";
-import { readState, stateFile, withIssued, type IssuedRecord } from "../store/state.js";
+import { readState, stateFile, withCaUrls, withIssued, type IssuedRecord } from "../store/state.js";
 import { commit, planCommit, type FileChange, type PlannedFile } from "../store/transaction.js";
 import { assess, due, nextDeadline, type Assessment } from "./assess.js";
 import { caFiles, kindFiles } from "./files.js";
 import { resolveIdentity, tableContext } from "./identity.js";
-import { casOf, connectCas, issueAll, prepareAll, type Connected, type Issued } from "./issue.js";
+import {
+  answeredUrls,
+  casOf,
+  connectCas,
+  issueAll,
+  prepareAll,
+  type Connected,
+  type Issued,
+} from "./issue.js";
 import { requestedSansFor } from "../ca/index.js";
 import { locked } from "./locked.js";
 import type { Runtime } from "./runtime.js";
@@ -106,6 +114,8 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       connectCas(trusting, cas, rt, {
         deadline: rt.clock.now() + s.timeoutMs,
         renewal: policy.renewWithInstalled,
+        // Each CA's server that answered last time is asked first (ca/common.ts CaServers).
+        preferred: readState(l).caUrls ?? {},
       });
     let connected = policy.contactAllCas
       ? await connect(casFor(s.role).map((c) => c.name))
@@ -228,7 +238,15 @@ function filesOf(
     ...kindFiles(assessments, issued.credentials, caPem, ctx, rt.layout, now),
     ...(policy.extraFiles?.(id, fetched) ?? []),
     ...(records.length
-      ? [stateFile(withIssued(readState(rt.layout), records, now, policy.recordRenewal), rt.layout)]
+      ? [
+          stateFile(
+            withCaUrls(
+              withIssued(readState(rt.layout), records, now, policy.recordRenewal),
+              answeredUrls(connected),
+            ),
+            rt.layout,
+          ),
+        ]
       : []),
   ];
 }

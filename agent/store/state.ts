@@ -14,6 +14,11 @@ export interface State {
   version: 1;
   certificates: Record<string, CertRecord>;
   lastRenewal?: string;
+  /**
+   * By CA name: the URL of the server that last answered, asked first on the next run when it is
+   * still one of the CA's URLs.
+   */
+  caUrls?: Record<string, string>;
 }
 
 /** One certificate this run issued, as the state file records it. */
@@ -55,6 +60,12 @@ export function withIssued(
     certificates,
     ...(renewal && issued.length ? { lastRenewal: now.toISOString() } : {}),
   };
+}
+
+/** The state with the servers that answered this run remembered (the others kept as they were). */
+export function withCaUrls(state: State, answered: ReadonlyMap<string, string>): State {
+  if (answered.size === 0) return state;
+  return { ...state, caUrls: { ...state.caUrls, ...Object.fromEntries(answered) } };
 }
 
 export function stateFile(state: State, l: Layout): FileChange {

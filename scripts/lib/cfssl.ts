@@ -35,6 +35,8 @@ export interface CfsslOptions {
   tls?: boolean;
   /** Reuse an existing CA (cert and key files) instead of making one. */
   ca?: { cert: string; key: string };
+  /** The auth key of the profiles, hex (default: a random one); servers of one CA share theirs. */
+  authKeyHex?: string;
 }
 
 export interface CfsslCa {
@@ -142,7 +144,7 @@ export async function startCfssl(opts: CfsslOptions = {}): Promise<CfsslCa> {
   requireCommand("cfssljson", "golang-cfssl");
   const dir = mkdtempSync(join(tmpdir(), "nj-cfssl-"));
   const ca = opts.ca ?? makeCa(dir, opts.cn ?? "kubernetes");
-  const authKeyHex = randomBytes(16).toString("hex");
+  const authKeyHex = opts.authKeyHex ?? randomBytes(16).toString("hex");
   const profiles = opts.profiles ?? DEFAULT_PROFILES;
   const toPolicy = (p: Profile) => ({
     expiry: p.expiry ?? "8760h",

@@ -46,7 +46,7 @@ function backend(
   const log: string[] = [];
   const full: CaSettings = {
     type: "step-ca",
-    url: ca.url,
+    urls: [ca.url],
     certHashes: [],
     fingerprint: ca.rootFingerprint,
     ...settings,

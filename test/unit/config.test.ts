@@ -26,7 +26,7 @@ test("flags override environment override file override defaults", () => {
   });
   const flags = flagValues({ caUrl: "https://flag-ca:8888" });
   const s = toSettings(mergeValues(file, env, flags), "/");
-  assert.equal(s.cas.kubernetes.url, "https://flag-ca:8888");
+  assert.deepEqual(s.cas.kubernetes.urls, ["https://flag-ca:8888"]);
   assert.equal(s.keyAlgorithm, "ecdsa-p384");
   assert.equal(s.apiServer, "https://file:6443");
   assert.equal(s.nodeName, "from-file");
@@ -100,7 +100,7 @@ test("the front-proxy and etcd CAs default to the kubernetes CA's server with th
     ),
     "/",
   );
-  assert.equal(s.cas.etcd.url, "http://ca:8888");
+  assert.deepEqual(s.cas.etcd.urls, ["http://ca:8888"]);
   assert.equal(s.cas.etcd.label, "etcd");
   assert.equal(s.cas.frontProxy.label, "front-proxy");
   assert.equal(s.cas.etcd.authKeyFile, "/k");
@@ -111,7 +111,7 @@ test("the front-proxy and etcd CAs default to the kubernetes CA's server with th
     mergeValues(flagValues({ caUrl: "http://ca:8888", etcdCaUrl: "http://etcd-ca:8888" })),
     "/",
   );
-  assert.equal(own.cas.etcd.url, "http://etcd-ca:8888");
+  assert.deepEqual(own.cas.etcd.urls, ["http://etcd-ca:8888"]);
 });
 
 test("the persisted config round-trips, holds no secret, and stores paths as the booted host sees them", () => {

@@ -29,7 +29,7 @@ test("join --help at 80 columns: no line over 80, the options under five heading
     "Exit codes:",
   ]);
   // Under its heading an option no longer repeats it.
-  assert.match(r.stdout, /^ {2}--etcd-ca-url <url> +URL of the CA server$/m);
+  assert.match(r.stdout, /^ {2}--etcd-ca-url <url> +URL of the CA server \(repeatable\)$/m);
   assert.match(r.stdout, /^ {2}--service-cidr <cidr> +service CIDR \(default 10\.96\.0\.0\/12\)$/m);
 });
 

@@ -149,7 +149,7 @@ test("step-ca settings: per-CA provisioner, inherited server, fingerprint as tru
   assert.equal(s.cas.kubernetes.fingerprint, FP, "lower-cased");
   for (const ca of ["frontProxy", "etcd"] as const) {
     assert.equal(s.cas[ca].type, "step-ca");
-    assert.equal(s.cas[ca].url, "https://ca.lab:9000");
+    assert.deepEqual(s.cas[ca].urls, ["https://ca.lab:9000"]);
     assert.equal(s.cas[ca].fingerprint, FP, "same server, same root");
     assert.equal(s.cas[ca].passwordFile, "/etc/node-join/cp.password");
   }
