@@ -5,6 +5,7 @@ import type { CaDescriptor } from "../pki/cas.js";
 import type { CertTemplate, ProfileKind } from "../pki/certs.js";
 import type { RequestedSans } from "../pki/verify.js";
 import type { CertInfo } from "../pki/x509.js";
+import type { ProxyConfig } from "./proxy.js";
 import type { CaSecrets } from "./secrets.js";
 
 export interface SignRequest {
@@ -75,6 +76,8 @@ export interface BackendContext {
   /** The CA's secrets, read and checked before the run's first request (readCaSecrets). */
   secrets: CaSecrets;
   env: NodeJS.ProcessEnv;
+  /** The proxies between the node and its CAs, with their credentials; undefined: none. */
+  proxy?: ProxyConfig;
   clock: Clock;
   /** Absolute deadline (clock.now()) for every retry of this run. */
   deadline: number;

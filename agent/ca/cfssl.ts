@@ -86,6 +86,7 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
         body,
         timeoutMs,
         tls,
+        ...(ctx.proxy ? { proxy: ctx.proxy } : {}),
         what: description,
       });
       // A CFSSL envelope is the CA speaking, whatever the status; anything else at 5xx is a proxy

@@ -1,7 +1,7 @@
 // What every HTTP CA backend does the same way: retry until the run's deadline with a log line
 // per failed attempt, and decide the TLS trust for the CA server once its CA is authenticated.
 import { CaRefusedError } from "../common/errors.js";
-import { withRetry } from "./retry.js";
+import { throughProxy, withRetry } from "./retry.js";
 import { parseCert, splitPemCertificates, type CertInfo } from "../pki/x509.js";
 import type { BackendContext, CaSettings } from "./backend.js";
 import type { TlsTrust } from "./http.js";
@@ -22,7 +22,7 @@ export function retrying<T>(
     what: description,
     onRetry: (n, delay, err) =>
       ctx.log(
-        `${description}: attempt ${n} failed (${err.message}); retrying in ${(delay / 1000).toFixed(1)}s`,
+        `${description}: attempt ${n} failed${throughProxy(err)} (${err.message}); retrying in ${(delay / 1000).toFixed(1)}s`,
       ),
   });
 }

@@ -260,6 +260,7 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
         ...(c.body ? { body: c.body() } : {}),
         timeoutMs,
         tls: c.tls,
+        ...(ctx.proxy ? { proxy: ctx.proxy } : {}),
         what: description,
       });
       if (res.status >= 500) {
