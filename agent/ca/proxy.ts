@@ -45,12 +45,17 @@ export interface ProxyConfig {
   noProxy: string[];
 }
 
-/** `http://user:pass@host:3128` as messages may show it: `http://user:***@host:3128`. */
+/**
+ * `http://user:pass@host:3128` as messages may show it: `http://user:***@host:3128`. Everything
+ * up to the last "@" is user information (a password may hold "@" or "/"), the scheme optional.
+ */
 export function redactUrl(text: string): string {
-  return text.replace(/^([a-zA-Z][a-zA-Z0-9+.-]*:\/\/)([^@/?#]*)@/, (_, scheme: string, info) => {
-    const user = (info as string).split(":")[0]!;
-    return `${scheme}${user}:***@`;
-  });
+  const at = text.lastIndexOf("@");
+  if (at < 0) return text;
+  const scheme = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.exec(text)?.[0] ?? "";
+  if (at < scheme.length) return text;
+  const user = text.slice(scheme.length, at).split(":")[0]!;
+  return `${scheme}${/[/?#]/.test(user) ? "***" : `${user}:***`}${text.slice(at)}`;
 }
 
 export interface ParsedProxyUrl {

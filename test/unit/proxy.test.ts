@@ -95,6 +95,10 @@ test("proxy URLs are read as curl reads them: http:// and port 1080 by default; 
   );
   assert.equal(redactUrl("http://user:secret@h:3128"), "http://user:***@h:3128");
   assert.equal(redactUrl("http://h:3128"), "http://h:3128");
+  assert.equal(redactUrl("http://u:p@ss@h:3128"), "http://u:***@h:3128");
+  assert.equal(redactUrl("http://u:pa/ss@h:3128"), "http://u:***@h:3128");
+  assert.equal(redactUrl("u:secret@h:3128"), "u:***@h:3128");
+  assert.equal(redactUrl("http://u/x:secret@h"), "http://***@h");
 });
 
 test("standard variables: lower case wins, upper-case HTTP_PROXY is ignored (httpoxy), credentials stay out", () => {
