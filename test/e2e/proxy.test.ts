@@ -253,6 +253,23 @@ test("proxy credentials: from a 0600 file or the variable's URL they work; wrong
   );
 });
 
+test("a proxy that forbids CONNECT to the CA's port: exit 4 naming the proxy and its answer, not retried", async () => {
+  const strict = await startTinyproxy({ connectPorts: [443] });
+  try {
+    const r = await runCli(stepJoin(tempRoot("nj-proxy-403-")), {
+      env: { https_proxy: strict.url },
+    });
+    assert.equal(r.code, 4, r.stderr);
+    assert.equal(
+      errorLine(r),
+      `node-join: error: CA kubernetes (step-ca ${step.url}): proxy ${strict.url} refused CONNECT ${hostPort(step.url)} (HTTP 403 Access violation)`,
+    );
+    assert.ok(!r.stderr.includes("retrying"), r.stderr);
+  } finally {
+    await strict.stop();
+  }
+});
+
 test("a TLS-intercepting proxy is refused like any impostor (exit 5), nothing installed", async () => {
   const root = tempRoot("nj-proxy-mitm-");
   const r = await runCli(stepJoin(root), { env: { https_proxy: intercepting.url } });

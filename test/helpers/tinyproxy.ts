@@ -20,6 +20,8 @@ export interface Tinyproxy {
 export interface TinyproxyOptions {
   /** BasicAuth: tinyproxy answers 407 without these credentials. */
   basicAuth?: { user: string; password: string };
+  /** ConnectPort: CONNECT only to these ports (tinyproxy answers 403 otherwise); default any. */
+  connectPorts?: number[];
 }
 
 export async function startTinyproxy(o: TinyproxyOptions = {}): Promise<Tinyproxy> {
@@ -41,6 +43,7 @@ export async function startTinyproxy(o: TinyproxyOptions = {}): Promise<Tinyprox
       "MaxClients 50",
       "Allow 127.0.0.1",
       // No ConnectPort line: CONNECT to any port (the CAs listen on random ones).
+      ...(o.connectPorts ?? []).map((p) => `ConnectPort ${p}`),
       ...(o.basicAuth ? [`BasicAuth ${o.basicAuth.user} ${o.basicAuth.password}`] : []),
       "",
     ].join("\n"),
