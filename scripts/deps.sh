@@ -35,6 +35,7 @@ if [ "$mode" = test ]; then
   need zsh zsh                                # test/unit/completion.test.ts runs both completions
   need groff groff-base                       # and checks the man page
   need objdump binutils                       # test/e2e/deb.test.ts: the binaries' glibc minimum
+  need tinyproxy tinyproxy                    # test/e2e/proxy.test.ts: a real proxy on loopback
 fi
 for extra in ${NODE_JOIN_EXTRA_PKGS:-}; do want_pkgs+=("$extra"); done
 

@@ -5,6 +5,7 @@ import type { CaDescriptor } from "../pki/cas.js";
 import type { CertTemplate, ProfileKind } from "../pki/certs.js";
 import type { RequestedSans } from "../pki/verify.js";
 import type { CertInfo } from "../pki/x509.js";
+import type { ProxyConfig } from "./proxy.js";
 import type { CaSecrets } from "./secrets.js";
 
 export interface SignRequest {
@@ -84,6 +85,8 @@ export interface BackendContext {
   /** The CA's secrets, read and checked before the run's first request (readCaSecrets). */
   secrets: CaSecrets;
   env: NodeJS.ProcessEnv;
+  /** The proxies between the node and its CAs, with their credentials; undefined: none. */
+  proxy?: ProxyConfig;
   clock: Clock;
   /** The URL that answered last time (the state file); ignored unless one of settings.urls. */
   preferredUrl?: string;

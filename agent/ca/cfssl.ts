@@ -94,6 +94,7 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
         timeoutMs,
         // Authenticated once for the CA; every server of it must prove to be that CA.
         tls: url.startsWith("https:") ? tls : undefined,
+        ...(ctx.proxy ? { proxy: ctx.proxy } : {}),
         what: from,
       });
       // A CFSSL envelope is the CA speaking, whatever the status; anything else at 5xx is a proxy

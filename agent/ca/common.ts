@@ -2,7 +2,7 @@
 // run's deadline with a log line per failed attempt, and decide the TLS trust for the CA servers
 // once the CA is authenticated.
 import { CaRefusedError } from "../common/errors.js";
-import { TransientError, withRetry } from "./retry.js";
+import { throughProxy, TransientError, withRetry } from "./retry.js";
 import { parseCert, splitPemCertificates, type CertInfo } from "../pki/x509.js";
 import type { BackendContext, CaSettings } from "./backend.js";
 import type { TlsTrust } from "./http.js";
@@ -104,7 +104,7 @@ async function askInTurn<T>(
       return answer;
     } catch (err) {
       if (!(err instanceof TransientError) || order.length === 1) throw err;
-      servers.failed(url, err.message);
+      servers.failed(url, `${err.message}${err.proxy ? ` (through proxy ${err.proxy})` : ""}`);
       const next = order[i + 1];
       if (next !== undefined)
         ctx.log(`${servers.describe(url)}: ${err.message}; trying ${baseUrl(next)}`);
@@ -130,7 +130,7 @@ export function retrying<T>(
     what,
     onRetry: (n, delay, err) =>
       ctx.log(
-        `${what}: attempt ${n} failed (${err.message}); retrying in ${(delay / 1000).toFixed(1)}s`,
+        `${what}: attempt ${n} failed${throughProxy(err)} (${err.message}); retrying in ${(delay / 1000).toFixed(1)}s`,
       ),
   });
 }

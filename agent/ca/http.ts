@@ -11,7 +11,9 @@ import {
   systemErrorText,
   VerificationError,
 } from "../common/errors.js";
+import { proxyRouteFor, type ProxyConfig, type ProxyRoute } from "./proxy.js";
 import { TransientError } from "./retry.js";
+import { ProxyAnswerError, tunnelConnector } from "./tunnel.js";
 
 /** Largest answer read from a CA; a larger one is refused without reading it all. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -38,6 +40,8 @@ export interface HttpRequest {
   body?: string;
   timeoutMs: number;
   tls?: TlsTrust;
+  /** The proxies (proxy.ts): this request takes the one its URL's scheme and host call for. */
+  proxy?: ProxyConfig;
   /** Names the server in messages. */
   what: string;
 }
@@ -54,17 +58,32 @@ const TLS_VERIFY_CODES = new Set([
 ]);
 
 export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
-  const { Agent } = await loadUndici();
+  const { Agent, buildConnector } = await loadUndici();
   const isHttps = req.url.startsWith("https:");
+  const url = new URL(req.url);
+  const route = proxyRouteFor(url, req.proxy);
+  const connectTimeout = Math.min(req.timeoutMs, 30_000);
+  const tls = isHttps
+    ? {
+        rejectUnauthorized: req.tls?.ca !== undefined,
+        ...(req.tls?.ca ? { ca: req.tls.ca } : {}),
+        ...(req.tls?.cert ? { cert: req.tls.cert, key: req.tls.key } : {}),
+      }
+    : {};
+  // Through a proxy, https:// goes through a CONNECT tunnel (RFC 9110 9.3.6) and the TLS session
+  // inside it is undici's own connector with these very options, end to end with the CA: the proxy
+  // sees ciphertext, and the pin and verification are those of a direct connection. http:// goes
+  // to the proxy in absolute form (RFC 9112 3.2.2), as curl sends it.
   const dispatcher = new Agent({
-    connect: isHttps
-      ? {
-          rejectUnauthorized: req.tls?.ca !== undefined,
-          ...(req.tls?.ca ? { ca: req.tls.ca } : {}),
-          ...(req.tls?.cert ? { cert: req.tls.cert, key: req.tls.key } : {}),
-        }
-      : {},
-    connectTimeout: Math.min(req.timeoutMs, 30_000),
+    connect:
+      route && isHttps
+        ? tunnelConnector(
+            route,
+            buildConnector({ ...tls, timeout: connectTimeout }),
+            connectTimeout,
+          )
+        : tls,
+    connectTimeout,
     headersTimeout: req.timeoutMs,
     bodyTimeout: req.timeoutMs,
   });
@@ -74,15 +93,27 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
     req.timeoutMs,
   );
   try {
-    const url = new URL(req.url);
+    const absolute = route !== undefined && !isHttps;
     const res = await dispatcher.request({
-      origin: url.origin,
-      path: `${url.pathname}${url.search}`,
+      origin: absolute ? route.url : url.origin,
+      path: absolute ? url.href : `${url.pathname}${url.search}`,
       method: req.method,
       signal: ac.signal,
-      headers: req.body !== undefined ? { "content-type": "application/json" } : {},
+      headers: {
+        ...(req.body !== undefined ? { "content-type": "application/json" } : {}),
+        ...(absolute ? { host: url.host } : {}),
+        ...(absolute && route.authorization ? { "proxy-authorization": route.authorization } : {}),
+      },
       ...(req.body !== undefined ? { body: req.body } : {}),
     });
+    if (absolute && (res.statusCode === 407 || (res.statusCode === 401 && route.authorization))) {
+      discard(res.body);
+      throw proxyAnswerError(
+        new ProxyAnswerError(res.statusCode, "", `${req.method} ${url.href}`),
+        req,
+        route,
+      );
+    }
     if (res.statusCode >= 300 && res.statusCode < 400) {
       // Never followed: a redirect could send the CSR, and the auth token, to a host nobody pinned.
       discard(res.body);
@@ -108,9 +139,17 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
       }
       chunks.push(chunk as Buffer);
     }
-    return { status: res.statusCode, body: Buffer.concat(chunks).toString("utf8") };
+    const body = Buffer.concat(chunks).toString("utf8");
+    if (absolute && isProxyFailure(res.statusCode, body)) {
+      throw proxyAnswerError(
+        new ProxyAnswerError(res.statusCode, "", `${req.method} ${url.href}`),
+        req,
+        route,
+      );
+    }
+    return { status: res.statusCode, body };
   } catch (err) {
-    throw classify(err, req);
+    throw classify(err, req, route);
   } finally {
     clearTimeout(timer);
     dispatcher.destroy().catch(() => undefined);
@@ -123,18 +162,57 @@ function discard(body: NodeJS.ReadableStream & { destroy(): void }): void {
   body.destroy();
 }
 
-function classify(err: unknown, req: HttpRequest): Error {
+/**
+ * A proxy's own failure to reach the CA (RFC 9110 15.6.3 502, 15.6.5 504; squid and tinyproxy
+ * also answer 500 or 503), told from the CA's own 5xx by its body: CFSSL and step-ca answer JSON.
+ */
+function isProxyFailure(status: number, body: string): boolean {
+  return status >= 500 && !body.trimStart().startsWith("{");
+}
+
+function proxyAnswerError(err: ProxyAnswerError, req: HttpRequest, route: ProxyRoute): Error {
+  const answer = `HTTP ${err.status}${err.statusText ? ` ${err.statusText}` : ""}`;
+  // 407 (RFC 9110 15.5.8); tinyproxy answers wrong credentials with 401. A refusal: the same
+  // credentials fail again on every retry.
+  if (err.status === 407 || (err.status === 401 && route.authorization)) {
+    return new CaRefusedError(
+      route.credentialsSource
+        ? `${req.what}: proxy ${route.url} refused the credentials from ${route.credentialsSource} (${answer})`
+        : `${req.what}: proxy ${route.url} requires credentials (${answer}): give them in --proxy-credentials-file (config key proxy.credentialsFile) or NODE_JOIN_PROXY_CREDENTIALS`,
+    );
+  }
+  if (err.status >= 500) {
+    return new TransientError(`it answered ${answer} to ${err.target}`, route.url);
+  }
+  if (err.status >= 200 && err.status < 300) {
+    // A tunnel that arrived with an answer in it: something answered for the CA.
+    return new VerificationError(
+      `${req.what}: proxy ${route.url} answered ${err.target} itself (${answer} with a body) instead of opening a tunnel: a captive portal or an impostor; refused`,
+    );
+  }
+  return new CaRefusedError(`${req.what}: proxy ${route.url} refused ${err.target} (${answer})`);
+}
+
+function classify(err: unknown, req: HttpRequest, route: ProxyRoute | undefined): Error {
   if (err instanceof NodeJoinError || err instanceof TransientError) return err;
+  if (route && err instanceof ProxyAnswerError) return proxyAnswerError(err, req, route);
   const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
   const code = e.code ?? e.cause?.code ?? "";
   if (TLS_VERIFY_CODES.has(code)) {
     return new VerificationError(
-      `${req.what}: TLS certificate of the server does not verify against the pinned CA (${code})`,
+      `${req.what}: TLS certificate of the server does not verify against the pinned CA (${code})${route ? ` (through proxy ${route.url})` : ""}`,
+    );
+  }
+  if (route && req.url.startsWith("https:") && (code.startsWith("ERR_SSL_") || code === "EPROTO")) {
+    // The tunnel opened, and what answered in it does not speak TLS: the proxy (a captive portal)
+    // answered for the CA.
+    return new VerificationError(
+      `${req.what}: no TLS server answered through proxy ${route.url} (${systemErrorText(err)}): a captive portal or an impostor; refused`,
     );
   }
   // Without req.what: withRetry's final error and each retry line name the server already.
   if (code === "UND_ERR_ABORTED" || e.name === "AbortError") {
-    return new TransientError(e.cause?.message ?? e.message);
+    return new TransientError(e.cause?.message ?? e.message, route?.url);
   }
-  return new TransientError(systemErrorText(err));
+  return new TransientError(systemErrorText(err), route?.url);
 }

@@ -4,7 +4,19 @@ import type { Clock } from "../common/clock.js";
 import { CaUnreachableError, errorMessage } from "../common/errors.js";
 
 /** Thrown by an attempt that may succeed later (connection refused, timeout, 5xx). */
-export class TransientError extends Error {}
+export class TransientError extends Error {
+  /** The proxy the failed attempt went through (http://host:port), named in messages. */
+  readonly proxy: string | undefined;
+  constructor(message: string, proxy?: string) {
+    super(message);
+    this.proxy = proxy;
+  }
+}
+
+/** "CA x unreachable through proxy http://127.0.0.1:3128" when the attempt went through one. */
+export function throughProxy(err: Error): string {
+  return err instanceof TransientError && err.proxy ? ` through proxy ${err.proxy}` : "";
+}
 
 export interface RetryOptions {
   /** Absolute time (clock.now() units) after which no new attempt starts. */
@@ -53,6 +65,6 @@ export async function withRetry<T>(
     }
   }
   throw new CaUnreachableError(
-    `${opts.what} unreachable: ${lastError ? errorMessage(lastError) : "timed out before the first attempt"}`,
+    `${opts.what} unreachable${lastError ? throughProxy(lastError) : ""}: ${lastError ? errorMessage(lastError) : "timed out before the first attempt"}`,
   );
 }

@@ -8,6 +8,15 @@ import type { CaDescriptor } from "../pki/cas.js";
 import { inspect } from "../store/fsio.js";
 import { readTrustedFile } from "../store/strict-modes.js";
 import type { CaSettings } from "./backend.js";
+import {
+  basicAuthorization,
+  checkProxyCredentials,
+  parseProxyUrl,
+  proxyCredentialsFromEnv,
+  type ProxyConfig,
+  type ProxyRoute,
+  type ProxySettings,
+} from "./proxy.js";
 import { caSettingName, missingFileError } from "./trust.js";
 
 /** The environment variable holding a CA secret, e.g. NODE_JOIN_ETCD_CA_AUTH_KEY. */
@@ -103,4 +112,61 @@ export function readCaSecrets(
     out[k.setting] = { value, source };
   }
   return out;
+}
+
+/** The variable holding the proxy's user:password (wins over proxy.credentialsFile). */
+export const PROXY_CREDENTIALS_ENV = "NODE_JOIN_PROXY_CREDENTIALS";
+const PROXY_CREDENTIALS_NAME = "--proxy-credentials-file, config proxy.credentialsFile";
+
+/**
+ * The proxies of a run with their credentials, read and checked with the CAs' secrets, before the
+ * first request: NODE_JOIN_PROXY_CREDENTIALS, else the credentials file (a secret file, as the
+ * auth keys), else the user:password of the standard variable that named the proxy (accepted as
+ * curl accepts it). Undefined when no proxy is set.
+ */
+export function readProxyConfig(s: ProxySettings, env: NodeJS.ProcessEnv): ProxyConfig | undefined {
+  if (s.unusable) throw new UsageError(s.unusable);
+  if (!s.https && !s.http) return undefined;
+  const file = s.credentialsFile;
+  const fromEnv = env[PROXY_CREDENTIALS_ENV] !== undefined && env[PROXY_CREDENTIALS_ENV] !== "";
+  let explicit: Secret | undefined;
+  if (fromEnv || file) {
+    if (!fromEnv && inspect(file!).kind === "missing") {
+      throw new UsageError(
+        `proxy credentials file ${file} does not exist (${PROXY_CREDENTIALS_NAME})`,
+      );
+    }
+    const what = "proxy credentials file";
+    const value = readSecret({ what, file, envName: PROXY_CREDENTIALS_ENV, env })!;
+    const why = value === "" ? "is empty" : checkProxyCredentials(value);
+    if (why) {
+      throw new UsageError(
+        `${fromEnv ? PROXY_CREDENTIALS_ENV : `${what} ${file} (${PROXY_CREDENTIALS_NAME})`} ${why}`,
+      );
+    }
+    explicit = { value, source: fromEnv ? PROXY_CREDENTIALS_ENV : file! };
+  }
+  const route = (key: "proxy.https" | "proxy.http", url: string | undefined) => {
+    if (!url) return undefined;
+    const p = parseProxyUrl(url);
+    // The options table checked it; a string here cannot happen.
+    if (typeof p === "string") throw new UsageError(`config key ${key}: ${p}`);
+    const r: ProxyRoute = { url: p.url, host: p.host, port: p.port };
+    const colon = explicit?.value.indexOf(":") ?? -1;
+    const creds = explicit
+      ? {
+          user: explicit.value.slice(0, colon),
+          password: explicit.value.slice(colon + 1),
+          source: explicit.source,
+        }
+      : proxyCredentialsFromEnv(env, key, p.url);
+    if (creds) {
+      r.authorization = basicAuthorization(creds.user, creds.password);
+      r.credentialsSource = creds.source;
+    }
+    return r;
+  };
+  const https = route("proxy.https", s.https);
+  const http = route("proxy.http", s.http);
+  return { ...(https ? { https } : {}), ...(http ? { http } : {}), noProxy: s.noProxy };
 }

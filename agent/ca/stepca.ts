@@ -278,6 +278,7 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
         ...(c.body ? { body: c.body(baseUrl(url)) } : {}),
         timeoutMs,
         tls: c.tls,
+        ...(ctx.proxy ? { proxy: ctx.proxy } : {}),
         what: from,
       });
       if (res.status >= 500) {

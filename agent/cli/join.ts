@@ -12,6 +12,7 @@ import { withMetrics } from "../engine/report.js";
 import type { Runtime } from "../engine/runtime.js";
 import { run, type RunOutcome, type RunPolicy } from "../engine/run.js";
 import { detectTimerEnv, timerStatus, type TimerInstallResult } from "../ops/timer.js";
+import type { StandardProxyEnv, StandardProxyKey, StandardProxyValue } from "../ca/proxy.js";
 import { trustConfigured } from "../ca/trust.js";
 import { CAS, type CaName } from "../pki/cas.js";
 import { kindsFor } from "../pki/certs.js";
@@ -77,6 +78,8 @@ export interface JoinOptions {
   values: RawValues;
   force: boolean;
   dryRun: boolean;
+  /** The proxy settings taken from https_proxy, http_proxy or no_proxy (config/load.ts). */
+  fromStandardEnv?: StandardProxyEnv;
 }
 
 /**
@@ -92,6 +95,22 @@ export function persistedValues(
 ): RawValues {
   const values = new Map(o.values);
   values.set("nodeName", nodeName);
+  // The timer's renew has no login shell's environment: the proxy this join went through is kept
+  // (without credentials: a secret is never persisted) so that renewals take the same way.
+  for (const [key, v] of Object.entries(o.fromStandardEnv ?? {}) as [
+    StandardProxyKey,
+    StandardProxyValue<string | string[]>,
+  ][]) {
+    const shown = Array.isArray(v.value) ? v.value.join(",") : v.value;
+    const creds = v.hadCredentials
+      ? ` (not its credentials: give renewals --proxy-credentials-file, config proxy.credentialsFile)`
+      : "";
+    log(
+      o.dryRun
+        ? `dry run: would keep ${key} ${shown} from ${v.variable} in the config for renewals${creds}`
+        : `kept ${key} ${shown} from ${v.variable} in the config: renewals use it${creds}`,
+    );
+  }
   for (const [ca, anchors] of trusted) {
     if (trustConfigured(o.settings.cas[ca])) continue;
     const pins = [...new Set(anchors.map(certPin))];
@@ -232,6 +251,7 @@ export function registerJoin(program: Command, cli: Cli): void {
         values: loaded.values,
         force: Boolean(opts.force),
         dryRun: Boolean(opts.dryRun),
+        fromStandardEnv: loaded.fromStandardEnv,
       };
       const r = await withMetrics(
         "join",

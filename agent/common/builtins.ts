@@ -1,6 +1,7 @@
 // Node builtins loaded when first used rather than at start. node:child_process pulls in net, dgram
 // and more, a few milliseconds of every start, and only hooks and the timer commands run programs.
 import type * as ChildProcess from "node:child_process";
+import type * as Net from "node:net";
 
 type GetBuiltin = (id: string) => unknown;
 // process.getBuiltinModule: Node >= 20.16 (package.json engines asks for 20.18.1); not in
@@ -10,6 +11,9 @@ const getBuiltin = (id: string): unknown =>
 
 export const childProcess = (): typeof ChildProcess =>
   getBuiltin("node:child_process") as typeof ChildProcess;
+
+/** node:net: only a request through a proxy's CONNECT tunnel opens a socket itself. */
+export const net = (): typeof Net => getBuiltin("node:net") as typeof Net;
 
 /** True inside the single binary (a Node single executable application). */
 export function isSea(): boolean {

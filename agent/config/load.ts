@@ -1,6 +1,7 @@
 // What every command does first: find its root, read the config, merge the sources.
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
+import { standardProxyEnv, type StandardProxyEnv } from "../ca/proxy.js";
 import { UsageError } from "../common/errors.js";
 import { layout, rootDir, underRoot, type Layout } from "../store/layout.js";
 import { readTrustedFile } from "../store/strict-modes.js";
@@ -22,6 +23,11 @@ export interface Loaded {
   values: RawValues;
   /** The config file that was read, if any. */
   configFile?: string;
+  /**
+   * The proxy settings that came from the standard variables (https_proxy, no_proxy...), where
+   * neither a flag nor a NODE_JOIN_* variable overrode them: join persists them and says so.
+   */
+  fromStandardEnv: StandardProxyEnv;
 }
 
 export function loadSettings(
@@ -49,8 +55,26 @@ export function loadSettings(
   }
   const fromEnv = envValues(env);
   const fromFlags = flagValues(opts);
-  const values = mergeValues(fromFile, fromEnv, fromFlags);
+  // The standard proxy variables rank below node-join's own (curl's, read by every tool, are the
+  // host's default; NODE_JOIN_* and flags are this run's choice) and above the config file.
+  const standard = standardProxyEnv(env);
+  const fromStandardEnv: StandardProxyEnv = {};
+  const fromStd: RawValues = new Map();
+  let unusable: string | undefined;
+  for (const key of ["proxy.https", "proxy.http", "proxy.noProxy"] as const) {
+    const v = standard[key];
+    if (!v) continue;
+    const overridden = fromEnv.has(key) || fromFlags.has(key);
+    if (v.unusable) {
+      unusable ??= overridden ? undefined : v.unusable;
+      continue;
+    }
+    fromStd.set(key, v.value);
+    if (!overridden) Object.assign(fromStandardEnv, { [key]: v });
+  }
+  const values = mergeValues(fromFile, fromStd, fromEnv, fromFlags);
   const settings = toSettings(values, root);
+  if (unusable) settings.proxy.unusable = unusable;
   // Reasons name the setting the user gave (`--before 400d`), not a key they never set.
   const beforeFrom = originOf("renew.before", { flags: fromFlags, env: fromEnv, file: fromFile });
   if (beforeFrom) settings.renew.beforeFrom = beforeFrom;
@@ -59,6 +83,7 @@ export function loadSettings(
     settings,
     values,
     ...(existsSync(file) ? { configFile: file } : {}),
+    fromStandardEnv,
   };
 }
 

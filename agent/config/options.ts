@@ -2,6 +2,7 @@
 // config file keys, validation and what is persisted; its keys are types, so code that reads a
 // setting by a misspelt key does not compile. Precedence: flags > environment > file > defaults.
 import { CA_TYPES } from "../ca/index.js";
+import { checkNoProxyEntry, checkProxySetting } from "../ca/proxy.js";
 import { ipFamily } from "../common/ip.js";
 import { CAS, type CaName } from "../pki/cas.js";
 import { KEY_ALGORITHMS } from "../pki/keys.js";
@@ -292,6 +293,41 @@ export const OPTIONS = [
       "join only: trust the CA certificate the server sends (prints a warning) and pin it in the config for every later run",
     notInFile:
       "a renewal must never trust whatever CA answers; join pins the CA it trusted (cas.<ca>.certHashes): remove the key, or join again",
+  }),
+  opt({
+    key: "proxy.https",
+    flag: "https-proxy",
+    type: "string",
+    valueName: "url",
+    description:
+      "HTTP proxy for https:// CA URLs, reached with CONNECT (default: https_proxy/HTTPS_PROXY)",
+    check: checkProxySetting,
+  }),
+  opt({
+    key: "proxy.http",
+    flag: "http-proxy",
+    type: "string",
+    valueName: "url",
+    description: "HTTP proxy for http:// CA URLs (default: http_proxy)",
+    check: checkProxySetting,
+  }),
+  opt({
+    key: "proxy.noProxy",
+    // curl's own name: commander reads any --no-<name> as the negation of --<name>.
+    flag: "noproxy",
+    type: "list",
+    valueName: "host",
+    description:
+      "reach this host, domain, IP or CIDR directly, without the proxy (repeatable; * for all; default: no_proxy/NO_PROXY)",
+    check: (v) => firstBad(v, (e) => checkNoProxyEntry(e) === undefined, checkNoProxyEntry("")!),
+  }),
+  opt({
+    key: "proxy.credentialsFile",
+    flag: "proxy-credentials-file",
+    type: "string",
+    valueName: "file",
+    path: true,
+    description: "file holding the proxy's user:password (mode 0600)",
   }),
   ...caOptions("kubernetes"),
   ...caOptions("frontProxy"),

@@ -3,6 +3,7 @@
 // them: only the paths of the files that hold them.
 import { join } from "node:path";
 import type { CaSettings } from "../ca/backend.js";
+import type { ProxySettings } from "../ca/proxy.js";
 import { parseDuration } from "../common/duration.js";
 import { UsageError } from "../common/errors.js";
 import { CA_NAMES, CAS, type CaName } from "../pki/cas.js";
@@ -37,6 +38,8 @@ export interface Settings {
   timeoutMs: number;
   unsafeSkipCaVerification: boolean;
   cas: Record<CaName, CaSettings>;
+  /** The proxy between the node and its CAs (proxy.ts); credentials only by their file's path. */
+  proxy: ProxySettings;
   controlPlane?: ControlPlaneConfig;
   /** beforeFrom: the setting that gave beforeMs, as messages name it (config/load.ts). */
   renew: { beforeMs?: number; beforeFrom?: string; reuseKey: boolean };
@@ -137,11 +140,16 @@ export function toSettings(values: RawValues, root: string): Settings {
       CaName,
       CaSettings
     >,
+    proxy: { noProxy: get("proxy.noProxy") ?? [] },
     renew: { reuseKey: or("renew.reuseKey") },
     hooks: {},
     timer: { enabled: or("timer.enabled") },
     metrics: { textfile: or("metrics.textfile") },
   };
+  for (const k of ["https", "http", "credentialsFile"] as const) {
+    const v = get(`proxy.${k}`);
+    if (v) settings.proxy[k] = v;
+  }
   const before = get("renew.before");
   if (before) settings.renew.beforeMs = parseDuration(before)!;
   const postRenew = get("hooks.postRenew");

@@ -2,7 +2,7 @@
 // verified before anyone uses it.
 import type { CaBackend } from "../ca/backend.js";
 import { readCaInputs } from "../ca/index.js";
-import type { CaSecrets } from "../ca/secrets.js";
+import { readProxyConfig, type CaSecrets } from "../ca/secrets.js";
 import type { Settings } from "../config/settings.js";
 import { CAS, type CaName } from "../pki/cas.js";
 import { buildCsr } from "../pki/csr.js";
@@ -46,6 +46,7 @@ export async function connectCas(
   const secrets = new Map<CaName, CaSecrets>(
     cas.map((ca) => [ca, readCaInputs(CAS[ca], s.cas[ca], rt.env, { renewal: o.renewal })]),
   );
+  const proxy = readProxyConfig(s.proxy, rt.env);
   const out: Connected = new Map();
   for (const ca of cas) {
     const preferredUrl = o.preferred?.[ca];
@@ -56,6 +57,7 @@ export async function connectCas(
       unsafeSkipCaVerification: s.unsafeSkipCaVerification,
       secrets: secrets.get(ca)!,
       env: rt.env,
+      ...(proxy ? { proxy } : {}),
       clock: rt.clock,
       deadline: o.deadline,
       log: rt.log,

@@ -134,6 +134,13 @@ export function renewWritablePaths(metricsDir = DEFAULT_METRICS_DIR): string[] {
   return [...outermost(dirs), metricsDir];
 }
 
+/**
+ * Variables for the renewal service (proxy settings: https_proxy, no_proxy...), one NAME=value a
+ * line (systemd.exec(5) EnvironmentFile=). Optional: systemd skips it when it is missing ("-").
+ * UnsetEnvironment= is applied after it, so it cannot bring back what that removes.
+ */
+export const RENEW_ENVIRONMENT_FILE = "/etc/node-join/environment";
+
 export interface ServiceOptions {
   /** The metrics textfile's directory on the booted host (default DEFAULT_METRICS_DIR). */
   metricsDir?: string;
@@ -149,7 +156,8 @@ export interface ServiceOptions {
  * access), and the static pod restart renames manifests within /etc/kubernetes. Not used:
  * MemoryDenyWriteExecute (V8 compiles code at run time), SystemCallFilter (a hook is any program,
  * and a filtered system call kills it), PrivateNetwork and IPAddressDeny (the CAs are anywhere),
- * ProtectHome=yes (a secret file may live under /root: read-only keeps it readable).
+ * ProtectHome=yes (a secret file may live under /root: read-only keeps it readable). systemd
+ * passes no login shell's environment: an operator's proxy variables go in RENEW_ENVIRONMENT_FILE.
  */
 export function renderService(exec: readonly string[], o: ServiceOptions = {}): string {
   checkExec(exec, "systemd");
@@ -164,6 +172,7 @@ Wants=network-online.target
 Type=oneshot
 ExecStart=${systemdCommand([...exec, "renew"])}
 TimeoutStartSec=${RENEW_TIMEOUT}
+EnvironmentFile=-${RENEW_ENVIRONMENT_FILE}
 UnsetEnvironment=${UNSAFE_ENV.join(" ")}
 LimitCORE=0
 NoNewPrivileges=yes

@@ -46,23 +46,51 @@ export function endpointHost(endpoint: string): string {
   return colon > 0 ? endpoint.slice(0, colon) : endpoint;
 }
 
+/** An IP address as a number, with its family; undefined for anything else. */
+export function ipValue(ip: string): { family: 4 | 6; value: bigint } | undefined {
+  const family = ipFamily(ip);
+  if (!family) return undefined;
+  return { family, value: family === 4 ? ipv4ToBigInt(ip) : ipv6ToBigInt(ip) };
+}
+
+export interface Cidr {
+  family: 4 | 6;
+  /** The network address with the host bits cleared. */
+  network: bigint;
+  bits: number;
+}
+
+/** `10.96.0.0/12` or `fd00::/8` as a network and prefix length; undefined if it is none. */
+export function parseCidr(cidr: string): Cidr | undefined {
+  const [addr, bitsText, extra] = cidr.split("/");
+  const ip = ipValue(addr ?? "");
+  const bits = Number(bitsText);
+  if (!ip || extra !== undefined || !/^\d+$/.test(bitsText ?? "")) return undefined;
+  if (bits > (ip.family === 4 ? 32 : 128)) return undefined;
+  return { family: ip.family, network: ip.value & cidrMask(ip.family, bits), bits };
+}
+
+/** Whether `ip` lies in `cidr`. */
+export function cidrContains(cidr: Cidr, ip: string): boolean {
+  const v = ipValue(ip);
+  return v?.family === cidr.family && (v.value & cidrMask(cidr.family, cidr.bits)) === cidr.network;
+}
+
+function cidrMask(family: 4 | 6, bits: number): bigint {
+  const width = family === 4 ? 32 : 128;
+  return ((1n << BigInt(width)) - 1n) ^ ((1n << BigInt(width - bits)) - 1n);
+}
+
 /**
  * First usable address of a CIDR: what kubeadm puts in the apiserver cert (10.96.0.1 for
  * 10.96.0.0/12).
  */
 export function firstServiceIp(cidrList: string): string {
   const cidr = cidrList.split(",")[0]!.trim();
-  const [addr, bitsText] = cidr.split("/");
-  const bits = Number(bitsText);
-  const kind = ipFamily(addr ?? "");
-  if (!addr || !kind || !Number.isInteger(bits) || bits < 0 || bits > (kind === 4 ? 32 : 128)) {
-    throw new Error(`invalid CIDR ${cidr}`);
-  }
-  const width = kind === 4 ? 32 : 128;
-  const value = kind === 4 ? ipv4ToBigInt(addr) : ipv6ToBigInt(addr);
-  const mask = ((1n << BigInt(width)) - 1n) ^ ((1n << BigInt(width - bits)) - 1n);
-  const first = (value & mask) + 1n;
-  return kind === 4 ? bigIntToIpv4(first) : bigIntToIpv6(first);
+  const c = parseCidr(cidr);
+  if (!c) throw new Error(`invalid CIDR ${cidr}`);
+  const first = c.network + 1n;
+  return c.family === 4 ? bigIntToIpv4(first) : bigIntToIpv6(first);
 }
 
 function ipv4ToBigInt(ip: string): bigint {

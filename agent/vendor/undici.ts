@@ -7,8 +7,11 @@
 import Agent from "undici/lib/dispatcher/agent.js";
 import Dispatcher from "undici/lib/dispatcher/dispatcher.js";
 import api from "undici/lib/api/index.js";
+// The TLS connector the Agent builds for a direct connection, built here for a CONNECT tunnel
+// (agent/ca/tunnel.ts) from the same options: the Agent loads this module anyway.
+import buildConnector from "undici/lib/core/connect.js";
 
 // What undici's index.js does: every dispatcher gets request(), stream(), pipeline() ...
 Object.assign(Dispatcher.prototype, api);
 
-export { Agent };
+export { Agent, buildConnector };

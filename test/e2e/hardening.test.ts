@@ -19,6 +19,7 @@ import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { binary, runCli, spawnCollect } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, systemdRoot, tempRoot } from "../helpers/fs.js";
 import { bootHostContainer, type Booted } from "../helpers/nspawn.js";
+import { startTinyproxy } from "../helpers/tinyproxy.js";
 import {
   buildMarkerProvider,
   providerConfig,
@@ -397,6 +398,36 @@ test("under a real systemd, the sandboxed unit renews a worker, its default hook
     );
   } finally {
     await c.stop();
+  }
+});
+
+test("under a real systemd, the renewal unit takes its proxy from /etc/node-join/environment (EnvironmentFile=)", async () => {
+  const proxy = await startTinyproxy();
+  const c = await bootHostContainer();
+  try {
+    await fakeKubelet(c);
+    await c.write("/etc/node-join/ca-auth.key", `${ca.authKeyHex}\n`, "0600");
+    const j = await c.exec(
+      [
+        ...(await c.self()),
+        ...cfsslWorkerJoin("/", ca, { "ca-auth-key-file": "/etc/node-join/ca-auth.key" }),
+      ],
+      { env: { PATH } },
+    );
+    assert.equal(j.code, 0, j.stderr);
+    const config = await c.ok(["cat", "/etc/node-join/config.yaml"]);
+    await c.write("/etc/node-join/config.yaml", `${config}renew:\n  before: 87600h\n`, "0600");
+    // What an operator writes for the timer: systemd passes the unit no login shell's variables.
+    await c.write("/etc/node-join/environment", `http_proxy=${proxy.url}\n`, "0600");
+    const run = await runUnit(c);
+    assert.equal(run.result, "success", run.log);
+    assert.ok(
+      proxy.requests().includes(`POST ${ca.url}/api/v1/cfssl/authsign`),
+      `the unit's renew went through the proxy: ${proxy.requests().join(", ")}`,
+    );
+  } finally {
+    await c.stop();
+    await proxy.stop();
   }
 });
 

@@ -128,6 +128,8 @@ test("timer units and cron line", () => {
     "Type=oneshot",
     "ExecStart=/usr/bin/node-join renew",
     "TimeoutStartSec=30min",
+    // Optional ("-"): the operator's proxy variables for the timer (README "Proxy").
+    "EnvironmentFile=-/etc/node-join/environment",
     "After=network-online.target",
     "Wants=network-online.target",
   ])

@@ -71,6 +71,30 @@ const DEEP_IMPORTS: { spec: string; pkg: string; by: string; uses: string; check
     },
   },
   {
+    spec: "undici/lib/core/connect.js",
+    pkg: "undici",
+    by: "agent/vendor/undici.ts",
+    uses: "buildConnector (module.exports), the TLS connector agent/ca/tunnel.ts runs over a CONNECT tunnel",
+    check: (m, spec) => {
+      assert.equal(
+        typeof m,
+        "function",
+        `${spec}: module.exports is no longer a function (${typeof m}); agent/ca/http.ts builds the TLS connector of a proxy tunnel with it`,
+      );
+      const connector = (m as (o: object) => unknown)({});
+      assert.equal(
+        typeof connector,
+        "function",
+        `${spec}: buildConnector no longer returns a connector function; agent/ca/tunnel.ts calls it with the tunnel's socket (httpSocket)`,
+      );
+      assert.match(
+        Function.prototype.toString.call(connector),
+        /httpSocket/,
+        `${spec}: the connector no longer takes httpSocket, the socket agent/ca/tunnel.ts hands it`,
+      );
+    },
+  },
+  {
     spec: "undici/lib/api/index.js",
     pkg: "undici",
     by: "agent/vendor/undici.ts",
