@@ -133,3 +133,37 @@ export function tlsTrustFor(settings: CaSettings, anchors: CertInfo[]): string[]
   if (settings.tlsCaFile) return loadPemFile(settings.tlsCaFile, "CA TLS bundle").map((c) => c.pem);
   return anchors.map((c) => c.pem);
 }
+
+/**
+ * Whether the operator's settings name this CA certificate as trusted: its key's pin is one of
+ * certHashes (kubeadm's SPKI pin, so a CA certificate re-issued or cross-signed for the same key
+ * matches too), its fingerprint is the step-ca fingerprint, or it is one of the CA file's.
+ */
+export function isPinned(settings: CaSettings, cert: CertInfo, caFileCerts: CertInfo[]): boolean {
+  return (
+    settings.certHashes.includes(certPin(cert)) ||
+    (settings.fingerprint !== undefined && certFingerprint(cert) === settings.fingerprint) ||
+    caFileCerts.some((c) => c.der.equals(cert.der))
+  );
+}
+
+/**
+ * A CA's trusted bundle, what ca.crt (and the kubeconfigs' certificate-authority-data) hold during
+ * a rotation's overlap (after Talos' "accepted CAs", siderolabs/talos#8440): the certificates the
+ * CA server sent and authenticateCa() accepted, first (the current signer, as the server names
+ * it), then every other certificate the node already holds (the installed bundle) that a pin still
+ * names, each once. A certificate in the installed file that no pin names is dropped: removing its
+ * pin retires a CA, and a file someone else edited adds no trust. Without any anchor configured
+ * (join's trust on first use) the bundle is what the server sent.
+ */
+export function trustedBundle(
+  settings: CaSettings,
+  fetched: CertInfo[],
+  known: CertInfo[],
+): CertInfo[] {
+  const caFileCerts = settings.caFile ? loadPemFile(settings.caFile, "CA file") : [];
+  const out: CertInfo[] = [];
+  for (const c of [...fetched, ...known.filter((k) => isPinned(settings, k, caFileCerts))])
+    if (!out.some((o) => o.der.equals(c.der))) out.push(c);
+  return out;
+}

@@ -2,6 +2,8 @@
 // verified before anyone uses it.
 import type { CaBackend } from "../ca/backend.js";
 import { readCaInputs } from "../ca/index.js";
+import { trustedBundle } from "../ca/trust.js";
+import { CaUnreachableError } from "../common/errors.js";
 import type { CaSecrets } from "../ca/secrets.js";
 import type { Settings } from "../config/settings.js";
 import { CAS, type CaName } from "../pki/cas.js";
@@ -27,19 +29,36 @@ export interface ConnectedCa {
 
 export type Connected = Map<CaName, ConnectedCa>;
 
+export interface ConnectOptions {
+  deadline: number;
+  renewal: boolean;
+  /** The CA certificates the node already holds (its installed bundle), kept while pinned. */
+  known?: (ca: CaName) => CertInfo[] | undefined;
+  /**
+   * CAs contacted only to refresh their bundle (nothing of theirs is due): no secret is read for
+   * them, and an unreachable one is a warning, left out of the result, never a failed run.
+   */
+  refreshOnly?: ReadonlySet<CaName>;
+}
+
 /**
  * Reaches every CA in turn and authenticates its certificate; nothing is sent to a CA that fails
- * its pin. The secrets of all of them are read and checked first: a missing, exposed or malformed
- * one stops the run before any request.
+ * its pin. Each CA's anchors are its trusted bundle (trustedBundle): what it sent, then the
+ * installed certificates a pin still names. The secrets of all of them are read and checked
+ * first: a missing, exposed or malformed one stops the run before any request.
  */
 export async function connectCas(
   s: Settings,
   cas: CaName[],
   rt: Runtime,
-  o: { deadline: number; renewal: boolean },
+  o: ConnectOptions,
 ): Promise<Connected> {
+  const refreshOnly = (ca: CaName): boolean => o.refreshOnly?.has(ca) ?? false;
   const secrets = new Map<CaName, CaSecrets>(
-    cas.map((ca) => [ca, readCaInputs(CAS[ca], s.cas[ca], rt.env, { renewal: o.renewal })]),
+    cas.map((ca) => [
+      ca,
+      refreshOnly(ca) ? {} : readCaInputs(CAS[ca], s.cas[ca], rt.env, { renewal: o.renewal }),
+    ]),
   );
   const out: Connected = new Map();
   for (const ca of cas) {
@@ -53,7 +72,16 @@ export async function connectCas(
       deadline: o.deadline,
       log: rt.log,
     });
-    const anchors = await backend.fetchCaBundle();
+    let fetched: CertInfo[];
+    try {
+      fetched = await backend.fetchCaBundle();
+    } catch (err) {
+      if (!(refreshOnly(ca) && err instanceof CaUnreachableError)) throw err;
+      // Nothing of this CA is due: its installed bundle serves until the next run reaches it.
+      rt.log(`WARNING: ${err.message}; kept the installed CA bundle (nothing of it is due)`);
+      continue;
+    }
+    const anchors = trustedBundle(s.cas[ca], fetched, o.known?.(ca) ?? []);
     out.set(ca, { backend, anchors });
   }
   return out;

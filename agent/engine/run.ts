@@ -2,7 +2,9 @@
 // certificate list): resolve the node, read what is installed, assess every kind, reach the CAs,
 // issue and verify, lay out the files and commit them as one transaction, then the follow-up
 // steps. Join and renew differ only in the RunPolicy they pass.
+import { join } from "node:path";
 import type { Settings } from "../config/settings.js";
+import type { Layout } from "../store/layout.js";
 import { runHooks, type HookRun } from "../ops/hooks.js";
 import type { Discovered } from "../ops/discover.js";
 import { timerInstall, type TimerInstallResult } from "../ops/timer.js";
@@ -39,6 +41,12 @@ export interface RunPolicy {
    * are contacted, and installed chains are checked against the installed CA files (renew).
    */
   contactAllCas: boolean;
+  /**
+   * Also when nothing is due, reach every CA of the role to refresh its trusted bundle (a CA's new
+   * certificate during a rotation, a retired one dropped), written only when it changed; a CA of
+   * which nothing is due and that is unreachable is a warning (renew).
+   */
+  refreshCas?: boolean;
   /**
    * The deadline rule (the kubelet's, or renew.before) makes a valid certificate due; without it
    * only expiry does.
@@ -102,22 +110,41 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     const installedCas = new Map<CaName, CertInfo[] | undefined>(
       CA_NAMES.map((ca) => [ca, readCaFile(CAS[ca], l)]),
     );
-    const connect = (cas: CaName[]): Promise<Connected> =>
+    const connect = (cas: CaName[], refreshOnly?: ReadonlySet<CaName>): Promise<Connected> =>
       connectCas(trusting, cas, rt, {
         deadline: rt.clock.now() + s.timeoutMs,
         renewal: policy.renewWithInstalled,
+        known: (ca) => installedCas.get(ca),
+        ...(refreshOnly ? { refreshOnly } : {}),
       });
     let connected = policy.contactAllCas
       ? await connect(casFor(s.role).map((c) => c.name))
       : undefined;
-    const assessments = assess(readings, ctx, {
-      force: policy.force,
-      ...(policy.deadlineRule ? { deadline: deadlinePolicy(id.nodeName, s.renew) } : {}),
-      anchors: (ca) => (policy.contactAllCas ? connected?.get(ca)?.anchors : installedCas.get(ca)),
-      requestedSans: (ca, t) => requestedSansFor(s.cas[ca].type, t),
-      keyAlgorithm: s.keyAlgorithm,
-      now: now(),
-    });
+    const assessWith = (anchors: (ca: CaName) => CertInfo[] | undefined): Assessment[] =>
+      assess(readings, ctx, {
+        force: policy.force,
+        ...(policy.deadlineRule ? { deadline: deadlinePolicy(id.nodeName, s.renew) } : {}),
+        anchors,
+        requestedSans: (ca, t) => requestedSansFor(s.cas[ca].type, t),
+        keyAlgorithm: s.keyAlgorithm,
+        now: now(),
+      });
+    let assessments = assessWith((ca) =>
+      policy.contactAllCas ? connected?.get(ca)?.anchors : installedCas.get(ca),
+    );
+    if (!connected && policy.refreshCas) {
+      // The CAs of what is due are reached as for issuing (secrets read, a failure fails the
+      // run); the others only for their bundle.
+      const dueCas = casOf(due(assessments).map((a) => a.kind));
+      const all = casFor(s.role).map((c) => c.name);
+      const bundles = await connect(all, new Set(all.filter((ca) => !dueCas.includes(ca))));
+      // Against the refreshed bundles: a leaf that chains only to a CA whose pin was removed is
+      // due now, and is renewed by the current signer while the bundle drops its CA.
+      assessments = assessWith((ca) => bundles.get(ca)?.anchors ?? installedCas.get(ca));
+      const late = casOf(due(assessments).map((a) => a.kind)).filter((c) => !dueCas.includes(c));
+      if (late.length > 0) for (const [ca, c] of await connect(late)) bundles.set(ca, c);
+      connected = bundles;
+    }
     const toIssue = due(assessments);
     const base: RunOutcome = {
       dryRun: policy.dryRun,
@@ -130,7 +157,7 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     };
     const next = nextDeadline(assessments);
     if (next) base.nextDeadline = next;
-    if (toIssue.length === 0 && !policy.contactAllCas) return base;
+    if (toIssue.length === 0 && !connected) return base;
 
     connected ??= await connect(casOf(toIssue.map((a) => a.kind)));
     const conn = connected;
@@ -164,9 +191,12 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       ...(committed.backup ? { backup: committed.backup } : {}),
     };
     // Still under the lock: a second run must not restart what this one is restarting.
-    if (policy.hooks && issued.size > 0) {
+    // A changed CA bundle counts like a renewed certificate: the kubelet reads its kubeconfig's
+    // certificate-authority-data only when it starts.
+    const renewed = [...issued.keys(), ...changedCas(s, committed.changed, l)];
+    if (policy.hooks && renewed.length > 0) {
       if (policy.hooks.note) rt.log(policy.hooks.note);
-      outcome.hooks = runHooks(policy.hooks.commands, [...issued.keys()], rt.env, l.root, rt.log);
+      outcome.hooks = runHooks(policy.hooks.commands, renewed, rt.env, l.root, rt.log);
     }
     if (policy.installTimer) {
       // The unit may write the metrics textfile's directory, so it is rendered with the setting.
@@ -175,6 +205,13 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     }
     return outcome;
   });
+}
+
+/** The CA certificate files among `changed`, by kubeadm's name of each ("ca", "etcd-ca"). */
+function changedCas(s: Settings, changed: string[], l: Layout): string[] {
+  return casFor(s.role)
+    .filter((ca) => changed.includes(join(l.pkiDir, ca.file)))
+    .map((ca) => ca.kind);
 }
 
 /** What this run issued (or a dry run would): the credentials per kind, and the state records. */
