@@ -77,7 +77,7 @@ export function renewPolicy(o: RenewOptions, l: Layout): RunPolicy {
     dryRun: o.dryRun,
     inventory: "sysfs",
     contactAllCas: false,
-    refreshCas: true,
+    refreshCas: "server",
     deadlineRule: true,
     renewWithInstalled: true,
     recordRenewal: true,

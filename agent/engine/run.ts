@@ -22,6 +22,7 @@ import { caFiles, kindFiles } from "./files.js";
 import { resolveIdentity, tableContext } from "./identity.js";
 import { casOf, connectCas, issueAll, prepareAll, type Connected, type Issued } from "./issue.js";
 import { requestedSansFor } from "../ca/index.js";
+import { trustedBundle } from "../ca/trust.js";
 import { locked } from "./locked.js";
 import type { Runtime } from "./runtime.js";
 
@@ -42,11 +43,19 @@ export interface RunPolicy {
    */
   contactAllCas: boolean;
   /**
-   * Also when nothing is due, reach every CA of the role to refresh its trusted bundle (a CA's new
-   * certificate during a rotation, a retired one dropped), written only when it changed; a CA of
-   * which nothing is due and that is unreachable is a warning (renew).
+   * Also when nothing is due, refresh every CA's trusted bundle of the role (a CA's new certificate
+   * during a rotation, a retired one dropped), written only when it changed: "server" reaches every
+   * CA (a CA of which nothing is due and that is unreachable is a warning; renew), "local"
+   * recomputes the bundles from the installed files against the pins (trust --no-refresh).
    */
-  refreshCas?: boolean;
+  refreshCas?: "server" | "local";
+  /**
+   * Never issue: only the CA bundles and the command's own files are written (trust add and
+   * remove without --renew). Default true.
+   */
+  issue?: boolean;
+  /** CA certificates the command adds to those the node holds (trust add --ca-file). */
+  extraCas?: ReadonlyMap<CaName, CertInfo[]>;
   /**
    * The deadline rule (the kubelet's, or renew.before) makes a valid certificate due; without it
    * only expiry does.
@@ -110,11 +119,15 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     const installedCas = new Map<CaName, CertInfo[] | undefined>(
       CA_NAMES.map((ca) => [ca, readCaFile(CAS[ca], l)]),
     );
+    const known = (ca: CaName): CertInfo[] => [
+      ...(installedCas.get(ca) ?? []),
+      ...(policy.extraCas?.get(ca) ?? []),
+    ];
     const connect = (cas: CaName[], refreshOnly?: ReadonlySet<CaName>): Promise<Connected> =>
       connectCas(trusting, cas, rt, {
         deadline: rt.clock.now() + s.timeoutMs,
         renewal: policy.renewWithInstalled,
-        known: (ca) => installedCas.get(ca),
+        known,
         ...(refreshOnly ? { refreshOnly } : {}),
       });
     let connected = policy.contactAllCas
@@ -132,7 +145,7 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     let assessments = assessWith((ca) =>
       policy.contactAllCas ? connected?.get(ca)?.anchors : installedCas.get(ca),
     );
-    if (!connected && policy.refreshCas) {
+    if (!connected && policy.refreshCas === "server") {
       // The CAs of what is due are reached as for issuing (secrets read, a failure fails the
       // run); the others only for their bundle.
       const dueCas = casOf(due(assessments).map((a) => a.kind));
@@ -142,10 +155,11 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       // due now, and is renewed by the current signer while the bundle drops its CA.
       assessments = assessWith((ca) => bundles.get(ca)?.anchors ?? installedCas.get(ca));
       const late = casOf(due(assessments).map((a) => a.kind)).filter((c) => !dueCas.includes(c));
-      if (late.length > 0) for (const [ca, c] of await connect(late)) bundles.set(ca, c);
+      if (late.length > 0 && policy.issue !== false)
+        for (const [ca, c] of await connect(late)) bundles.set(ca, c);
       connected = bundles;
     }
-    const toIssue = due(assessments);
+    const toIssue = policy.issue === false ? [] : due(assessments);
     const base: RunOutcome = {
       dryRun: policy.dryRun,
       nodeName: id.nodeName,
@@ -157,12 +171,12 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     };
     const next = nextDeadline(assessments);
     if (next) base.nextDeadline = next;
-    if (toIssue.length === 0 && !connected) return base;
+    if (toIssue.length === 0 && !connected && !policy.refreshCas) return base;
 
-    connected ??= await connect(casOf(toIssue.map((a) => a.kind)));
-    const conn = connected;
+    connected ??= toIssue.length ? await connect(casOf(toIssue.map((a) => a.kind))) : new Map();
+    const bundles = bundlesOf(s, connected, policy.refreshCas !== undefined, known);
     const changes = (fresh: NewCredentials): FileChange[] =>
-      filesOf(s, ctx, assessments, fresh, conn, installedCas, id, policy, rt);
+      filesOf(s, ctx, assessments, fresh, bundles, installedCas, id, policy, rt);
     if (policy.dryRun) {
       if (!policy.renewWithInstalled) await prepareAll(toIssue, connected);
       const files = planCommit(changes(standIns(toIssue, now())));
@@ -207,6 +221,26 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
   });
 }
 
+/**
+ * The bundle of every CA this run reached; when refreshing, a CA not reached (unreachable, or no
+ * network: trust --no-refresh) gets the certificates the node holds that a pin still names, never
+ * an empty bundle.
+ */
+function bundlesOf(
+  s: Settings,
+  connected: Connected,
+  refresh: boolean,
+  known: (ca: CaName) => CertInfo[],
+): Map<CaName, CertInfo[]> {
+  const out = new Map<CaName, CertInfo[]>();
+  for (const { name } of casFor(s.role)) {
+    const reached = connected.get(name)?.anchors;
+    const b = reached ?? (refresh ? trustedBundle(s.cas[name], [], known(name)) : undefined);
+    if (b && b.length > 0) out.set(name, b);
+  }
+  return out;
+}
+
 /** The CA certificate files among `changed`, by kubeadm's name of each ("ca", "etcd-ca"). */
 function changedCas(s: Settings, changed: string[], l: Layout): string[] {
   return casFor(s.role)
@@ -244,14 +278,14 @@ function filesOf(
   ctx: TableContext,
   assessments: Assessment[],
   issued: NewCredentials,
-  connected: Connected,
+  bundles: ReadonlyMap<CaName, CertInfo[]>,
   installedCas: Map<CaName, CertInfo[] | undefined>,
   id: Discovered,
   policy: RunPolicy,
   rt: Runtime,
 ): FileChange[] {
   const now = new Date(rt.clock.now());
-  const fetched = new Map([...connected].map(([ca, c]) => [ca, c.anchors] as const));
+  const fetched = new Map(bundles);
   const caPem = new Map<CaName, string>();
   for (const ca of CA_NAMES) {
     const anchors = fetched.get(ca) ?? installedCas.get(ca);

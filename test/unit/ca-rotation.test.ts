@@ -57,7 +57,7 @@ async function rotatingWorker(): Promise<Rotating> {
     old,
     next: await makeCa("kubernetes-ca-2"),
     clock,
-    run: (command, ...a) => cli([command, "--root", root, ...a], seams),
+    run: (command, ...a) => cli([...command.split(" "), "--root", root, ...a], seams),
   };
 }
 
@@ -170,4 +170,144 @@ test("renew: an unreachable CA with nothing due is a warning, exit 0, the instal
   n.clock.advance(360 * DAY);
   const due = await n.run("renew");
   assert.equal(due.code, 3);
+});
+
+/** The new CA's certificate in a file, as the operator copies it to the node. */
+function caFileOf(n: Rotating): string {
+  const file = join(n.root, "new-ca.crt");
+  writeFileSync(file, n.next.pem);
+  return file;
+}
+
+test("trust add --ca-file: the new CA joins the bundle from the file while the server still serves only the old one; trust list shows both", async () => {
+  const n = await rotatingWorker();
+  const add = await n.run("trust add", "--ca", "kubernetes", "--ca-file", caFileOf(n));
+  assert.equal(add.code, 0, add.stderr);
+  assert.equal(n.fake.fetches, 2, "join, then the refresh");
+  const [oldCert, newCert] = [parseCert(n.old.pem), parseCert(n.next.pem)];
+  const exp = (c: typeof oldCert) => c.notAfter.toISOString().replace(/\.\d{3}Z$/, "Z");
+  assert.equal(
+    add.stdout,
+    `CA kubernetes: trusting ${pinOf(n.next)}; its bundle holds 2 certificate(s)\n` +
+      `  ${pinOf(n.old)} CN=kubernetes-ca, expires ${exp(oldCert)}\n` +
+      `  ${pinOf(n.next)} CN=kubernetes-ca-2, expires ${exp(newCert)}\n`,
+  );
+  assert.equal(caCrt(n.root), n.old.pem + n.next.pem);
+  assert.equal(kubeconfigCa(n.root), n.old.pem + n.next.pem);
+  const cfg = YAML.parse(readFileSync(join(n.root, "etc/node-join/config.yaml"), "utf8")) as {
+    cas: { kubernetes: { certHashes: string[] } };
+  };
+  assert.deepEqual(cfg.cas.kubernetes.certHashes, [pinOf(n.old), pinOf(n.next)]);
+  // A renew keeps the file's certificate: it is pinned, though the server does not send it.
+  assert.equal((await n.run("renew")).code, 0);
+  assert.equal(caCrt(n.root), n.old.pem + n.next.pem);
+
+  const list = await n.run("trust list");
+  assert.equal(list.code, 0, list.stderr);
+  assert.equal(
+    list.stdout,
+    `CA kubernetes (${n.root}/etc/kubernetes/pki/ca.crt):\n` +
+      `  ${pinOf(n.old)}\n    CN=kubernetes-ca, expires ${exp(oldCert)}; in the bundle\n` +
+      `  ${pinOf(n.next)}\n    CN=kubernetes-ca-2, expires ${exp(newCert)}; in the bundle\n`,
+  );
+  const json = JSON.parse((await n.run("trust list", "--json")).stdout) as {
+    cas: { ca: string; pins: { pin: string; inBundle: boolean }[] }[];
+  };
+  assert.deepEqual(
+    json.cas.map((c) => [c.ca, c.pins.map((p) => [p.pin, p.inBundle])]),
+    [
+      [
+        "kubernetes",
+        [
+          [pinOf(n.old), true],
+          [pinOf(n.next), true],
+        ],
+      ],
+    ],
+  );
+});
+
+test("trust add --ca-cert-hash --no-refresh: the pin is persisted, no CA reached; its certificate is not known yet, and says so", async () => {
+  const n = await rotatingWorker();
+  const add = await n.run(
+    "trust add",
+    "--ca",
+    "kubernetes",
+    "--ca-cert-hash",
+    pinOf(n.next),
+    "--no-refresh",
+  );
+  assert.equal(add.code, 0, add.stderr);
+  assert.equal(n.fake.fetches, 1, "only join reached the CA");
+  assert.equal(
+    add.stdout.split("\n")[0],
+    `CA kubernetes: trusting ${pinOf(n.next)}; its bundle holds 1 certificate(s); no certificate of ${pinOf(n.next)} is known yet (the CA server does not send it: give --ca-file, or run node-join renew once it does)`,
+  );
+  const list = await n.run("trust list");
+  assert.match(list.stdout, /no certificate known on this node yet; not in the bundle\n$/);
+  // The server sends it: the next renew puts it into the bundle.
+  n.fake.alsoServed = [n.next];
+  assert.equal((await n.run("renew")).code, 0);
+  assert.equal(caCrt(n.root), n.old.pem + n.next.pem);
+});
+
+test("trust remove refuses (exit 2, naming the leaves) while a leaf chains only to the CA being retired; --renew renews them first", async () => {
+  const n = await rotatingWorker();
+  assert.equal((await n.run("trust add", "--ca", "kubernetes", "--ca-file", caFileOf(n))).code, 0);
+  n.fake.ca = n.next;
+  const config = readFileSync(join(n.root, "etc/node-join/config.yaml"), "utf8");
+  const refused = await n.run("trust remove", "--ca", "kubernetes", "--ca-cert-hash", pinOf(n.old));
+  assert.equal(refused.code, 2);
+  const pki = `${n.root}/var/lib/kubelet/pki`;
+  assert.equal(
+    refused.stderr,
+    `node-join: error: CA kubernetes: kubelet-client (${pki}/kubelet-client-current.pem), kubelet-server (${pki}/kubelet-server-current.pem) chains only to the CA certificate of ${pinOf(n.old)}: renew it against the new signer first (node-join trust remove --renew), or wait until renew has\n`,
+  );
+  assert.equal(readFileSync(join(n.root, "etc/node-join/config.yaml"), "utf8"), config);
+  const unknown = await n.run(
+    "trust remove",
+    "--ca",
+    "kubernetes",
+    "--ca-cert-hash",
+    `sha256:${"0".repeat(64)}`,
+  );
+  assert.equal(unknown.code, 2);
+  assert.equal(
+    unknown.stderr,
+    `node-join: error: sha256:${"0".repeat(64)} is not a --ca-cert-hash of CA kubernetes (config key cas.kubernetes.certHashes): node-join trust list shows the pins\n`,
+  );
+
+  const r = await n.run(
+    "trust remove",
+    "--ca",
+    "kubernetes",
+    "--ca-cert-hash",
+    pinOf(n.old),
+    "--renew",
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(
+    r.stdout.split("\n")[0],
+    `CA kubernetes: no longer trusting ${pinOf(n.old)}; renewed kubelet-client, kubelet-server first; its bundle holds 1 certificate(s)`,
+  );
+  assert.equal(caCrt(n.root), n.next.pem);
+  assert.equal(kubeconfigCa(n.root), n.next.pem);
+  assert.equal(kubeletLeaf(n.root, "kubelet-client").issuerCommonName, "kubernetes-ca-2");
+  assert.equal(kubeletLeaf(n.root, "kubelet-server").issuerCommonName, "kubernetes-ca-2");
+});
+
+test("trust: a CA the role does not trust, or neither pin nor file, is exit 2 naming the flag", async () => {
+  const n = await rotatingWorker();
+  const etcd = await n.run("trust add", "--ca", "etcd", "--ca-cert-hash", pinOf(n.next));
+  assert.equal(etcd.code, 2);
+  assert.equal(
+    etcd.stderr,
+    "node-join: error: --ca etcd: a worker node does not trust the etcd CA\n",
+  );
+  const none = await n.run("trust add", "--ca", "kubernetes");
+  assert.equal(none.code, 2);
+  assert.equal(
+    none.stderr,
+    "node-join: error: give exactly one of --ca-cert-hash sha256:<hex> and --ca-file <pem>\n",
+  );
 });
