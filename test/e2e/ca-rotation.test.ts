@@ -1,0 +1,185 @@
+// A CA moved to a new key with an overlap (issue 14), against real CFSSL servers: a worker goes
+// through the three phases of the README's runbook (trust both, switch the signer, retire the old
+// CA) with `openssl verify -CAfile ca.crt` of its certificates after each phase, and a TLS
+// handshake between a certificate of the old CA and one of the new CA during the overlap.
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { connect, createServer, type TLSSocket } from "node:tls";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
+import { opensslPin, startCfssl, type CfsslCa } from "../helpers/cfssl.js";
+import { json, runCli } from "../helpers/cli.js";
+import { tempRoot } from "../helpers/fs.js";
+import { opensslInfo, opensslVerifies } from "../helpers/openssl.js";
+
+const started: CfsslCa[] = [];
+after(async () => {
+  for (const ca of started) await ca.stop();
+});
+
+const PKI = "var/lib/kubelet/pki";
+
+/** A new key and self-signed certificate for the CA, made as the README's runbook makes it. */
+function newCaKey(cn: string): { cert: string; key: string } {
+  const dir = mkdtempSync(join(tmpdir(), "nj-newca-"));
+  writeFileSync(
+    join(dir, "csr.json"),
+    JSON.stringify({ CN: cn, key: { algo: "ecdsa", size: 256 }, ca: { expiry: "87600h" } }),
+  );
+  execFileSync("sh", [
+    "-c",
+    `cd '${dir}' && cfssl gencert -initca csr.json 2>/dev/null | cfssljson -bare new-ca`,
+  ]);
+  return { cert: join(dir, "new-ca.pem"), key: join(dir, "new-ca-key.pem") };
+}
+
+const pemOf = (root: string, kind: string): string =>
+  readFileSync(join(root, PKI, `${kind}-current.pem`), "utf8");
+const certsOf = (pem: string): string[] =>
+  pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/g) ?? [];
+const keyOf = (pem: string): string =>
+  /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----\n/.exec(pem)![0];
+
+/** Each CA certificate of a bundle file, by its CN, in order. */
+/** The issuer of a PEM's first certificate, as openssl prints it ("CN = kubernetes-2"). */
+const issuerOf = (pem: string): string =>
+  execFileSync("openssl", ["x509", "-noout", "-issuer"], { input: certsOf(pem)[0]! })
+    .toString()
+    .trim()
+    .replace(/^issuer=\s*/, "");
+
+const bundleCns = (file: string): string[] =>
+  certsOf(readFileSync(file, "utf8")).map((c) => opensslInfo(c).cn);
+
+/**
+ * A mutual TLS handshake: a server with `serverPem` (cert and key), a client with `clientPem`,
+ * each trusting only `caFile`, as the kubelet and the API server do with ca.crt.
+ */
+async function handshake(serverPem: string, clientPem: string, caFile: string): Promise<void> {
+  const ca = readFileSync(caFile, "utf8");
+  const server = createServer({
+    cert: serverPem,
+    key: keyOf(serverPem),
+    ca,
+    requestCert: true,
+    rejectUnauthorized: true,
+  });
+  server.on("secureConnection", (s: TLSSocket) => s.end("ok"));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  try {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const c = connect({
+        host: "127.0.0.1",
+        port,
+        cert: clientPem,
+        key: keyOf(clientPem),
+        ca,
+        // The kubelet serving certificate names the node (w1, 10.0.0.21), not 127.0.0.1.
+        checkServerIdentity: () => undefined,
+      });
+      let data = "";
+      c.on("data", (d: Buffer) => (data += d.toString()));
+      c.on("end", () => resolve(data));
+      c.on("error", reject);
+    });
+    assert.equal(answer, "ok");
+  } finally {
+    server.close();
+  }
+}
+
+test("CA rotation on a worker with real CFSSL: trust both, switch the signer, retire the old CA", async () => {
+  const old = await startCfssl();
+  started.push(old);
+  const root = tempRoot("nj-rotation-");
+  const keyFile = old.installAuthKey(root);
+  const j = await runCli(cfsslWorkerJoin(root, old, { "ca-auth-key-file": keyFile }));
+  assert.equal(j.code, 0, j.stderr);
+  const caCrt = join(root, "etc/kubernetes/pki/ca.crt");
+  const next = newCaKey("kubernetes-2");
+  const nextPin = opensslPin(next.cert);
+  const verifiesAll = (what: string) => {
+    for (const kind of ["kubelet-client", "kubelet-server"])
+      assert.ok(opensslVerifies(pemOf(root, kind), caCrt), `${what}: openssl verify ${kind}`);
+  };
+  verifiesAll("joined");
+
+  // Phase 1: trust both. The CA still signs with the old key and sends only its certificate.
+  const add = await runCli([
+    "trust",
+    "add",
+    "--root",
+    root,
+    "--ca",
+    "kubernetes",
+    "--ca-file",
+    next.cert,
+  ]);
+  assert.equal(add.code, 0, add.stderr);
+  assert.equal(
+    add.stdout.split("\n")[0],
+    `CA kubernetes: trusting ${nextPin}; its bundle holds 2 certificate(s)`,
+  );
+  assert.deepEqual(bundleCns(caCrt), ["kubernetes", "kubernetes-2"]);
+  verifiesAll("phase 1");
+  const list = json<{ cas: { pins: { pin: string; inBundle: boolean }[] }[] }>(
+    await runCli(["trust", "list", "--root", root, "--json"]),
+  );
+  assert.deepEqual(
+    list.cas[0]!.pins.map((p) => [p.pin, p.inBundle]),
+    [
+      [old.pin, true],
+      [nextPin, true],
+    ],
+  );
+  const oldServer = pemOf(root, "kubelet-server");
+
+  // Phase 2: switch the signer. The CA server restarts with the new key (here on another port, so
+  // the node's config names the new URL, and its auth key).
+  await old.stop();
+  const signer = await startCfssl({ ca: next });
+  started.push(signer);
+  signer.installAuthKey(root);
+  const cfg = join(root, "etc/node-join/config.yaml");
+  writeFileSync(cfg, readFileSync(cfg, "utf8").replace(old.url, signer.url));
+  // Retiring the old CA now is refused: both certificates chain only to it.
+  const early = await runCli([
+    ...["trust", "remove", "--root", root, "--ca", "kubernetes"],
+    ...["--ca-cert-hash", old.pin],
+  ]);
+  assert.equal(early.code, 2);
+  assert.match(
+    early.stderr,
+    /^node-join: error: CA kubernetes: kubelet-client \(.*kubelet-client-current\.pem\), kubelet-server \(.*\) chains only to the CA certificate of sha256:[0-9a-f]{64}: renew it against the new signer first/,
+  );
+  const renewed = await runCli(["renew", "--root", root, "--force"]);
+  assert.equal(renewed.code, 0, renewed.stderr);
+  assert.deepEqual(bundleCns(caCrt), ["kubernetes-2", "kubernetes"], "the current signer first");
+  assert.equal(issuerOf(pemOf(root, "kubelet-client")), "CN = kubernetes-2");
+  verifiesAll("phase 2");
+  assert.ok(opensslVerifies(oldServer, caCrt), "the old CA's certificate still verifies");
+  // The overlap: a server with the old CA's certificate and a client with the new CA's.
+  await handshake(oldServer, pemOf(root, "kubelet-client"), caCrt);
+  await handshake(pemOf(root, "kubelet-server"), pemOf(root, "kubelet-client"), caCrt);
+
+  // Phase 3: retire the old CA.
+  const removed = await runCli([
+    ...["trust", "remove", "--root", root, "--ca", "kubernetes"],
+    ...["--ca-cert-hash", old.pin],
+  ]);
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.equal(
+    removed.stdout.split("\n")[0],
+    `CA kubernetes: no longer trusting ${old.pin}; its bundle holds 1 certificate(s)`,
+  );
+  assert.deepEqual(bundleCns(caCrt), ["kubernetes-2"]);
+  verifiesAll("phase 3");
+  assert.ok(!opensslVerifies(oldServer, caCrt), "the old CA's certificate is no longer trusted");
+  const again = await runCli(["renew", "--root", root, "--json"]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(json<{ changedFiles: string[] }>(again).changedFiles, []);
+});
