@@ -15,7 +15,17 @@ import { readCaFile, readRole } from "../pki/installed.js";
 import type { CertInfo } from "../pki/x509.js";
 import { removeIfExists } from "../store/fsio.js";
 import type { Credentials } from "../store/cert-store.js";
-import { readState, stateFile, withIssued, type IssuedRecord } from "../store/state.js";
+import {
+  readState,
+  stateFile,
+  withIssued,
+  type IssuedRecord,
+  type SignerRecord,
+  type State,
+} from "../store/state.js";
+import { buildChain, certPin } from "../pki/x509.js";
+import type { SignerChange } from "../pki/deadline.js";
+import type { KindReading } from "../pki/installed.js";
 import { commit, planCommit, type FileChange, type PlannedFile } from "../store/transaction.js";
 import { assess, due, nextDeadline, type Assessment } from "./assess.js";
 import { caFiles, kindFiles } from "./files.js";
@@ -133,8 +143,10 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     let connected = policy.contactAllCas
       ? await connect(casFor(s.role).map((c) => c.name))
       : undefined;
+    let signers = new Map<CaName, SignerSeen>();
     const assessWith = (anchors: (ca: CaName) => CertInfo[] | undefined): Assessment[] =>
       assess(readings, ctx, {
+        signerChange: (ca) => signers.get(ca),
         force: policy.force,
         ...(policy.deadlineRule ? { deadline: deadlinePolicy(id.nodeName, s.renew) } : {}),
         anchors,
@@ -152,7 +164,9 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       const all = casFor(s.role).map((c) => c.name);
       const bundles = await connect(all, new Set(all.filter((ca) => !dueCas.includes(ca))));
       // Against the refreshed bundles: a leaf that chains only to a CA whose pin was removed is
-      // due now, and is renewed by the current signer while the bundle drops its CA.
+      // due now, and is renewed by the current signer while the bundle drops its CA; one signed
+      // by a retiring signer may be due early (renew.onSignerChange).
+      signers = signerChanges(s, bundles, readings, readState(l), now());
       assessments = assessWith((ca) => bundles.get(ca)?.anchors ?? installedCas.get(ca));
       const late = casOf(due(assessments).map((a) => a.kind)).filter((c) => !dueCas.includes(c));
       if (late.length > 0 && policy.issue !== false)
@@ -176,7 +190,7 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     connected ??= toIssue.length ? await connect(casOf(toIssue.map((a) => a.kind))) : new Map();
     const bundles = bundlesOf(s, connected, policy.refreshCas !== undefined, known);
     const changes = (fresh: NewCredentials): FileChange[] =>
-      filesOf(s, ctx, assessments, fresh, bundles, installedCas, id, policy, rt);
+      filesOf(s, ctx, assessments, fresh, bundles, installedCas, id, policy, rt, signers);
     if (policy.dryRun) {
       if (!policy.renewWithInstalled) await prepareAll(toIssue, connected);
       const files = planCommit(changes(standIns(toIssue, now())));
@@ -219,6 +233,69 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     }
     return outcome;
   });
+}
+
+/** A CA's current signer, first seen by this node at change.seenAt (renew.onSignerChange). */
+interface SignerSeen {
+  signer: CertInfo;
+  change: SignerChange;
+  record: SignerRecord;
+}
+
+/**
+ * renew.onSignerChange early: per CA whose bundle holds more than its current signer (the server's
+ * first certificate) during a rotation's overlap, and that signed none of a certificate on the
+ * node, the signer and when this node first saw it (the state file's record, else now).
+ */
+function signerChanges(
+  s: Settings,
+  connected: Connected,
+  readings: KindReading[],
+  state: State,
+  now: Date,
+): Map<CaName, SignerSeen> {
+  const out = new Map<CaName, SignerSeen>();
+  if (s.renew.onSignerChange !== "early") return out;
+  for (const [ca, c] of connected) {
+    const signer = c.anchors[0];
+    if (!signer || c.anchors.length < 2) continue;
+    const retiring = readings.some((r) => {
+      if (r.kind.ca !== ca || !r.installed) return false;
+      const [leaf, ...rest] = r.installed.chain as [CertInfo, ...CertInfo[]];
+      return !buildChain(leaf, rest, [signer]);
+    });
+    if (!retiring) continue;
+    const pin = certPin(signer);
+    const known = state.signers?.[ca];
+    const at = known?.pin === pin ? new Date(known.seenAt) : now;
+    const seenAt = Number.isNaN(at.getTime()) ? now : at;
+    out.set(ca, {
+      signer,
+      change: { seenAt, windowMs: s.renew.signerChangeWindowMs, signer: signer.commonName },
+      record: { pin, seenAt: seenAt.toISOString() },
+    });
+  }
+  return out;
+}
+
+/** The state file, when this run issued something or first saw a CA's new signer. */
+function stateChange(
+  records: IssuedRecord[],
+  signers: ReadonlyMap<CaName, SignerSeen>,
+  now: Date,
+  recordRenewal: boolean,
+  l: Layout,
+): FileChange[] {
+  const state = readState(l);
+  const seen = [...signers].filter(([ca, x]) => state.signers?.[ca]?.pin !== x.record.pin);
+  if (records.length === 0 && seen.length === 0) return [];
+  const next = withIssued(state, records, now, recordRenewal);
+  if (seen.length)
+    next.signers = {
+      ...next.signers,
+      ...Object.fromEntries(seen.map(([ca, x]) => [ca, x.record])),
+    };
+  return [stateFile(next, l)];
 }
 
 /**
@@ -283,6 +360,7 @@ function filesOf(
   id: Discovered,
   policy: RunPolicy,
   rt: Runtime,
+  signers: ReadonlyMap<CaName, SignerSeen>,
 ): FileChange[] {
   const now = new Date(rt.clock.now());
   const fetched = new Map(bundles);
@@ -298,8 +376,6 @@ function filesOf(
     ...caFiles(s.role, fetched, rt.layout),
     ...kindFiles(assessments, issued.credentials, caPem, ctx, rt.layout, now),
     ...(policy.extraFiles?.(id, fetched) ?? []),
-    ...(records.length
-      ? [stateFile(withIssued(readState(rt.layout), records, now, policy.recordRenewal), rt.layout)]
-      : []),
+    ...stateChange(records, signers, now, policy.recordRenewal, rt.layout),
   ];
 }

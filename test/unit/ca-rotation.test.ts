@@ -13,7 +13,7 @@ import { authenticateCa } from "../../agent/ca/trust.js";
 import { certPin, parseCert, splitPemCertificates } from "../../agent/pki/x509.js";
 import { FakeCa, fakeClock } from "../helpers/fake-ca.js";
 import { tempRoot } from "../helpers/fs.js";
-import { cli, DAY, kubeletLeaf, type Out } from "../helpers/joined.js";
+import { cli, DAY, iso, kubeletLeaf, type Out } from "../helpers/joined.js";
 import { makeCa, type TestCa } from "../helpers/pki.js";
 
 interface Rotating {
@@ -310,4 +310,53 @@ test("trust: a CA the role does not trust, or neither pin nor file, is exit 2 na
     none.stderr,
     "node-join: error: give exactly one of --ca-cert-hash sha256:<hex> and --ca-file <pem>\n",
   );
+});
+
+test("renew.onSignerChange early: certificates of the retiring signer fall due within the window from the run that first sees the new signer", async () => {
+  const n = await rotatingWorker();
+  const file = join(n.root, "etc/node-join/config.yaml");
+  writeFileSync(
+    file,
+    `${readFileSync(file, "utf8")}renew:\n  onSignerChange: early\n  signerChangeWindow: 2d\n`,
+  );
+  assert.equal((await n.run("trust add", "--ca", "kubernetes", "--ca-file", caFileOf(n))).code, 0);
+  n.fake.ca = n.next;
+  const seenAt = n.clock.now();
+  const first = await n.run("renew", "--json");
+  assert.equal(first.code, 0, first.stderr);
+  const r1 = JSON.parse(first.stdout) as { renewed: unknown[]; nextDeadline: string };
+  assert.deepEqual(r1.renewed, [], "spread over the window, not at once");
+  const next = Date.parse(r1.nextDeadline);
+  assert.ok(next >= seenAt - 1000 && next < seenAt + 2 * DAY, r1.nextDeadline);
+  const state = JSON.parse(readFileSync(join(n.root, "var/lib/node-join/state.json"), "utf8")) as {
+    signers: Record<string, { pin: string; seenAt: string }>;
+  };
+  assert.equal(state.signers.kubernetes!.pin, pinOf(n.next));
+  // The window counts from the first sight, not from each run.
+  n.clock.advance(2 * DAY);
+  const second = await n.run("renew", "--json");
+  assert.equal(second.code, 0, second.stderr);
+  const renewed = (JSON.parse(second.stdout) as { renewed: { kind: string; reason: string }[] })
+    .renewed;
+  assert.deepEqual(
+    renewed.map((x) => x.kind),
+    ["kubelet-client", "kubelet-server"],
+  );
+  for (const x of renewed)
+    assert.match(
+      x.reason,
+      new RegExp(
+        `^signed by a retiring CA: the CA signs with "kubernetes-ca-2" since ${iso(new Date(seenAt)).replace(/:\d\dZ$/, "")}:\\d\\dZ \\(renew\\.onSignerChange: early, due at \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ\\)$`,
+      ),
+    );
+  assert.equal(kubeletLeaf(n.root, "kubelet-client").issuerCommonName, "kubernetes-ca-2");
+});
+
+test("renew.onSignerChange default (deadline): a signer switch alone makes nothing due", async () => {
+  const n = await rotatingWorker();
+  assert.equal((await n.run("trust add", "--ca", "kubernetes", "--ca-file", caFileOf(n))).code, 0);
+  n.fake.ca = n.next;
+  n.clock.advance(30 * DAY);
+  const r = await n.run("renew", "--json");
+  assert.deepEqual((JSON.parse(r.stdout) as { renewed: unknown[] }).renewed, []);
 });
