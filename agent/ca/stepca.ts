@@ -302,11 +302,11 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     return parseCaPem(answer.ca, description, "root answer");
   };
 
-  const fetchRoots = async (): Promise<CertInfo[]> => {
+  const fetchRoots = async (trust?: TlsTrust): Promise<CertInfo[]> => {
     const answer = await call({
       method: "GET",
       path: "/roots",
-      tls: undefined,
+      tls: trust,
       what: `${description} roots`,
       unauthorized: "HTTP 401",
     });
@@ -576,7 +576,15 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       );
       tls = serverTrust(s, trusted, ctx.unsafeSkipCaVerification);
       anchors = trusted;
-      return trusted;
+      // `step ca roots`: every root the CA serves, over TLS that the authenticated root verifies,
+      // joins the bundle after the authenticated ones (a rotation's new root: README "CA
+      // rotation").
+      if (tls) {
+        const served = await fetchRoots(tls);
+        anchors = [...trusted, ...served.filter((r) => !trusted.some((t) => t.der.equals(r.der)))];
+        tls = serverTrust(s, anchors, ctx.unsafeSkipCaVerification);
+      }
+      return anchors;
     },
     async prepare(reqs: PlannedRequest[]): Promise<void> {
       connectedTrust();
