@@ -1,7 +1,8 @@
 // A CA moved to a new key with an overlap (issue 14), against real CFSSL servers: a worker goes
 // through the three phases of the README's runbook (trust both, switch the signer, retire the old
 // CA) with `openssl verify -CAfile ca.crt` of its certificates after each phase, and a TLS
-// handshake between a certificate of the old CA and one of the new CA during the overlap.
+// handshake between a certificate of the old CA and one of the new CA during the overlap; and the
+// etcd CA of two control planes with a real etcd cluster after each phase.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -9,8 +10,20 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { connect, createServer, type TLSSocket } from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
-import { opensslPin, startCfssl, type CfsslCa } from "../helpers/cfssl.js";
+import {
+  cfsslControlPlaneCaFlags,
+  cfsslWorkerJoin,
+  CONTROL_PLANE_AUTH_KEYS,
+  controlPlaneNodeFlags,
+  flags,
+} from "../../scripts/lib/args.js";
+import {
+  installControlPlaneSecrets,
+  opensslPin,
+  startCfssl,
+  type CfsslCa,
+} from "../helpers/cfssl.js";
+import { etcdctl, startEtcdCluster } from "../helpers/etcd.js";
 import { json, runCli } from "../helpers/cli.js";
 import { tempRoot } from "../helpers/fs.js";
 import { opensslInfo, opensslVerifies } from "../helpers/openssl.js";
@@ -182,4 +195,102 @@ test("CA rotation on a worker with real CFSSL: trust both, switch the signer, re
   const again = await runCli(["renew", "--root", root, "--json"]);
   assert.equal(again.code, 0, again.stderr);
   assert.deepEqual(json<{ changedFiles: string[] }>(again).changedFiles, []);
+});
+
+test("CA rotation of the etcd CA on two control planes: a real etcd cluster works after each phase, members of the old and the new CA side by side", async () => {
+  const [k8s, fp, oldEtcd] = await Promise.all([
+    startCfssl({ cn: "kubernetes" }),
+    startCfssl({ cn: "front-proxy-ca" }),
+    startCfssl({ cn: "etcd-ca" }),
+  ]);
+  started.push(k8s, fp, oldEtcd);
+  const saDir = tempRoot("nj-sa-");
+  execFileSync("sh", [
+    "-c",
+    `openssl genrsa -out ${saDir}/sa.key 2048 2>/dev/null && openssl rsa -in ${saDir}/sa.key -pubout -out ${saDir}/sa.pub 2>/dev/null`,
+  ]);
+  const nodes = [
+    { name: "cp1", ip: "127.0.0.11", root: tempRoot("nj-cp-rot-") },
+    { name: "cp2", ip: "127.0.0.12", root: tempRoot("nj-cp-rot-") },
+  ];
+  const cas = { kubernetes: k8s, frontProxy: fp, etcd: oldEtcd };
+  for (const n of nodes) {
+    installControlPlaneSecrets(n.root, cas, saDir);
+    const r = await runCli([
+      "join",
+      ...flags({
+        root: n.root,
+        ...controlPlaneNodeFlags(n.name, n.ip),
+        ...cfsslControlPlaneCaFlags(cas, join(n.root, "etc/node-join")),
+      }),
+    ]);
+    assert.equal(r.code, 0, `join ${n.name}: ${r.stderr}`);
+  }
+  const etcdCa = (root: string) => join(root, "etc/kubernetes/pki/etcd/ca.crt");
+  /** A fresh etcd cluster from the nodes' current files: healthy, and a put read back. */
+  const etcdWorks = async (phase: string) => {
+    const cluster = await startEtcdCluster(nodes);
+    try {
+      const put = await etcdctl(nodes[0]!.root, "apiserver-etcd-client", cluster.endpoints, [
+        ...["put", "/registry/rotation", phase],
+      ]);
+      assert.equal(put.code, 0, `${phase}: ${put.out}`);
+      const get = await etcdctl(nodes[1]!.root, "apiserver-etcd-client", cluster.endpoints, [
+        ...["get", "/registry/rotation", "--print-value-only"],
+      ]);
+      assert.equal(get.out.trim(), phase);
+    } finally {
+      await cluster.stop();
+    }
+  };
+  await etcdWorks("joined");
+
+  // Phase 1: trust both on every node.
+  const next = newCaKey("etcd-ca-2");
+  for (const n of nodes) {
+    const add = await runCli([
+      ...["trust", "add", "--root", n.root, "--ca", "etcd", "--ca-file", next.cert],
+    ]);
+    assert.equal(add.code, 0, add.stderr);
+    assert.deepEqual(bundleCns(etcdCa(n.root)), ["etcd-ca", "etcd-ca-2"]);
+  }
+  await etcdWorks("phase 1");
+
+  // Phase 2: the etcd CA signs with the new key; cp1 renews, cp2 keeps the old CA's certificates.
+  await oldEtcd.stop();
+  const signer = await startCfssl({ ca: next });
+  started.push(signer);
+  for (const n of nodes) {
+    signer.writeAuthKey(join(n.root, "etc/node-join", CONTROL_PLANE_AUTH_KEYS.etcd));
+    const cfg = join(n.root, "etc/node-join/config.yaml");
+    writeFileSync(cfg, readFileSync(cfg, "utf8").replace(oldEtcd.url, signer.url));
+  }
+  const renewed = await runCli(["renew", "--root", nodes[0]!.root, "--force"]);
+  assert.equal(renewed.code, 0, renewed.stderr);
+  const peer = (root: string) =>
+    readFileSync(join(root, "etc/kubernetes/pki/etcd/peer.crt"), "utf8");
+  assert.equal(issuerOf(peer(nodes[0]!.root)), "CN = etcd-ca-2");
+  assert.equal(issuerOf(peer(nodes[1]!.root)), "CN = etcd-ca");
+  for (const n of nodes)
+    for (const f of ["server", "peer", "healthcheck-client"])
+      assert.ok(
+        opensslVerifies(
+          readFileSync(join(n.root, `etc/kubernetes/pki/etcd/${f}.crt`), "utf8"),
+          etcdCa(nodes[0]!.root),
+        ),
+        `${n.name} etcd/${f}.crt`,
+      );
+  await etcdWorks("phase 2");
+
+  // Phase 3: cp2 renews as part of retiring the old CA; both drop it.
+  for (const n of nodes) {
+    const rm = await runCli([
+      ...["trust", "remove", "--root", n.root, "--ca", "etcd"],
+      ...["--ca-cert-hash", oldEtcd.pin, "--renew"],
+    ]);
+    assert.equal(rm.code, 0, rm.stderr);
+    assert.deepEqual(bundleCns(etcdCa(n.root)), ["etcd-ca-2"]);
+  }
+  assert.equal(issuerOf(peer(nodes[1]!.root)), "CN = etcd-ca-2");
+  await etcdWorks("phase 3");
 });
