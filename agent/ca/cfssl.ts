@@ -117,6 +117,7 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
         ctx.unsafeSkipCaVerification,
         description,
         ctx.log,
+        ctx.pinned,
       );
       if (base.startsWith("https:")) tls = serverTrust(s, anchors, ctx.unsafeSkipCaVerification);
       return anchors;

@@ -573,6 +573,7 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
         ctx.unsafeSkipCaVerification,
         description,
         ctx.log,
+        ctx.pinned,
       );
       tls = serverTrust(s, trusted, ctx.unsafeSkipCaVerification);
       anchors = trusted;

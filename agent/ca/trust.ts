@@ -9,6 +9,7 @@ import {
   buildChain,
   certFingerprint,
   certPin,
+  issuedBy,
   parseCert,
   splitPemCertificates,
   type CertInfo,
@@ -76,6 +77,7 @@ export function authenticateCa(
   unsafe: boolean,
   description: string,
   warn: (line: string) => void,
+  pinned: CertInfo[] = [],
 ): CertInfo[] {
   if (settings.fingerprint) {
     const matching = fetched.filter((c) => certFingerprint(c) === settings.fingerprint);
@@ -101,7 +103,14 @@ export function authenticateCa(
     return anchors;
   }
   if (settings.certHashes.length > 0) {
-    const matching = fetched.filter((c) => settings.certHashes.includes(certPin(c)));
+    // A CA certificate that a pinned one signed (a new key cross-signed by the old CA, as a CFSSL
+    // serving `-ca cross-signed.pem` sends it) is trusted by that signature; it stays trusted
+    // after the old CA retires only if its own key is pinned too (README "CA rotation").
+    const crossSigned = (c: CertInfo): boolean =>
+      c.isCa && pinned.some((p) => !p.der.equals(c.der) && issuedBy(c, p));
+    const matching = fetched.filter(
+      (c) => settings.certHashes.includes(certPin(c)) || crossSigned(c),
+    );
     if (matching.length === 0) {
       const got = fetched.map(certPin).join(", ");
       throw new VerificationError(

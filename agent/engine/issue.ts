@@ -66,6 +66,7 @@ export async function connectCas(
       ca: CAS[ca],
       settings: s.cas[ca],
       unsafeSkipCaVerification: s.unsafeSkipCaVerification,
+      pinned: trustedBundle(s.cas[ca], [], o.known?.(ca) ?? []),
       secrets: secrets.get(ca)!,
       env: rt.env,
       clock: rt.clock,

@@ -7,6 +7,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
 import YAML from "yaml";
 import type { RuntimeSeams } from "../../agent/cli/context.js";
 import { authenticateCa } from "../../agent/ca/trust.js";
@@ -38,7 +40,15 @@ async function rotatingWorker(): Promise<Rotating> {
     backend: (ctx) => ({
       description: fake.description,
       fetchCaBundle: async () =>
-        authenticateCa(ctx.ca, await fake.fetchCaBundle(), ctx.settings, false, "CA", ctx.log),
+        authenticateCa(
+          ctx.ca,
+          await fake.fetchCaBundle(),
+          ctx.settings,
+          false,
+          "CA",
+          ctx.log,
+          ctx.pinned,
+        ),
       sign: (r) => fake.sign(r),
     }),
   };
@@ -359,4 +369,48 @@ test("renew.onSignerChange default (deadline): a signer switch alone makes nothi
   n.clock.advance(30 * DAY);
   const r = await n.run("renew", "--json");
   assert.deepEqual((JSON.parse(r.stdout) as { renewed: unknown[] }).renewed, []);
+});
+
+/** `ca`'s key and subject in a certificate signed by `by`: the new CA cross-signed by the old. */
+async function crossSigned(ca: TestCa, by: TestCa): Promise<TestCa> {
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: "0c",
+    subject: ca.cert.subject,
+    issuer: by.cert.subject,
+    notBefore: ca.cert.notBefore,
+    notAfter: ca.cert.notAfter,
+    signingAlgorithm: { name: "ECDSA", hash: "SHA-256" },
+    publicKey: ca.keys.publicKey,
+    signingKey: by.keys.privateKey,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+        true,
+      ),
+    ],
+  });
+  return { cert, pem: cert.toString("pem") + "\n", keys: ca.keys };
+}
+
+test("a new CA cross-signed by the pinned one, served by the CA, is trusted by that signature and joins the bundle; an unrelated one is refused (exit 5)", async () => {
+  const n = await rotatingWorker();
+  // The CA server switches to the new key and serves its certificate cross-signed by the old CA
+  // (cfssl serve -ca cross-signed.pem -ca-key new-key.pem): no pin on the node changed.
+  const cross = await crossSigned(n.next, n.old);
+  n.fake.ca = cross;
+  const r = await n.run("renew", "--force");
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(caCrt(n.root), cross.pem + n.old.pem);
+  assert.equal(kubeletLeaf(n.root, "kubelet-client").issuerCommonName, "kubernetes-ca-2");
+  // A CA certificate that no pinned CA signed is refused as before, nothing written.
+  const stranger = await makeCa("stranger-ca");
+  n.fake.ca = stranger;
+  const refused = await n.run("renew");
+  assert.equal(refused.code, 5, refused.stderr);
+  assert.match(
+    refused.stderr,
+    /^node-join: error: CA: CA certificate pin sha256:[0-9a-f]{64} matches no --ca-cert-hash/,
+  );
+  assert.equal(caCrt(n.root), cross.pem + n.old.pem);
 });
