@@ -157,11 +157,30 @@ export function isPinned(settings: CaSettings, cert: CertInfo, caFileCerts: Cert
 }
 
 /**
+ * For a cross-signed CA certificate (sent by the server, or in the installed bundle), the node's
+ * pinned self-signed certificate of the same subject and key, if it holds one: what a bundle
+ * should hold, since OpenSSL (unlike Go) wants a self-signed anchor and may pick the cross-signed
+ * one by subject and then miss its issuer once the old CA is gone. Otherwise the certificate.
+ */
+function selfSignedTwin(c: CertInfo, pinned: CertInfo[]): CertInfo {
+  if (c.node.subject === c.node.issuer) return c;
+  return (
+    pinned.find(
+      (k) =>
+        k.node.subject === c.node.subject &&
+        k.node.issuer === k.node.subject &&
+        k.spki.equals(c.spki),
+    ) ?? c
+  );
+}
+
+/**
  * A CA's trusted bundle, what ca.crt (and the kubeconfigs' certificate-authority-data) hold during
  * a rotation's overlap (after Talos' "accepted CAs", siderolabs/talos#8440): the certificates the
  * CA server sent and authenticateCa() accepted, first (the current signer, as the server names
- * it), then every other certificate the node already holds (the installed bundle) that a pin still
- * names, each once. A certificate in the installed file that no pin names is dropped: removing its
+ * it; a cross-signed one replaced by its self-signed twin wherever the node holds it pinned), then
+ * every other certificate the node already holds (the installed bundle) that a pin still names,
+ * each once. A certificate in the installed file that no pin names is dropped: removing its
  * pin retires a CA, and a file someone else edited adds no trust. Without any anchor configured
  * (join's trust on first use) the bundle is what the server sent.
  */
@@ -171,8 +190,9 @@ export function trustedBundle(
   known: CertInfo[],
 ): CertInfo[] {
   const caFileCerts = settings.caFile ? loadPemFile(settings.caFile, "CA file") : [];
+  const pinnedKnown = known.filter((k) => isPinned(settings, k, caFileCerts));
   const out: CertInfo[] = [];
-  for (const c of [...fetched, ...known.filter((k) => isPinned(settings, k, caFileCerts))])
+  for (const c of [...fetched, ...pinnedKnown].map((f) => selfSignedTwin(f, pinnedKnown)))
     if (!out.some((o) => o.der.equals(c.der))) out.push(c);
   return out;
 }

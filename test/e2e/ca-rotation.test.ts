@@ -294,3 +294,76 @@ test("CA rotation of the etcd CA on two control planes: a real etcd cluster work
   assert.equal(issuerOf(peer(nodes[1]!.root)), "CN = etcd-ca-2");
   await etcdWorks("phase 3");
 });
+
+test("CFSSL serving the new key cross-signed by the old CA: the node trusts it by that signature, then its self-signed twin once pinned", async () => {
+  const old = await startCfssl();
+  started.push(old);
+  const root = tempRoot("nj-rotation-cross-");
+  const j = await runCli(
+    cfsslWorkerJoin(root, old, { "ca-auth-key-file": old.installAuthKey(root) }),
+  );
+  assert.equal(j.code, 0, j.stderr);
+  const caCrt = join(root, "etc/kubernetes/pki/ca.crt");
+  // CA side, as the README's runbook: a new key, cross-signed by the old CA, then served.
+  const next = newCaKey("kubernetes-2");
+  const dir = join(next.cert, "..");
+  writeFileSync(
+    join(dir, "ca-config.json"),
+    JSON.stringify({
+      signing: {
+        default: { expiry: "8760h" },
+        profiles: {
+          ca: {
+            expiry: "87600h",
+            usages: ["cert sign", "crl sign"],
+            ca_constraint: { is_ca: true },
+          },
+        },
+      },
+    }),
+  );
+  execFileSync("sh", [
+    "-c",
+    `cd '${dir}' && cfssl sign -ca '${old.caCertFile}' -ca-key '${old.caKeyFile}' -config ca-config.json -profile ca new-ca.csr 2>/dev/null | cfssljson -bare new-ca-cross`,
+  ]);
+  const cross = join(dir, "new-ca-cross.pem");
+  await old.stop();
+  const signer = await startCfssl({ ca: { cert: cross, key: next.key } });
+  started.push(signer);
+  signer.installAuthKey(root);
+  const cfg = join(root, "etc/node-join/config.yaml");
+  writeFileSync(cfg, readFileSync(cfg, "utf8").replace(old.url, signer.url));
+
+  // No pin changed on the node: the cross-signed certificate is trusted by the old CA's signature.
+  const renewed = await runCli(["renew", "--root", root, "--force"]);
+  assert.equal(renewed.code, 0, renewed.stderr);
+  const bundle = () => certsOf(readFileSync(caCrt, "utf8"));
+  assert.equal(bundle()[0], readFileSync(cross, "utf8").trim() + "\n");
+  assert.deepEqual(bundleCns(caCrt), ["kubernetes-2", "kubernetes"]);
+  for (const kind of ["kubelet-client", "kubelet-server"]) {
+    assert.equal(issuerOf(pemOf(root, kind)), "CN = kubernetes-2");
+    assert.ok(opensslVerifies(pemOf(root, kind), caCrt), `cross-signed: openssl verify ${kind}`);
+  }
+  // Pinning the new key with its self-signed certificate puts that one in the bundle instead.
+  const add = await runCli([
+    "trust",
+    "add",
+    "--root",
+    root,
+    "--ca",
+    "kubernetes",
+    "--ca-file",
+    next.cert,
+  ]);
+  assert.equal(add.code, 0, add.stderr);
+  assert.equal(bundle()[0], readFileSync(next.cert, "utf8").trim() + "\n");
+  assert.deepEqual(bundleCns(caCrt), ["kubernetes-2", "kubernetes"]);
+  const removed = await runCli([
+    ...["trust", "remove", "--root", root, "--ca", "kubernetes"],
+    ...["--ca-cert-hash", old.pin],
+  ]);
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.deepEqual(bundle(), [readFileSync(next.cert, "utf8").trim() + "\n"]);
+  for (const kind of ["kubelet-client", "kubelet-server"])
+    assert.ok(opensslVerifies(pemOf(root, kind), caCrt), `retired: openssl verify ${kind}`);
+});
