@@ -56,6 +56,10 @@ const certsOf = (pem: string): string[] =>
 const keyOf = (pem: string): string =>
   /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----\n/.exec(pem)![0];
 
+/** `node-join trust add --root <root> --ca <ca> --ca-file <file>`. */
+const trustAdd = (root: string, ca: string, file: string) =>
+  runCli(["trust", "add", "--root", root, "--ca", ca, "--ca-file", file]);
+
 /** Each CA certificate of a bundle file, by its CN, in order. */
 /** The issuer of a PEM's first certificate, as openssl prints it ("CN = kubernetes-2"). */
 const issuerOf = (pem: string): string =>
@@ -122,16 +126,7 @@ test("CA rotation on a worker with real CFSSL: trust both, switch the signer, re
   verifiesAll("joined");
 
   // Phase 1: trust both. The CA still signs with the old key and sends only its certificate.
-  const add = await runCli([
-    "trust",
-    "add",
-    "--root",
-    root,
-    "--ca",
-    "kubernetes",
-    "--ca-file",
-    next.cert,
-  ]);
+  const add = await trustAdd(root, "kubernetes", next.cert);
   assert.equal(add.code, 0, add.stderr);
   assert.equal(
     add.stdout.split("\n")[0],
@@ -248,9 +243,7 @@ test("CA rotation of the etcd CA on two control planes: a real etcd cluster work
   // Phase 1: trust both on every node.
   const next = newCaKey("etcd-ca-2");
   for (const n of nodes) {
-    const add = await runCli([
-      ...["trust", "add", "--root", n.root, "--ca", "etcd", "--ca-file", next.cert],
-    ]);
+    const add = await trustAdd(n.root, "etcd", next.cert);
     assert.equal(add.code, 0, add.stderr);
     assert.deepEqual(bundleCns(etcdCa(n.root)), ["etcd-ca", "etcd-ca-2"]);
   }
@@ -345,16 +338,7 @@ test("CFSSL serving the new key cross-signed by the old CA: the node trusts it b
     assert.ok(opensslVerifies(pemOf(root, kind), caCrt), `cross-signed: openssl verify ${kind}`);
   }
   // Pinning the new key with its self-signed certificate puts that one in the bundle instead.
-  const add = await runCli([
-    "trust",
-    "add",
-    "--root",
-    root,
-    "--ca",
-    "kubernetes",
-    "--ca-file",
-    next.cert,
-  ]);
+  const add = await trustAdd(root, "kubernetes", next.cert);
   assert.equal(add.code, 0, add.stderr);
   assert.equal(bundle()[0], readFileSync(next.cert, "utf8").trim() + "\n");
   assert.deepEqual(bundleCns(caCrt), ["kubernetes-2", "kubernetes"]);
