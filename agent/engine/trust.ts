@@ -128,7 +128,21 @@ function bundleRows(ca: CaName, l: Layout): TrustChangeResult["bundle"] {
   }));
 }
 
+/**
+ * A CA anchored by a step-ca root fingerprint checks every pin against that root (authenticateCa):
+ * a pin of another root would fail every later run, so none is added or removed there.
+ */
+function refuseFingerprinted(c: TrustChange): void {
+  const fp = c.settings.cas[c.ca].fingerprint;
+  if (fp === undefined) return;
+  const ca = CAS[c.ca];
+  throw new UsageError(
+    `CA ${ca.display} is anchored by the root fingerprint ${fp} (config key cas.${c.ca}.fingerprint), which every pin must match: the roots its step-ca serves join the bundle by themselves; to retire that root, set the fingerprint to the new root's`,
+  );
+}
+
 export async function trustAdd(c: TrustChange, rt: Runtime): Promise<TrustChangeResult> {
+  refuseFingerprinted(c);
   const { pins, certs } = trustInput(c.input);
   const have = c.settings.cas[c.ca].certHashes;
   const added = pins.filter((p) => !have.includes(p));
@@ -158,6 +172,7 @@ export async function trustAdd(c: TrustChange, rt: Runtime): Promise<TrustChange
 }
 
 export async function trustRemove(c: TrustChange, rt: Runtime): Promise<TrustChangeResult> {
+  refuseFingerprinted(c);
   const { pins } = trustInput(c.input);
   const settings = c.settings.cas[c.ca];
   const display = CAS[c.ca].display;

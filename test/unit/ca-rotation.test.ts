@@ -414,3 +414,18 @@ test("a new CA cross-signed by the pinned one, served by the CA, is trusted by t
   );
   assert.equal(caCrt(n.root), cross.pem + n.old.pem);
 });
+
+test("trust add on a CA anchored by a step-ca fingerprint is refused (exit 2): a pin of another root would fail every later run", async () => {
+  const n = await rotatingWorker();
+  const file = join(n.root, "etc/node-join/config.yaml");
+  const doc = YAML.parse(readFileSync(file, "utf8")) as { cas: { kubernetes: object } };
+  const fp = "cd".repeat(32);
+  doc.cas.kubernetes = { ...doc.cas.kubernetes, type: "step-ca", fingerprint: fp };
+  writeFileSync(file, YAML.stringify(doc));
+  const r = await n.run("trust add", "--ca", "kubernetes", "--ca-cert-hash", pinOf(n.next));
+  assert.equal(r.code, 2);
+  assert.equal(
+    r.stderr,
+    `node-join: error: CA kubernetes is anchored by the root fingerprint ${fp} (config key cas.kubernetes.fingerprint), which every pin must match: the roots its step-ca serves join the bundle by themselves; to retire that root, set the fingerprint to the new root's\n`,
+  );
+});
