@@ -429,3 +429,17 @@ test("trust add on a CA anchored by a step-ca fingerprint is refused (exit 2): a
     `node-join: error: CA kubernetes is anchored by the root fingerprint ${fp} (config key cas.kubernetes.fingerprint), which every pin must match: the roots its step-ca serves join the bundle by themselves; to retire that root, set the fingerprint to the new root's\n`,
   );
 });
+
+test("a changed CA bundle runs the post-renew hooks with NODE_JOIN_RENEWED naming the CA; an unchanged one runs none", async () => {
+  const n = await rotatingWorker();
+  const file = join(n.root, "etc/node-join/config.yaml");
+  const out = join(n.root, "renewed.txt");
+  const doc = YAML.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+  doc.hooks = { postRenew: [["sh", "-c", `echo "$NODE_JOIN_RENEWED" >> ${out}`]] };
+  writeFileSync(file, YAML.stringify(doc));
+  assert.equal((await n.run("renew")).code, 0);
+  assert.throws(() => readFileSync(out), /ENOENT/, "nothing changed: no hook");
+  const add = await n.run("trust add", "--ca", "kubernetes", "--ca-file", caFileOf(n));
+  assert.equal(add.code, 0, add.stderr);
+  assert.equal(readFileSync(out, "utf8"), "ca\n");
+});
