@@ -82,6 +82,11 @@ export interface BackendContext {
   ca: CaDescriptor;
   settings: CaSettings;
   unsafeSkipCaVerification: boolean;
+  /**
+   * The CA certificates the node holds that a pin names: a CA certificate the server sends that
+   * one of them signed is trusted too (a new CA cross-signed by the pinned one).
+   */
+  pinned?: CertInfo[];
   /** The CA's secrets, read and checked before the run's first request (readCaSecrets). */
   secrets: CaSecrets;
   env: NodeJS.ProcessEnv;

@@ -119,7 +119,15 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
       );
       const sent = parseCaPem(resultCertificate(env, `${from} info`), from, "info answer");
       // An impostor at any one server stops the run: the others are not asked to cover for it.
-      const anchors = authenticateCa(ctx.ca, sent, s, ctx.unsafeSkipCaVerification, from, ctx.log);
+      const anchors = authenticateCa(
+        ctx.ca,
+        sent,
+        s,
+        ctx.unsafeSkipCaVerification,
+        from,
+        ctx.log,
+        ctx.pinned,
+      );
       tls = serverTrust(s, anchors, ctx.unsafeSkipCaVerification);
       fetched = true;
       return anchors;

@@ -323,11 +323,11 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     return { from, sent: parseCaPem(answer.ca, from, "root answer") };
   };
 
-  const fetchRoots = async (): Promise<Fetched> => {
+  const fetchRoots = async (trust?: TlsTrust): Promise<Fetched> => {
     const { answer, what, from } = await call({
       method: "GET",
       path: "/roots",
-      tls: undefined,
+      tls: trust,
       what: "roots",
       unauthorized: "HTTP 401",
     });
@@ -590,10 +590,26 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     async fetchCaBundle(): Promise<CertInfo[]> {
       const { from, sent } = s.fingerprint ? await fetchRoot(s.fingerprint) : await fetchRoots();
       // An impostor at any one server stops the run: the others are not asked to cover for it.
-      const trusted = authenticateCa(ctx.ca, sent, s, ctx.unsafeSkipCaVerification, from, ctx.log);
+      const trusted = authenticateCa(
+        ctx.ca,
+        sent,
+        s,
+        ctx.unsafeSkipCaVerification,
+        from,
+        ctx.log,
+        ctx.pinned,
+      );
       tls = serverTrust(s, trusted, ctx.unsafeSkipCaVerification);
       anchors = trusted;
-      return trusted;
+      // `step ca roots`: every root the CA serves, over TLS that the authenticated root verifies,
+      // joins the bundle after the authenticated ones (a rotation's new root: README "CA
+      // rotation").
+      if (tls) {
+        const served = (await fetchRoots(tls)).sent;
+        anchors = [...trusted, ...served.filter((r) => !trusted.some((t) => t.der.equals(r.der)))];
+        tls = serverTrust(s, anchors, ctx.unsafeSkipCaVerification);
+      }
+      return anchors;
     },
     async prepare(reqs: PlannedRequest[]): Promise<void> {
       connectedTrust();

@@ -9,6 +9,7 @@ import {
   buildChain,
   certFingerprint,
   certPin,
+  issuedBy,
   parseCert,
   splitPemCertificates,
   type CertInfo,
@@ -76,6 +77,7 @@ export function authenticateCa(
   unsafe: boolean,
   description: string,
   warn: (line: string) => void,
+  pinned: CertInfo[] = [],
 ): CertInfo[] {
   if (settings.fingerprint) {
     const matching = fetched.filter((c) => certFingerprint(c) === settings.fingerprint);
@@ -101,7 +103,14 @@ export function authenticateCa(
     return anchors;
   }
   if (settings.certHashes.length > 0) {
-    const matching = fetched.filter((c) => settings.certHashes.includes(certPin(c)));
+    // A CA certificate that a pinned one signed (a new key cross-signed by the old CA, as a CFSSL
+    // serving `-ca cross-signed.pem` sends it) is trusted by that signature; it stays trusted
+    // after the old CA retires only if its own key is pinned too (README "CA rotation").
+    const crossSigned = (c: CertInfo): boolean =>
+      c.isCa && pinned.some((p) => !p.der.equals(c.der) && issuedBy(c, p));
+    const matching = fetched.filter(
+      (c) => settings.certHashes.includes(certPin(c)) || crossSigned(c),
+    );
     if (matching.length === 0) {
       const got = fetched.map(certPin).join(", ");
       throw new VerificationError(
@@ -132,4 +141,58 @@ export function trustConfigured(settings: CaSettings): boolean {
 export function tlsTrustFor(settings: CaSettings, anchors: CertInfo[]): string[] {
   if (settings.tlsCaFile) return loadPemFile(settings.tlsCaFile, "CA TLS bundle").map((c) => c.pem);
   return anchors.map((c) => c.pem);
+}
+
+/**
+ * Whether the operator's settings name this CA certificate as trusted: its key's pin is one of
+ * certHashes (kubeadm's SPKI pin, so a CA certificate re-issued or cross-signed for the same key
+ * matches too), its fingerprint is the step-ca fingerprint, or it is one of the CA file's.
+ */
+export function isPinned(settings: CaSettings, cert: CertInfo, caFileCerts: CertInfo[]): boolean {
+  return (
+    settings.certHashes.includes(certPin(cert)) ||
+    (settings.fingerprint !== undefined && certFingerprint(cert) === settings.fingerprint) ||
+    caFileCerts.some((c) => c.der.equals(cert.der))
+  );
+}
+
+/**
+ * For a cross-signed CA certificate (sent by the server, or in the installed bundle), the node's
+ * pinned self-signed certificate of the same subject and key, if it holds one: what a bundle
+ * should hold, since OpenSSL (unlike Go) wants a self-signed anchor and may pick the cross-signed
+ * one by subject and then miss its issuer once the old CA is gone. Otherwise the certificate.
+ */
+function selfSignedTwin(c: CertInfo, pinned: CertInfo[]): CertInfo {
+  if (c.node.subject === c.node.issuer) return c;
+  return (
+    pinned.find(
+      (k) =>
+        k.node.subject === c.node.subject &&
+        k.node.issuer === k.node.subject &&
+        k.spki.equals(c.spki),
+    ) ?? c
+  );
+}
+
+/**
+ * A CA's trusted bundle, what ca.crt (and the kubeconfigs' certificate-authority-data) hold during
+ * a rotation's overlap (after Talos' "accepted CAs", siderolabs/talos#8440): the certificates the
+ * CA server sent and authenticateCa() accepted, first (the current signer, as the server names
+ * it; a cross-signed one replaced by its self-signed twin wherever the node holds it pinned), then
+ * every other certificate the node already holds (the installed bundle) that a pin still names,
+ * each once. A certificate in the installed file that no pin names is dropped: removing its
+ * pin retires a CA, and a file someone else edited adds no trust. Without any anchor configured
+ * (join's trust on first use) the bundle is what the server sent.
+ */
+export function trustedBundle(
+  settings: CaSettings,
+  fetched: CertInfo[],
+  known: CertInfo[],
+): CertInfo[] {
+  const caFileCerts = settings.caFile ? loadPemFile(settings.caFile, "CA file") : [];
+  const pinnedKnown = known.filter((k) => isPinned(settings, k, caFileCerts));
+  const out: CertInfo[] = [];
+  for (const c of [...fetched, ...pinnedKnown].map((f) => selfSignedTwin(f, pinnedKnown)))
+    if (!out.some((o) => o.der.equals(c.der))) out.push(c);
+  return out;
 }

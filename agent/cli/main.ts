@@ -26,6 +26,7 @@ import { registerRenew } from "./renew.js";
 import { registerRestartStaticPods } from "./restart-static-pods.js";
 import { registerStatus } from "./status.js";
 import { registerTimer } from "./timer.js";
+import { registerTrust } from "./trust.js";
 import { registerVersion } from "./version.js";
 
 export { EXIT_CODES_HELP };
@@ -65,6 +66,7 @@ export function buildProgram(
     registerJoin,
     registerRenew,
     registerTimer,
+    registerTrust,
     registerRestartStaticPods,
     registerStatus,
     registerDiscover,

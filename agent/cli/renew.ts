@@ -58,7 +58,8 @@ export interface RenewResult {
 }
 
 /**
- * Renew's policy: the deadline rule decides, only the CAs of what is due are asked, hooks after.
+ * Renew's policy: the deadline rule decides, every CA refreshes its bundle (only the CAs of what is
+ * due must answer), hooks after.
  */
 export function renewPolicy(o: RenewOptions, l: Layout): RunPolicy {
   const s = o.settings;
@@ -76,6 +77,7 @@ export function renewPolicy(o: RenewOptions, l: Layout): RunPolicy {
     dryRun: o.dryRun,
     inventory: "sysfs",
     contactAllCas: false,
+    refreshCas: "server",
     deadlineRule: true,
     renewWithInstalled: true,
     recordRenewal: true,

@@ -430,6 +430,19 @@ export const OPTIONS = [
     description: "keep the private key on renewal (default: a fresh key every time)",
   }),
   opt({
+    key: "renew.onSignerChange",
+    type: "string",
+    choices: ["deadline", "early"],
+    description:
+      "when a certificate signed by a CA's retiring signer is renewed: as any other (the default), or spread over renew.signerChangeWindow from the switch",
+  }),
+  opt({
+    key: "renew.signerChangeWindow",
+    type: "duration",
+    description:
+      "the renewals of renew.onSignerChange spread over this long after the node first sees the new signer (default 7d)",
+  }),
+  opt({
     key: "hooks.postRenew",
     type: "argvs",
     description: "commands (argv arrays, no shell) run after a renewal; [] switches them off",

@@ -42,7 +42,14 @@ export interface Settings {
   proxy: ProxySettings;
   controlPlane?: ControlPlaneConfig;
   /** beforeFrom: the setting that gave beforeMs, as messages name it (config/load.ts). */
-  renew: { beforeMs?: number; beforeFrom?: string; reuseKey: boolean };
+  renew: {
+    beforeMs?: number;
+    beforeFrom?: string;
+    reuseKey: boolean;
+    /** A certificate still signed by a CA's retiring signer: renewed at its deadline, or early. */
+    onSignerChange: "deadline" | "early";
+    signerChangeWindowMs: number;
+  };
   hooks: { postRenew?: string[][] };
   timer: { enabled: boolean };
   metrics: { textfile: string };
@@ -63,6 +70,8 @@ export const DEFAULTS = {
   "controlPlane.serviceAccountKeyFile": "/etc/node-join/sa.key",
   "controlPlane.serviceAccountPublicKeyFile": "/etc/node-join/sa.pub",
   "renew.reuseKey": false,
+  "renew.onSignerChange": "deadline",
+  "renew.signerChangeWindow": "7d",
   "timer.enabled": true,
   "metrics.textfile": "/var/lib/node_exporter/textfile_collector/node_join.prom",
 } as const satisfies { [K in OptionKey]?: ValueOf<K> };
@@ -141,7 +150,11 @@ export function toSettings(values: RawValues, root: string): Settings {
       CaSettings
     >,
     proxy: { noProxy: get("proxy.noProxy") ?? [] },
-    renew: { reuseKey: or("renew.reuseKey") },
+    renew: {
+      reuseKey: or("renew.reuseKey"),
+      onSignerChange: or("renew.onSignerChange") as "deadline" | "early",
+      signerChangeWindowMs: parseDuration(or("renew.signerChangeWindow"))!,
+    },
     hooks: {},
     timer: { enabled: or("timer.enabled") },
     metrics: { textfile: or("metrics.textfile") },

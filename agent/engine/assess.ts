@@ -5,11 +5,11 @@
 import { isoDate } from "../common/time.js";
 import type { CaName } from "../pki/cas.js";
 import { templateFor, type CertKind, type CertTemplate, type TableContext } from "../pki/certs.js";
-import { dueness, type DeadlinePolicy } from "../pki/deadline.js";
+import { dueness, type DeadlinePolicy, type SignerChange } from "../pki/deadline.js";
 import { keyMatches, type KindReading } from "../pki/installed.js";
 import { keyAlgorithmChange, type KeyAlgorithm } from "../pki/keys.js";
 import { mismatch, type RequestedSans } from "../pki/verify.js";
-import type { CertInfo } from "../pki/x509.js";
+import { buildChain, type CertInfo } from "../pki/x509.js";
 
 export interface AssessPolicy {
   /** Re-issue every kind that nothing else makes due. */
@@ -22,6 +22,11 @@ export interface AssessPolicy {
   requestedSans?: (ca: CaName, template: CertTemplate) => RequestedSans[];
   /** The configured key algorithm: an installed key of another one is replaced. */
   keyAlgorithm?: KeyAlgorithm;
+  /**
+   * renew.onSignerChange early: the CA's current signer and when it was first seen; a certificate
+   * that does not chain to it gets the early deadline (pki/deadline.ts signerChangeDeadline).
+   */
+  signerChange?: (ca: CaName) => { signer: CertInfo; change: SignerChange } | undefined;
   now: Date;
 }
 
@@ -57,7 +62,9 @@ export function assessKind(
   const algorithm = p.keyAlgorithm && keyAlgorithmChange(inst.keyPem, p.keyAlgorithm);
   if (algorithm) return { ...base, reason: `key algorithm changed (${algorithm})` };
   if (p.deadline) {
-    const d = dueness(leaf, p.deadline, p.now);
+    const sc = p.signerChange?.(ca);
+    const retiring = sc && !buildChain(leaf, intermediates, [sc.signer]);
+    const d = dueness(leaf, p.deadline, p.now, retiring ? sc.change : undefined);
     if (d.due) return { ...base, reason: d.reason, expired: d.expired };
     return p.force ? { ...base, reason: "forced" } : { ...base, deadline: d.deadline };
   }

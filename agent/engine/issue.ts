@@ -3,6 +3,9 @@
 import type { CaBackend } from "../ca/backend.js";
 import { readCaInputs } from "../ca/index.js";
 import { readProxyConfig, type CaSecrets } from "../ca/secrets.js";
+import { trustedBundle } from "../ca/trust.js";
+import { ATTEMPT_TIMEOUT_MS } from "../ca/common.js";
+import { CaUnreachableError } from "../common/errors.js";
 import type { Settings } from "../config/settings.js";
 import { CAS, type CaName } from "../pki/cas.js";
 import { buildCsr } from "../pki/csr.js";
@@ -27,24 +30,38 @@ export interface ConnectedCa {
 
 export type Connected = Map<CaName, ConnectedCa>;
 
+export interface ConnectOptions {
+  deadline: number;
+  renewal: boolean;
+  /** By CA: the URL that answered last time (the state file), asked first. */
+  preferred?: Readonly<Record<string, string>>;
+  /** The CA certificates the node already holds (its installed bundle), kept while pinned. */
+  known?: (ca: CaName) => CertInfo[] | undefined;
+  /**
+   * CAs contacted only to refresh their bundle (nothing of theirs is due): no secret is read for
+   * them, and an unreachable one is a warning, left out of the result, never a failed run.
+   */
+  refreshOnly?: ReadonlySet<CaName>;
+}
+
 /**
  * Reaches every CA in turn and authenticates its certificate; nothing is sent to a CA that fails
- * its pin. The secrets of all of them are read and checked first: a missing, exposed or malformed
- * one stops the run before any request.
+ * its pin. Each CA's anchors are its trusted bundle (trustedBundle): what it sent, then the
+ * installed certificates a pin still names. The secrets of all of them are read and checked
+ * first: a missing, exposed or malformed one stops the run before any request.
  */
 export async function connectCas(
   s: Settings,
   cas: CaName[],
   rt: Runtime,
-  o: {
-    deadline: number;
-    renewal: boolean;
-    /** By CA: the URL that answered last time (the state file), asked first. */
-    preferred?: Readonly<Record<string, string>>;
-  },
+  o: ConnectOptions,
 ): Promise<Connected> {
+  const refreshOnly = (ca: CaName): boolean => o.refreshOnly?.has(ca) ?? false;
   const secrets = new Map<CaName, CaSecrets>(
-    cas.map((ca) => [ca, readCaInputs(CAS[ca], s.cas[ca], rt.env, { renewal: o.renewal })]),
+    cas.map((ca) => [
+      ca,
+      refreshOnly(ca) ? {} : readCaInputs(CAS[ca], s.cas[ca], rt.env, { renewal: o.renewal }),
+    ]),
   );
   const proxy = readProxyConfig(s.proxy, rt.env);
   const out: Connected = new Map();
@@ -55,14 +72,28 @@ export async function connectCas(
       settings: s.cas[ca],
       ...(preferredUrl !== undefined ? { preferredUrl } : {}),
       unsafeSkipCaVerification: s.unsafeSkipCaVerification,
+      pinned: trustedBundle(s.cas[ca], [], o.known?.(ca) ?? []),
       secrets: secrets.get(ca)!,
       env: rt.env,
       ...(proxy ? { proxy } : {}),
       clock: rt.clock,
-      deadline: o.deadline,
+      // A refresh alone (nothing of this CA due) is not worth --timeout of waiting on every timer
+      // run: one attempt's ceiling, then the warning below.
+      deadline: refreshOnly(ca)
+        ? Math.min(o.deadline, rt.clock.now() + ATTEMPT_TIMEOUT_MS)
+        : o.deadline,
       log: rt.log,
     });
-    const anchors = await backend.fetchCaBundle();
+    let fetched: CertInfo[];
+    try {
+      fetched = await backend.fetchCaBundle();
+    } catch (err) {
+      if (!(refreshOnly(ca) && err instanceof CaUnreachableError)) throw err;
+      // Nothing of this CA is due: its installed bundle serves until the next run reaches it.
+      rt.log(`WARNING: ${err.message}; kept the installed CA bundle (nothing of it is due)`);
+      continue;
+    }
+    const anchors = trustedBundle(s.cas[ca], fetched, o.known?.(ca) ?? []);
     out.set(ca, { backend, anchors });
   }
   return out;

@@ -2,7 +2,9 @@
 // certificate list): resolve the node, read what is installed, assess every kind, reach the CAs,
 // issue and verify, lay out the files and commit them as one transaction, then the follow-up
 // steps. Join and renew differ only in the RunPolicy they pass.
+import { join } from "node:path";
 import type { Settings } from "../config/settings.js";
+import type { Layout } from "../store/layout.js";
 import { runHooks, type HookRun } from "../ops/hooks.js";
 import type { Discovered } from "../ops/discover.js";
 import { timerInstall, type TimerInstallResult } from "../ops/timer.js";
@@ -13,7 +15,18 @@ import { readCaFile, readRole } from "../pki/installed.js";
 import type { CertInfo } from "../pki/x509.js";
 import { removeIfExists } from "../store/fsio.js";
 import type { Credentials } from "../store/cert-store.js";
-import { readState, stateFile, withCaUrls, withIssued, type IssuedRecord } from "../store/state.js";
+import {
+  readState,
+  stateFile,
+  withCaUrls,
+  withIssued,
+  type IssuedRecord,
+  type SignerRecord,
+  type State,
+} from "../store/state.js";
+import { buildChain, certPin } from "../pki/x509.js";
+import type { SignerChange } from "../pki/deadline.js";
+import type { KindReading } from "../pki/installed.js";
 import { commit, planCommit, type FileChange, type PlannedFile } from "../store/transaction.js";
 import { assess, due, nextDeadline, type Assessment } from "./assess.js";
 import { caFiles, kindFiles } from "./files.js";
@@ -28,6 +41,7 @@ import {
   type Issued,
 } from "./issue.js";
 import { requestedSansFor } from "../ca/index.js";
+import { trustedBundle } from "../ca/trust.js";
 import { locked } from "./locked.js";
 import type { Runtime } from "./runtime.js";
 
@@ -47,6 +61,20 @@ export interface RunPolicy {
    * are contacted, and installed chains are checked against the installed CA files (renew).
    */
   contactAllCas: boolean;
+  /**
+   * Also when nothing is due, refresh every CA's trusted bundle of the role (a CA's new certificate
+   * during a rotation, a retired one dropped), written only when it changed: "server" reaches every
+   * CA (a CA of which nothing is due and that is unreachable is a warning; renew), "local"
+   * recomputes the bundles from the installed files against the pins (trust --no-refresh).
+   */
+  refreshCas?: "server" | "local";
+  /**
+   * Never issue: only the CA bundles and the command's own files are written (trust add and
+   * remove without --renew). Default true.
+   */
+  issue?: boolean;
+  /** CA certificates the command adds to those the node holds (trust add --ca-file). */
+  extraCas?: ReadonlyMap<CaName, CertInfo[]>;
   /**
    * The deadline rule (the kubelet's, or renew.before) makes a valid certificate due; without it
    * only expiry does.
@@ -110,25 +138,53 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     const installedCas = new Map<CaName, CertInfo[] | undefined>(
       CA_NAMES.map((ca) => [ca, readCaFile(CAS[ca], l)]),
     );
-    const connect = (cas: CaName[]): Promise<Connected> =>
+    const known = (ca: CaName): CertInfo[] => [
+      ...(installedCas.get(ca) ?? []),
+      ...(policy.extraCas?.get(ca) ?? []),
+    ];
+    const connect = (cas: CaName[], refreshOnly?: ReadonlySet<CaName>): Promise<Connected> =>
       connectCas(trusting, cas, rt, {
         deadline: rt.clock.now() + s.timeoutMs,
         renewal: policy.renewWithInstalled,
         // Each CA's server that answered last time is asked first (ca/common.ts CaServers).
         preferred: readState(l).caUrls ?? {},
+        known,
+        ...(refreshOnly ? { refreshOnly } : {}),
       });
     let connected = policy.contactAllCas
       ? await connect(casFor(s.role).map((c) => c.name))
       : undefined;
-    const assessments = assess(readings, ctx, {
-      force: policy.force,
-      ...(policy.deadlineRule ? { deadline: deadlinePolicy(id.nodeName, s.renew) } : {}),
-      anchors: (ca) => (policy.contactAllCas ? connected?.get(ca)?.anchors : installedCas.get(ca)),
-      requestedSans: (ca, t) => requestedSansFor(s.cas[ca].type, t),
-      keyAlgorithm: s.keyAlgorithm,
-      now: now(),
-    });
-    const toIssue = due(assessments);
+    let signers = new Map<CaName, SignerSeen>();
+    const assessWith = (anchors: (ca: CaName) => CertInfo[] | undefined): Assessment[] =>
+      assess(readings, ctx, {
+        signerChange: (ca) => signers.get(ca),
+        force: policy.force,
+        ...(policy.deadlineRule ? { deadline: deadlinePolicy(id.nodeName, s.renew) } : {}),
+        anchors,
+        requestedSans: (ca, t) => requestedSansFor(s.cas[ca].type, t),
+        keyAlgorithm: s.keyAlgorithm,
+        now: now(),
+      });
+    let assessments = assessWith((ca) =>
+      policy.contactAllCas ? connected?.get(ca)?.anchors : installedCas.get(ca),
+    );
+    if (!connected && policy.refreshCas === "server") {
+      // The CAs of what is due are reached as for issuing (secrets read, a failure fails the
+      // run); the others only for their bundle.
+      const dueCas = casOf(due(assessments).map((a) => a.kind));
+      const all = casFor(s.role).map((c) => c.name);
+      const bundles = await connect(all, new Set(all.filter((ca) => !dueCas.includes(ca))));
+      // Against the refreshed bundles: a leaf that chains only to a CA whose pin was removed is
+      // due now, and is renewed by the current signer while the bundle drops its CA; one signed
+      // by a retiring signer may be due early (renew.onSignerChange).
+      signers = signerChanges(s, bundles, readings, readState(l), now());
+      assessments = assessWith((ca) => bundles.get(ca)?.anchors ?? installedCas.get(ca));
+      const late = casOf(due(assessments).map((a) => a.kind)).filter((c) => !dueCas.includes(c));
+      if (late.length > 0 && policy.issue !== false)
+        for (const [ca, c] of await connect(late)) bundles.set(ca, c);
+      connected = bundles;
+    }
+    const toIssue = policy.issue === false ? [] : due(assessments);
     const base: RunOutcome = {
       dryRun: policy.dryRun,
       nodeName: id.nodeName,
@@ -140,12 +196,13 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     };
     const next = nextDeadline(assessments);
     if (next) base.nextDeadline = next;
-    if (toIssue.length === 0 && !policy.contactAllCas) return base;
+    if (toIssue.length === 0 && !connected && !policy.refreshCas) return base;
 
-    connected ??= await connect(casOf(toIssue.map((a) => a.kind)));
-    const conn = connected;
+    connected ??= toIssue.length ? await connect(casOf(toIssue.map((a) => a.kind))) : new Map();
+    const bundles = bundlesOf(s, connected, policy.refreshCas !== undefined, known);
+    const answered = answeredUrls(connected);
     const changes = (fresh: NewCredentials): FileChange[] =>
-      filesOf(s, ctx, assessments, fresh, conn, installedCas, id, policy, rt);
+      filesOf(s, ctx, assessments, fresh, bundles, installedCas, id, policy, rt, signers, answered);
     if (policy.dryRun) {
       if (!policy.renewWithInstalled) await prepareAll(toIssue, connected);
       const files = planCommit(changes(standIns(toIssue, now())));
@@ -174,9 +231,12 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       ...(committed.backup ? { backup: committed.backup } : {}),
     };
     // Still under the lock: a second run must not restart what this one is restarting.
-    if (policy.hooks && issued.size > 0) {
+    // A changed CA bundle counts like a renewed certificate: the kubelet reads its kubeconfig's
+    // certificate-authority-data only when it starts.
+    const renewed = [...issued.keys(), ...changedCas(s, committed.changed, l)];
+    if (policy.hooks && renewed.length > 0) {
       if (policy.hooks.note) rt.log(policy.hooks.note);
-      outcome.hooks = runHooks(policy.hooks.commands, [...issued.keys()], rt.env, l.root, rt.log);
+      outcome.hooks = runHooks(policy.hooks.commands, renewed, rt.env, l.root, rt.log);
     }
     if (policy.installTimer) {
       // The unit may write the metrics textfile's directory, so it is rendered with the setting.
@@ -185,6 +245,100 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     }
     return outcome;
   });
+}
+
+/** A CA's current signer, first seen by this node at change.seenAt (renew.onSignerChange). */
+interface SignerSeen {
+  signer: CertInfo;
+  change: SignerChange;
+  record: SignerRecord;
+}
+
+/**
+ * renew.onSignerChange early: per CA whose bundle holds more than its current signer (the server's
+ * first certificate) during a rotation's overlap, and that signed none of a certificate on the
+ * node, the signer and when this node first saw it (the state file's record, else now).
+ */
+function signerChanges(
+  s: Settings,
+  connected: Connected,
+  readings: KindReading[],
+  state: State,
+  now: Date,
+): Map<CaName, SignerSeen> {
+  const out = new Map<CaName, SignerSeen>();
+  if (s.renew.onSignerChange !== "early") return out;
+  for (const [ca, c] of connected) {
+    const signer = c.anchors[0];
+    if (!signer || c.anchors.length < 2) continue;
+    const retiring = readings.some((r) => {
+      if (r.kind.ca !== ca || !r.installed) return false;
+      const [leaf, ...rest] = r.installed.chain as [CertInfo, ...CertInfo[]];
+      return !buildChain(leaf, rest, [signer]);
+    });
+    if (!retiring) continue;
+    const pin = certPin(signer);
+    const known = state.signers?.[ca];
+    const at = known?.pin === pin ? new Date(known.seenAt) : now;
+    const seenAt = Number.isNaN(at.getTime()) ? now : at;
+    out.set(ca, {
+      signer,
+      change: { seenAt, windowMs: s.renew.signerChangeWindowMs, signer: signer.commonName },
+      record: { pin, seenAt: seenAt.toISOString() },
+    });
+  }
+  return out;
+}
+
+/** The state file, when this run issued something or first saw a CA's new signer. */
+function stateChange(
+  records: IssuedRecord[],
+  signers: ReadonlyMap<CaName, SignerSeen>,
+  answered: ReadonlyMap<CaName, string>,
+  now: Date,
+  recordRenewal: boolean,
+  l: Layout,
+): FileChange[] {
+  const state = readState(l);
+  const seen = [...signers].filter(([ca, x]) => state.signers?.[ca]?.pin !== x.record.pin);
+  // The server that answered is remembered (ca/common.ts CaServers) when it is another than last
+  // time: every renew reaches the CAs to refresh their bundles.
+  const moved = [...answered].some(([ca, url]) => state.caUrls?.[ca] !== url);
+  if (records.length === 0 && seen.length === 0 && !moved) return [];
+  const next = withCaUrls(withIssued(state, records, now, recordRenewal), answered);
+  if (seen.length)
+    next.signers = {
+      ...next.signers,
+      ...Object.fromEntries(seen.map(([ca, x]) => [ca, x.record])),
+    };
+  return [stateFile(next, l)];
+}
+
+/**
+ * The bundle of every CA this run reached; when refreshing, a CA not reached (unreachable, or no
+ * network: trust --no-refresh) gets the certificates the node holds that a pin still names, never
+ * an empty bundle.
+ */
+function bundlesOf(
+  s: Settings,
+  connected: Connected,
+  refresh: boolean,
+  known: (ca: CaName) => CertInfo[],
+): Map<CaName, CertInfo[]> {
+  const out = new Map<CaName, CertInfo[]>();
+  for (const { name } of casFor(s.role)) {
+    const reached = connected.get(name)?.anchors;
+    const b = reached ?? (refresh ? trustedBundle(s.cas[name], [], known(name)) : undefined);
+    if (b && b.length > 0) out.set(name, b);
+  }
+  return out;
+}
+
+/** The CA certificate files among `changed`, by kubeadm's name of each ("ca", "etcd-ca"). */
+function changedCas(s: Settings, changed: string[], l: Layout): string[] {
+  return casFor(s.role)
+    .filter((ca) => changed.includes(join(l.pkiDir, ca.file)))
+    .map((ca) => ca.kind);
 }
 
 /** What this run issued (or a dry run would): the credentials per kind, and the state records. */
@@ -217,14 +371,16 @@ function filesOf(
   ctx: TableContext,
   assessments: Assessment[],
   issued: NewCredentials,
-  connected: Connected,
+  bundles: ReadonlyMap<CaName, CertInfo[]>,
   installedCas: Map<CaName, CertInfo[] | undefined>,
   id: Discovered,
   policy: RunPolicy,
   rt: Runtime,
+  signers: ReadonlyMap<CaName, SignerSeen>,
+  answered: ReadonlyMap<CaName, string>,
 ): FileChange[] {
   const now = new Date(rt.clock.now());
-  const fetched = new Map([...connected].map(([ca, c]) => [ca, c.anchors] as const));
+  const fetched = new Map(bundles);
   const caPem = new Map<CaName, string>();
   for (const ca of CA_NAMES) {
     const anchors = fetched.get(ca) ?? installedCas.get(ca);
@@ -237,16 +393,6 @@ function filesOf(
     ...caFiles(s.role, fetched, rt.layout),
     ...kindFiles(assessments, issued.credentials, caPem, ctx, rt.layout, now),
     ...(policy.extraFiles?.(id, fetched) ?? []),
-    ...(records.length
-      ? [
-          stateFile(
-            withCaUrls(
-              withIssued(readState(rt.layout), records, now, policy.recordRenewal),
-              answeredUrls(connected),
-            ),
-            rt.layout,
-          ),
-        ]
-      : []),
+    ...stateChange(records, signers, answered, now, policy.recordRenewal, rt.layout),
   ];
 }

@@ -7,11 +7,38 @@ import { isoDate, shortHumanDuration } from "../common/time.js";
 export const JITTER_LOW = 0.7;
 export const JITTER_HIGH = 0.9;
 
+/** A number in [0, 1) that depends only on its inputs: 53 bits of their SHA-256. */
+function uniform(...parts: string[]): number {
+  const digest = createHash("sha256").update(parts.join("\0")).digest();
+  return Number(digest.readBigUInt64BE(0) >> 11n) / 2 ** 53;
+}
+
 /** A fraction in [0.7, 0.9) that depends only on the serial and the node name. */
 export function jitterFraction(serial: string, nodeName: string): number {
-  const digest = createHash("sha256").update(`${serial.toLowerCase()}\0${nodeName}`).digest();
-  const u = Number(digest.readBigUInt64BE(0) >> 11n) / 2 ** 53; // 53 random bits: uniform in [0, 1)
-  return JITTER_LOW + (JITTER_HIGH - JITTER_LOW) * u;
+  return JITTER_LOW + (JITTER_HIGH - JITTER_LOW) * uniform(serial.toLowerCase(), nodeName);
+}
+
+/**
+ * A CA switched to a new signer while this certificate is still signed by the retiring one
+ * (renew.onSignerChange: early): the node first saw the new signer at `seenAt`.
+ */
+export interface SignerChange {
+  seenAt: Date;
+  /** renew.signerChangeWindow: the early renewals spread over this long after seenAt. */
+  windowMs: number;
+  /** The new signer's CN, for the reason. */
+  signer: string;
+}
+
+/**
+ * The early deadline of a certificate signed by a retiring CA: seenAt + window x U[0, 1), the
+ * fraction derived from the serial and the node name like the kubelet rule's (a different draw),
+ * so a fleet that sees the switch at once spreads its renewals over the window instead of asking
+ * the new signer all at the same time.
+ */
+export function signerChangeDeadline(cert: CertTimes, nodeName: string, c: SignerChange): Date {
+  const u = uniform(cert.serial.toLowerCase(), nodeName, "signer-change");
+  return new Date(c.seenAt.getTime() + c.windowMs * u);
 }
 
 export interface CertTimes {
@@ -52,11 +79,25 @@ export type Due =
   { due: false; deadline: Date } | { due: true; deadline: Date; reason: string; expired: boolean };
 
 /** Whether a valid, template-matching certificate is due now. */
-export function dueness(cert: CertTimes, policy: DeadlinePolicy, now: Date): Due {
-  const deadline = renewalDeadline(cert, policy);
+export function dueness(
+  cert: CertTimes,
+  policy: DeadlinePolicy,
+  now: Date,
+  change?: SignerChange,
+): Due {
+  const normal = renewalDeadline(cert, policy);
+  const early = change && signerChangeDeadline(cert, policy.nodeName, change);
+  const deadline = early && early < normal ? early : normal;
   const expired = cert.notAfter.getTime() <= now.getTime();
   if (expired)
     return { due: true, deadline, expired, reason: `expired at ${isoDate(cert.notAfter)}` };
+  if (early && deadline === early && now.getTime() >= early.getTime())
+    return {
+      due: true,
+      deadline,
+      expired,
+      reason: `signed by a retiring CA: the CA signs with "${change.signer}" since ${isoDate(change.seenAt)} (renew.onSignerChange: early, due at ${isoDate(early)})`,
+    };
   if (now.getTime() >= deadline.getTime())
     return { due: true, deadline, expired, reason: whyDue(cert, policy, deadline) };
   return { due: false, deadline };

@@ -19,6 +19,16 @@ export interface State {
    * still one of the CA's URLs.
    */
   caUrls?: Record<string, string>;
+  /**
+   * Per CA (cas.<ca>), the signer it was first seen signing with and when: renew.onSignerChange
+   * early spreads the renewals of what the previous signer signed from that moment.
+   */
+  signers?: Record<string, SignerRecord>;
+}
+
+export interface SignerRecord {
+  pin: string;
+  seenAt: string;
 }
 
 /** One certificate this run issued, as the state file records it. */

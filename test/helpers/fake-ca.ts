@@ -24,12 +24,15 @@ export class FakeCa implements CaBackend {
   fetches = 0;
   /** Set to make the CA fail: "down" (unreachable) or "refuse" every request of these kinds. */
   failure?: { mode: "down" | "refuse"; kinds?: string[] };
+  /** More CA certificates served after the signer's (a rotation's next or previous CA). */
+  alsoServed: TestCa[] = [];
   /** Set to offer a renewal path authenticated by the current certificate, like step-ca. */
   renew?: (req: RenewRequest) => Promise<string>;
 
   private constructor(
     readonly name: string,
-    readonly ca: TestCa,
+    /** The signer: a test replaces it to switch the CA to a new key (a rotation's phase 2). */
+    public ca: TestCa,
     private readonly clock: Clock,
     readonly lifetimeMs: number,
   ) {
@@ -65,7 +68,7 @@ export class FakeCa implements CaBackend {
     this.fetches++;
     if (this.failure?.mode === "down")
       throw new CaUnreachableError(`${this.description} unreachable: connection refused`);
-    return [this.anchor];
+    return [this.anchor, ...this.alsoServed.map((c) => parseCert(c.pem))];
   }
 
   async sign(req: SignRequest): Promise<string> {

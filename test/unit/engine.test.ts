@@ -461,14 +461,14 @@ test("renew against step-ca does not miss a password file removed after the join
   assert.deepEqual([...n.cas.kubernetes.renewed].sort(), ["kubelet-client", "kubelet-server"]);
 });
 
-test("renew reads the auth key before contacting the CA of what is due; nothing due reads nothing", async () => {
+test("renew reads the auth key before contacting the CA of what is due; nothing due reads no secret", async () => {
   const n = await node();
   await n.join();
   const keyFile = join(n.root, "etc/node-join/missing.key");
   n.flags.caAuthKeyFile = keyFile;
-  const fetches = n.cas.kubernetes.fetches;
   const r = await n.renew();
-  assert.deepEqual(r.renewed, [], "nothing due: no CA and no secret needed");
+  assert.deepEqual(r.renewed, [], "nothing due: only the CA bundle refreshed, no secret needed");
+  const fetches = n.cas.kubernetes.fetches;
   await assert.rejects(
     n.renew({ force: true }),
     (e: unknown) =>
@@ -604,12 +604,14 @@ test("join: a control plane gets every kubeadm certificate from its three CAs an
   assert.deepEqual(renew.renewed, []);
 });
 
-test("renew: nothing due asks no CA and names the next deadline from the kubelet's rule", async () => {
+test("renew: nothing due refreshes the CA bundle only (no CSR, no file) and names the next deadline from the kubelet's rule", async () => {
   const n = await node();
   await n.join();
   const r = await n.renew();
   assert.deepEqual(r.renewed, []);
-  assert.equal(n.cas.kubernetes.fetches, 1, "only join asked the CA");
+  assert.equal(n.cas.kubernetes.fetches, 2, "join, then renew's bundle refresh");
+  assert.equal(n.cas.kubernetes.signed.length, 2, "only the join's CSRs");
+  assert.deepEqual(r.changedFiles, [], "an unchanged bundle is not written");
   const leaves = ["kubelet-client", "kubelet-server"].map((p) => leafOf(n.root, p));
   const expected = Math.min(...leaves.map((l) => renewalDeadline(l, { nodeName: "w1" }).getTime()));
   const first = leaves.findIndex(

@@ -5,7 +5,7 @@
 // with what a fixed deadline (no per-certificate fraction) would do.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { jitterFraction } from "../../agent/pki/deadline.js";
+import { jitterFraction, signerChangeDeadline } from "../../agent/pki/deadline.js";
 import { mulberry32 } from "../helpers/prng.js";
 
 const HOUR = 3_600_000;
@@ -79,4 +79,54 @@ test("the deadline rule spreads a fleet's renewals over the 70-90% window instea
     `a fixed deadline spikes: ${fixed.peak}/min vs ${rule.peak}/min`,
   );
   assert.ok(fixed.spanDays < 1);
+});
+
+/**
+ * A CA switches to a new signer at `switchAt`: each of N certificates (issued over the past year,
+ * all still signed by the retiring signer) sits on a node whose timer first sees the new signer at
+ * its next firing; `deadline` gives when it is renewed from then.
+ */
+function simulateSwitch(deadline: (serial: string, seenAt: number) => number) {
+  const fleet = mulberry32(SEED + 2);
+  const timer = mulberry32(SEED + 3);
+  const switchAt = Date.UTC(2027, 5, 1, 3, 0);
+  const perMinute = new Map<number, number>();
+  const renewals: number[] = [];
+  for (let i = 0; i < N; i++) {
+    const serial = fleet.hex(20);
+    const seenAt = nextFiring(switchAt, timer.random);
+    const at = Math.max(seenAt, nextFiring(deadline(serial, seenAt), timer.random));
+    renewals.push(at);
+    const minute = Math.floor(at / 60_000);
+    perMinute.set(minute, (perMinute.get(minute) ?? 0) + 1);
+  }
+  const first = Math.min(...renewals);
+  const last = Math.max(...renewals);
+  return {
+    peak: Math.max(...perMinute.values()),
+    spanDays: (last - first) / DAY,
+    firstAfterSwitchHours: (first - switchAt) / HOUR,
+  };
+}
+
+test("a CA switch spreads the early renewals of renew.onSignerChange over the window instead of sending the whole fleet at once", () => {
+  const windowMs = 7 * DAY;
+  const early = simulateSwitch((serial, seenAt) =>
+    signerChangeDeadline({ serial, notBefore: new Date(0), notAfter: new Date(0) }, "node", {
+      seenAt: new Date(seenAt),
+      windowMs,
+      signer: "new",
+    }).getTime(),
+  );
+  // Without the spread: every node renews at the first run that sees the new signer.
+  const atOnce = simulateSwitch((_serial, seenAt) => seenAt);
+  console.error(
+    `# CA switch, fleet of ${N}: early renewals over ${early.spanDays.toFixed(1)} days, peak ${early.peak}/min; ` +
+      `all at the first run: within ${atOnce.spanDays.toFixed(2)} days, peak ${atOnce.peak}/min`,
+  );
+  assert.ok(early.spanDays > 6.5 && early.spanDays < 7.6, `spread over ${early.spanDays} days`);
+  // The timer fires twice a day within an hour (RandomizedDelaySec): 14 hours of firings a week.
+  assert.ok(early.peak <= 30, `peak ${early.peak}/min`);
+  assert.ok(atOnce.peak >= 5 * early.peak, `at once: ${atOnce.peak}/min vs ${early.peak}/min`);
+  assert.ok(atOnce.spanDays < 1);
 });

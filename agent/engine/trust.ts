@@ -1,0 +1,300 @@
+// `node-join trust add|remove|list`: the anchors of one CA on a joined node, changed during a CA
+// rotation (a new CA trusted beside the old one, then the old one retired). The pins live in the
+// node's config (cas.<ca>.certHashes, kubeadm's SPKI pins); the CA file and the kubeconfigs'
+// certificate-authority-data follow them, written by run() in one transaction with the config.
+import { UsageError } from "../common/errors.js";
+import { isoDate } from "../common/time.js";
+import type { Settings } from "../config/settings.js";
+import { parseConfigText, renderConfig, type RawValues } from "../config/sources.js";
+import { isPinned, loadPemFile, trustedBundle } from "../ca/trust.js";
+import { CAS, casFor, type CaName } from "../pki/cas.js";
+import { readCaFile, readRole } from "../pki/installed.js";
+import { buildChain, certFingerprint, certPin, isPin, type CertInfo } from "../pki/x509.js";
+import type { Layout } from "../store/layout.js";
+import { readTrustedFile } from "../store/strict-modes.js";
+import type { PlannedFile } from "../store/transaction.js";
+import { due } from "./assess.js";
+import { run, type RunOutcome, type RunPolicy } from "./run.js";
+import type { Runtime } from "./runtime.js";
+
+/** The CA a --ca value names ("kubernetes", "front-proxy", "etcd"), on a node of this role. */
+export function trustCa(value: string, role: Settings["role"]): CaName {
+  const ca = Object.values(CAS).find((c) => c.display === value);
+  if (!ca)
+    throw new UsageError(
+      `--ca ${JSON.stringify(value)}: must be one of ${Object.values(CAS)
+        .map((c) => c.display)
+        .join(", ")}`,
+    );
+  if (!casFor(role).includes(ca))
+    throw new UsageError(`--ca ${value}: a ${role} node does not trust the ${ca.title}`);
+  return ca.name;
+}
+
+/** What the operator names to trust or retire: a pin, or a PEM file of CA certificates. */
+export interface TrustInput {
+  certHash?: string;
+  caFile?: string;
+}
+
+/** The pins of a TrustInput, and the certificates a file gives; exactly one of the two. */
+export function trustInput(i: TrustInput): { pins: string[]; certs: CertInfo[] } {
+  if ((i.certHash === undefined) === (i.caFile === undefined))
+    throw new UsageError("give exactly one of --ca-cert-hash sha256:<hex> and --ca-file <pem>");
+  if (i.certHash !== undefined) {
+    if (!isPin(i.certHash))
+      throw new UsageError(
+        `--ca-cert-hash ${JSON.stringify(i.certHash)}: must be sha256: and 64 lower-case hex digits (kubeadm's pin of the CA's public key)`,
+      );
+    return { pins: [i.certHash], certs: [] };
+  }
+  const certs = loadPemFile(i.caFile!, "--ca-file");
+  const leaf = certs.find((c) => !c.isCa);
+  if (leaf)
+    throw new UsageError(
+      `--ca-file ${i.caFile}: certificate "${leaf.commonName}" is not a CA certificate`,
+    );
+  return { pins: [...new Set(certs.map(certPin))], certs };
+}
+
+/** The node's config as its file says it (not merged with the environment): what is rewritten. */
+function fileValues(configFile: string): RawValues {
+  const text = readTrustedFile(configFile, "config file", "config").toString("utf8");
+  return parseConfigText(text, configFile);
+}
+
+function withPins(s: Settings, ca: CaName, pins: string[]): Settings {
+  return { ...s, cas: { ...s.cas, [ca]: { ...s.cas[ca], certHashes: pins } } };
+}
+
+export interface TrustChangeResult {
+  ok: true;
+  command: "trust add" | "trust remove";
+  ca: string;
+  /** The pins added or removed. */
+  pins: string[];
+  /** The CA's bundle after the change: what its CA file holds. */
+  bundle: { subject: string; pin: string; notAfter: string }[];
+  /** Certificates renewed first (trust remove --renew). */
+  renewed: string[];
+  changedFiles: string[];
+  files: PlannedFile[];
+  message: string;
+}
+
+export interface TrustChange {
+  settings: Settings;
+  /** The config file to rewrite (join's, or --config). */
+  configFile: string;
+  ca: CaName;
+  input: TrustInput;
+  /** Reach the CA servers to refresh the bundles (else recompute them from the node's files). */
+  refresh: boolean;
+  /** trust remove: renew first the leaves that chain only to the CA being retired. */
+  renew?: boolean;
+  /** renew's policy (hooks, kept files): what the change runs as. */
+  base: RunPolicy;
+}
+
+/** The run that writes the config with these pins, and the bundles that follow from them. */
+async function applyPins(
+  c: TrustChange,
+  pins: string[],
+  extra: CertInfo[],
+  issue: boolean,
+  rt: Runtime,
+): Promise<RunOutcome> {
+  const l = rt.layout;
+  const values = fileValues(c.configFile);
+  values.set(`cas.${c.ca}.certHashes`, pins);
+  const s = withPins(c.settings, c.ca, pins);
+  const policy: RunPolicy = {
+    ...c.base,
+    force: false,
+    dryRun: false,
+    issue,
+    refreshCas: c.refresh || issue ? "server" : "local",
+    extraCas: new Map([[c.ca, extra]]),
+    extraFiles: () => [{ path: c.configFile, content: renderConfig(values, l.root), mode: 0o644 }],
+  };
+  return run(s, policy, rt);
+}
+
+function bundleRows(ca: CaName, l: Layout): TrustChangeResult["bundle"] {
+  return (readCaFile(CAS[ca], l) ?? []).map((c) => ({
+    subject: `CN=${c.commonName}`,
+    pin: certPin(c),
+    notAfter: isoDate(c.notAfter),
+  }));
+}
+
+/**
+ * A CA anchored by a step-ca root fingerprint checks every pin against that root (authenticateCa):
+ * a pin of another root would fail every later run, so none is added or removed there.
+ */
+function refuseFingerprinted(c: TrustChange): void {
+  const fp = c.settings.cas[c.ca].fingerprint;
+  if (fp === undefined) return;
+  const ca = CAS[c.ca];
+  throw new UsageError(
+    `CA ${ca.display} is anchored by the root fingerprint ${fp} (config key cas.${c.ca}.fingerprint), which every pin must match: the roots its step-ca serves join the bundle by themselves; to retire that root, set the fingerprint to the new root's`,
+  );
+}
+
+export async function trustAdd(c: TrustChange, rt: Runtime): Promise<TrustChangeResult> {
+  refuseFingerprinted(c);
+  const { pins, certs } = trustInput(c.input);
+  const have = c.settings.cas[c.ca].certHashes;
+  const added = pins.filter((p) => !have.includes(p));
+  const r = await applyPins(c, [...have, ...added], certs, false, rt);
+  const bundle = bundleRows(c.ca, rt.layout);
+  const unknown = pins.filter((p) => !bundle.some((b) => b.pin === p));
+  const display = CAS[c.ca].display;
+  const message =
+    (added.length === 0
+      ? `CA ${display}: already trusted: ${pins.join(", ")}`
+      : `CA ${display}: trusting ${added.join(", ")}`) +
+    `; its bundle holds ${bundle.length} certificate(s)` +
+    (unknown.length
+      ? `; no certificate of ${unknown.join(", ")} is known yet (the CA server does not send it: give --ca-file, or run node-join renew once it does)`
+      : "");
+  return {
+    ok: true,
+    command: "trust add",
+    ca: display,
+    pins: added,
+    bundle,
+    renewed: [],
+    changedFiles: r.changedFiles,
+    files: r.files,
+    message,
+  };
+}
+
+export async function trustRemove(c: TrustChange, rt: Runtime): Promise<TrustChangeResult> {
+  refuseFingerprinted(c);
+  const { pins } = trustInput(c.input);
+  const settings = c.settings.cas[c.ca];
+  const display = CAS[c.ca].display;
+  const where = `--ca-cert-hash of CA ${display} (config key cas.${c.ca}.certHashes)`;
+  const unknown = pins.filter((p) => !settings.certHashes.includes(p));
+  if (unknown.length)
+    throw new UsageError(
+      `${unknown.join(", ")} is not a ${where}: node-join trust list shows the pins`,
+    );
+  const left = settings.certHashes.filter((p) => !pins.includes(p));
+  const after = { ...settings, certHashes: left };
+  const installed = readCaFile(CAS[c.ca], rt.layout) ?? [];
+  const bundle = trustedBundle(after, [], installed);
+  if (bundle.length === 0)
+    throw new UsageError(
+      `CA ${display}: removing ${pins.join(", ")} would leave no trusted certificate in ${CAS[c.ca].file}: trust the new CA first (node-join trust add), and run node-join renew until its certificate is in the bundle`,
+    );
+  // A leaf that chains only to the retiring CA would be distrusted by every peer that drops it.
+  const orphans = readRole(c.settings.role, rt.layout).filter((k) => {
+    if (k.kind.ca !== c.ca || !k.installed) return false;
+    const [leaf, ...rest] = k.installed.chain as [CertInfo, ...CertInfo[]];
+    return !buildChain(leaf, rest, bundle);
+  });
+  if (orphans.length > 0 && !c.renew)
+    throw new UsageError(
+      `CA ${display}: ${orphans.map((o) => `${o.kind.name} (${o.file})`).join(", ")} chains only to the CA certificate of ${pins.join(", ")}: renew it against the new signer first (node-join trust remove --renew), or wait until renew has`,
+    );
+  const r = await applyPins(c, left, [], orphans.length > 0, rt);
+  const renewed = due(r.assessments)
+    .filter(() => orphans.length > 0)
+    .map((a) => a.kind.name)
+    .filter((k) => r.issued.has(k));
+  const rows = bundleRows(c.ca, rt.layout);
+  return {
+    ok: true,
+    command: "trust remove",
+    ca: display,
+    pins,
+    bundle: rows,
+    renewed,
+    changedFiles: r.changedFiles,
+    files: r.files,
+    message:
+      `CA ${display}: no longer trusting ${pins.join(", ")}` +
+      (renewed.length ? `; renewed ${renewed.join(", ")} first` : "") +
+      `; its bundle holds ${rows.length} certificate(s)`,
+  };
+}
+
+export interface TrustListRow {
+  /** sha256:<hex> (certHashes), or the step-ca fingerprint, or a CA file's certificate's pin. */
+  pin: string;
+  source: "certHashes" | "fingerprint" | "caFile" | "none";
+  /** The certificate of the bundle it matches; none: not known on this node yet. */
+  subject?: string;
+  notAfter?: string;
+  inBundle: boolean;
+}
+
+export interface TrustListResult {
+  ok: true;
+  command: "trust list";
+  cas: { ca: string; file: string; pins: TrustListRow[] }[];
+}
+
+/**
+ * Per CA of the role: every anchor the config names, the certificate of the installed bundle it
+ * matches; and the installed certificates no anchor names (dropped by the next refresh).
+ */
+export function trustList(s: Settings, l: Layout): TrustListResult {
+  return {
+    ok: true,
+    command: "trust list",
+    cas: casFor(s.role).map((ca) => {
+      const cs = s.cas[ca.name];
+      const bundle = readCaFile(ca, l) ?? [];
+      const caFileCerts = cs.caFile ? loadPemFile(cs.caFile, "CA file") : [];
+      const row = (
+        pin: string,
+        source: TrustListRow["source"],
+        match: (c: CertInfo) => boolean,
+      ): TrustListRow => {
+        const cert = bundle.find(match);
+        return {
+          pin,
+          source,
+          ...(cert ? { subject: `CN=${cert.commonName}`, notAfter: isoDate(cert.notAfter) } : {}),
+          inBundle: cert !== undefined,
+        };
+      };
+      const pins = [
+        ...cs.certHashes.map((p) => row(p, "certHashes", (c) => certPin(c) === p)),
+        ...(cs.fingerprint
+          ? [row(cs.fingerprint, "fingerprint", (c) => certFingerprint(c) === cs.fingerprint)]
+          : []),
+        ...caFileCerts.map((f) => row(certPin(f), "caFile", (c) => c.der.equals(f.der))),
+        ...bundle
+          .filter((c) => !isPinned(cs, c, caFileCerts))
+          .map((c) => row(certPin(c), "none", (b) => b === c)),
+      ];
+      return { ca: ca.display, file: `${l.pkiDir}/${ca.file}`, pins };
+    }),
+  };
+}
+
+export function formatTrustList(r: TrustListResult): string {
+  return r.cas
+    .map((ca) => {
+      const lines = ca.pins.map((p) => {
+        const what = p.subject
+          ? `${p.subject}, expires ${p.notAfter}`
+          : "no certificate known on this node yet";
+        const state =
+          p.source === "none"
+            ? "in the bundle, pinned by nothing: dropped by the next renew"
+            : p.inBundle
+              ? "in the bundle"
+              : "not in the bundle";
+        const via = p.source === "certHashes" || p.source === "none" ? "" : ` (${p.source})`;
+        return `  ${p.pin}${via}\n    ${what}; ${state}\n`;
+      });
+      return `CA ${ca.ca} (${ca.file}):\n${lines.join("")}`;
+    })
+    .join("");
+}
