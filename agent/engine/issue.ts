@@ -78,7 +78,7 @@ export async function connectCas(
       ...(proxy ? { proxy } : {}),
       clock: rt.clock,
       // A refresh alone (nothing of this CA due) is not worth --timeout of waiting on every timer
-      // run: one attempt's ceiling, then the warning below.
+      // run: retried for one attempt's ceiling, then the warning below.
       deadline: refreshOnly(ca)
         ? Math.min(o.deadline, rt.clock.now() + ATTEMPT_TIMEOUT_MS)
         : o.deadline,
