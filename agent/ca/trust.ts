@@ -131,7 +131,9 @@ export function authenticateCa(
 }
 
 /** Whether the operator named an anchor (pin, fingerprint or CA file) for this CA. */
-export function trustConfigured(settings: CaSettings): boolean {
+export function trustConfigured(
+  settings: Pick<CaSettings, "caFile" | "certHashes" | "fingerprint">,
+): boolean {
   return Boolean(settings.caFile || settings.certHashes.length > 0 || settings.fingerprint);
 }
 

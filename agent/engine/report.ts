@@ -4,7 +4,7 @@
 import { createPrivateKey } from "node:crypto";
 import { join } from "node:path";
 import type { CaSettings } from "../ca/backend.js";
-import { loadPemFile } from "../ca/trust.js";
+import { loadPemFile, trustConfigured } from "../ca/trust.js";
 import { errorMessage } from "../common/errors.js";
 import { isoDate, shortHumanDuration } from "../common/time.js";
 import type { Settings } from "../config/settings.js";
@@ -157,7 +157,7 @@ export type CaTrust = Pick<CaSettings, "certHashes" | "caFile" | "fingerprint">;
 
 /** The configured trust that covers a CA certificate; see PinnedBy. */
 export function pinnedBy(cert: CertInfo, t: CaTrust | undefined, caFile?: CertInfo[]): PinnedBy {
-  if (!t || (t.certHashes.length === 0 && !t.caFile && !t.fingerprint)) return "not configured";
+  if (!t || !trustConfigured(t)) return "not configured";
   if (t.certHashes.includes(certPin(cert))) return "certHashes";
   if (t.fingerprint === certFingerprint(cert)) return "fingerprint";
   if (caFile && buildChain(cert, [], caFile)) return "caFile";
