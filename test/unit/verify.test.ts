@@ -4,7 +4,7 @@ import { webcrypto } from "node:crypto";
 import { verifyAnswer, verifyIssued, mismatch, sanDifference } from "../../agent/pki/verify.js";
 import { stepCaRequestedSans, stepCaSanSet } from "../../agent/ca/stepca.js";
 import { VerificationError } from "../../agent/common/errors.js";
-import { parseCert, parseDn, EKU_OIDS } from "../../agent/pki/x509.js";
+import { parseCert, parseDn, EKU_OIDS, type CertInfo } from "../../agent/pki/x509.js";
 import type { CertTemplate } from "../../agent/pki/certs.js";
 import { issueLeaf, makeCa, type LeafOptions } from "../helpers/pki.js";
 
@@ -31,17 +31,20 @@ async function setup() {
     ips: ["10.0.0.21"],
     ekus: [EKU_OIDS.serverAuth],
   };
-  const check = (chainPem: string, anchors = [parseCert(ca.pem)]) =>
-    verifyIssued({
-      kind: "kubelet-server",
-      ca: "CA kubernetes",
-      chainPem,
-      expectedSpki: spki,
-      anchors,
-      template,
-      now: new Date(),
-    });
-  return { ca, other, keys, good, check };
+  const request = (chainPem: string, anchors = [parseCert(ca.pem)]) => ({
+    kind: "kubelet-server",
+    ca: "CA kubernetes",
+    chainPem,
+    expectedSpki: spki,
+    anchors,
+    template,
+    now: new Date(),
+  });
+  const check = (chainPem: string, anchors?: CertInfo[]) =>
+    verifyIssued(request(chainPem, anchors));
+  /** The whole check of an answer: verifyIssued, then RFC 5280 path validation. */
+  const verify = (chainPem: string) => verifyAnswer(request(chainPem));
+  return { ca, other, keys, good, check, verify };
 }
 
 test("a certificate that matches the request exactly verifies", async () => {
@@ -170,18 +173,7 @@ for (const [name, make, pattern] of failures) {
       /kubelet-server/.test(err.message);
     assert.throws(() => s.check(pem), typed);
     // The whole check (path validation after these) refuses it too, for the same reason.
-    await assert.rejects(
-      verifyAnswer({
-        kind: "kubelet-server",
-        ca: "CA kubernetes",
-        chainPem: pem,
-        expectedSpki: Buffer.from(await webcrypto.subtle.exportKey("spki", s.keys.publicKey)),
-        anchors: [parseCert(s.ca.pem)],
-        template,
-        now: new Date(),
-      }),
-      typed,
-    );
+    await assert.rejects(s.verify(pem), typed);
   });
 }
 
@@ -190,15 +182,7 @@ test("a CA:TRUE leaf whose keyUsage lacks keyCertSign (node:crypto says: not a C
   const pem = await issueLeaf(s.ca, { ...s.good, isCa: true, keyUsage: 1 /* digitalSignature */ });
   assert.equal(parseCert(pem).isCa, false, "what node:crypto (X509_check_ca) reports");
   await assert.rejects(
-    verifyAnswer({
-      kind: "kubelet-server",
-      ca: "CA kubernetes",
-      chainPem: pem,
-      expectedSpki: Buffer.from(await webcrypto.subtle.exportKey("spki", s.keys.publicKey)),
-      anchors: [parseCert(s.ca.pem)],
-      template,
-      now: new Date(),
-    }),
+    s.verify(pem),
     /certificate kubelet-server from CA kubernetes: is a CA certificate, not a leaf certificate/,
   );
 });
