@@ -24,6 +24,24 @@ export interface RenewRequest extends SignRequest {
   currentKeyPem: string;
 }
 
+/**
+ * RFC 5280 5.3.1 CRLReason, spelled as CFSSL's revoke endpoint and step-ca's /1.0/revoke take
+ * them (cfssl ocsp.ReasonStringToCode; step-ca api/revoke.go reasonCode). leave uses
+ * cessationOfOperation; a key that left the host uses keyCompromise.
+ */
+export type RevokeReason =
+  "unspecified" | "keyCompromise" | "affiliationChanged" | "superseded" | "cessationOfOperation";
+
+/** A certificate node-join issued on this node, to be revoked at its CA (`leave --revoke`). */
+export interface RevokeRequest {
+  kind: string;
+  /** The certificate to revoke (leaf only). */
+  certPem: string;
+  /** Its private key: step-ca authenticates a revocation by the certificate itself over mTLS. */
+  keyPem: string;
+  reason: RevokeReason;
+}
+
 export interface CaBackend {
   /**
    * "CA kubernetes (cfssl http://ca:8888)": used in every message about this CA; with several
@@ -43,6 +61,13 @@ export interface CaBackend {
   sign(req: SignRequest): Promise<string>;
   /** Renews with the current certificate where the CA has such a path (step-ca); else absent. */
   renew?(req: RenewRequest): Promise<string>;
+  /**
+   * Revokes a certificate this CA issued, where the CA has a revocation path (CFSSL with a
+   * certificate database, step-ca); absent: the CA cannot revoke, the caller reports the serials.
+   * Resolves once the CA confirmed; rejects with a typed error (refused: CaRefusedError,
+   * unreachable: TransientError after the run's deadline) naming the certificate's serial.
+   */
+  revoke?(req: RevokeRequest): Promise<void>;
   /**
    * Every set of SANs this backend asks the CA for when it requests `template` (its certificate
    * must carry exactly one of them). Absent: the template's SANs, the only ones asked for.
