@@ -1,0 +1,72 @@
+// x5c tokens (RFC 7515 4.1.6): a JWT signed by a certificate's key, with the certificate chain in
+// its header. step-ca takes one to renew without mTLS (step-ca 0.19 api/renew.go,
+// authority.AuthorizeRenewToken; `step ca renew --mtls=false`) and to enrol with an X5C provisioner
+// (authority/provisioner/x5c.go). Signed by panva's jose, loaded only when a token is made, so the
+// paths that never mint one (CFSSL, status, renew with nothing due) do not pay for it.
+import { randomBytes, type KeyObject } from "node:crypto";
+import { JoseError } from "./jose.js";
+
+type Jose = typeof import("jose");
+let jose: Promise<Jose> | undefined;
+/** panva's jose, imported once on first use. */
+export const loadJose = (): Promise<Jose> => (jose ??= import("jose"));
+
+/**
+ * The JWS algorithm step signs with for a key (go.step.sm/crypto/jose: ES256/384/512 by curve,
+ * RS256 for RSA, EdDSA for Ed25519).
+ */
+export function jwsAlgorithm(key: KeyObject): string {
+  const d = key.asymmetricKeyDetails;
+  switch (key.asymmetricKeyType) {
+    case "ec": {
+      const alg = { prime256v1: "ES256", secp384r1: "ES384", secp521r1: "ES512" }[
+        d?.namedCurve ?? ""
+      ];
+      if (!alg) throw new JoseError(`cannot sign with EC curve ${d?.namedCurve ?? "unknown"}`);
+      return alg;
+    }
+    case "rsa":
+      return "RS256";
+    case "ed25519":
+      return "EdDSA";
+    default:
+      throw new JoseError(`cannot sign with a ${key.asymmetricKeyType ?? "unknown"} key`);
+  }
+}
+
+export interface X5cTokenRequest {
+  /** The certificate chain, leaf first, DER; the leaf's key is `key`. */
+  chainDer: Buffer[];
+  key: KeyObject;
+  /** iss: the provisioner name step-ca looks the token up by. */
+  issuer: string;
+  /** sub: the certificate's CN (renewal) or the CN asked for (enrolment). */
+  subject: string;
+  /** aud: the endpoint URL(s) the token is for, e.g. https://ca:9000/1.0/renew. */
+  audience: string | string[];
+  /** Seconds since the epoch (the run's clock). */
+  now: number;
+  lifetimeS: number;
+  /** Further claims (X5C enrolment: sans). */
+  extra?: Record<string, unknown>;
+}
+
+/** A one-time (random jti) compact JWT with the x5c header, signed by the leaf's key. */
+export async function signX5cToken(r: X5cTokenRequest): Promise<string> {
+  const { SignJWT } = await loadJose();
+  if (r.chainDer.length === 0) throw new JoseError("x5c token: no certificate");
+  return new SignJWT({ ...r.extra })
+    .setProtectedHeader({
+      alg: jwsAlgorithm(r.key),
+      typ: "JWT",
+      x5c: r.chainDer.map((d) => d.toString("base64")),
+    })
+    .setIssuer(r.issuer)
+    .setSubject(r.subject)
+    .setAudience(r.audience)
+    .setIssuedAt(r.now)
+    .setNotBefore(r.now)
+    .setExpirationTime(r.now + r.lifetimeS)
+    .setJti(randomBytes(32).toString("hex"))
+    .sign(r.key);
+}
