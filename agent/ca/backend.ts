@@ -8,6 +8,14 @@ import type { CertInfo } from "../pki/x509.js";
 import type { ProxyConfig } from "./proxy.js";
 import type { CaSecrets } from "./secrets.js";
 
+/**
+ * How a step-ca renewal authenticates: "mtls" with the current certificate in the TLS handshake
+ * (/1.0/rekey, a fresh key), "token" with a token signed by the current key (/1.0/renew, the same
+ * key), "auto" mTLS first and the token when the client certificate does not reach the CA.
+ */
+export const STEP_CA_RENEW_AUTH = ["auto", "mtls", "token"] as const;
+export type StepCaRenewAuth = (typeof STEP_CA_RENEW_AUTH)[number];
+
 export interface SignRequest {
   kind: string;
   profile: ProfileKind;
@@ -22,6 +30,19 @@ export interface RenewRequest extends SignRequest {
   /** The certificate being renewed and its key (for CAs that authenticate renewals with it). */
   currentCertPem: string;
   currentKeyPem: string;
+}
+
+/** A renewal's answer. */
+export interface Renewed {
+  /** The PEM chain, leaf first. */
+  chainPem: string;
+  /**
+   * The CA certified the current key, not the CSR's (step-ca's token renewal: /1.0/renew takes no
+   * CSR): the installed key stays.
+   */
+  keptCurrentKey: boolean;
+  /** How it was renewed when that is worth a word in renew's output. */
+  note?: string;
 }
 
 /**
@@ -60,7 +81,7 @@ export interface CaBackend {
   /** Signs a CSR; resolves to the PEM chain, leaf first. */
   sign(req: SignRequest): Promise<string>;
   /** Renews with the current certificate where the CA has such a path (step-ca); else absent. */
-  renew?(req: RenewRequest): Promise<string>;
+  renew?(req: RenewRequest): Promise<Renewed>;
   /**
    * Revokes a certificate this CA issued, where the CA has a revocation path (CFSSL with a
    * certificate database, step-ca); absent: the CA cannot revoke, the caller reports the serials.
@@ -98,6 +119,8 @@ export interface CaSettings {
   passwordFile?: string;
   /** step-ca: file of one-time tokens minted elsewhere, one per certificate. */
   tokenFile?: string;
+  /** step-ca: how renewals authenticate (default auto: mTLS, a token when mTLS is refused). */
+  renewAuth?: StepCaRenewAuth;
   clientProfile?: string;
   servingProfile?: string;
   peerProfile?: string;

@@ -44,6 +44,8 @@ export interface HttpRequest {
   proxy?: ProxyConfig;
   /** Names the server in messages. */
   what: string;
+  /** The Authorization header (a secret: never in a message). */
+  authorization?: string;
 }
 
 const TLS_VERIFY_CODES = new Set([
@@ -101,6 +103,7 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
       signal: ac.signal,
       headers: {
         ...(req.body !== undefined ? { "content-type": "application/json" } : {}),
+        ...(req.authorization !== undefined ? { authorization: req.authorization } : {}),
         ...(absolute ? { host: url.host } : {}),
         ...(absolute && route.authorization ? { "proxy-authorization": route.authorization } : {}),
       },

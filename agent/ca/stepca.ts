@@ -2,12 +2,11 @@
 // the root by fingerprint from /root/<fp>, enrolment at /1.0/sign with a one-time JWK token per
 // certificate (given, or minted here from the provisioner's encrypted key), renewal over mTLS
 // with the current certificate at /1.0/rekey (fresh key) or /1.0/renew (same key).
-import type { JsonWebKey } from "node:crypto";
+import { createPrivateKey, type JsonWebKey } from "node:crypto";
 import type { CertTemplate } from "../pki/certs.js";
 import { CaRefusedError, UsageError, VerificationError } from "../common/errors.js";
 import { ipFamily } from "../common/ip.js";
 import { sanDifference, type RequestedSans } from "../pki/verify.js";
-import { spkiDer } from "../pki/keys.js";
 import { TransientError } from "./retry.js";
 import { secretEnvName, type SecretKind } from "./secrets.js";
 import { peculiar } from "../pki/peculiar.js";
@@ -22,8 +21,10 @@ import type {
   BackendContext,
   CaBackend,
   PlannedRequest,
+  Renewed,
   RenewRequest,
   SignRequest,
+  StepCaRenewAuth,
 } from "./backend.js";
 import { baseUrl, CaServers, parseCaPem, retrying, serverTrust } from "./common.js";
 import { httpRequest, type TlsTrust } from "./http.js";
@@ -31,7 +32,7 @@ import {
   decryptPbes2Jwe,
   importPrivateJwk,
   JoseError,
-  publicKeyFromJwk,
+  jwkThumbprint,
   randomJti,
   signJwt,
   WrongPasswordError,
@@ -39,6 +40,7 @@ import {
 } from "./jose.js";
 import { describeTemplate, parseTokenList, TokenPool } from "./stepca-tokens.js";
 import { authenticateCa } from "./trust.js";
+import { signX5cToken } from "./x5c.js";
 
 /** Lifetime of the tokens node-join mints: `step ca token`'s default. */
 const TOKEN_LIFETIME_S = 300;
@@ -91,6 +93,42 @@ export function tokenRefusedMessage(source: string, caUrl: string): string {
 
 const RENEWAL_REFUSED =
   "the CA refused the current certificate (HTTP 401): it may be revoked, issued by another CA, or its provisioner may have renewal disabled";
+
+const TOKEN_RENEWAL_REFUSED =
+  "the CA refused the renew token signed by the current certificate's key (HTTP 401): the certificate may be revoked or issued by another CA, its provisioner may have renewal disabled, or the node's clock may be off by more than a minute";
+
+/** Lifetime of a renew token: `step ca renew --mtls=false` mints one per request. */
+const RENEW_TOKEN_LIFETIME_S = 300;
+
+/**
+ * Whether step-ca's answer to an mTLS renewal says the client certificate did not reach it, as
+ * behind a TLS-terminating proxy: step-ca 0.19 (api/rekey.go, api/renew.go) answers 400 "missing
+ * client certificate"; a proxy that wants a certificate itself answers 401 or 403, nginx 495 or
+ * 496 ("SSL certificate error", "SSL certificate required").
+ */
+export function mtlsRefused(status: number, body: string): boolean {
+  if (status === 400) return /missing client certificate/i.test(messageOf(body) ?? body);
+  return status === 401 || status === 403 || status === 495 || status === 496;
+}
+
+/**
+ * The ways to try a step-ca renewal, in order (cas.<ca>.renewAuth). An expired certificate cannot
+ * authenticate a TLS handshake, so after expiry only the token can renew it; "auto" tries the
+ * token after mTLS only when mtlsRefused says the certificate never reached the CA, and goes
+ * straight to the token once mTLS was refused in this run.
+ */
+export function renewalPaths(
+  auth: StepCaRenewAuth,
+  expired: boolean,
+  mtlsRefusedBefore: boolean,
+): ("mtls" | "token")[] {
+  if (auth === "token") return ["token"];
+  if (auth === "mtls") return expired ? [] : ["mtls"];
+  return expired || mtlsRefusedBefore ? ["token"] : ["mtls", "token"];
+}
+
+/** An mTLS renewal the CA did not get the client certificate for (mtlsRefused). */
+class MtlsRefusedError extends CaRefusedError {}
 
 /** certChain (leaf, intermediate) of a /1.0/sign, /renew or /rekey answer, as one PEM text. */
 export function chainOf(answer: Json, what: string): string {
@@ -210,14 +248,16 @@ interface Call {
    * Built per attempt, for the server asked: a minted token must be new for every attempt, and its
    * audience is that server's URL.
    */
-  body?: (url: string) => string;
+  body?: (url: string) => string | Promise<string>;
   tls: TlsTrust | undefined;
   /** What is asked ("signing kubelet"), after the CA at the server asked in messages. */
   what: string;
   /** Why a 401 usually happens, for the server at `url`. */
   unauthorized: string | ((url: string) => string);
   /** Maps a status to an error before the generic mapping (e.g. 404 on /root/<fp>). */
-  special?: (status: number, from: string) => Error | undefined;
+  special?: (status: number, from: string, body: string) => Error | undefined;
+  /** The Authorization header, built per attempt for the server asked (a renew token). */
+  authorization?: (url: string) => Promise<string>;
 }
 
 /**
@@ -275,12 +315,15 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       const res = await httpRequest({
         method: c.method,
         url: `${baseUrl(url)}${c.path}`,
-        ...(c.body ? { body: c.body(baseUrl(url)) } : {}),
+        ...(c.body ? { body: await c.body(baseUrl(url)) } : {}),
+        ...(c.authorization ? { authorization: await c.authorization(baseUrl(url)) } : {}),
         timeoutMs,
         tls: c.tls,
         ...(ctx.proxy ? { proxy: ctx.proxy } : {}),
         what: from,
       });
+      const special = res.status >= 300 ? c.special?.(res.status, from, res.body) : undefined;
+      if (special) throw special;
       if (res.status >= 500) {
         const msg = messageOf(res.body);
         throw new TransientError(`HTTP ${res.status}${msg ? `: ${msg}` : ""}`);
@@ -288,9 +331,7 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       if (res.status >= 300) {
         const unauthorized =
           typeof c.unauthorized === "string" ? c.unauthorized : c.unauthorized(baseUrl(url));
-        throw (
-          c.special?.(res.status, from) ?? stepCaRefusal(res.status, res.body, what, unauthorized)
-        );
+        throw stepCaRefusal(res.status, res.body, what, unauthorized);
       }
       return { answer: parseAnswer(res.body, what), what, from };
     });
@@ -419,15 +460,15 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     );
   };
 
-  const decryptKey = (p: JwkProvisioner, pw: string): SigningJwk => {
+  const decryptKey = async (p: JwkProvisioner, pw: string): Promise<SigningJwk> => {
     if (!p.encryptedKey) {
       throw new CaRefusedError(
         `${servers.description}: JWK provisioner "${p.name}" publishes no encryptedKey: mint tokens elsewhere (step ca token) and give them with --${prefix}ca-token-file`,
       );
     }
-    let signer: SigningJwk;
+    let signer: SigningJwk & { thumbprint: string };
     try {
-      signer = importPrivateJwk(decryptPbes2Jwe(p.encryptedKey, pw));
+      signer = await importPrivateJwk(await decryptPbes2Jwe(p.encryptedKey, pw));
     } catch (err) {
       if (err instanceof WrongPasswordError) {
         throw new UsageError(
@@ -440,12 +481,15 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
         );
       throw err;
     }
-    if (!spkiDer(signer.key).equals(spkiDer(publicKeyFromJwk(p.key)))) {
+    // RFC 7638 thumbprints cover the public members only: equal iff the two halves match.
+    const published = await jwkThumbprint(p.key).catch(() => undefined);
+    if (signer.thumbprint !== published) {
       throw new CaRefusedError(
         `${servers.description}: the decrypted key of provisioner "${p.name}" is not the private half of its public key`,
       );
     }
-    return { ...signer, ...(p.key.kid ? { kid: p.key.kid } : {}) };
+    const { key, alg, kid } = signer;
+    return { key, alg, ...(p.key.kid ? { kid: p.key.kid } : kid ? { kid } : {}) };
   };
 
   let keyPromise: Promise<ProvisionerKey> | undefined;
@@ -453,11 +497,11 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
   const provisionerKey = (): Promise<ProvisionerKey> =>
     (keyPromise ??= (async () => {
       const p = pickProvisioner(await listJwkProvisioners());
-      return { name: p.name, signer: decryptKey(p, password()!) };
+      return { name: p.name, signer: await decryptKey(p, password()!) };
     })());
 
   /** A token for the server at `base`: step-ca checks the audience against its own URL. */
-  const mintToken = (k: ProvisionerKey, template: CertTemplate, base: string): string => {
+  const mintToken = (k: ProvisionerKey, template: CertTemplate, base: string): Promise<string> => {
     const now = Math.floor(ctx.clock.now() / 1000);
     const claims = {
       aud: [`${base}/1.0/sign`],
@@ -478,7 +522,7 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
 
   const postSign = async (
     req: SignRequest,
-    ott: (base: string) => string,
+    ott: (base: string) => string | Promise<string>,
     source: string,
     given: boolean,
   ): Promise<string> => {
@@ -489,9 +533,9 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       const { answer, what } = await call({
         method: "POST",
         path: "/1.0/sign",
-        body: (base) => {
+        body: async (base) => {
           attempts++;
-          return JSON.stringify({ csr: req.csrPem, ott: ott(base) });
+          return JSON.stringify({ csr: req.csrPem, ott: await ott(base) });
         },
         tls: connectedTrust(),
         what: `signing ${req.kind}`,
@@ -536,51 +580,140 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     );
   };
 
-  const renew = async (req: RenewRequest): Promise<string> => {
-    const trust = connectedTrust();
+  const renewAuth: StepCaRenewAuth = s.renewAuth ?? "auto";
+  const renewAuthName = `--${prefix}ca-renew-auth (config cas.${ctx.ca.name}.renewAuth)`;
+  /** Why mTLS failed earlier in this run ("auto" then goes straight to the token). */
+  let mtlsRefusal: string | undefined;
+
+  /**
+   * /1.0/rekey (a new key in the CSR) or /1.0/renew (the same key), the current certificate in the
+   * TLS handshake.
+   */
+  const renewMtls = async (req: RenewRequest, current: CertInfo): Promise<Renewed> => {
+    const mtls: TlsTrust = {
+      ...connectedTrust(),
+      cert: req.currentCertPem,
+      key: req.currentKeyPem,
+    };
+    const sameKey = (await csrSpki(req.csrPem)).equals(current.spki);
+    const refused = (status: number, from: string, body: string) =>
+      mtlsRefused(status, body)
+        ? new MtlsRefusedError(
+            `${from} ${sameKey ? "renewing" : "rekeying"} ${req.kind} over mTLS: the CA did not get the client certificate (HTTP ${status}${messageOf(body) ? `: ${messageOf(body)}` : ""})`,
+          )
+        : undefined;
+    const { answer, what } = await call({
+      method: "POST",
+      path: sameKey ? "/1.0/renew" : "/1.0/rekey",
+      ...(sameKey ? {} : { body: () => JSON.stringify({ csr: req.csrPem }) }),
+      tls: mtls,
+      what: `${sameKey ? "renewing" : "rekeying"} ${req.kind}`,
+      unauthorized: RENEWAL_REFUSED,
+      special: refused,
+    });
+    return { chainPem: chainOf(answer, what), keptCurrentKey: false };
+  };
+
+  /**
+   * /1.0/renew with "Authorization: Bearer <token>": an x5cInsecure token signed by the current
+   * key (step-ca 0.19 api/renew.go, authority.AuthorizeRenewToken: sub = the leaf's CN, aud = the
+   * CA's /1.0/renew URL, iss "step-ca-client/1.0" as `step ca renew --mtls=false` writes it). No
+   * CSR: the CA certifies the current key again.
+   */
+  const renewToken = async (req: RenewRequest, current: CertInfo): Promise<Renewed> => {
+    const chainDer = splitPemCertificates(
+      req.currentCertPem,
+      `current ${req.kind} certificate`,
+    ).map((pem) => parseCert(pem).der);
+    const key = createPrivateKey(req.currentKeyPem);
+    // step-ca answers an invalid audience with a 500 that names it: no use retrying that.
+    const audience = (status: number, from: string, body: string) => {
+      const msg = messageOf(body) ?? "";
+      return status >= 500 && /renew token/.test(msg)
+        ? new CaRefusedError(
+            `${from} renewing ${req.kind} with a token: ${msg} (the token's audience is the CA URL node-join was given: its host must be one of step-ca's dnsNames)`,
+          )
+        : undefined;
+    };
+    const { answer, what } = await call({
+      method: "POST",
+      path: "/1.0/renew",
+      authorization: async (base) =>
+        `Bearer ${await signX5cToken({
+          chainDer,
+          key,
+          chainHeader: "x5cInsecure",
+          issuer: "step-ca-client/1.0",
+          subject: current.commonName,
+          audience: `${base}/1.0/renew`,
+          now: Math.floor(ctx.clock.now() / 1000),
+          lifetimeS: RENEW_TOKEN_LIFETIME_S,
+        })}`,
+      tls: connectedTrust(),
+      what: `renewing ${req.kind} with a token`,
+      unauthorized: TOKEN_RENEWAL_REFUSED,
+      special: audience,
+    });
+    const note = `renewed with a token signed by its key${mtlsRefusal ? " as mTLS was refused" : ""}: the key is kept, step-ca has no token rekey`;
+    return { chainPem: chainOf(answer, what), keptCurrentKey: true, note };
+  };
+
+  const renew = async (req: RenewRequest): Promise<Renewed> => {
     const [current, ...intermediates] = splitPemCertificates(
       req.currentCertPem,
       `current ${req.kind} certificate`,
     ).map(parseCert) as [CertInfo, ...CertInfo[]];
     // Another CA's certificate would only fail the TLS handshake, which looks like an outage.
     if (!buildChain(current, intermediates, anchors!))
-      return enrolInstead(
+      return enrolIn(
         req,
         `${req.kind} was not issued by this CA (issuer "${current.issuerCommonName}")`,
       );
-    if (current.notAfter.getTime() <= ctx.clock.now()) {
-      return enrolInstead(
-        req,
-        `${req.kind} expired on ${current.notAfter.toISOString()} and an expired certificate cannot authenticate the mTLS renewal`,
-      );
-    }
     const change = identityChange(current, req.template);
     if (change)
-      return enrolInstead(
+      return enrolIn(
         req,
         `${req.kind} must change (${change}) and renewal keeps the old subject and SANs`,
       );
-    const mtls: TlsTrust = { ...trust, cert: req.currentCertPem, key: req.currentKeyPem };
-    const sameKey = (await csrSpki(req.csrPem)).equals(current.spki);
-    const asked = `${sameKey ? "renewing" : "rekeying"} ${req.kind}`;
-    const { answer, what } = sameKey
-      ? await call({
-          method: "POST",
-          path: "/1.0/renew",
-          tls: mtls,
-          what: asked,
-          unauthorized: RENEWAL_REFUSED,
-        })
-      : await call({
-          method: "POST",
-          path: "/1.0/rekey",
-          body: () => JSON.stringify({ csr: req.csrPem }),
-          tls: mtls,
-          what: asked,
-          unauthorized: RENEWAL_REFUSED,
-        });
-    return chainOf(answer, what);
+    const expired = current.notAfter.getTime() <= ctx.clock.now();
+    const expiry = `${req.kind} expired on ${current.notAfter.toISOString()}`;
+    const paths = renewalPaths(renewAuth, expired, mtlsRefusal !== undefined);
+    if (paths.length === 0)
+      return enrolIn(
+        req,
+        `${expiry} and an expired certificate cannot authenticate the mTLS renewal (${renewAuthName} is mtls; auto or token renews it with a token where the provisioner allows renewal after expiry)`,
+      );
+    if (paths[0] === "mtls") {
+      try {
+        return await renewMtls(req, current);
+      } catch (err) {
+        if (!(err instanceof MtlsRefusedError)) throw err;
+        if (paths.length === 1)
+          throw new CaRefusedError(
+            `${err.message}: a TLS-terminating proxy in front of step-ca? set ${renewAuthName} to token or auto to renew with a token signed by the current key`,
+          );
+        mtlsRefusal = err.message;
+        ctx.log(`${err.message}: renewing with a token signed by its key instead`);
+      }
+    }
+    try {
+      return await renewToken(req, current);
+    } catch (err) {
+      // The CA's reason stays in its log; after expiry the provisioner's claim is the usual one.
+      if (expired && err instanceof CaRefusedError && /HTTP 401/.test(err.message))
+        return enrolIn(
+          req,
+          `${expiry} and the CA refused to renew it with a token signed by its key (HTTP 401): its provisioner does not allow renewal after expiry (claim allowRenewalAfterExpiry), or the certificate was revoked`,
+        );
+      throw err;
+    }
   };
+
+  /** enrolInstead, as a renewal's answer: a new enrolment certifies the CSR's key. */
+  const enrolIn = async (req: RenewRequest, why: string): Promise<Renewed> => ({
+    chainPem: await enrolInstead(req, why),
+    keptCurrentKey: false,
+  });
 
   return {
     get description() {

@@ -3,13 +3,10 @@
 // authority.AuthorizeRenewToken; `step ca renew --mtls=false`) and to enrol with an X5C provisioner
 // (authority/provisioner/x5c.go). Signed by panva's jose, loaded only when a token is made, so the
 // paths that never mint one (CFSSL, status, renew with nothing due) do not pay for it.
-import { randomBytes, type KeyObject } from "node:crypto";
-import { JoseError } from "./jose.js";
+import type { KeyObject } from "node:crypto";
+import { JoseError, loadJose, randomJti } from "./jose.js";
 
-type Jose = typeof import("jose");
-let jose: Promise<Jose> | undefined;
-/** panva's jose, imported once on first use. */
-export const loadJose = (): Promise<Jose> => (jose ??= import("jose"));
+export { loadJose };
 
 /**
  * The JWS algorithm step signs with for a key (go.step.sm/crypto/jose: ES256/384/512 by curve,
@@ -49,6 +46,12 @@ export interface X5cTokenRequest {
   lifetimeS: number;
   /** Further claims (X5C enrolment: sans). */
   extra?: Record<string, unknown>;
+  /**
+   * The header carrying the chain: "x5c" (default; X5C enrolment) or "x5cInsecure", which step-ca's
+   * renew token takes (go.step.sm/crypto/jose ParseX5cInsecure: the chain is verified as of the
+   * leaf's NotAfter, so an expired certificate can still sign it).
+   */
+  chainHeader?: "x5c" | "x5cInsecure";
 }
 
 /** A one-time (random jti) compact JWT with the x5c header, signed by the leaf's key. */
@@ -59,7 +62,7 @@ export async function signX5cToken(r: X5cTokenRequest): Promise<string> {
     .setProtectedHeader({
       alg: jwsAlgorithm(r.key),
       typ: "JWT",
-      x5c: r.chainDer.map((d) => d.toString("base64")),
+      [r.chainHeader ?? "x5c"]: r.chainDer.map((d) => d.toString("base64")),
     })
     .setIssuer(r.issuer)
     .setSubject(r.subject)
@@ -67,6 +70,6 @@ export async function signX5cToken(r: X5cTokenRequest): Promise<string> {
     .setIssuedAt(r.now)
     .setNotBefore(r.now)
     .setExpirationTime(r.now + r.lifetimeS)
-    .setJti(randomBytes(32).toString("hex"))
+    .setJti(randomJti())
     .sign(r.key);
 }

@@ -36,6 +36,8 @@ export interface RenewOptions {
 export interface RenewedCert {
   kind: string;
   reason: string;
+  /** How the CA renewed it, when that is worth a word (step-ca token renewal: the key is kept). */
+  note?: string;
   expired: boolean;
   serial?: string;
   notAfter?: string;
@@ -91,10 +93,12 @@ export function renewPolicy(o: RenewOptions, l: Layout): RunPolicy {
 export function renewResult(r: RunOutcome): RenewResult {
   const toRenew = due(r.assessments);
   const renewed = toRenew.map((a): RenewedCert => {
-    const leaf = r.issued.get(a.kind.name)?.leaf;
+    const issued = r.issued.get(a.kind.name);
+    const leaf = issued?.leaf;
     return {
       kind: a.kind.name,
       reason: a.reason!,
+      ...(issued?.note ? { note: issued.note } : {}),
       expired: a.expired,
       ...(leaf ? { serial: leaf.serial, notAfter: isoDate(leaf.notAfter) } : {}),
     };
@@ -144,7 +148,7 @@ export async function runRenew(o: RenewOptions, rt: Runtime): Promise<RenewResul
 
 export function formatRenew(r: RenewResult): string {
   const line = (x: RenewedCert): string =>
-    `  ${r.dryRun ? "would renew" : "renewed"} ${x.kind}: ${x.reason}${x.serial ? ` -> serial ${x.serial}, expires ${x.notAfter}` : ""}\n`;
+    `  ${r.dryRun ? "would renew" : "renewed"} ${x.kind}: ${x.reason}${x.note ? ` (${x.note})` : ""}${x.serial ? ` -> serial ${x.serial}, expires ${x.notAfter}` : ""}\n`;
   return `${r.message}\n${r.renewed.map(line).join("")}${r.dryRun ? formatPlannedFiles(r.files) : ""}`;
 }
 

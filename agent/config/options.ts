@@ -1,6 +1,7 @@
 // The one table of settings. It drives the flags, the NODE_JOIN_* environment variables, the
 // config file keys, validation and what is persisted; its keys are types, so code that reads a
 // setting by a misspelt key does not compile. Precedence: flags > environment > file > defaults.
+import { STEP_CA_RENEW_AUTH } from "../ca/backend.js";
 import { CA_TYPES } from "../ca/index.js";
 import { checkNoProxyEntry, checkProxySetting } from "../ca/proxy.js";
 import { ipFamily } from "../common/ip.js";
@@ -173,6 +174,14 @@ function caOptions<const C extends CaName>(name: C) {
       description: `${title}: step-ca root fingerprint (sha256 of the root certificate, as step ca bootstrap takes it)`,
       check: (v) =>
         /^[0-9a-fA-F]{64}$/.test(v) ? undefined : "is not a SHA-256 fingerprint (64 hex digits)",
+    }),
+    opt({
+      key: `${k}.renewAuth`,
+      flag: `${p}ca-renew-auth`,
+      type: "string",
+      valueName: "mode",
+      choices: STEP_CA_RENEW_AUTH,
+      description: `${title}: how step-ca renewals authenticate: the current certificate over mTLS (a fresh key), or a JWT signed by its key (the key is kept; through a TLS-terminating proxy and after expiry); default: mTLS, the JWT when mTLS is refused or the certificate expired`,
     }),
     opt({
       key: `${k}.provisioner`,

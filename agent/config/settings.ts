@@ -2,7 +2,7 @@
 // completed with the defaults, which are applied here and nowhere else. Secrets are never part of
 // them: only the paths of the files that hold them.
 import { join } from "node:path";
-import type { CaSettings } from "../ca/backend.js";
+import type { CaSettings, StepCaRenewAuth } from "../ca/backend.js";
 import type { ProxySettings } from "../ca/proxy.js";
 import { parseDuration } from "../common/duration.js";
 import { UsageError } from "../common/errors.js";
@@ -132,6 +132,9 @@ export function toSettings(values: RawValues, root: string): Settings {
       const v = common(f);
       if (v) s[f] = v;
     }
+    // A TLS-terminating proxy usually fronts every CA on the server: one setting serves all three.
+    const renewAuth = get(`cas.${ca}.renewAuth`) ?? get("cas.kubernetes.renewAuth");
+    if (renewAuth) s.renewAuth = renewAuth as StepCaRenewAuth;
     return s;
   };
 

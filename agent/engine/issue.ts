@@ -1,6 +1,6 @@
 // Reaching the CAs and issuing: the key is generated on this host, the CSR sent, and the answer
 // verified before anyone uses it.
-import type { CaBackend } from "../ca/backend.js";
+import type { CaBackend, Renewed } from "../ca/backend.js";
 import { readCaInputs } from "../ca/index.js";
 import { readProxyConfig, type CaSecrets } from "../ca/secrets.js";
 import { trustedBundle } from "../ca/trust.js";
@@ -118,6 +118,8 @@ export interface Issued {
   kind: string;
   credentials: Credentials;
   leaf: CertInfo;
+  /** How it was issued when that is worth a word (Renewed.note). */
+  note?: string;
 }
 
 export interface IssueOptions {
@@ -139,21 +141,24 @@ async function issue(a: Assessment, ca: ConnectedCa, o: IssueOptions, now: Date)
   const csrPem = await buildCsr(a.template, key);
   const req = { kind: a.kind.name, profile: a.kind.profile, csrPem, template: a.template };
   const from = o.renewWithInstalled && usable ? credentialsOf(usable) : undefined;
-  const chainPem =
+  const answer: Renewed =
     from && ca.backend.renew
       ? await ca.backend.renew({
           ...req,
           currentCertPem: from.chainPem,
           currentKeyPem: from.keyPem,
         })
-      : await ca.backend.sign(req);
+      : { chainPem: await ca.backend.sign(req), keptCurrentKey: false };
+  // A renewal that certified the installed key (step-ca's token renewal) keeps that key.
+  const certified = answer.keptCurrentKey && from ? loadKey(from.keyPem) : key;
+  const { chainPem } = answer;
   // Exactly what this backend asked the CA for, and a path that RFC 5280 validation accepts.
   const requestedSans = ca.backend.requestedSans?.(a.template);
   const verified = await verifyAnswer({
     kind: a.kind.name,
     ca: ca.backend.description,
     chainPem,
-    expectedSpki: spkiDer(key.privateKey),
+    expectedSpki: spkiDer(certified.privateKey),
     anchors: ca.anchors,
     template: a.template,
     ...(requestedSans ? { requestedSans } : {}),
@@ -161,8 +166,9 @@ async function issue(a: Assessment, ca: ConnectedCa, o: IssueOptions, now: Date)
   });
   return {
     kind: a.kind.name,
-    credentials: { chainPem: verified.chain.map((c) => c.pem).join(""), keyPem: key.pem },
+    credentials: { chainPem: verified.chain.map((c) => c.pem).join(""), keyPem: certified.pem },
     leaf: verified.leaf,
+    ...(answer.note ? { note: answer.note } : {}),
   };
 }
 

@@ -1,5 +1,6 @@
 // The step-ca backend's renew() driven directly against a real step-ca: rekey (fresh key) and
-// renew (same key) over mTLS with the current certificate, and what happens to an expired one.
+// renew (same key) over mTLS with the current certificate, the token renewal (directly and through
+// a TLS-terminating proxy), and what happens to an expired certificate.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import type { BackendContext, CaBackend, CaSettings, SignRequest } from "../../agent/ca/backend.js";
@@ -14,23 +15,30 @@ import { systemClock } from "../../agent/common/clock.js";
 import { verifyIssued } from "../../agent/pki/verify.js";
 import { parseCert, splitPemCertificates, type CertInfo } from "../../agent/pki/x509.js";
 import { issueLeaf, makeCa } from "../helpers/pki.js";
-import { startStepCa, stepCaLog, type StepCaHandle } from "../helpers/stepca.js";
+import {
+  expiringProvisioners,
+  startStepCa,
+  stepCaLog,
+  type StepCaHandle,
+} from "../helpers/stepca.js";
+import { startTlsProxy, type TlsProxy } from "../helpers/tls-proxy.js";
 
 let ca: StepCaHandle;
 before(async () => {
   ca = await startStepCa({
     provisioners: [
       { name: "workers", organization: ["system:nodes"] },
-      // Certificates that expire while the test watches.
-      {
-        name: "brief",
-        organization: ["system:nodes"],
-        claims: { minTLSCertDuration: "1s", defaultTLSCertDuration: "3s" },
-      },
+      // Certificates that expire while the test watches: renewable after expiry or not.
+      ...expiringProvisioners("3s"),
     ],
   });
+  proxy = await startTlsProxy(ca);
 });
-after(async () => ca?.stop());
+after(async () => {
+  await proxy?.stop();
+  await ca?.stop();
+});
+let proxy: TlsProxy;
 
 const TABLE: TableContext = {
   node: { nodeName: "r1", ips: ["10.0.0.31"], dnsNames: [] },
@@ -106,7 +114,7 @@ test("renew() rekeys over mTLS with a fresh key and renews with the same key; no
   await b.fetchCaBundle();
   const key2 = await generateKey("ecdsa-p256");
   const rekeys = count("/1.0/rekey");
-  const chain2 = await b.renew!({
+  const { chainPem: chain2 } = await b.renew!({
     ...(await request(key2)),
     currentCertPem: chain1,
     currentKeyPem: key1.pem,
@@ -120,7 +128,7 @@ test("renew() rekeys over mTLS with a fresh key and renews with the same key; no
 
   const renews = count("/1.0/renew");
   const same = loadKey(key2.pem);
-  const chain3 = await b.renew!({
+  const { chainPem: chain3 } = await b.renew!({
     ...(await request(same)),
     currentCertPem: chain2,
     currentKeyPem: key2.pem,
@@ -149,7 +157,7 @@ test("an expired certificate: clear refusal without an enrolment secret, enrolme
     assert.match(
       err.message,
       new RegExp(
-        `kubelet-server expired on ${leaf.notAfter.toISOString().replace(/\./g, "\\.")} and an expired certificate cannot authenticate the mTLS renewal, so it cannot be renewed: give a one-time token for it \\(--ca-token-file or NODE_JOIN_CA_TOKEN\\) or the provisioner password \\(--ca-provisioner with --ca-password-file or NODE_JOIN_CA_PASSWORD\\)`,
+        `kubelet-server expired on ${leaf.notAfter.toISOString().replace(/\./g, "\\.")} and the CA refused to renew it with a token signed by its key \\(HTTP 401\\): its provisioner does not allow renewal after expiry \\(claim allowRenewalAfterExpiry\\), or the certificate was revoked, so it cannot be renewed: give a one-time token for it \\(--ca-token-file or NODE_JOIN_CA_TOKEN\\) or the provisioner password \\(--ca-provisioner with --ca-password-file or NODE_JOIN_CA_PASSWORD\\), then renew again$`,
       ),
     );
     return true;
@@ -158,7 +166,7 @@ test("an expired certificate: clear refusal without an enrolment secret, enrolme
 
   const { b: again, log } = withPassword("brief");
   await again.fetchCaBundle();
-  const renewed = verified(await again.renew!(req), fresh, anchors);
+  const renewed = verified((await again.renew!(req)).chainPem, fresh, anchors);
   assert.ok(renewed.notAfter.getTime() > Date.now());
   assert.equal(count("/1.0/sign"), signs + 1, "enrolled again with a minted token");
   assert.match(log.join("\n"), /expired on .*: enrolling kubelet-server again/);
@@ -180,7 +188,7 @@ test("a certificate whose SANs no longer fit is enrolled again, since renewal ke
   });
   const fresh = await generateKey("ecdsa-p256");
   const rekeys = count("/1.0/rekey");
-  const chain = await b.renew!({
+  const { chainPem: chain } = await b.renew!({
     ...(await request(fresh)),
     currentCertPem: old,
     currentKeyPem: key.pem,
@@ -212,6 +220,98 @@ test("a certificate from another CA is not sent over mTLS: refused with what to 
   const { b } = withPassword("workers");
   const anchors = await b.fetchCaBundle();
   const signs = count("/1.0/sign");
-  verified(await b.renew!(req), fresh, anchors);
+  verified((await b.renew!(req)).chainPem, fresh, anchors);
   assert.equal(count("/1.0/sign"), signs + 1, "enrolled with a minted token");
+});
+
+/** A kubelet-server certificate from `provisioner` and its key, as join leaves them. */
+async function enrolled(provisioner: string): Promise<{ chain: string; key: NodeKey }> {
+  const { b } = withPassword(provisioner);
+  await b.fetchCaBundle();
+  const key = await generateKey("ecdsa-p256");
+  return { chain: await b.sign(await request(key)), key };
+}
+
+test("through a TLS-terminating proxy: auto falls back to a token signed by the current key (the key kept), token goes straight to it, mtls fails naming the setting", async () => {
+  const { chain, key } = await enrolled("workers");
+  const via = (renewAuth: "auto" | "mtls" | "token") => backend({ urls: [proxy.url], renewAuth });
+  const renewal = async (current: string, currentKey: NodeKey) => ({
+    ...(await request(await generateKey("ecdsa-p256"))),
+    currentCertPem: current,
+    currentKeyPem: currentKey.pem,
+  });
+
+  const { b: auto, log } = via("auto");
+  const anchors = await auto.fetchCaBundle();
+  const seen = proxy.forwarded.length;
+  const renews = count("/1.0/renew");
+  const r1 = await auto.renew!(await renewal(chain, key));
+  assert.deepEqual(proxy.forwarded.slice(seen), ["POST /1.0/rekey", "POST /1.0/renew"]);
+  assert.equal(count("/1.0/renew"), renews + 1, "step-ca renewed once, by the token");
+  assert.equal(r1.keptCurrentKey, true);
+  assert.equal(
+    r1.note,
+    "renewed with a token signed by its key as mTLS was refused: the key is kept, step-ca has no token rekey",
+  );
+  const leaf1 = verified(r1.chainPem, key, anchors);
+  assert.notEqual(leaf1.serial, parseCert(splitPemCertificates(chain)[0]!).serial);
+  assert.deepEqual(log, [
+    `CA kubernetes (step-ca ${proxy.url}) rekeying kubelet-server over mTLS: the CA did not get the client certificate (HTTP 400: The request could not be completed: missing client certificate.): renewing with a token signed by its key instead`,
+  ]);
+
+  const { b: token } = via("token");
+  await token.fetchCaBundle();
+  const before = proxy.forwarded.length;
+  const r2 = await token.renew!(await renewal(r1.chainPem, key));
+  assert.deepEqual(proxy.forwarded.slice(before), ["POST /1.0/renew"], "no mTLS attempt");
+  assert.equal(
+    r2.note,
+    "renewed with a token signed by its key: the key is kept, step-ca has no token rekey",
+  );
+  verified(r2.chainPem, key, anchors);
+
+  const { b: mtls } = via("mtls");
+  await mtls.fetchCaBundle();
+  await assert.rejects(mtls.renew!(await renewal(r2.chainPem, key)), (err: Error) => {
+    assert.ok(err instanceof CaRefusedError);
+    assert.equal(
+      err.message,
+      `CA kubernetes (step-ca ${proxy.url}) rekeying kubelet-server over mTLS: the CA did not get the client certificate (HTTP 400: The request could not be completed: missing client certificate.): a TLS-terminating proxy in front of step-ca? set --ca-renew-auth (config cas.kubernetes.renewAuth) to token or auto to renew with a token signed by the current key`,
+    );
+    return true;
+  });
+});
+
+test("an expired certificate is renewed with a token, without any enrolment secret, where the provisioner allows renewal after expiry", async () => {
+  const { chain, key } = await enrolled("brief-renewable");
+  const leaf = parseCert(splitPemCertificates(chain)[0]!);
+  await new Promise((r) => setTimeout(r, Math.max(0, leaf.notAfter.getTime() - Date.now()) + 1100));
+  const { b } = backend({});
+  const anchors = await b.fetchCaBundle();
+  const renews = count("/1.0/renew");
+  const signs = count("/1.0/sign");
+  const r = await b.renew!({
+    ...(await request(await generateKey("ecdsa-p256"))),
+    currentCertPem: chain,
+    currentKeyPem: key.pem,
+  });
+  assert.equal(count("/1.0/renew"), renews + 1);
+  assert.equal(count("/1.0/sign"), signs, "no enrolment");
+  assert.equal(r.keptCurrentKey, true);
+  const renewed = verified(r.chainPem, key, anchors);
+  assert.ok(renewed.notAfter.getTime() > Date.now());
+
+  // mtls alone cannot: the handshake would carry an expired certificate.
+  const { b: mtls } = backend({ renewAuth: "mtls" });
+  await mtls.fetchCaBundle();
+  await assert.rejects(
+    mtls.renew!({
+      ...(await request(await generateKey("ecdsa-p256"))),
+      currentCertPem: chain,
+      currentKeyPem: key.pem,
+    }),
+    new RegExp(
+      `kubelet-server expired on ${leaf.notAfter.toISOString().replace(/\./g, "\\.")} and an expired certificate cannot authenticate the mTLS renewal \\(--ca-renew-auth \\(config cas\\.kubernetes\\.renewAuth\\) is mtls; auto or token renews it with a token where the provisioner allows renewal after expiry\\), so it cannot be renewed: give a one-time token`,
+    ),
+  );
 });

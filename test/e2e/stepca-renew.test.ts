@@ -1,14 +1,22 @@
 // `node-join renew` against a real step-ca: rekey over mTLS with a fresh key (no enrolment secret
-// on the node), renew with the same key (renew.reuseKey), and an expired certificate.
+// on the node), renew with the same key (renew.reuseKey), the token renewal through a
+// TLS-terminating proxy, and an expired certificate (renewable after expiry or not).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { appendFileSync, readFileSync } from "node:fs";
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { json, runCli } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import { opensslInfo, opensslVerifies } from "../helpers/openssl.js";
-import { startStepCa, stepCaLog, stepWorkerJoin, type StepCaHandle } from "../helpers/stepca.js";
+import {
+  expiringProvisioners,
+  startStepCa,
+  stepCaLog,
+  stepWorkerJoin,
+  type StepCaHandle,
+} from "../helpers/stepca.js";
+import { startTlsProxy, type TlsProxy } from "../helpers/tls-proxy.js";
 
 let ca: StepCaHandle;
 before(async () => {
@@ -16,15 +24,16 @@ before(async () => {
     provisioners: [
       { name: "workers", organization: ["system:nodes"] },
       // Certificates that expire while the test waits (step-ca backdates NotBefore by a minute).
-      {
-        name: "brief",
-        organization: ["system:nodes"],
-        claims: { minTLSCertDuration: "1s", defaultTLSCertDuration: "4s" },
-      },
+      ...expiringProvisioners("4s"),
     ],
   });
+  proxy = await startTlsProxy(ca);
 });
-after(async () => ca?.stop());
+after(async () => {
+  await proxy?.stop();
+  await ca?.stop();
+});
+let proxy: TlsProxy;
 
 const PKI = "var/lib/kubelet/pki";
 const KINDS = ["kubelet-client", "kubelet-server"] as const;
@@ -116,7 +125,7 @@ test("renew with renew.reuseKey keeps the key and uses /1.0/renew", async () => 
   }
 });
 
-test("an expired certificate without an enrolment secret: exit 4 saying what to provide, nothing changed; with one it enrols again", async () => {
+test("an expired certificate its provisioner does not renew after expiry, without an enrolment secret: exit 4 saying so and what to provide, nothing changed; with one it enrols again", async () => {
   const r0 = tempRoot("nj-step-renew-");
   const j = await runCli(joinArgs(r0, ["--ca-provisioner", "brief"]), {
     env: { NODE_JOIN_CA_PASSWORD: password("brief") },
@@ -131,7 +140,7 @@ test("an expired certificate without an enrolment secret: exit 4 saying what to 
   assert.equal(r.code, 4, r.stderr);
   assert.match(
     r.stderr,
-    /node-join: error: CA kubernetes \(step-ca https:\/\/127\.0\.0\.1:\d+\): kubelet-\w+ expired on \d{4}-\d\d-\d\dT[\d:.]+Z and an expired certificate cannot authenticate the mTLS renewal, so it cannot be renewed: give a one-time token for it \(--ca-token-file or NODE_JOIN_CA_TOKEN\) or the provisioner password \(--ca-provisioner with --ca-password-file or NODE_JOIN_CA_PASSWORD\)/,
+    /\nnode-join: error: CA kubernetes \(step-ca https:\/\/127\.0\.0\.1:\d+\): kubelet-\w+ expired on \d{4}-\d\d-\d\dT[\d:.]+Z and the CA refused to renew it with a token signed by its key \(HTTP 401\): its provisioner does not allow renewal after expiry \(claim allowRenewalAfterExpiry\), or the certificate was revoked, so it cannot be renewed: give a one-time token for it \(--ca-token-file or NODE_JOIN_CA_TOKEN\) or the provisioner password \(--ca-provisioner with --ca-password-file or NODE_JOIN_CA_PASSWORD\), then renew again\n$/,
   );
   assert.deepEqual(changedFiles(snap, r0), [], "nothing changed");
   assert.equal(count("/1.0/sign"), signs, "nothing was sent");
@@ -143,6 +152,99 @@ test("an expired certificate without an enrolment secret: exit 4 saying what to 
   assert.match(ok.stderr, /expired on .*: enrolling kubelet-client again/);
   assert.equal(count("/1.0/sign") - signs, 2, "enrolled again with minted tokens");
   assert.ok(new Date(notAfterOf(installed(r0, "kubelet-client").leaf)).getTime() > Date.now());
+});
+
+/** The config file's kubernetes CA with one more setting (config cas.kubernetes.<key>). */
+function setCaKey(root: string, key: string, value: string): void {
+  const file = join(root, "etc/node-join/config.yaml");
+  const text = readFileSync(file, "utf8");
+  const next = text.replace(/^( {4})type: step-ca\n/m, `$1type: step-ca\n$1${key}: ${value}\n`);
+  assert.notEqual(next, text, "the config names the kubernetes CA's type");
+  writeFileSync(file, next);
+}
+
+test("behind a TLS-terminating proxy: renew falls back to a token signed by the current key and keeps the key; renewAuth token goes straight to it; mtls fails in one line naming the setting", async () => {
+  const r0 = tempRoot("nj-step-renew-");
+  const j = await runCli(
+    [
+      ...stepWorkerJoin(r0, { ...ca, url: proxy.url }, { "node-name": "p1", ip: "10.0.0.32" }),
+      "--ca-provisioner",
+      "workers",
+    ],
+    { env: { NODE_JOIN_CA_PASSWORD: password("workers") } },
+  );
+  assert.equal(j.code, 0, j.stderr);
+  const before = Object.fromEntries(KINDS.map((k) => [k, installed(r0, k)]));
+  const renews = count("/1.0/renew");
+
+  const r = await runCli(["renew", "--root", r0, "--force"]);
+  assert.equal(r.code, 0, r.stderr);
+  const note =
+    "renewed with a token signed by its key as mTLS was refused: the key is kept, step-ca has no token rekey";
+  const lines = r.stdout.trimEnd().split("\n");
+  assert.equal(lines[0], "renewed 2: kubelet-client, kubelet-server");
+  for (const [i, k] of KINDS.entries()) {
+    const now = installed(r0, k);
+    assert.equal(now.key, before[k]!.key, `${k}: the same key`);
+    assert.notEqual(now.serial, before[k]!.serial, `${k}: a new serial`);
+    assert.match(
+      lines[i + 1]!,
+      new RegExp(`^  renewed ${k}: forced \\(${note}\\) -> serial \\w+, expires \\S+$`),
+    );
+  }
+  assert.match(
+    r.stderr,
+    /rekeying kubelet-\w+ over mTLS: the CA did not get the client certificate \(HTTP 400: The request could not be completed: missing client certificate\.\): renewing with a token signed by its key instead/,
+  );
+  assert.equal(count("/1.0/renew") - renews, 2, "two token renewals reached step-ca");
+
+  setCaKey(r0, "renewAuth", "token");
+  const t = await runCli(["renew", "--root", r0, "--force"]);
+  assert.equal(t.code, 0, t.stderr);
+  assert.doesNotMatch(t.stderr, /over mTLS/, "no mTLS attempt");
+  assert.match(
+    t.stdout,
+    /^ {2}renewed kubelet-client: forced \(renewed with a token signed by its key: the key is kept, step-ca has no token rekey\) -> serial/m,
+  );
+
+  const cfg = join(r0, "etc/node-join/config.yaml");
+  writeFileSync(cfg, readFileSync(cfg, "utf8").replace("renewAuth: token", "renewAuth: mtls"));
+  const snap = snapshot(r0);
+  const m = await runCli(["renew", "--root", r0, "--force"]);
+  assert.equal(m.code, 4, m.stderr);
+  assert.match(
+    m.stderr,
+    new RegExp(
+      `\\nnode-join: error: CA kubernetes \\(step-ca ${proxy.url.replace(/\./g, "\\.")}\\) rekeying kubelet-(client|server) over mTLS: the CA did not get the client certificate \\(HTTP 400: The request could not be completed: missing client certificate\\.\\): a TLS-terminating proxy in front of step-ca\\? set --ca-renew-auth \\(config cas\\.kubernetes\\.renewAuth\\) to token or auto to renew with a token signed by the current key\\n$`,
+    ),
+  );
+  assert.deepEqual(changedFiles(snap, r0), [], "nothing changed");
+});
+
+test("an expired certificate whose provisioner allows renewal after expiry is renewed with a token, no enrolment secret on the node", async () => {
+  const r0 = tempRoot("nj-step-renew-");
+  const j = await runCli(joinArgs(r0, ["--ca-provisioner", "brief-renewable"]), {
+    env: { NODE_JOIN_CA_PASSWORD: password("brief-renewable") },
+  });
+  assert.equal(j.code, 0, j.stderr);
+  const before = installed(r0, "kubelet-client");
+  const notAfter = new Date(notAfterOf(before.leaf));
+  await new Promise((res) => setTimeout(res, Math.max(0, notAfter.getTime() - Date.now()) + 1500));
+  const signs = count("/1.0/sign");
+  const r = await runCli(["renew", "--root", r0]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stdout,
+    /^renewed 2: kubelet-client, kubelet-server \(kubelet-client, kubelet-server had expired\)\n/,
+  );
+  assert.match(
+    r.stdout,
+    /^ {2}renewed kubelet-client: \w[^(]* \(renewed with a token signed by its key: the key is kept, step-ca has no token rekey\) -> serial/m,
+  );
+  assert.equal(count("/1.0/sign"), signs, "no enrolment");
+  const now = installed(r0, "kubelet-client");
+  assert.equal(now.key, before.key, "the same key");
+  assert.ok(new Date(notAfterOf(now.leaf)).getTime() > Date.now());
 });
 
 function notAfterOf(pem: string): string {

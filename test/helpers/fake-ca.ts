@@ -3,7 +3,7 @@
 // what it was asked. The end-to-end tests use a real CFSSL and step-ca instead.
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
-import type { CaBackend, RenewRequest, SignRequest } from "../../agent/ca/backend.js";
+import type { CaBackend, Renewed, RenewRequest, SignRequest } from "../../agent/ca/backend.js";
 import type { Clock } from "../../agent/common/clock.js";
 import type { CaName } from "../../agent/pki/cas.js";
 import { CaRefusedError, CaUnreachableError } from "../../agent/common/errors.js";
@@ -27,7 +27,7 @@ export class FakeCa implements CaBackend {
   /** More CA certificates served after the signer's (a rotation's next or previous CA). */
   alsoServed: TestCa[] = [];
   /** Set to offer a renewal path authenticated by the current certificate, like step-ca. */
-  renew?: (req: RenewRequest) => Promise<string>;
+  renew?: (req: RenewRequest) => Promise<Renewed>;
 
   private constructor(
     readonly name: string,
@@ -55,7 +55,7 @@ export class FakeCa implements CaBackend {
   withRenewalPath(): this {
     this.renew = async (req) => {
       this.renewed.push(req.kind);
-      return this.issue(req);
+      return { chainPem: await this.issue(req), keptCurrentKey: false };
     };
     return this;
   }

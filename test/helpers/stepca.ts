@@ -623,3 +623,24 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
   }
   return handle;
 }
+
+/**
+ * Two provisioners whose certificates (O system:nodes) expire while a test waits, `duration` long
+ * (step-ca backdates NotBefore by a minute): "brief", whose certificates step-ca does not renew
+ * once expired, and "brief-renewable" (claim allowRenewalAfterExpiry), whose it does.
+ */
+export function expiringProvisioners(duration: string): StepCaProvisionerSpec[] {
+  const claims = { minTLSCertDuration: "1s", defaultTLSCertDuration: duration };
+  return [
+    {
+      name: "brief",
+      organization: ["system:nodes"],
+      claims: { ...claims, allowRenewalAfterExpiry: false },
+    },
+    {
+      name: "brief-renewable",
+      organization: ["system:nodes"],
+      claims: { ...claims, allowRenewalAfterExpiry: true },
+    },
+  ];
+}

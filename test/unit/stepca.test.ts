@@ -10,8 +10,13 @@ import {
   renderConfig,
 } from "../../agent/config/sources.js";
 import type { CertTemplate } from "../../agent/pki/certs.js";
-import { b64url } from "../../agent/ca/jose.js";
-import { stepCaRefusal, tokenRefusedMessage } from "../../agent/ca/stepca.js";
+const b64url = (s: string): string => Buffer.from(s).toString("base64url");
+import {
+  mtlsRefused,
+  renewalPaths,
+  stepCaRefusal,
+  tokenRefusedMessage,
+} from "../../agent/ca/stepca.js";
 import { parseTokenList, tokenFits, TokenPool } from "../../agent/ca/stepca-tokens.js";
 import { UsageError } from "../../agent/common/errors.js";
 
@@ -182,5 +187,65 @@ test("step-ca settings: per-CA provisioner, inherited server, fingerprint as tru
   assert.deepEqual(
     parseConfigText(yaml, "c.yaml").get("cas.kubernetes.provisioner"),
     "control-plane",
+  );
+});
+
+test("renewal paths: auto tries mTLS, then the token only when the certificate did not reach step-ca; after expiry only the token", () => {
+  // [auth, expired, mTLS refused earlier in the run] -> paths in order
+  const cases: [Parameters<typeof renewalPaths>, ReturnType<typeof renewalPaths>][] = [
+    [
+      ["auto", false, false],
+      ["mtls", "token"],
+    ],
+    [["auto", false, true], ["token"]],
+    [["auto", true, false], ["token"]],
+    [["mtls", false, false], ["mtls"]],
+    [["mtls", false, true], ["mtls"]],
+    [["mtls", true, false], []],
+    [["token", false, false], ["token"]],
+    [["token", true, false], ["token"]],
+  ];
+  for (const [args, want] of cases) assert.deepEqual(renewalPaths(...args), want, args.join(" "));
+});
+
+test("mTLS refused: step-ca's 400 'missing client certificate' (a TLS-terminating proxy), a proxy's 401/403/495/496; not other 400s, 404 or 5xx", () => {
+  const missing = JSON.stringify({
+    status: 400,
+    message: "The request could not be completed: missing client certificate.",
+  });
+  assert.equal(mtlsRefused(400, missing), true);
+  assert.equal(mtlsRefused(400, "missing client certificate"), true, "a proxy's plain text");
+  for (const status of [401, 403, 495, 496])
+    assert.equal(mtlsRefused(status, ""), true, `${status}`);
+  const badCsr = JSON.stringify({
+    status: 400,
+    message: "The request could not be completed: invalid csr.",
+  });
+  assert.equal(mtlsRefused(400, badCsr), false);
+  for (const status of [404, 500, 502, 503])
+    assert.equal(mtlsRefused(status, missing), false, `${status}`);
+});
+
+test("cas.<ca>.renewAuth: a choice per CA, the kubernetes CA's serves the others, refused outside its choices", () => {
+  const s = toSettings(
+    mergeValues(
+      flagValues({ caType: "step-ca", caUrl: "https://ca.lab:9000", caRenewAuth: "token" }),
+    ),
+    "/",
+  );
+  for (const ca of ["kubernetes", "frontProxy", "etcd"] as const)
+    assert.equal(s.cas[ca].renewAuth, "token");
+  const own = toSettings(
+    mergeValues(
+      flagValues({ caType: "step-ca", caUrl: "https://ca.lab:9000", etcdCaRenewAuth: "mtls" }),
+    ),
+    "/",
+  );
+  assert.equal(own.cas.kubernetes.renewAuth, undefined, "default: auto");
+  assert.equal(own.cas.etcd.renewAuth, "mtls");
+  assert.throws(() => flagValues({ caRenewAuth: "bearer" }), /--ca-renew-auth/);
+  assert.match(
+    renderConfig(mergeValues(flagValues({ caRenewAuth: "token" })), "/"),
+    /renewAuth: token/,
   );
 });
