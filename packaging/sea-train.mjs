@@ -52,6 +52,46 @@ async function run(args, expect) {
     fail(`node-join ${args.join(" ")}: exit ${code}, expected ${expect}\n${out}`);
 }
 
+/**
+ * The jose chunk: the training CA is a CFSSL one, so no command here mints a step-ca token. This
+ * runs what agent/ca/jose.ts and x5c.ts run (step-ca enrolment and token renewal): decrypt a
+ * provisioner key as `step ca init` encrypts it (PBES2-HS256+A128KW, A256GCM), import it, sign a
+ * one-time token and an x5cInsecure one, and compute a JWK thumbprint.
+ */
+async function trainJose() {
+  const jose = /** @type {typeof import("jose")} */ (loader.load("jose"));
+  const { generateKeyPairSync } = await import("node:crypto");
+  const { privateKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+  const jwk = privateKey.export({ format: "jwk" });
+  const password = new TextEncoder().encode("training");
+  const jwe = await new jose.CompactEncrypt(new TextEncoder().encode(JSON.stringify(jwk)))
+    .setProtectedHeader({ alg: "PBES2-HS256+A128KW", enc: "A256GCM", cty: "jwk+json", p2c: 1000 })
+    .encrypt(password);
+  jose.decodeProtectedHeader(jwe);
+  const { plaintext } = await jose.compactDecrypt(jwe, password, {
+    keyManagementAlgorithms: ["PBES2-HS256+A128KW", "PBES2-HS384+A192KW", "PBES2-HS512+A256KW"],
+    contentEncryptionAlgorithms: ["A128GCM", "A192GCM", "A256GCM"],
+    maxPBES2Count: 1_000_000,
+  });
+  const key = await jose.importJWK(JSON.parse(new TextDecoder().decode(plaintext)), "ES256");
+  const kid = await jose.calculateJwkThumbprint(jwk);
+  const now = Math.floor(Date.now() / 1000);
+  const token = await new jose.SignJWT({ sub: "train", sans: ["train"] })
+    .setProtectedHeader({ alg: "ES256", kid, typ: "JWT" })
+    .setIssuedAt(now)
+    .sign(key);
+  await new jose.SignJWT({})
+    .setProtectedHeader({ alg: "ES256", typ: "JWT", x5cInsecure: ["AA=="] })
+    .setIssuer("step-ca-client/1.0")
+    .setSubject("train")
+    .setAudience("https://ca/1.0/renew")
+    .setJti("j")
+    .setExpirationTime(now + 300)
+    .sign(privateKey);
+  jose.decodeJwt(token);
+  console.log("sea-train: jose: decrypted, imported and signed");
+}
+
 rmSync(work, { recursive: true, force: true });
 const root = join(work, "root");
 mkdirSync(join(root, "etc/node-join"), { recursive: true });
@@ -99,6 +139,8 @@ await run(["renew", "--root", root], /nothing to renew/);
 await run(["status", "--root", root], /kubelet/);
 await run(["status", "--root", root, "--json"], /"certificates"|"kinds"|"ok"/);
 await run(["renew", "--root", root, "--force"], /renewed/);
+
+await trainJose();
 
 for (const s of loader.loaded()) {
   const data = s.script.createCachedData();

@@ -1,8 +1,9 @@
 // The single binaries doing real work: a complete worker join with the x64 binary, and with the
-// arm64 binary under qemu-aarch64-static, against the loopback CFSSL CA of the test suite.
+// arm64 binary under qemu-aarch64-static, against the loopback CFSSL CA of the test suite; and the
+// x64 binary against a real step-ca behind a TLS-terminating proxy (the jose part).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
@@ -10,6 +11,8 @@ import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { tempRoot } from "../helpers/fs.js";
 import { opensslInfo, opensslVerifies } from "../helpers/openssl.js";
 import { binPath, ensurePackaged, ensureQemu, QEMU } from "../helpers/package.js";
+import { startStepCa, stepWorkerJoin } from "../helpers/stepca.js";
+import { startTlsProxy } from "../helpers/tls-proxy.js";
 
 let ca: CfsslCa;
 before(async () => {
@@ -20,6 +23,14 @@ before(async () => {
 after(async () => {
   await ca?.stop();
 });
+
+/** "part:cache" for each part the loader ran (NODE_JOIN_DEBUG=1), in order. */
+const parts = (stderr: string) =>
+  [
+    ...stderr.matchAll(
+      /^node-join: debug: sea: ([\w.-]+): \d+ bytes of source, code cache (\w+)$/gm,
+    ),
+  ].map((m) => `${m[1]}:${m[2]}`);
 
 for (const arch of ["x64", "arm64"] as const) {
   test(`${arch} single binary: complete worker join, status and renew (${arch === "arm64" ? "under qemu" : "native"})`, () => {
@@ -33,12 +44,6 @@ for (const arch of ["x64", "arm64"] as const) {
         encoding: "utf8",
         timeout: 300_000,
       });
-    const parts = (stderr: string) =>
-      [
-        ...stderr.matchAll(
-          /^node-join: debug: sea: ([\w.-]+): \d+ bytes of source, code cache (\w+)$/gm,
-        ),
-      ].map((m) => `${m[1]}:${m[2]}`);
     const join_ = run(
       cfsslWorkerJoin(root, ca, {
         "ca-auth-key-file": keyFile,
@@ -102,3 +107,53 @@ for (const arch of ["x64", "arm64"] as const) {
     assert.match(rn.stdout, /^renewed 2: kubelet-client, kubelet-server/);
   });
 }
+
+test("x64 single binary with step-ca: join mints tokens with the jose part, and renews through a TLS-terminating proxy with a token", async () => {
+  const step = await startStepCa();
+  const proxy = await startTlsProxy(step);
+  try {
+    const root = tempRoot("nj-bin-step-");
+    const workers = step.provisioners.find((p) => p.name === "workers")!;
+    // Asynchronous: the proxy answers from this process's event loop.
+    const run = (args: string[], env: string[] = []) =>
+      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        execFile(
+          "env",
+          ["-i", "NODE_JOIN_DEBUG=1", ...env, binPath("x64"), ...args],
+          { encoding: "utf8", timeout: 300_000 },
+          (err, stdout, stderr) =>
+            resolve({
+              status: err ? (typeof err.code === "number" ? err.code : -1) : 0,
+              stdout,
+              stderr,
+            }),
+        );
+      });
+    const join_ = await run(
+      [
+        ...stepWorkerJoin(root, { ...step, url: proxy.url }),
+        "--ca-provisioner",
+        "workers",
+        "--no-timer",
+      ],
+      [`NODE_JOIN_CA_PASSWORD=${workers.password}`],
+    );
+    assert.equal(join_.status, 0, join_.stderr);
+    assert.match(join_.stdout, /joined worker node w1: issued 2 certificate\(s\)/);
+    assert.ok(parts(join_.stderr).includes("jose:accepted"), join_.stderr);
+    const rn = await run(["renew", "--root", root, "--force"]);
+    assert.equal(rn.status, 0, rn.stderr);
+    assert.match(
+      rn.stdout,
+      /^ {2}renewed kubelet-client: forced \(renewed with a token signed by its key as mTLS was refused: the key is kept, step-ca has no token rekey\) -> serial/m,
+    );
+    assert.ok(parts(rn.stderr).includes("jose:accepted"), rn.stderr);
+    // Nothing due: no jose, as for CFSSL.
+    const idle = await run(["renew", "--root", root]);
+    assert.equal(idle.status, 0, idle.stderr);
+    assert.deepEqual(parts(idle.stderr).sort(), ["core:accepted", "undici:accepted"], idle.stderr);
+  } finally {
+    await proxy.stop();
+    await step.stop();
+  }
+});
