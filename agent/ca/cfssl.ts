@@ -6,7 +6,15 @@ import { TransientError } from "./retry.js";
 import { secretEnvName, type SecretKind } from "./secrets.js";
 import type { CertInfo } from "../pki/x509.js";
 import { peculiar } from "../pki/peculiar.js";
-import type { BackendContext, CaBackend, RevokeRequest, SignRequest } from "./backend.js";
+import type { CaDescriptor } from "../pki/cas.js";
+import { inspect } from "../store/fsio.js";
+import type {
+  BackendContext,
+  CaBackend,
+  CaSettings,
+  RevokeRequest,
+  SignRequest,
+} from "./backend.js";
 import { baseUrl, CaServers, parseCaPem, retrying, revokedLeaf, serverTrust } from "./common.js";
 import { httpRequest, type TlsTrust } from "./http.js";
 import { authenticateCa } from "./trust.js";
@@ -63,6 +71,15 @@ export function authsignBody(requestJson: string, keyHex: string, timestamp: num
   return JSON.stringify({ token, request: Buffer.from(requestJson).toString("base64"), timestamp });
 }
 
+/**
+ * A CFSSL CA as messages name it: "CA kubernetes (cfssl http://ca:8888 label primary)" at one
+ * server, without the server for the CA as a whole.
+ */
+function cfsslName(ca: CaDescriptor, s: CaSettings): (server?: string) => string {
+  const label = s.label ? ` label ${s.label}` : "";
+  return (server) => `CA ${ca.display} (cfssl${server ? ` ${server}` : ""}${label})`;
+}
+
 /** CFSSL's one secret: the HMAC key of the profiles that require authentication (auth/auth.go). */
 export const CFSSL_SECRETS: readonly SecretKind[] = [
   {
@@ -75,17 +92,30 @@ export const CFSSL_SECRETS: readonly SecretKind[] = [
       /^([0-9a-fA-F]{2})+$/.test(v)
         ? undefined
         : "is not hex (CFSSL auth keys are hex strings, as in the CA's config)",
+    dropped: (ca, s, file, name) =>
+      `${new CaServers(s.urls, undefined, cfsslName(ca, s)).whole}: the auth key was dropped after join (renew.authKey: drop); put it back at ${file} (${name}) or re-enrol with node-join join`,
   },
 ];
 
+/**
+ * How `renew` authenticates to a CFSSL CA (status --wide and --json; README "Renewal paths"):
+ * with the auth key file, which renew.authKey: drop may have deleted, or with no key at all when
+ * the CA's profiles take unauthenticated requests. `shown` turns a path into the one messages show.
+ */
+export function cfsslRenewalPath(
+  s: CaSettings,
+  o: { authKeyDropped: boolean; shown: (path: string) => string },
+): string {
+  if (!s.authKeyFile) return "no auth (unauthenticated profile)";
+  if (inspect(s.authKeyFile).kind !== "missing") return `auth key ${o.shown(s.authKeyFile)}`;
+  return o.authKeyDropped
+    ? "auth key dropped: re-enrol"
+    : `auth key ${o.shown(s.authKeyFile)} (missing)`;
+}
+
 export function createCfsslBackend(ctx: BackendContext): CaBackend {
   const s = ctx.settings;
-  const label = s.label ? ` label ${s.label}` : "";
-  const servers = new CaServers(
-    s.urls,
-    ctx.preferredUrl,
-    (server) => `CA ${ctx.ca.display} (cfssl${server ? ` ${server}` : ""}${label})`,
-  );
+  const servers = new CaServers(s.urls, ctx.preferredUrl, cfsslName(ctx.ca, s));
   let fetched = false;
   let tls: TlsTrust | undefined;
 
