@@ -14,7 +14,7 @@ import { systemClock } from "../../agent/common/clock.js";
 import { CaRefusedError } from "../../agent/common/errors.js";
 import { CAS } from "../../agent/pki/cas.js";
 import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
-import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
+import { freePort, startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { runCli } from "../helpers/cli.js";
 import { tempRoot } from "../helpers/fs.js";
 import { startStepCa, stepCaLog, stepWorkerJoin, type StepCaHandle } from "../helpers/stepca.js";
@@ -149,6 +149,16 @@ describe("CFSSL", () => {
       [row(serial)!.authority_key_identifier, row(serial)!.status, row(serial)!.reason],
       [aki, "revoked", 1],
     );
+  });
+
+  test("revoke goes through the CA's servers as sign does: a dead first server, the next one answers", async () => {
+    const req = request(root, "kubelet-client");
+    const { serial } = opensslIds(req.certPem);
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const b = await backend({ ...settings(withDb), urls: [dead, withDb.url] });
+    await b.revoke!({ ...req, reason: "superseded" });
+    assert.equal(b.answered!(), withDb.url);
+    assert.deepEqual([row(serial)!.status, row(serial)!.reason], ["revoked", 4]);
   });
 
   test("a CA without a certificate database refuses by name: no database, the serial, the server", async () => {
