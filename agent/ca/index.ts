@@ -3,14 +3,19 @@ import { UsageError } from "../common/errors.js";
 import type { CertTemplate } from "../pki/certs.js";
 import type { RequestedSans } from "../pki/verify.js";
 import type { BackendContext, BackendFactory, CaBackend } from "./backend.js";
-import { CFSSL_SECRETS, createCfsslBackend } from "./cfssl.js";
+import { CFSSL_SECRETS, cfsslRenewalPath, createCfsslBackend } from "./cfssl.js";
 import {
   readCaSecrets,
   type CaSecrets,
   type ReadSecretsOptions,
   type SecretKind,
 } from "./secrets.js";
-import { createStepCaBackend, STEPCA_SECRETS, stepCaRequestedSans } from "./stepca.js";
+import {
+  createStepCaBackend,
+  STEPCA_SECRETS,
+  stepCaRenewalPath,
+  stepCaRequestedSans,
+} from "./stepca.js";
 import type { CaDescriptor } from "../pki/cas.js";
 import type { CaSettings } from "./backend.js";
 import { caSettingName, checkTrustFiles } from "./trust.js";
@@ -25,6 +30,15 @@ export interface BackendType {
    * template's own.
    */
   requestedSans?: (template: CertTemplate) => RequestedSans[];
+  /** How `renew` authenticates to a CA of this type, in a few words (status). */
+  renewalPath: (settings: CaSettings, o: RenewalPathOptions) => string;
+}
+
+export interface RenewalPathOptions {
+  /** renew.authKey: drop. */
+  authKeyDropped: boolean;
+  /** A path as messages show it (under --root, the host's path). */
+  shown: (path: string) => string;
 }
 
 /** The CA types, as --ca-type and the config key cas.<ca>.type take them. */
@@ -32,11 +46,12 @@ export const CA_TYPES = ["cfssl", "step-ca"] as const;
 export type CaType = (typeof CA_TYPES)[number];
 
 export const BACKENDS: Record<CaType, BackendType> = {
-  cfssl: { create: createCfsslBackend, secrets: CFSSL_SECRETS },
+  cfssl: { create: createCfsslBackend, secrets: CFSSL_SECRETS, renewalPath: cfsslRenewalPath },
   "step-ca": {
     create: createStepCaBackend,
     secrets: STEPCA_SECRETS,
     requestedSans: stepCaRequestedSans,
+    renewalPath: stepCaRenewalPath,
   },
 };
 
@@ -77,6 +92,11 @@ export function readCaInputs(
   const type = knownType(ca, settings.type);
   checkTrustFiles(ca, settings);
   return readCaSecrets(ca, settings, type.secrets, env, o);
+}
+
+/** How `renew` will authenticate to this CA; undefined for an unknown type (status shows none). */
+export function renewalPathFor(settings: CaSettings, o: RenewalPathOptions): string | undefined {
+  return backendType(settings.type)?.renewalPath(settings, o);
 }
 
 export function requestedSansFor(type: string, template: CertTemplate): RequestedSans[] {

@@ -43,6 +43,11 @@ export interface SecretKind {
    * bootstrap secret is often removed once the node joined).
    */
   enrolmentOnly?: boolean;
+  /**
+   * A secret that renew.authKey: drop deletes after join: what a renewal that needs it says when
+   * its file is gone (instead of the generic "does not exist"), given the file and its setting.
+   */
+  dropped?: (ca: CaDescriptor, settings: CaSettings, file: string, name: string) => string;
 }
 
 export interface Secret {
@@ -76,6 +81,8 @@ export function readSecret(spec: SecretSpec): string | undefined {
 export interface ReadSecretsOptions {
   /** A renewal: secrets only an enrolment needs may be missing. */
   renewal: boolean;
+  /** renew.authKey: drop: join deleted the droppable secrets (SecretKind.dropped). */
+  authKeyDropped?: boolean;
 }
 
 /**
@@ -100,6 +107,8 @@ export function readCaSecrets(
     const name = caSettingName(ca, k.flag, k.setting);
     if (!fromEnv && inspect(file!).kind === "missing") {
       if (o.renewal && k.enrolmentOnly) continue;
+      if (o.renewal && o.authKeyDropped && k.dropped)
+        throw new UsageError(k.dropped(ca, settings, file!, name));
       throw missingFileError(ca, k.what, file!, name);
     }
     const value = readSecret({ what: k.what, file, envName, env })!;

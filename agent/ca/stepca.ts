@@ -21,11 +21,14 @@ import {
 import type {
   BackendContext,
   CaBackend,
+  CaSettings,
   PlannedRequest,
   RenewRequest,
+  RevokeReason,
+  RevokeRequest,
   SignRequest,
 } from "./backend.js";
-import { baseUrl, CaServers, parseCaPem, retrying, serverTrust } from "./common.js";
+import { baseUrl, CaServers, parseCaPem, retrying, revokedLeaf, serverTrust } from "./common.js";
 import { httpRequest, type TlsTrust } from "./http.js";
 import {
   decryptPbes2Jwe,
@@ -216,7 +219,7 @@ interface Call {
   what: string;
   /** Why a 401 usually happens, for the server at `url`. */
   unauthorized: string | ((url: string) => string);
-  /** Maps a status to an error before the generic mapping (e.g. 404 on /root/<fp>). */
+  /** Maps a status to an error before the generic mapping (e.g. 404 on /root/<fp>, any 3xx-5xx). */
   special?: (status: number, from: string) => Error | undefined;
 }
 
@@ -281,6 +284,9 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
         ...(ctx.proxy ? { proxy: ctx.proxy } : {}),
         what: from,
       });
+      // A status the request knows better (e.g. 501 from /1.0/revoke) before the generic mapping.
+      const known = res.status >= 300 ? c.special?.(res.status, from) : undefined;
+      if (known) throw known;
       if (res.status >= 500) {
         const msg = messageOf(res.body);
         throw new TransientError(`HTTP ${res.status}${msg ? `: ${msg}` : ""}`);
@@ -288,9 +294,7 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       if (res.status >= 300) {
         const unauthorized =
           typeof c.unauthorized === "string" ? c.unauthorized : c.unauthorized(baseUrl(url));
-        throw (
-          c.special?.(res.status, from) ?? stepCaRefusal(res.status, res.body, what, unauthorized)
-        );
+        throw stepCaRefusal(res.status, res.body, what, unauthorized);
       }
       return { answer: parseAnswer(res.body, what), what, from };
     });
@@ -582,6 +586,51 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     return chainOf(answer, what);
   };
 
+  // ---- revocation --------------------------------------------------------------------------
+
+  /**
+   * `/1.0/revoke` over mTLS with the certificate itself (smallstep/certificates api/revoke.go): the
+   * body's serial must be the client certificate's, and 0.19 implements passive revocation only
+   * (recorded in the CA's database; from then on it refuses to renew the certificate,
+   * authority/authorize.go authorizeRenew). A CA without a database answers 501; a certificate
+   * revoked before, 400 "already revoked": done, so a retried leave is harmless.
+   */
+  const revoke = async (req: RevokeRequest): Promise<void> => {
+    const trust = connectedTrust();
+    const { leaf, serial } = revokedLeaf(req.certPem, req.kind);
+    const cannot = `cannot revoke ${req.kind} (serial ${serial})`;
+    if (leaf.notAfter.getTime() <= ctx.clock.now())
+      throw new CaRefusedError(
+        `${servers.description}: ${cannot}: it expired on ${leaf.notAfter.toISOString()} and an expired certificate cannot authenticate the mTLS revocation`,
+      );
+    const noDatabase = (status: number, from: string) =>
+      status === 501
+        ? new CaRefusedError(
+            `${from}: ${cannot}: the CA has no database to record revocations (ca.json "db"): revoke it there once it has one, or let it expire`,
+          )
+        : undefined;
+    try {
+      await call({
+        method: "POST",
+        path: "/1.0/revoke",
+        body: () =>
+          JSON.stringify({
+            serial,
+            reasonCode: REVOKE_REASON_CODES[req.reason],
+            reason: req.reason,
+            passive: true,
+          }),
+        tls: { ...trust, cert: leaf.pem, key: req.keyPem },
+        what: `revoking ${req.kind} (serial ${serial})`,
+        unauthorized: "the CA refused the certificate (HTTP 401)",
+        special: noDatabase,
+      });
+    } catch (err) {
+      if (err instanceof CaRefusedError && /is already revoked/.test(err.message)) return;
+      throw err;
+    }
+  };
+
   return {
     get description() {
       return servers.description;
@@ -621,6 +670,21 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     },
     sign,
     renew,
+    revoke,
     requestedSans: stepCaRequestedSans,
   };
+}
+
+/** RFC 5280 5.3.1 CRLReason codes, step-ca's reasonCode (golang.org/x/crypto/ocsp). */
+const REVOKE_REASON_CODES: Record<RevokeReason, number> = {
+  unspecified: 0,
+  keyCompromise: 1,
+  affiliationChanged: 3,
+  superseded: 4,
+  cessationOfOperation: 5,
+};
+
+/** How `renew` authenticates to a step-ca (status: README "Renewal paths"). */
+export function stepCaRenewalPath(_settings: CaSettings): string {
+  return "mTLS with the current certificate";
 }

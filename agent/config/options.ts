@@ -430,6 +430,15 @@ export const OPTIONS = [
     description: "keep the private key on renewal (default: a fresh key every time)",
   }),
   opt({
+    key: "renew.authKey",
+    flag: "auth-key-after-join",
+    type: "string",
+    valueName: "mode",
+    choices: ["keep", "drop"],
+    description:
+      "the CFSSL auth key files once join succeeded: left for renewals (the default), or deleted (a renewal that must sign then needs them back)",
+  }),
+  opt({
     key: "renew.onSignerChange",
     type: "string",
     choices: ["deadline", "early"],

@@ -46,6 +46,11 @@ export interface Settings {
     beforeMs?: number;
     beforeFrom?: string;
     reuseKey: boolean;
+    /**
+     * CFSSL auth key files after a successful join: kept for renewals, or dropped (deleted; a
+     * renewal that must sign reports that it needs them back).
+     */
+    authKey: "keep" | "drop";
     /** A certificate still signed by a CA's retiring signer: renewed at its deadline, or early. */
     onSignerChange: "deadline" | "early";
     signerChangeWindowMs: number;
@@ -70,6 +75,7 @@ export const DEFAULTS = {
   "controlPlane.serviceAccountKeyFile": "/etc/node-join/sa.key",
   "controlPlane.serviceAccountPublicKeyFile": "/etc/node-join/sa.pub",
   "renew.reuseKey": false,
+  "renew.authKey": "keep",
   "renew.onSignerChange": "deadline",
   "renew.signerChangeWindow": "7d",
   "timer.enabled": true,
@@ -152,6 +158,7 @@ export function toSettings(values: RawValues, root: string): Settings {
     proxy: { noProxy: get("proxy.noProxy") ?? [] },
     renew: {
       reuseKey: or("renew.reuseKey"),
+      authKey: or("renew.authKey") as "keep" | "drop",
       onSignerChange: or("renew.onSignerChange") as "deadline" | "early",
       signerChangeWindowMs: parseDuration(or("renew.signerChangeWindow"))!,
     },

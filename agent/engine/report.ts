@@ -4,13 +4,14 @@
 import { createPrivateKey } from "node:crypto";
 import { join } from "node:path";
 import type { CaSettings } from "../ca/backend.js";
+import { renewalPathFor } from "../ca/index.js";
 import { loadPemFile, trustConfigured } from "../ca/trust.js";
 import { errorMessage } from "../common/errors.js";
 import { isoDate, shortHumanDuration } from "../common/time.js";
 import type { Settings } from "../config/settings.js";
 import { refreshMetrics, type RunMetric } from "../ops/metrics.js";
 import { detectTimerEnv, timerStatus, type TimerStatus } from "../ops/timer.js";
-import { CAS, caSetting, type CaDescriptor, type CaName } from "../pki/cas.js";
+import { CAS, caSetting, casFor, type CaDescriptor, type CaName } from "../pki/cas.js";
 import { deadlinePolicy, dueness, type DeadlinePolicy } from "../pki/deadline.js";
 import {
   keyMatches,
@@ -141,6 +142,17 @@ export interface StatusResult {
   certificateAuthorities: CaStatus[];
   /** The renewal timer; its `problem` needs attention like a certificate's. */
   timer: TimerStatus;
+  /** How renew will authenticate to each CA of the role (given the node's settings). */
+  renewalPaths?: RenewalPathStatus[];
+}
+
+export interface RenewalPathStatus {
+  /** The CA, as --ca picks it: kubernetes, front-proxy, etcd. */
+  ca: string;
+  /** Its backend type (cfssl, step-ca). */
+  type: string;
+  /** "auth key /etc/node-join/ca-auth.key", "mTLS with the current certificate", … */
+  path: string;
 }
 
 export interface StatusPolicy {
@@ -150,6 +162,8 @@ export interface StatusPolicy {
   warnWithin?: { ms: number; text: string };
   /** Each CA's trust settings, to say which one covers each CA certificate; absent: none. */
   trust?: Partial<Record<CaName, CaTrust>>;
+  /** Each CA's settings and renew.authKey, for the renewal paths; absent: none shown. */
+  renewal?: { cas: Record<CaName, CaSettings>; authKeyDropped: boolean };
   now: Date;
 }
 
@@ -323,6 +337,17 @@ export function collectStatus(
     });
   });
   const timer = timerStatus(detectTimerEnv(l), p.now, timerWanted);
+  const renewal = p.renewal;
+  const renewalPaths = renewal
+    ? casFor(role).flatMap((ca): RenewalPathStatus[] => {
+        const c = renewal.cas[ca.name];
+        const path = renewalPathFor(c, {
+          authKeyDropped: renewal.authKeyDropped,
+          shown: (f) => hostPath(f, l.root),
+        });
+        return path === undefined ? [] : [{ ca: ca.display, type: c.type, path }];
+      })
+    : undefined;
   const needsAttention =
     [...certificates, ...certificateAuthorities].some((e) => e.state !== "ok") ||
     timer.problem !== undefined;
@@ -334,5 +359,6 @@ export function collectStatus(
     certificates,
     certificateAuthorities,
     timer,
+    ...(renewalPaths ? { renewalPaths } : {}),
   };
 }
