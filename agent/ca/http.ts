@@ -79,10 +79,7 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
         ...(req.tls?.cert ? { cert: req.tls.cert, key: req.tls.key } : {}),
       }
     : {};
-  // Through a proxy, https:// goes through a CONNECT tunnel (RFC 9110 9.3.6) and the TLS session
-  // inside it is undici's own connector with these very options, end to end with the CA: the proxy
-  // sees ciphertext, and the pin and verification are those of a direct connection. http:// goes
-  // to the proxy in absolute form (RFC 9112 3.2.2), as curl sends it.
+  // The TLS socket of an https:// request tells who issued the server's certificate.
   let serverIssuer: Buffer | undefined;
   const observed =
     (connect: Connector): Connector =>
@@ -92,6 +89,10 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
         cb(err, socket);
       });
   const tlsConnect = (): Connector => buildConnector({ ...tls, timeout: connectTimeout });
+  // Through a proxy, https:// goes through a CONNECT tunnel (RFC 9110 9.3.6) and the TLS session
+  // inside it is undici's own connector with these very options, end to end with the CA: the proxy
+  // sees ciphertext, and the pin and verification are those of a direct connection. http:// goes
+  // to the proxy in absolute form (RFC 9112 3.2.2), as curl sends it.
   const dispatcher = new Agent({
     connect: !isHttps
       ? tls
