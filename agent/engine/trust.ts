@@ -328,7 +328,7 @@ export function formatTrustList(r: TrustListResult): string {
           : "no certificate known on this node yet";
         const state =
           p.source === "none"
-            ? "in the bundle, pinned by nothing: dropped by the next renew"
+            ? "in the bundle, pinned by nothing: kept only while the CA server sends it; pin it before retiring the others"
             : p.inBundle
               ? "in the bundle"
               : "not in the bundle";

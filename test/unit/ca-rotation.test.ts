@@ -484,6 +484,14 @@ test("a CA anchored by a step-ca fingerprint: retiring its root while the bundle
   writeFileSync(file, YAML.stringify(doc));
   // The new root, as step-ca's GET /roots sent it over the channel the old root authenticated.
   writeFileSync(join(n.root, "etc/kubernetes/pki/ca.crt"), n.old.pem + n.next.pem);
+  const list = await n.run("trust list");
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(
+    list.stdout,
+    new RegExp(
+      `\\n  ${pinOf(n.next)}\\n    CN=kubernetes-ca-2, expires \\S+; in the bundle, pinned by nothing: kept only while the CA server sends it; pin it before retiring the others\\n`,
+    ),
+  );
   const early = await n.run("trust remove", "--ca", "kubernetes", "--ca-cert-hash", pinOf(n.old));
   assert.equal(early.code, 2);
   assert.equal(
