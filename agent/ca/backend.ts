@@ -53,6 +53,13 @@ export interface CaBackend {
   /** Fetches the CA certificate(s) and authenticates them against the pin or CA file. */
   fetchCaBundle(): Promise<CertInfo[]>;
   /**
+   * After fetchCaBundle: the CA certificate that signs the certificates this CA issues now, the
+   * issuer of a fresh leaf (renew.onSignerChange tells the retiring signer's leaves by it), where
+   * that is not the first certificate fetchCaBundle returned (step-ca: the intermediate under its
+   * roots). Absent, or undefined: that first certificate (CFSSL: the one /info sends, its signer).
+   */
+  currentSigner?(): CertInfo | undefined;
+  /**
    * Checks, before any CSR reaches any CA, that every planned request can be authorized (step-ca:
    * a one-time token or the provisioner password for each), so a failure spends no token. Optional.
    */

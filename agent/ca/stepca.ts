@@ -14,6 +14,7 @@ import { peculiar } from "../pki/peculiar.js";
 import {
   buildChain,
   certFingerprint,
+  derToPem,
   parseCert,
   splitPemCertificates,
   type CertInfo,
@@ -193,6 +194,8 @@ function identityChange(cert: CertInfo, template: CertTemplate): string | undefi
 interface Fetched {
   from: string;
   sent: CertInfo[];
+  /** The issuer of the server's TLS certificate (HttpResponse.serverIssuer), where known. */
+  tlsIssuer?: Buffer;
 }
 
 interface JwkProvisioner {
@@ -269,9 +272,12 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
   const passwordEnv = secretEnvName(ctx.ca, "PASSWORD");
   let tls: TlsTrust | undefined;
   let anchors: CertInfo[] | undefined;
+  let signer: CertInfo | undefined;
 
   /** The answer of the server that answered, and `c.what` at that server as messages name it. */
-  const call = (c: Call): Promise<{ answer: Json; what: string; from: string }> =>
+  const call = (
+    c: Call,
+  ): Promise<{ answer: Json; what: string; from: string; tlsIssuer?: Buffer }> =>
     retrying(ctx, servers, async (url, timeoutMs) => {
       const from = servers.describe(url);
       const what = `${from} ${c.what}`;
@@ -296,7 +302,8 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
           typeof c.unauthorized === "string" ? c.unauthorized : c.unauthorized(baseUrl(url));
         throw stepCaRefusal(res.status, res.body, what, unauthorized);
       }
-      return { answer: parseAnswer(res.body, what), what, from };
+      const answer = parseAnswer(res.body, what);
+      return { answer, what, from, ...(res.serverIssuer ? { tlsIssuer: res.serverIssuer } : {}) };
     });
 
   const connectedTrust = (): TlsTrust | undefined => {
@@ -328,7 +335,7 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
   };
 
   const fetchRoots = async (trust?: TlsTrust): Promise<Fetched> => {
-    const { answer, what, from } = await call({
+    const { answer, what, from, tlsIssuer } = await call({
       method: "GET",
       path: "/roots",
       tls: trust,
@@ -339,7 +346,8 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       ? answer.crts.filter((c): c is string => typeof c === "string")
       : [];
     if (pems.length === 0) throw new CaRefusedError(`${what}: the answer holds no certificate`);
-    return { from, sent: pems.flatMap((p) => parseCaPem(p, from, "roots answer")) };
+    const sent = pems.flatMap((p) => parseCaPem(p, from, "roots answer"));
+    return { from, sent, ...(tlsIssuer ? { tlsIssuer } : {}) };
   };
 
   // ---- enrolment secrets -------------------------------------------------------------------
@@ -654,12 +662,18 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       // joins the bundle after the authenticated ones (a rotation's new root: README "CA
       // rotation").
       if (tls) {
-        const served = (await fetchRoots(tls)).sent;
+        const { sent: served, tlsIssuer } = await fetchRoots(tls);
         anchors = [...trusted, ...served.filter((r) => !trusted.some((t) => t.der.equals(r.der)))];
         tls = serverTrust(s, anchors, ctx.unsafeSkipCaVerification);
+        // step-ca serves TLS with a certificate that the intermediate it signs leaves with issued
+        // when it started (authority/tls.go GetTLSCertificate): that intermediate is the current
+        // signer, the certificate /1.0/sign returns after the leaf, whichever root is first.
+        const issuer = tlsIssuer && parseCert(derToPem(tlsIssuer));
+        signer = issuer?.isCa && buildChain(issuer, [], anchors) ? issuer : undefined;
       }
       return anchors;
     },
+    currentSigner: () => signer,
     async prepare(reqs: PlannedRequest[]): Promise<void> {
       connectedTrust();
       const left = tokens().reserve(reqs);

@@ -26,6 +26,8 @@ import { backendFor, type Runtime } from "./runtime.js";
 export interface ConnectedCa {
   backend: CaBackend;
   anchors: CertInfo[];
+  /** The certificate that signs this CA's new leaves (CaBackend.currentSigner). */
+  signer: CertInfo | undefined;
 }
 
 export type Connected = Map<CaName, ConnectedCa>;
@@ -99,7 +101,7 @@ export async function connectCas(
       continue;
     }
     const anchors = trustedBundle(s.cas[ca], fetched, o.known?.(ca) ?? []);
-    out.set(ca, { backend, anchors });
+    out.set(ca, { backend, anchors, signer: backend.currentSigner?.() ?? anchors[0] });
   }
   return out;
 }

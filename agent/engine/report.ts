@@ -5,7 +5,7 @@ import { createPrivateKey } from "node:crypto";
 import { join } from "node:path";
 import type { CaSettings } from "../ca/backend.js";
 import { renewalPathFor } from "../ca/index.js";
-import { loadPemFile, trustConfigured } from "../ca/trust.js";
+import { anchorOf, loadPemFile, trustConfigured, type TrustAnchors } from "../ca/trust.js";
 import { errorMessage } from "../common/errors.js";
 import { isoDate, shortHumanDuration } from "../common/time.js";
 import type { Settings } from "../config/settings.js";
@@ -22,7 +22,7 @@ import {
 } from "../pki/installed.js";
 import { describeKey } from "../pki/keys.js";
 import type { Role } from "../pki/roles.js";
-import { buildChain, certFingerprint, certPin, type CertInfo } from "../pki/x509.js";
+import { certPin, type CertInfo } from "../pki/x509.js";
 import { inspect } from "../store/fsio.js";
 import { hostPath, type Layout } from "../store/layout.js";
 import { readState } from "../store/state.js";
@@ -107,8 +107,9 @@ export interface CertStatus {
 }
 
 /**
- * Which of the CA's configured trust settings covers a CA certificate on disk: a `certHashes` pin
- * of its key, the step-ca root `fingerprint` of its DER, or the `caFile` it is in or chains to;
+ * Which of the CA's configured trust settings covers a CA certificate on disk (ca/trust.ts
+ * anchorOf, the rule the bundle keeps it by): a `certHashes` pin of its key, the step-ca root
+ * `fingerprint` of its DER, or the `caFile` it is one of;
  * "none" when trust is configured but covers it not (state unpinned), "not configured" when the CA
  * has no trust setting at all (CA files node-join did not authenticate: kubeadm's, or a join with
  * --unsafe-skip-ca-verification), which is not flagged.
@@ -167,15 +168,12 @@ export interface StatusPolicy {
   now: Date;
 }
 
-export type CaTrust = Pick<CaSettings, "certHashes" | "caFile" | "fingerprint">;
+export type CaTrust = TrustAnchors;
 
 /** The configured trust that covers a CA certificate; see PinnedBy. */
 export function pinnedBy(cert: CertInfo, t: CaTrust | undefined, caFile?: CertInfo[]): PinnedBy {
   if (!t || !trustConfigured(t)) return "not configured";
-  if (t.certHashes.includes(certPin(cert))) return "certHashes";
-  if (t.fingerprint === certFingerprint(cert)) return "fingerprint";
-  if (caFile && buildChain(cert, [], caFile)) return "caFile";
-  return "none";
+  return anchorOf(t, cert, caFile ?? []) ?? "none";
 }
 
 /** The CA file a CA's trust names, or why it cannot be read (for the unpinned message). */

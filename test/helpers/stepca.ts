@@ -17,9 +17,9 @@
 //   rejects it); it needs POST /1.0/renew with "Authorization: Bearer
 //   <x5cInsecure token>" (mintRenewToken) and allowRenewalAfterExpiry on the
 //   provisioner that issued it (the harness default: true).
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes, X509Certificate } from "node:crypto";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { chmod, mkdtemp, readFile, rm, writeFile, mkdir } from "node:fs/promises";
 import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
@@ -94,6 +94,11 @@ export interface StepCaHandle {
   configFile: string;
   rootPem: string;
   rootFile: string;
+  /**
+   * The roots the harness verifies the CA's TLS against, when not rootPem alone: what
+   * reconfigureStepCa configured (a rotation's new root signs the CA's TLS certificate).
+   */
+  trustPem?: string;
   /** sha256 hex (lowercase) of the root DER, as `step ca bootstrap --fingerprint` wants it. */
   rootFingerprint: string;
   intermediatePem: string;
@@ -221,9 +226,9 @@ function freePort(): Promise<number> {
   });
 }
 
-/** An HTTPS request to the CA, TLS verified against its root (unless insecure). */
+/** An HTTPS request to the CA, TLS verified against its root(s) (unless insecure). */
 export function stepCaRequest(
-  handle: Pick<StepCaHandle, "url" | "rootPem">,
+  handle: Pick<StepCaHandle, "url" | "rootPem" | "trustPem">,
   path: string,
   opts: {
     method?: string;
@@ -247,7 +252,7 @@ export function stepCaRequest(
       url,
       {
         method: opts.method ?? (payload === undefined ? "GET" : "POST"),
-        ca: opts.insecure ? undefined : handle.rootPem,
+        ca: opts.insecure ? undefined : (handle.trustPem ?? handle.rootPem),
         rejectUnauthorized: !opts.insecure,
         cert: opts.cert,
         key: opts.key,
@@ -622,4 +627,81 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
     throw e;
   }
   return handle;
+}
+
+/** A CA certificate and its unencrypted key made with openssl: a rotation's new root or signer. */
+export interface StepCaKeyPair {
+  cert: string;
+  key: string;
+}
+
+/**
+ * A new self-signed root (no `parent`) or an intermediate that `parent` signs, in the CA's dir, as
+ * an operator makes them with `step certificate create --profile root-ca|intermediate-ca`.
+ */
+export function makeStepCaCert(
+  handle: Pick<StepCaHandle, "dir">,
+  name: string,
+  cn: string,
+  parent?: StepCaKeyPair,
+): StepCaKeyPair {
+  const cert = join(handle.dir, `${name}.crt`);
+  const key = join(handle.dir, `${name}.key`);
+  const ext = join(handle.dir, `${name}.ext`);
+  const pathLen = parent ? ",pathlen:0" : "";
+  writeFileSync(
+    ext,
+    `basicConstraints=critical,CA:TRUE${pathLen}\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n`,
+  );
+  const common = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  const subj = ["-subj", `/CN=${cn}`, "-keyout", key];
+  if (!parent) {
+    execFileSync(
+      "openssl",
+      [
+        ...["req", "-x509", ...common, ...subj, "-out", cert, "-days", "3650"],
+        ...["-extensions", "v3", "-config", opensslConfig(ext)],
+      ],
+      { stdio: "pipe" },
+    );
+  } else {
+    const csr = join(handle.dir, `${name}.csr`);
+    execFileSync("openssl", ["req", "-new", ...common, ...subj, "-out", csr], { stdio: "pipe" });
+    execFileSync(
+      "openssl",
+      [
+        ...["x509", "-req", "-in", csr, "-CA", parent.cert, "-CAkey", parent.key],
+        ...["-CAcreateserial", "-out", cert, "-days", "1825", "-extfile", ext],
+      ],
+      { stdio: "pipe" },
+    );
+  }
+  return { cert, key };
+}
+
+/** An openssl config whose [v3] section is the extension file's lines (req -x509 -extensions). */
+function opensslConfig(ext: string): string {
+  const file = `${ext}.cnf`;
+  writeFileSync(file, `[req]\ndistinguished_name=dn\n[dn]\n[v3]\n${readFileSync(ext, "utf8")}`);
+  return file;
+}
+
+/**
+ * Points the CA at other roots (ca.json "root": GET /roots lists them) and, with `signer`, at
+ * another intermediate and key that sign from now on, as an operator edits ca.json; restarts it.
+ */
+export async function reconfigureStepCa(
+  handle: StepCaHandle,
+  roots: string[],
+  signer?: StepCaKeyPair,
+): Promise<void> {
+  const config = JSON.parse(readFileSync(handle.configFile, "utf8")) as Record<string, unknown>;
+  config.root = roots;
+  if (signer) {
+    config.crt = signer.cert;
+    config.key = signer.key;
+  }
+  writeFileSync(handle.configFile, JSON.stringify(config, null, 2));
+  handle.trustPem = roots.map((f) => readFileSync(f, "utf8")).join("");
+  await handle.restart();
 }
