@@ -1,7 +1,7 @@
 // CFSSL's API (cloudflare/cfssl api/ and auth/): /info for the CA certificate, /authsign with an
 // HMAC over the exact request bytes when an auth key is configured, /sign otherwise.
 import { createHmac } from "node:crypto";
-import { CaRefusedError } from "../common/errors.js";
+import { CaRefusedError, UsageError } from "../common/errors.js";
 import { TransientError } from "./retry.js";
 import { secretEnvName, type SecretKind } from "./secrets.js";
 import type { CertInfo } from "../pki/x509.js";
@@ -17,7 +17,7 @@ import type {
 } from "./backend.js";
 import { baseUrl, CaServers, parseCaPem, retrying, revokedLeaf, serverTrust } from "./common.js";
 import { httpRequest, type TlsTrust } from "./http.js";
-import { authenticateCa } from "./trust.js";
+import { authenticateCa, caSettingName } from "./trust.js";
 
 interface Envelope {
   success: boolean;
@@ -80,6 +80,9 @@ function cfsslName(ca: CaDescriptor, s: CaSettings): (server?: string) => string
   return (server) => `CA ${ca.display} (cfssl${server ? ` ${server}` : ""}${label})`;
 }
 
+const DROPPED_AUTH_KEY = (ca: CaDescriptor, s: CaSettings, file: string, name: string): string =>
+  `${new CaServers(s.urls, undefined, cfsslName(ca, s)).whole}: the auth key was dropped after join (renew.authKey: drop); put it back at ${file} (${name}) or re-enrol with node-join join`;
+
 /** CFSSL's one secret: the HMAC key of the profiles that require authentication (auth/auth.go). */
 export const CFSSL_SECRETS: readonly SecretKind[] = [
   {
@@ -92,8 +95,7 @@ export const CFSSL_SECRETS: readonly SecretKind[] = [
       /^([0-9a-fA-F]{2})+$/.test(v)
         ? undefined
         : "is not hex (CFSSL auth keys are hex strings, as in the CA's config)",
-    dropped: (ca, s, file, name) =>
-      `${new CaServers(s.urls, undefined, cfsslName(ca, s)).whole}: the auth key was dropped after join (renew.authKey: drop); put it back at ${file} (${name}) or re-enrol with node-join join`,
+    dropped: (ca, s, file, name) => DROPPED_AUTH_KEY(ca, s, file, name),
   },
 ];
 
@@ -226,6 +228,16 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
       });
       // Read and checked before the run's first request to any CA (secrets.ts readCaSecrets).
       const key = ctx.secrets.authKeyFile;
+      // Configured but not read: the only way is a key renew.authKey: drop deleted (readCaSecrets).
+      if (!key && s.authKeyFile !== undefined)
+        throw new UsageError(
+          DROPPED_AUTH_KEY(
+            ctx.ca,
+            s,
+            s.authKeyFile,
+            caSettingName(ctx.ca, "ca-auth-key-file", "authKeyFile"),
+          ),
+        );
       const { env, from } = key
         ? await call(
             "/api/v1/cfssl/authsign",

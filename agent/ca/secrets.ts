@@ -107,8 +107,13 @@ export function readCaSecrets(
     const name = caSettingName(ca, k.flag, k.setting);
     if (!fromEnv && inspect(file!).kind === "missing") {
       if (o.renewal && k.enrolmentOnly) continue;
-      if (o.renewal && o.authKeyDropped && k.dropped)
-        throw new UsageError(k.dropped(ca, settings, file!, name));
+      if (o.authKeyDropped && k.dropped) {
+        // renew knows before it reaches a CA whether it must sign: it says so now. join reaches
+        // every CA first (its anchors come from the servers), so the backend says it only when a
+        // certificate of that CA is due (cfssl.ts sign).
+        if (o.renewal) throw new UsageError(k.dropped(ca, settings, file!, name));
+        continue;
+      }
       throw missingFileError(ca, k.what, file!, name);
     }
     const value = readSecret({ what: k.what, file, envName, env })!;

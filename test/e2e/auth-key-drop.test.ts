@@ -47,6 +47,25 @@ test("join --auth-key-after-join drop, then renew: nothing due is fine, a signin
   assert.equal(forced.stderr, `node-join: error: ${message}\n`);
   assert.equal(ca.signRequests(), signed, "no CSR reached the CA");
 
+  // join again (a provisioning hook that runs at every boot): nothing due is fine; forced to sign,
+  // the same message, before any CSR is sent, and nothing written
+  const joinArgs = cfsslWorkerJoin(root, ca, {
+    "ca-auth-key-file": keyFile,
+    "auth-key-after-join": "drop",
+  });
+  const again = await runCli(joinArgs);
+  assert.equal(again.code, 0, again.stderr);
+  const joinMessage = message.replace("/etc/node-join/ca-auth.key", keyFile);
+  const rejoin = await expectFailure(
+    [...joinArgs, "--force"],
+    2,
+    new RegExp(esc(joinMessage)),
+    root,
+  );
+  // after join's progress lines ("requesting kubelet-client ..."), the one error line
+  assert.equal(rejoin.stderr.trim().split("\n").at(-1), `node-join: error: ${joinMessage}`);
+  assert.equal(ca.signRequests(), signed, "no CSR reached the CA");
+
   ca.installAuthKey(root);
   const back = await runCli(["renew", "--root", root, "--force"]);
   assert.equal(back.code, 0, back.stderr);

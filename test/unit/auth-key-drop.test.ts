@@ -117,3 +117,11 @@ test("with the default (keep) the key stays, and a missing one is the generic mi
     "node-join: error: CA kubernetes: CA auth key file /etc/node-join/ca-auth.key does not exist (--ca-auth-key-file, config cas.kubernetes.authKeyFile)\n",
   );
 });
+
+test("after the drop: join again with nothing due is fine (the key is missed only to sign)", async () => {
+  const n = await setup("--auth-key-after-join", "drop");
+  assert.equal((await n.join()).code, 0);
+  const again = await n.join();
+  assert.equal(again.code, 0, again.stderr);
+  assert.doesNotMatch(again.stdout, /dropped/, "nothing left to drop");
+});
