@@ -11,6 +11,7 @@ import {
   type SecretKind,
 } from "./secrets.js";
 import { createStepCaBackend, STEPCA_SECRETS, stepCaRequestedSans } from "./stepca.js";
+import { checkX5cSettings, withX5cCredential } from "./stepca-x5c.js";
 import type { CaDescriptor } from "../pki/cas.js";
 import type { CaSettings } from "./backend.js";
 import { caSettingName, checkTrustFiles } from "./trust.js";
@@ -25,6 +26,26 @@ export interface BackendType {
    * template's own.
    */
   requestedSans?: (template: CertTemplate) => RequestedSans[];
+  /**
+   * Checks how the settings combine (step-ca: X5C enrolment excludes the other enrolment secrets)
+   * before any file they name is read.
+   */
+  checkSettings?: (ca: CaDescriptor, settings: CaSettings, env: NodeJS.ProcessEnv) => void;
+  /**
+   * Checks what the secrets alone do not tell (step-ca: the machine certificate of X5C enrolment
+   * against its key and the clock), before the run contacts any CA; returns the secrets with it.
+   */
+  checkInputs?: (
+    ca: CaDescriptor,
+    settings: CaSettings,
+    secrets: CaSecrets,
+    o: CaInputOptions,
+  ) => CaSecrets;
+}
+
+export interface CaInputOptions extends ReadSecretsOptions {
+  /** The run's clock (ms): certificates the node enrols with must be valid now. */
+  now: number;
 }
 
 /** The CA types, as --ca-type and the config key cas.<ca>.type take them. */
@@ -37,6 +58,8 @@ export const BACKENDS: Record<CaType, BackendType> = {
     create: createStepCaBackend,
     secrets: STEPCA_SECRETS,
     requestedSans: stepCaRequestedSans,
+    checkSettings: checkX5cSettings,
+    checkInputs: withX5cCredential,
   },
 };
 
@@ -66,17 +89,20 @@ export function createBackend(ctx: BackendContext): CaBackend {
 
 /**
  * What a CA's settings name on this host, read and checked before it is contacted: the secrets its
- * type uses (secrets.ts), its CA file and TLS bundle (trust.ts).
+ * type uses (secrets.ts) and its type's further checks of them, its CA file and TLS bundle
+ * (trust.ts).
  */
 export function readCaInputs(
   ca: CaDescriptor,
   settings: CaSettings,
   env: NodeJS.ProcessEnv,
-  o: ReadSecretsOptions,
+  o: CaInputOptions,
 ): CaSecrets {
   const type = knownType(ca, settings.type);
+  type.checkSettings?.(ca, settings, env);
   checkTrustFiles(ca, settings);
-  return readCaSecrets(ca, settings, type.secrets, env, o);
+  const secrets = readCaSecrets(ca, settings, type.secrets, env, o);
+  return type.checkInputs ? type.checkInputs(ca, settings, secrets, o) : secrets;
 }
 
 export function requestedSansFor(type: string, template: CertTemplate): RequestedSans[] {

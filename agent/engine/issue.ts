@@ -60,7 +60,12 @@ export async function connectCas(
   const secrets = new Map<CaName, CaSecrets>(
     cas.map((ca) => [
       ca,
-      refreshOnly(ca) ? {} : readCaInputs(CAS[ca], s.cas[ca], rt.env, { renewal: o.renewal }),
+      refreshOnly(ca)
+        ? {}
+        : readCaInputs(CAS[ca], s.cas[ca], rt.env, {
+            renewal: o.renewal,
+            now: rt.clock.now(),
+          }),
     ]),
   );
   const proxy = readProxyConfig(s.proxy, rt.env);
