@@ -195,7 +195,8 @@ export function withX5cCredential(
     x5c = readX5cCredential(ca, settings, secrets, o.now);
   } catch (err) {
     if (!(o.renewal && err instanceof UsageError)) throw err;
-    return { ...secrets, x5cUnusable: err.message };
+    // The renewal's message names the CA already.
+    return { ...secrets, x5cUnusable: err.message.replace(`CA ${ca.display}: `, "") };
   }
   return x5c ? { ...secrets, x5c } : secrets;
 }

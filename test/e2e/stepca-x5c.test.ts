@@ -4,6 +4,7 @@
 // (no password or token file on the node); what the node cannot use is refused before any request.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EKU, mint, privateKeyPem, type Minted } from "../helpers/chains.js";
@@ -22,7 +23,16 @@ before(async () => {
   machineInt = await mint({ cn: "PXE machine intermediate", ca: true, issuer: machineCa });
   foreignCa = await mint({ cn: "someone else's machine CA", ca: true });
   ca = await startStepCa({
-    x5cProvisioners: [{ name: "machines", organization: ["system:nodes"], roots: machineCa.pem }],
+    x5cProvisioners: [
+      { name: "machines", organization: ["system:nodes"], roots: machineCa.pem },
+      // Certificates that expire while a test waits (step-ca backdates NotBefore by a minute).
+      {
+        name: "machines-brief",
+        organization: ["system:nodes"],
+        roots: machineCa.pem,
+        claims: { minTLSCertDuration: "1s", defaultTLSCertDuration: "4s" },
+      },
+    ],
   });
 });
 after(async () => {
@@ -33,8 +43,19 @@ after(async () => {
 const machineCert = (
   cn: string,
   issuer: Minted,
-  o: { notBefore?: Date; notAfter?: Date } = {},
+  o: { notBefore?: Date; notAfter?: Date; keys?: CryptoKeyPair } = {},
 ): Promise<Minted> => mint({ cn, issuer, ekus: [EKU.clientAuth], ...o });
+
+/** The notAfter of an expired machine certificate: a day ago, in whole seconds as X.509 has it. */
+const aDayAgo = () => new Date(Math.floor((Date.now() - DAY) / 1000) * 1000);
+
+/** `leaf` again, for the same key, expired on `notAfter`. */
+const expiredAgain = (leaf: Minted, notAfter = aDayAgo()): Promise<Minted> =>
+  machineCert(leaf.cert.subjectName.getField("CN")[0]!, machineInt, {
+    keys: leaf.keys,
+    notBefore: new Date(Date.now() - 30 * DAY),
+    notAfter,
+  });
 
 /** machine.crt (0644: leaf, then chain) and machine.key (0600) in the root's /etc/node-join. */
 async function machineFiles(
@@ -57,6 +78,7 @@ async function machineFiles(
 const x5cJoin = (root: string, name: string, f: { cert: string; key: string }, more = {}) =>
   stepWorkerJoin(root, ca, {
     "node-name": name,
+    "ca-provisioner": "machines",
     "ca-x5c-cert": f.cert,
     "ca-x5c-key": f.key,
     ...more,
@@ -113,14 +135,7 @@ test("a worker joins with only its machine certificate and key: O=system:nodes, 
 
   // Renewal authenticates with the node's own certificate (mTLS), not the machine certificate:
   // one that expired since does not fail it.
-  const expired = await mint({
-    cn: "machine-x1",
-    issuer: machineInt,
-    keys: leaf.keys,
-    ekus: [EKU.clientAuth],
-    notBefore: new Date(Date.now() - 30 * DAY),
-    notAfter: new Date(Date.now() - DAY),
-  });
+  const expired = await expiredAgain(leaf);
   writeFileSync(files.cert, expired.pem + machineInt.pem);
   const rekeys = requests("/1.0/rekey");
   const renew = await runCli(["renew", "--root", root, "--force"]);
@@ -144,11 +159,8 @@ test("a machine certificate from a foreign CA: exit 4, one line, no CSR sent", a
 
 test("an expired machine certificate: exit 2 before any request, naming its notAfter", async () => {
   const root = tempRoot("nj-x5c-");
-  const notAfter = new Date(Math.floor((Date.now() - DAY) / 1000) * 1000);
-  const leaf = await machineCert("machine-x3", machineInt, {
-    notBefore: new Date(Date.now() - 30 * DAY),
-    notAfter,
-  });
+  const notAfter = aDayAgo();
+  const leaf = await expiredAgain(await machineCert("machine-x3", machineInt), notAfter);
   const files = await machineFiles(root, leaf, [machineInt]);
   const before = stepCaLog(ca).length;
   await failsWith(
@@ -197,4 +209,40 @@ test("the machine certificate and a provisioner password together: exit 2 naming
     `CA kubernetes: --ca-x5c-cert/--ca-x5c-key (X5C enrolment) and --ca-password-file ${pw} are mutually exclusive: give the machine certificate or the provisioner password, not both`,
     root,
   );
+});
+
+test("an expired node certificate is enrolled again with the machine certificate; once that expired too, renew exits 4 saying so", async () => {
+  const root = tempRoot("nj-x5c-");
+  const leaf = await machineCert("machine-x7", machineInt);
+  const files = await machineFiles(root, leaf, [machineInt]);
+  const kubeletNotAfter = () => {
+    const pem = readFileSync(join(root, "var/lib/kubelet/pki/kubelet-client-current.pem"), "utf8");
+    return new X509Certificate(pem).validTo;
+  };
+  const expire = () =>
+    new Promise((res) =>
+      setTimeout(res, Math.max(0, Date.parse(kubeletNotAfter()) - Date.now()) + 1500),
+    );
+  const j = await runCli(x5cJoin(root, "x7", files, { "ca-provisioner": "machines-brief" }));
+  assert.equal(j.code, 0, j.stderr);
+  await expire();
+  const signs = requests("/1.0/sign");
+  const again = await runCli(["renew", "--root", root]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /expired on .*: enrolling kubelet-client again/);
+  assert.equal(requests("/1.0/sign") - signs, 2, "enrolled again with x5c tokens");
+
+  const notAfter = aDayAgo();
+  const expired = await expiredAgain(leaf, notAfter);
+  writeFileSync(files.cert, expired.pem + machineInt.pem);
+  await expire();
+  const r = await runCli(["renew", "--root", root]);
+  assert.equal(r.code, 4, r.stderr);
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `\\nnode-join: error: CA kubernetes \\(step-ca ${ca.url}\\): kubelet-\\w+ expired on \\S+ and an expired certificate cannot authenticate the mTLS renewal, so it cannot be renewed, and X5C enrolment cannot replace it: step-ca X5C machine certificate file ${files.cert} \\(--ca-x5c-cert, config cas\\.kubernetes\\.x5cCertFile\\): the machine certificate \\(CN "machine-x7"\\) expired on ${notAfter.toISOString().replace(/\./g, "\\.")}: X5C enrolment needs a currently valid one\n$`,
+    ),
+  );
+  assert.equal(requests("/1.0/sign") - signs, 2, "nothing more was sent");
 });

@@ -222,10 +222,7 @@ test("the pre-flight reads the credential; a renewal keeps an unusable one's rea
   );
   const renewal = readCaInputs(CAS.kubernetes, s, {}, { renewal: true, now: later });
   assert.equal(renewal.x5c, undefined);
-  assert.match(
-    renewal.x5cUnusable ?? "",
-    /^CA kubernetes: step-ca X5C machine certificate file .* expired on /,
-  );
+  assert.match(renewal.x5cUnusable ?? "", /^step-ca X5C machine certificate file .* expired on /);
   // A renewal without the key (removed after the join) renews with the installed certificate.
   const gone = settings({ x5cCertFile: f.cert, x5cKeyFile: `${f.key}.gone` });
   assert.deepEqual(readCaInputs(CAS.kubernetes, gone, {}, { renewal: true, now: NOW }), {});
