@@ -230,28 +230,6 @@ export function x5cProvisionersOf(list: unknown): X5cProvisioner[] {
   return out;
 }
 
-/** The X5C provisioner named by --ca-provisioner, or the CA's only one. */
-export function pickX5cProvisioner(
-  all: X5cProvisioner[],
-  name: string | undefined,
-  description: string,
-  prefix: string,
-): X5cProvisioner {
-  const names = all.map((p) => p.name).join(", ") || "none";
-  if (name) {
-    const p = all.find((x) => x.name === name);
-    if (!p)
-      throw new UsageError(
-        `${description}: no X5C provisioner "${name}" (--${prefix}ca-provisioner); the CA has: ${names}`,
-      );
-    return p;
-  }
-  if (all.length === 1) return all[0]!;
-  throw new UsageError(
-    `${description}: ${all.length === 0 ? "the CA has no X5C provisioner for --" + prefix + "ca-x5c-cert" : `choose the X5C provisioner with --${prefix}ca-provisioner (the CA has: ${names})`}`,
-  );
-}
-
 /**
  * Refuses, before a CSR is sent, a machine certificate that the provisioner's published roots did
  * not issue: the CA would answer a bare 401. Exit 4: this CA does not enrol this machine.

@@ -38,10 +38,9 @@ import {
   WrongPasswordError,
   type SigningJwk,
 } from "./jose.js";
-import { describeTemplate, parseTokenList, TokenPool } from "./stepca-tokens.js";
+import { describeTemplate, parseTokenList, pickProvisioner, TokenPool } from "./stepca-tokens.js";
 import {
   checkX5cRoots,
-  pickX5cProvisioner,
   X5C_KEY_SECRET,
   x5cProvisionersOf,
   x5cRefusedMessage,
@@ -433,7 +432,8 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
    */
   const x5cProvisioner = (): Promise<string> =>
     (x5cPromise ??= (async () => {
-      const p = pickX5cProvisioner(
+      const p = pickProvisioner(
+        "X5C",
         x5cProvisionersOf(await listProvisioners()),
         s.provisioner,
         servers.description,
@@ -442,22 +442,6 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       checkX5cRoots(x5c!, p, servers.description);
       return p.name;
     })());
-
-  const pickProvisioner = (all: JwkProvisioner[]): JwkProvisioner => {
-    const names = all.map((p) => p.name).join(", ") || "none";
-    if (s.provisioner) {
-      const p = all.find((x) => x.name === s.provisioner);
-      if (!p)
-        throw new UsageError(
-          `${servers.description}: no JWK provisioner "${s.provisioner}" (--${prefix}ca-provisioner); the CA has: ${names}`,
-        );
-      return p;
-    }
-    if (all.length === 1) return all[0]!;
-    throw new UsageError(
-      `${servers.description}: ${all.length === 0 ? "the CA has no JWK provisioner" : `choose the JWK provisioner with --${prefix}ca-provisioner (the CA has: ${names})`}`,
-    );
-  };
 
   const decryptKey = (p: JwkProvisioner, pw: string): SigningJwk => {
     if (!p.encryptedKey) {
@@ -492,7 +476,13 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
   // Decrypted once per run (PBES2 is slow on purpose), shared by the concurrent requests.
   const provisionerKey = (): Promise<ProvisionerKey> =>
     (keyPromise ??= (async () => {
-      const p = pickProvisioner(await listJwkProvisioners());
+      const p = pickProvisioner(
+        "JWK",
+        await listJwkProvisioners(),
+        s.provisioner,
+        servers.description,
+        prefix,
+      );
       return { name: p.name, signer: decryptKey(p, password()!) };
     })());
 

@@ -12,11 +12,11 @@ import { readCaInputs } from "../../agent/ca/index.js";
 import {
   chainProblem,
   checkX5cRoots,
-  pickX5cProvisioner,
   x5cProvisionersOf,
   x5cSignToken,
 } from "../../agent/ca/stepca-x5c.js";
 import { tokenSans } from "../../agent/ca/stepca.js";
+import { pickProvisioner } from "../../agent/ca/stepca-tokens.js";
 import { signX5cToken } from "../../agent/ca/x5c.js";
 import { CaRefusedError, UsageError } from "../../agent/common/errors.js";
 import { CAS } from "../../agent/pki/cas.js";
@@ -148,22 +148,22 @@ test("the provisioners' list: X5C ones with their roots; picked by name or as th
       ["other", undefined],
     ],
   );
-  assert.equal(pickX5cProvisioner(all, "machines", "CA kubernetes", "").name, "machines");
+  assert.equal(pickProvisioner("X5C", all, "machines", "CA kubernetes", "").name, "machines");
   assert.throws(
-    () => pickX5cProvisioner(all, undefined, "CA kubernetes", ""),
+    () => pickProvisioner("X5C", all, undefined, "CA kubernetes", ""),
     new UsageError(
       "CA kubernetes: choose the X5C provisioner with --ca-provisioner (the CA has: machines, other)",
     ),
   );
   assert.throws(
-    () => pickX5cProvisioner(all, "workers", "CA etcd", "etcd-"),
+    () => pickProvisioner("X5C", all, "workers", "CA etcd", "etcd-"),
     new UsageError(
       'CA etcd: no X5C provisioner "workers" (--etcd-ca-provisioner); the CA has: machines, other',
     ),
   );
   assert.throws(
-    () => pickX5cProvisioner([], undefined, "CA kubernetes", ""),
-    new UsageError("CA kubernetes: the CA has no X5C provisioner for --ca-x5c-cert"),
+    () => pickProvisioner("X5C", [], undefined, "CA kubernetes", ""),
+    new UsageError("CA kubernetes: the CA has no X5C provisioner"),
   );
   const cred = { chain: [info(leaf), info(inter)], key: keyOf(leaf), certFile: "/m.crt" };
   checkX5cRoots(cred, all[0]!, "CA kubernetes");
