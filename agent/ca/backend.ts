@@ -100,11 +100,17 @@ export interface CaSettings {
   authKeyFile?: string;
   /** step-ca: sha256 hex of the root certificate's DER (step's --fingerprint), lower-case. */
   fingerprint?: string;
-  /** step-ca: JWK provisioner that node-join mints tokens for (with passwordFile). */
+  /** step-ca: JWK provisioner that node-join mints tokens for (with passwordFile), or X5C one. */
   provisioner?: string;
   passwordFile?: string;
   /** step-ca: file of one-time tokens minted elsewhere, one per certificate. */
   tokenFile?: string;
+  /**
+   * step-ca X5C enrolment: the machine certificate (then its intermediates) and its key, which sign
+   * the one-time tokens (stepca-x5c.ts).
+   */
+  x5cCertFile?: string;
+  x5cKeyFile?: string;
   clientProfile?: string;
   servingProfile?: string;
   peerProfile?: string;

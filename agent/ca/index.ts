@@ -16,6 +16,7 @@ import {
   stepCaRenewalPath,
   stepCaRequestedSans,
 } from "./stepca.js";
+import { checkX5cSettings, withX5cCredential } from "./stepca-x5c.js";
 import type { CaDescriptor } from "../pki/cas.js";
 import type { CaSettings } from "./backend.js";
 import { caSettingName, checkTrustFiles } from "./trust.js";
@@ -32,6 +33,21 @@ export interface BackendType {
   requestedSans?: (template: CertTemplate) => RequestedSans[];
   /** How `renew` authenticates to a CA of this type, in a few words (status). */
   renewalPath: (settings: CaSettings, o: RenewalPathOptions) => string;
+  /**
+   * Checks how the settings combine (step-ca: X5C enrolment excludes the other enrolment secrets)
+   * before any file they name is read.
+   */
+  checkSettings?: (ca: CaDescriptor, settings: CaSettings, env: NodeJS.ProcessEnv) => void;
+  /**
+   * Checks what the secrets alone do not tell (step-ca: the machine certificate of X5C enrolment
+   * against its key and the clock), before the run contacts any CA; returns the secrets with it.
+   */
+  checkInputs?: (
+    ca: CaDescriptor,
+    settings: CaSettings,
+    secrets: CaSecrets,
+    o: CaInputOptions,
+  ) => CaSecrets;
 }
 
 export interface RenewalPathOptions {
@@ -39,6 +55,11 @@ export interface RenewalPathOptions {
   authKeyDropped: boolean;
   /** A path as messages show it (under --root, the host's path). */
   shown: (path: string) => string;
+}
+
+export interface CaInputOptions extends ReadSecretsOptions {
+  /** The run's clock (ms): certificates the node enrols with must be valid now. */
+  now: number;
 }
 
 /** The CA types, as --ca-type and the config key cas.<ca>.type take them. */
@@ -52,6 +73,8 @@ export const BACKENDS: Record<CaType, BackendType> = {
     secrets: STEPCA_SECRETS,
     requestedSans: stepCaRequestedSans,
     renewalPath: stepCaRenewalPath,
+    checkSettings: checkX5cSettings,
+    checkInputs: withX5cCredential,
   },
 };
 
@@ -81,17 +104,20 @@ export function createBackend(ctx: BackendContext): CaBackend {
 
 /**
  * What a CA's settings name on this host, read and checked before it is contacted: the secrets its
- * type uses (secrets.ts), its CA file and TLS bundle (trust.ts).
+ * type uses (secrets.ts) and its type's further checks of them, its CA file and TLS bundle
+ * (trust.ts).
  */
 export function readCaInputs(
   ca: CaDescriptor,
   settings: CaSettings,
   env: NodeJS.ProcessEnv,
-  o: ReadSecretsOptions,
+  o: CaInputOptions,
 ): CaSecrets {
   const type = knownType(ca, settings.type);
+  type.checkSettings?.(ca, settings, env);
   checkTrustFiles(ca, settings);
-  return readCaSecrets(ca, settings, type.secrets, env, o);
+  const secrets = readCaSecrets(ca, settings, type.secrets, env, o);
+  return type.checkInputs ? type.checkInputs(ca, settings, secrets, o) : secrets;
 }
 
 /** How `renew` will authenticate to this CA; undefined for an unknown type (status shows none). */

@@ -1,7 +1,8 @@
 // smallstep step-ca (smallstep/certificates ca/, api/, authority/provisioner/jwk.go; 0.19 tested):
 // the root by fingerprint from /root/<fp>, enrolment at /1.0/sign with a one-time JWK token per
-// certificate (given, or minted here from the provisioner's encrypted key), renewal over mTLS
-// with the current certificate at /1.0/rekey (fresh key) or /1.0/renew (same key).
+// certificate (given, or minted here from the provisioner's encrypted key) or an x5c token signed
+// with the node's machine certificate (X5C provisioner, stepca-x5c.ts), renewal over mTLS with the
+// current certificate at /1.0/rekey (fresh key) or /1.0/renew (same key).
 import type { JsonWebKey } from "node:crypto";
 import type { CertTemplate } from "../pki/certs.js";
 import { CaRefusedError, UsageError, VerificationError } from "../common/errors.js";
@@ -41,7 +42,15 @@ import {
   WrongPasswordError,
   type SigningJwk,
 } from "./jose.js";
-import { describeTemplate, parseTokenList, TokenPool } from "./stepca-tokens.js";
+import { describeTemplate, parseTokenList, pickProvisioner, TokenPool } from "./stepca-tokens.js";
+import {
+  checkX5cRoots,
+  X5C_KEY_SECRET,
+  x5cProvisionersOf,
+  x5cRefusedMessage,
+  x5cSignToken,
+} from "./stepca-x5c.js";
+import { signX5cToken } from "./x5c.js";
 import { authenticateCa } from "./trust.js";
 
 /** Lifetime of the tokens node-join mints: `step ca token`'s default. */
@@ -216,7 +225,7 @@ interface Call {
    * Built per attempt, for the server asked: a minted token must be new for every attempt, and its
    * audience is that server's URL.
    */
-  body?: (url: string) => string;
+  body?: (url: string) => string | Promise<string>;
   tls: TlsTrust | undefined;
   /** What is asked ("signing kubelet"), after the CA at the server asked in messages. */
   what: string;
@@ -227,8 +236,9 @@ interface Call {
 }
 
 /**
- * step-ca's enrolment secrets: the JWK provisioner's password (node-join mints the tokens) and
- * one-time tokens minted elsewhere. A renewal authenticates with the installed certificate.
+ * step-ca's enrolment secrets: the JWK provisioner's password (node-join mints the tokens),
+ * one-time tokens minted elsewhere, and the machine key of X5C enrolment. A renewal authenticates
+ * with the installed certificate.
  */
 export const STEPCA_SECRETS: readonly SecretKind[] = [
   {
@@ -253,6 +263,7 @@ export const STEPCA_SECRETS: readonly SecretKind[] = [
       }
     },
   },
+  X5C_KEY_SECRET,
 ];
 
 export function createStepCaBackend(ctx: BackendContext): CaBackend {
@@ -284,7 +295,7 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       const res = await httpRequest({
         method: c.method,
         url: `${baseUrl(url)}${c.path}`,
-        ...(c.body ? { body: c.body(baseUrl(url)) } : {}),
+        ...(c.body ? { body: await c.body(baseUrl(url)) } : {}),
         timeoutMs,
         tls: c.tls,
         ...(ctx.proxy ? { proxy: ctx.proxy } : {}),
@@ -370,12 +381,16 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
   const password = (): string | undefined => ctx.secrets.passwordFile?.value;
   const passwordSource = (): string =>
     ctx.secrets.passwordFile?.source ?? s.passwordFile ?? passwordEnv;
-  const canEnrol = (req: PlannedRequest): boolean => tokens().has(req) || password() !== undefined;
+  // X5C enrolment: the machine certificate signs the tokens (checked before any request).
+  const x5c = ctx.secrets.x5c;
+  const canEnrol = (req: PlannedRequest): boolean =>
+    tokens().has(req) || password() !== undefined || x5c !== undefined;
 
   const missingSecret = (reqs: PlannedRequest[]): UsageError => {
     const how =
       `give one one-time token per certificate (--${prefix}ca-token-file, one per line, or ${tokenEnv}), ` +
-      `or the provisioner password (--${prefix}ca-provisioner with --${prefix}ca-password-file or ${passwordEnv}) so node-join mints them`;
+      `or the provisioner password (--${prefix}ca-provisioner with --${prefix}ca-password-file or ${passwordEnv}) so node-join mints them, ` +
+      `or the machine certificate and key (--${prefix}ca-x5c-cert with --${prefix}ca-x5c-key) for an X5C provisioner`;
     const p = tokens();
     if (p.size === 0 && p.skipped.length === 0)
       return new UsageError(`${servers.description}: no enrolment secret: ${how}`);
@@ -388,8 +403,9 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
 
   // ---- provisioner key and minted tokens -----------------------------------------------------
 
-  const listJwkProvisioners = async (): Promise<JwkProvisioner[]> => {
-    const out: JwkProvisioner[] = [];
+  /** Every provisioner the CA lists (GET /provisioners, all pages), as it lists them. */
+  const listProvisioners = async (): Promise<unknown[]> => {
+    const out: unknown[] = [];
     let cursor = "";
     for (let page = 0; page < MAX_PROVISIONER_PAGES; page++) {
       const path = `/provisioners${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`;
@@ -400,36 +416,44 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
         what: "provisioners",
         unauthorized: "HTTP 401",
       });
-      for (const p of Array.isArray(answer.provisioners) ? answer.provisioners : []) {
-        if (isObject(p) && p.type === "JWK" && typeof p.name === "string" && isObject(p.key)) {
-          out.push({
-            name: p.name,
-            key: p.key as JwkProvisioner["key"],
-            ...(typeof p.encryptedKey === "string" ? { encryptedKey: p.encryptedKey } : {}),
-          });
-        }
-      }
+      if (Array.isArray(answer.provisioners)) out.push(...(answer.provisioners as unknown[]));
       cursor = typeof answer.nextCursor === "string" ? answer.nextCursor : "";
       if (!cursor) break;
     }
     return out;
   };
 
-  const pickProvisioner = (all: JwkProvisioner[]): JwkProvisioner => {
-    const names = all.map((p) => p.name).join(", ") || "none";
-    if (s.provisioner) {
-      const p = all.find((x) => x.name === s.provisioner);
-      if (!p)
-        throw new UsageError(
-          `${servers.description}: no JWK provisioner "${s.provisioner}" (--${prefix}ca-provisioner); the CA has: ${names}`,
-        );
-      return p;
+  const listJwkProvisioners = async (): Promise<JwkProvisioner[]> => {
+    const out: JwkProvisioner[] = [];
+    for (const p of await listProvisioners()) {
+      if (isObject(p) && p.type === "JWK" && typeof p.name === "string" && isObject(p.key)) {
+        out.push({
+          name: p.name,
+          key: p.key as JwkProvisioner["key"],
+          ...(typeof p.encryptedKey === "string" ? { encryptedKey: p.encryptedKey } : {}),
+        });
+      }
     }
-    if (all.length === 1) return all[0]!;
-    throw new UsageError(
-      `${servers.description}: ${all.length === 0 ? "the CA has no JWK provisioner" : `choose the JWK provisioner with --${prefix}ca-provisioner (the CA has: ${names})`}`,
-    );
+    return out;
   };
+
+  let x5cPromise: Promise<string> | undefined;
+  /**
+   * The X5C provisioner's name, once per run: the one --ca-provisioner names (or the CA's only
+   * one), whose published roots must have issued the machine certificate.
+   */
+  const x5cProvisioner = (): Promise<string> =>
+    (x5cPromise ??= (async () => {
+      const p = pickProvisioner(
+        "X5C",
+        x5cProvisionersOf(await listProvisioners()),
+        s.provisioner,
+        servers.description,
+        prefix,
+      );
+      checkX5cRoots(x5c!, p, servers.description);
+      return p.name;
+    })());
 
   const decryptKey = (p: JwkProvisioner, pw: string): SigningJwk => {
     if (!p.encryptedKey) {
@@ -464,7 +488,13 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
   // Decrypted once per run (PBES2 is slow on purpose), shared by the concurrent requests.
   const provisionerKey = (): Promise<ProvisionerKey> =>
     (keyPromise ??= (async () => {
-      const p = pickProvisioner(await listJwkProvisioners());
+      const p = pickProvisioner(
+        "JWK",
+        await listJwkProvisioners(),
+        s.provisioner,
+        servers.description,
+        prefix,
+      );
       return { name: p.name, signer: decryptKey(p, password()!) };
     })());
 
@@ -490,9 +520,10 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
 
   const postSign = async (
     req: SignRequest,
-    ott: (base: string) => string,
+    ott: (base: string) => string | Promise<string>,
     source: string,
     given: boolean,
+    refused: (base: string) => string = (base) => tokenRefusedMessage(source, base),
   ): Promise<string> => {
     let attempts = 0;
     const spentNote = () =>
@@ -501,13 +532,13 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       const { answer, what } = await call({
         method: "POST",
         path: "/1.0/sign",
-        body: (base) => {
+        body: async (base) => {
           attempts++;
-          return JSON.stringify({ csr: req.csrPem, ott: ott(base) });
+          return JSON.stringify({ csr: req.csrPem, ott: await ott(base) });
         },
         tls: connectedTrust(),
         what: `signing ${req.kind}`,
-        unauthorized: (base) => tokenRefusedMessage(source, base),
+        unauthorized: refused,
       });
       return chainOf(answer, what);
     } catch (err) {
@@ -527,6 +558,27 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
         `the one-time token ${token.position} from ${tokenSource()}`,
         true,
       );
+    if (x5c) {
+      const name = await x5cProvisioner();
+      const sans = { sub: req.template.commonName, sans: tokenSans(req.template) };
+      return postSign(
+        req,
+        (base) =>
+          signX5cToken(
+            x5cSignToken(
+              x5c,
+              name,
+              sans,
+              base,
+              Math.floor(ctx.clock.now() / 1000),
+              TOKEN_LIFETIME_S,
+            ),
+          ),
+        `the x5c token of the machine certificate in ${x5c.certFile}`,
+        false,
+        (base) => x5cRefusedMessage(x5c, name, base),
+      );
+    }
     if (password() === undefined) throw missingSecret([req]);
     const key = await provisionerKey();
     return postSign(
@@ -542,9 +594,15 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       ctx.log(`${servers.description}: ${why}: enrolling ${req.kind} again`);
       return sign(req);
     }
+    // A machine certificate that could enrol no longer can (stepca-x5c.ts withX5cCredential).
+    if (ctx.secrets.x5cUnusable)
+      throw new CaRefusedError(
+        `${servers.description}: ${why}, so it cannot be renewed, and X5C enrolment cannot replace it: ${ctx.secrets.x5cUnusable}`,
+      );
     throw new CaRefusedError(
       `${servers.description}: ${why}, so it cannot be renewed: give a one-time token for it (--${prefix}ca-token-file or ${tokenEnv}) ` +
-        `or the provisioner password (--${prefix}ca-provisioner with --${prefix}ca-password-file or ${passwordEnv}), then renew again`,
+        `or the provisioner password (--${prefix}ca-provisioner with --${prefix}ca-password-file or ${passwordEnv}) ` +
+        `or the machine certificate (--${prefix}ca-x5c-cert with --${prefix}ca-x5c-key), then renew again`,
     );
   };
 
@@ -678,6 +736,11 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       connectedTrust();
       const left = tokens().reserve(reqs);
       if (left.length === 0) return;
+      // Finding the provisioner and checking its roots mints no token: a dry run may do it too.
+      if (x5c) {
+        await x5cProvisioner();
+        return;
+      }
       if (password() === undefined) throw missingSecret(left);
       // Decrypting now makes a wrong password stop the run before any CA sees a CSR.
       await provisionerKey();

@@ -100,7 +100,7 @@ export function toSettings(values: RawValues, root: string): Settings {
     const inherit = ca !== "kubernetes" && get(`cas.${ca}.url`) === undefined;
     const shared = <F extends "type" | "url" | "tlsCaFile" | "fingerprint">(f: F) =>
       get(`cas.${ca}.${f}`) ?? (inherit ? get(`cas.kubernetes.${f}`) : undefined);
-    // Secrets and profiles: one auth key or provisioner usually serves all three.
+    // Secrets and profiles: one auth key, provisioner or machine certificate serves all three.
     const common = <
       F extends
         | "authKeyFile"
@@ -109,7 +109,9 @@ export function toSettings(values: RawValues, root: string): Settings {
         | "peerProfile"
         | "provisioner"
         | "passwordFile"
-        | "tokenFile",
+        | "tokenFile"
+        | "x5cCertFile"
+        | "x5cKeyFile",
     >(
       f: F,
     ) => get(`cas.${ca}.${f}`) ?? get(`cas.kubernetes.${f}`);
@@ -134,6 +136,8 @@ export function toSettings(values: RawValues, root: string): Settings {
       "provisioner",
       "passwordFile",
       "tokenFile",
+      "x5cCertFile",
+      "x5cKeyFile",
     ] as const) {
       const v = common(f);
       if (v) s[f] = v;

@@ -67,6 +67,7 @@ export async function connectCas(
         : readCaInputs(CAS[ca], s.cas[ca], rt.env, {
             renewal: o.renewal,
             authKeyDropped: s.renew.authKey === "drop",
+            now: rt.clock.now(),
           }),
     ]),
   );

@@ -49,7 +49,7 @@ async function backend(settings: CaSettings): Promise<CaBackend> {
     ca: CAS.kubernetes,
     settings,
     unsafeSkipCaVerification: false,
-    secrets: readCaInputs(CAS.kubernetes, settings, env, { renewal: true }),
+    secrets: readCaInputs(CAS.kubernetes, settings, env, { renewal: true, now: Date.now() }),
     env,
     clock: systemClock,
     deadline: Date.now() + 20_000,

@@ -56,7 +56,7 @@ function backend(
     settings: full,
     unsafeSkipCaVerification: false,
     // What the engine reads before it contacts the CA (engine/issue.ts connectCas).
-    secrets: readCaInputs(CAS.kubernetes, full, env, { renewal: false }),
+    secrets: readCaInputs(CAS.kubernetes, full, env, { renewal: false, now: Date.now() }),
     env,
     clock: systemClock,
     deadline: Date.now() + 20_000,

@@ -3,6 +3,7 @@
 // the join command lines).
 //
 // const ca = await startStepCa(); // workers (O fixed to system:nodes) + control-plane (O from CSR)
+//   (x5cProvisioners: X5C provisioners in the same ca.json, e.g. for a test's machine CA)
 //   const ott = await ca.mintToken("workers", "system:node:w1", ["w1", "10.0.0.5"]);
 //   ... POST `${ca.url}/1.0/sign` {csr, ott} ...
 //   await ca.stop();
@@ -40,9 +41,21 @@ export interface StepCaProvisionerSpec {
   claims?: Record<string, string | boolean>;
 }
 
+/**
+ * An X5C provisioner (step-ca authority/provisioner/x5c.go): it enrols whoever signs a token with
+ * the key of a certificate that `roots` issued (clientAuth, digitalSignature). Its template and
+ * claims are the JWK provisioners' (stepinit writes them; the harness then makes it X5C).
+ */
+export interface StepCaX5cProvisionerSpec extends StepCaProvisionerSpec {
+  /** PEM: the CA certificate(s) of the machine certificates it accepts. */
+  roots: string;
+}
+
 export interface StartStepCaOptions {
   /** Default: [{name: "workers", organization: ["system:nodes"]}, {name: "control-plane"}]. */
   provisioners?: StepCaProvisionerSpec[];
+  /** X5C provisioners beside the JWK ones (default: none). */
+  x5cProvisioners?: StepCaX5cProvisionerSpec[];
   /**
    * authority.disableIssuedAtCheck: accept tokens minted before the CA (re)started. Default false
    * (step's default).
@@ -107,6 +120,8 @@ export interface StepCaHandle {
   caPassword: string;
   caPasswordFile: string;
   provisioners: StepCaProvisioner[];
+  /** The X5C provisioners, with the O their template forces (undefined: the CSR's). */
+  x5cProvisioners: { name: string; organization: string[] | undefined }[];
   /** step-ca's stdout+stderr (appended across restarts). */
   logFile: string;
   /** PID of the running step-ca, undefined when stopped. */
@@ -401,6 +416,17 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
       ...(p.claims ? { claims: p.claims } : {}),
     });
   }
+  // stepinit writes the X5C provisioners as JWK ones (same template and claims code); their key
+  // is replaced by their roots below.
+  const x5cSpecs = opts.x5cProvisioners ?? [];
+  for (const [i, p] of x5cSpecs.entries()) {
+    provSpecs.push({
+      name: p.name,
+      passwordFile: await writeSecret(`x5c-${i}.password`, randomBytes(24).toString("base64url")),
+      ...(p.organization ? { organization: p.organization } : {}),
+      ...(p.claims ? { claims: p.claims } : {}),
+    });
+  }
   const specFile = join(dir, "provisioners.json");
   await writeFile(specFile, JSON.stringify(provSpecs, null, 2));
 
@@ -425,6 +451,25 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
     provisioners: { name: string; kid: string }[];
   };
   const configFile = summary.config;
+  if (x5cSpecs.length > 0) {
+    const cfg = JSON.parse(await readFile(configFile, "utf8")) as {
+      authority: { provisioners: Record<string, unknown>[] };
+    };
+    cfg.authority.provisioners = cfg.authority.provisioners.map((p) => {
+      const x = x5cSpecs.find((s) => s.name === p["name"]);
+      // X5C.Roots is a Go []byte: base64 in JSON.
+      return x
+        ? {
+            type: "X5C",
+            name: x.name,
+            roots: Buffer.from(x.roots).toString("base64"),
+            claims: p["claims"],
+            options: p["options"],
+          }
+        : p;
+    });
+    await writeFile(configFile, JSON.stringify(cfg, null, "\t"), { mode: 0o600 });
+  }
   const rootFile = join(caDir, "root.crt");
   const intermediateFile = join(caDir, "intermediate.crt");
   const rootPem = await readFile(rootFile, "utf8");
@@ -553,6 +598,7 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
         organization: p.organization,
       };
     }),
+    x5cProvisioners: x5cSpecs.map((p) => ({ name: p.name, organization: p.organization })),
     logFile,
     get pid() {
       return child && child.exitCode === null ? child.pid : undefined;
