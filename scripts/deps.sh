@@ -36,6 +36,7 @@ if [ "$mode" = test ]; then
   need groff groff-base                       # and checks the man page
   need objdump binutils                       # test/e2e/deb.test.ts: the binaries' glibc minimum
   need tinyproxy tinyproxy                    # test/e2e/proxy.test.ts: a real proxy on loopback
+  need sqlite3 sqlite3                        # test/e2e/revoke.test.ts: CFSSL's certificate database
 fi
 for extra in ${NODE_JOIN_EXTRA_PKGS:-}; do want_pkgs+=("$extra"); done
 

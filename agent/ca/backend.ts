@@ -74,6 +74,13 @@ export interface CaBackend {
   /** Fetches the CA certificate(s) and authenticates them against the pin or CA file. */
   fetchCaBundle(): Promise<CertInfo[]>;
   /**
+   * After fetchCaBundle: the CA certificate that signs the certificates this CA issues now, the
+   * issuer of a fresh leaf (renew.onSignerChange tells the retiring signer's leaves by it), where
+   * that is not the first certificate fetchCaBundle returned (step-ca: the intermediate under its
+   * roots). Absent, or undefined: that first certificate (CFSSL: the one /info sends, its signer).
+   */
+  currentSigner?(): CertInfo | undefined;
+  /**
    * Checks, before any CSR reaches any CA, that every planned request can be authorized (step-ca:
    * a one-time token or the provisioner password for each), so a failure spends no token. Optional.
    */
@@ -114,13 +121,19 @@ export interface CaSettings {
   authKeyFile?: string;
   /** step-ca: sha256 hex of the root certificate's DER (step's --fingerprint), lower-case. */
   fingerprint?: string;
-  /** step-ca: JWK provisioner that node-join mints tokens for (with passwordFile). */
+  /** step-ca: JWK provisioner that node-join mints tokens for (with passwordFile), or X5C one. */
   provisioner?: string;
   passwordFile?: string;
   /** step-ca: file of one-time tokens minted elsewhere, one per certificate. */
   tokenFile?: string;
   /** step-ca: how renewals authenticate (default auto: mTLS, a token when mTLS is refused). */
   renewAuth?: StepCaRenewAuth;
+  /**
+   * step-ca X5C enrolment: the machine certificate (then its intermediates) and its key, which sign
+   * the one-time tokens (stepca-x5c.ts).
+   */
+  x5cCertFile?: string;
+  x5cKeyFile?: string;
   clientProfile?: string;
   servingProfile?: string;
   peerProfile?: string;

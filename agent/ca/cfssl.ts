@@ -1,14 +1,23 @@
 // CFSSL's API (cloudflare/cfssl api/ and auth/): /info for the CA certificate, /authsign with an
 // HMAC over the exact request bytes when an auth key is configured, /sign otherwise.
 import { createHmac } from "node:crypto";
-import { CaRefusedError } from "../common/errors.js";
+import { CaRefusedError, UsageError } from "../common/errors.js";
 import { TransientError } from "./retry.js";
 import { secretEnvName, type SecretKind } from "./secrets.js";
 import type { CertInfo } from "../pki/x509.js";
-import type { BackendContext, CaBackend, SignRequest } from "./backend.js";
-import { baseUrl, CaServers, parseCaPem, retrying, serverTrust } from "./common.js";
+import { peculiar } from "../pki/peculiar.js";
+import type { CaDescriptor } from "../pki/cas.js";
+import { inspect } from "../store/fsio.js";
+import type {
+  BackendContext,
+  CaBackend,
+  CaSettings,
+  RevokeRequest,
+  SignRequest,
+} from "./backend.js";
+import { baseUrl, CaServers, parseCaPem, retrying, revokedLeaf, serverTrust } from "./common.js";
 import { httpRequest, type TlsTrust } from "./http.js";
-import { authenticateCa } from "./trust.js";
+import { authenticateCa, caSettingName } from "./trust.js";
 
 interface Envelope {
   success: boolean;
@@ -40,11 +49,16 @@ function envelopeErrors(env: Envelope): string {
   return msgs.length ? msgs.join("; ") : "no reason given";
 }
 
+/** Throws the CA's refusal, naming `what` was refused, when the envelope is not a success. */
+function checkSuccess(env: Envelope, what: string): void {
+  if (!env.success) throw new CaRefusedError(`${what} refused: ${envelopeErrors(env)}`);
+}
+
 /**
  * The result.certificate string of a successful envelope, or a CaRefusedError naming what is wrong.
  */
 export function resultCertificate(env: Envelope, what: string): string {
-  if (!env.success) throw new CaRefusedError(`${what} refused: ${envelopeErrors(env)}`);
+  checkSuccess(env, what);
   const cert = (env.result as { certificate?: unknown } | undefined)?.certificate;
   if (typeof cert !== "string" || cert.trim() === "")
     throw new CaRefusedError(`${what}: answer holds no certificate`);
@@ -56,6 +70,18 @@ export function authsignBody(requestJson: string, keyHex: string, timestamp: num
   const token = createHmac("sha256", key).update(requestJson).digest("base64");
   return JSON.stringify({ token, request: Buffer.from(requestJson).toString("base64"), timestamp });
 }
+
+/**
+ * A CFSSL CA as messages name it: "CA kubernetes (cfssl http://ca:8888 label primary)" at one
+ * server, without the server for the CA as a whole.
+ */
+function cfsslName(ca: CaDescriptor, s: CaSettings): (server?: string) => string {
+  const label = s.label ? ` label ${s.label}` : "";
+  return (server) => `CA ${ca.display} (cfssl${server ? ` ${server}` : ""}${label})`;
+}
+
+const DROPPED_AUTH_KEY = (ca: CaDescriptor, s: CaSettings, file: string, name: string): string =>
+  `${new CaServers(s.urls, undefined, cfsslName(ca, s)).whole}: the auth key was dropped after join (renew.authKey: drop); put it back at ${file} (${name}) or re-enrol with node-join join`;
 
 /** CFSSL's one secret: the HMAC key of the profiles that require authentication (auth/auth.go). */
 export const CFSSL_SECRETS: readonly SecretKind[] = [
@@ -69,22 +95,41 @@ export const CFSSL_SECRETS: readonly SecretKind[] = [
       /^([0-9a-fA-F]{2})+$/.test(v)
         ? undefined
         : "is not hex (CFSSL auth keys are hex strings, as in the CA's config)",
+    dropped: (ca, s, file, name) => DROPPED_AUTH_KEY(ca, s, file, name),
   },
 ];
 
+/**
+ * How `renew` authenticates to a CFSSL CA (status --wide and --json; README "Renewal paths"):
+ * with the auth key file, which renew.authKey: drop may have deleted, or with no key at all when
+ * the CA's profiles take unauthenticated requests. `shown` turns a path into the one messages show.
+ */
+export function cfsslRenewalPath(
+  s: CaSettings,
+  o: { authKeyDropped: boolean; shown: (path: string) => string },
+): string {
+  if (!s.authKeyFile) return "no auth (unauthenticated profile)";
+  if (inspect(s.authKeyFile).kind !== "missing") return `auth key ${o.shown(s.authKeyFile)}`;
+  return o.authKeyDropped
+    ? "auth key dropped: re-enrol"
+    : `auth key ${o.shown(s.authKeyFile)} (missing)`;
+}
+
 export function createCfsslBackend(ctx: BackendContext): CaBackend {
   const s = ctx.settings;
-  const label = s.label ? ` label ${s.label}` : "";
-  const servers = new CaServers(
-    s.urls,
-    ctx.preferredUrl,
-    (server) => `CA ${ctx.ca.display} (cfssl${server ? ` ${server}` : ""}${label})`,
-  );
+  const servers = new CaServers(s.urls, ctx.preferredUrl, cfsslName(ctx.ca, s));
   let fetched = false;
   let tls: TlsTrust | undefined;
 
-  /** The envelope a server answered, and the CA at that server as messages name it. */
-  const call = async (path: string, body: string): Promise<{ env: Envelope; from: string }> =>
+  /**
+   * The envelope a server answered, and the CA at that server as messages name it. `notFound`: the
+   * error for a plain 404, an endpoint the server did not set up.
+   */
+  const call = async (
+    path: string,
+    body: string,
+    notFound?: (from: string) => Error,
+  ): Promise<{ env: Envelope; from: string }> =>
     retrying(ctx, servers, async (url, timeoutMs) => {
       const from = servers.describe(url);
       const res = await httpRequest({
@@ -104,8 +149,43 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
       }
       if (res.status === 502 || res.status === 503 || res.status === 504)
         throw new TransientError(`HTTP ${res.status}`);
+      if (notFound && res.status === 404 && !res.body.trimStart().startsWith("{"))
+        throw notFound(from);
       return { env: parseEnvelope(res.body, from), from };
     });
+
+  /**
+   * `/api/v1/cfssl/revoke` (cloudflare/cfssl api/revoke): marks the certificate revoked in the
+   * CA's certificate database, matched by serial AND authority key id as stored. Debian's cfssl 1.2
+   * stores every certificate with an empty authority key id; later versions store the leaf's AKI
+   * in hex (signer/local: hex.EncodeToString(AuthorityKeyId)). So the empty one is sent first, and
+   * on "certificate not found" the leaf's own. The endpoint takes no authentication (README:
+   * CFSSL, Revocation), and revoking twice succeeds: a retried leave is harmless.
+   */
+  const revoke = async (req: RevokeRequest): Promise<void> => {
+    if (!fetched) throw new Error("cfssl backend: fetchCaBundle must run before revoke");
+    const { leaf, serial } = revokedLeaf(req.certPem, req.kind);
+    const x509 = await peculiar();
+    const aki = new x509.X509Certificate(leaf.pem)
+      .getExtension(x509.AuthorityKeyIdentifierExtension)
+      ?.keyId?.toLowerCase();
+    const what = `revoking ${req.kind} (serial ${serial})`;
+    const noDatabase = (from: string) =>
+      new CaRefusedError(
+        `${from}: cannot revoke ${req.kind} (serial ${serial}): the CA has no certificate database (cfssl serve -db-config): revoke it there once it has one, or let it expire`,
+      );
+    const tried: string[] = [];
+    for (const id of ["", ...(aki ? [aki] : [])]) {
+      const body = JSON.stringify({ serial, authority_key_id: id, reason: req.reason });
+      const { env, from } = await call("/api/v1/cfssl/revoke", body, noDatabase);
+      tried.push(id === "" ? '""' : id);
+      if (env.success) return;
+      if (!/certificate not found/.test(envelopeErrors(env))) checkSuccess(env, `${from} ${what}`);
+    }
+    throw new CaRefusedError(
+      `${servers.description} ${what} refused: the CA's certificate database holds no such certificate (authority key id ${tried.join(" nor ")}): it was issued by another CA, or before the CA had its database`,
+    );
+  };
 
   return {
     get description() {
@@ -148,6 +228,16 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
       });
       // Read and checked before the run's first request to any CA (secrets.ts readCaSecrets).
       const key = ctx.secrets.authKeyFile;
+      // Configured but not read: the only way is a key renew.authKey: drop deleted (readCaSecrets).
+      if (!key && s.authKeyFile !== undefined)
+        throw new UsageError(
+          DROPPED_AUTH_KEY(
+            ctx.ca,
+            s,
+            s.authKeyFile,
+            caSettingName(ctx.ca, "ca-auth-key-file", "authKeyFile"),
+          ),
+        );
       const { env, from } = key
         ? await call(
             "/api/v1/cfssl/authsign",
@@ -177,5 +267,6 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
         throw err;
       }
     },
+    revoke,
   };
 }

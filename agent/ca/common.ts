@@ -157,3 +157,20 @@ export function parseCaPem(pem: string, description: string, what: string): Cert
     throw new CaRefusedError(`${description}: ${what}: ${(err as Error).message}`);
   }
 }
+
+/** A certificate to revoke: its leaf, and its serial as both CAs' revoke endpoints take it. */
+export interface RevokedLeaf {
+  leaf: CertInfo;
+  /**
+   * Decimal, as Go's big.Int prints it: CFSSL's certificate database keys on it (certdb
+   * CertificateRecord.Serial, cloudflare/cfssl signer/local), step-ca compares it with the client
+   * certificate's SerialNumber.String() (smallstep/certificates api/revoke.go).
+   */
+  serial: string;
+}
+
+/** The leaf of a revocation request: of a chain given, its first certificate only. */
+export function revokedLeaf(certPem: string, kind: string): RevokedLeaf {
+  const leaf = parseCert(splitPemCertificates(certPem, `${kind} certificate`)[0]!);
+  return { leaf, serial: BigInt(`0x${leaf.serial}`).toString(10) };
+}

@@ -2,6 +2,8 @@
 // no redirects, bounded bodies and per-request timeouts. Failures that may pass are TransientError.
 // undici (its Agent and request API: agent/vendor/undici.ts) is loaded on the first request only:
 // `renew` with nothing due (twice a day on every node) never talks to a CA.
+import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 type Undici = typeof import("../vendor/undici.js");
 let undici: Promise<Undici> | undefined;
 const loadUndici = (): Promise<Undici> => (undici ??= import("../vendor/undici.js"));
@@ -13,7 +15,7 @@ import {
 } from "../common/errors.js";
 import { proxyRouteFor, type ProxyConfig, type ProxyRoute } from "./proxy.js";
 import { TransientError } from "./retry.js";
-import { ProxyAnswerError, tunnelConnector } from "./tunnel.js";
+import { ProxyAnswerError, tunnelConnector, type Connector } from "./tunnel.js";
 
 /** Largest answer read from a CA; a larger one is refused without reading it all. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -32,6 +34,13 @@ export interface TlsTrust {
 export interface HttpResponse {
   status: number;
   body: string;
+  /**
+   * https: the DER of the certificate that issued the server's TLS certificate, as the handshake
+   * chained it (the server sent it, or it is an anchor); absent when the server's certificate is
+   * self-signed or the chain ends at it. step-ca serves TLS with a certificate its current
+   * intermediate signed, which is how a node learns that signer without issuing (ca/stepca.ts).
+   */
+  serverIssuer?: Buffer;
 }
 
 export interface HttpRequest {
@@ -72,19 +81,24 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
         ...(req.tls?.cert ? { cert: req.tls.cert, key: req.tls.key } : {}),
       }
     : {};
+  // The TLS socket of an https:// request tells who issued the server's certificate.
+  let serverIssuer: Buffer | undefined;
+  const observed =
+    (connect: Connector): Connector =>
+    (opts, cb) =>
+      connect(opts, (err, socket) => {
+        if (socket && isTls(socket)) serverIssuer = issuerOf(socket);
+        cb(err, socket);
+      });
+  const tlsConnect = (): Connector => buildConnector({ ...tls, timeout: connectTimeout });
   // Through a proxy, https:// goes through a CONNECT tunnel (RFC 9110 9.3.6) and the TLS session
   // inside it is undici's own connector with these very options, end to end with the CA: the proxy
   // sees ciphertext, and the pin and verification are those of a direct connection. http:// goes
   // to the proxy in absolute form (RFC 9112 3.2.2), as curl sends it.
   const dispatcher = new Agent({
-    connect:
-      route && isHttps
-        ? tunnelConnector(
-            route,
-            buildConnector({ ...tls, timeout: connectTimeout }),
-            connectTimeout,
-          )
-        : tls,
+    connect: !isHttps
+      ? tls
+      : observed(route ? tunnelConnector(route, tlsConnect(), connectTimeout) : tlsConnect()),
     connectTimeout,
     headersTimeout: req.timeoutMs,
     bodyTimeout: req.timeoutMs,
@@ -150,13 +164,22 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
         route,
       );
     }
-    return { status: res.statusCode, body };
+    return { status: res.statusCode, body, ...(serverIssuer ? { serverIssuer } : {}) };
   } catch (err) {
     throw classify(err, req, route);
   } finally {
     clearTimeout(timer);
     dispatcher.destroy().catch(() => undefined);
   }
+}
+
+const isTls = (s: Socket): s is TLSSocket => "getPeerCertificate" in s;
+
+/** The DER of the issuer of a TLS peer's certificate (node:tls getPeerCertificate(true)). */
+function issuerOf(socket: TLSSocket): Buffer | undefined {
+  const peer = socket.getPeerCertificate(true);
+  const issuer = peer.issuerCertificate as typeof peer.issuerCertificate | undefined;
+  return issuer?.raw && !issuer.raw.equals(peer.raw) ? issuer.raw : undefined;
 }
 
 /** Drops an answer body unread; the abort error it then emits has nobody else to catch it. */

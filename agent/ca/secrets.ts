@@ -3,8 +3,10 @@
 // run will use is read and checked once, before its first request to any CA (like sshd, which
 // refuses a bad key file before it listens), so a missing, exposed or malformed one costs no
 // network round trip and no one-time token.
+import type { KeyObject } from "node:crypto";
 import { UsageError } from "../common/errors.js";
 import type { CaDescriptor } from "../pki/cas.js";
+import type { CertInfo } from "../pki/x509.js";
 import { inspect } from "../store/fsio.js";
 import { readTrustedFile } from "../store/strict-modes.js";
 import type { CaSettings } from "./backend.js";
@@ -25,7 +27,7 @@ export function secretEnvName(ca: CaDescriptor, secret: string): string {
 }
 
 /** The settings naming a secret's file. */
-export type SecretSetting = "authKeyFile" | "passwordFile" | "tokenFile";
+export type SecretSetting = "authKeyFile" | "passwordFile" | "tokenFile" | "x5cKeyFile";
 
 /** One secret a CA type reads: where from, and what a valid value looks like. */
 export interface SecretKind {
@@ -34,7 +36,8 @@ export interface SecretKind {
   what: string;
   /** The flag without the CA's prefix: "ca-auth-key-file". */
   flag: string;
-  envName: (ca: CaDescriptor) => string;
+  /** The variable that may hold the value instead of the file; absent: a file only. */
+  envName?: (ca: CaDescriptor) => string;
   /** Why `value` (read from `source`) is unusable; undefined: usable. */
   check?: (value: string, source: string) => string | undefined;
   /**
@@ -43,6 +46,11 @@ export interface SecretKind {
    * bootstrap secret is often removed once the node joined).
    */
   enrolmentOnly?: boolean;
+  /**
+   * A secret that renew.authKey: drop deletes after join: what a renewal that needs it says when
+   * its file is gone (instead of the generic "does not exist"), given the file and its setting.
+   */
+  dropped?: (ca: CaDescriptor, settings: CaSettings, file: string, name: string) => string;
 }
 
 export interface Secret {
@@ -51,12 +59,32 @@ export interface Secret {
   source: string;
 }
 
-export type CaSecrets = Partial<Record<SecretSetting, Secret>>;
+/**
+ * A machine certificate that enrols the node (step-ca's X5C provisioner), checked before the run's
+ * first request: its key matches, it is valid now, its file holds a chain (stepca-x5c.ts).
+ */
+export interface X5cCredential {
+  /** The machine certificate, then the intermediates its file holds, each issuing the last. */
+  chain: CertInfo[];
+  key: KeyObject;
+  /** The certificate's file, for messages. */
+  certFile: string;
+}
+
+export type CaSecrets = Partial<Record<SecretSetting, Secret>> & {
+  x5c?: X5cCredential;
+  /**
+   * A renewal's machine certificate that could not enrol (expired, ...): a renewal with the
+   * installed certificate does not need it, a fallback to enrolment reports this.
+   */
+  x5cUnusable?: string;
+};
 
 export interface SecretSpec {
   what: string;
   file?: string;
-  envName: string;
+  /** Absent: a file only. */
+  envName?: string;
   env: NodeJS.ProcessEnv;
 }
 
@@ -65,7 +93,7 @@ export interface SecretSpec {
  * neither.
  */
 export function readSecret(spec: SecretSpec): string | undefined {
-  const fromEnv = spec.env[spec.envName];
+  const fromEnv = spec.envName === undefined ? undefined : spec.env[spec.envName];
   if (fromEnv !== undefined && fromEnv !== "") return fromEnv.trim();
   if (!spec.file) return undefined;
   // Refused when group or others may read or write it, or (as root) another user owns it: the key
@@ -76,6 +104,8 @@ export function readSecret(spec: SecretSpec): string | undefined {
 export interface ReadSecretsOptions {
   /** A renewal: secrets only an enrolment needs may be missing. */
   renewal: boolean;
+  /** renew.authKey: drop: join deleted the droppable secrets (SecretKind.dropped). */
+  authKeyDropped?: boolean;
 }
 
 /**
@@ -92,17 +122,24 @@ export function readCaSecrets(
 ): CaSecrets {
   const out: CaSecrets = {};
   for (const k of kinds) {
-    const envName = k.envName(ca);
+    const envName = k.envName?.(ca);
     const file = settings[k.setting];
-    const fromEnv = env[envName] !== undefined && env[envName] !== "";
+    const fromEnv = envName !== undefined && env[envName] !== undefined && env[envName] !== "";
     if (!fromEnv && !file) continue;
     const source = fromEnv ? envName : file!;
     const name = caSettingName(ca, k.flag, k.setting);
     if (!fromEnv && inspect(file!).kind === "missing") {
       if (o.renewal && k.enrolmentOnly) continue;
+      if (o.authKeyDropped && k.dropped) {
+        // renew knows before it reaches a CA whether it must sign: it says so now. join reaches
+        // every CA first (its anchors come from the servers), so the backend says it only when a
+        // certificate of that CA is due (cfssl.ts sign).
+        if (o.renewal) throw new UsageError(k.dropped(ca, settings, file!, name));
+        continue;
+      }
       throw missingFileError(ca, k.what, file!, name);
     }
-    const value = readSecret({ what: k.what, file, envName, env })!;
+    const value = readSecret({ what: k.what, file, ...(envName ? { envName } : {}), env })!;
     const why = value === "" ? "is empty" : k.check?.(value, source);
     if (why) {
       throw new UsageError(

@@ -1,6 +1,7 @@
 // One-time step-ca tokens minted elsewhere (`step ca token`), one per certificate. A token is
 // routed to the certificate whose CN and SANs equal its sub and sans, read from its (unverified)
 // claims, so the operator never has to label them and a token for the wrong node is never spent.
+// Tokens node-join mints are for the provisioner picked here (JWK, or X5C: stepca-x5c.ts).
 import { ipFamily } from "../common/ip.js";
 import type { CertTemplate } from "../pki/certs.js";
 import { UsageError } from "../common/errors.js";
@@ -150,4 +151,30 @@ export class TokenPool {
     ];
     return parts.length ? parts.join("; ") : "none";
   }
+}
+
+/**
+ * The provisioner of `type` that --ca-provisioner names, or the CA's only one of that type; exit 2
+ * listing the CA's provisioners of that type otherwise.
+ */
+export function pickProvisioner<P extends { name: string }>(
+  type: "JWK" | "X5C",
+  all: P[],
+  name: string | undefined,
+  description: string,
+  prefix: string,
+): P {
+  const names = all.map((p) => p.name).join(", ") || "none";
+  if (name) {
+    const p = all.find((x) => x.name === name);
+    if (!p)
+      throw new UsageError(
+        `${description}: no ${type} provisioner "${name}" (--${prefix}ca-provisioner); the CA has: ${names}`,
+      );
+    return p;
+  }
+  if (all.length === 1) return all[0]!;
+  throw new UsageError(
+    `${description}: ${all.length === 0 ? `the CA has no ${type} provisioner` : `choose the ${type} provisioner with --${prefix}ca-provisioner (the CA has: ${names})`}`,
+  );
 }

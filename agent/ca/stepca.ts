@@ -1,7 +1,9 @@
 // smallstep step-ca (smallstep/certificates ca/, api/, authority/provisioner/jwk.go; 0.19 tested):
 // the root by fingerprint from /root/<fp>, enrolment at /1.0/sign with a one-time JWK token per
-// certificate (given, or minted here from the provisioner's encrypted key), renewal over mTLS
-// with the current certificate at /1.0/rekey (fresh key) or /1.0/renew (same key).
+// certificate (given, or minted here from the provisioner's encrypted key) or an x5c token signed
+// with the node's machine certificate (X5C provisioner, stepca-x5c.ts), renewal over mTLS with the
+// current certificate at /1.0/rekey (fresh key) or /1.0/renew (same key), or with a token signed
+// by the current key at /1.0/renew (the same key: through a TLS-terminating proxy, after expiry).
 import { createPrivateKey, type JsonWebKey } from "node:crypto";
 import type { CertTemplate } from "../pki/certs.js";
 import { CaRefusedError, UsageError, VerificationError } from "../common/errors.js";
@@ -13,6 +15,7 @@ import { peculiar } from "../pki/peculiar.js";
 import {
   buildChain,
   certFingerprint,
+  derToPem,
   parseCert,
   splitPemCertificates,
   type CertInfo,
@@ -20,13 +23,16 @@ import {
 import type {
   BackendContext,
   CaBackend,
+  CaSettings,
   PlannedRequest,
   Renewed,
   RenewRequest,
+  RevokeReason,
+  RevokeRequest,
   SignRequest,
   StepCaRenewAuth,
 } from "./backend.js";
-import { baseUrl, CaServers, parseCaPem, retrying, serverTrust } from "./common.js";
+import { baseUrl, CaServers, parseCaPem, retrying, revokedLeaf, serverTrust } from "./common.js";
 import { httpRequest, type TlsTrust } from "./http.js";
 import {
   decryptPbes2Jwe,
@@ -38,9 +44,16 @@ import {
   WrongPasswordError,
   type SigningJwk,
 } from "./jose.js";
-import { describeTemplate, parseTokenList, TokenPool } from "./stepca-tokens.js";
-import { authenticateCa } from "./trust.js";
+import { describeTemplate, parseTokenList, pickProvisioner, TokenPool } from "./stepca-tokens.js";
+import {
+  checkX5cRoots,
+  X5C_KEY_SECRET,
+  x5cProvisionersOf,
+  x5cRefusedMessage,
+  x5cSignToken,
+} from "./stepca-x5c.js";
 import { signX5cToken } from "./x5c.js";
+import { authenticateCa } from "./trust.js";
 
 /** Lifetime of the tokens node-join mints: `step ca token`'s default. */
 const TOKEN_LIFETIME_S = 300;
@@ -101,14 +114,17 @@ const TOKEN_RENEWAL_REFUSED =
 const RENEW_TOKEN_LIFETIME_S = 300;
 
 /**
- * Whether step-ca's answer to an mTLS renewal says the client certificate did not reach it, as
+ * Whether the answer to an mTLS renewal says the client certificate did not reach step-ca, as
  * behind a TLS-terminating proxy: step-ca 0.19 (api/rekey.go, api/renew.go) answers 400 "missing
- * client certificate"; a proxy that wants a certificate itself answers 401 or 403, nginx 495 or
- * 496 ("SSL certificate error", "SSL certificate required").
+ * client certificate"; a proxy that wants a certificate itself answers 403 (not step-ca's JSON
+ * error) or, nginx, 495/496 ("SSL certificate error", "SSL certificate required"). step-ca's own
+ * 401 means it got the certificate and refused it (revoked, renewal disabled): a token signed by
+ * the same key would be refused too.
  */
 export function mtlsRefused(status: number, body: string): boolean {
   if (status === 400) return /missing client certificate/i.test(messageOf(body) ?? body);
-  return status === 401 || status === 403 || status === 495 || status === 496;
+  if (status === 403) return messageOf(body) === undefined;
+  return status === 495 || status === 496;
 }
 
 /**
@@ -228,6 +244,8 @@ function identityChange(cert: CertInfo, template: CertTemplate): string | undefi
 interface Fetched {
   from: string;
   sent: CertInfo[];
+  /** The issuer of the server's TLS certificate (HttpResponse.serverIssuer), where known. */
+  tlsIssuer?: Buffer;
 }
 
 interface JwkProvisioner {
@@ -254,15 +272,16 @@ interface Call {
   what: string;
   /** Why a 401 usually happens, for the server at `url`. */
   unauthorized: string | ((url: string) => string);
-  /** Maps a status to an error before the generic mapping (e.g. 404 on /root/<fp>). */
+  /** Maps a status to an error before the generic mapping (e.g. 404 on /root/<fp>, any 3xx-5xx). */
   special?: (status: number, from: string, body: string) => Error | undefined;
   /** The Authorization header, built per attempt for the server asked (a renew token). */
   authorization?: (url: string) => Promise<string>;
 }
 
 /**
- * step-ca's enrolment secrets: the JWK provisioner's password (node-join mints the tokens) and
- * one-time tokens minted elsewhere. A renewal authenticates with the installed certificate.
+ * step-ca's enrolment secrets: the JWK provisioner's password (node-join mints the tokens),
+ * one-time tokens minted elsewhere, and the machine key of X5C enrolment. A renewal authenticates
+ * with the installed certificate.
  */
 export const STEPCA_SECRETS: readonly SecretKind[] = [
   {
@@ -287,6 +306,7 @@ export const STEPCA_SECRETS: readonly SecretKind[] = [
       }
     },
   },
+  X5C_KEY_SECRET,
 ];
 
 export function createStepCaBackend(ctx: BackendContext): CaBackend {
@@ -306,9 +326,12 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
   const passwordEnv = secretEnvName(ctx.ca, "PASSWORD");
   let tls: TlsTrust | undefined;
   let anchors: CertInfo[] | undefined;
+  let signer: CertInfo | undefined;
 
   /** The answer of the server that answered, and `c.what` at that server as messages name it. */
-  const call = (c: Call): Promise<{ answer: Json; what: string; from: string }> =>
+  const call = (
+    c: Call,
+  ): Promise<{ answer: Json; what: string; from: string; tlsIssuer?: Buffer }> =>
     retrying(ctx, servers, async (url, timeoutMs) => {
       const from = servers.describe(url);
       const what = `${from} ${c.what}`;
@@ -322,8 +345,9 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
         ...(ctx.proxy ? { proxy: ctx.proxy } : {}),
         what: from,
       });
-      const special = res.status >= 300 ? c.special?.(res.status, from, res.body) : undefined;
-      if (special) throw special;
+      // A status the request knows better (e.g. 501 from /1.0/revoke) before the generic mapping.
+      const known = res.status >= 300 ? c.special?.(res.status, from, res.body) : undefined;
+      if (known) throw known;
       if (res.status >= 500) {
         const msg = messageOf(res.body);
         throw new TransientError(`HTTP ${res.status}${msg ? `: ${msg}` : ""}`);
@@ -333,7 +357,8 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
           typeof c.unauthorized === "string" ? c.unauthorized : c.unauthorized(baseUrl(url));
         throw stepCaRefusal(res.status, res.body, what, unauthorized);
       }
-      return { answer: parseAnswer(res.body, what), what, from };
+      const answer = parseAnswer(res.body, what);
+      return { answer, what, from, ...(res.serverIssuer ? { tlsIssuer: res.serverIssuer } : {}) };
     });
 
   const connectedTrust = (): TlsTrust | undefined => {
@@ -365,7 +390,7 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
   };
 
   const fetchRoots = async (trust?: TlsTrust): Promise<Fetched> => {
-    const { answer, what, from } = await call({
+    const { answer, what, from, tlsIssuer } = await call({
       method: "GET",
       path: "/roots",
       tls: trust,
@@ -376,7 +401,8 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       ? answer.crts.filter((c): c is string => typeof c === "string")
       : [];
     if (pems.length === 0) throw new CaRefusedError(`${what}: the answer holds no certificate`);
-    return { from, sent: pems.flatMap((p) => parseCaPem(p, from, "roots answer")) };
+    const sent = pems.flatMap((p) => parseCaPem(p, from, "roots answer"));
+    return { from, sent, ...(tlsIssuer ? { tlsIssuer } : {}) };
   };
 
   // ---- enrolment secrets -------------------------------------------------------------------
@@ -399,12 +425,16 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
   const password = (): string | undefined => ctx.secrets.passwordFile?.value;
   const passwordSource = (): string =>
     ctx.secrets.passwordFile?.source ?? s.passwordFile ?? passwordEnv;
-  const canEnrol = (req: PlannedRequest): boolean => tokens().has(req) || password() !== undefined;
+  // X5C enrolment: the machine certificate signs the tokens (checked before any request).
+  const x5c = ctx.secrets.x5c;
+  const canEnrol = (req: PlannedRequest): boolean =>
+    tokens().has(req) || password() !== undefined || x5c !== undefined;
 
   const missingSecret = (reqs: PlannedRequest[]): UsageError => {
     const how =
       `give one one-time token per certificate (--${prefix}ca-token-file, one per line, or ${tokenEnv}), ` +
-      `or the provisioner password (--${prefix}ca-provisioner with --${prefix}ca-password-file or ${passwordEnv}) so node-join mints them`;
+      `or the provisioner password (--${prefix}ca-provisioner with --${prefix}ca-password-file or ${passwordEnv}) so node-join mints them, ` +
+      `or the machine certificate and key (--${prefix}ca-x5c-cert with --${prefix}ca-x5c-key) for an X5C provisioner`;
     const p = tokens();
     if (p.size === 0 && p.skipped.length === 0)
       return new UsageError(`${servers.description}: no enrolment secret: ${how}`);
@@ -417,8 +447,9 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
 
   // ---- provisioner key and minted tokens -----------------------------------------------------
 
-  const listJwkProvisioners = async (): Promise<JwkProvisioner[]> => {
-    const out: JwkProvisioner[] = [];
+  /** Every provisioner the CA lists (GET /provisioners, all pages), as it lists them. */
+  const listProvisioners = async (): Promise<unknown[]> => {
+    const out: unknown[] = [];
     let cursor = "";
     for (let page = 0; page < MAX_PROVISIONER_PAGES; page++) {
       const path = `/provisioners${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`;
@@ -429,36 +460,44 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
         what: "provisioners",
         unauthorized: "HTTP 401",
       });
-      for (const p of Array.isArray(answer.provisioners) ? answer.provisioners : []) {
-        if (isObject(p) && p.type === "JWK" && typeof p.name === "string" && isObject(p.key)) {
-          out.push({
-            name: p.name,
-            key: p.key as JwkProvisioner["key"],
-            ...(typeof p.encryptedKey === "string" ? { encryptedKey: p.encryptedKey } : {}),
-          });
-        }
-      }
+      if (Array.isArray(answer.provisioners)) out.push(...(answer.provisioners as unknown[]));
       cursor = typeof answer.nextCursor === "string" ? answer.nextCursor : "";
       if (!cursor) break;
     }
     return out;
   };
 
-  const pickProvisioner = (all: JwkProvisioner[]): JwkProvisioner => {
-    const names = all.map((p) => p.name).join(", ") || "none";
-    if (s.provisioner) {
-      const p = all.find((x) => x.name === s.provisioner);
-      if (!p)
-        throw new UsageError(
-          `${servers.description}: no JWK provisioner "${s.provisioner}" (--${prefix}ca-provisioner); the CA has: ${names}`,
-        );
-      return p;
+  const listJwkProvisioners = async (): Promise<JwkProvisioner[]> => {
+    const out: JwkProvisioner[] = [];
+    for (const p of await listProvisioners()) {
+      if (isObject(p) && p.type === "JWK" && typeof p.name === "string" && isObject(p.key)) {
+        out.push({
+          name: p.name,
+          key: p.key as JwkProvisioner["key"],
+          ...(typeof p.encryptedKey === "string" ? { encryptedKey: p.encryptedKey } : {}),
+        });
+      }
     }
-    if (all.length === 1) return all[0]!;
-    throw new UsageError(
-      `${servers.description}: ${all.length === 0 ? "the CA has no JWK provisioner" : `choose the JWK provisioner with --${prefix}ca-provisioner (the CA has: ${names})`}`,
-    );
+    return out;
   };
+
+  let x5cPromise: Promise<string> | undefined;
+  /**
+   * The X5C provisioner's name, once per run: the one --ca-provisioner names (or the CA's only
+   * one), whose published roots must have issued the machine certificate.
+   */
+  const x5cProvisioner = (): Promise<string> =>
+    (x5cPromise ??= (async () => {
+      const p = pickProvisioner(
+        "X5C",
+        x5cProvisionersOf(await listProvisioners()),
+        s.provisioner,
+        servers.description,
+        prefix,
+      );
+      checkX5cRoots(x5c!, p, servers.description);
+      return p.name;
+    })());
 
   const decryptKey = async (p: JwkProvisioner, pw: string): Promise<SigningJwk> => {
     if (!p.encryptedKey) {
@@ -496,7 +535,13 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
   // Decrypted once per run (PBES2 is slow on purpose), shared by the concurrent requests.
   const provisionerKey = (): Promise<ProvisionerKey> =>
     (keyPromise ??= (async () => {
-      const p = pickProvisioner(await listJwkProvisioners());
+      const p = pickProvisioner(
+        "JWK",
+        await listJwkProvisioners(),
+        s.provisioner,
+        servers.description,
+        prefix,
+      );
       return { name: p.name, signer: await decryptKey(p, password()!) };
     })());
 
@@ -525,6 +570,7 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     ott: (base: string) => string | Promise<string>,
     source: string,
     given: boolean,
+    refused: (base: string) => string = (base) => tokenRefusedMessage(source, base),
   ): Promise<string> => {
     let attempts = 0;
     const spentNote = () =>
@@ -539,7 +585,7 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
         },
         tls: connectedTrust(),
         what: `signing ${req.kind}`,
-        unauthorized: (base) => tokenRefusedMessage(source, base),
+        unauthorized: refused,
       });
       return chainOf(answer, what);
     } catch (err) {
@@ -559,6 +605,27 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
         `the one-time token ${token.position} from ${tokenSource()}`,
         true,
       );
+    if (x5c) {
+      const name = await x5cProvisioner();
+      const sans = { sub: req.template.commonName, sans: tokenSans(req.template) };
+      return postSign(
+        req,
+        (base) =>
+          signX5cToken(
+            x5cSignToken(
+              x5c,
+              name,
+              sans,
+              base,
+              Math.floor(ctx.clock.now() / 1000),
+              TOKEN_LIFETIME_S,
+            ),
+          ),
+        `the x5c token of the machine certificate in ${x5c.certFile}`,
+        false,
+        (base) => x5cRefusedMessage(x5c, name, base),
+      );
+    }
     if (password() === undefined) throw missingSecret([req]);
     const key = await provisionerKey();
     return postSign(
@@ -574,9 +641,15 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       ctx.log(`${servers.description}: ${why}: enrolling ${req.kind} again`);
       return sign(req);
     }
+    // A machine certificate that could enrol no longer can (stepca-x5c.ts withX5cCredential).
+    if (ctx.secrets.x5cUnusable)
+      throw new CaRefusedError(
+        `${servers.description}: ${why}, so it cannot be renewed, and X5C enrolment cannot replace it: ${ctx.secrets.x5cUnusable}`,
+      );
     throw new CaRefusedError(
       `${servers.description}: ${why}, so it cannot be renewed: give a one-time token for it (--${prefix}ca-token-file or ${tokenEnv}) ` +
-        `or the provisioner password (--${prefix}ca-provisioner with --${prefix}ca-password-file or ${passwordEnv}), then renew again`,
+        `or the provisioner password (--${prefix}ca-provisioner with --${prefix}ca-password-file or ${passwordEnv}) ` +
+        `or the machine certificate (--${prefix}ca-x5c-cert with --${prefix}ca-x5c-key), then renew again`,
     );
   };
 
@@ -715,6 +788,51 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     keptCurrentKey: false,
   });
 
+  // ---- revocation --------------------------------------------------------------------------
+
+  /**
+   * `/1.0/revoke` over mTLS with the certificate itself (smallstep/certificates api/revoke.go): the
+   * body's serial must be the client certificate's, and 0.19 implements passive revocation only
+   * (recorded in the CA's database; from then on it refuses to renew the certificate,
+   * authority/authorize.go authorizeRenew). A CA without a database answers 501; a certificate
+   * revoked before, 400 "already revoked": done, so a retried leave is harmless.
+   */
+  const revoke = async (req: RevokeRequest): Promise<void> => {
+    const trust = connectedTrust();
+    const { leaf, serial } = revokedLeaf(req.certPem, req.kind);
+    const cannot = `cannot revoke ${req.kind} (serial ${serial})`;
+    if (leaf.notAfter.getTime() <= ctx.clock.now())
+      throw new CaRefusedError(
+        `${servers.description}: ${cannot}: it expired on ${leaf.notAfter.toISOString()} and an expired certificate cannot authenticate the mTLS revocation`,
+      );
+    const noDatabase = (status: number, from: string) =>
+      status === 501
+        ? new CaRefusedError(
+            `${from}: ${cannot}: the CA has no database to record revocations (ca.json "db"): revoke it there once it has one, or let it expire`,
+          )
+        : undefined;
+    try {
+      await call({
+        method: "POST",
+        path: "/1.0/revoke",
+        body: () =>
+          JSON.stringify({
+            serial,
+            reasonCode: REVOKE_REASON_CODES[req.reason],
+            reason: req.reason,
+            passive: true,
+          }),
+        tls: { ...trust, cert: leaf.pem, key: req.keyPem },
+        what: `revoking ${req.kind} (serial ${serial})`,
+        unauthorized: "the CA refused the certificate (HTTP 401)",
+        special: noDatabase,
+      });
+    } catch (err) {
+      if (err instanceof CaRefusedError && /is already revoked/.test(err.message)) return;
+      throw err;
+    }
+  };
+
   return {
     get description() {
       return servers.description;
@@ -738,22 +856,55 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
       // joins the bundle after the authenticated ones (a rotation's new root: README "CA
       // rotation").
       if (tls) {
-        const served = (await fetchRoots(tls)).sent;
+        const { sent: served, tlsIssuer } = await fetchRoots(tls);
         anchors = [...trusted, ...served.filter((r) => !trusted.some((t) => t.der.equals(r.der)))];
         tls = serverTrust(s, anchors, ctx.unsafeSkipCaVerification);
+        // step-ca serves TLS with a certificate that the intermediate it signs leaves with issued
+        // when it started (authority/tls.go GetTLSCertificate): that intermediate is the current
+        // signer, the certificate /1.0/sign returns after the leaf, whichever root is first.
+        const issuer = tlsIssuer && parseCert(derToPem(tlsIssuer));
+        signer = issuer?.isCa && buildChain(issuer, [], anchors) ? issuer : undefined;
       }
       return anchors;
     },
+    currentSigner: () => signer,
     async prepare(reqs: PlannedRequest[]): Promise<void> {
       connectedTrust();
       const left = tokens().reserve(reqs);
       if (left.length === 0) return;
+      // Finding the provisioner and checking its roots mints no token: a dry run may do it too.
+      if (x5c) {
+        await x5cProvisioner();
+        return;
+      }
       if (password() === undefined) throw missingSecret(left);
       // Decrypting now makes a wrong password stop the run before any CA sees a CSR.
       await provisionerKey();
     },
     sign,
     renew,
+    revoke,
     requestedSans: stepCaRequestedSans,
   };
+}
+
+/** RFC 5280 5.3.1 CRLReason codes, step-ca's reasonCode (golang.org/x/crypto/ocsp). */
+const REVOKE_REASON_CODES: Record<RevokeReason, number> = {
+  unspecified: 0,
+  keyCompromise: 1,
+  affiliationChanged: 3,
+  superseded: 4,
+  cessationOfOperation: 5,
+};
+
+/** How `renew` authenticates to a step-ca (status: README "Renewal paths"), by renewAuth. */
+export function stepCaRenewalPath(settings: CaSettings): string {
+  switch (settings.renewAuth ?? "auto") {
+    case "mtls":
+      return "mTLS with the current certificate";
+    case "token":
+      return "a token signed by the current key (key kept)";
+    default:
+      return "mTLS with the current certificate, else a token signed by its key";
+  }
 }

@@ -145,17 +145,31 @@ export function tlsTrustFor(settings: CaSettings, anchors: CertInfo[]): string[]
   return anchors.map((c) => c.pem);
 }
 
+/** The anchors a CA's settings can name (kubeadm's pins, step's fingerprint, a CA file). */
+export type TrustAnchors = Pick<CaSettings, "certHashes" | "fingerprint" | "caFile">;
+
+/** Which of a CA's settings names a CA certificate as an anchor. */
+export type AnchorSource = "certHashes" | "fingerprint" | "caFile";
+
 /**
- * Whether the operator's settings name this CA certificate as trusted: its key's pin is one of
- * certHashes (kubeadm's SPKI pin, so a CA certificate re-issued or cross-signed for the same key
- * matches too), its fingerprint is the step-ca fingerprint, or it is one of the CA file's.
+ * The one pin rule, for the bundle (trustedBundle) and for status alike: which of the operator's
+ * settings names this CA certificate as trusted, or undefined. Its key's pin is one of certHashes
+ * (kubeadm's SPKI pin, so a CA certificate re-issued or cross-signed for the same key matches
+ * too), its DER is the step-ca fingerprint's, or it is one of the CA file's certificates: as
+ * kubeadm's --discovery-file and the kubelet's --client-ca-file, the file's certificates are the
+ * anchors themselves; a certificate that only chains to one of them is not one (it needs its own
+ * pin, as a cross-signed new CA does once the old one retires).
  */
-export function isPinned(settings: CaSettings, cert: CertInfo, caFileCerts: CertInfo[]): boolean {
-  return (
-    settings.certHashes.includes(certPin(cert)) ||
-    (settings.fingerprint !== undefined && certFingerprint(cert) === settings.fingerprint) ||
-    caFileCerts.some((c) => c.der.equals(cert.der))
-  );
+export function anchorOf(
+  settings: TrustAnchors,
+  cert: CertInfo,
+  caFileCerts: CertInfo[],
+): AnchorSource | undefined {
+  if (settings.certHashes.includes(certPin(cert))) return "certHashes";
+  if (settings.fingerprint !== undefined && certFingerprint(cert) === settings.fingerprint)
+    return "fingerprint";
+  if (caFileCerts.some((c) => c.der.equals(cert.der))) return "caFile";
+  return undefined;
 }
 
 /**
@@ -192,7 +206,7 @@ export function trustedBundle(
   known: CertInfo[],
 ): CertInfo[] {
   const caFileCerts = settings.caFile ? loadPemFile(settings.caFile, "CA file") : [];
-  const pinnedKnown = known.filter((k) => isPinned(settings, k, caFileCerts));
+  const pinnedKnown = known.filter((k) => anchorOf(settings, k, caFileCerts) !== undefined);
   const out: CertInfo[] = [];
   for (const c of [...fetched, ...pinnedKnown].map((f) => selfSignedTwin(f, pinnedKnown)))
     if (!out.some((o) => o.der.equals(c.der))) out.push(c);

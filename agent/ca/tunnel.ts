@@ -28,7 +28,7 @@ interface ConnectOptions {
   httpSocket?: Socket;
 }
 type Callback = (err: Error | null, socket: Socket | null) => void;
-type Connector = (opts: ConnectOptions, cb: Callback) => unknown;
+export type Connector = (opts: ConnectOptions, cb: Callback) => unknown;
 
 /** An answer head longer than this is no proxy's CONNECT answer. */
 const MAX_HEAD_BYTES = 16 * 1024;

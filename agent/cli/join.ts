@@ -14,10 +14,11 @@ import { run, type RunOutcome, type RunPolicy } from "../engine/run.js";
 import { detectTimerEnv, timerStatus, type TimerInstallResult } from "../ops/timer.js";
 import type { StandardProxyEnv, StandardProxyKey, StandardProxyValue } from "../ca/proxy.js";
 import { trustConfigured } from "../ca/trust.js";
-import { CAS, type CaName } from "../pki/cas.js";
+import { CAS, casFor, type CaName } from "../pki/cas.js";
 import { kindsFor } from "../pki/certs.js";
 import type { Role } from "../pki/roles.js";
 import { certPin, type CertInfo } from "../pki/x509.js";
+import { inspect, removeIfExists } from "../store/fsio.js";
 import { kubeletServingDropin } from "../store/kubelet-store.js";
 import type { Layout } from "../store/layout.js";
 import type { PlannedFile } from "../store/transaction.js";
@@ -70,6 +71,8 @@ export interface JoinResult {
   timer?: TimerInstallResult;
   /** Dry run: a real join would install the renewal timer. */
   wouldInstallTimer?: true;
+  /** renew.authKey: drop: the CFSSL auth key files this join deleted (dry run: would delete). */
+  droppedAuthKeys?: string[];
 }
 
 export interface JoinOptions {
@@ -195,13 +198,31 @@ export function joinResult(s: Settings, r: RunOutcome, timerInPlace = false): Jo
   };
 }
 
+/**
+ * renew.authKey: drop: the auth key files of the role's CFSSL CAs that are on disk, each once (the
+ * CAs usually share one).
+ */
+export function droppableAuthKeys(s: Settings): string[] {
+  const files = casFor(s.role)
+    .map((ca) => s.cas[ca.name])
+    .filter((c) => c.type === "cfssl" && c.authKeyFile !== undefined)
+    .map((c) => c.authKeyFile!);
+  return [...new Set(files)].filter((f) => inspect(f).kind !== "missing");
+}
+
 export async function runJoin(o: JoinOptions, rt: Runtime): Promise<JoinResult> {
   checkJoinSettings(o.settings, casOf(kindsFor(o.settings.role)));
   const outcome = await run(o.settings, joinPolicy(o, rt.layout, rt.log), rt);
   const timerInPlace =
     o.dryRun &&
     timerStatus(detectTimerEnv(rt.layout), new Date(rt.clock.now())).problem === undefined;
-  return joinResult(o.settings, outcome, timerInPlace);
+  const r = joinResult(o.settings, outcome, timerInPlace);
+  if (o.settings.renew.authKey !== "drop") return r;
+  // After the commit, not in it: a crash in between leaves the node joined with its key (renewals
+  // keep working as with keep), and the next join, which finds nothing to do, drops it.
+  const dropped = droppableAuthKeys(o.settings);
+  if (!o.dryRun) for (const f of dropped) removeIfExists(f);
+  return { ...r, droppedAuthKeys: dropped };
 }
 
 export function formatJoin(r: JoinResult): string {
@@ -215,8 +236,15 @@ export function formatJoin(r: JoinResult): string {
     ? formatPlannedFiles(r.files) +
       (r.wouldInstallTimer ? "  would install the renewal timer (node-join timer install)\n" : "")
     : "";
+  const dropped = (r.droppedAuthKeys ?? [])
+    .map((f) =>
+      r.dryRun
+        ? `  would drop the CFSSL auth key file ${f} (renew.authKey: drop)\n`
+        : `dropped the CFSSL auth key file ${f} (renew.authKey: drop): a renewal that must sign needs it back, or a new join\n`,
+    )
+    .join("");
   // The timer is mentioned when this join installed or replaced it, not on every repeated join.
-  return `${r.message}\n${r.issued.map(line).join("")}${dry}${r.timer?.changed ? `${r.timer.message}\n` : ""}`;
+  return `${r.message}\n${r.issued.map(line).join("")}${dry}${r.timer?.changed ? `${r.timer.message}\n` : ""}${dropped}`;
 }
 
 export function registerJoin(program: Command, cli: Cli): void {

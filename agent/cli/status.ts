@@ -104,7 +104,14 @@ export function formatStatus(r: StatusResult, now: Date, wide = false): string {
     ]),
     2,
   );
-  return `${certs}\n${cas}\nrenewal timer: ${timerSummary(r.timer, false)}\n${attention(r)}`;
+  const paths = wide ? renewalPaths(r) : "";
+  return `${certs}\n${cas}\n${paths}renewal timer: ${timerSummary(r.timer, false)}\n${attention(r)}`;
+}
+
+/** --wide: how renew authenticates to each CA, one line each ("kubernetes CA (cfssl): …"). */
+function renewalPaths(r: StatusResult): string {
+  const lines = (r.renewalPaths ?? []).map((p) => `  ${p.ca} CA (${p.type}): ${p.path}\n`);
+  return lines.length ? `renewal paths:\n${lines.join("")}` : "";
 }
 
 /** One line per entry that needs attention, naming its file, and what fixes the certificates. */
@@ -180,6 +187,10 @@ export function registerStatus(program: Command, cli: Cli): void {
         {
           deadline: deadlinePolicy(s.nodeName ?? "", s.renew),
           trust: s.cas,
+          // Only for a joined node: without a config there is no CA to renew from.
+          ...(loaded.configFile
+            ? { renewal: { cas: s.cas, authKeyDropped: s.renew.authKey === "drop" } }
+            : {}),
           ...(warn ? { warnWithin: warn } : {}),
           now,
         },

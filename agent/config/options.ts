@@ -188,7 +188,7 @@ function caOptions<const C extends CaName>(name: C) {
       flag: `${p}ca-provisioner`,
       type: "string",
       valueName: "name",
-      description: `${title}: step-ca JWK provisioner node-join mints its tokens for (with the password file)`,
+      description: `${title}: step-ca provisioner node-join mints its tokens for (JWK with the password file, or X5C)`,
     }),
     opt({
       key: `${k}.passwordFile`,
@@ -205,6 +205,22 @@ function caOptions<const C extends CaName>(name: C) {
       valueName: "file",
       path: true,
       description: `${title}: file of step-ca one-time tokens, one per certificate and line (mode 0600)`,
+    }),
+    opt({
+      key: `${k}.x5cCertFile`,
+      flag: `${p}ca-x5c-cert`,
+      type: "string",
+      valueName: "pem",
+      path: true,
+      description: `${title}: step-ca X5C enrolment: the node's machine certificate, then its intermediates`,
+    }),
+    opt({
+      key: `${k}.x5cKeyFile`,
+      flag: `${p}ca-x5c-key`,
+      type: "string",
+      valueName: "pem",
+      path: true,
+      description: `${title}: step-ca X5C enrolment: the machine certificate's private key (mode 0600)`,
     }),
     opt({
       key: `${k}.clientProfile`,
@@ -437,6 +453,15 @@ export const OPTIONS = [
     key: "renew.reuseKey",
     type: "bool",
     description: "keep the private key on renewal (default: a fresh key every time)",
+  }),
+  opt({
+    key: "renew.authKey",
+    flag: "auth-key-after-join",
+    type: "string",
+    valueName: "mode",
+    choices: ["keep", "drop"],
+    description:
+      "the CFSSL auth key files once join succeeded: left for renewals (the default), or deleted (a renewal that must sign then needs them back)",
   }),
   opt({
     key: "renew.onSignerChange",

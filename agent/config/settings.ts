@@ -46,6 +46,11 @@ export interface Settings {
     beforeMs?: number;
     beforeFrom?: string;
     reuseKey: boolean;
+    /**
+     * CFSSL auth key files after a successful join: kept for renewals, or dropped (deleted; a
+     * renewal that must sign reports that it needs them back).
+     */
+    authKey: "keep" | "drop";
     /** A certificate still signed by a CA's retiring signer: renewed at its deadline, or early. */
     onSignerChange: "deadline" | "early";
     signerChangeWindowMs: number;
@@ -70,6 +75,7 @@ export const DEFAULTS = {
   "controlPlane.serviceAccountKeyFile": "/etc/node-join/sa.key",
   "controlPlane.serviceAccountPublicKeyFile": "/etc/node-join/sa.pub",
   "renew.reuseKey": false,
+  "renew.authKey": "keep",
   "renew.onSignerChange": "deadline",
   "renew.signerChangeWindow": "7d",
   "timer.enabled": true,
@@ -94,7 +100,7 @@ export function toSettings(values: RawValues, root: string): Settings {
     const inherit = ca !== "kubernetes" && get(`cas.${ca}.url`) === undefined;
     const shared = <F extends "type" | "url" | "tlsCaFile" | "fingerprint">(f: F) =>
       get(`cas.${ca}.${f}`) ?? (inherit ? get(`cas.kubernetes.${f}`) : undefined);
-    // Secrets and profiles: one auth key or provisioner usually serves all three.
+    // Secrets and profiles: one auth key, provisioner or machine certificate serves all three.
     const common = <
       F extends
         | "authKeyFile"
@@ -103,7 +109,9 @@ export function toSettings(values: RawValues, root: string): Settings {
         | "peerProfile"
         | "provisioner"
         | "passwordFile"
-        | "tokenFile",
+        | "tokenFile"
+        | "x5cCertFile"
+        | "x5cKeyFile",
     >(
       f: F,
     ) => get(`cas.${ca}.${f}`) ?? get(`cas.kubernetes.${f}`);
@@ -128,6 +136,8 @@ export function toSettings(values: RawValues, root: string): Settings {
       "provisioner",
       "passwordFile",
       "tokenFile",
+      "x5cCertFile",
+      "x5cKeyFile",
     ] as const) {
       const v = common(f);
       if (v) s[f] = v;
@@ -155,6 +165,7 @@ export function toSettings(values: RawValues, root: string): Settings {
     proxy: { noProxy: get("proxy.noProxy") ?? [] },
     renew: {
       reuseKey: or("renew.reuseKey"),
+      authKey: or("renew.authKey") as "keep" | "drop",
       onSignerChange: or("renew.onSignerChange") as "deadline" | "early",
       signerChangeWindowMs: parseDuration(or("renew.signerChangeWindow"))!,
     },

@@ -26,6 +26,8 @@ import { backendFor, type Runtime } from "./runtime.js";
 export interface ConnectedCa {
   backend: CaBackend;
   anchors: CertInfo[];
+  /** The certificate that signs this CA's new leaves (CaBackend.currentSigner). */
+  signer: CertInfo | undefined;
 }
 
 export type Connected = Map<CaName, ConnectedCa>;
@@ -60,7 +62,13 @@ export async function connectCas(
   const secrets = new Map<CaName, CaSecrets>(
     cas.map((ca) => [
       ca,
-      refreshOnly(ca) ? {} : readCaInputs(CAS[ca], s.cas[ca], rt.env, { renewal: o.renewal }),
+      refreshOnly(ca)
+        ? {}
+        : readCaInputs(CAS[ca], s.cas[ca], rt.env, {
+            renewal: o.renewal,
+            authKeyDropped: s.renew.authKey === "drop",
+            now: rt.clock.now(),
+          }),
     ]),
   );
   const proxy = readProxyConfig(s.proxy, rt.env);
@@ -94,7 +102,7 @@ export async function connectCas(
       continue;
     }
     const anchors = trustedBundle(s.cas[ca], fetched, o.known?.(ca) ?? []);
-    out.set(ca, { backend, anchors });
+    out.set(ca, { backend, anchors, signer: backend.currentSigner?.() ?? anchors[0] });
   }
   return out;
 }

@@ -4,13 +4,14 @@
 import { createPrivateKey } from "node:crypto";
 import { join } from "node:path";
 import type { CaSettings } from "../ca/backend.js";
-import { loadPemFile, trustConfigured } from "../ca/trust.js";
+import { renewalPathFor } from "../ca/index.js";
+import { anchorOf, loadPemFile, trustConfigured, type TrustAnchors } from "../ca/trust.js";
 import { errorMessage } from "../common/errors.js";
 import { isoDate, shortHumanDuration } from "../common/time.js";
 import type { Settings } from "../config/settings.js";
 import { refreshMetrics, type RunMetric } from "../ops/metrics.js";
 import { detectTimerEnv, timerStatus, type TimerStatus } from "../ops/timer.js";
-import { CAS, caSetting, type CaDescriptor, type CaName } from "../pki/cas.js";
+import { CAS, caSetting, casFor, type CaDescriptor, type CaName } from "../pki/cas.js";
 import { deadlinePolicy, dueness, type DeadlinePolicy } from "../pki/deadline.js";
 import {
   keyMatches,
@@ -21,7 +22,7 @@ import {
 } from "../pki/installed.js";
 import { describeKey } from "../pki/keys.js";
 import type { Role } from "../pki/roles.js";
-import { buildChain, certFingerprint, certPin, type CertInfo } from "../pki/x509.js";
+import { certPin, type CertInfo } from "../pki/x509.js";
 import { inspect } from "../store/fsio.js";
 import { hostPath, type Layout } from "../store/layout.js";
 import { readState } from "../store/state.js";
@@ -106,8 +107,9 @@ export interface CertStatus {
 }
 
 /**
- * Which of the CA's configured trust settings covers a CA certificate on disk: a `certHashes` pin
- * of its key, the step-ca root `fingerprint` of its DER, or the `caFile` it is in or chains to;
+ * Which of the CA's configured trust settings covers a CA certificate on disk (ca/trust.ts
+ * anchorOf, the rule the bundle keeps it by): a `certHashes` pin of its key, the step-ca root
+ * `fingerprint` of its DER, or the `caFile` it is one of;
  * "none" when trust is configured but covers it not (state unpinned), "not configured" when the CA
  * has no trust setting at all (CA files node-join did not authenticate: kubeadm's, or a join with
  * --unsafe-skip-ca-verification), which is not flagged.
@@ -141,6 +143,17 @@ export interface StatusResult {
   certificateAuthorities: CaStatus[];
   /** The renewal timer; its `problem` needs attention like a certificate's. */
   timer: TimerStatus;
+  /** How renew will authenticate to each CA of the role (given the node's settings). */
+  renewalPaths?: RenewalPathStatus[];
+}
+
+export interface RenewalPathStatus {
+  /** The CA, as --ca picks it: kubernetes, front-proxy, etcd. */
+  ca: string;
+  /** Its backend type (cfssl, step-ca). */
+  type: string;
+  /** "auth key /etc/node-join/ca-auth.key", "mTLS with the current certificate", … */
+  path: string;
 }
 
 export interface StatusPolicy {
@@ -150,18 +163,17 @@ export interface StatusPolicy {
   warnWithin?: { ms: number; text: string };
   /** Each CA's trust settings, to say which one covers each CA certificate; absent: none. */
   trust?: Partial<Record<CaName, CaTrust>>;
+  /** Each CA's settings and renew.authKey, for the renewal paths; absent: none shown. */
+  renewal?: { cas: Record<CaName, CaSettings>; authKeyDropped: boolean };
   now: Date;
 }
 
-export type CaTrust = Pick<CaSettings, "certHashes" | "caFile" | "fingerprint">;
+export type CaTrust = TrustAnchors;
 
 /** The configured trust that covers a CA certificate; see PinnedBy. */
 export function pinnedBy(cert: CertInfo, t: CaTrust | undefined, caFile?: CertInfo[]): PinnedBy {
   if (!t || !trustConfigured(t)) return "not configured";
-  if (t.certHashes.includes(certPin(cert))) return "certHashes";
-  if (t.fingerprint === certFingerprint(cert)) return "fingerprint";
-  if (caFile && buildChain(cert, [], caFile)) return "caFile";
-  return "none";
+  return anchorOf(t, cert, caFile ?? []) ?? "none";
 }
 
 /** The CA file a CA's trust names, or why it cannot be read (for the unpinned message). */
@@ -323,6 +335,17 @@ export function collectStatus(
     });
   });
   const timer = timerStatus(detectTimerEnv(l), p.now, timerWanted);
+  const renewal = p.renewal;
+  const renewalPaths = renewal
+    ? casFor(role).flatMap((ca): RenewalPathStatus[] => {
+        const c = renewal.cas[ca.name];
+        const path = renewalPathFor(c, {
+          authKeyDropped: renewal.authKeyDropped,
+          shown: (f) => hostPath(f, l.root),
+        });
+        return path === undefined ? [] : [{ ca: ca.display, type: c.type, path }];
+      })
+    : undefined;
   const needsAttention =
     [...certificates, ...certificateAuthorities].some((e) => e.state !== "ok") ||
     timer.problem !== undefined;
@@ -334,5 +357,6 @@ export function collectStatus(
     certificates,
     certificateAuthorities,
     timer,
+    ...(renewalPaths ? { renewalPaths } : {}),
   };
 }

@@ -255,9 +255,10 @@ interface SignerSeen {
 }
 
 /**
- * renew.onSignerChange early: per CA whose bundle holds more than its current signer (the server's
- * first certificate) during a rotation's overlap, and that signed none of a certificate on the
- * node, the signer and when this node first saw it (the state file's record, else now).
+ * renew.onSignerChange early: per CA whose bundle holds more than one certificate during a
+ * rotation's overlap, and whose current signer (the backend's answer: CFSSL's certificate,
+ * step-ca's intermediate) signed none of a certificate on the node, the signer and when this node
+ * first saw it (the state file's record, else now).
  */
 function signerChanges(
   s: Settings,
@@ -269,7 +270,7 @@ function signerChanges(
   const out = new Map<CaName, SignerSeen>();
   if (s.renew.onSignerChange !== "early") return out;
   for (const [ca, c] of connected) {
-    const signer = c.anchors[0];
+    const signer = c.signer;
     if (!signer || c.anchors.length < 2) continue;
     const retiring = readings.some((r) => {
       if (r.kind.ca !== ca || !r.installed) return false;

@@ -6,9 +6,9 @@ import { UsageError } from "../common/errors.js";
 import { isoDate } from "../common/time.js";
 import type { Settings } from "../config/settings.js";
 import { parseConfigText, renderConfig, type RawValues } from "../config/sources.js";
-import { isPinned, loadPemFile, trustedBundle } from "../ca/trust.js";
+import { anchorOf, loadPemFile, trustedBundle } from "../ca/trust.js";
 import { CAS, casFor, type CaName } from "../pki/cas.js";
-import { readCaFile, readRole } from "../pki/installed.js";
+import { readCaFile, readRole, subjectLine } from "../pki/installed.js";
 import { buildChain, certFingerprint, certPin, isPin, type CertInfo } from "../pki/x509.js";
 import type { Layout } from "../store/layout.js";
 import { readTrustedFile } from "../store/strict-modes.js";
@@ -63,8 +63,27 @@ function fileValues(configFile: string): RawValues {
   return parseConfigText(text, configFile);
 }
 
+/** Settings with these pins for a CA, and no step-ca fingerprint (currentPins moved it). */
 function withPins(s: Settings, ca: CaName, pins: string[]): Settings {
-  return { ...s, cas: { ...s.cas, [ca]: { ...s.cas[ca], certHashes: pins } } };
+  const { fingerprint: _moved, ...rest } = s.cas[ca];
+  return { ...s, cas: { ...s.cas, [ca]: { ...rest, certHashes: pins } } };
+}
+
+/**
+ * Removes a CA's fingerprint from the config; a CA that inherited it from the kubernetes CA (the
+ * same step-ca, config.ts caSettings) gets it under its own key, unchanged.
+ */
+function dropFingerprint(c: TrustChange, values: RawValues): void {
+  const fp = c.settings.cas[c.ca].fingerprint;
+  if (fp === undefined) return;
+  for (const other of casFor(c.settings.role))
+    if (
+      other.name !== c.ca &&
+      c.settings.cas[other.name].fingerprint === fp &&
+      !values.has(`cas.${other.name}.fingerprint`)
+    )
+      values.set(`cas.${other.name}.fingerprint`, fp);
+  values.delete(`cas.${c.ca}.fingerprint`);
 }
 
 export interface TrustChangeResult {
@@ -102,11 +121,13 @@ async function applyPins(
   pins: string[],
   extra: CertInfo[],
   issue: boolean,
+  migrate: boolean,
   rt: Runtime,
 ): Promise<RunOutcome> {
   const l = rt.layout;
   const values = fileValues(c.configFile);
   values.set(`cas.${c.ca}.certHashes`, pins);
+  if (migrate) dropFingerprint(c, values);
   const s = withPins(c.settings, c.ca, pins);
   const policy: RunPolicy = {
     ...c.base,
@@ -129,24 +150,30 @@ function bundleRows(ca: CaName, l: Layout): TrustChangeResult["bundle"] {
 }
 
 /**
- * A CA anchored by a step-ca root fingerprint checks every pin against that root (authenticateCa):
- * a pin of another root would fail every later run, so none is added or removed there.
+ * The pins of a CA as trust add and remove change them. A CA anchored by a step-ca root fingerprint
+ * has it replaced by the pin of that root (the installed bundle's certificate of that
+ * fingerprint): authenticateCa checks every pin against the fingerprint's root, so a pin of a
+ * rotation's new root could never be added beside it, and the old root must be retirable by its
+ * pin once the new one is pinned. step-ca authenticates the roots GET /roots sends by the pins
+ * then (README "CA rotation"). `migrate`: the fingerprint moves to a pin.
  */
-function refuseFingerprinted(c: TrustChange): void {
-  const fp = c.settings.cas[c.ca].fingerprint;
-  if (fp === undefined) return;
-  const ca = CAS[c.ca];
-  throw new UsageError(
-    `CA ${ca.display} is anchored by the root fingerprint ${fp} (config key cas.${c.ca}.fingerprint), which every pin must match: the roots its step-ca serves join the bundle by themselves; to retire that root, set the fingerprint to the new root's`,
-  );
+function currentPins(c: TrustChange, installed: CertInfo[]): { pins: string[]; migrate: boolean } {
+  const cs = c.settings.cas[c.ca];
+  const fp = cs.fingerprint;
+  if (fp === undefined) return { pins: cs.certHashes, migrate: false };
+  const rootOf = installed.find((k) => certFingerprint(k) === fp);
+  if (!rootOf)
+    throw new UsageError(
+      `CA ${CAS[c.ca].display}: the root of fingerprint ${fp} (config key cas.${c.ca}.fingerprint) is not in ${CAS[c.ca].file}: run node-join renew first, so that pins can replace the fingerprint`,
+    );
+  return { pins: [...new Set([certPin(rootOf), ...cs.certHashes])], migrate: true };
 }
 
 export async function trustAdd(c: TrustChange, rt: Runtime): Promise<TrustChangeResult> {
-  refuseFingerprinted(c);
   const { pins, certs } = trustInput(c.input);
-  const have = c.settings.cas[c.ca].certHashes;
+  const { pins: have, migrate } = currentPins(c, readCaFile(CAS[c.ca], rt.layout) ?? []);
   const added = pins.filter((p) => !have.includes(p));
-  const r = await applyPins(c, [...have, ...added], certs, false, rt);
+  const r = await applyPins(c, [...have, ...added], certs, false, migrate, rt);
   const bundle = bundleRows(c.ca, rt.layout);
   const unknown = pins.filter((p) => !bundle.some((b) => b.pin === p));
   const display = CAS[c.ca].display;
@@ -172,23 +199,37 @@ export async function trustAdd(c: TrustChange, rt: Runtime): Promise<TrustChange
 }
 
 export async function trustRemove(c: TrustChange, rt: Runtime): Promise<TrustChangeResult> {
-  refuseFingerprinted(c);
   const { pins } = trustInput(c.input);
   const settings = c.settings.cas[c.ca];
-  const display = CAS[c.ca].display;
+  const ca = CAS[c.ca];
+  const display = ca.display;
+  const installed = readCaFile(ca, rt.layout) ?? [];
+  const { pins: have, migrate } = currentPins(c, installed);
   const where = `--ca-cert-hash of CA ${display} (config key cas.${c.ca}.certHashes)`;
-  const unknown = pins.filter((p) => !settings.certHashes.includes(p));
+  const unknown = pins.filter((p) => !have.includes(p));
   if (unknown.length)
     throw new UsageError(
       `${unknown.join(", ")} is not a ${where}: node-join trust list shows the pins`,
     );
-  const left = settings.certHashes.filter((p) => !pins.includes(p));
-  const after = { ...settings, certHashes: left };
-  const installed = readCaFile(CAS[c.ca], rt.layout) ?? [];
+  const left = have.filter((p) => !pins.includes(p));
+  const { fingerprint: _moved, ...rest } = settings;
+  const after = { ...rest, certHashes: left };
   const bundle = trustedBundle(after, [], installed);
+  // A CA certificate of the bundle that only the retiring one vouched for (a root learned from
+  // step-ca's /roots, a certificate cross-signed by the old CA) would be refused by the next run:
+  // it needs its own pin first.
+  const unanchored = installed.filter(
+    (k) => !pins.includes(certPin(k)) && !bundle.some((b) => b.der.equals(k.der)),
+  );
+  if (unanchored.length > 0) {
+    const first = unanchored[0]!;
+    throw new UsageError(
+      `CA ${display}: removing ${pins.join(", ")} would leave "${subjectLine(first)}" (${certPin(first)}) of ${ca.file} without an anchor: pin it first with node-join trust add --ca ${display} --ca-cert-hash ${certPin(first)}`,
+    );
+  }
   if (bundle.length === 0)
     throw new UsageError(
-      `CA ${display}: removing ${pins.join(", ")} would leave no trusted certificate in ${CAS[c.ca].file}: trust the new CA first (node-join trust add), and run node-join renew until its certificate is in the bundle`,
+      `CA ${display}: removing ${pins.join(", ")} would leave no trusted certificate in ${ca.file}: trust the new CA first (node-join trust add), and run node-join renew until its certificate is in the bundle`,
     );
   // A leaf that chains only to the retiring CA would be distrusted by every peer that drops it.
   const orphans = readRole(c.settings.role, rt.layout).filter((k) => {
@@ -200,7 +241,7 @@ export async function trustRemove(c: TrustChange, rt: Runtime): Promise<TrustCha
     throw new UsageError(
       `CA ${display}: ${orphans.map((o) => `${o.kind.name} (${o.file})`).join(", ")} chains only to the CA certificate of ${pins.join(", ")}: renew it against the new signer first (node-join trust remove --renew), or wait until renew has`,
     );
-  const r = await applyPins(c, left, [], orphans.length > 0, rt);
+  const r = await applyPins(c, left, [], orphans.length > 0, migrate, rt);
   const renewed = due(r.assessments)
     .filter(() => orphans.length > 0)
     .map((a) => a.kind.name)
@@ -270,7 +311,7 @@ export function trustList(s: Settings, l: Layout): TrustListResult {
           : []),
         ...caFileCerts.map((f) => row(certPin(f), "caFile", (c) => c.der.equals(f.der))),
         ...bundle
-          .filter((c) => !isPinned(cs, c, caFileCerts))
+          .filter((c) => anchorOf(cs, c, caFileCerts) === undefined)
           .map((c) => row(certPin(c), "none", (b) => b === c)),
       ];
       return { ca: ca.display, file: `${l.pkiDir}/${ca.file}`, pins };
@@ -287,7 +328,7 @@ export function formatTrustList(r: TrustListResult): string {
           : "no certificate known on this node yet";
         const state =
           p.source === "none"
-            ? "in the bundle, pinned by nothing: dropped by the next renew"
+            ? "in the bundle, pinned by nothing: kept only while the CA server sends it; pin it before retiring the others"
             : p.inBundle
               ? "in the bundle"
               : "not in the bundle";

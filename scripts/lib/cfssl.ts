@@ -2,7 +2,7 @@
 // auth key in a temporary directory. A developer tool: the end-to-end tests (through
 // test/helpers/cfssl.ts), `npm run demo`, `npm run bench` and the packaging training run
 // (packaging/sea-train-ca.ts) start one each. Only node: built-ins and the cfssl, cfssljson,
-// openssl and curl commands.
+// openssl and curl commands (and sqlite3 for a CA with a certificate database).
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
@@ -37,7 +37,52 @@ export interface CfsslOptions {
   ca?: { cert: string; key: string };
   /** The auth key of the profiles, hex (default: a random one); servers of one CA share theirs. */
   authKeyHex?: string;
+  /**
+   * Keep a certificate database (`cfssl serve -db-config`, sqlite): every signed certificate is
+   * recorded, and /api/v1/cfssl/revoke is set up (without one, it answers 404).
+   */
+  db?: boolean;
 }
+
+/** A row of the CA's `certificates` table (cloudflare/cfssl certdb). */
+export interface CertificateRow {
+  /** Decimal. */
+  serial_number: string;
+  authority_key_identifier: string;
+  ca_label: string | null;
+  /** "good" or "revoked". */
+  status: string;
+  /** RFC 5280 CRLReason code (5: cessationOfOperation). */
+  reason: number;
+  revoked_at: string;
+}
+
+/**
+ * The tables of cfssl's sqlite migration (certdb/sqlite/migrations/001_CreateCertificates.sql)
+ * with the columns Debian's cfssl 1.2 writes.
+ */
+const CERTDB_SCHEMA = `
+CREATE TABLE certificates (
+  serial_number            blob NOT NULL,
+  authority_key_identifier blob NOT NULL,
+  ca_label                 blob,
+  status                   blob NOT NULL,
+  reason                   int,
+  expiry                   timestamp,
+  revoked_at               timestamp,
+  pem                      blob NOT NULL,
+  PRIMARY KEY(serial_number, authority_key_identifier)
+);
+CREATE TABLE ocsp_responses (
+  serial_number            blob NOT NULL,
+  authority_key_identifier blob NOT NULL,
+  body                     blob NOT NULL,
+  expiry                   timestamp,
+  PRIMARY KEY(serial_number, authority_key_identifier),
+  FOREIGN KEY(serial_number, authority_key_identifier)
+    REFERENCES certificates(serial_number, authority_key_identifier)
+);
+`;
 
 export interface CfsslCa {
   url: string;
@@ -61,6 +106,12 @@ export interface CfsslCa {
   start(): Promise<void>;
   /** Count of sign requests the CA logged. */
   signRequests(): number;
+  /** The certificate database (opts.db), else undefined. */
+  dbFile?: string;
+  /** The rows of the certificate database (opts.db), read with the sqlite3 command. */
+  certificates(): CertificateRow[];
+  /** Runs SQL against the certificate database (opts.db): stores what another version would. */
+  sql(statement: string): void;
 }
 
 const SERVER_USAGES = ["signing", "key encipherment", "server auth"];
@@ -142,7 +193,24 @@ function makeCa(dir: string, cn: string): { cert: string; key: string } {
 export async function startCfssl(opts: CfsslOptions = {}): Promise<CfsslCa> {
   requireCommand("cfssl", "golang-cfssl");
   requireCommand("cfssljson", "golang-cfssl");
+  if (opts.db) requireCommand("sqlite3", "sqlite3");
   const dir = mkdtempSync(join(tmpdir(), "nj-cfssl-"));
+  const dbFile = opts.db ? join(dir, "certs.db") : undefined;
+  const sql = (statement: string, json = false): string => {
+    if (!dbFile) throw new Error("this CFSSL CA has no certificate database (startCfssl db: true)");
+    return execFileSync("sqlite3", [...(json ? ["-json"] : []), dbFile, statement], {
+      encoding: "utf8",
+    });
+  };
+  const dbArgs: string[] = [];
+  if (dbFile) {
+    sql(CERTDB_SCHEMA);
+    writeFileSync(
+      join(dir, "db-config.json"),
+      JSON.stringify({ driver: "sqlite3", data_source: dbFile }),
+    );
+    dbArgs.push(`-db-config=${join(dir, "db-config.json")}`);
+  }
   const ca = opts.ca ?? makeCa(dir, opts.cn ?? "kubernetes");
   const authKeyHex = opts.authKeyHex ?? randomBytes(16).toString("hex");
   const profiles = opts.profiles ?? DEFAULT_PROFILES;
@@ -199,6 +267,7 @@ export async function startCfssl(opts: CfsslOptions = {}): Promise<CfsslCa> {
         `-ca-key=${ca.key}`,
         `-config=${join(dir, "config.json")}`,
         ...tlsArgs,
+        ...dbArgs,
       ],
       {
         stdio: ["ignore", out, out],
@@ -254,6 +323,17 @@ export async function startCfssl(opts: CfsslOptions = {}): Promise<CfsslCa> {
     signRequests(): number {
       if (!existsSync(logFile)) return 0;
       return (readFileSync(logFile, "utf8").match(/signature request received/g) ?? []).length;
+    },
+    ...(dbFile ? { dbFile } : {}),
+    certificates(): CertificateRow[] {
+      const out = sql(
+        "SELECT serial_number, authority_key_identifier, ca_label, status, reason, revoked_at FROM certificates ORDER BY rowid",
+        true,
+      ).trim();
+      return out ? (JSON.parse(out) as CertificateRow[]) : [];
+    },
+    sql(statement: string): void {
+      sql(statement);
     },
   };
 }

@@ -1,15 +1,27 @@
-// A CA rotation's first phase against a real step-ca: a second root listed in the CA's config
-// (ca.json "root": [old, new]) is served by GET /roots, which node-join fetches over TLS that the
-// pinned root authenticates (as `step ca roots` does), so it joins ca.crt on the next renew.
+// A CA rotation against a real step-ca, through the README's three phases. 1: a second root in
+// the CA's config (ca.json "root": [old, new]) is served by GET /roots, which node-join fetches
+// over TLS that the pinned root authenticates (as `step ca roots` does), so it joins ca.crt on the
+// next renew; retiring the old root is refused until the new one has a pin of its own, and
+// `trust add --ca-cert-hash` gives it one (the join's --ca-fingerprint becomes a pin). 2: the CA
+// signs with a new intermediate under the new root; with renew.onSignerChange early the leaves of
+// the old intermediate are renewed early, and verify against the bundle. 3: the CA drops the old
+// root, and so does the node.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { opensslPin } from "../helpers/cfssl.js";
 import { json, runCli } from "../helpers/cli.js";
 import { tempRoot } from "../helpers/fs.js";
 import { opensslInfo, opensslVerifies } from "../helpers/openssl.js";
-import { startStepCa, stepWorkerJoin, type StepCaHandle } from "../helpers/stepca.js";
+import { certsOf, issuerOf } from "../helpers/rotation.js";
+import {
+  makeStepCaCert,
+  reconfigureStepCa,
+  startStepCa,
+  stepWorkerJoin,
+  type StepCaHandle,
+} from "../helpers/stepca.js";
 
 let ca: StepCaHandle;
 before(async () => {
@@ -17,10 +29,12 @@ before(async () => {
 });
 after(async () => ca?.stop());
 
-const certsOf = (pem: string): string[] =>
-  pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/g) ?? [];
+interface RenewJson {
+  changedFiles: string[];
+  renewed: { kind: string; reason: string }[];
+}
 
-test("step-ca: a new root the CA serves over the pinned root's TLS joins the bundle; the old leaves still verify", async () => {
+test("step-ca rotation: a new root served over the pinned root's TLS joins the bundle and is pinned, the signer switches to a new intermediate (early renewals), the old root retires", async () => {
   const root = tempRoot("nj-step-rotation-");
   const tokens = [
     await ca.mintToken("workers", "system:node:r1", ["r1", "10.0.0.31"]),
@@ -31,32 +45,94 @@ test("step-ca: a new root the CA serves over the pinned root's TLS joins the bun
   });
   assert.equal(j.code, 0, j.stderr);
   const caCrt = join(root, "etc/kubernetes/pki/ca.crt");
+  const cfg = join(root, "etc/node-join/config.yaml");
   assert.equal(certsOf(readFileSync(caCrt, "utf8")).length, 1);
+  const leaf = (kind: string) =>
+    readFileSync(join(root, `var/lib/kubelet/pki/kubelet-${kind}-current.pem`), "utf8");
+  const verifiesAll = (phase: string) => {
+    for (const kind of ["client", "server"])
+      assert.ok(opensslVerifies(leaf(kind), caCrt), `${phase}: openssl verify kubelet-${kind}`);
+  };
+  const oldPin = opensslPin(ca.rootFile);
 
-  // The operator adds a new root beside the old one and restarts the CA.
-  const newRoot = join(ca.dir, "new-root.crt");
-  execFileSync("openssl", [
-    ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"],
-    ...["-keyout", join(ca.dir, "new-root.key"), "-out", newRoot, "-days", "3650"],
-    ...["-subj", "/CN=Smallstep Root CA 2", "-addext", "basicConstraints=critical,CA:TRUE"],
-    ...["-addext", "keyUsage=critical,keyCertSign,cRLSign"],
-  ]);
-  const config = JSON.parse(readFileSync(ca.configFile, "utf8")) as { root: string | string[] };
-  config.root = [ca.rootFile, newRoot];
-  writeFileSync(ca.configFile, JSON.stringify(config, null, 2));
-  await ca.restart();
-
+  // Phase 1: the operator adds a new root beside the old one and restarts the CA.
+  const newRoot = makeStepCaCert(ca, "new-root", "Smallstep Root CA 2");
+  const newPin = opensslPin(newRoot.cert);
+  await reconfigureStepCa(ca, [ca.rootFile, newRoot.cert]);
   const r = await runCli(["renew", "--root", root, "--json"]);
   assert.equal(r.code, 0, r.stderr);
-  assert.ok(json<{ changedFiles: string[] }>(r).changedFiles.includes(caCrt), r.stdout);
+  assert.ok(json<RenewJson>(r).changedFiles.includes(caCrt), r.stdout);
   const bundle = certsOf(readFileSync(caCrt, "utf8"));
   assert.deepEqual(
     bundle.map((c) => opensslInfo(c).cn),
     [opensslInfo(ca.rootPem).cn, "Smallstep Root CA 2"],
   );
-  assert.equal(bundle[1], readFileSync(newRoot, "utf8"));
-  const leaf = readFileSync(join(root, "var/lib/kubelet/pki/kubelet-client-current.pem"), "utf8");
-  assert.ok(opensslVerifies(certsOf(leaf).join(""), caCrt), "the installed leaf still verifies");
+  assert.equal(bundle[1], readFileSync(newRoot.cert, "utf8"));
+  verifiesAll("phase 1");
   const again = await runCli(["renew", "--root", root, "--json"]);
-  assert.deepEqual(json<{ changedFiles: string[] }>(again).changedFiles, []);
+  assert.deepEqual(json<RenewJson>(again).changedFiles, []);
+  // Only the old root vouches for the new one: retiring it now would leave the new one unanchored.
+  const remove = () =>
+    runCli(["trust", "remove", "--root", root, "--ca", "kubernetes", "--ca-cert-hash", oldPin]);
+  const early = await remove();
+  assert.equal(early.code, 2);
+  assert.equal(
+    early.stderr,
+    `node-join: error: CA kubernetes: removing ${oldPin} would leave "CN=Smallstep Root CA 2" (${newPin}) of ca.crt without an anchor: pin it first with node-join trust add --ca kubernetes --ca-cert-hash ${newPin}\n`,
+  );
+  const add = await runCli([
+    ...["trust", "add", "--root", root, "--ca", "kubernetes", "--ca-cert-hash", newPin],
+  ]);
+  assert.equal(add.code, 0, add.stderr);
+  assert.equal(
+    add.stdout.split("\n")[0],
+    `CA kubernetes: trusting ${newPin}; its bundle holds 2 certificate(s)`,
+  );
+  const config = readFileSync(cfg, "utf8");
+  assert.doesNotMatch(config, /fingerprint/);
+  assert.match(config, new RegExp(`certHashes:\\n\\s+- ${oldPin}\\n\\s+- ${newPin}\\n`));
+
+  // Phase 2: the CA signs with a new intermediate under the new root; the node renews the old
+  // intermediate's certificates early (within a short window here).
+  writeFileSync(
+    cfg,
+    `${readFileSync(cfg, "utf8")}renew:\n  onSignerChange: early\n  signerChangeWindow: 1s\n`,
+  );
+  const signer = makeStepCaCert(ca, "new-intermediate", "Smallstep Intermediate CA 2", newRoot);
+  await reconfigureStepCa(ca, [ca.rootFile, newRoot.cert], signer);
+  const renewed: RenewJson["renewed"] = [];
+  for (const wait of [0, 1500]) {
+    await new Promise((res) => setTimeout(res, wait));
+    const run = await runCli(["renew", "--root", root, "--json"]);
+    assert.equal(run.code, 0, run.stderr);
+    renewed.push(...json<RenewJson>(run).renewed);
+  }
+  assert.deepEqual(
+    renewed.map((x) => x.kind),
+    ["kubelet-client", "kubelet-server"],
+  );
+  for (const x of renewed)
+    assert.match(
+      x.reason,
+      /^signed by a retiring CA: the CA signs with "Smallstep Intermediate CA 2" since /,
+    );
+  for (const kind of ["client", "server"])
+    assert.equal(issuerOf(leaf(kind)), "CN = Smallstep Intermediate CA 2");
+  verifiesAll("phase 2");
+
+  // Phase 3: the CA drops the old root; then the node.
+  await reconfigureStepCa(ca, [newRoot.cert], signer);
+  const retired = await remove();
+  assert.equal(retired.code, 0, retired.stderr);
+  assert.equal(
+    retired.stdout.split("\n")[0],
+    `CA kubernetes: no longer trusting ${oldPin}; its bundle holds 1 certificate(s)`,
+  );
+  assert.deepEqual(certsOf(readFileSync(caCrt, "utf8")), [readFileSync(newRoot.cert, "utf8")]);
+  verifiesAll("phase 3");
+  const forced = await runCli(["renew", "--root", root, "--force", "--json"]);
+  assert.equal(forced.code, 0, forced.stderr);
+  verifiesAll("phase 3, renewed");
+  const last = await runCli(["renew", "--root", root, "--json"]);
+  assert.deepEqual(json<RenewJson>(last).changedFiles, []);
 });

@@ -6,27 +6,25 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { connect, createServer, type TLSSocket } from "node:tls";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  cfsslControlPlaneCaFlags,
-  cfsslWorkerJoin,
-  CONTROL_PLANE_AUTH_KEYS,
-  controlPlaneNodeFlags,
-  flags,
-} from "../../scripts/lib/args.js";
-import {
-  installControlPlaneSecrets,
-  opensslPin,
-  startCfssl,
-  type CfsslCa,
-} from "../helpers/cfssl.js";
+import { cfsslWorkerJoin, CONTROL_PLANE_AUTH_KEYS } from "../../scripts/lib/args.js";
+import { opensslPin, startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { etcdctl, startEtcdCluster } from "../helpers/etcd.js";
 import { json, runCli } from "../helpers/cli.js";
 import { tempRoot } from "../helpers/fs.js";
-import { opensslInfo, opensslVerifies } from "../helpers/openssl.js";
+import { opensslVerifies } from "../helpers/openssl.js";
+import {
+  bundleCns,
+  certsOf,
+  handshake,
+  issuerOf,
+  joinControlPlane,
+  newCaKey,
+  saKeyDir,
+  startClusterCas,
+  trustAdd,
+} from "../helpers/rotation.js";
 
 const started: CfsslCa[] = [];
 after(async () => {
@@ -35,79 +33,8 @@ after(async () => {
 
 const PKI = "var/lib/kubelet/pki";
 
-/** A new key and self-signed certificate for the CA, made as the README's runbook makes it. */
-function newCaKey(cn: string): { cert: string; key: string } {
-  const dir = mkdtempSync(join(tmpdir(), "nj-newca-"));
-  writeFileSync(
-    join(dir, "csr.json"),
-    JSON.stringify({ CN: cn, key: { algo: "ecdsa", size: 256 }, ca: { expiry: "87600h" } }),
-  );
-  execFileSync("sh", [
-    "-c",
-    `cd '${dir}' && cfssl gencert -initca csr.json 2>/dev/null | cfssljson -bare new-ca`,
-  ]);
-  return { cert: join(dir, "new-ca.pem"), key: join(dir, "new-ca-key.pem") };
-}
-
 const pemOf = (root: string, kind: string): string =>
   readFileSync(join(root, PKI, `${kind}-current.pem`), "utf8");
-const certsOf = (pem: string): string[] =>
-  pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/g) ?? [];
-const keyOf = (pem: string): string =>
-  /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----\n/.exec(pem)![0];
-
-/** `node-join trust add --root <root> --ca <ca> --ca-file <file>`. */
-const trustAdd = (root: string, ca: string, file: string) =>
-  runCli(["trust", "add", "--root", root, "--ca", ca, "--ca-file", file]);
-
-/** Each CA certificate of a bundle file, by its CN, in order. */
-/** The issuer of a PEM's first certificate, as openssl prints it ("CN = kubernetes-2"). */
-const issuerOf = (pem: string): string =>
-  execFileSync("openssl", ["x509", "-noout", "-issuer"], { input: certsOf(pem)[0]! })
-    .toString()
-    .trim()
-    .replace(/^issuer=\s*/, "");
-
-const bundleCns = (file: string): string[] =>
-  certsOf(readFileSync(file, "utf8")).map((c) => opensslInfo(c).cn);
-
-/**
- * A mutual TLS handshake: a server with `serverPem` (cert and key), a client with `clientPem`,
- * each trusting only `caFile`, as the kubelet and the API server do with ca.crt.
- */
-async function handshake(serverPem: string, clientPem: string, caFile: string): Promise<void> {
-  const ca = readFileSync(caFile, "utf8");
-  const server = createServer({
-    cert: serverPem,
-    key: keyOf(serverPem),
-    ca,
-    requestCert: true,
-    rejectUnauthorized: true,
-  });
-  server.on("secureConnection", (s: TLSSocket) => s.end("ok"));
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as { port: number }).port;
-  try {
-    const answer = await new Promise<string>((resolve, reject) => {
-      const c = connect({
-        host: "127.0.0.1",
-        port,
-        cert: clientPem,
-        key: keyOf(clientPem),
-        ca,
-        // The kubelet serving certificate names the node (w1, 10.0.0.21), not 127.0.0.1.
-        checkServerIdentity: () => undefined,
-      });
-      let data = "";
-      c.on("data", (d: Buffer) => (data += d.toString()));
-      c.on("end", () => resolve(data));
-      c.on("error", reject);
-    });
-    assert.equal(answer, "ok");
-  } finally {
-    server.close();
-  }
-}
 
 test("CA rotation on a worker with real CFSSL: trust both, switch the signer, retire the old CA", async () => {
   const old = await startCfssl();
@@ -193,34 +120,14 @@ test("CA rotation on a worker with real CFSSL: trust both, switch the signer, re
 });
 
 test("CA rotation of the etcd CA on two control planes: a real etcd cluster works after each phase, members of the old and the new CA side by side", async () => {
-  const [k8s, fp, oldEtcd] = await Promise.all([
-    startCfssl({ cn: "kubernetes" }),
-    startCfssl({ cn: "front-proxy-ca" }),
-    startCfssl({ cn: "etcd-ca" }),
-  ]);
-  started.push(k8s, fp, oldEtcd);
-  const saDir = tempRoot("nj-sa-");
-  execFileSync("sh", [
-    "-c",
-    `openssl genrsa -out ${saDir}/sa.key 2048 2>/dev/null && openssl rsa -in ${saDir}/sa.key -pubout -out ${saDir}/sa.pub 2>/dev/null`,
-  ]);
+  const cas = await startClusterCas(started);
+  const oldEtcd = cas.etcd;
+  const saDir = saKeyDir();
   const nodes = [
     { name: "cp1", ip: "127.0.0.11", root: tempRoot("nj-cp-rot-") },
     { name: "cp2", ip: "127.0.0.12", root: tempRoot("nj-cp-rot-") },
   ];
-  const cas = { kubernetes: k8s, frontProxy: fp, etcd: oldEtcd };
-  for (const n of nodes) {
-    installControlPlaneSecrets(n.root, cas, saDir);
-    const r = await runCli([
-      "join",
-      ...flags({
-        root: n.root,
-        ...controlPlaneNodeFlags(n.name, n.ip),
-        ...cfsslControlPlaneCaFlags(cas, join(n.root, "etc/node-join")),
-      }),
-    ]);
-    assert.equal(r.code, 0, `join ${n.name}: ${r.stderr}`);
-  }
+  for (const n of nodes) await joinControlPlane(n, cas, saDir);
   const etcdCa = (root: string) => join(root, "etc/kubernetes/pki/etcd/ca.crt");
   /** A fresh etcd cluster from the nodes' current files: healthy, and a put read back. */
   const etcdWorks = async (phase: string) => {

@@ -64,7 +64,7 @@ function backend(
     settings: full,
     unsafeSkipCaVerification: false,
     // What the engine reads before it contacts the CA (engine/issue.ts connectCas).
-    secrets: readCaInputs(CAS.kubernetes, full, env, { renewal: false }),
+    secrets: readCaInputs(CAS.kubernetes, full, env, { renewal: false, now: Date.now() }),
     env,
     clock: systemClock,
     deadline: Date.now() + 20_000,
@@ -157,7 +157,7 @@ test("an expired certificate: clear refusal without an enrolment secret, enrolme
     assert.match(
       err.message,
       new RegExp(
-        `kubelet-server expired on ${leaf.notAfter.toISOString().replace(/\./g, "\\.")} and the CA refused to renew it with a token signed by its key \\(HTTP 401\\): its provisioner does not allow renewal after expiry \\(claim allowRenewalAfterExpiry\\), or the certificate was revoked, so it cannot be renewed: give a one-time token for it \\(--ca-token-file or NODE_JOIN_CA_TOKEN\\) or the provisioner password \\(--ca-provisioner with --ca-password-file or NODE_JOIN_CA_PASSWORD\\), then renew again$`,
+        `kubelet-server expired on ${leaf.notAfter.toISOString().replace(/\./g, "\\.")} and the CA refused to renew it with a token signed by its key \\(HTTP 401\\): its provisioner does not allow renewal after expiry \\(claim allowRenewalAfterExpiry\\), or the certificate was revoked, so it cannot be renewed: give a one-time token for it \\(--ca-token-file or NODE_JOIN_CA_TOKEN\\) or the provisioner password \\(--ca-provisioner with --ca-password-file or NODE_JOIN_CA_PASSWORD\\) or the machine certificate \\(--ca-x5c-cert with --ca-x5c-key\\), then renew again$`,
       ),
     );
     return true;

@@ -140,7 +140,7 @@ test("an expired certificate its provisioner does not renew after expiry, withou
   assert.equal(r.code, 4, r.stderr);
   assert.match(
     r.stderr,
-    /\nnode-join: error: CA kubernetes \(step-ca https:\/\/127\.0\.0\.1:\d+\): kubelet-\w+ expired on \d{4}-\d\d-\d\dT[\d:.]+Z and the CA refused to renew it with a token signed by its key \(HTTP 401\): its provisioner does not allow renewal after expiry \(claim allowRenewalAfterExpiry\), or the certificate was revoked, so it cannot be renewed: give a one-time token for it \(--ca-token-file or NODE_JOIN_CA_TOKEN\) or the provisioner password \(--ca-provisioner with --ca-password-file or NODE_JOIN_CA_PASSWORD\), then renew again\n$/,
+    /\nnode-join: error: CA kubernetes \(step-ca https:\/\/127\.0\.0\.1:\d+\): kubelet-\w+ expired on \d{4}-\d\d-\d\dT[\d:.]+Z and the CA refused to renew it with a token signed by its key \(HTTP 401\): its provisioner does not allow renewal after expiry \(claim allowRenewalAfterExpiry\), or the certificate was revoked, so it cannot be renewed: give a one-time token for it \(--ca-token-file or NODE_JOIN_CA_TOKEN\) or the provisioner password \(--ca-provisioner with --ca-password-file or NODE_JOIN_CA_PASSWORD\) or the machine certificate \(--ca-x5c-cert with --ca-x5c-key\), then renew again\n$/,
   );
   assert.deepEqual(changedFiles(snap, r0), [], "nothing changed");
   assert.equal(count("/1.0/sign"), signs, "nothing was sent");

@@ -259,6 +259,14 @@ export async function mint(spec: CertSpec): Promise<Minted> {
   return { pem, der, keys, keyKind, cert: new x509.X509Certificate(new Uint8Array(der)) };
 }
 
+/** The private key of `m`, PKCS#8 PEM (a machine key file, a key to give node-join). */
+export async function privateKeyPem(m: Pick<Minted, "keys">): Promise<string> {
+  const der = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", m.keys.privateKey));
+  return createPrivateKey({ key: der, format: "der", type: "pkcs8" })
+    .export({ format: "pem", type: "pkcs8" })
+    .toString();
+}
+
 /** WebCrypto binds an RSA key to one hash: the issuer's key again, bound to `hash`. */
 async function withHash(key: CryptoKey, kind: KeyKind, hash: Hash): Promise<CryptoKey> {
   if (kind === "p256" || kind === "p384" || hash === "SHA-256") return key;

@@ -3,6 +3,7 @@
 // the join command lines).
 //
 // const ca = await startStepCa(); // workers (O fixed to system:nodes) + control-plane (O from CSR)
+//   (x5cProvisioners: X5C provisioners in the same ca.json, e.g. for a test's machine CA)
 //   const ott = await ca.mintToken("workers", "system:node:w1", ["w1", "10.0.0.5"]);
 //   ... POST `${ca.url}/1.0/sign` {csr, ott} ...
 //   await ca.stop();
@@ -17,9 +18,9 @@
 //   rejects it); it needs POST /1.0/renew with "Authorization: Bearer
 //   <x5cInsecure token>" (mintRenewToken) and allowRenewalAfterExpiry on the
 //   provisioner that issued it (the harness default: true).
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes, X509Certificate } from "node:crypto";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { chmod, mkdtemp, readFile, rm, writeFile, mkdir } from "node:fs/promises";
 import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
@@ -40,9 +41,21 @@ export interface StepCaProvisionerSpec {
   claims?: Record<string, string | boolean>;
 }
 
+/**
+ * An X5C provisioner (step-ca authority/provisioner/x5c.go): it enrols whoever signs a token with
+ * the key of a certificate that `roots` issued (clientAuth, digitalSignature). Its template and
+ * claims are the JWK provisioners' (stepinit writes them; the harness then makes it X5C).
+ */
+export interface StepCaX5cProvisionerSpec extends StepCaProvisionerSpec {
+  /** PEM: the CA certificate(s) of the machine certificates it accepts. */
+  roots: string;
+}
+
 export interface StartStepCaOptions {
   /** Default: [{name: "workers", organization: ["system:nodes"]}, {name: "control-plane"}]. */
   provisioners?: StepCaProvisionerSpec[];
+  /** X5C provisioners beside the JWK ones (default: none). */
+  x5cProvisioners?: StepCaX5cProvisionerSpec[];
   /**
    * authority.disableIssuedAtCheck: accept tokens minted before the CA (re)started. Default false
    * (step's default).
@@ -94,6 +107,11 @@ export interface StepCaHandle {
   configFile: string;
   rootPem: string;
   rootFile: string;
+  /**
+   * The roots the harness verifies the CA's TLS against, when not rootPem alone: what
+   * reconfigureStepCa configured (a rotation's new root signs the CA's TLS certificate).
+   */
+  trustPem?: string;
   /** sha256 hex (lowercase) of the root DER, as `step ca bootstrap --fingerprint` wants it. */
   rootFingerprint: string;
   intermediatePem: string;
@@ -102,6 +120,8 @@ export interface StepCaHandle {
   caPassword: string;
   caPasswordFile: string;
   provisioners: StepCaProvisioner[];
+  /** The X5C provisioners, with the O their template forces (undefined: the CSR's). */
+  x5cProvisioners: { name: string; organization: string[] | undefined }[];
   /** step-ca's stdout+stderr (appended across restarts). */
   logFile: string;
   /** PID of the running step-ca, undefined when stopped. */
@@ -221,9 +241,9 @@ function freePort(): Promise<number> {
   });
 }
 
-/** An HTTPS request to the CA, TLS verified against its root (unless insecure). */
+/** An HTTPS request to the CA, TLS verified against its root(s) (unless insecure). */
 export function stepCaRequest(
-  handle: Pick<StepCaHandle, "url" | "rootPem">,
+  handle: Pick<StepCaHandle, "url" | "rootPem" | "trustPem">,
   path: string,
   opts: {
     method?: string;
@@ -247,7 +267,7 @@ export function stepCaRequest(
       url,
       {
         method: opts.method ?? (payload === undefined ? "GET" : "POST"),
-        ca: opts.insecure ? undefined : handle.rootPem,
+        ca: opts.insecure ? undefined : (handle.trustPem ?? handle.rootPem),
         rejectUnauthorized: !opts.insecure,
         cert: opts.cert,
         key: opts.key,
@@ -396,6 +416,17 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
       ...(p.claims ? { claims: p.claims } : {}),
     });
   }
+  // stepinit writes the X5C provisioners as JWK ones (same template and claims code); their key
+  // is replaced by their roots below.
+  const x5cSpecs = opts.x5cProvisioners ?? [];
+  for (const [i, p] of x5cSpecs.entries()) {
+    provSpecs.push({
+      name: p.name,
+      passwordFile: await writeSecret(`x5c-${i}.password`, randomBytes(24).toString("base64url")),
+      ...(p.organization ? { organization: p.organization } : {}),
+      ...(p.claims ? { claims: p.claims } : {}),
+    });
+  }
   const specFile = join(dir, "provisioners.json");
   await writeFile(specFile, JSON.stringify(provSpecs, null, 2));
 
@@ -420,6 +451,25 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
     provisioners: { name: string; kid: string }[];
   };
   const configFile = summary.config;
+  if (x5cSpecs.length > 0) {
+    const cfg = JSON.parse(await readFile(configFile, "utf8")) as {
+      authority: { provisioners: Record<string, unknown>[] };
+    };
+    cfg.authority.provisioners = cfg.authority.provisioners.map((p) => {
+      const x = x5cSpecs.find((s) => s.name === p["name"]);
+      // X5C.Roots is a Go []byte: base64 in JSON.
+      return x
+        ? {
+            type: "X5C",
+            name: x.name,
+            roots: Buffer.from(x.roots).toString("base64"),
+            claims: p["claims"],
+            options: p["options"],
+          }
+        : p;
+    });
+    await writeFile(configFile, JSON.stringify(cfg, null, "\t"), { mode: 0o600 });
+  }
   const rootFile = join(caDir, "root.crt");
   const intermediateFile = join(caDir, "intermediate.crt");
   const rootPem = await readFile(rootFile, "utf8");
@@ -548,6 +598,7 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
         organization: p.organization,
       };
     }),
+    x5cProvisioners: x5cSpecs.map((p) => ({ name: p.name, organization: p.organization })),
     logFile,
     get pid() {
       return child && child.exitCode === null ? child.pid : undefined;
@@ -622,6 +673,83 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
     throw e;
   }
   return handle;
+}
+
+/** A CA certificate and its unencrypted key made with openssl: a rotation's new root or signer. */
+export interface StepCaKeyPair {
+  cert: string;
+  key: string;
+}
+
+/**
+ * A new self-signed root (no `parent`) or an intermediate that `parent` signs, in the CA's dir, as
+ * an operator makes them with `step certificate create --profile root-ca|intermediate-ca`.
+ */
+export function makeStepCaCert(
+  handle: Pick<StepCaHandle, "dir">,
+  name: string,
+  cn: string,
+  parent?: StepCaKeyPair,
+): StepCaKeyPair {
+  const cert = join(handle.dir, `${name}.crt`);
+  const key = join(handle.dir, `${name}.key`);
+  const ext = join(handle.dir, `${name}.ext`);
+  const pathLen = parent ? ",pathlen:0" : "";
+  writeFileSync(
+    ext,
+    `basicConstraints=critical,CA:TRUE${pathLen}\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n`,
+  );
+  const common = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  const subj = ["-subj", `/CN=${cn}`, "-keyout", key];
+  if (!parent) {
+    execFileSync(
+      "openssl",
+      [
+        ...["req", "-x509", ...common, ...subj, "-out", cert, "-days", "3650"],
+        ...["-extensions", "v3", "-config", opensslConfig(ext)],
+      ],
+      { stdio: "pipe" },
+    );
+  } else {
+    const csr = join(handle.dir, `${name}.csr`);
+    execFileSync("openssl", ["req", "-new", ...common, ...subj, "-out", csr], { stdio: "pipe" });
+    execFileSync(
+      "openssl",
+      [
+        ...["x509", "-req", "-in", csr, "-CA", parent.cert, "-CAkey", parent.key],
+        ...["-CAcreateserial", "-out", cert, "-days", "1825", "-extfile", ext],
+      ],
+      { stdio: "pipe" },
+    );
+  }
+  return { cert, key };
+}
+
+/** An openssl config whose [v3] section is the extension file's lines (req -x509 -extensions). */
+function opensslConfig(ext: string): string {
+  const file = `${ext}.cnf`;
+  writeFileSync(file, `[req]\ndistinguished_name=dn\n[dn]\n[v3]\n${readFileSync(ext, "utf8")}`);
+  return file;
+}
+
+/**
+ * Points the CA at other roots (ca.json "root": GET /roots lists them) and, with `signer`, at
+ * another intermediate and key that sign from now on, as an operator edits ca.json; restarts it.
+ */
+export async function reconfigureStepCa(
+  handle: StepCaHandle,
+  roots: string[],
+  signer?: StepCaKeyPair,
+): Promise<void> {
+  const config = JSON.parse(readFileSync(handle.configFile, "utf8")) as Record<string, unknown>;
+  config.root = roots;
+  if (signer) {
+    config.crt = signer.cert;
+    config.key = signer.key;
+  }
+  writeFileSync(handle.configFile, JSON.stringify(config, null, 2));
+  handle.trustPem = roots.map((f) => readFileSync(f, "utf8")).join("");
+  await handle.restart();
 }
 
 /**

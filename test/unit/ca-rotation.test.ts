@@ -11,8 +11,9 @@ import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import YAML from "yaml";
 import type { RuntimeSeams } from "../../agent/cli/context.js";
-import { authenticateCa } from "../../agent/ca/trust.js";
-import { certPin, parseCert, splitPemCertificates } from "../../agent/pki/x509.js";
+import { authenticateCa, loadPemFile, trustedBundle } from "../../agent/ca/trust.js";
+import { pinnedBy } from "../../agent/engine/report.js";
+import { certFingerprint, certPin, parseCert, splitPemCertificates } from "../../agent/pki/x509.js";
 import { FakeCa, fakeClock } from "../helpers/fake-ca.js";
 import { tempRoot } from "../helpers/fs.js";
 import { cli, DAY, iso, kubeletLeaf, type Out } from "../helpers/joined.js";
@@ -21,20 +22,31 @@ import { makeCa, type TestCa } from "../helpers/pki.js";
 interface Rotating {
   root: string;
   fake: FakeCa;
+  /** The pinned CA certificate: the fake's signer, or the root above it (`underRoot`). */
   old: TestCa;
   next: TestCa;
+  /**
+   * Set (by `underRoot`): the CA serves these roots and signs with fake.ca, an intermediate under
+   * one of them, which it names as its current signer, as step-ca does.
+   */
+  roots?: TestCa[];
   clock: ReturnType<typeof fakeClock>;
   run(command: string, ...args: string[]): Promise<Out>;
 }
 
 const pinOf = (ca: TestCa): string => certPin(parseCert(ca.pem));
 
-/** A worker joined against a CA pinned by its key; `next` is the CA's new key, not yet known. */
-async function rotatingWorker(): Promise<Rotating> {
+/**
+ * A worker joined against a CA pinned by its key; `next` is the CA's new key, not yet known.
+ * `underRoot`: the CA signs with an intermediate under the pinned root, as step-ca does.
+ */
+async function rotatingWorker(underRoot = false): Promise<Rotating> {
   const root = tempRoot("nj-rotation-");
   const clock = fakeClock();
   const fake = await FakeCa.create("kubernetes", clock);
-  const old = fake.ca;
+  const old = underRoot ? await makeCa("root-ca") : fake.ca;
+  if (underRoot) fake.ca = await makeCa("intermediate-ca", old);
+  const n: Partial<Rotating> = underRoot ? { roots: [old] } : {};
   const seams: RuntimeSeams = {
     clock,
     backend: (ctx) => ({
@@ -42,7 +54,7 @@ async function rotatingWorker(): Promise<Rotating> {
       fetchCaBundle: async () =>
         authenticateCa(
           ctx.ca,
-          await fake.fetchCaBundle(),
+          n.roots ? n.roots.map((r) => parseCert(r.pem)) : await fake.fetchCaBundle(),
           ctx.settings,
           false,
           "CA",
@@ -50,6 +62,7 @@ async function rotatingWorker(): Promise<Rotating> {
           ctx.pinned,
         ),
       sign: (r) => fake.sign(r),
+      currentSigner: () => (n.roots ? parseCert(fake.ca.pem) : undefined),
     }),
   };
   const join_ = await cli(
@@ -61,14 +74,15 @@ async function rotatingWorker(): Promise<Rotating> {
     seams,
   );
   assert.equal(join_.code, 0, join_.stderr);
-  return {
+  return Object.assign(n, {
     root,
     fake,
     old,
     next: await makeCa("kubernetes-ca-2"),
     clock,
-    run: (command, ...a) => cli([...command.split(" "), "--root", root, ...a], seams),
-  };
+    run: (command: string, ...a: string[]) =>
+      cli([...command.split(" "), "--root", root, ...a], seams),
+  });
 }
 
 /** Sets the kubernetes CA's pins in the node's config, as an operator edits it. */
@@ -322,15 +336,25 @@ test("trust: a CA the role does not trust, or neither pin nor file, is exit 2 na
   );
 });
 
-test("renew.onSignerChange early: certificates of the retiring signer fall due within the window from the run that first sees the new signer", async () => {
-  const n = await rotatingWorker();
+type Renewed = { kind: string; reason: string }[];
+
+/**
+ * renew.onSignerChange early over a 2d window: the new CA trusted (its file), `switchSigner` run,
+ * a renew that renews nothing and records `signer` as the CA's new signer; then 2d later a renew.
+ * When the node first saw the signer, and what the second renew renewed.
+ */
+async function earlyRenewals(
+  n: Rotating,
+  switchSigner: () => Promise<void>,
+  signer: TestCa,
+): Promise<{ seenAt: number; renewed: Renewed }> {
   const file = join(n.root, "etc/node-join/config.yaml");
   writeFileSync(
     file,
     `${readFileSync(file, "utf8")}renew:\n  onSignerChange: early\n  signerChangeWindow: 2d\n`,
   );
   assert.equal((await n.run("trust add", "--ca", "kubernetes", "--ca-file", caFileOf(n))).code, 0);
-  n.fake.ca = n.next;
+  await switchSigner();
   const seenAt = n.clock.now();
   const first = await n.run("renew", "--json");
   assert.equal(first.code, 0, first.stderr);
@@ -341,13 +365,23 @@ test("renew.onSignerChange early: certificates of the retiring signer fall due w
   const state = JSON.parse(readFileSync(join(n.root, "var/lib/node-join/state.json"), "utf8")) as {
     signers: Record<string, { pin: string; seenAt: string }>;
   };
-  assert.equal(state.signers.kubernetes!.pin, pinOf(n.next));
+  assert.equal(state.signers.kubernetes!.pin, pinOf(signer));
   // The window counts from the first sight, not from each run.
   n.clock.advance(2 * DAY);
   const second = await n.run("renew", "--json");
   assert.equal(second.code, 0, second.stderr);
-  const renewed = (JSON.parse(second.stdout) as { renewed: { kind: string; reason: string }[] })
-    .renewed;
+  return { seenAt, renewed: (JSON.parse(second.stdout) as { renewed: Renewed }).renewed };
+}
+
+test("renew.onSignerChange early: certificates of the retiring signer fall due within the window from the run that first sees the new signer", async () => {
+  const n = await rotatingWorker();
+  const { seenAt, renewed } = await earlyRenewals(
+    n,
+    async () => {
+      n.fake.ca = n.next;
+    },
+    n.next,
+  );
   assert.deepEqual(
     renewed.map((x) => x.kind),
     ["kubelet-client", "kubelet-server"],
@@ -360,6 +394,32 @@ test("renew.onSignerChange early: certificates of the retiring signer fall due w
       ),
     );
   assert.equal(kubeletLeaf(n.root, "kubelet-client").issuerCommonName, "kubernetes-ca-2");
+});
+
+test("renew.onSignerChange early with a CA that signs with an intermediate under its roots (step-ca): the current signer is the backend's, not the first root", async () => {
+  const n = await rotatingWorker(true);
+  const intermediate = await makeCa("intermediate-ca-2", n.next);
+  // The CA serves both roots, the old one first, and signs with a new intermediate under the new.
+  const { renewed } = await earlyRenewals(
+    n,
+    async () => {
+      n.roots = [n.old, n.next];
+      n.fake.ca = intermediate;
+    },
+    intermediate,
+  );
+  assert.deepEqual(
+    renewed.map((x) => [
+      x.kind,
+      /^signed by a retiring CA: the CA signs with "([^"]+)"/.exec(x.reason)?.[1],
+    ]),
+    [
+      ["kubelet-client", "intermediate-ca-2"],
+      ["kubelet-server", "intermediate-ca-2"],
+    ],
+  );
+  assert.equal(kubeletLeaf(n.root, "kubelet-client").issuerCommonName, "intermediate-ca-2");
+  assert.deepEqual(cns(caCrt(n.root)), ["root-ca", "kubernetes-ca-2"]);
 });
 
 test("renew.onSignerChange default (deadline): a signer switch alone makes nothing due", async () => {
@@ -415,19 +475,37 @@ test("a new CA cross-signed by the pinned one, served by the CA, is trusted by t
   assert.equal(caCrt(n.root), cross.pem + n.old.pem);
 });
 
-test("trust add on a CA anchored by a step-ca fingerprint is refused (exit 2): a pin of another root would fail every later run", async () => {
+test("a CA anchored by a step-ca fingerprint: retiring its root while the bundle holds a root no pin names is refused (exit 2, naming the pin to add); trust add moves the fingerprint to a pin", async () => {
   const n = await rotatingWorker();
   const file = join(n.root, "etc/node-join/config.yaml");
   const doc = YAML.parse(readFileSync(file, "utf8")) as { cas: { kubernetes: object } };
-  const fp = "cd".repeat(32);
-  doc.cas.kubernetes = { ...doc.cas.kubernetes, type: "step-ca", fingerprint: fp };
+  const fp = certFingerprint(parseCert(n.old.pem));
+  doc.cas.kubernetes = { ...doc.cas.kubernetes, certHashes: [], fingerprint: fp };
   writeFileSync(file, YAML.stringify(doc));
-  const r = await n.run("trust add", "--ca", "kubernetes", "--ca-cert-hash", pinOf(n.next));
-  assert.equal(r.code, 2);
-  assert.equal(
-    r.stderr,
-    `node-join: error: CA kubernetes is anchored by the root fingerprint ${fp} (config key cas.kubernetes.fingerprint), which every pin must match: the roots its step-ca serves join the bundle by themselves; to retire that root, set the fingerprint to the new root's\n`,
+  // The new root, as step-ca's GET /roots sent it over the channel the old root authenticated.
+  writeFileSync(join(n.root, "etc/kubernetes/pki/ca.crt"), n.old.pem + n.next.pem);
+  const list = await n.run("trust list");
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(
+    list.stdout,
+    new RegExp(
+      `\\n  ${pinOf(n.next)}\\n    CN=kubernetes-ca-2, expires \\S+; in the bundle, pinned by nothing: kept only while the CA server sends it; pin it before retiring the others\\n`,
+    ),
   );
+  const early = await n.run("trust remove", "--ca", "kubernetes", "--ca-cert-hash", pinOf(n.old));
+  assert.equal(early.code, 2);
+  assert.equal(
+    early.stderr,
+    `node-join: error: CA kubernetes: removing ${pinOf(n.old)} would leave "CN=kubernetes-ca-2" (${pinOf(n.next)}) of ca.crt without an anchor: pin it first with node-join trust add --ca kubernetes --ca-cert-hash ${pinOf(n.next)}\n`,
+  );
+  const add = await n.run("trust add", "--ca", "kubernetes", "--ca-cert-hash", pinOf(n.next));
+  assert.equal(add.code, 0, add.stderr);
+  const after = YAML.parse(readFileSync(file, "utf8")) as {
+    cas: { kubernetes: { certHashes: string[]; fingerprint?: string } };
+  };
+  assert.deepEqual(after.cas.kubernetes.certHashes, [pinOf(n.old), pinOf(n.next)]);
+  assert.equal(after.cas.kubernetes.fingerprint, undefined);
+  assert.deepEqual(cns(caCrt(n.root)), ["kubernetes-ca", "kubernetes-ca-2"]);
 });
 
 test("a changed CA bundle runs the post-renew hooks with NODE_JOIN_RENEWED naming the CA; an unchanged one runs none", async () => {
@@ -442,4 +520,26 @@ test("a changed CA bundle runs the post-renew hooks with NODE_JOIN_RENEWED namin
   const add = await n.run("trust add", "--ca", "kubernetes", "--ca-file", caFileOf(n));
   assert.equal(add.code, 0, add.stderr);
   assert.equal(readFileSync(out, "utf8"), "ca\n");
+});
+
+test("one pin rule: status and the bundle agree on a CA file, whose certificates are the anchors; one that only chains to them is neither shown pinned nor kept", async () => {
+  const old = await makeCa("kubernetes-ca");
+  const cross = await crossSigned(await makeCa("kubernetes-ca-2"), old);
+  const caFile = join(tempRoot("nj-pin-rule-"), "ca-file.pem");
+  writeFileSync(caFile, old.pem);
+  const settings = { type: "cfssl", urls: ["http://ca.invalid:8888"], certHashes: [], caFile };
+  const installed = [old, cross].map((c) => parseCert(c.pem));
+  const fileCerts = loadPemFile(caFile, "CA file");
+  const kept = trustedBundle(settings, [], installed);
+  assert.deepEqual(
+    installed.map((c) => [
+      c.commonName,
+      pinnedBy(c, settings, fileCerts),
+      kept.some((k) => k.der.equals(c.der)),
+    ]),
+    [
+      ["kubernetes-ca", "caFile", true],
+      ["kubernetes-ca-2", "none", false],
+    ],
+  );
 });

@@ -56,7 +56,7 @@ test("bash: commands, subcommands, options, choices, and files where a file goes
   assert.ok(commands.includes("restart-static-pods") && commands.includes("help"));
   assert.deepEqual(bashComplete("node-join", ""), commands);
   assert.deepEqual(bashComplete("node-join", "join", "--ca-"), caFlags);
-  assert.equal(caFlags.length, 12);
+  assert.equal(caFlags.length, 14);
   assert.deepEqual(bashComplete("node-join", "join", "--ca-type", ""), ["cfssl", "step-ca"]);
   assert.deepEqual(bashComplete("node-join", "join", "--etcd-ca-type", "s"), ["step-ca"]);
   assert.deepEqual(bashComplete("node-join", "join", "--key-algorithm", "ecdsa"), [

@@ -208,20 +208,24 @@ test("renewal paths: auto tries mTLS, then the token only when the certificate d
   for (const [args, want] of cases) assert.deepEqual(renewalPaths(...args), want, args.join(" "));
 });
 
-test("mTLS refused: step-ca's 400 'missing client certificate' (a TLS-terminating proxy), a proxy's 401/403/495/496; not other 400s, 404 or 5xx", () => {
+test("mTLS refused: step-ca's 400 'missing client certificate' (a TLS-terminating proxy), a proxy's own 403, 495, 496; not step-ca's 401 or 403, other 400s, 404 or 5xx", () => {
   const missing = JSON.stringify({
     status: 400,
     message: "The request could not be completed: missing client certificate.",
   });
   assert.equal(mtlsRefused(400, missing), true);
   assert.equal(mtlsRefused(400, "missing client certificate"), true, "a proxy's plain text");
-  for (const status of [401, 403, 495, 496])
-    assert.equal(mtlsRefused(status, ""), true, `${status}`);
-  const badCsr = JSON.stringify({
-    status: 400,
-    message: "The request could not be completed: invalid csr.",
-  });
-  assert.equal(mtlsRefused(400, badCsr), false);
+  assert.equal(mtlsRefused(403, "<html>403 Forbidden</html>"), true, "a proxy's 403");
+  for (const status of [495, 496]) assert.equal(mtlsRefused(status, ""), true, `${status}`);
+  // step-ca got the certificate and refused it: revoked, renewal disabled, a policy.
+  const stepCa = (status: number, message: string) => JSON.stringify({ status, message });
+  assert.equal(mtlsRefused(401, stepCa(401, "The request lacked necessary authorization")), false);
+  assert.equal(mtlsRefused(401, ""), false);
+  assert.equal(mtlsRefused(403, stepCa(403, "The request was forbidden")), false);
+  assert.equal(
+    mtlsRefused(400, stepCa(400, "The request could not be completed: invalid csr.")),
+    false,
+  );
   for (const status of [404, 500, 502, 503])
     assert.equal(mtlsRefused(status, missing), false, `${status}`);
 });

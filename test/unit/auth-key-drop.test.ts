@@ -1,0 +1,127 @@
+// renew.authKey: drop (--auth-key-after-join drop) as a user runs it, in process against fake CAs:
+// join deletes the CFSSL auth key file once it succeeded and says so, a renewal with nothing due
+// does not miss it, one that must sign says it needs the key back (exit 2), and status shows each
+// CA's renewal path.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { RuntimeSeams } from "../../agent/cli/context.js";
+import { certPin } from "../../agent/pki/x509.js";
+import { FakeCa, fakeClock } from "../helpers/fake-ca.js";
+import { tempRoot } from "../helpers/fs.js";
+import { cli } from "../helpers/joined.js";
+
+const KEY_HEX = "00112233445566778899aabbccddeeff";
+
+async function setup(...extra: string[]) {
+  const root = tempRoot("nj-authkey-");
+  const clock = fakeClock();
+  const cas = await FakeCa.forEveryCa(clock);
+  const seams: RuntimeSeams = { clock, backend: (ctx) => cas[ctx.ca.name] };
+  mkdirSync(join(root, "etc/node-join"), { recursive: true });
+  const keyFile = join(root, "etc/node-join/ca-auth.key");
+  const putBack = () => writeFileSync(keyFile, `${KEY_HEX}\n`, { mode: 0o600 });
+  putBack();
+  const args = [
+    ...["join", "--root", root, "--api-server", "https://10.0.0.1:6443"],
+    ...["--ca-url", "http://ca.invalid:8888", "--ca-cert-hash", certPin(cas.kubernetes.anchor)],
+    ...["--ca-auth-key-file", keyFile, "--node-name", "w1", "--ip", "10.0.0.21", "--no-timer"],
+    ...extra,
+  ];
+  return {
+    root,
+    keyFile,
+    putBack,
+    join: (...more: string[]) => cli([...args, ...more], seams),
+    run: (command: string, ...a: string[]) => cli([command, "--root", root, ...a], seams),
+  };
+}
+
+// Read back from the config under --root, a file missing there is named as the config writes it.
+const droppedError = (keyFile: string) =>
+  `node-join: error: CA kubernetes (cfssl http://ca.invalid:8888): the auth key was dropped after join (renew.authKey: drop); put it back at ${keyFile} (--ca-auth-key-file, config cas.kubernetes.authKeyFile) or re-enrol with node-join join\n`;
+
+test("join --auth-key-after-join drop deletes the auth key once joined, says so, and persists the choice", async () => {
+  const n = await setup("--auth-key-after-join", "drop");
+  const r = await n.join();
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(existsSync(n.keyFile), false, "the key is gone");
+  const config = readFileSync(join(n.root, "etc/node-join/config.yaml"), "utf8");
+  assert.match(config, /^renew:\n {2}authKey: drop$/m);
+  assert.match(
+    config,
+    /authKeyFile: \/etc\/node-join\/ca-auth.key/,
+    "its path stays in the config",
+  );
+});
+
+test("join's output names the dropped file; --dry-run only says it would", async () => {
+  const n = await setup("--auth-key-after-join", "drop");
+  const dry = await n.join("--dry-run");
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.ok(
+    dry.stdout.endsWith(
+      `  would drop the CFSSL auth key file ${n.keyFile} (renew.authKey: drop)\n`,
+    ),
+    dry.stdout,
+  );
+  assert.equal(existsSync(n.keyFile), true, "a dry run deletes nothing");
+  const r = await n.join();
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.stdout.split("\n").slice(-2), [
+    `dropped the CFSSL auth key file ${n.keyFile} (renew.authKey: drop): a renewal that must sign needs it back, or a new join`,
+    "",
+  ]);
+  const j = JSON.parse((await n.run("status", "--json")).stdout) as { renewalPaths: unknown };
+  assert.deepEqual(j.renewalPaths, [
+    { ca: "kubernetes", type: "cfssl", path: "auth key dropped: re-enrol" },
+  ]);
+});
+
+test("after the drop: renew with nothing due is fine; one that must sign needs the key back (exit 2); with it back it renews", async () => {
+  const n = await setup("--auth-key-after-join", "drop");
+  assert.equal((await n.join()).code, 0);
+  const idle = await n.run("renew");
+  assert.equal(idle.code, 0, idle.stderr);
+  assert.match(idle.stdout, /^nothing to renew; next renewal: kubelet-\w+ at \S+Z\n$/);
+
+  const forced = await n.run("renew", "--force");
+  assert.equal(forced.code, 2);
+  assert.equal(forced.stderr, droppedError("/etc/node-join/ca-auth.key"));
+  assert.equal(forced.stdout, "");
+
+  n.putBack();
+  const back = await n.run("renew", "--force");
+  assert.equal(back.code, 0, back.stderr);
+  assert.match(back.stdout, /^renewed 2: kubelet-client, kubelet-server\n/);
+  assert.equal(existsSync(n.keyFile), true, "renew never drops the key: only join does");
+});
+
+test("with the default (keep) the key stays, and a missing one is the generic missing-file error", async () => {
+  const n = await setup();
+  const r = await n.join();
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stdout, /drop/);
+  assert.equal(existsSync(n.keyFile), true);
+  const wide = await n.run("status", "--wide");
+  assert.match(
+    wide.stdout,
+    /\nrenewal paths:\n {2}kubernetes CA \(cfssl\): auth key \/etc\/node-join\/ca-auth\.key\nrenewal timer: /,
+  );
+  rmSync(n.keyFile);
+  const forced = await n.run("renew", "--force");
+  assert.equal(forced.code, 2);
+  assert.equal(
+    forced.stderr,
+    "node-join: error: CA kubernetes: CA auth key file /etc/node-join/ca-auth.key does not exist (--ca-auth-key-file, config cas.kubernetes.authKeyFile)\n",
+  );
+});
+
+test("after the drop: join again with nothing due is fine (the key is missed only to sign)", async () => {
+  const n = await setup("--auth-key-after-join", "drop");
+  assert.equal((await n.join()).code, 0);
+  const again = await n.join();
+  assert.equal(again.code, 0, again.stderr);
+  assert.doesNotMatch(again.stdout, /dropped/, "nothing left to drop");
+});
