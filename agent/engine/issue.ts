@@ -42,6 +42,11 @@ export interface ConnectOptions {
    * them, and an unreachable one is a warning, left out of the result, never a failed run.
    */
   refreshOnly?: ReadonlySet<CaName>;
+  /**
+   * No secret is read for any CA (leave --revoke: a revocation authenticates otherwise, and the
+   * enrolment secrets may be gone); unlike refreshOnly, an unreachable CA fails.
+   */
+  withoutSecrets?: boolean;
 }
 
 /**
@@ -60,7 +65,9 @@ export async function connectCas(
   const secrets = new Map<CaName, CaSecrets>(
     cas.map((ca) => [
       ca,
-      refreshOnly(ca) ? {} : readCaInputs(CAS[ca], s.cas[ca], rt.env, { renewal: o.renewal }),
+      refreshOnly(ca) || o.withoutSecrets
+        ? {}
+        : readCaInputs(CAS[ca], s.cas[ca], rt.env, { renewal: o.renewal }),
     ]),
   );
   const proxy = readProxyConfig(s.proxy, rt.env);
