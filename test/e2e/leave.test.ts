@@ -6,12 +6,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  cfsslControlPlaneCaFlags,
-  cfsslWorkerJoin,
-  controlPlaneNodeFlags,
-  flags,
-} from "../../scripts/lib/args.js";
+import { cfsslControlPlaneJoin, cfsslWorkerJoin } from "../../scripts/lib/args.js";
 import { installControlPlaneSecrets, startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { REPO, runCli, spawnCollect } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
@@ -88,17 +83,8 @@ test("a control plane joined with CFSSL leaves the tree as it was, its static po
   const pods = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"];
   for (const pod of pods)
     writeFileSync(join(root, "etc/kubernetes/manifests", `${pod}.yaml`), `# ${pod}\n`);
-  const args = [
-    "join",
-    ...flags({
-      root,
-      ...controlPlaneNodeFlags("cp1", "127.0.0.11"),
-      ...cfsslControlPlaneCaFlags(
-        { kubernetes: k8s, frontProxy: fp, etcd: etcdCa },
-        join(root, "etc/node-join"),
-      ),
-    }),
-  ];
+  const cas = { kubernetes: k8s, frontProxy: fp, etcd: etcdCa };
+  const args = cfsslControlPlaneJoin(root, "cp1", "127.0.0.11", cas);
   const diff = await joinThenLeave(root, args);
   const left = "etc/kubernetes/manifests.node-join-left";
   assert.deepEqual(
