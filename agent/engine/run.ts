@@ -19,6 +19,7 @@ import {
   readState,
   stateFile,
   withCaUrls,
+  recordsFiles,
   withFiles,
   withIssued,
   type IssuedRecord,
@@ -336,14 +337,13 @@ function stateChange(
   const moved = [...answered].some(([ca, url]) => state.caUrls?.[ca] !== url);
   // Only what this commit writes: a file a join kept as it found it (kubeadm's, the operator's) is
   // not node-join's to remove.
-  const withDigests = withFiles(
-    state,
-    files.filter((f) => !isUnchanged(f)),
-    l,
+  const written = files.filter((f) => !isUnchanged(f));
+  const recorded = recordsFiles(state, written, l);
+  if (records.length === 0 && seen.length === 0 && !moved && recorded) return [];
+  const next = withCaUrls(
+    withIssued(withFiles(state, written, l), records, now, recordRenewal),
+    answered,
   );
-  const digests = JSON.stringify(withDigests.files) !== JSON.stringify(state.files ?? {});
-  if (records.length === 0 && seen.length === 0 && !moved && !digests) return [];
-  const next = withCaUrls(withIssued(withDigests, records, now, recordRenewal), answered);
   if (seen.length)
     next.signers = {
       ...next.signers,

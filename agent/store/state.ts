@@ -116,9 +116,23 @@ export function withFiles(state: State, changes: readonly FileChange[], l: Layou
   const files: Record<string, string> = {};
   for (const [rel, digest] of Object.entries(state.files ?? {}))
     if (inspect(join(l.root, rel)).kind !== "missing") files[rel] = digest;
-  for (const c of changes) {
-    if (c.path === l.stateFile) continue;
-    files[relative(l.root, c.path)] = fileDigest("symlink" in c ? c : { content: c.content })!;
-  }
+  for (const [rel, digest] of digests(changes, l)) files[rel] = digest;
   return { ...state, files: Object.fromEntries(Object.entries(files).sort()) };
+}
+
+/**
+ * Whether the state already records each of `changes` as it is: only then does a commit need no
+ * new state file (dropping the entries of files gone waits for the next write).
+ */
+export function recordsFiles(state: State, changes: readonly FileChange[], l: Layout): boolean {
+  return digests(changes, l).every(([rel, digest]) => state.files?.[rel] === digest);
+}
+
+function digests(changes: readonly FileChange[], l: Layout): [string, string][] {
+  return changes
+    .filter((c) => c.path !== l.stateFile)
+    .map((c) => [
+      relative(l.root, c.path),
+      fileDigest("symlink" in c ? c : { content: c.content })!,
+    ]);
 }
