@@ -10,6 +10,7 @@ import type { Settings } from "../config/settings.js";
 import { childProcess } from "../common/builtins.js";
 import { runHooks } from "../ops/hooks.js";
 import { parkManifests, manifestsOf, restorePausedManifests } from "../ops/static-pods.js";
+import { TEXTFILE_MAX_BYTES } from "../ops/metrics.js";
 import { detectTimerEnv, timerFiles, TIMER } from "../ops/timer.js";
 import { CA_NAMES, CAS, type CaName } from "../pki/cas.js";
 import { CERT_KINDS, STATIC_PODS, type CertKind } from "../pki/certs.js";
@@ -18,6 +19,7 @@ import type { Role } from "../pki/roles.js";
 import { inspect, removeCreatedDirs, removeIfExists } from "../store/fsio.js";
 import { kubeletServingDropin } from "../store/kubelet-store.js";
 import { managedDirs, type Layout } from "../store/layout.js";
+import { readUntrusted } from "../store/safe-read.js";
 import { fileDigest, readState, type State } from "../store/state.js";
 import { backupExisting, commitRemoval } from "../store/transaction.js";
 import { serviceAccountPaths } from "./files.js";
@@ -167,13 +169,12 @@ const UNKNOWN = "not written by node-join (no record of it in its state file)";
 
 /** Whether leave removes the candidate, or why it keeps it; undefined: nothing there. */
 function decide(c: Candidate, l: Layout, state: State): true | string | undefined {
+  if (c.what === METRICS) return metricsDecision(c.path);
   const now = inspect(c.path);
   if (now.kind === "missing") return undefined;
   if (now.kind === "other") return "not a file or link";
   if (c.path === l.stateFile) return true;
   if (timerFiles(l).includes(c.path)) return true; // node-join's by name, as `timer remove` says
-  if (c.what === METRICS)
-    return /^# HELP node_join_/m.test(now.content?.toString("utf8") ?? "") || UNKNOWN;
   const recorded = state.files?.[relative(l.root, c.path)];
   if (recorded !== undefined) return fileDigest(now) === recorded || CHANGED;
   if (ownedBySerial(c, state)) return true;
@@ -185,6 +186,18 @@ function decide(c: Candidate, l: Layout, state: State): true | string | undefine
   )
     return true;
   return UNKNOWN;
+}
+
+/**
+ * The metrics textfile is node-join's when it is a regular file of node-join's metrics; it lies in
+ * node_exporter's directory, which others may write: read as metrics.ts reads it (no link
+ * followed, no FIFO opened, at most TEXTFILE_MAX_BYTES).
+ */
+function metricsDecision(path: string): true | string | undefined {
+  const r = readUntrusted(path, { maxBytes: TEXTFILE_MAX_BYTES });
+  if (r.kind === "missing") return undefined;
+  if (r.kind !== "file") return UNKNOWN;
+  return /^# HELP node_join_/m.test(r.content.toString("utf8")) || UNKNOWN;
 }
 
 /**

@@ -413,3 +413,24 @@ for (const step of ["stage", "journal", "remove:0", "remove:5", "done"]) {
     ]);
   });
 }
+
+test("the metrics textfile goes when it holds node-join's metrics, and is kept when it does not", async () => {
+  const n = await joined("worker");
+  const dir = join(n.root, "var/lib/node_exporter/textfile_collector");
+  mkdirSync(dir, { recursive: true });
+  const prom = join(dir, "node_join.prom");
+  appendFileSync(join(n.root, "etc/node-join/config.yaml"), `metrics:\n  textfile: ${prom}\n`);
+  writeFileSync(prom, "# HELP other_metric something else\n");
+  const dry = await n.run("leave", "--dry-run");
+  assert.ok(
+    dry.stdout.includes(
+      `\n  would keep ${prom} (not written by node-join (no record of it in its state file))\n`,
+    ),
+    dry.stdout,
+  );
+  writeFileSync(prom, "# HELP node_join_last_run_success 1 if the last run succeeded\n");
+  const r = await n.run("leave", "--yes");
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdout.includes(`\n  removed ${prom}\n`), r.stdout);
+  assert.ok(!existsSync(prom));
+});
