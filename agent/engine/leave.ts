@@ -366,66 +366,70 @@ export async function leave(o: LeaveOptions, rt: Runtime): Promise<LeaveOutcome>
       throw new NodeJoinError("leave cancelled at the prompt: nothing was changed");
   };
   if (first.remove.length > 0) await ask(first);
-  const outcome = await locked(rt, false, async (): Promise<LeaveOutcome> => {
-    // Recovery may have finished an interrupted run: what goes is decided again under the lock.
-    const plan = planLeave(o, rt);
-    const base: LeaveOutcome = { dryRun: false, plan, revocations: [] };
-    if (plan.remove.length === 0) return base;
-    if (first.remove.length === 0) await ask(plan); // a join the recovery completed
-    const revocations = await revokeAll(o, plan, rt);
-    const failed = revocations.filter((r) => !r.revoked);
-    if (failed.length > 0 && !o.force)
-      throw new NotRevokedError(
-        `could not revoke ${failed.length} certificate(s), nothing was removed: ` +
-          `${failed.map((r) => `${revokeSubject(r)}: ${r.error!}`).join("; ")}; ` +
-          `revoke them at the CA, or pass --force to leave without`,
+  const outcome = await locked(
+    rt,
+    { dryRun: false, afterLeave: true },
+    async (): Promise<LeaveOutcome> => {
+      // Recovery may have finished an interrupted run: what goes is decided again under the lock.
+      const plan = planLeave(o, rt);
+      const base: LeaveOutcome = { dryRun: false, plan, revocations: [] };
+      if (plan.remove.length === 0) return base;
+      if (first.remove.length === 0) await ask(plan); // a join the recovery completed
+      const revocations = await revokeAll(o, plan, rt);
+      const failed = revocations.filter((r) => !r.revoked);
+      if (failed.length > 0 && !o.force)
+        throw new NotRevokedError(
+          `could not revoke ${failed.length} certificate(s), nothing was removed: ` +
+            `${failed.map((r) => `${revokeSubject(r)}: ${r.error!}`).join("; ")}; ` +
+            `revoke them at the CA, or pass --force to leave without`,
+        );
+      for (const r of failed)
+        rt.log(`warning: not revoked (--force): ${revokeSubject(r)}: ${r.error!}`);
+      // The static pods stop before their certificates go: the kubelet stops a pod whose manifest
+      // left its staticPodPath; stopping the kubelet alone leaves the containers running.
+      const parked = parkManifests(
+        plan.manifests.map((f) => f.replace(/\.yaml$/, "")),
+        l,
       );
-    for (const r of failed)
-      rt.log(`warning: not revoked (--force): ${revokeSubject(r)}: ${r.error!}`);
-    // The static pods stop before their certificates go: the kubelet stops a pod whose manifest
-    // left its staticPodPath; stopping the kubelet alone leaves the containers running.
-    const parked = parkManifests(
-      plan.manifests.map((f) => f.replace(/\.yaml$/, "")),
-      l,
-    );
-    if (parked.length > 0 && l.root === "/") {
-      rt.log(
-        `moved ${parked.join(", ")} away; waiting ${MANIFEST_WAIT_MS / 1000}s for the kubelet to stop them`,
+      if (parked.length > 0 && l.root === "/") {
+        rt.log(
+          `moved ${parked.join(", ")} away; waiting ${MANIFEST_WAIT_MS / 1000}s for the kubelet to stop them`,
+        );
+        await rt.clock.sleep(MANIFEST_WAIT_MS);
+      }
+      if (plan.stop.note) rt.log(plan.stop.note);
+      try {
+        runHooks(
+          plan.stop.commands,
+          [],
+          rt.env,
+          l.root,
+          rt.log,
+          (f) => `leave stopped before removing anything: ${f}`,
+        );
+      } catch (err) {
+        restorePausedManifests(l);
+        removeCreatedDirs([l.pausedManifestsDir]);
+        throw err;
+      }
+      const now = new Date(rt.clock.now());
+      const all = plan.remove.map((r) => r.path);
+      const backup = o.keepBackup ? backupExisting(all, l, now) : undefined;
+      for (const r of plan.remove) if (r.what === METRICS) removeIfExists(r.path);
+      rt.crashPoint?.("stage");
+      commitRemoval(
+        { remove: journalled(plan), parked, dropBackups: !o.keepBackup && plan.backups },
+        l,
+        rt.crashPoint,
       );
-      await rt.clock.sleep(MANIFEST_WAIT_MS);
-    }
-    if (plan.stop.note) rt.log(plan.stop.note);
-    try {
-      runHooks(
-        plan.stop.commands,
-        [],
-        rt.env,
-        l.root,
-        rt.log,
-        (f) => `leave stopped before removing anything: ${f}`,
-      );
-    } catch (err) {
-      restorePausedManifests(l);
-      removeCreatedDirs([l.pausedManifestsDir]);
-      throw err;
-    }
-    const now = new Date(rt.clock.now());
-    const all = plan.remove.map((r) => r.path);
-    const backup = o.keepBackup ? backupExisting(all, l, now) : undefined;
-    for (const r of plan.remove) if (r.what === METRICS) removeIfExists(r.path);
-    rt.crashPoint?.("stage");
-    commitRemoval(
-      { remove: journalled(plan), parked, dropBackups: !o.keepBackup && plan.backups },
-      l,
-      rt.crashPoint,
-    );
-    const timer = detectTimerEnv(l);
-    if (timer.systemdRunning && plan.remove.some((r) => timerFiles(l).includes(r.path))) {
-      timer.run(["systemctl", "stop", TIMER]);
-      timer.run(["systemctl", "daemon-reload"]);
-    }
-    return { ...base, revocations, ...(backup ? { backup } : {}) };
-  });
+      const timer = detectTimerEnv(l);
+      if (timer.systemdRunning && plan.remove.some((r) => timerFiles(l).includes(r.path))) {
+        timer.run(["systemctl", "stop", TIMER]);
+        timer.run(["systemctl", "daemon-reload"]);
+      }
+      return { ...base, revocations, ...(backup ? { backup } : {}) };
+    },
+  );
   // The lock is released (its file removed): the state directory goes when nothing else is in it.
   removeCreatedDirs([l.stateDir]);
   return outcome;

@@ -43,9 +43,8 @@ export function recoverInterrupted(rt: Runtime): { left: boolean } {
  */
 export async function locked<T>(
   rt: Runtime,
-  dryRun: boolean,
+  { dryRun, afterLeave }: { dryRun: boolean; afterLeave: boolean },
   fn: () => Promise<T>,
-  afterLeave = true,
 ): Promise<T> {
   checkWriteTargets(rt.layout);
   if (dryRun) return fn();

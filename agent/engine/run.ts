@@ -142,135 +142,119 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
   const trusting = policy.trustOnFirstUse ? s : { ...s, unsafeSkipCaVerification: false };
 
   // Only join goes on after an interrupted leave (it joins anew); renew and trust stop there.
-  return locked(
-    rt,
-    policy.dryRun,
-    async (): Promise<RunOutcome> => {
-      const readings = readRole(s.role, l);
-      const installedCas = new Map<CaName, CertInfo[] | undefined>(
-        CA_NAMES.map((ca) => [ca, readCaFile(CAS[ca], l)]),
-      );
-      const known = (ca: CaName): CertInfo[] => [
-        ...(installedCas.get(ca) ?? []),
-        ...(policy.extraCas?.get(ca) ?? []),
-      ];
-      const connect = (cas: CaName[], refreshOnly?: ReadonlySet<CaName>): Promise<Connected> =>
-        connectCas(trusting, cas, rt, {
-          deadline: rt.clock.now() + s.timeoutMs,
-          renewal: policy.renewWithInstalled,
-          // Each CA's server that answered last time is asked first (ca/common.ts CaServers).
-          preferred: readState(l).caUrls ?? {},
-          known,
-          ...(refreshOnly ? { refreshOnly } : {}),
-        });
-      let connected = policy.contactAllCas
-        ? await connect(casFor(s.role).map((c) => c.name))
-        : undefined;
-      let signers = new Map<CaName, SignerSeen>();
-      const assessWith = (anchors: (ca: CaName) => CertInfo[] | undefined): Assessment[] =>
-        assess(readings, ctx, {
-          signerChange: (ca) => signers.get(ca),
-          force: policy.force,
-          ...(policy.deadlineRule ? { deadline: deadlinePolicy(id.nodeName, s.renew) } : {}),
-          anchors,
-          requestedSans: (ca, t) => requestedSansFor(s.cas[ca].type, t),
-          keyAlgorithm: s.keyAlgorithm,
-          now: now(),
-        });
-      let assessments = assessWith((ca) =>
-        policy.contactAllCas ? connected?.get(ca)?.anchors : installedCas.get(ca),
-      );
-      if (!connected && policy.refreshCas === "server") {
-        // The CAs of what is due are reached as for issuing (secrets read, a failure fails the
-        // run); the others only for their bundle.
-        const dueCas = casOf(due(assessments).map((a) => a.kind));
-        const all = casFor(s.role).map((c) => c.name);
-        const bundles = await connect(all, new Set(all.filter((ca) => !dueCas.includes(ca))));
-        // Against the refreshed bundles: a leaf that chains only to a CA whose pin was removed is
-        // due now, and is renewed by the current signer while the bundle drops its CA; one signed
-        // by a retiring signer may be due early (renew.onSignerChange).
-        signers = signerChanges(s, bundles, readings, readState(l), now());
-        assessments = assessWith((ca) => bundles.get(ca)?.anchors ?? installedCas.get(ca));
-        const late = casOf(due(assessments).map((a) => a.kind)).filter((c) => !dueCas.includes(c));
-        if (late.length > 0 && policy.issue !== false)
-          for (const [ca, c] of await connect(late)) bundles.set(ca, c);
-        connected = bundles;
-      }
-      const toIssue = policy.issue === false ? [] : due(assessments);
-      const base: RunOutcome = {
-        dryRun: policy.dryRun,
-        nodeName: id.nodeName,
-        assessments,
-        issued: new Map(),
-        changedFiles: [],
-        files: [],
-        hooks: [],
-      };
-      const next = nextDeadline(assessments);
-      if (next) base.nextDeadline = next;
-      if (toIssue.length === 0 && !connected && !policy.refreshCas) return base;
+  const mode = { dryRun: policy.dryRun, afterLeave: policy.trustOnFirstUse };
+  return locked(rt, mode, async (): Promise<RunOutcome> => {
+    const readings = readRole(s.role, l);
+    const installedCas = new Map<CaName, CertInfo[] | undefined>(
+      CA_NAMES.map((ca) => [ca, readCaFile(CAS[ca], l)]),
+    );
+    const known = (ca: CaName): CertInfo[] => [
+      ...(installedCas.get(ca) ?? []),
+      ...(policy.extraCas?.get(ca) ?? []),
+    ];
+    const connect = (cas: CaName[], refreshOnly?: ReadonlySet<CaName>): Promise<Connected> =>
+      connectCas(trusting, cas, rt, {
+        deadline: rt.clock.now() + s.timeoutMs,
+        renewal: policy.renewWithInstalled,
+        // Each CA's server that answered last time is asked first (ca/common.ts CaServers).
+        preferred: readState(l).caUrls ?? {},
+        known,
+        ...(refreshOnly ? { refreshOnly } : {}),
+      });
+    let connected = policy.contactAllCas
+      ? await connect(casFor(s.role).map((c) => c.name))
+      : undefined;
+    let signers = new Map<CaName, SignerSeen>();
+    const assessWith = (anchors: (ca: CaName) => CertInfo[] | undefined): Assessment[] =>
+      assess(readings, ctx, {
+        signerChange: (ca) => signers.get(ca),
+        force: policy.force,
+        ...(policy.deadlineRule ? { deadline: deadlinePolicy(id.nodeName, s.renew) } : {}),
+        anchors,
+        requestedSans: (ca, t) => requestedSansFor(s.cas[ca].type, t),
+        keyAlgorithm: s.keyAlgorithm,
+        now: now(),
+      });
+    let assessments = assessWith((ca) =>
+      policy.contactAllCas ? connected?.get(ca)?.anchors : installedCas.get(ca),
+    );
+    if (!connected && policy.refreshCas === "server") {
+      // The CAs of what is due are reached as for issuing (secrets read, a failure fails the
+      // run); the others only for their bundle.
+      const dueCas = casOf(due(assessments).map((a) => a.kind));
+      const all = casFor(s.role).map((c) => c.name);
+      const bundles = await connect(all, new Set(all.filter((ca) => !dueCas.includes(ca))));
+      // Against the refreshed bundles: a leaf that chains only to a CA whose pin was removed is
+      // due now, and is renewed by the current signer while the bundle drops its CA; one signed
+      // by a retiring signer may be due early (renew.onSignerChange).
+      signers = signerChanges(s, bundles, readings, readState(l), now());
+      assessments = assessWith((ca) => bundles.get(ca)?.anchors ?? installedCas.get(ca));
+      const late = casOf(due(assessments).map((a) => a.kind)).filter((c) => !dueCas.includes(c));
+      if (late.length > 0 && policy.issue !== false)
+        for (const [ca, c] of await connect(late)) bundles.set(ca, c);
+      connected = bundles;
+    }
+    const toIssue = policy.issue === false ? [] : due(assessments);
+    const base: RunOutcome = {
+      dryRun: policy.dryRun,
+      nodeName: id.nodeName,
+      assessments,
+      issued: new Map(),
+      changedFiles: [],
+      files: [],
+      hooks: [],
+    };
+    const next = nextDeadline(assessments);
+    if (next) base.nextDeadline = next;
+    if (toIssue.length === 0 && !connected && !policy.refreshCas) return base;
 
-      connected ??= toIssue.length ? await connect(casOf(toIssue.map((a) => a.kind))) : new Map();
-      const bundles = bundlesOf(s, connected, policy.refreshCas !== undefined, known);
-      const answered = answeredUrls(connected);
-      const changes = (fresh: NewCredentials): FileChange[] =>
-        filesOf(
-          s,
-          ctx,
-          assessments,
-          fresh,
-          bundles,
-          installedCas,
-          id,
-          policy,
-          rt,
-          signers,
-          answered,
-        );
-      if (policy.dryRun) {
-        if (!policy.renewWithInstalled) await prepareAll(toIssue, connected);
-        const files = planCommit(changes(standIns(toIssue, now())));
-        return { ...base, changedFiles: files.map((f) => f.path), files };
-      }
-      const issued = await issueAll(
-        toIssue,
-        connected,
-        {
-          algorithm: s.keyAlgorithm,
-          reuseKey: policy.renewWithInstalled && s.renew.reuseKey,
-          renewWithInstalled: policy.renewWithInstalled,
-        },
-        rt,
-      );
-      const committed = commit(changes(issuedCredentials(issued)), l, now(), rt.crashPoint);
-      const keep = policy.keepPrevious;
-      if (keep !== undefined)
-        for (const a of toIssue)
-          for (const old of a.kind.store.leftovers(l, keep)) removeIfExists(old);
-      const outcome: RunOutcome = {
-        ...base,
-        issued,
-        changedFiles: committed.changed,
-        files: committed.files,
-        ...(committed.backup ? { backup: committed.backup } : {}),
-      };
-      // Still under the lock: a second run must not restart what this one is restarting.
-      // A changed CA bundle counts like a renewed certificate: the kubelet reads its kubeconfig's
-      // certificate-authority-data only when it starts.
-      const renewed = [...issued.keys(), ...changedCas(s, committed.changed, l)];
-      if (policy.hooks && renewed.length > 0) {
-        if (policy.hooks.note) rt.log(policy.hooks.note);
-        outcome.hooks = runHooks(policy.hooks.commands, renewed, rt.env, l.root, rt.log);
-      }
-      if (policy.installTimer) {
-        // The unit may write the metrics textfile's directory, so it is rendered with the setting.
-        const timer = { layout: l, seed: id.nodeName, metricsTextfile: s.metrics.textfile };
-        outcome.timer = timerInstall(timer);
-      }
-      return outcome;
-    },
-    policy.trustOnFirstUse,
-  );
+    connected ??= toIssue.length ? await connect(casOf(toIssue.map((a) => a.kind))) : new Map();
+    const bundles = bundlesOf(s, connected, policy.refreshCas !== undefined, known);
+    const answered = answeredUrls(connected);
+    const changes = (fresh: NewCredentials): FileChange[] =>
+      filesOf(s, ctx, assessments, fresh, bundles, installedCas, id, policy, rt, signers, answered);
+    if (policy.dryRun) {
+      if (!policy.renewWithInstalled) await prepareAll(toIssue, connected);
+      const files = planCommit(changes(standIns(toIssue, now())));
+      return { ...base, changedFiles: files.map((f) => f.path), files };
+    }
+    const issued = await issueAll(
+      toIssue,
+      connected,
+      {
+        algorithm: s.keyAlgorithm,
+        reuseKey: policy.renewWithInstalled && s.renew.reuseKey,
+        renewWithInstalled: policy.renewWithInstalled,
+      },
+      rt,
+    );
+    const committed = commit(changes(issuedCredentials(issued)), l, now(), rt.crashPoint);
+    const keep = policy.keepPrevious;
+    if (keep !== undefined)
+      for (const a of toIssue)
+        for (const old of a.kind.store.leftovers(l, keep)) removeIfExists(old);
+    const outcome: RunOutcome = {
+      ...base,
+      issued,
+      changedFiles: committed.changed,
+      files: committed.files,
+      ...(committed.backup ? { backup: committed.backup } : {}),
+    };
+    // Still under the lock: a second run must not restart what this one is restarting.
+    // A changed CA bundle counts like a renewed certificate: the kubelet reads its kubeconfig's
+    // certificate-authority-data only when it starts.
+    const renewed = [...issued.keys(), ...changedCas(s, committed.changed, l)];
+    if (policy.hooks && renewed.length > 0) {
+      if (policy.hooks.note) rt.log(policy.hooks.note);
+      outcome.hooks = runHooks(policy.hooks.commands, renewed, rt.env, l.root, rt.log);
+    }
+    if (policy.installTimer) {
+      // The unit may write the metrics textfile's directory, so it is rendered with the setting.
+      const timer = { layout: l, seed: id.nodeName, metricsTextfile: s.metrics.textfile };
+      outcome.timer = timerInstall(timer);
+    }
+    return outcome;
+  });
 }
 
 /** A CA's current signer, first seen by this node at change.seenAt (renew.onSignerChange). */
