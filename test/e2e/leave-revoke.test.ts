@@ -120,15 +120,9 @@ test("a CFSSL without a certificate database: exit 10 naming every serial, nothi
 
 test("step-ca: leave --revoke revokes over mTLS; a copy of the node taken before can no longer renew", async () => {
   const root = tempRoot("nj-leave-revoke-step-");
-  const workers = step.provisioners[0]!;
-  const j = await runCli(
-    stepWorkerJoin(root, step, {
-      "node-name": "lr1",
-      ip: "10.0.0.41",
-      "ca-provisioner": "workers",
-    }),
-    { env: { NODE_JOIN_CA_PASSWORD: workers.password } },
-  );
+  const password = step.provisioners[0]!.passwordFile;
+  const args = { "ca-provisioner": "workers", "ca-password-file": password, "node-name": "lr1" };
+  const j = await runCli(stepWorkerJoin(root, step, args));
   assert.equal(j.code, 0, j.stderr);
   const serials = installedSerials(root);
   const copy = tempRoot("nj-leave-revoke-copy-");
