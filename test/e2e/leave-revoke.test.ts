@@ -2,17 +2,24 @@
 // certificates from three CFSSL servers with certificate databases are all marked revoked there
 // (reason 5, cessationOfOperation) before the files go; a CFSSL without a database stops the leave
 // with exit 10 naming every serial and nothing changed, `--force` leaves anyway; step-ca revokes
-// over mTLS, and a copy of the node taken before the leave can no longer renew with them.
+// over mTLS (a worker, and a control plane on one step-ca), and a copy of the node taken before
+// the leave can no longer renew with them.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { cfsslControlPlaneJoin, cfsslWorkerJoin } from "../../scripts/lib/args.js";
+import { cfsslControlPlaneJoin, cfsslWorkerJoin, flags } from "../../scripts/lib/args.js";
 import { installControlPlaneSecrets, startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { runCli } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
-import { startStepCa, stepCaLog, stepWorkerJoin, type StepCaHandle } from "../helpers/stepca.js";
+import {
+  startStepCa,
+  stepCaFlags,
+  stepCaLog,
+  stepWorkerJoin,
+  type StepCaHandle,
+} from "../helpers/stepca.js";
 
 let k8s: CfsslCa, fp: CfsslCa, etcdCa: CfsslCa, noDb: CfsslCa;
 let step: StepCaHandle;
@@ -24,7 +31,7 @@ before(async () => {
     startCfssl({ cn: "front-proxy-ca", db: true }),
     startCfssl({ cn: "etcd-ca", db: true }),
     startCfssl({ cn: "kubernetes" }),
-    startStepCa({ provisioners: [{ name: "workers", organization: ["system:nodes"] }] }),
+    startStepCa(), // "workers" (O fixed to system:nodes) and "control-plane" (O from the CSR)
   ]);
   saDir = tempRoot("nj-leave-revoke-sa-");
   execFileSync("sh", [
@@ -144,4 +151,38 @@ test("step-ca: leave --revoke revokes over mTLS; a copy of the node taken before
     /the CA refused the current certificate \(HTTP 401\): it may be revoked/,
   );
   assert.match(stepCaLog(step), /certificate has been revoked/);
+});
+
+test("step-ca control plane (one step-ca for the three CAs): every certificate revoked over mTLS, the tree as before the join", async () => {
+  const root = tempRoot("nj-leave-revoke-step-cp-");
+  const etc = join(root, "etc/node-join");
+  // the host's own directories (leave keeps them): kubeadm's and cron's
+  for (const d of ["etc/node-join", "etc/kubernetes/manifests", "var/lib/kubelet", "etc/cron.d"])
+    mkdirSync(join(root, d), { recursive: true });
+  for (const f of ["sa.key", "sa.pub"]) copyFileSync(join(saDir, f), join(etc, f));
+  const beforeJoin = snapshot(root);
+  const password = step.provisioners.find((p) => p.name === "control-plane")!.passwordFile;
+  const j = await runCli([
+    "join",
+    ...flags({
+      root,
+      role: "control-plane",
+      "node-name": "cp9",
+      ip: "127.0.0.19",
+      "control-plane-endpoint": "cp.lab:6443",
+      ...stepCaFlags(step, "control-plane", password),
+    }),
+  ]);
+  assert.equal(j.code, 0, j.stderr);
+  const serials = installedSerials(root);
+  assert.ok(serials.size >= 10, [...serials.values()].join(", "));
+  const r = await runCli(["leave", "--root", root, "--yes", "--revoke", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(
+    (JSON.parse(r.stdout) as LeaveJson).revocations.map((x) => [x.serialDecimal, x.revoked]).sort(),
+    [...serials.keys()].map((s) => [s, true]).sort(),
+  );
+  const log = stepCaLog(step);
+  for (const dec of serials.keys()) assert.match(log, new RegExp(`serial=${dec}\\b`));
+  assert.deepEqual(diffSnapshots(beforeJoin, snapshot(root)), []);
 });
