@@ -10,6 +10,10 @@ export interface Io {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
   env: NodeJS.ProcessEnv;
+  /** stdin and stderr are a terminal: a question may be asked (leave). Absent: they are not. */
+  isTerminal?: () => boolean;
+  /** Asks `question` on the terminal and resolves to the line answered. */
+  prompt?: (question: string) => Promise<string>;
 }
 
 /** What a command prints: `value` as JSON with --json, else `text`. */
@@ -69,6 +73,8 @@ Exit codes:
      unreadable, key mismatch, expired, past its renewal deadline, or expiring
      within --warn-within)
   9  status: node-join never joined this root (run node-join join)
+  10  leave --revoke: a certificate could not be revoked (nothing was removed;
+      --force leaves anyway)
 `;
 
 /** --root, --config and --json, as every command that reads the config takes them. */

@@ -2,7 +2,7 @@
 // The CLI: one file per command registers itself here, and this is the one place where errors
 // become exit codes and messages.
 import { Command, CommanderError } from "commander";
-import { isSea } from "../common/builtins.js";
+import { isSea, readline } from "../common/builtins.js";
 import {
   errorMessage,
   ExitCode,
@@ -21,6 +21,7 @@ import {
 import { registerCompletion } from "./completion.js";
 import { registerDiscover } from "./discover.js";
 import { registerJoin } from "./join.js";
+import { registerLeave } from "./leave.js";
 import { registerMan } from "./man.js";
 import { registerRenew } from "./renew.js";
 import { registerRestartStaticPods } from "./restart-static-pods.js";
@@ -65,6 +66,7 @@ export function buildProgram(
   for (const register of [
     registerJoin,
     registerRenew,
+    registerLeave,
     registerTimer,
     registerTrust,
     registerRestartStaticPods,
@@ -167,6 +169,16 @@ export function runProcess(argv: string[] = process.argv.slice(2), seams: Runtim
     stdout: (t) => process.stdout.write(t),
     stderr: (t) => process.stderr.write(t),
     env: process.env,
+    isTerminal: () => Boolean(process.stdin.isTTY && process.stderr.isTTY),
+    prompt: async (question) => {
+      // On stderr, as the listing before it: stdout stays the result (--json).
+      const rl = readline().createInterface({ input: process.stdin, output: process.stderr });
+      try {
+        return await rl.question(question);
+      } finally {
+        rl.close();
+      }
+    },
   };
   void main(argv, io, seams).then((code) => {
     process.exitCode = code;

@@ -2,6 +2,7 @@
 // and more, a few milliseconds of every start, and only hooks and the timer commands run programs.
 import type * as ChildProcess from "node:child_process";
 import type * as Net from "node:net";
+import type * as Readline from "node:readline/promises";
 
 type GetBuiltin = (id: string) => unknown;
 // process.getBuiltinModule: Node >= 20.16 (package.json engines asks for 20.18.1); not in
@@ -14,6 +15,10 @@ export const childProcess = (): typeof ChildProcess =>
 
 /** node:net: only a request through a proxy's CONNECT tunnel opens a socket itself. */
 export const net = (): typeof Net => getBuiltin("node:net") as typeof Net;
+
+/** node:readline/promises: only leave's question on a terminal reads a line. */
+export const readline = (): typeof Readline =>
+  getBuiltin("node:readline/promises") as typeof Readline;
 
 /** True inside the single binary (a Node single executable application). */
 export function isSea(): boolean {

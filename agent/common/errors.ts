@@ -15,6 +15,8 @@ export const ExitCode = {
   attention: 8,
   /** status: node-join never joined this root. */
   notJoined: 9,
+  /** leave --revoke: a certificate could not be revoked; nothing was removed (--force leaves). */
+  notRevoked: 10,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -62,6 +64,13 @@ export class LocalIoError extends NodeJoinError {
   constructor(message: string, errno?: string) {
     super(message, ExitCode.localIo);
     this.errno = errno;
+  }
+}
+
+/** leave --revoke: a CA cannot revoke, or refused or did not answer; nothing was removed. */
+export class NotRevokedError extends NodeJoinError {
+  constructor(message: string) {
+    super(message, ExitCode.notRevoked);
   }
 }
 

@@ -482,6 +482,12 @@ export const OPTIONS = [
     description: "commands (argv arrays, no shell) run after a renewal; [] switches them off",
   }),
   opt({
+    key: "hooks.preLeave",
+    type: "argvs",
+    description:
+      "commands (argv arrays, no shell) node-join leave runs before it removes anything (default: systemctl stop kubelet when the kubelet is active; [] switches them off)",
+  }),
+  opt({
     key: "timer.enabled",
     type: "bool",
     description: "join installs the renewal timer (default true; --no-timer)",

@@ -55,7 +55,7 @@ export interface Settings {
     onSignerChange: "deadline" | "early";
     signerChangeWindowMs: number;
   };
-  hooks: { postRenew?: string[][] };
+  hooks: { postRenew?: string[][]; preLeave?: string[][] };
   timer: { enabled: boolean };
   metrics: { textfile: string };
 }
@@ -181,6 +181,8 @@ export function toSettings(values: RawValues, root: string): Settings {
   if (before) settings.renew.beforeMs = parseDuration(before)!;
   const postRenew = get("hooks.postRenew");
   if (postRenew) settings.hooks.postRenew = postRenew;
+  const preLeave = get("hooks.preLeave");
+  if (preLeave) settings.hooks.preLeave = preLeave;
   const nodeName = get("nodeName");
   if (nodeName) settings.nodeName = nodeName;
   const iface = get("interface");

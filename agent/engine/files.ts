@@ -94,8 +94,14 @@ export function serviceAccountFiles(s: Settings, l: Layout): FileChange[] {
     throw new VerificationError(
       `service-account key pair does not match: ${pubFile} is not the public half of ${keyFile}`,
     );
+  const [key, pub] = serviceAccountPaths(l);
   return [
-    { path: join(l.pkiDir, "sa.key"), content: keyPem, mode: KEY_MODE },
-    { path: join(l.pkiDir, "sa.pub"), content: pubPem, mode: CERT_MODE },
+    { path: key, content: keyPem, mode: KEY_MODE },
+    { path: pub, content: pubPem, mode: CERT_MODE },
   ];
+}
+
+/** Where a control plane's copy of the service-account pair lives: kubeadm's sa.key and sa.pub. */
+export function serviceAccountPaths(l: Layout): [string, string] {
+  return [join(l.pkiDir, "sa.key"), join(l.pkiDir, "sa.pub")];
 }

@@ -44,6 +44,11 @@ export interface ConnectOptions {
    * them, and an unreachable one is a warning, left out of the result, never a failed run.
    */
   refreshOnly?: ReadonlySet<CaName>;
+  /**
+   * No secret is read for any CA (leave --revoke: a revocation authenticates otherwise, and the
+   * enrolment secrets may be gone); unlike refreshOnly, an unreachable CA fails.
+   */
+  withoutSecrets?: boolean;
 }
 
 /**
@@ -62,7 +67,7 @@ export async function connectCas(
   const secrets = new Map<CaName, CaSecrets>(
     cas.map((ca) => [
       ca,
-      refreshOnly(ca)
+      refreshOnly(ca) || o.withoutSecrets
         ? {}
         : readCaInputs(CAS[ca], s.cas[ca], rt.env, {
             renewal: o.renewal,

@@ -1,6 +1,8 @@
 // The part of a run that writes, one at a time per root: the write targets are checked, the lock
 // taken, what a killed run left behind finished or undone, and the lock released whatever happens.
+import { UsageError } from "../common/errors.js";
 import { restorePausedManifests } from "../ops/static-pods.js";
+import { timerFiles } from "../ops/timer.js";
 import { writeTargets, type Layout } from "../store/layout.js";
 import { acquireLock } from "../store/lock.js";
 import { assertSafeDirs } from "../store/strict-modes.js";
@@ -15,28 +17,43 @@ export function checkWriteTargets(l: Layout): void {
   for (const dir of writeTargets(l)) assertSafeDirs(l.root, dir);
 }
 
-/** Finishes or undoes what a killed run left behind: a journalled install, paused static pods. */
-export function recoverInterrupted(rt: Runtime): void {
-  const rec = recover(rt.layout);
+/**
+ * Finishes or undoes what a killed run left behind: a journalled install or leave, paused static
+ * pods. Says whether it completed a leave.
+ */
+export function recoverInterrupted(rt: Runtime): { left: boolean } {
+  const rec = recover(rt.layout, timerFiles(rt.layout));
   const restored = restorePausedManifests(rt.layout);
-  if (rec.rolledForward || rec.removed.length || restored.length) {
+  if (rec.left) {
+    rt.log(`completed an interrupted leave: ${rec.rolledForward} file(s) removed`);
+  } else if (rec.rolledForward || rec.removed.length || restored.length) {
     rt.log(
       `recovered an interrupted run: ${rec.rolledForward} file(s) completed, ${rec.removed.length} leftover(s) removed, ` +
         `${restored.length} static pod manifest(s) restored`,
     );
   }
+  return { left: rec.left };
 }
 
 /**
  * Runs `fn` under the lock, after recovery; a dry run takes no lock and recovers nothing, but
- * checks the write targets as the real run would.
+ * checks the write targets as the real run would. A command that works on a joined node (all but
+ * join and leave: `afterLeave` false) stops when the recovery completed an interrupted leave: the
+ * node is no longer joined, and renewing would join it again.
  */
-export async function locked<T>(rt: Runtime, dryRun: boolean, fn: () => Promise<T>): Promise<T> {
+export async function locked<T>(
+  rt: Runtime,
+  { dryRun, afterLeave }: { dryRun: boolean; afterLeave: boolean },
+  fn: () => Promise<T>,
+): Promise<T> {
   checkWriteTargets(rt.layout);
   if (dryRun) return fn();
   const lock = acquireLock(rt.layout.lockFile);
   try {
-    recoverInterrupted(rt);
+    if (recoverInterrupted(rt).left && !afterLeave)
+      throw new UsageError(
+        `node-join left this root: an interrupted node-join leave was completed now; run node-join join to join it again`,
+      );
     return await fn();
   } finally {
     lock.release();

@@ -19,6 +19,8 @@ import {
   readState,
   stateFile,
   withCaUrls,
+  recordsFiles,
+  withFiles,
   withIssued,
   type IssuedRecord,
   type SignerRecord,
@@ -27,7 +29,13 @@ import {
 import { buildChain, certPin } from "../pki/x509.js";
 import type { SignerChange } from "../pki/deadline.js";
 import type { KindReading } from "../pki/installed.js";
-import { commit, planCommit, type FileChange, type PlannedFile } from "../store/transaction.js";
+import {
+  commit,
+  isUnchanged,
+  planCommit,
+  type FileChange,
+  type PlannedFile,
+} from "../store/transaction.js";
 import { assess, due, nextDeadline, type Assessment } from "./assess.js";
 import { caFiles, kindFiles } from "./files.js";
 import { resolveIdentity, tableContext } from "./identity.js";
@@ -133,7 +141,9 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
   // Only join may trust an unpinned CA, once: every later run verifies against the pin it wrote.
   const trusting = policy.trustOnFirstUse ? s : { ...s, unsafeSkipCaVerification: false };
 
-  return locked(rt, policy.dryRun, async (): Promise<RunOutcome> => {
+  // Only join goes on after an interrupted leave (it joins anew); renew and trust stop there.
+  const mode = { dryRun: policy.dryRun, afterLeave: policy.trustOnFirstUse };
+  return locked(rt, mode, async (): Promise<RunOutcome> => {
     const readings = readRole(s.role, l);
     const installedCas = new Map<CaName, CertInfo[] | undefined>(
       CA_NAMES.map((ca) => [ca, readCaFile(CAS[ca], l)]),
@@ -291,7 +301,11 @@ function signerChanges(
   return out;
 }
 
-/** The state file, when this run issued something or first saw a CA's new signer. */
+/**
+ * The state file, when this run issued something, first saw a CA's new signer, or writes a file
+ * whose digest the state does not hold yet (`files`: the rest of the transaction, recorded for
+ * `leave`).
+ */
 function stateChange(
   records: IssuedRecord[],
   signers: ReadonlyMap<CaName, SignerSeen>,
@@ -299,14 +313,22 @@ function stateChange(
   now: Date,
   recordRenewal: boolean,
   l: Layout,
+  files: readonly FileChange[],
 ): FileChange[] {
   const state = readState(l);
   const seen = [...signers].filter(([ca, x]) => state.signers?.[ca]?.pin !== x.record.pin);
   // The server that answered is remembered (ca/common.ts CaServers) when it is another than last
   // time: every renew reaches the CAs to refresh their bundles.
   const moved = [...answered].some(([ca, url]) => state.caUrls?.[ca] !== url);
-  if (records.length === 0 && seen.length === 0 && !moved) return [];
-  const next = withCaUrls(withIssued(state, records, now, recordRenewal), answered);
+  // Only what this commit writes: a file a join kept as it found it (kubeadm's, the operator's) is
+  // not node-join's to remove.
+  const written = files.filter((f) => !isUnchanged(f));
+  const recorded = recordsFiles(state, written, l);
+  if (records.length === 0 && seen.length === 0 && !moved && recorded) return [];
+  const next = withCaUrls(
+    withIssued(withFiles(state, written, l), records, now, recordRenewal),
+    answered,
+  );
   if (seen.length)
     next.signers = {
       ...next.signers,
@@ -388,12 +410,16 @@ function filesOf(
     if (anchors) caPem.set(ca, anchors.map((c) => c.pem).join(""));
   }
   const records = issued.records;
-  return [
+  const files = [
     // Only the CAs asked this run: their certificate may have been re-issued (same key, new
     // validity).
     ...caFiles(s.role, fetched, rt.layout),
     ...kindFiles(assessments, issued.credentials, caPem, ctx, rt.layout, now),
     ...(policy.extraFiles?.(id, fetched) ?? []),
-    ...stateChange(records, signers, answered, now, policy.recordRenewal, rt.layout),
+  ];
+  const l = rt.layout;
+  return [
+    ...files,
+    ...stateChange(records, signers, answered, now, policy.recordRenewal, l, files),
   ];
 }

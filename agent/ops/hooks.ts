@@ -75,6 +75,8 @@ export function runHooks(
   env: NodeJS.ProcessEnv,
   root: string,
   log: (l: string) => void,
+  /** The failure's message from the failed hooks' descriptions (default: renew's). */
+  failed: (failures: string) => string = (f) => `renewed ${renewed.join(", ")}, but ${f}`,
 ): HookRun[] {
   const runs: HookRun[] = [];
   const failures: string[] = [];
@@ -89,7 +91,6 @@ export function runHooks(
     if (run.exitCode !== 0) failures.push(hookFailure(run, r.error));
     runs.push(run);
   }
-  if (failures.length)
-    throw new NodeJoinError(`renewed ${renewed.join(", ")}, but ${failures.join("; ")}`);
+  if (failures.length) throw new NodeJoinError(failed(failures.join("; ")));
   return runs;
 }

@@ -37,25 +37,36 @@ export async function restartStaticPods(
       throw new UsageError(
         `unknown static pod ${JSON.stringify(pod)} (known: ${STATIC_PODS.join(", ")})`,
       );
-  checkDirs(l);
-  const manifests = l.manifestsDir;
-  const paused = l.pausedManifestsDir;
-  const moved: string[] = [];
-  ensureDir(paused, 0o700);
-  for (const pod of pods) {
-    const file = `${pod}.yaml`;
-    if (inspect(join(manifests, file)).kind !== "file") continue;
-    renameDurable(join(manifests, file), join(paused, file));
-    moved.push(file);
-  }
+  const moved = parkManifests(pods, l);
   if (moved.length === 0) return [];
-  fsyncDir(manifests);
   log(
     `stopped static pods ${moved.join(", ")}; waiting ${Math.round(waitMs / 1000)}s for the kubelet`,
   );
   await clock.sleep(waitMs);
   restorePausedManifests(l);
   return moved.map((f) => f.replace(/\.yaml$/, ""));
+}
+
+/** The manifests of these static pods that are there, as file names. */
+export function manifestsOf(pods: readonly string[], l: Layout): string[] {
+  return pods
+    .map((pod) => `${pod}.yaml`)
+    .filter((file) => inspect(join(l.manifestsDir, file)).kind === "file");
+}
+
+/**
+ * Moves the pods' manifests into the paused directory, where the kubelet no longer runs them and
+ * the next run's recovery puts them back (restorePausedManifests); returns the files moved.
+ */
+export function parkManifests(pods: readonly string[], l: Layout): string[] {
+  checkDirs(l);
+  const moved = manifestsOf(pods, l);
+  if (moved.length === 0) return [];
+  ensureDir(l.pausedManifestsDir, 0o700);
+  for (const file of moved)
+    renameDurable(join(l.manifestsDir, file), join(l.pausedManifestsDir, file));
+  fsyncDir(l.manifestsDir);
+  return moved;
 }
 
 /** Moves back manifests a killed run left paused. */

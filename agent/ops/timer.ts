@@ -315,6 +315,11 @@ function schedulerFiles(l: Layout, s: Scheduler): string[] {
   return s === "systemd" ? [wantsLink(l), unitPath(l, TIMER), unitPath(l, SERVICE)] : [cronPath(l)];
 }
 
+/** Every file either scheduler installs: `leave` removes them (and recovery may finish that). */
+export function timerFiles(l: Layout): string[] {
+  return [...schedulerFiles(l, "systemd"), ...schedulerFiles(l, "cron")];
+}
+
 /** The file's lstat, or undefined where there is none (or it cannot be seen); never reads it. */
 function lstatOf(path: string): Stats | undefined {
   try {

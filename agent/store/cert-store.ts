@@ -51,6 +51,11 @@ export interface CertStore {
   files(w: StoreWrite): FileChange[];
   /** Files a renewal leaves behind beyond the `keep` newest previous ones, to be removed. */
   leftovers(l: Layout, keep: number): string[];
+  /**
+   * Every file of the kind on disk now, the kind's kubeconfig (`kubeconfig`, where it has one)
+   * included: what `leave` considers removing.
+   */
+  owned(l: Layout, kubeconfig?: string): string[];
 }
 
 /** Reads a store's files, turning any failure into the problem `status` and renewal report. */

@@ -25,5 +25,6 @@ export function inKubeconfig(file: string): CertStore {
       return [kubeconfigFile(w.layout, { ...w.kubeconfig, path: path(w.layout) }, w.current)];
     },
     leftovers: () => [],
+    owned: (l) => (inspect(path(l)).kind === "missing" ? [] : [path(l)]),
   };
 }

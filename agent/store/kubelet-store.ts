@@ -33,23 +33,23 @@ export function kubeletFileName(
   }
 }
 
-/** Timestamped files beyond the current one and the `keep` newest previous ones. */
-export function oldKubeletFiles(dir: string, prefix: string, keep: number): string[] {
+/** The store's timestamped files, oldest first (the names sort by time). */
+function stampedFiles(dir: string, prefix: string): string[] {
   let names: string[];
   try {
     names = readdirSync(dir);
   } catch {
     return [];
   }
+  const stamp = new RegExp(`^${prefix}-\\d{4}-\\d{2}-\\d{2}-\\d{2}-\\d{2}-\\d{2}\\.pem$`);
+  return names.filter((n) => stamp.test(n)).sort();
+}
+
+/** Timestamped files beyond the current one and the `keep` newest previous ones. */
+export function oldKubeletFiles(dir: string, prefix: string, keep: number): string[] {
   const link = inspect(join(dir, `${prefix}-current.pem`));
   const current = link.kind === "symlink" ? basename(link.target!) : undefined;
-  const stamped = names
-    .filter(
-      (n) =>
-        new RegExp(`^${prefix}-\\d{4}-\\d{2}-\\d{2}-\\d{2}-\\d{2}-\\d{2}\\.pem$`).test(n) &&
-        n !== current,
-    )
-    .sort();
+  const stamped = stampedFiles(dir, prefix).filter((n) => n !== current);
   return stamped.slice(0, Math.max(0, stamped.length - keep)).map((n) => join(dir, n));
 }
 
@@ -95,6 +95,12 @@ export function kubeletRotating(prefix: string): CertStore {
       return out;
     },
     leftovers: (l, keep) => oldKubeletFiles(l.kubeletPkiDir, prefix, keep),
+    owned: (l, kubeconfig) =>
+      [
+        current(l),
+        ...stampedFiles(l.kubeletPkiDir, prefix).map((n) => join(l.kubeletPkiDir, n)),
+        ...(kubeconfig ? [kubeconfig] : []),
+      ].filter((p) => inspect(p).kind !== "missing"),
   };
 }
 

@@ -6,11 +6,18 @@ import { UsageError } from "../common/errors.js";
 /** Where restart-static-pods parks manifests while the kubelet stops their pods. */
 export const PAUSED_MANIFESTS = "node-join-paused-manifests";
 
+/**
+ * Where `leave` moves a control plane's static pod manifests: beside the kubelet's staticPodPath,
+ * which it does not read, for the operator to delete or to move back.
+ */
+export const LEFT_MANIFESTS = "manifests.node-join-left";
+
 export interface Layout {
   root: string;
   kubernetesDir: string;
   manifestsDir: string;
   pausedManifestsDir: string;
+  leftManifestsDir: string;
   pkiDir: string;
   kubeletPkiDir: string;
   configDir: string;
@@ -47,6 +54,7 @@ export function layout(root = "/"): Layout {
     kubernetesDir: r("/etc/kubernetes"),
     manifestsDir: r("/etc/kubernetes/manifests"),
     pausedManifestsDir: r(`/etc/kubernetes/${PAUSED_MANIFESTS}`),
+    leftManifestsDir: r(`/etc/kubernetes/${LEFT_MANIFESTS}`),
     pkiDir: r("/etc/kubernetes/pki"),
     kubeletPkiDir: r("/var/lib/kubelet/pki"),
     configDir: r("/etc/node-join"),
@@ -84,6 +92,7 @@ export function writeTargets(l: Layout): string[] {
     l.backupDir,
     l.manifestsDir,
     l.pausedManifestsDir,
+    l.leftManifestsDir,
     l.systemdDir,
     l.cronDir,
   ];

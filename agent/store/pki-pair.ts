@@ -29,5 +29,9 @@ export function pkiPair(cert: string, key: string): CertStore {
         : []),
     ],
     leftovers: () => [],
+    owned: (l, kubeconfig) =>
+      [certPath(l), keyPath(l), ...(kubeconfig ? [kubeconfig] : [])].filter(
+        (p) => inspect(p).kind !== "missing",
+      ),
   };
 }

@@ -1,6 +1,8 @@
 // What node-join itself issued: lets `status` tell managed files from foreign ones and the
 // metrics report the last successful renewal.
-import { readIfExists } from "./fsio.js";
+import { createHash } from "node:crypto";
+import { join, relative } from "node:path";
+import { inspect, readIfExists, type FileState } from "./fsio.js";
 import type { Layout } from "./layout.js";
 import type { FileChange } from "./transaction.js";
 
@@ -24,6 +26,12 @@ export interface State {
    * early spreads the renewals of what the previous signer signed from that moment.
    */
   signers?: Record<string, SignerRecord>;
+  /**
+   * Every file the install transaction wrote (paths relative to the root, as the journal names
+   * them) and its digest then (fileDigest): `leave` removes a file only while it still is what
+   * node-join wrote.
+   */
+  files?: Record<string, string>;
 }
 
 export interface SignerRecord {
@@ -80,4 +88,51 @@ export function withCaUrls(state: State, answered: ReadonlyMap<string, string>):
 
 export function stateFile(state: State, l: Layout): FileChange {
   return { path: l.stateFile, content: `${JSON.stringify(state, null, 2)}\n`, mode: 0o600 };
+}
+
+/**
+ * What node-join wrote at a path, as the state file records it: `sha256:<hex>` of a file's bytes,
+ * `symlink:<target>` of a link (the kubelet store's -current.pem). The mode is left out: a chmod
+ * does not make a file someone else's.
+ */
+export function fileDigest(
+  x: { content: string | Buffer } | { symlink: string } | FileState,
+): string | undefined {
+  if ("symlink" in x) return `symlink:${x.symlink}`;
+  if ("kind" in x) {
+    if (x.kind === "symlink") return `symlink:${x.target!}`;
+    if (x.kind !== "file") return undefined;
+  }
+  const content = "kind" in x ? x.content! : x.content;
+  return `sha256:${createHash("sha256").update(content).digest("hex")}`;
+}
+
+/**
+ * The state with the digests of `changes` (the files of one transaction, the state file itself
+ * left out: it cannot record its own digest) recorded; entries of files that are gone are dropped
+ * (a kubelet file a renewal removed as a leftover).
+ */
+export function withFiles(state: State, changes: readonly FileChange[], l: Layout): State {
+  const files: Record<string, string> = {};
+  for (const [rel, digest] of Object.entries(state.files ?? {}))
+    if (inspect(join(l.root, rel)).kind !== "missing") files[rel] = digest;
+  for (const [rel, digest] of digests(changes, l)) files[rel] = digest;
+  return { ...state, files: Object.fromEntries(Object.entries(files).sort()) };
+}
+
+/**
+ * Whether the state already records each of `changes` as it is: only then does a commit need no
+ * new state file (dropping the entries of files gone waits for the next write).
+ */
+export function recordsFiles(state: State, changes: readonly FileChange[], l: Layout): boolean {
+  return digests(changes, l).every(([rel, digest]) => state.files?.[rel] === digest);
+}
+
+function digests(changes: readonly FileChange[], l: Layout): [string, string][] {
+  return changes
+    .filter((c) => c.path !== l.stateFile)
+    .map((c) => [
+      relative(l.root, c.path),
+      fileDigest("symlink" in c ? c : { content: c.content })!,
+    ]);
 }

@@ -41,11 +41,16 @@ interface Move {
 /**
  * Version 2 names files relative to the root, so a transaction interrupted under --root (an
  * installer's /target) is completed the same when the booted host recovers it at /. Version 1
- * (absolute paths) is still read: a journal left by an older node-join.
+ * (absolute paths) is still read: a journal left by an older node-join. Version 3 is `leave`'s
+ * (commitRemoval): version 2 with files to remove, manifests to move on and the backups to drop;
+ * a node-join that knows only versions 1 and 2 refuses it rather than half-following it.
  */
 interface Journal {
-  version: 1 | 2;
+  version: 1 | 2 | 3;
   moves: Move[];
+  removes?: string[];
+  parked?: string[];
+  dropBackups?: boolean;
 }
 
 /** How many previous sets are kept under /var/lib/node-join/backup. */
@@ -196,16 +201,20 @@ function checkReplaceable(path: string): void {
 export interface RecoveryResult {
   rolledForward: number;
   removed: string[];
+  /** An interrupted `leave` was completed: node-join no longer manages this root. */
+  left: boolean;
 }
 
 /**
- * Run under the lock before any command that writes: finishes or undoes an interrupted install.
- * A journal that names anything but node-join's own stages beside targets in its own directories
- * is refused (LocalIoError, exit 6) with nothing moved, and left for the operator: following it
- * would move files wherever it says.
+ * Run under the lock before any command that writes: finishes or undoes an interrupted install,
+ * or finishes an interrupted `leave`. A journal that names anything but node-join's own stages
+ * beside targets in its own directories (and for a leave, files in them or in `removable`, the
+ * renewal timer's) is refused (LocalIoError, exit 6) with nothing moved, and left for the
+ * operator: following it would move or remove files wherever it says.
  */
-export function recover(l: Layout): RecoveryResult {
+export function recover(l: Layout, removable: readonly string[] = []): RecoveryResult {
   let rolledForward = 0;
+  let left = false;
   const journalText = readJournal(l.journalFile);
   if (journalText) {
     let parsed: unknown;
@@ -216,8 +225,14 @@ export function recover(l: Layout): RecoveryResult {
     }
     if (parsed !== undefined) {
       const moves = journalMoves(parsed, l);
+      const removal = journalRemoval(parsed, l, removable);
       rolledForward = moves.filter((m) => inspect(m.staged).kind !== "missing").length;
       applyMoves(moves);
+      if (removal) {
+        rolledForward += removal.remove.filter((p) => inspect(p).kind !== "missing").length;
+        applyRemoval(removal, l);
+        left = true;
+      }
     }
     removeIfExists(l.journalFile);
   }
@@ -236,7 +251,7 @@ export function recover(l: Layout): RecoveryResult {
       }
     }
   }
-  return { rolledForward, removed };
+  return { rolledForward, removed, left };
 }
 
 /** The journal's bytes, or undefined; a link or a special file there is refused, never followed. */
@@ -273,7 +288,7 @@ function journalMoves(parsed: unknown, l: Layout): Move[] {
   const refuse = (why: string) => refuseJournal(l.journalFile, why);
   if (typeof parsed !== "object" || parsed === null) throw refuse("it is not a journal object");
   const { version, moves } = parsed as { version?: unknown; moves?: unknown };
-  if (version !== 1 && version !== 2)
+  if (version !== 1 && version !== 2 && version !== 3)
     throw refuse(`unknown version ${JSON.stringify(version) ?? "(none)"}`);
   if (!Array.isArray(moves)) throw refuse("it has no list of moves");
   const managed = new Set(managedDirs(l));
@@ -283,8 +298,9 @@ function journalMoves(parsed: unknown, l: Layout): Move[] {
     if (p.includes("\0")) throw refuse(`${where} is not a path`);
     if (normalize(p) !== p || p.split(sep).includes(".."))
       throw refuse(`${where} is not a plain path (no "..", ".", "//")`);
-    if (version === 2) {
-      if (isAbsolute(p)) throw refuse(`${where} is absolute; version 2 names paths under the root`);
+    if (version !== 1) {
+      if (isAbsolute(p))
+        throw refuse(`${where} is absolute; version ${version} names paths under the root`);
       return join(l.root, p);
     }
     if (!isAbsolute(p)) throw refuse(`${where} is not absolute, as version 1 names paths`);
@@ -326,7 +342,7 @@ function stamp(now: Date): string {
  * Copies what is about to be replaced into backup/<timestamp>/ (paths relative to root); keeps the
  * last 3.
  */
-function backupExisting(paths: string[], l: Layout, now: Date): string | undefined {
+export function backupExisting(paths: string[], l: Layout, now: Date): string | undefined {
   const existing = paths.filter((p) => inspect(p).kind === "file" || inspect(p).kind === "symlink");
   if (existing.length === 0) return undefined;
   let dir = join(l.backupDir, stamp(now));
@@ -348,4 +364,108 @@ function backupExisting(paths: string[], l: Layout, now: Date): string | undefin
   for (const old of all.slice(0, Math.max(0, all.length - BACKUPS_KEPT)))
     rmSync(join(l.backupDir, old), { recursive: true, force: true });
   return dir;
+}
+
+/** What `leave` removes as one transaction (commitRemoval). */
+export interface Removal {
+  /** Files and links to remove, in this order. */
+  remove: string[];
+  /** Static pod manifests (names) parked in pausedManifestsDir, moved on to leftManifestsDir. */
+  parked: string[];
+  /** The backup directory goes too (leave without --keep-backup). */
+  dropBackups: boolean;
+}
+
+/**
+ * The directories node-join creates only for its own files, removed by `leave` once empty,
+ * innermost first (the state directory goes after the lock is released). /etc/kubernetes and
+ * /var/lib/kubelet are the kubelet's and kubeadm's: they stay.
+ */
+export function leaveDirs(l: Layout): string[] {
+  return [
+    join(l.kubernetesDir, "kubelet.conf.d"),
+    join(l.pkiDir, "etcd"),
+    l.pkiDir,
+    l.kubeletPkiDir,
+    l.pausedManifestsDir,
+    l.configDir,
+  ];
+}
+
+/**
+ * `leave`'s commit: the journal listing every removal is the commit point; before it the node is
+ * joined (parked manifests are put back by recovery), after it recovery completes the removal.
+ * Crash points: "journal", "remove:<n>", "done".
+ */
+export function commitRemoval(
+  r: Removal,
+  l: Layout,
+  crashPoint: CrashPoint = () => undefined,
+): void {
+  const journal: Journal = {
+    version: 3,
+    moves: [],
+    removes: r.remove.map((p) => relative(l.root, p)),
+    parked: r.parked,
+    dropBackups: r.dropBackups,
+  };
+  writeFileAtomic(l.journalFile, JSON.stringify(journal, null, 1), 0o600);
+  crashPoint("journal");
+  applyRemoval(r, l, crashPoint);
+  removeIfExists(l.journalFile);
+  fsyncDir(dirname(l.journalFile));
+  crashPoint("done");
+}
+
+function applyRemoval(r: Removal, l: Layout, crashPoint: CrashPoint = () => undefined): void {
+  if (r.parked.length > 0) {
+    ensureDir(l.leftManifestsDir, 0o700);
+    for (const name of r.parked) {
+      const from = join(l.pausedManifestsDir, name);
+      if (inspect(from).kind !== "missing") renameDurable(from, join(l.leftManifestsDir, name));
+    }
+    fsyncDir(l.leftManifestsDir);
+  }
+  r.remove.forEach((p, i) => {
+    removeIfExists(p);
+    crashPoint(`remove:${i}`);
+  });
+  for (const dir of new Set(r.remove.map((p) => dirname(p))))
+    if (inspect(dir).kind !== "missing") fsyncDir(dir);
+  if (r.dropBackups) rmSync(l.backupDir, { recursive: true, force: true });
+  removeCreatedDirs([...leaveDirs(l)].reverse());
+}
+
+/** The removal a version 3 journal names, each path checked as journalMoves checks a target. */
+function journalRemoval(
+  parsed: unknown,
+  l: Layout,
+  removable: readonly string[],
+): Removal | undefined {
+  const j = parsed as Partial<Journal>;
+  if (j.version !== 3) return undefined;
+  const refuse = (why: string) => refuseJournal(l.journalFile, why);
+  if (!Array.isArray(j.removes) || !Array.isArray(j.parked))
+    throw refuse("a version 3 journal without its lists of removals and manifests");
+  const managed = new Set(managedDirs(l));
+  const extra = new Set(removable);
+  const remove = j.removes.map((p: unknown, i) => {
+    const where = `removal ${i + 1} ${JSON.stringify(p)}`;
+    if (typeof p !== "string" || p === "" || p.includes("\0") || isAbsolute(p))
+      throw refuse(`${where} is not a path under the root`);
+    if (normalize(p) !== p || p.split(sep).includes(".."))
+      throw refuse(`${where} is not a plain path (no "..", ".", "//")`);
+    const abs = join(l.root, p);
+    if (!managed.has(dirname(abs)) && !extra.has(abs))
+      throw refuse(`${where} is not in a directory node-join manages`);
+    const why = notReplaceable(abs);
+    if (why) throw refuse(`${where}: ${why}`);
+    return abs;
+  });
+  const parked = j.parked.map((n: unknown, i) => {
+    if (typeof n !== "string" || !/^[A-Za-z0-9_.-]+\.yaml$/.test(n) || n.startsWith("."))
+      throw refuse(`manifest ${i + 1} ${JSON.stringify(n)} is not a manifest's file name`);
+    return n;
+  });
+  return { remove, parked, dropBackups: j.dropBackups === true };
 }

@@ -115,3 +115,25 @@ export function cfsslControlPlaneCaFlags(cas: ClusterCas<CfsslEndpoint>, etc: st
     ...cfsslCaFlags(cas.etcd, join(etc, keys.etcd), "etcd-"),
   };
 }
+
+/**
+ * `join --root <root>` of control plane `name` at `ip` (controlPlaneNodeFlags) against three CFSSL
+ * CAs whose auth keys lie in <root>/etc/node-join (installControlPlaneSecrets); `more` after them.
+ */
+export function cfsslControlPlaneJoin(
+  root: string,
+  name: string,
+  ip: string,
+  cas: ClusterCas<CfsslEndpoint>,
+  more: Flags = {},
+): string[] {
+  return [
+    "join",
+    ...flags({
+      root,
+      ...controlPlaneNodeFlags(name, ip),
+      ...cfsslControlPlaneCaFlags(cas, join(root, "etc/node-join")),
+      ...more,
+    }),
+  ];
+}

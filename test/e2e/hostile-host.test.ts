@@ -21,12 +21,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import {
-  cfsslControlPlaneCaFlags,
-  cfsslWorkerJoin,
-  controlPlaneNodeFlags,
-  flags,
-} from "../../scripts/lib/args.js";
+import { cfsslControlPlaneJoin, cfsslWorkerJoin } from "../../scripts/lib/args.js";
 import { installControlPlaneSecrets, startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { binary, runCli } from "../helpers/cli.js";
 import { expectFailure } from "../helpers/expect.js";
@@ -432,19 +427,13 @@ test("a --sa-key-file that group or others may read, or another user owns, is re
   const root = tempRoot("nj-hostile-cp-");
   installControlPlaneSecrets(root, { kubernetes: ca, frontProxy: ca, etcd: ca }, saDir);
   const sa = join(root, "etc/node-join/sa.key");
-  const args = [
-    "join",
-    ...flags({
-      root,
-      ...controlPlaneNodeFlags("cp1", "127.0.0.11"),
-      ...cfsslControlPlaneCaFlags(
-        { kubernetes: ca, frontProxy: ca, etcd: ca },
-        join(root, "etc/node-join"),
-      ),
-      "sa-key-file": sa,
-      "sa-pub-file": join(root, "etc/node-join/sa.pub"),
-    }),
-  ];
+  const args = cfsslControlPlaneJoin(
+    root,
+    "cp1",
+    "127.0.0.11",
+    { kubernetes: ca, frontProxy: ca, etcd: ca },
+    { "sa-key-file": sa, "sa-pub-file": join(root, "etc/node-join/sa.pub") },
+  );
   chmodSync(sa, 0o644);
   await expectFailure(
     args,

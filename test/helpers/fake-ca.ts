@@ -3,7 +3,13 @@
 // what it was asked. The end-to-end tests use a real CFSSL and step-ca instead.
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
-import type { CaBackend, Renewed, RenewRequest, SignRequest } from "../../agent/ca/backend.js";
+import type {
+  CaBackend,
+  Renewed,
+  RenewRequest,
+  RevokeRequest,
+  SignRequest,
+} from "../../agent/ca/backend.js";
 import type { Clock } from "../../agent/common/clock.js";
 import type { CaName } from "../../agent/pki/cas.js";
 import { CaRefusedError, CaUnreachableError } from "../../agent/common/errors.js";
@@ -28,6 +34,10 @@ export class FakeCa implements CaBackend {
   alsoServed: TestCa[] = [];
   /** Set to offer a renewal path authenticated by the current certificate, like step-ca. */
   renew?: (req: RenewRequest) => Promise<Renewed>;
+  /** Set to offer revocation (withRevocation); absent: a CA that cannot revoke. */
+  revoke?: (req: RevokeRequest) => Promise<void>;
+  /** What was revoked: "<kind> <serial> <reason>", in order. */
+  readonly revoked: string[] = [];
 
   private constructor(
     readonly name: string,
@@ -56,6 +66,24 @@ export class FakeCa implements CaBackend {
     this.renew = async (req) => {
       this.renewed.push(req.kind);
       return { chainPem: await this.issue(req), keptCurrentKey: false };
+    };
+    return this;
+  }
+
+  /**
+   * Offers revocation, recording each as "<kind> <serial> <reason>"; `failure` makes it fail as a
+   * CA refusing (or unreachable) would, for these kinds (all when none are named).
+   */
+  withRevocation(): this {
+    this.revoke = async (req) => {
+      const f = this.failure;
+      const serial = parseCert(req.certPem).serial;
+      if (f && (!f.kinds || f.kinds.includes(req.kind))) {
+        if (f.mode === "down")
+          throw new CaUnreachableError(`${this.description} unreachable: connection refused`);
+        throw new CaRefusedError(`${this.description} revoking serial ${serial} refused: policy`);
+      }
+      this.revoked.push(`${req.kind} ${serial} ${req.reason}`);
     };
     return this;
   }

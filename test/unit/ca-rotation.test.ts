@@ -127,7 +127,8 @@ test("rotation: a pinned new CA joins the bundle, the signer switches, the old C
     (JSON.parse(trustBoth.stdout) as { changedFiles: string[] }).changedFiles.map((f) =>
       f.slice(n.root.length),
     ),
-    ["/etc/kubernetes/pki/ca.crt", "/etc/kubernetes/kubelet.conf"],
+    // The state records what node-join wrote (the digests leave compares).
+    ["/etc/kubernetes/pki/ca.crt", "/etc/kubernetes/kubelet.conf", "/var/lib/node-join/state.json"],
   );
   assert.equal(caCrt(n.root), n.old.pem + n.next.pem);
   assert.equal(kubeconfigCa(n.root), n.old.pem + n.next.pem);

@@ -74,6 +74,7 @@ test("every command's help ends with two or three examples, each fitting 80 colu
     [
       "join",
       "renew",
+      "leave",
       "timer",
       "timer install",
       "timer remove",

@@ -308,11 +308,11 @@ test("a journal whose staged files were already moved is completed without error
     journal.moves.every((m) => !existsSync(m.staged)),
     "every staged file is gone",
   );
-  assert.deepEqual(recover(l), { rolledForward: 0, removed: [] });
+  assert.deepEqual(recover(l), { rolledForward: 0, removed: [], left: false });
   assert.deepEqual(readSet(l.root), expectedSet("new"));
   assert.ok(!existsSync(l.journalFile));
   const before = snapshot(l.root);
-  assert.deepEqual(recover(l), { rolledForward: 0, removed: [] });
+  assert.deepEqual(recover(l), { rolledForward: 0, removed: [], left: false });
   assert.deepEqual(diffSnapshots(before, snapshot(l.root)), []);
 });
 
