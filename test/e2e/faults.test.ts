@@ -15,6 +15,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
+import { ALL_OPTIONS } from "../../agent/config/options.js";
 import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { binary, json, runCli, type CliResult } from "../helpers/cli.js";
@@ -275,15 +276,25 @@ test("private keys and the auth key are 0600 and root-owned, no directory is wor
     if (/PRIVATE KEY/.test(text) || p === keyFile)
       assert.equal(st.mode & 0o777, 0o600, `${p} holds a key`);
   }
-  // No flag can take a secret: every secret-sounding flag names a file.
+  // No flag can take a secret: every secret-sounding flag in join's help takes a file (a path
+  // option of the settings table) or one of fixed choices (`--auth-key-after-join keep|drop`).
   const help = execFileSync(process.execPath, [
     join(process.cwd(), "dist/node-join.cjs"),
     "join",
     "--help",
   ]).toString();
-  const secretish = [...help.matchAll(/--([a-z-]*(key|token|password|secret)[a-z-]*)/g)]
-    .map((m) => m[1]!)
-    .filter((f) => f !== "key-algorithm");
-  assert.ok(secretish.length >= 4, `found ${secretish.join(", ")}`);
-  for (const f of secretish) assert.match(f, /-file$/, `--${f} must take a file, not the secret`);
+  const secretish = [
+    ...new Set(
+      [...help.matchAll(/--([a-z0-9-]*(key|token|password|secret)[a-z0-9-]*)/g)].map((m) => m[1]!),
+    ),
+  ];
+  assert.ok(secretish.length >= 6, `found ${secretish.join(", ")}`);
+  for (const f of secretish) {
+    const o = ALL_OPTIONS.find((x) => x.flag === f);
+    assert.ok(o, `--${f} is in the settings table`);
+    assert.ok(
+      o.path === true || (o.choices?.length ?? 0) > 0,
+      `--${f} must take a file, not the secret`,
+    );
+  }
 });
