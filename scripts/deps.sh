@@ -36,6 +36,7 @@ if [ "$mode" = test ]; then
   need groff groff-base                       # and checks the man page
   need objdump binutils                       # test/e2e/deb.test.ts: the binaries' glibc minimum
   need tinyproxy tinyproxy                    # test/e2e/proxy.test.ts: a real proxy on loopback
+  need nginx nginx-light                      # test/helpers/tls-proxy.ts: a TLS-terminating proxy
   need sqlite3 sqlite3                        # test/e2e/revoke.test.ts: CFSSL's certificate database
 fi
 for extra in ${NODE_JOIN_EXTRA_PKGS:-}; do want_pkgs+=("$extra"); done
@@ -63,7 +64,30 @@ if [ "${#want_pkgs[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # Package lists on a fresh machine are empty or stale: update once, then install.
   quietly apt-get update -qq
-  quietly apt-get install -y -qq --no-install-recommends "${want_pkgs[@]}"
+  # Daemons in these packages (nginx, tinyproxy) are for the tests, which start their own on
+  # loopback: a policy-rc.d that answers 101 (invoke-rc.d's "action forbidden", Debian policy
+  # 9.3.3.1) keeps the packages from starting them, unless the host has a policy of its own.
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    own_policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$own_policy"
+    chmod 755 "$own_policy"
+  fi
+  status=0
+  quietly apt-get install -y -qq --no-install-recommends "${want_pkgs[@]}" || status=$?
+  [ -z "$own_policy" ] || rm -f "$own_policy"
+  [ "$status" = 0 ] || exit "$status"
+  # Nor left enabled for the next boot, nor running where a host policy let them start.
+  now=()
+  [ ! -d /run/systemd/system ] || now=(--now)
+  for pkg in "${want_pkgs[@]}"; do
+    case "$pkg" in
+      nginx-light) unit=nginx ;;
+      tinyproxy) unit=tinyproxy ;;
+      *) continue ;;
+    esac
+    quietly systemctl disable "${now[@]}" "$unit.service"
+  done
 fi
 
 # promtool validates the metrics textfile. It comes from Debian's prometheus package, unpacked into

@@ -1,9 +1,9 @@
 // The single binaries doing real work: a complete worker join with the x64 binary, and with the
 // arm64 binary under qemu-aarch64-static, against the loopback CFSSL CA of the test suite; and the
-// x64 binary against a real step-ca behind a TLS-terminating proxy (the jose part).
+// x64 binary against a real step-ca behind a TLS-terminating proxy (nginx; the jose part).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
@@ -114,22 +114,13 @@ test("x64 single binary with step-ca: join mints tokens with the jose part, and 
   try {
     const root = tempRoot("nj-bin-step-");
     const workers = step.provisioners.find((p) => p.name === "workers")!;
-    // Asynchronous: the proxy answers from this process's event loop.
+    // Synchronous, as above: nginx and step-ca are processes of their own.
     const run = (args: string[], env: string[] = []) =>
-      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-        execFile(
-          "env",
-          ["-i", "NODE_JOIN_DEBUG=1", ...env, binPath("x64"), ...args],
-          { encoding: "utf8", timeout: 300_000 },
-          (err, stdout, stderr) =>
-            resolve({
-              status: err ? (typeof err.code === "number" ? err.code : -1) : 0,
-              stdout,
-              stderr,
-            }),
-        );
+      spawnSync("env", ["-i", "NODE_JOIN_DEBUG=1", ...env, binPath("x64"), ...args], {
+        encoding: "utf8",
+        timeout: 300_000,
       });
-    const join_ = await run(
+    const join_ = run(
       [
         ...stepWorkerJoin(root, { ...step, url: proxy.url }),
         "--ca-provisioner",
@@ -141,7 +132,7 @@ test("x64 single binary with step-ca: join mints tokens with the jose part, and 
     assert.equal(join_.status, 0, join_.stderr);
     assert.match(join_.stdout, /joined worker node w1: issued 2 certificate\(s\)/);
     assert.ok(parts(join_.stderr).includes("jose:accepted"), join_.stderr);
-    const rn = await run(["renew", "--root", root, "--force"]);
+    const rn = run(["renew", "--root", root, "--force"]);
     assert.equal(rn.status, 0, rn.stderr);
     assert.match(
       rn.stdout,
@@ -149,7 +140,7 @@ test("x64 single binary with step-ca: join mints tokens with the jose part, and 
     );
     assert.ok(parts(rn.stderr).includes("jose:accepted"), rn.stderr);
     // Nothing due: no jose, as for CFSSL.
-    const idle = await run(["renew", "--root", root]);
+    const idle = run(["renew", "--root", root]);
     assert.equal(idle.status, 0, idle.stderr);
     assert.deepEqual(parts(idle.stderr).sort(), ["core:accepted", "undici:accepted"], idle.stderr);
   } finally {

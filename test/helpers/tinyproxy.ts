@@ -3,10 +3,10 @@
 // absolute-form requests for http://, Basic proxy authentication, 407 and 5xx answers).
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, requireCommand } from "./cfssl.js";
+import { waitListening } from "./listening.js";
 
 export interface Tinyproxy {
   /** http://127.0.0.1:<port> */
@@ -49,7 +49,7 @@ export async function startTinyproxy(o: TinyproxyOptions = {}): Promise<Tinyprox
     ].join("\n"),
   );
   const child: ChildProcess = spawn("tinyproxy", ["-d", "-c", conf], { stdio: "ignore" });
-  await waitListening(port, child);
+  await waitListening("tinyproxy", port, child);
   return {
     url: `http://127.0.0.1:${port}`,
     port,
@@ -73,20 +73,4 @@ export async function startTinyproxy(o: TinyproxyOptions = {}): Promise<Tinyprox
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-async function waitListening(port: number, child: ChildProcess): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if (child.exitCode !== null) throw new Error(`tinyproxy exited with ${child.exitCode}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect({ host: "127.0.0.1", port }, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on("error", () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`tinyproxy did not listen on 127.0.0.1:${port}`);
 }
