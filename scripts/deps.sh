@@ -86,7 +86,8 @@ if [ "${#want_pkgs[@]}" -gt 0 ]; then
       tinyproxy) unit=tinyproxy ;;
       *) continue ;;
     esac
-    quietly systemctl disable "${now[@]}" "$unit.service"
+    # best effort: a host without systemctl, or with the unit masked, still runs the tests
+    systemctl disable "${now[@]}" "$unit.service" >/dev/null 2>&1 || true
   done
 fi
 
