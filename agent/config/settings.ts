@@ -94,6 +94,22 @@ export function toSettings(values: RawValues, root: string): Settings {
   };
   const list = (k: OptionKey & `${string}s`): string[] => (get(k) as string[] | undefined) ?? [];
 
+  type Enrolment = "passwordFile" | "tokenFile" | "x5cCertFile" | "x5cKeyFile" | "provisioner";
+  const ENROLMENT: readonly Enrolment[] = [
+    "passwordFile",
+    "tokenFile",
+    "x5cCertFile",
+    "x5cKeyFile",
+    "provisioner",
+  ];
+  /** How a CA's own settings enrol with step-ca: a machine certificate (X5C) or JWK. */
+  const enrolmentWay = (ca: CaName): "x5c" | "jwk" | undefined => {
+    if (get(`cas.${ca}.x5cCertFile`) !== undefined || get(`cas.${ca}.x5cKeyFile`) !== undefined)
+      return "x5c";
+    if (get(`cas.${ca}.passwordFile`) !== undefined || get(`cas.${ca}.tokenFile`) !== undefined)
+      return "jwk";
+    return undefined;
+  };
   const caSettings = (ca: CaName): CaSettings => {
     // The front-proxy and etcd CAs share the kubernetes CA's server unless given their own URL,
     // and then its type, TLS trust and step-ca root; pins, CA files and labels stay per CA.
@@ -114,7 +130,18 @@ export function toSettings(values: RawValues, root: string): Settings {
         | "x5cKeyFile",
     >(
       f: F,
-    ) => get(`cas.${ca}.${f}`) ?? get(`cas.kubernetes.${f}`);
+    ) =>
+      get(`cas.${ca}.${f}`) ??
+      (ENROLMENT.includes(f as Enrolment) && otherWay ? undefined : get(`cas.kubernetes.${f}`));
+    // One way to enrol per CA: a CA enrolling another way than the kubernetes CA (its own password
+    // or token file where that one has a machine certificate, or the reverse) takes none of that
+    // CA's enrolment settings, nor its provisioner, which names the other way's: both ways at once
+    // would be exit 2. The same way (a token file of its own beside the shared password) inherits.
+    const otherWay =
+      ca !== "kubernetes" &&
+      enrolmentWay(ca) !== undefined &&
+      enrolmentWay("kubernetes") !== undefined &&
+      enrolmentWay(ca) !== enrolmentWay("kubernetes");
     const s: CaSettings = {
       type: shared("type") ?? or("cas.kubernetes.type"),
       urls: shared("url") ?? [],

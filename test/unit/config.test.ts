@@ -114,6 +114,50 @@ test("the front-proxy and etcd CAs default to the kubernetes CA's server with th
   assert.deepEqual(own.cas.etcd.urls, ["http://etcd-ca:8888"]);
 });
 
+test("a CA enrolling another way than the kubernetes CA inherits none of its enrolment settings, nor its provisioner", () => {
+  const stepCa = (more: Parameters<typeof flagValues>[0]) =>
+    toSettings(
+      mergeValues(flagValues({ caType: "step-ca", caUrl: "https://ca:9000", ...more })),
+      "/",
+    );
+  const s = stepCa({
+    caX5cCert: "/m.crt",
+    caX5cKey: "/m.key",
+    caProvisioner: "machines",
+    etcdCaPasswordFile: "/etcd.pw",
+    frontProxyCaProvisioner: "fp",
+  });
+  // etcd: its own password, no inherited machine certificate or X5C provisioner
+  assert.equal(s.cas.etcd.passwordFile, "/etcd.pw");
+  assert.equal(s.cas.etcd.x5cCertFile, undefined);
+  assert.equal(s.cas.etcd.x5cKeyFile, undefined);
+  assert.equal(s.cas.etcd.provisioner, undefined);
+  // front-proxy: only a provisioner of its own, so the machine certificate is still shared
+  assert.equal(s.cas.frontProxy.provisioner, "fp");
+  assert.equal(s.cas.frontProxy.x5cCertFile, "/m.crt");
+  assert.equal(s.cas.frontProxy.x5cKeyFile, "/m.key");
+  // and the reverse: a password on the kubernetes CA, a machine certificate on the etcd CA
+  const r = stepCa({
+    caPasswordFile: "/k.pw",
+    caProvisioner: "control-plane",
+    etcdCaX5cCert: "/m.crt",
+    etcdCaX5cKey: "/m.key",
+  });
+  assert.equal(r.cas.etcd.passwordFile, undefined);
+  assert.equal(r.cas.etcd.provisioner, undefined);
+  assert.equal(r.cas.frontProxy.passwordFile, "/k.pw");
+  // the same way (JWK): a token file of its own beside the shared password and provisioner
+  const same = stepCa({
+    caPasswordFile: "/k.pw",
+    caProvisioner: "control-plane",
+    etcdCaTokenFile: "/etcd.tokens",
+  });
+  assert.deepEqual(
+    [same.cas.etcd.tokenFile, same.cas.etcd.passwordFile, same.cas.etcd.provisioner],
+    ["/etcd.tokens", "/k.pw", "control-plane"],
+  );
+});
+
 test("the persisted config round-trips, holds no secret, and stores paths as the booted host sees them", () => {
   const values = mergeValues(
     flagValues({
