@@ -84,6 +84,24 @@ export const DEFAULTS = {
 type Defaulted = keyof typeof DEFAULTS;
 
 /** Builds complete, typed settings from merged values; `root` prefixes default paths. */
+/** step-ca enrolment settings: a CA enrolling another way than the kubernetes CA inherits none. */
+const ENROLMENT = [
+  "passwordFile",
+  "tokenFile",
+  "x5cCertFile",
+  "x5cKeyFile",
+  "provisioner",
+] as const;
+/** Secrets and profiles: one auth key, provisioner or machine certificate serves all three CAs. */
+const INHERITED = [
+  "authKeyFile",
+  "clientProfile",
+  "servingProfile",
+  "peerProfile",
+  ...ENROLMENT,
+] as const;
+type Inherited = (typeof INHERITED)[number];
+
 export function toSettings(values: RawValues, root: string): Settings {
   const get = <K extends OptionKey>(k: K): ValueOf<K> | undefined => valueOf(values, k);
   const or = <K extends Defaulted>(k: K): ValueOf<K> => {
@@ -94,14 +112,6 @@ export function toSettings(values: RawValues, root: string): Settings {
   };
   const list = (k: OptionKey & `${string}s`): string[] => (get(k) as string[] | undefined) ?? [];
 
-  type Enrolment = "passwordFile" | "tokenFile" | "x5cCertFile" | "x5cKeyFile" | "provisioner";
-  const ENROLMENT: readonly Enrolment[] = [
-    "passwordFile",
-    "tokenFile",
-    "x5cCertFile",
-    "x5cKeyFile",
-    "provisioner",
-  ];
   /** How a CA's own settings enrol with step-ca: a machine certificate (X5C) or JWK. */
   const enrolmentWay = (ca: CaName): "x5c" | "jwk" | undefined => {
     if (get(`cas.${ca}.x5cCertFile`) !== undefined || get(`cas.${ca}.x5cKeyFile`) !== undefined)
@@ -116,23 +126,11 @@ export function toSettings(values: RawValues, root: string): Settings {
     const inherit = ca !== "kubernetes" && get(`cas.${ca}.url`) === undefined;
     const shared = <F extends "type" | "url" | "tlsCaFile" | "fingerprint">(f: F) =>
       get(`cas.${ca}.${f}`) ?? (inherit ? get(`cas.kubernetes.${f}`) : undefined);
-    // Secrets and profiles: one auth key, provisioner or machine certificate serves all three.
-    const common = <
-      F extends
-        | "authKeyFile"
-        | "clientProfile"
-        | "servingProfile"
-        | "peerProfile"
-        | "provisioner"
-        | "passwordFile"
-        | "tokenFile"
-        | "x5cCertFile"
-        | "x5cKeyFile",
-    >(
-      f: F,
-    ) =>
+    const common = (f: Inherited) =>
       get(`cas.${ca}.${f}`) ??
-      (ENROLMENT.includes(f as Enrolment) && otherWay ? undefined : get(`cas.kubernetes.${f}`));
+      ((ENROLMENT as readonly string[]).includes(f) && otherWay
+        ? undefined
+        : get(`cas.kubernetes.${f}`));
     // One way to enrol per CA: a CA enrolling another way than the kubernetes CA (its own password
     // or token file where that one has a machine certificate, or the reverse) takes none of that
     // CA's enrolment settings, nor its provisioner, which names the other way's: both ways at once
@@ -155,17 +153,7 @@ export function toSettings(values: RawValues, root: string): Settings {
     if (tlsCaFile) s.tlsCaFile = tlsCaFile;
     const fingerprint = shared("fingerprint");
     if (fingerprint) s.fingerprint = fingerprint.toLowerCase();
-    for (const f of [
-      "authKeyFile",
-      "clientProfile",
-      "servingProfile",
-      "peerProfile",
-      "provisioner",
-      "passwordFile",
-      "tokenFile",
-      "x5cCertFile",
-      "x5cKeyFile",
-    ] as const) {
+    for (const f of INHERITED) {
       const v = common(f);
       if (v) s[f] = v;
     }
