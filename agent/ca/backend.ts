@@ -81,6 +81,12 @@ export interface CaBackend {
    */
   currentSigner?(): CertInfo | undefined;
   /**
+   * After fetchCaBundle: the CA certificates the server sent that the operator's anchors (pins,
+   * fingerprint, CA file; `node-join trust add`) neither name nor vouch for. Never trusted nor
+   * written to a CA file or kubeconfig; `trust list` shows them as offered.
+   */
+  offered?(): CertInfo[];
+  /**
    * Checks, before any CSR reaches any CA, that every planned request can be authorized (step-ca:
    * a one-time token or the provisioner password for each), so a failure spends no token. Optional.
    */

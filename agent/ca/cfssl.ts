@@ -15,7 +15,16 @@ import type {
   RevokeRequest,
   SignRequest,
 } from "./backend.js";
-import { baseUrl, CaServers, parseCaPem, retrying, revokedLeaf, serverTrust } from "./common.js";
+import {
+  baseUrl,
+  CaServers,
+  notIssuedToANode,
+  notTrusted,
+  parseCaPem,
+  retrying,
+  revokedLeaf,
+  serverTrust,
+} from "./common.js";
 import { httpRequest, type TlsTrust } from "./http.js";
 import { authenticateCa, caSettingName } from "./trust.js";
 
@@ -120,6 +129,7 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
   const servers = new CaServers(s.urls, ctx.preferredUrl, cfsslName(ctx.ca, s));
   let fetched = false;
   let tls: TlsTrust | undefined;
+  let offered: CertInfo[] = [];
 
   /**
    * The envelope a server answered, and the CA at that server as messages name it. `notFound`: the
@@ -192,6 +202,7 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
       return servers.description;
     },
     answered: () => servers.answered(),
+    offered: () => offered,
     async fetchCaBundle(): Promise<CertInfo[]> {
       const { env, from } = await call(
         "/api/v1/cfssl/info",
@@ -208,7 +219,8 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
         ctx.log,
         ctx.pinned,
       );
-      tls = serverTrust(s, anchors, ctx.unsafeSkipCaVerification);
+      tls = serverTrust(s, anchors, ctx.unsafeSkipCaVerification, notIssuedToANode);
+      offered = notTrusted(sent, anchors);
       fetched = true;
       return anchors;
     },

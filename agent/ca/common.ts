@@ -3,7 +3,14 @@
 // once the CA is authenticated.
 import { CaRefusedError } from "../common/errors.js";
 import { throughProxy, TransientError, withRetry } from "./retry.js";
-import { parseCert, splitPemCertificates, type CertInfo } from "../pki/x509.js";
+import { kubernetesIdentity } from "../pki/certs.js";
+import {
+  buildChain,
+  derToPem,
+  parseCert,
+  splitPemCertificates,
+  type CertInfo,
+} from "../pki/x509.js";
 import type { BackendContext, CaSettings } from "./backend.js";
 import type { TlsTrust } from "./http.js";
 import { tlsTrustFor, trustConfigured } from "./trust.js";
@@ -136,17 +143,48 @@ export function retrying<T>(
 }
 
 /**
+ * A CA type's rule for the CA server's own TLS certificate, once its chain verified against the
+ * anchors and it names the URL's host: what makes it not the CA's (a reason), or undefined. The
+ * chain alone is not enough: every node holds a certificate of the same PKI for the addresses it
+ * asked for (a kubelet serving certificate joined with --ip <the CA's address>).
+ */
+export type ServerIdentityRule = (leaf: CertInfo) => string | undefined;
+
+/**
+ * Every CA type's rule: the server's certificate carries no Kubernetes identity of the certificate
+ * table (pki/certs.ts kubernetesIdentity): those are issued to nodes and cluster components.
+ */
+export const notIssuedToANode: ServerIdentityRule = (leaf) => {
+  const id = kubernetesIdentity(leaf);
+  return (
+    id &&
+    `its TLS certificate "CN=${leaf.commonNames.join("+CN=")}" carries ${id}, an identity the cluster's CAs issue to nodes and cluster components, never to a CA server`
+  );
+};
+
+/**
  * The TLS trust for every request after the CA was authenticated: its anchors (or the separate TLS
- * bundle). Undefined, i.e. unverified, only when the operator skipped verification and named no
- * anchor.
+ * bundle), and `rule` for the server's own certificate. Undefined, i.e. unverified, only when the
+ * operator skipped verification and named no anchor.
  */
 export function serverTrust(
   settings: CaSettings,
   anchors: CertInfo[],
   unsafe: boolean,
+  rule: ServerIdentityRule,
 ): TlsTrust | undefined {
   if (unsafe && !trustConfigured(settings)) return undefined;
-  return { ca: tlsTrustFor(settings, anchors) };
+  return { ca: tlsTrustFor(settings, anchors), identity: (der) => rule(parseCert(derToPem(der))) };
+}
+
+/**
+ * What a CA server sent that the trusted certificates neither hold nor vouch for (a signature of
+ * one of them): CaBackend.offered.
+ */
+export function notTrusted(sent: CertInfo[], trusted: CertInfo[]): CertInfo[] {
+  return sent.filter(
+    (c) => !trusted.some((t) => t.der.equals(c.der)) && !buildChain(c, [], trusted),
+  );
 }
 
 /** CA certificates from a server's answer; garbage there is the CA's fault (exit 4), not ours. */

@@ -3,7 +3,7 @@
 // undici (its Agent and request API: agent/vendor/undici.ts) is loaded on the first request only:
 // `renew` with nothing due (twice a day on every node) never talks to a CA.
 import type { Socket } from "node:net";
-import type { TLSSocket } from "node:tls";
+import type { PeerCertificate, TLSSocket } from "node:tls";
 type Undici = typeof import("../vendor/undici.js");
 let undici: Promise<Undici> | undefined;
 const loadUndici = (): Promise<Undici> => (undici ??= import("../vendor/undici.js"));
@@ -29,6 +29,19 @@ export interface TlsTrust {
   /** Client certificate chain and key for mTLS. */
   cert?: string;
   key?: string;
+  /**
+   * Judges the server's certificate (DER), once its chain verified and it names the host, as the
+   * CA's own (common.ts ServerIdentityRule): a reason to refuse it, or undefined.
+   */
+  identity?: (der: Buffer) => string | undefined;
+}
+
+/** The handshake refused by TlsTrust.identity; `reason` is the rule's. */
+class NotTheCaError extends Error {
+  readonly code = "ERR_NODE_JOIN_NOT_THE_CA";
+  constructor(readonly reason: string) {
+    super(reason);
+  }
 }
 
 export interface HttpResponse {
@@ -70,6 +83,10 @@ const TLS_VERIFY_CODES = new Set([
 
 export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
   const { Agent, buildConnector } = await loadUndici();
+  const identity = req.tls?.identity;
+  // node:tls runs checkServerIdentity only on a chain that verified (tls.connect, onConnectSecure),
+  // and a refusal there ends the handshake before a byte of the request is sent.
+  const nodeTls = identity ? await import("node:tls") : undefined;
   const isHttps = req.url.startsWith("https:");
   const url = new URL(req.url);
   const route = proxyRouteFor(url, req.proxy);
@@ -79,6 +96,16 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
         rejectUnauthorized: req.tls?.ca !== undefined,
         ...(req.tls?.ca ? { ca: req.tls.ca } : {}),
         ...(req.tls?.cert ? { cert: req.tls.cert, key: req.tls.key } : {}),
+        ...(identity && nodeTls
+          ? {
+              checkServerIdentity: (host: string, peer: PeerCertificate): Error | undefined => {
+                const named = nodeTls.checkServerIdentity(host, peer);
+                if (named) return named;
+                const why = identity(peer.raw);
+                return why === undefined ? undefined : new NotTheCaError(why);
+              },
+            }
+          : {}),
       }
     : {};
   // The TLS socket of an https:// request tells who issued the server's certificate.
@@ -221,6 +248,11 @@ function proxyAnswerError(err: ProxyAnswerError, req: HttpRequest, route: ProxyR
 
 function classify(err: unknown, req: HttpRequest, route: ProxyRoute | undefined): Error {
   if (err instanceof NodeJoinError || err instanceof TransientError) return err;
+  const refused = [err, (err as { cause?: unknown }).cause].find((e) => e instanceof NotTheCaError);
+  if (refused)
+    return new VerificationError(
+      `${req.what}: ${refused.reason}: not the CA's own certificate; refused${route ? ` (through proxy ${route.url})` : ""}`,
+    );
   if (route && err instanceof ProxyAnswerError) return proxyAnswerError(err, req, route);
   const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
   const code = e.code ?? e.cause?.code ?? "";

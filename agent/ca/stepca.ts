@@ -32,7 +32,18 @@ import type {
   SignRequest,
   StepCaRenewAuth,
 } from "./backend.js";
-import { baseUrl, CaServers, parseCaPem, retrying, revokedLeaf, serverTrust } from "./common.js";
+import { extensionOids } from "../pki/der.js";
+import {
+  baseUrl,
+  CaServers,
+  notIssuedToANode,
+  notTrusted,
+  parseCaPem,
+  retrying,
+  revokedLeaf,
+  serverTrust,
+  type ServerIdentityRule,
+} from "./common.js";
 import { httpRequest, type TlsTrust } from "./http.js";
 import {
   decryptPbes2Jwe,
@@ -53,7 +64,7 @@ import {
   x5cSignToken,
 } from "./stepca-x5c.js";
 import { signX5cToken } from "./x5c.js";
-import { authenticateCa } from "./trust.js";
+import { anchorOf, authenticateCa, loadPemFile } from "./trust.js";
 
 /** Lifetime of the tokens node-join mints: `step ca token`'s default. */
 const TOKEN_LIFETIME_S = 300;
@@ -327,6 +338,7 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
   let tls: TlsTrust | undefined;
   let anchors: CertInfo[] | undefined;
   let signer: CertInfo | undefined;
+  let offered: CertInfo[] = [];
 
   /** The answer of the server that answered, and `c.what` at that server as messages name it. */
   const call = (
@@ -850,23 +862,33 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
         ctx.log,
         ctx.pinned,
       );
-      tls = serverTrust(s, trusted, ctx.unsafeSkipCaVerification);
+      const rule = stepCaServerIdentity(s);
+      tls = serverTrust(s, trusted, ctx.unsafeSkipCaVerification, rule);
       anchors = trusted;
-      // `step ca roots`: every root the CA serves, over TLS that the authenticated root verifies,
-      // joins the bundle after the authenticated ones (a rotation's new root: README "CA
-      // rotation").
+      // `step ca roots`: every root the CA serves, over TLS that the authenticated root verifies.
+      // A root joins the bundle only when the operator's settings anchor it (a pin given with
+      // `node-join trust add` during a rotation: README "CA rotation"); any other is offered, never
+      // trusted: whoever can answer for the CA's address (its TLS identity, stepCaServerIdentity,
+      // is all that vouches for this answer) must not be able to add a root to every node.
       if (tls) {
         const { sent: served, tlsIssuer } = await fetchRoots(tls);
-        anchors = [...trusted, ...served.filter((r) => !trusted.some((t) => t.der.equals(r.der)))];
-        tls = serverTrust(s, anchors, ctx.unsafeSkipCaVerification);
+        const caFileCerts = s.caFile ? loadPemFile(s.caFile, "CA file") : [];
+        const pinned = served.filter(
+          (r) =>
+            !trusted.some((t) => t.der.equals(r.der)) && anchorOf(s, r, caFileCerts) !== undefined,
+        );
+        anchors = [...trusted, ...pinned];
+        offered = notTrusted(served, anchors);
+        tls = serverTrust(s, anchors, ctx.unsafeSkipCaVerification, rule);
         // step-ca serves TLS with a certificate that the intermediate it signs leaves with issued
         // when it started (authority/tls.go GetTLSCertificate): that intermediate is the current
         // signer, the certificate /1.0/sign returns after the leaf, whichever root is first.
         const issuer = tlsIssuer && parseCert(derToPem(tlsIssuer));
         signer = issuer?.isCa && buildChain(issuer, [], anchors) ? issuer : undefined;
-      }
+      } else offered = notTrusted(sent, trusted);
       return anchors;
     },
+    offered: () => offered,
     currentSigner: () => signer,
     async prepare(reqs: PlannedRequest[]): Promise<void> {
       connectedTrust();
@@ -896,6 +918,33 @@ const REVOKE_REASON_CODES: Record<RevokeReason, number> = {
   superseded: 4,
   cessationOfOperation: 5,
 };
+
+/**
+ * step's provisioner extension (smallstep/certificates authority/provisioner/extension.go
+ * StepOIDProvisioner): every certificate step-ca signs through a provisioner carries it (JWK, X5C,
+ * ACME, … newProvisionerExtensionOption), renewals keep it; the CA's own TLS certificate, which
+ * step-ca makes for itself at start (authority/tls.go GetTLSCertificate), does not.
+ */
+export const STEP_PROVISIONER_OID = "1.3.6.1.4.1.37476.9000.64.1";
+
+/**
+ * step-ca's rule for its server's TLS certificate (common.ts ServerIdentityRule): no Kubernetes
+ * identity, and step-ca's own, i.e. without the provisioner extension, since any client that
+ * enrolled holds one with it for the names it asked for. A TLS-terminating proxy in front of
+ * step-ca presents a certificate of its own: with --ca-tls-file naming the CA that issued it, that
+ * file is its trust and only the first part of the rule applies (README "step-ca").
+ */
+export function stepCaServerIdentity(settings: Pick<CaSettings, "tlsCaFile">): ServerIdentityRule {
+  return (leaf) => {
+    const node = notIssuedToANode(leaf);
+    if (node !== undefined || settings.tlsCaFile !== undefined) return node;
+    const oids = extensionOids(leaf.der);
+    if (oids === undefined) return "its TLS certificate's extensions do not parse (RFC 5280 4.1)";
+    if (oids.includes(STEP_PROVISIONER_OID))
+      return `its TLS certificate "CN=${leaf.commonName}" was issued through a step-ca provisioner (extension ${STEP_PROVISIONER_OID}), as every enrolled client's is; step-ca's own has none (a TLS-terminating proxy needs a certificate of its own CA, given with --ca-tls-file)`;
+    return undefined;
+  };
+}
 
 /** How `renew` authenticates to a step-ca (status: README "Renewal paths"), by renewAuth. */
 export function stepCaRenewalPath(settings: CaSettings): string {

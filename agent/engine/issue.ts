@@ -9,7 +9,7 @@ import { CaUnreachableError } from "../common/errors.js";
 import type { Settings } from "../config/settings.js";
 import { CAS, type CaName } from "../pki/cas.js";
 import { buildCsr } from "../pki/csr.js";
-import { credentialsOf, keyMatches } from "../pki/installed.js";
+import { credentialsOf, keyMatches, subjectLine } from "../pki/installed.js";
 import {
   generateKey,
   keyAlgorithmChange,
@@ -18,7 +18,7 @@ import {
   type KeyAlgorithm,
 } from "../pki/keys.js";
 import { verifyAnswer } from "../pki/verify.js";
-import type { CertInfo } from "../pki/x509.js";
+import { certPin, type CertInfo } from "../pki/x509.js";
 import type { Credentials } from "../store/cert-store.js";
 import type { Assessment } from "./assess.js";
 import { backendFor, type Runtime } from "./runtime.js";
@@ -28,6 +28,8 @@ export interface ConnectedCa {
   anchors: CertInfo[];
   /** The certificate that signs this CA's new leaves (CaBackend.currentSigner). */
   signer: CertInfo | undefined;
+  /** What the server sent that no anchor names (CaBackend.offered): never trusted. */
+  offered: CertInfo[];
 }
 
 export type Connected = Map<CaName, ConnectedCa>;
@@ -107,7 +109,12 @@ export async function connectCas(
       continue;
     }
     const anchors = trustedBundle(s.cas[ca], fetched, o.known?.(ca) ?? []);
-    out.set(ca, { backend, anchors, signer: backend.currentSigner?.() ?? anchors[0] });
+    const offered = backend.offered?.() ?? [];
+    for (const c of offered)
+      rt.log(
+        `WARNING: ${backend.description}: offers CA certificate "${subjectLine(c)}" (${certPin(c)}) that no anchor of this node names: not trusted, not installed (node-join trust list); a new CA of a rotation is trusted with node-join trust add --ca ${CAS[ca].display} --ca-cert-hash ${certPin(c)} once that pin is checked with the CA's operator`,
+      );
+    out.set(ca, { backend, anchors, signer: backend.currentSigner?.() ?? anchors[0], offered });
   }
   return out;
 }

@@ -22,13 +22,15 @@ import {
   recordsFiles,
   withFiles,
   withIssued,
+  withOffered,
   type IssuedRecord,
+  type OfferedRecord,
   type SignerRecord,
   type State,
 } from "../store/state.js";
 import { buildChain, certPin } from "../pki/x509.js";
 import type { SignerChange } from "../pki/deadline.js";
-import type { KindReading } from "../pki/installed.js";
+import { subjectLine, type KindReading } from "../pki/installed.js";
 import {
   commit,
   isUnchanged,
@@ -210,9 +212,9 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
 
     connected ??= toIssue.length ? await connect(casOf(toIssue.map((a) => a.kind))) : new Map();
     const bundles = bundlesOf(s, connected, policy.refreshCas !== undefined, known);
-    const answered = answeredUrls(connected);
+    const reached = reachedCas(connected);
     const changes = (fresh: NewCredentials): FileChange[] =>
-      filesOf(s, ctx, assessments, fresh, bundles, installedCas, id, policy, rt, signers, answered);
+      filesOf(s, ctx, assessments, fresh, bundles, installedCas, id, policy, rt, signers, reached);
     if (policy.dryRun) {
       if (!policy.renewWithInstalled) await prepareAll(toIssue, connected);
       const files = planCommit(changes(standIns(toIssue, now())));
@@ -309,7 +311,7 @@ function signerChanges(
 function stateChange(
   records: IssuedRecord[],
   signers: ReadonlyMap<CaName, SignerSeen>,
-  answered: ReadonlyMap<CaName, string>,
+  reached: Reached,
   now: Date,
   recordRenewal: boolean,
   l: Layout,
@@ -319,15 +321,16 @@ function stateChange(
   const seen = [...signers].filter(([ca, x]) => state.signers?.[ca]?.pin !== x.record.pin);
   // The server that answered is remembered (ca/common.ts CaServers) when it is another than last
   // time: every renew reaches the CAs to refresh their bundles.
-  const moved = [...answered].some(([ca, url]) => state.caUrls?.[ca] !== url);
+  const moved = [...reached.answered].some(([ca, url]) => state.caUrls?.[ca] !== url);
+  const offered = withOffered(state, reached.offered);
   // Only what this commit writes: a file a join kept as it found it (kubeadm's, the operator's) is
   // not node-join's to remove.
   const written = files.filter((f) => !isUnchanged(f));
   const recorded = recordsFiles(state, written, l);
-  if (records.length === 0 && seen.length === 0 && !moved && recorded) return [];
+  if (records.length === 0 && seen.length === 0 && !moved && !offered && recorded) return [];
   const next = withCaUrls(
-    withIssued(withFiles(state, written, l), records, now, recordRenewal),
-    answered,
+    withIssued(withFiles(offered ?? state, written, l), records, now, recordRenewal),
+    reached.answered,
   );
   if (seen.length)
     next.signers = {
@@ -335,6 +338,28 @@ function stateChange(
       ...Object.fromEntries(seen.map(([ca, x]) => [ca, x.record])),
     };
   return [stateFile(next, l)];
+}
+
+/** What the state file keeps of the CAs this run reached. */
+interface Reached {
+  /** The URL of the server that answered (CaServers). */
+  answered: ReadonlyMap<CaName, string>;
+  /** What each offered beyond its anchors (CaBackend.offered). */
+  offered: ReadonlyMap<CaName, OfferedRecord[]>;
+}
+
+function reachedCas(connected: Connected): Reached {
+  const offered = new Map<CaName, OfferedRecord[]>();
+  for (const [ca, c] of connected)
+    offered.set(
+      ca,
+      c.offered.map((o) => ({
+        pin: certPin(o),
+        subject: subjectLine(o),
+        notAfter: o.notAfter.toISOString(),
+      })),
+    );
+  return { answered: answeredUrls(connected), offered };
 }
 
 /**
@@ -400,7 +425,7 @@ function filesOf(
   policy: RunPolicy,
   rt: Runtime,
   signers: ReadonlyMap<CaName, SignerSeen>,
-  answered: ReadonlyMap<CaName, string>,
+  reached: Reached,
 ): FileChange[] {
   const now = new Date(rt.clock.now());
   const fetched = new Map(bundles);
@@ -418,8 +443,5 @@ function filesOf(
     ...(policy.extraFiles?.(id, fetched) ?? []),
   ];
   const l = rt.layout;
-  return [
-    ...files,
-    ...stateChange(records, signers, answered, now, policy.recordRenewal, l, files),
-  ];
+  return [...files, ...stateChange(records, signers, reached, now, policy.recordRenewal, l, files)];
 }

@@ -11,6 +11,7 @@ import { CAS, casFor, type CaName } from "../pki/cas.js";
 import { readCaFile, readRole, subjectLine } from "../pki/installed.js";
 import { buildChain, certFingerprint, certPin, isPin, type CertInfo } from "../pki/x509.js";
 import type { Layout } from "../store/layout.js";
+import { readState } from "../store/state.js";
 import { readTrustedFile } from "../store/strict-modes.js";
 import type { PlannedFile } from "../store/transaction.js";
 import { due } from "./assess.js";
@@ -266,7 +267,11 @@ export async function trustRemove(c: TrustChange, rt: Runtime): Promise<TrustCha
 export interface TrustListRow {
   /** sha256:<hex> (certHashes), or the step-ca fingerprint, or a CA file's certificate's pin. */
   pin: string;
-  source: "certHashes" | "fingerprint" | "caFile" | "none";
+  /**
+   * Which setting names it; none: in the installed bundle, named by nothing (the next refresh
+   * drops it); offered: sent by the CA server at the last run, never trusted (CaBackend.offered).
+   */
+  source: "certHashes" | "fingerprint" | "caFile" | "none" | "offered";
   /** The certificate of the bundle it matches; none: not known on this node yet. */
   subject?: string;
   notAfter?: string;
@@ -284,6 +289,7 @@ export interface TrustListResult {
  * matches; and the installed certificates no anchor names (dropped by the next refresh).
  */
 export function trustList(s: Settings, l: Layout): TrustListResult {
+  const offered = readState(l).offered ?? {};
   return {
     ok: true,
     command: "trust list",
@@ -314,6 +320,15 @@ export function trustList(s: Settings, l: Layout): TrustListResult {
           .filter((c) => anchorOf(cs, c, caFileCerts) === undefined)
           .map((c) => row(certPin(c), "none", (b) => b === c)),
       ];
+      for (const o of offered[ca.name] ?? [])
+        if (!pins.some((p) => p.pin === o.pin))
+          pins.push({
+            pin: o.pin,
+            source: "offered",
+            subject: o.subject,
+            notAfter: isoDate(new Date(o.notAfter)),
+            inBundle: false,
+          });
       return { ca: ca.display, file: `${l.pkiDir}/${ca.file}`, pins };
     }),
   };
@@ -328,10 +343,12 @@ export function formatTrustList(r: TrustListResult): string {
           : "no certificate known on this node yet";
         const state =
           p.source === "none"
-            ? "in the bundle, pinned by nothing: kept only while the CA server sends it; pin it before retiring the others"
-            : p.inBundle
-              ? "in the bundle"
-              : "not in the bundle";
+            ? "in the bundle, pinned by nothing: the next renew drops it; pin it to keep it"
+            : p.source === "offered"
+              ? `offered by the CA server, not trusted: check this pin with the CA's operator, then node-join trust add --ca ${ca.ca} --ca-cert-hash ${p.pin}`
+              : p.inBundle
+                ? "in the bundle"
+                : "not in the bundle";
         const via = p.source === "certHashes" || p.source === "none" ? "" : ` (${p.source})`;
         return `  ${p.pin}${via}\n    ${what}; ${state}\n`;
       });

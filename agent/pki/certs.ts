@@ -8,7 +8,7 @@ import type { CertStore } from "../store/cert-store.js";
 import type { CaName } from "./cas.js";
 import type { Role } from "./roles.js";
 import { endpointHost, firstServiceIp, sanSet, type SanSet } from "./sans.js";
-import type { Eku } from "./x509.js";
+import type { CertInfo, Eku } from "./x509.js";
 
 /** Which of a CA's signing profiles a kind is requested under. */
 export type ProfileKind = "client" | "serving" | "peer";
@@ -313,3 +313,38 @@ export function kubeconfigServer(spec: KubeconfigSpec, ctx: TableContext): strin
   }
   return ctx.apiServer;
 }
+
+/**
+ * Whether a certificate carries a Kubernetes client or node identity, as this table issues them:
+ * a CN of the `system:` namespace (the API server's reserved users and groups, kubernetes
+ * authentication docs: "system:" prefix), one of the table's fixed CNs (kube-apiserver,
+ * kubernetes-admin, …) or one of its Os (system:nodes, kubeadm:cluster-admins, …). Such a
+ * certificate was issued to a node or a cluster component, never to a CA server: a CA server
+ * presenting one is an impostor (any worker holds one for the addresses it asked for). Undefined,
+ * or what gives it away.
+ */
+export function kubernetesIdentity(
+  cert: Pick<CertInfo, "commonNames" | "organizations">,
+): string | undefined {
+  const cn = cert.commonNames.find((n) => n.startsWith("system:") || TABLE_CNS.has(n));
+  if (cn !== undefined) return `CN "${cn}"`;
+  const o = cert.organizations.find((n) => n.startsWith("system:") || TABLE_OS.has(n));
+  return o === undefined ? undefined : `O "${o}"`;
+}
+
+/** A context naming only the node: enough for every kind's CN and O. */
+const probe = (nodeName: string): TableContext => ({
+  node: { nodeName, ips: [], dnsNames: [] },
+  apiServer: "",
+});
+
+/** The table's CNs that do not depend on the node (its name is the etcd certificates' CN). */
+const TABLE_CNS: ReadonlySet<string> = new Set(
+  CERT_KINDS.filter((k) => k.commonName(probe("a")) === k.commonName(probe("b"))).map((k) =>
+    k.commonName(probe("a")),
+  ),
+);
+
+const TABLE_OS: ReadonlySet<string> = new Set(
+  CERT_KINDS.flatMap((k) => k.organizations(probe(""))),
+);

@@ -32,6 +32,35 @@ export interface State {
    * node-join wrote.
    */
   files?: Record<string, string>;
+  /**
+   * Per CA, what its server last sent that no anchor names (CaBackend.offered): never trusted;
+   * `trust list` shows it, so that a rotation's new root can be pinned once checked.
+   */
+  offered?: Record<string, OfferedRecord[]>;
+}
+
+/** A CA certificate a CA server offered that this node does not trust. */
+export interface OfferedRecord {
+  pin: string;
+  subject: string;
+  notAfter: string;
+}
+
+/**
+ * The state with each reached CA's offered certificates as it sent them this run; a CA with none
+ * loses its entry. Undefined when nothing changed.
+ */
+export function withOffered(
+  state: State,
+  offered: ReadonlyMap<string, OfferedRecord[]>,
+): State | undefined {
+  const next = { ...state.offered };
+  for (const [ca, list] of offered)
+    if (list.length) next[ca] = list;
+    else delete next[ca];
+  if (JSON.stringify(next) === JSON.stringify(state.offered ?? {})) return undefined;
+  const { offered: _old, ...rest } = state;
+  return Object.keys(next).length ? { ...rest, offered: next } : rest;
 }
 
 export interface SignerRecord {

@@ -122,7 +122,7 @@ test("x64 single binary with step-ca: join mints tokens with the jose part, and 
       });
     const join_ = run(
       [
-        ...stepWorkerJoin(root, { ...step, url: proxy.url }),
+        ...stepWorkerJoin(root, { ...step, url: proxy.url }, { "ca-tls-file": proxy.tlsCaFile }),
         "--ca-provisioner",
         "workers",
         "--no-timer",

@@ -1,8 +1,8 @@
 // A CA rotation against a real step-ca, through the README's three phases. 1: a second root in
 // the CA's config (ca.json "root": [old, new]) is served by GET /roots, which node-join fetches
-// over TLS that the pinned root authenticates (as `step ca roots` does), so it joins ca.crt on the
-// next renew; retiring the old root is refused until the new one has a pin of its own, and
-// `trust add --ca-cert-hash` gives it one (the join's --ca-fingerprint becomes a pin). 2: the CA
+// over TLS that the pinned root authenticates (as `step ca roots` does): it is only offered (a
+// warning, `trust list`), never installed, until `trust add --ca-cert-hash` pins it (the join's
+// --ca-fingerprint becomes a pin); retiring the old root before that is refused. 2: the CA
 // signs with a new intermediate under the new root; with renew.onSignerChange early the leaves of
 // the old intermediate are renewed early, and verify against the bundle. 3: the CA drops the old
 // root, and so does the node.
@@ -34,7 +34,7 @@ interface RenewJson {
   renewed: { kind: string; reason: string }[];
 }
 
-test("step-ca rotation: a new root served over the pinned root's TLS joins the bundle and is pinned, the signer switches to a new intermediate (early renewals), the old root retires", async () => {
+test("step-ca rotation: a new root served over the pinned root's TLS is offered until pinned, then joins the bundle, the signer switches to a new intermediate (early renewals), the old root retires", async () => {
   const root = tempRoot("nj-step-rotation-");
   const tokens = [
     await ca.mintToken("workers", "system:node:r1", ["r1", "10.0.0.31"]),
@@ -55,30 +55,34 @@ test("step-ca rotation: a new root served over the pinned root's TLS joins the b
   };
   const oldPin = opensslPin(ca.rootFile);
 
-  // Phase 1: the operator adds a new root beside the old one and restarts the CA.
+  // Phase 1: the operator adds a new root beside the old one and restarts the CA. The node is
+  // offered it and trusts it only once given its pin.
   const newRoot = makeStepCaCert(ca, "new-root", "Smallstep Root CA 2");
   const newPin = opensslPin(newRoot.cert);
   await reconfigureStepCa(ca, [ca.rootFile, newRoot.cert]);
   const r = await runCli(["renew", "--root", root, "--json"]);
   assert.equal(r.code, 0, r.stderr);
-  assert.ok(json<RenewJson>(r).changedFiles.includes(caCrt), r.stdout);
-  const bundle = certsOf(readFileSync(caCrt, "utf8"));
+  // Only the state file, which records what was offered for `trust list`.
   assert.deepEqual(
-    bundle.map((c) => opensslInfo(c).cn),
-    [opensslInfo(ca.rootPem).cn, "Smallstep Root CA 2"],
+    json<RenewJson>(r).changedFiles,
+    [join(root, "var/lib/node-join/state.json")],
+    "an offered root is not installed",
   );
-  assert.equal(bundle[1], readFileSync(newRoot.cert, "utf8"));
-  verifiesAll("phase 1");
-  const again = await runCli(["renew", "--root", root, "--json"]);
-  assert.deepEqual(json<RenewJson>(again).changedFiles, []);
-  // Only the old root vouches for the new one: retiring it now would leave the new one unanchored.
+  assert.match(
+    r.stderr,
+    new RegExp(`offers CA certificate "CN=Smallstep Root CA 2" \\(${newPin}\\) that no anchor`),
+  );
+  assert.equal(certsOf(readFileSync(caCrt, "utf8")).length, 1);
+  const list = await runCli(["trust", "list", "--root", root]);
+  assert.match(list.stdout, new RegExp(`\n  ${newPin} \\(offered\\)\n`));
+  // Retiring the old root before the new one is trusted would leave nothing.
   const remove = () =>
     runCli(["trust", "remove", "--root", root, "--ca", "kubernetes", "--ca-cert-hash", oldPin]);
   const early = await remove();
   assert.equal(early.code, 2);
   assert.equal(
     early.stderr,
-    `node-join: error: CA kubernetes: removing ${oldPin} would leave "CN=Smallstep Root CA 2" (${newPin}) of ca.crt without an anchor: pin it first with node-join trust add --ca kubernetes --ca-cert-hash ${newPin}\n`,
+    `node-join: error: CA kubernetes: removing ${oldPin} would leave no trusted certificate in ca.crt: trust the new CA first (node-join trust add), and run node-join renew until its certificate is in the bundle\n`,
   );
   const add = await runCli([
     ...["trust", "add", "--root", root, "--ca", "kubernetes", "--ca-cert-hash", newPin],
@@ -88,6 +92,16 @@ test("step-ca rotation: a new root served over the pinned root's TLS joins the b
     add.stdout.split("\n")[0],
     `CA kubernetes: trusting ${newPin}; its bundle holds 2 certificate(s)`,
   );
+  const bundle = certsOf(readFileSync(caCrt, "utf8"));
+  assert.deepEqual(
+    bundle.map((c) => opensslInfo(c).cn),
+    [opensslInfo(ca.rootPem).cn, "Smallstep Root CA 2"],
+  );
+  assert.equal(bundle[1], readFileSync(newRoot.cert, "utf8"));
+  verifiesAll("phase 1");
+  const again = await runCli(["renew", "--root", root, "--json"]);
+  assert.deepEqual(json<RenewJson>(again).changedFiles, []);
+  assert.doesNotMatch(again.stderr, /offers/);
   const config = readFileSync(cfg, "utf8");
   assert.doesNotMatch(config, /fingerprint/);
   assert.match(config, new RegExp(`certHashes:\\n\\s+- ${oldPin}\\n\\s+- ${newPin}\\n`));

@@ -234,7 +234,8 @@ async function enrolled(provisioner: string): Promise<{ chain: string; key: Node
 
 test("through a TLS-terminating proxy: auto falls back to a token signed by the current key (the key kept), token goes straight to it, mtls fails naming the setting", async () => {
   const { chain, key } = await enrolled("workers");
-  const via = (renewAuth: "auto" | "mtls" | "token") => backend({ urls: [proxy.url], renewAuth });
+  const via = (renewAuth: "auto" | "mtls" | "token") =>
+    backend({ urls: [proxy.url], renewAuth, tlsCaFile: proxy.tlsCaFile });
   const renewal = async (current: string, currentKey: NodeKey) => ({
     ...(await request(await generateKey("ecdsa-p256"))),
     currentCertPem: current,

@@ -167,7 +167,11 @@ test("behind a TLS-terminating proxy: renew falls back to a token signed by the 
   const r0 = tempRoot("nj-step-renew-");
   const j = await runCli(
     [
-      ...stepWorkerJoin(r0, { ...ca, url: proxy.url }, { "node-name": "p1", ip: "10.0.0.32" }),
+      ...stepWorkerJoin(
+        r0,
+        { ...ca, url: proxy.url },
+        { "node-name": "p1", ip: "10.0.0.32", "ca-tls-file": proxy.tlsCaFile },
+      ),
       "--ca-provisioner",
       "workers",
     ],

@@ -62,6 +62,8 @@ export interface CertSpec {
   unknownCritical?: boolean;
   /** No subject/authority key identifiers (OpenSSL's -x509_strict requires them). */
   noKeyIds?: boolean;
+  /** Non-critical extensions of these OIDs, each holding a DER NULL, after the others. */
+  extraOids?: string[];
 }
 
 export const KU = {
@@ -220,6 +222,8 @@ export async function mint(spec: CertSpec): Promise<Minted> {
     );
   if (spec.unknownCritical)
     extensions.push(new x509.Extension("1.3.6.1.4.1.55555.1", true, new Uint8Array([0x05, 0x00])));
+  for (const oid of spec.extraOids ?? [])
+    extensions.push(new x509.Extension(oid, false, new Uint8Array([0x05, 0x00])));
   if (!spec.noKeyIds) {
     extensions.push(await x509.SubjectKeyIdentifierExtension.create(keys.publicKey));
     if (spec.issuer)

@@ -147,6 +147,8 @@ export interface StepCaHandle {
     opts?: { ttl?: string; caUrl?: string },
   ): Promise<string>;
   /** SIGTERM, then SIGKILL after 5 s; removes dir unless keepDir. Idempotent. */
+  /** Ends the CA process and frees its port, keeping its files: restart() starts it again. */
+  pause(): Promise<void>;
   stop(): Promise<void>;
   /** Stops and starts the same CA (same dir, port, db); waits for /health. */
   restart(): Promise<void>;
@@ -658,6 +660,10 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
         /* no log */
       }
       if (!keepDir) await rm(dir, { recursive: true, force: true });
+    },
+    async pause() {
+      if (stopped) throw new Error("pause() after stop()");
+      await killChild();
     },
     async restart() {
       if (stopped) throw new Error("restart() after stop()");

@@ -1,47 +1,60 @@
 // A TLS-terminating reverse proxy in front of a test step-ca, as a layer-7 load balancer is: a real
 // nginx (Debian's nginx-light) that ends the node's TLS session with a certificate of its own
-// (issued by the step-ca, so the node's trust in the root covers it), asks for no client
+// (issued by a CA of its own, given to node-join as --ca-tls-file), asks for no client
 // certificate (no ssl_verify_client), and forwards each HTTP request to step-ca over a new TLS
 // connection without one (no proxy_ssl_certificate), verifying step-ca against its root. The node's
 // certificate never reaches step-ca (smallstep/cli#701, #1344): mTLS renewal fails there, the
 // token renewal (its Authorization header, passed through as nginx does by default) goes through.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, requireCommand } from "./cfssl.js";
 import { waitListening } from "./listening.js";
-import { stepCaRequest, type StepCaHandle } from "./stepca.js";
+import type { StepCaHandle } from "./stepca.js";
 
 export interface TlsProxy {
   /** https://127.0.0.1:<port>: give it to node-join as the CA URL. */
   url: string;
+  /** The CA of the proxy's own certificate: give it to node-join as --ca-tls-file. */
+  tlsCaFile: string;
   /** "METHOD path" of every request forwarded, in order (nginx's access log). */
   readonly forwarded: string[];
   stop(): Promise<void>;
 }
 
-/** A serving certificate for 127.0.0.1 from the CA's first provisioner (a CSR and a token). */
-async function serverCertificate(ca: StepCaHandle): Promise<{ cert: string; key: string }> {
-  const { privateKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
-  const key = privateKey.export({ type: "pkcs8", format: "pem" }).toString();
-  const keyFile = join(ca.dir, `proxy-${process.pid}.key`);
-  writeFileSync(keyFile, key, { mode: 0o600 });
-  const csr = execFileSync("openssl", [
-    "req",
-    "-new",
-    "-key",
-    keyFile,
-    "-subj",
-    "/CN=127.0.0.1",
-    "-addext",
-    "subjectAltName=IP:127.0.0.1",
-  ]).toString();
-  const ott = await ca.mintToken(ca.provisioners[0]!.name, "127.0.0.1", ["127.0.0.1"]);
-  const r = await stepCaRequest(ca, "/1.0/sign", { body: { csr, ott } });
-  if (r.status !== 201) throw new Error(`proxy certificate: HTTP ${r.status}: ${r.body}`);
-  return { cert: r.json.certChain.join(""), key };
+/**
+ * The proxy's own CA and its serving certificate for 127.0.0.1 (openssl), in `dir`: not one from
+ * the step-ca, whose provisioners' certificates node-join refuses as the CA server's (any enrolled
+ * client holds one); the node is given `proxy-ca.crt` as --ca-tls-file.
+ */
+function serverCertificate(dir: string): { cert: string; key: string; caFile: string } {
+  const f = (name: string) => join(dir, name);
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  execFileSync("openssl", [
+    ...["req", "-x509", ...ec, "-keyout", f("proxy-ca.key"), "-out", f("proxy-ca.crt")],
+    ...["-days", "2", "-subj", "/CN=node-join test proxy CA"],
+    ...["-addext", "basicConstraints=critical,CA:TRUE"],
+    ...["-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+  ]);
+  execFileSync("openssl", [
+    ...["req", "-new", ...ec, "-keyout", f("proxy.key"), "-out", f("proxy.csr")],
+    ...["-subj", "/CN=127.0.0.1"],
+  ]);
+  writeFileSync(
+    f("proxy.ext"),
+    "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n",
+  );
+  execFileSync("openssl", [
+    ...["x509", "-req", "-in", f("proxy.csr"), "-CA", f("proxy-ca.crt")],
+    ...["-CAkey", f("proxy-ca.key"), "-CAcreateserial", "-days", "1"],
+    ...["-extfile", f("proxy.ext"), "-out", f("proxy.crt")],
+  ]);
+  return {
+    cert: readFileSync(f("proxy.crt"), "utf8"),
+    key: readFileSync(f("proxy.key"), "utf8"),
+    caFile: f("proxy-ca.crt"),
+  };
 }
 
 /** nginx.conf for one TLS server on 127.0.0.1:<port> proxying to step-ca; every path in `dir`. */
@@ -85,10 +98,8 @@ function nginxConf(o: { dir: string; port: number; upstream: string; asRoot: boo
 
 export async function startTlsProxy(ca: StepCaHandle): Promise<TlsProxy> {
   requireCommand("nginx", "nginx-light");
-  const { cert, key } = await serverCertificate(ca);
   const dir = mkdtempSync(join(tmpdir(), "nj-nginx-"));
-  writeFileSync(join(dir, "proxy.crt"), cert);
-  writeFileSync(join(dir, "proxy.key"), key, { mode: 0o600 });
+  const { caFile } = serverCertificate(dir);
   writeFileSync(join(dir, "upstream-roots.pem"), ca.trustPem ?? ca.rootPem);
   const port = await freePort();
   const conf = join(dir, "nginx.conf");
@@ -131,6 +142,7 @@ export async function startTlsProxy(ca: StepCaHandle): Promise<TlsProxy> {
   }
   return {
     url: `https://127.0.0.1:${port}`,
+    tlsCaFile: caFile,
     // nginx writes each access log line when the request ends, unbuffered (no buffer= on
     // access_log): the file holds every request answered so far.
     get forwarded() {

@@ -490,7 +490,7 @@ test("a CA anchored by a step-ca fingerprint: retiring its root while the bundle
   assert.match(
     list.stdout,
     new RegExp(
-      `\\n  ${pinOf(n.next)}\\n    CN=kubernetes-ca-2, expires \\S+; in the bundle, pinned by nothing: kept only while the CA server sends it; pin it before retiring the others\\n`,
+      `\\n  ${pinOf(n.next)}\\n    CN=kubernetes-ca-2, expires \\S+; in the bundle, pinned by nothing: the next renew drops it; pin it to keep it\\n`,
     ),
   );
   const early = await n.run("trust remove", "--ca", "kubernetes", "--ca-cert-hash", pinOf(n.old));
