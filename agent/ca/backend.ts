@@ -58,8 +58,11 @@ export interface RevokeRequest {
   kind: string;
   /** The certificate to revoke (leaf only). */
   certPem: string;
-  /** Its private key: step-ca authenticates a revocation by the certificate itself over mTLS. */
-  keyPem: string;
+  /**
+   * Its private key: step-ca authenticates a revocation by the certificate itself over mTLS.
+   * Absent: the key is no longer on the node (a CA that needs it refuses, CaRefusedError).
+   */
+  keyPem?: string;
   reason: RevokeReason;
 }
 
@@ -102,6 +105,11 @@ export interface CaBackend {
    * unreachable: TransientError after the run's deadline) naming the certificate's serial.
    */
   revoke?(req: RevokeRequest): Promise<void>;
+  /**
+   * revoke needs the certificate's private key (step-ca: mTLS with the certificate itself), so a
+   * superseded certificate whose revocation failed keeps its key on the node for the retry.
+   */
+  readonly revokesWithKey?: boolean;
   /**
    * Every set of SANs this backend asks the CA for when it requests `template` (its certificate
    * must carry exactly one of them). Absent: the template's SANs, the only ones asked for.

@@ -1,7 +1,7 @@
 // CFSSL's API (cloudflare/cfssl api/ and auth/): /info for the CA certificate, /authsign with an
 // HMAC over the exact request bytes when an auth key is configured, /sign otherwise.
 import { createHmac } from "node:crypto";
-import { CaRefusedError, UsageError } from "../common/errors.js";
+import { CaRefusedError, NoRevocationError, UsageError } from "../common/errors.js";
 import { TransientError } from "./retry.js";
 import { secretEnvName, type SecretKind } from "./secrets.js";
 import type { CertInfo } from "../pki/x509.js";
@@ -181,7 +181,7 @@ export function createCfsslBackend(ctx: BackendContext): CaBackend {
       ?.keyId?.toLowerCase();
     const what = `revoking ${req.kind} (serial ${serial})`;
     const noDatabase = (from: string) =>
-      new CaRefusedError(
+      new NoRevocationError(
         `${from}: cannot revoke ${req.kind} (serial ${serial}): the CA has no certificate database (cfssl serve -db-config): revoke it there once it has one, or let it expire`,
       );
     const tried: string[] = [];

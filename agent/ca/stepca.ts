@@ -6,7 +6,12 @@
 // by the current key at /1.0/renew (the same key: through a TLS-terminating proxy, after expiry).
 import { createPrivateKey, type JsonWebKey } from "node:crypto";
 import type { CertTemplate } from "../pki/certs.js";
-import { CaRefusedError, UsageError, VerificationError } from "../common/errors.js";
+import {
+  CaRefusedError,
+  NoRevocationError,
+  UsageError,
+  VerificationError,
+} from "../common/errors.js";
 import { ipFamily } from "../common/ip.js";
 import { sanDifference, type RequestedSans } from "../pki/verify.js";
 import { TransientError } from "./retry.js";
@@ -813,13 +818,18 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     const trust = connectedTrust();
     const { leaf, serial } = revokedLeaf(req.certPem, req.kind);
     const cannot = `cannot revoke ${req.kind} (serial ${serial})`;
+    const keyPem = req.keyPem;
+    if (keyPem === undefined)
+      throw new CaRefusedError(
+        `${servers.description}: ${cannot}: its key is no longer on this node, and step-ca authenticates a revocation by the certificate's own key (mTLS): revoke it at the CA with a provisioner (step ca revoke), or let it expire`,
+      );
     if (leaf.notAfter.getTime() <= ctx.clock.now())
       throw new CaRefusedError(
         `${servers.description}: ${cannot}: it expired on ${leaf.notAfter.toISOString()} and an expired certificate cannot authenticate the mTLS revocation`,
       );
     const noDatabase = (status: number, from: string) =>
       status === 501
-        ? new CaRefusedError(
+        ? new NoRevocationError(
             `${from}: ${cannot}: the CA has no database to record revocations (ca.json "db"): revoke it there once it has one, or let it expire`,
           )
         : undefined;
@@ -834,7 +844,7 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
             reason: req.reason,
             passive: true,
           }),
-        tls: { ...trust, cert: leaf.pem, key: req.keyPem },
+        tls: { ...trust, cert: leaf.pem, key: keyPem },
         what: `revoking ${req.kind} (serial ${serial})`,
         unauthorized: "the CA refused the certificate (HTTP 401)",
         special: noDatabase,
@@ -906,6 +916,7 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
     sign,
     renew,
     revoke,
+    revokesWithKey: true,
     requestedSans: stepCaRequestedSans,
   };
 }

@@ -50,6 +50,12 @@ export class CaRefusedError extends NodeJoinError {
   }
 }
 
+/**
+ * The CA has no revocation path at all (CFSSL without a certificate database, step-ca without a
+ * database): a renewal keeps the superseded certificate's serial recorded instead of retrying.
+ */
+export class NoRevocationError extends CaRefusedError {}
+
 /** A pin mismatch or an issued certificate that is not what was asked for. */
 export class VerificationError extends NodeJoinError {
   constructor(message: string) {

@@ -136,6 +136,7 @@ export function casOf(kinds: { ca: CaName }[]): CaName[] {
 
 export interface Issued {
   kind: string;
+  ca: CaName;
   credentials: Credentials;
   leaf: CertInfo;
   /** How it was issued when that is worth a word (Renewed.note). */
@@ -186,6 +187,7 @@ async function issue(a: Assessment, ca: ConnectedCa, o: IssueOptions, now: Date)
   });
   return {
     kind: a.kind.name,
+    ca: a.kind.ca,
     credentials: { chainPem: verified.chain.map((c) => c.pem).join(""), keyPem: certified.pem },
     leaf: verified.leaf,
     ...(answer.note ? { note: answer.note } : {}),

@@ -25,7 +25,10 @@ import { backupExisting, commitRemoval } from "../store/transaction.js";
 import { serviceAccountPaths } from "./files.js";
 import { connectCas } from "./issue.js";
 import { locked } from "./locked.js";
+import { dropKeptKeys, keptKey, knownCa, revokeSubject, serialDecimal } from "./revoke.js";
 import type { Runtime } from "./runtime.js";
+
+export { revokeSubject, serialDecimal } from "./revoke.js";
 
 /** RFC 5280 5.3.1: the node is retired, its keys were not compromised. */
 export const LEAVE_REASON: RevokeReason = "cessationOfOperation";
@@ -70,7 +73,8 @@ export interface ToRevoke {
   serialDecimal: string;
   notAfter: string;
   certPem: string;
-  keyPem: string;
+  /** Absent: its key is no longer on the node (a superseded certificate). */
+  keyPem?: string;
 }
 
 export interface LeavePlan {
@@ -106,11 +110,6 @@ export interface LeaveOutcome {
 }
 
 const METRICS = "metrics textfile";
-
-/** A certificate's serial in decimal, from node-join's lower-case hex. */
-export function serialDecimal(hex: string): string {
-  return BigInt(`0x${hex || "0"}`).toString(10);
-}
 
 interface Candidate {
   path: string;
@@ -216,8 +215,27 @@ function stopCommands(s: Settings, l: Layout): LeavePlan["stop"] {
   return { commands: active.status === 0 ? [["systemctl", "stop", "kubelet"]] : [] };
 }
 
-/** The certificates node-join issued here that are still valid (those --revoke revokes). */
+/**
+ * The certificates node-join issued here that are still valid (those --revoke revokes): the
+ * installed ones, then every other one the state recorded (superseded by a renewal and not yet
+ * revoked: a copy of the node's files could still renew with it).
+ */
 function stillValid(l: Layout, state: State, now: number): ToRevoke[] {
+  const installed = installedValid(l, state, now);
+  for (const r of (state.issued ?? []).filter(knownCa)) {
+    if (r.revokedAt || Date.parse(r.notAfter) <= now) continue;
+    if (installed.some((i) => i.serial === r.serial && i.ca === r.ca)) continue;
+    const keyPem = keptKey(l, r);
+    installed.push({
+      ...{ kind: r.kind, ca: r.ca, serial: r.serial, serialDecimal: serialDecimal(r.serial) },
+      ...{ notAfter: r.notAfter, certPem: r.certPem, ...(keyPem ? { keyPem } : {}) },
+    });
+  }
+  return installed;
+}
+
+/** The installed certificates node-join issued that are still valid. */
+function installedValid(l: Layout, state: State, now: number): ToRevoke[] {
   const out: ToRevoke[] = [];
   for (const kind of CERT_KINDS) {
     const installed = readInstalled(kind, l).installed;
@@ -320,7 +338,8 @@ async function revokeAll(o: LeaveOptions, plan: LeavePlan, rt: Runtime): Promise
         continue;
       }
       try {
-        await revoke({ kind: r.kind, certPem: r.certPem, keyPem: r.keyPem, reason: LEAVE_REASON });
+        const key = r.keyPem !== undefined ? { keyPem: r.keyPem } : {};
+        await revoke({ kind: r.kind, certPem: r.certPem, ...key, reason: LEAVE_REASON });
         out.push(result(r));
       } catch (err) {
         out.push(result(r, errorMessage(err)));
@@ -328,16 +347,6 @@ async function revokeAll(o: LeaveOptions, plan: LeavePlan, rt: Runtime): Promise
     }
   }
   return out;
-}
-
-/** "kubelet-client serial 1f2e (7982) at CA kubernetes": how a revocation names a certificate. */
-export function revokeSubject(r: {
-  kind: string;
-  serial: string;
-  serialDecimal: string;
-  ca: CaName;
-}): string {
-  return `${r.kind} serial ${r.serial} (${r.serialDecimal}) of CA ${CAS[r.ca].display}`;
 }
 
 /**
@@ -416,6 +425,8 @@ export async function leave(o: LeaveOptions, rt: Runtime): Promise<LeaveOutcome>
       const all = plan.remove.map((r) => r.path);
       const backup = o.keepBackup ? backupExisting(all, l, now) : undefined;
       for (const r of plan.remove) if (r.what === METRICS) removeIfExists(r.path);
+      // Revoked (or given up with --force): the keys kept for a retry go with the node.
+      dropKeptKeys(l, readState(l));
       rt.crashPoint?.("stage");
       commitRemoval(
         { remove: journalled(plan), parked, dropBackups: !o.keepBackup && plan.backups },

@@ -53,6 +53,7 @@ import {
 import { requestedSansFor } from "../ca/index.js";
 import { trustedBundle } from "../ca/trust.js";
 import { locked } from "./locked.js";
+import { revokeSuperseded, supersededBy } from "./revoke.js";
 import type { Runtime } from "./runtime.js";
 
 export interface RunPolicy {
@@ -230,7 +231,11 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       },
       rt,
     );
+    const superseded = supersededBy(readings, issued, readState(l), rt.clock.now());
     const committed = commit(changes(issuedCredentials(issued)), l, now(), rt.crashPoint);
+    // Once the new certificates are in place (a failed commit keeps the old ones, unrevoked):
+    // those they replaced, and those earlier runs could not revoke (revoke.ts).
+    if (policy.issue !== false) await revokeSuperseded(superseded, connected, rt);
     const keep = policy.keepPrevious;
     if (keep !== undefined)
       for (const a of toIssue)
@@ -399,7 +404,13 @@ function issuedCredentials(issued: Map<string, Issued>): NewCredentials {
   const all = [...issued.values()];
   return {
     credentials: new Map(all.map((i) => [i.kind, i.credentials])),
-    records: all.map((i) => ({ kind: i.kind, serial: i.leaf.serial, notAfter: i.leaf.notAfter })),
+    records: all.map((i) => ({
+      kind: i.kind,
+      ca: i.ca,
+      serial: i.leaf.serial,
+      notAfter: i.leaf.notAfter,
+      certPem: i.leaf.pem,
+    })),
   };
 }
 
@@ -410,7 +421,13 @@ const TO_BE_ISSUED: Credentials = { chainPem: "(to be issued)\n", keyPem: "(to b
 function standIns(toIssue: Assessment[], at: Date): NewCredentials {
   return {
     credentials: new Map(toIssue.map((a) => [a.kind.name, TO_BE_ISSUED])),
-    records: toIssue.map((a) => ({ kind: a.kind.name, serial: "", notAfter: at })),
+    records: toIssue.map((a) => ({
+      kind: a.kind.name,
+      ca: a.kind.ca,
+      serial: "",
+      notAfter: at,
+      certPem: "",
+    })),
   };
 }
 

@@ -37,6 +37,12 @@ export interface State {
    * `trust list` shows it, so that a rotation's new root can be pinned once checked.
    */
   offered?: Record<string, OfferedRecord[]>;
+  /**
+   * Every certificate node-join issued on this node, until it expires: a copy of the node's files
+   * renews with any of them that is still valid, so `leave --revoke` revokes them all and a
+   * renewal revokes the one it superseded (engine/revoke.ts, README "Revocation at the CA").
+   */
+  issued?: IssuedCertRecord[];
 }
 
 /** A CA certificate a CA server offered that this node does not trust. */
@@ -63,6 +69,33 @@ export function withOffered(
   return Object.keys(next).length ? { ...rest, offered: next } : rest;
 }
 
+/** One certificate node-join issued, as long as it is valid. */
+export interface IssuedCertRecord {
+  kind: string;
+  /** The CA's name (pki/cas.ts CaName). */
+  ca: string;
+  /** Lower-case hex. */
+  serial: string;
+  notAfter: string;
+  /**
+   * The leaf (public): what a revocation names, CFSSL by its serial and authority key id, step-ca
+   * by the mTLS client certificate itself.
+   */
+  certPem: string;
+  /** When node-join revoked it (a superseded one after a renewal). */
+  revokedAt?: string;
+  /**
+   * Its CA has no revocation path (no certificate database): renewals no longer try; leave
+   * --revoke still does, and reports it.
+   */
+  noRevocation?: true;
+  /**
+   * Its key is kept in the state directory (revoke.ts keptKeyPath) for a retry: its CA revokes
+   * with the key (step-ca) and the revocation after the renewal failed.
+   */
+  keyKept?: true;
+}
+
 export interface SignerRecord {
   pin: string;
   seenAt: string;
@@ -71,8 +104,11 @@ export interface SignerRecord {
 /** One certificate this run issued, as the state file records it. */
 export interface IssuedRecord {
   kind: string;
+  ca: string;
   serial: string;
   notAfter: Date;
+  /** The leaf, for the record of every certificate issued (State.issued). */
+  certPem: string;
 }
 
 export function readState(l: Layout): State {
@@ -95,16 +131,17 @@ export function withIssued(
   renewal: boolean,
 ): State {
   const certificates = { ...state.certificates };
+  const records = [...(state.issued ?? [])];
   for (const i of issued) {
-    certificates[i.kind] = {
-      serial: i.serial,
-      notAfter: i.notAfter.toISOString(),
-      issuedAt: now.toISOString(),
-    };
+    const notAfter = i.notAfter.toISOString();
+    certificates[i.kind] = { serial: i.serial, notAfter, issuedAt: now.toISOString() };
+    if (!records.some((r) => r.serial === i.serial && r.ca === i.ca))
+      records.push({ kind: i.kind, ca: i.ca, serial: i.serial, notAfter, certPem: i.certPem });
   }
   return {
     ...state,
     certificates,
+    ...(records.length ? { issued: records } : {}),
     ...(renewal && issued.length ? { lastRenewal: now.toISOString() } : {}),
   };
 }

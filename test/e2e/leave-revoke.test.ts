@@ -3,10 +3,11 @@
 // (reason 5, cessationOfOperation) before the files go; a CFSSL without a database stops the leave
 // with exit 10 naming every serial and nothing changed, `--force` leaves anyway; step-ca revokes
 // over mTLS (a worker, and a control plane on one step-ca), and a copy of the node taken before
-// the leave can no longer renew with them.
+// the leave can no longer renew with them. After a renewal the superseded certificates are revoked
+// too (reason superseded): a copy taken before `renew --force` cannot renew after the leave either.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { cfsslControlPlaneJoin, cfsslWorkerJoin, flags } from "../../scripts/lib/args.js";
@@ -56,6 +57,37 @@ function installedSerials(root: string): Map<string, string> {
   );
 }
 
+/** A worker joined to `ca` (its auth key installed) under a new root, and its serials. */
+async function cfsslWorker(ca: CfsslCa, prefix: string): Promise<[string, Map<string, string>]> {
+  const root = tempRoot(prefix);
+  const key = ca.installAuthKey(root);
+  const j = await runCli(cfsslWorkerJoin(root, ca, { "ca-auth-key-file": key }));
+  assert.equal(j.code, 0, j.stderr);
+  return [root, installedSerials(root)];
+}
+
+/** A worker joined to the step-ca's "workers" provisioner under a new root, and its serials. */
+async function stepWorker(
+  prefix: string,
+  nodeName: string,
+): Promise<[string, Map<string, string>]> {
+  const root = tempRoot(prefix);
+  const password = step.provisioners[0]!.passwordFile;
+  const args = { "ca-provisioner": "workers", "ca-password-file": password, "node-name": nodeName };
+  const j = await runCli(stepWorkerJoin(root, step, args));
+  assert.equal(j.code, 0, j.stderr);
+  return [root, installedSerials(root)];
+}
+
+/** A copy of the node's files as `cp -a` takes it, its config naming paths under its own root. */
+function copyOf(root: string, prefix: string): string {
+  const copy = tempRoot(prefix);
+  execFileSync("cp", ["-a", `${root}/.`, copy]);
+  const cfg = join(copy, "etc/node-join/config.yaml");
+  writeFileSync(cfg, readFileSync(cfg, "utf8").replaceAll(root, copy));
+  return copy;
+}
+
 interface LeaveJson {
   revocations: { kind: string; ca: string; serialDecimal: string; revoked: boolean }[];
 }
@@ -101,11 +133,7 @@ test("control plane, three CFSSL CAs with databases: every certificate is revoke
 });
 
 test("a CFSSL without a certificate database: exit 10 naming every serial, nothing changed; --force leaves anyway", async () => {
-  const root = tempRoot("nj-leave-revoke-nodb-");
-  const key = noDb.installAuthKey(root);
-  const j = await runCli(cfsslWorkerJoin(root, noDb, { "ca-auth-key-file": key }));
-  assert.equal(j.code, 0, j.stderr);
-  const serials = installedSerials(root);
+  const [root, serials] = await cfsslWorker(noDb, "nj-leave-revoke-nodb-");
   const beforeLeave = snapshot(root);
   const r = await runCli(["leave", "--root", root, "--yes", "--revoke"]);
   assert.equal(r.code, 10, r.stderr);
@@ -126,17 +154,8 @@ test("a CFSSL without a certificate database: exit 10 naming every serial, nothi
 });
 
 test("step-ca: leave --revoke revokes over mTLS; a copy of the node taken before can no longer renew", async () => {
-  const root = tempRoot("nj-leave-revoke-step-");
-  const password = step.provisioners[0]!.passwordFile;
-  const args = { "ca-provisioner": "workers", "ca-password-file": password, "node-name": "lr1" };
-  const j = await runCli(stepWorkerJoin(root, step, args));
-  assert.equal(j.code, 0, j.stderr);
-  const serials = installedSerials(root);
-  const copy = tempRoot("nj-leave-revoke-copy-");
-  cpSync(root, copy, { recursive: true, verbatimSymlinks: true });
-  // the copy's config and links name paths under its own root
-  const cfg = join(copy, "etc/node-join/config.yaml");
-  writeFileSync(cfg, readFileSync(cfg, "utf8").replaceAll(root, copy));
+  const [root, serials] = await stepWorker("nj-leave-revoke-step-", "lr1");
+  const copy = copyOf(root, "nj-leave-revoke-copy-");
 
   const r = await runCli(["leave", "--root", root, "--yes", "--revoke"]);
   assert.equal(r.code, 0, r.stderr);
@@ -185,4 +204,49 @@ test("step-ca control plane (one step-ca for the three CAs): every certificate r
   const log = stepCaLog(step);
   for (const dec of serials.keys()) assert.match(log, new RegExp(`serial=${dec}\\b`));
   assert.deepEqual(diffSnapshots(beforeJoin, snapshot(root)), []);
+});
+
+test("CFSSL with a database: join, renew --force, leave --revoke: all four certificates issued to the worker are revoked", async () => {
+  const [root, joinedSerials] = await cfsslWorker(k8s, "nj-leave-revoke-renewed-");
+  const renew = await runCli(["renew", "--root", root, "--force"]);
+  assert.equal(renew.code, 0, renew.stderr);
+  const renewedSerials = installedSerials(root);
+  assert.equal(joinedSerials.size + renewedSerials.size, 4);
+  const row = (dec: string) => k8s.certificates().find((x) => x.serial_number === dec);
+  // The superseded ones are revoked by the renewal itself, reason superseded (RFC 5280: 4).
+  for (const dec of joinedSerials.keys())
+    assert.deepEqual([dec, row(dec)?.status, row(dec)?.reason], [dec, "revoked", 4]);
+  for (const dec of renewedSerials.keys()) assert.equal(row(dec)?.status, "good", dec);
+
+  const r = await runCli(["leave", "--root", root, "--yes", "--revoke"]);
+  assert.equal(r.code, 0, r.stderr);
+  for (const dec of renewedSerials.keys())
+    assert.deepEqual([dec, row(dec)?.status, row(dec)?.reason], [dec, "revoked", 5]);
+  for (const dec of [...joinedSerials.keys(), ...renewedSerials.keys()])
+    assert.equal(row(dec)?.status, "revoked", dec);
+});
+
+test("step-ca: renew --force revokes the superseded certificates; a copy taken before the renewal cannot renew after leave --revoke", async () => {
+  const [root, joinedSerials] = await stepWorker("nj-leave-revoke-step-renewed-", "lr2");
+  const copy = copyOf(root, "nj-leave-revoke-step-copy-");
+
+  const renew = await runCli(["renew", "--root", root, "--force"]);
+  assert.equal(renew.code, 0, renew.stderr);
+  assert.doesNotMatch(renew.stderr, /warning/i);
+  // step-ca logs each revocation with its serial and reason code (api/revoke.go logRevoke).
+  const revokedLines = () =>
+    stepCaLog(step)
+      .split("\n")
+      .filter((l) => /reasonCode=4\b/.test(l));
+  for (const dec of joinedSerials.keys())
+    assert.ok(
+      revokedLines().some((l) => new RegExp(`serial=${dec}\\b`).test(l)),
+      `superseded ${joinedSerials.get(dec)} (${dec}) revoked`,
+    );
+
+  const r = await runCli(["leave", "--root", root, "--yes", "--revoke"]);
+  assert.equal(r.code, 0, r.stderr);
+  const copied = await runCli(["renew", "--root", copy, "--force"]);
+  assert.equal(copied.code, 4, copied.stderr);
+  assert.match(copied.stderr, /the CA refused the current certificate \(HTTP 401\)/);
 });

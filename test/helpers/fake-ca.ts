@@ -2,6 +2,7 @@
 // fast tests: it signs what it is asked for with a key of its own, on the test's clock, and counts
 // what it was asked. The end-to-end tests use a real CFSSL and step-ca instead.
 import "reflect-metadata";
+import { createPrivateKey } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import type {
   CaBackend,
@@ -38,6 +39,10 @@ export class FakeCa implements CaBackend {
   revoke?: (req: RevokeRequest) => Promise<void>;
   /** What was revoked: "<kind> <serial> <reason>", in order. */
   readonly revoked: string[] = [];
+  /** Set to make revocations alone fail, signing still working. */
+  revokeFailure?: "down" | "refuse";
+  /** Like step-ca: a revocation needs the certificate's own key (checked against it). */
+  revokesWithKey = false;
 
   private constructor(
     readonly name: string,
@@ -76,8 +81,14 @@ export class FakeCa implements CaBackend {
    */
   withRevocation(): this {
     this.revoke = async (req) => {
-      const f = this.failure;
-      const serial = parseCert(req.certPem).serial;
+      const f = this.revokeFailure ? { mode: this.revokeFailure, kinds: undefined } : this.failure;
+      const cert = parseCert(req.certPem);
+      const serial = cert.serial;
+      if (
+        this.revokesWithKey &&
+        !(req.keyPem && cert.node.checkPrivateKey(createPrivateKey(req.keyPem)))
+      )
+        throw new CaRefusedError(`${this.description} revoking serial ${serial}: not its key`);
       if (f && (!f.kinds || f.kinds.includes(req.kind))) {
         if (f.mode === "down")
           throw new CaUnreachableError(`${this.description} unreachable: connection refused`);

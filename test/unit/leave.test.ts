@@ -19,8 +19,9 @@ import type { RuntimeSeams } from "../../agent/cli/context.js";
 import { NEEDS_YES } from "../../agent/cli/leave.js";
 import { main } from "../../agent/cli/main.js";
 import { serialDecimal } from "../../agent/engine/leave.js";
+import type { FakeCa } from "../helpers/fake-ca.js";
 import { snapshot, tempRoot } from "../helpers/fs.js";
-import { joined, kubeletLeaf, type Joined, type Out } from "../helpers/joined.js";
+import { DAY, joined, kubeletLeaf, type Joined, type Out } from "../helpers/joined.js";
 
 /** Every path left under the root, relative, sorted. */
 function tree(root: string): string[] {
@@ -283,6 +284,145 @@ test("--revoke: a CA that cannot revoke or refuses stops leave with the serials 
   assert.ok(forced.stdout.includes(`\n  not revoked kubelet-server serial ${server} (`));
   assert.ok(forced.stdout.includes(`\n  revoked kubelet-client serial ${client} (`));
   assert.deepEqual(tree(n.root), WORKER_AFTER);
+});
+
+/** The state's record of every certificate issued (State.issued), as the tests read it. */
+interface IssuedJson {
+  kind: string;
+  serial: string;
+  revokedAt?: string;
+  noRevocation?: true;
+  keyKept?: true;
+}
+function issuedRecords(root: string): IssuedJson[] {
+  const st = JSON.parse(readFileSync(join(root, "var/lib/node-join/state.json"), "utf8")) as {
+    issued?: IssuedJson[];
+  };
+  return st.issued ?? [];
+}
+const keptKeyFile = (root: string, serial: string) =>
+  join(root, "var/lib/node-join", `superseded-${serial}.key`);
+/** The kubelet certificates' serials now: [client, server]. */
+const kubeletSerials = (root: string) =>
+  ["kubelet-client", "kubelet-server"].map((k) => kubeletLeaf(root, k).serial);
+
+/**
+ * A worker whose CA revokes only with the certificate's own key (as step-ca), renewed with
+ * `renew --force` while revocations fail as `failure`: the superseded serials [client, server].
+ */
+async function renewedUnrevoked(
+  failure: "down" | "refuse",
+  lifetimeMs?: number,
+): Promise<{ n: Joined; ca: FakeCa; old: [string, string]; renewed: Out }> {
+  const n = await joined("worker", lifetimeMs);
+  const ca = n.cas.kubernetes.withRevocation();
+  ca.revokesWithKey = true;
+  const old = kubeletSerials(n.root) as [string, string];
+  ca.revokeFailure = failure;
+  const renewed = await n.run("renew", "--force");
+  assert.equal(renewed.code, 0, renewed.stderr);
+  return { n, ca, old, renewed };
+}
+
+test("a renewal whose revocation of the superseded certificates fails: a warning, exit 0, the key kept 0600, revoked by the next run", async () => {
+  const { n, ca, old, renewed: r } = await renewedUnrevoked("down");
+  const [client, server] = old;
+  for (const [kind, serial] of [
+    ["kubelet-client", client],
+    ["kubelet-server", server],
+  ] as const) {
+    assert.ok(
+      r.stderr.includes(
+        `node-join: warning: could not revoke superseded ${kind} serial ${serial} (${serialDecimal(serial)}) of CA kubernetes: CA kubernetes (fake) unreachable: connection refused; the next run retries\n`,
+      ),
+      r.stderr,
+    );
+    assert.equal(statSync(keptKeyFile(n.root, serial)).mode & 0o777, 0o600);
+  }
+  assert.deepEqual(ca.revoked, []);
+  assert.deepEqual(
+    issuedRecords(n.root).map((x) => [x.serial, x.keyKept ?? false]),
+    [[client, true], [server, true], ...kubeletSerials(n.root).map((s) => [s, false])],
+  );
+
+  ca.revokeFailure = undefined;
+  const signed = ca.signed.length;
+  const again = await n.run("renew");
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(ca.signed.length, signed, "nothing was due");
+  assert.deepEqual(ca.revoked, [
+    `kubelet-client ${client} superseded`,
+    `kubelet-server ${server} superseded`,
+  ]);
+  assert.ok(!existsSync(keptKeyFile(n.root, client)) && !existsSync(keptKeyFile(n.root, server)));
+  assert.deepEqual(
+    issuedRecords(n.root).map((x) => [x.serial, x.revokedAt !== undefined, x.keyKept ?? false]),
+    [
+      [client, true, false],
+      [server, true, false],
+      ...kubeletSerials(n.root).map((s) => [s, false, false]),
+    ],
+  );
+  // leave --revoke then revokes the two installed ones; the superseded are done.
+  const [newClient, newServer] = kubeletSerials(n.root) as [string, string];
+  const left = await n.run("leave", "--yes", "--revoke");
+  assert.equal(left.code, 0, left.stderr);
+  assert.deepEqual(ca.revoked.slice(2), [
+    `kubelet-client ${newClient} cessationOfOperation`,
+    `kubelet-server ${newServer} cessationOfOperation`,
+  ]);
+});
+
+test("leave --revoke revokes the superseded certificates a renewal could not, with their kept keys, and removes the keys", async () => {
+  const { n, ca, old } = await renewedUnrevoked("refuse");
+  const current = kubeletSerials(n.root) as [string, string];
+  ca.revokeFailure = undefined;
+  const left = await n.run("leave", "--yes", "--revoke", "--json");
+  assert.equal(left.code, 0, left.stderr);
+  const out = JSON.parse(left.stdout) as {
+    revocations: { kind: string; serial: string; serialDecimal: string; revoked: boolean }[];
+  };
+  assert.deepEqual(
+    out.revocations.map((x) => [x.kind, x.serial, x.serialDecimal, x.revoked]),
+    [...current, ...old].map((s, i) => [
+      i % 2 ? "kubelet-server" : "kubelet-client",
+      s,
+      serialDecimal(s),
+      true,
+    ]),
+  );
+  assert.deepEqual(
+    [...ca.revoked].sort(),
+    [...current, ...old]
+      .map((s, i) => `${i % 2 ? "kubelet-server" : "kubelet-client"} ${s} cessationOfOperation`)
+      .sort(),
+  );
+  assert.deepEqual(tree(n.root), WORKER_AFTER, "the kept keys are gone with the state");
+});
+
+test("the records of expired certificates are dropped from the state, and their kept keys removed", async () => {
+  const { n, old } = await renewedUnrevoked("down", 30 * DAY);
+  assert.ok(old.every((s) => existsSync(keptKeyFile(n.root, s))));
+  assert.equal(issuedRecords(n.root).length, 4);
+  // The first pair expires (and the second is due: renewed, superseded while still valid).
+  n.clock.advance(31 * DAY);
+  const later = await n.run("renew");
+  assert.equal(later.code, 0, later.stderr);
+  const records = issuedRecords(n.root);
+  assert.deepEqual(
+    records.filter((x) => old.includes(x.serial)),
+    [],
+    "expired records dropped",
+  );
+  assert.ok(
+    old.every((s) => !existsSync(keptKeyFile(n.root, s))),
+    "their keys removed",
+  );
+  assert.deepEqual(
+    records.map((x) => x.serial).sort(),
+    [...kubeletSerials(n.root)].sort(),
+    "the installed ones only: the second pair expired too",
+  );
 });
 
 /**
