@@ -102,7 +102,8 @@ export function parseProxyUrl(text: string): ParsedProxyUrl | string {
 /** Why a proxy URL from a flag, NODE_JOIN_* variable or config key is unusable, or undefined. */
 export function checkProxySetting(v: string): string | undefined {
   if (!/^http:\/\//i.test(v) && !v.includes("://"))
-    return `is not a URL: did you mean http://${v}?`;
+    // The suggestion repeats the value: its password, if any, as everywhere else (redactUrl).
+    return `is not a URL: did you mean http://${redactUrl(v)}?`;
   const p = parseProxyUrl(v);
   if (typeof p === "string") return p;
   if (p.user !== undefined || p.password !== undefined) {
