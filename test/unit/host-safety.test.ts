@@ -60,26 +60,24 @@ test("the hook environment holds none of the variables a CA secret is read from"
   assert.equal(env.NODE_JOIN_CA_AUTH_KEY, "secret-kubernetes-AUTH_KEY", "the run's own is kept");
 });
 
-test("a hook run by runHooks sees no secret in its environment", () => {
+/** What a hook that dumps its environment saw, run by runHooks as renew and leave run it. */
+function hookSaw(env: NodeJS.ProcessEnv): string {
   const root = tempRoot("nj-hooks-");
   const dump = join(root, "env.txt");
+  const hook = ["/bin/sh", "-c", `env > '${dump}'`];
+  runHooks([hook], ["kubelet-client"], withoutSecrets(env), root, () => undefined);
+  return readFileSync(dump, "utf8");
+}
+
+test("a hook run by runHooks sees no secret in its environment", () => {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH };
   for (const name of secretEnvNames()) env[name] = `s3cret-${name}`;
-  runHooks(
-    [["/bin/sh", "-c", `env > '${dump}'`]],
-    ["kubelet-client"],
-    withoutSecrets(env),
-    root,
-    () => undefined,
-  );
-  const seen = readFileSync(dump, "utf8");
+  const seen = hookSaw(env);
   assert.doesNotMatch(seen, /s3cret-/);
   assert.match(seen, /^NODE_JOIN_RENEWED=kubelet-client$/m);
 });
 
 test("a hook sees the proxy variables without their credentials, and no NODE_JOIN_PROXY_CREDENTIALS", () => {
-  const root = tempRoot("nj-hooks-");
-  const dump = join(root, "env.txt");
   const password = "Pr0xyPa55w0rd";
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
@@ -93,14 +91,7 @@ test("a hook sees the proxy variables without their credentials, and no NODE_JOI
     no_proxy: "ca.lab",
     NODE_JOIN_HTTPS_PROXY: "http://proxy.lab:3128",
   };
-  runHooks(
-    [["/bin/sh", "-c", `env > '${dump}'`]],
-    ["kubelet-client"],
-    withoutSecrets(env),
-    root,
-    () => undefined,
-  );
-  const seen = readFileSync(dump, "utf8");
+  const seen = hookSaw(env);
   assert.ok(!seen.includes(password), "no proxy password");
   assert.doesNotMatch(seen, /^NODE_JOIN_PROXY_CREDENTIALS=/m);
   assert.doesNotMatch(seen, /proxyuser/, "nor the proxy's user");
