@@ -46,16 +46,31 @@ export interface ProxyConfig {
 }
 
 /**
+ * Where the user information of a proxy URL (scheme optional) ends: at its last "@" (a password may
+ * hold "@" or "/"); undefined when it has none.
+ */
+function userInfoEnd(text: string): { scheme: string; at: number } | undefined {
+  const at = text.lastIndexOf("@");
+  if (at < 0) return undefined;
+  const scheme = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.exec(text)?.[0] ?? "";
+  return at < scheme.length ? undefined : { scheme, at };
+}
+
+/**
  * `http://user:pass@host:3128` as messages may show it: `http://user:***@host:3128`. Everything
  * up to the last "@" is user information (a password may hold "@" or "/"), the scheme optional.
  */
 export function redactUrl(text: string): string {
-  const at = text.lastIndexOf("@");
-  if (at < 0) return text;
-  const scheme = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.exec(text)?.[0] ?? "";
-  if (at < scheme.length) return text;
-  const user = text.slice(scheme.length, at).split(":")[0]!;
-  return `${scheme}${/[/?#]/.test(user) ? "***" : `${user}:***`}${text.slice(at)}`;
+  const u = userInfoEnd(text);
+  if (!u) return text;
+  const user = text.slice(u.scheme.length, u.at).split(":")[0]!;
+  return `${u.scheme}${/[/?#]/.test(user) ? "***" : `${user}:***`}${text.slice(u.at)}`;
+}
+
+/** `http://user:pass@host:3128` without its user information: `http://host:3128`. */
+export function withoutCredentials(text: string): string {
+  const u = userInfoEnd(text);
+  return u ? `${u.scheme}${text.slice(u.at + 1)}` : text;
 }
 
 export interface ParsedProxyUrl {
@@ -102,7 +117,8 @@ export function parseProxyUrl(text: string): ParsedProxyUrl | string {
 /** Why a proxy URL from a flag, NODE_JOIN_* variable or config key is unusable, or undefined. */
 export function checkProxySetting(v: string): string | undefined {
   if (!/^http:\/\//i.test(v) && !v.includes("://"))
-    return `is not a URL: did you mean http://${v}?`;
+    // The suggestion repeats the value: its password, if any, as everywhere else (redactUrl).
+    return `is not a URL: did you mean http://${redactUrl(v)}?`;
   const p = parseProxyUrl(v);
   if (typeof p === "string") return p;
   if (p.user !== undefined || p.password !== undefined) {
@@ -206,6 +222,19 @@ export const STANDARD_PROXY_VARIABLES = {
   "proxy.noProxy": ["no_proxy", "NO_PROXY"],
 } as const;
 export type StandardProxyKey = keyof typeof STANDARD_PROXY_VARIABLES;
+
+/**
+ * Every variable that names a proxy to some program, node-join's own choice or not: curl reads
+ * HTTP_PROXY outside CGI and ALL_PROXY/all_proxy for any scheme (curl(1) ENVIRONMENT). A URL in
+ * any of them may carry user:password, which no other program node-join starts is given.
+ */
+export const PROXY_URL_VARIABLES: readonly string[] = [
+  ...STANDARD_PROXY_VARIABLES["proxy.https"],
+  ...STANDARD_PROXY_VARIABLES["proxy.http"],
+  "HTTP_PROXY",
+  "all_proxy",
+  "ALL_PROXY",
+];
 
 /** A value taken from the standard environment, and the variable it came from. */
 export interface StandardProxyValue<T> {

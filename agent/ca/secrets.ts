@@ -4,8 +4,9 @@
 // refuses a bad key file before it listens), so a missing, exposed or malformed one costs no
 // network round trip and no one-time token.
 import type { KeyObject } from "node:crypto";
+import type { SecretFreeEnv } from "../common/builtins.js";
 import { UsageError } from "../common/errors.js";
-import type { CaDescriptor } from "../pki/cas.js";
+import { CA_NAMES, CAS, type CaDescriptor } from "../pki/cas.js";
 import type { CertInfo } from "../pki/x509.js";
 import { inspect } from "../store/fsio.js";
 import { readTrustedFile } from "../store/strict-modes.js";
@@ -15,6 +16,8 @@ import {
   checkProxyCredentials,
   parseProxyUrl,
   proxyCredentialsFromEnv,
+  PROXY_URL_VARIABLES,
+  withoutCredentials,
   type ProxyConfig,
   type ProxyRoute,
   type ProxySettings,
@@ -153,6 +156,44 @@ export function readCaSecrets(
 
 /** The variable holding the proxy's user:password (wins over proxy.credentialsFile). */
 export const PROXY_CREDENTIALS_ENV = "NODE_JOIN_PROXY_CREDENTIALS";
+
+/**
+ * The secrets a CA backend reads from the environment, each behind a CA's prefix
+ * (secretEnvName): CFSSL's auth key, step-ca's one-time tokens and provisioner password.
+ */
+export const SECRET_ENV_SUFFIXES = ["AUTH_KEY", "TOKEN", "PASSWORD"] as const;
+
+/**
+ * Every environment variable node-join reads a secret from: each CA's (NODE_JOIN_ETCD_CA_TOKEN,
+ * …) and the proxy's credentials.
+ */
+export function secretEnvNames(): string[] {
+  const ca = CA_NAMES.flatMap((n) => SECRET_ENV_SUFFIXES.map((s) => secretEnvName(CAS[n], s)));
+  return [...ca, PROXY_CREDENTIALS_ENV];
+}
+
+/**
+ * Also any NODE_JOIN_ variable named like one: not given to another program under whatever name a
+ * later CA type reads it.
+ */
+const SECRET_LIKE = new RegExp(`^NODE_JOIN_(?:\\w*_)?(${SECRET_ENV_SUFFIXES.join("|")})$`);
+
+/**
+ * `env` for another program (a hook): without the variables a secret is read from, nor any named
+ * like one, and with the proxy URLs stripped of their user:password (the proxy itself is kept: the
+ * program's own tools may need it).
+ */
+export function withoutSecrets(env: NodeJS.ProcessEnv): SecretFreeEnv {
+  const secrets = new Set(secretEnvNames());
+  const proxies = new Set(PROXY_URL_VARIABLES);
+  const out: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (secrets.has(name) || SECRET_LIKE.test(name)) continue;
+    out[name] = proxies.has(name) && value !== undefined ? withoutCredentials(value) : value;
+  }
+  // The one place that makes a SecretFreeEnv: what it promises is what this function did.
+  return out as SecretFreeEnv;
+}
 const PROXY_CREDENTIALS_NAME = "--proxy-credentials-file, config proxy.credentialsFile";
 
 /**

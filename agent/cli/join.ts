@@ -22,6 +22,7 @@ import { inspect, removeIfExists } from "../store/fsio.js";
 import { kubeletServingDropin } from "../store/kubelet-store.js";
 import type { Layout } from "../store/layout.js";
 import type { PlannedFile } from "../store/transaction.js";
+import { checkEnvironmentFile } from "../store/strict-modes.js";
 import { addGlobal, examples, type Cli } from "./context.js";
 import { formatPlannedFiles } from "./format.js";
 import { addOptionFlags } from "./flags.js";
@@ -269,6 +270,7 @@ export function registerJoin(program: Command, cli: Cli): void {
       // commander sets timer=true by default for --no-timer; only an explicit --no-timer counts.
       const { timer, ...rest } = opts;
       const loaded = loadSettings(rest, cli.io.env);
+      checkEnvironmentFile(loaded.layout.environmentFile);
       if (timer === false) {
         loaded.settings.timer.enabled = false;
         loaded.values.set("timer.enabled", false);

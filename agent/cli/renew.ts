@@ -12,6 +12,7 @@ import { defaultHooks } from "../ops/hooks.js";
 import type { Layout } from "../store/layout.js";
 import { optionByKey } from "../config/options.js";
 import type { PlannedFile } from "../store/transaction.js";
+import { checkEnvironmentFile } from "../store/strict-modes.js";
 import { addGlobal, examples, type Cli } from "./context.js";
 import { addOptionFlags } from "./flags.js";
 import { formatPlannedFiles, isoDate } from "./format.js";
@@ -172,6 +173,7 @@ export function registerRenew(program: Command, cli: Cli): void {
     .addHelpText("after", HELP)
     .action(async (opts: GlobalOptions & Record<string, unknown>) => {
       const loaded = loadSettings(opts, cli.io.env);
+      checkEnvironmentFile(loaded.layout.environmentFile);
       const rt = cli.runtime(loaded.layout.root);
       const o = {
         settings: loaded.settings,

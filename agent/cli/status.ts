@@ -120,11 +120,13 @@ function attention(r: StatusResult): string {
   const certs = r.certificates.filter((c) => c.state !== "ok");
   const cas = r.certificateAuthorities.filter((c) => c.state !== "ok");
   const timer = r.timer.problem ? `  renewal timer: ${r.timer.problem}\n` : "";
-  if (certs.length + cas.length === 0 && !timer) return "";
+  // The problem names the file and its fix already.
+  const envFile = r.environmentFile ? `  ${r.environmentFile.problem}\n` : "";
+  if (certs.length + cas.length === 0 && !timer && !envFile) return "";
   const hint = certs.length
     ? "node-join renew repairs and renews these certificates (--force renews one not yet due)\n"
     : "";
-  return `\nneeds attention:\n${[...certs, ...cas].map(line).join("")}${timer}${hint}`;
+  return `\nneeds attention:\n${[...certs, ...cas].map(line).join("")}${timer}${envFile}${hint}`;
 }
 
 /** --root must name an existing directory: a mistyped one is not an empty, all-missing node. */

@@ -13,6 +13,7 @@ import {
   type TrustChange,
   type TrustChangeResult,
 } from "../engine/trust.js";
+import { checkEnvironmentFile } from "../store/strict-modes.js";
 import { addGlobal, examples, type Cli } from "./context.js";
 import { renewPolicy } from "./renew.js";
 
@@ -82,6 +83,7 @@ export function registerTrust(program: Command, cli: Cli): void {
         },
         cli.io.env,
       );
+      checkEnvironmentFile(loaded.layout.environmentFile);
       const rt: Runtime = cli.runtime(loaded.layout.root);
       if (!loaded.configFile)
         throw new UsageError(

@@ -13,6 +13,14 @@ const getBuiltin = (id: string): unknown =>
 export const childProcess = (): typeof ChildProcess =>
   getBuiltin("node:child_process") as typeof ChildProcess;
 
+declare const secretFree: unique symbol;
+
+/**
+ * An environment without node-join's secrets, made only by withoutSecrets (ca/secrets.ts, where the
+ * secret settings are defined): all that a program run on the operator's behalf (a hook) is given.
+ */
+export type SecretFreeEnv = Readonly<NodeJS.ProcessEnv> & { readonly [secretFree]: true };
+
 /** node:net: only a request through a proxy's CONNECT tunnel opens a socket itself. */
 export const net = (): typeof Net => getBuiltin("node:net") as typeof Net;
 

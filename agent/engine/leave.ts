@@ -5,6 +5,7 @@
 // and listed.
 import { join, relative } from "node:path";
 import type { RevokeReason } from "../ca/backend.js";
+import { withoutSecrets } from "../ca/secrets.js";
 import { NodeJoinError, NotRevokedError, errorMessage } from "../common/errors.js";
 import type { Settings } from "../config/settings.js";
 import { childProcess } from "../common/builtins.js";
@@ -411,7 +412,7 @@ export async function leave(o: LeaveOptions, rt: Runtime): Promise<LeaveOutcome>
         runHooks(
           plan.stop.commands,
           [],
-          rt.env,
+          withoutSecrets(rt.env),
           l.root,
           rt.log,
           (f) => `leave stopped before removing anything: ${f}`,

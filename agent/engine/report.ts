@@ -6,7 +6,7 @@ import { join } from "node:path";
 import type { CaSettings } from "../ca/backend.js";
 import { renewalPathFor } from "../ca/index.js";
 import { anchorOf, loadPemFile, trustConfigured, type TrustAnchors } from "../ca/trust.js";
-import { errorMessage } from "../common/errors.js";
+import { errorMessage, NodeJoinError } from "../common/errors.js";
 import { isoDate, shortHumanDuration } from "../common/time.js";
 import type { Settings } from "../config/settings.js";
 import { refreshMetrics, type RunMetric } from "../ops/metrics.js";
@@ -26,6 +26,7 @@ import { certPin, type CertInfo } from "../pki/x509.js";
 import { inspect } from "../store/fsio.js";
 import { hostPath, type Layout } from "../store/layout.js";
 import { readState } from "../store/state.js";
+import { checkEnvironmentFile } from "../store/strict-modes.js";
 import type { Runtime } from "./runtime.js";
 
 /** Refreshes the metrics textfile with a run's outcome; never fails the run. */
@@ -143,6 +144,11 @@ export interface StatusResult {
   certificateAuthorities: CaStatus[];
   /** The renewal timer; its `problem` needs attention like a certificate's. */
   timer: TimerStatus;
+  /**
+   * The renewal unit's environment file, when renew, join and trust refuse it (another user owns
+   * it or may write it): needs attention.
+   */
+  environmentFile?: { file: string; problem: string };
   /** How renew will authenticate to each CA of the role (given the node's settings). */
   renewalPaths?: RenewalPathStatus[];
 }
@@ -246,12 +252,23 @@ function validity(
   return undefined;
 }
 
+/** Why renew, join and trust refuse the renewal unit's environment file, or undefined. */
+function environmentFileStatus(l: Layout): { file: string; problem: string } | undefined {
+  try {
+    checkEnvironmentFile(l.environmentFile);
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof NodeJoinError)) throw err;
+    return { file: l.environmentFile, problem: errorMessage(err) };
+  }
+}
+
 /**
  * kubeadm's `certs check-expiration` for what is on disk, plus the renewal deadline, key type,
  * whether node-join manages it, and a state that says what needs attention (after step's
  * `certificate needs-renewal`, which exits non-zero for what should be renewed).
- * The renewal timer is reported too; `timerWanted`: a missing timer is a problem (a joined node
- * whose config does not say timer.enabled: false).
+ * The renewal timer and the environment file of its unit are reported too; `timerWanted`: a
+ * missing timer is a problem (a joined node whose config does not say timer.enabled: false).
  */
 export function collectStatus(
   role: Role,
@@ -346,9 +363,11 @@ export function collectStatus(
         return path === undefined ? [] : [{ ca: ca.display, type: c.type, path }];
       })
     : undefined;
+  const environmentFile = environmentFileStatus(l);
   const needsAttention =
     [...certificates, ...certificateAuthorities].some((e) => e.state !== "ok") ||
-    timer.problem !== undefined;
+    timer.problem !== undefined ||
+    environmentFile !== undefined;
   return {
     ok: true,
     command: "status",
@@ -357,6 +376,7 @@ export function collectStatus(
     certificates,
     certificateAuthorities,
     timer,
+    ...(environmentFile ? { environmentFile } : {}),
     ...(renewalPaths ? { renewalPaths } : {}),
   };
 }

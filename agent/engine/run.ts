@@ -51,6 +51,7 @@ import {
   type Issued,
 } from "./issue.js";
 import { requestedSansFor } from "../ca/index.js";
+import { withoutSecrets } from "../ca/secrets.js";
 import { trustedBundle } from "../ca/trust.js";
 import { locked } from "./locked.js";
 import { revokeSuperseded, supersededBy } from "./revoke.js";
@@ -253,7 +254,13 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     const renewed = [...issued.keys(), ...changedCas(s, committed.changed, l)];
     if (policy.hooks && renewed.length > 0) {
       if (policy.hooks.note) rt.log(policy.hooks.note);
-      outcome.hooks = runHooks(policy.hooks.commands, renewed, rt.env, l.root, rt.log);
+      outcome.hooks = runHooks(
+        policy.hooks.commands,
+        renewed,
+        withoutSecrets(rt.env),
+        l.root,
+        rt.log,
+      );
     }
     if (policy.installTimer) {
       // The unit may write the metrics textfile's directory, so it is rendered with the setting.

@@ -1,39 +1,15 @@
 // What runs after a renewal, and only then: argv arrays without a shell (quoting cannot go wrong),
-// with NODE_JOIN_RENEWED naming the renewed kinds, and without the CA secrets of the run.
-import { childProcess, isSea } from "../common/builtins.js";
+// with NODE_JOIN_RENEWED naming the renewed kinds, and without the CA and proxy secrets of the run.
+import { childProcess, isSea, type SecretFreeEnv } from "../common/builtins.js";
 import { NodeJoinError, systemErrorText } from "../common/errors.js";
-import { CA_NAMES, CAS } from "../pki/cas.js";
 import type { Role } from "../pki/roles.js";
 
 /**
- * The secrets a CA backend reads from the environment, each behind a CA's prefix (ca/secrets.ts
- * secretEnvName): CFSSL's auth key, step-ca's one-time tokens and provisioner password.
+ * The environment of a hook: the run's without its secrets (a hook is another program, often a
+ * user's script that logs its environment), with what the hook is told.
  */
-export const SECRET_ENV_SUFFIXES = ["AUTH_KEY", "TOKEN", "PASSWORD"] as const;
-
-/** Every environment variable node-join reads a secret from: NODE_JOIN_ETCD_CA_TOKEN, … */
-export function secretEnvNames(): string[] {
-  return CA_NAMES.flatMap((ca) => SECRET_ENV_SUFFIXES.map((s) => `${CAS[ca].envPrefix}${s}`));
-}
-
-/**
- * Also any NODE_JOIN_ variable named like one: a hook is another program (often a user's script
- * that logs its environment), and a secret it never needs must not reach it, under whatever name a
- * later CA type reads it.
- */
-const SECRET_LIKE = new RegExp(`^NODE_JOIN_(?:\\w*_)?(${SECRET_ENV_SUFFIXES.join("|")})$`);
-
-/** The environment of a hook: the run's, without any secret, with what the hook is told. */
-export function hookEnv(
-  env: NodeJS.ProcessEnv,
-  renewed: string[],
-  root: string,
-): NodeJS.ProcessEnv {
-  const secrets = new Set(secretEnvNames());
-  const out: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(env))
-    if (!secrets.has(name) && !SECRET_LIKE.test(name)) out[name] = value;
-  return { ...out, NODE_JOIN_RENEWED: renewed.join(","), NODE_JOIN_ROOT: root };
+export function hookEnv(env: SecretFreeEnv, renewed: string[], root: string): NodeJS.ProcessEnv {
+  return { ...env, NODE_JOIN_RENEWED: renewed.join(","), NODE_JOIN_ROOT: root };
 }
 
 /** How this very program is started again (single binary, or node + bundle). */
@@ -72,7 +48,7 @@ function hookFailure(run: HookRun, startError: Error | undefined): string {
 export function runHooks(
   hooks: string[][],
   renewed: string[],
-  env: NodeJS.ProcessEnv,
+  env: SecretFreeEnv,
   root: string,
   log: (l: string) => void,
   /** The failure's message from the failed hooks' descriptions (default: renew's). */

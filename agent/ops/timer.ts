@@ -137,9 +137,11 @@ export function renewWritablePaths(metricsDir = DEFAULT_METRICS_DIR): string[] {
 /**
  * Variables for the renewal service (proxy settings: https_proxy, no_proxy...), one NAME=value a
  * line (systemd.exec(5) EnvironmentFile=). Optional: systemd skips it when it is missing ("-").
- * UnsetEnvironment= is applied after it, so it cannot bring back what that removes.
+ * UnsetEnvironment= is applied after it, so it cannot bring back what that removes. Its NODE_JOIN_*
+ * variables steer renew as the config does: renew, join and trust refuse it, and status flags it,
+ * when another user owns it or may write it (store/strict-modes.ts checkEnvironmentFile).
  */
-export const RENEW_ENVIRONMENT_FILE = "/etc/node-join/environment";
+export const RENEW_ENVIRONMENT_FILE = layout("/").environmentFile;
 
 export interface ServiceOptions {
   /** The metrics textfile's directory on the booted host (default DEFAULT_METRICS_DIR). */

@@ -22,6 +22,8 @@ export interface Layout {
   kubeletPkiDir: string;
   configDir: string;
   configFile: string;
+  /** The renewal unit's EnvironmentFile= (ops/timer.ts): read by systemd, as root. */
+  environmentFile: string;
   stateDir: string;
   stateFile: string;
   lockFile: string;
@@ -59,6 +61,7 @@ export function layout(root = "/"): Layout {
     kubeletPkiDir: r("/var/lib/kubelet/pki"),
     configDir: r("/etc/node-join"),
     configFile: r("/etc/node-join/config.yaml"),
+    environmentFile: r("/etc/node-join/environment"),
     stateDir: r("/var/lib/node-join"),
     stateFile: r("/var/lib/node-join/state.json"),
     lockFile: r("/var/lib/node-join/lock"),

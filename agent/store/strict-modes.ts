@@ -27,9 +27,11 @@ const GROUP_OTHER_ANY = 0o077;
 
 /**
  * Config: trusted content (hooks run from it), so nobody but root may change it. Secret: nobody
- * but root may read it either.
+ * but root may read it either. Environment: the renewal unit's EnvironmentFile=, a config (its
+ * NODE_JOIN_* variables override the config file) that may also hold the proxy's credentials, so
+ * its fix is the secret's mode.
  */
-export type TrustedKind = "config" | "secret";
+export type TrustedKind = "config" | "secret" | "environment";
 
 /** `path` as a shell word, so that the fix can be pasted as it is. */
 const sh = (path: string): string =>
@@ -40,7 +42,14 @@ interface Problem {
   fix: string;
 }
 
-function problemsOf(st: Stats, path: string, forbidden: number, owner: Owner): Problem[] {
+/** `chmod`: the mode change that fixes a forbidden mode, e.g. "go-w". */
+function problemsOf(
+  st: Stats,
+  path: string,
+  forbidden: number,
+  owner: Owner,
+  chmod: string,
+): Problem[] {
   const out: Problem[] = [];
   if (owner !== false && st.uid !== owner) {
     const who = owner === 0 ? "root" : `uid ${owner}`;
@@ -57,7 +66,7 @@ function problemsOf(st: Stats, path: string, forbidden: number, owner: Owner): P
           : "accessible by group or others";
     out.push({
       why: `is ${who} (mode ${octal(st.mode)})`,
-      fix: `${forbidden === GROUP_OTHER_WRITE ? "chmod go-w" : "chmod 600"} ${sh(path)}`,
+      fix: `chmod ${chmod} ${sh(path)}`,
     });
   }
   return out;
@@ -81,7 +90,7 @@ export function checkTrustedStat(
   owner: Owner = requiredOwner(),
 ): void {
   const forbidden = kind === "secret" ? GROUP_OTHER_ANY : owner !== false ? GROUP_OTHER_WRITE : 0;
-  const problems = problemsOf(st, path, forbidden, owner);
+  const problems = problemsOf(st, path, forbidden, owner, kind === "config" ? "go-w" : "600");
   if (problems.length) throw new UsageError(`${what} ${path} ${describe(problems)}`);
 }
 
@@ -94,16 +103,29 @@ export function readTrustedFile(
   path: string,
   what: string,
   kind: TrustedKind,
-  opts: { noFollow?: boolean; owner?: Owner } = {},
+  opts: TrustedReadOptions = {},
 ): Buffer {
+  const content = readTrustedIfThere(path, what, kind, opts);
+  if (content !== undefined) return content;
+  throw ioError(`read ${what}`, path, Object.assign(new Error("no such file"), { code: "ENOENT" }));
+}
+
+export interface TrustedReadOptions {
+  noFollow?: boolean;
+  owner?: Owner;
+}
+
+/** readTrustedFile, but undefined where nothing is at `path`. */
+export function readTrustedIfThere(
+  path: string,
+  what: string,
+  kind: TrustedKind,
+  opts: TrustedReadOptions = {},
+): Buffer | undefined {
   const r = readUntrusted(path, { follow: !opts.noFollow });
   switch (r.kind) {
     case "missing":
-      throw ioError(
-        `read ${what}`,
-        path,
-        Object.assign(new Error("no such file"), { code: "ENOENT" }),
-      );
+      return undefined;
     case "symlink":
       throw new UsageError(`${what} ${path} is a symbolic link; give the file itself`);
     case "special":
@@ -142,8 +164,20 @@ export function assertSafeDirs(root: string, dir: string, owner: Owner = require
       );
     }
     if (!st.isDirectory()) return; // writing under it fails, naming the file, before any change
-    const problems = problemsOf(st, current, owner !== false ? GROUP_OTHER_WRITE : 0, owner);
+    const forbidden = owner !== false ? GROUP_OTHER_WRITE : 0;
+    const problems = problemsOf(st, current, forbidden, owner, "go-w");
     if (problems.length)
       throw new LocalIoError(`refusing to write under ${current}: it ${describe(problems)}`);
   }
+}
+
+/**
+ * Refuses the renewal unit's environment file (ops/timer.ts RENEW_ENVIRONMENT_FILE, under the
+ * root) unless it may steer root as the config may: systemd reads it as root for every renewal
+ * (systemd.exec(5) EnvironmentFile=), and its NODE_JOIN_* variables override the config, the CA
+ * URLs and pins included. None there is fine: the unit's "-" makes it optional. Read on the
+ * descriptor that is checked; systemd follows a symbolic link there, and so does this check.
+ */
+export function checkEnvironmentFile(path: string, owner: Owner = requiredOwner()): void {
+  readTrustedIfThere(path, "environment file", "environment", { owner });
 }

@@ -14,7 +14,7 @@ import {
   CONTROL_PLANE_AUTH_KEYS,
   flags,
 } from "../../scripts/lib/args.js";
-import { secretEnvNames } from "../../agent/ops/hooks.js";
+import { secretEnvNames } from "../../agent/ca/secrets.js";
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { binary, runCli, spawnCollect } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, systemdRoot, tempRoot } from "../helpers/fs.js";
@@ -245,6 +245,10 @@ test("post-renew hooks see none of the secret variables the run read its CA auth
   const env: NodeJS.ProcessEnv = {};
   for (const name of secretEnvNames()) env[name] = `secret-of-${name.toLowerCase()}`;
   env.NODE_JOIN_CA_AUTH_KEY = ca.authKeyHex;
+  // The proxy's credentials (the CA is http://, which https_proxy does not route: unused here).
+  env.NODE_JOIN_PROXY_CREDENTIALS = "proxyuser:Pr0xyPa55w0rd";
+  for (const name of ["https_proxy", "HTTP_PROXY", "ALL_PROXY"])
+    env[name] = "http://proxyuser:Pr0xyPa55w0rd@proxy.lab:3128";
   rmSync(keyFile); // so the renewal can only have authenticated with the variable
   const r = await runCli(["renew", "--root", root, "--force"], { env });
   assert.equal(r.code, 0, r.stderr);
@@ -257,6 +261,8 @@ test("post-renew hooks see none of the secret variables the run read its CA auth
     "the auth key's value is nowhere in the hook's environment",
   );
   assert.doesNotMatch(seen, /secret-of-/);
+  assert.ok(!seen.includes("Pr0xyPa55w0rd"), "nor the proxy's password");
+  assert.match(seen, /^https_proxy=http:\/\/proxy\.lab:3128$/m, "the proxy without it");
 });
 
 // ---- the unit under a real systemd ------------------------------------------------------------

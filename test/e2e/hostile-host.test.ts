@@ -23,7 +23,7 @@ import {
 import { join } from "node:path";
 import { cfsslControlPlaneJoin, cfsslWorkerJoin } from "../../scripts/lib/args.js";
 import { installControlPlaneSecrets, startCfssl, type CfsslCa } from "../helpers/cfssl.js";
-import { binary, runCli } from "../helpers/cli.js";
+import { binary, json, runCli } from "../helpers/cli.js";
 import { expectFailure } from "../helpers/expect.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import { startProxy, type Proxy } from "../helpers/proxy.js";
@@ -373,6 +373,59 @@ test("a config another user owns or may write is refused (exit 2) with the fix, 
     new RegExp(`config file ${other} is writable by group or others \\(mode 0664\\)`),
     root,
   );
+});
+
+test("the renewal unit's environment file another user owns or may write is refused by renew, join and trust (exit 2) and flagged by status", async () => {
+  const root = await joinedRoot();
+  const envFile = join(root, "etc/node-join/environment");
+  // What another user would write: systemd reads it as root, and its NODE_JOIN_* variables
+  // override the config, the CA's URL and pins included.
+  writeFileSync(envFile, `NODE_JOIN_CA_URL=http://127.0.0.1:1\n`);
+  const commands = [
+    ["renew", "--root", root, "--force"],
+    [...joinArgs(root), "--force"],
+    ["trust", "list", "--root", root],
+  ];
+  const cases: [() => void, string][] = [
+    [
+      () => chmodSync(envFile, 0o666),
+      `environment file ${envFile} is writable by group or others \\(mode 0666\\); fix with: chmod 600 ${envFile}`,
+    ],
+    [
+      () => {
+        chmodSync(envFile, 0o600);
+        chownSync(envFile, NOBODY, NOBODY);
+      },
+      `environment file ${envFile} is owned by uid 65534, not root; fix with: chown root:root ${envFile}`,
+    ],
+  ];
+  for (const [make, message] of cases) {
+    make();
+    for (const argv of commands) {
+      const n = await caRequestsDuring(() => expectFailure(argv, 2, new RegExp(message), root));
+      assert.equal(n, 0, `${argv[0]}: no CA contacted`);
+    }
+    const status = await runCli(["status", "--root", root]);
+    assert.equal(status.code, 8, status.stderr);
+    assert.match(status.stdout, new RegExp(`^needs attention:\n(.*\n)*  ${message}$`, "m"));
+    const j = json<{
+      needsAttention: boolean;
+      environmentFile?: { file: string; problem: string };
+    }>(await runCli(["status", "--root", root, "--json"]));
+    assert.equal(j.needsAttention, true);
+    assert.equal(j.environmentFile?.file, envFile);
+    assert.match(j.environmentFile?.problem ?? "", new RegExp(message));
+  }
+  // root's own, 0600 (or 0644: writable by root alone): read, the run goes on.
+  chownSync(envFile, 0, 0);
+  writeFileSync(envFile, "https_proxy=http://proxy.lab:3128\n");
+  for (const mode of [0o600, 0o644]) {
+    chmodSync(envFile, mode);
+    const ok = await runCli(["trust", "list", "--root", root]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const st = await runCli(["status", "--root", root, "--json"]);
+    assert.equal(json<{ environmentFile?: unknown }>(st).environmentFile, undefined);
+  }
 });
 
 test("a 0600 CA auth key owned by another user is refused (exit 2) before any CSR is sent", async () => {

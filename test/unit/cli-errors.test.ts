@@ -7,6 +7,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { appendFileSync, chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BackendContext, CaBackend } from "../../agent/ca/backend.js";
+import { withoutSecrets } from "../../agent/ca/secrets.js";
 import { authenticateCa } from "../../agent/ca/trust.js";
 import { main } from "../../agent/cli/main.js";
 import { versionLine } from "../../agent/common/version.js";
@@ -259,7 +260,7 @@ test("a hook that does not exist is 'not found', not 'exited 127'; a shell's 127
           [notExecutable],
         ],
         ["kubelet-client"],
-        { PATH: process.env.PATH },
+        withoutSecrets({ PATH: process.env.PATH }),
         "/",
         (l) => logs.push(l),
       ),

@@ -14,9 +14,9 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { secretEnvName } from "../../agent/ca/secrets.js";
+import { secretEnvName, secretEnvNames, withoutSecrets } from "../../agent/ca/secrets.js";
 import { LocalIoError } from "../../agent/common/errors.js";
-import { hookEnv, runHooks, secretEnvNames } from "../../agent/ops/hooks.js";
+import { hookEnv, runHooks } from "../../agent/ops/hooks.js";
 import { refreshMetrics, TEXTFILE_MAX_BYTES } from "../../agent/ops/metrics.js";
 import { CA_NAMES, CAS } from "../../agent/pki/cas.js";
 import { deadlinePolicy } from "../../agent/pki/deadline.js";
@@ -48,7 +48,7 @@ test("the hook environment holds none of the variables a CA secret is read from"
   };
   for (const ca of CA_NAMES)
     for (const secret of read) env[secretEnvName(CAS[ca], secret)] = `secret-${ca}-${secret}`;
-  const out = hookEnv(env, ["kubelet-client", "kubelet-server"], "/");
+  const out = hookEnv(withoutSecrets(env), ["kubelet-client", "kubelet-server"], "/");
   for (const name of [...secretEnvNames(), "NODE_JOIN_SOME_FUTURE_CA_TOKEN"])
     assert.ok(!(name in out), `${name} removed`);
   assert.ok(!Object.values(out).some((v) => v?.startsWith("secret-")), "no secret value left");
@@ -60,15 +60,49 @@ test("the hook environment holds none of the variables a CA secret is read from"
   assert.equal(env.NODE_JOIN_CA_AUTH_KEY, "secret-kubernetes-AUTH_KEY", "the run's own is kept");
 });
 
-test("a hook run by runHooks sees no secret in its environment", () => {
+/** What a hook that dumps its environment saw, run by runHooks as renew and leave run it. */
+function hookSaw(env: NodeJS.ProcessEnv): string {
   const root = tempRoot("nj-hooks-");
   const dump = join(root, "env.txt");
+  const hook = ["/bin/sh", "-c", `env > '${dump}'`];
+  runHooks([hook], ["kubelet-client"], withoutSecrets(env), root, () => undefined);
+  return readFileSync(dump, "utf8");
+}
+
+test("a hook run by runHooks sees no secret in its environment", () => {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH };
   for (const name of secretEnvNames()) env[name] = `s3cret-${name}`;
-  runHooks([["/bin/sh", "-c", `env > '${dump}'`]], ["kubelet-client"], env, root, () => undefined);
-  const seen = readFileSync(dump, "utf8");
+  const seen = hookSaw(env);
   assert.doesNotMatch(seen, /s3cret-/);
   assert.match(seen, /^NODE_JOIN_RENEWED=kubelet-client$/m);
+});
+
+test("a hook sees the proxy variables without their credentials, and no NODE_JOIN_PROXY_CREDENTIALS", () => {
+  const password = "Pr0xyPa55w0rd";
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    NODE_JOIN_PROXY_CREDENTIALS: `proxyuser:${password}`,
+    https_proxy: `http://proxyuser:${password}@proxy.lab:3128`,
+    HTTPS_PROXY: `http://proxyuser:${password}@proxy.lab:3128/`,
+    http_proxy: `proxyuser:${password}@proxy.lab:3128`,
+    HTTP_PROXY: `http://proxyuser:${password}@proxy.lab:3128`,
+    ALL_PROXY: `http://proxyuser:p@ss/${password}@proxy.lab:3128`,
+    all_proxy: `http://proxyuser:${password}@proxy.lab:3128`,
+    no_proxy: "ca.lab",
+    NODE_JOIN_HTTPS_PROXY: "http://proxy.lab:3128",
+  };
+  const seen = hookSaw(env);
+  assert.ok(!seen.includes(password), "no proxy password");
+  assert.doesNotMatch(seen, /^NODE_JOIN_PROXY_CREDENTIALS=/m);
+  assert.doesNotMatch(seen, /proxyuser/, "nor the proxy's user");
+  // The proxy itself is kept: a hook's own tools may need it.
+  for (const name of ["https_proxy", "HTTP_PROXY", "ALL_PROXY", "all_proxy"])
+    assert.match(seen, new RegExp(`^${name}=http://proxy\\.lab:3128$`, "m"), name);
+  assert.match(seen, /^HTTPS_PROXY=http:\/\/proxy\.lab:3128\/$/m);
+  assert.match(seen, /^http_proxy=proxy\.lab:3128$/m);
+  assert.match(seen, /^no_proxy=ca\.lab$/m);
+  assert.match(seen, /^NODE_JOIN_HTTPS_PROXY=http:\/\/proxy\.lab:3128$/m);
+  assert.equal(env.NODE_JOIN_PROXY_CREDENTIALS, `proxyuser:${password}`, "the run's own is kept");
 });
 
 test("readRegularFileBounded: a regular file within the bound; nothing; and refusals that do not block", () => {

@@ -295,3 +295,52 @@ test("CLI: the proxy credentials file is checked like the auth keys, before any 
   );
   assert.equal(missing.code, 2);
 });
+
+test("CLI: a proxy URL without a scheme is refused with its password as *** from a flag, a variable and the config, on stderr and in --json", async () => {
+  const password = "Pr0xyPa55w0rd";
+  const bare = `proxyuser:${password}@proxy.lab:3128`;
+  const said = "is not a URL: did you mean http://proxyuser:***@proxy.lab:3128?";
+  const sources: [string, (root: string) => { flags: string[]; env: NodeJS.ProcessEnv }][] = [
+    ["--https-proxy", () => ({ flags: ["--https-proxy", bare], env: {} })],
+    ["--http-proxy", () => ({ flags: ["--http-proxy", bare], env: {} })],
+    [
+      "environment variable NODE_JOIN_HTTPS_PROXY",
+      () => ({ flags: [], env: { NODE_JOIN_HTTPS_PROXY: bare } }),
+    ],
+    [
+      "environment variable NODE_JOIN_HTTP_PROXY",
+      () => ({ flags: [], env: { NODE_JOIN_HTTP_PROXY: bare } }),
+    ],
+    [
+      "config key proxy.https",
+      (root) => {
+        const config = join(root, "etc/node-join/config.yaml");
+        mkdirSync(join(root, "etc/node-join"), { recursive: true });
+        writeFileSync(config, `proxy:\n  https: ${bare}\n`);
+        return { flags: [], env: {} };
+      },
+    ],
+  ];
+  for (const [where, given] of sources) {
+    for (const json of [false, true]) {
+      const root = tempRoot("nj-proxy-unit-");
+      const { flags, env } = given(root);
+      const r = await runMain(
+        [...JOIN, "--root", root, ...flags, ...(json ? ["--json"] : [])],
+        env,
+      );
+      const prefix = where.startsWith("config")
+        ? `config ${join(root, "etc/node-join/config.yaml")}: `
+        : "";
+      const message = `${prefix}${where}: ${said}`;
+      assert.equal(r.code, 2, `${where}: ${r.stderr}`);
+      assert.equal(r.stderr, `node-join: error: ${message}\n`, where);
+      if (json)
+        assert.equal(r.stdout, `${JSON.stringify({ ok: false, exitCode: 2, error: message })}\n`);
+      for (const out of [r.stdout, r.stderr]) {
+        assert.ok(!out.includes(password), `${where}: the password is not shown`);
+        if (out !== "") assert.ok(out.includes("proxyuser:***@"), `${where}: *** instead`);
+      }
+    }
+  }
+});

@@ -12,7 +12,11 @@ import { chmodSync, chownSync, mkdirSync, rmSync, symlinkSync, writeFileSync } f
 import { join } from "node:path";
 import { LocalIoError, UsageError } from "../../agent/common/errors.js";
 import { layout } from "../../agent/store/layout.js";
-import { assertSafeDirs, readTrustedFile } from "../../agent/store/strict-modes.js";
+import {
+  assertSafeDirs,
+  checkEnvironmentFile,
+  readTrustedFile,
+} from "../../agent/store/strict-modes.js";
 import { tempRoot } from "../helpers/fs.js";
 
 const made: string[] = [];
@@ -224,5 +228,49 @@ test("a FIFO or a directory given as a config or secret file is refused at once,
   assert.throws(
     () => readTrustedFile(link, "service-account key", "secret", { noFollow: true }),
     refusedFile("service-account key", link, /symbolic link/),
+  );
+});
+
+test("the renewal unit's environment file: none is fine; as root, one others may write or another user owns is refused (exit 2) with chmod 600 / chown root:root", () => {
+  const root = newRoot();
+  const envFile = layout(root).environmentFile;
+  assert.equal(envFile, join(root, "etc/node-join/environment"), "under the root");
+  checkEnvironmentFile(envFile, PLAYS_ROOT); // none there: systemd skips it too ("-")
+  mkdirSync(join(root, "etc/node-join"), { recursive: true });
+  for (const mode of [0o600, 0o644]) {
+    writeFileSync(envFile, "https_proxy=http://proxy.lab:3128\n");
+    chmodSync(envFile, mode);
+    checkEnvironmentFile(envFile, PLAYS_ROOT);
+  }
+  for (const mode of [0o620, 0o602, 0o666]) {
+    chmodSync(envFile, mode);
+    assert.throws(
+      () => checkEnvironmentFile(envFile, PLAYS_ROOT),
+      refusedFile(
+        "environment file",
+        envFile,
+        new RegExp(`writable by group or others .*; fix with: chmod 600 ${envFile}$`),
+      ),
+    );
+  }
+  chmodSync(envFile, 0o600);
+  giveAway(envFile);
+  assert.throws(
+    () => checkEnvironmentFile(envFile, 0),
+    refusedFile(
+      "environment file",
+      envFile,
+      new RegExp(`owned by uid \\d+, not root; fix with: chown root:root ${envFile}$`),
+    ),
+  );
+  // Not as root: the file steers nobody else's runs.
+  chmodSync(envFile, 0o666);
+  checkEnvironmentFile(envFile, false);
+  // Not a file: refused whoever runs.
+  rmSync(envFile);
+  mkdirSync(envFile);
+  assert.throws(
+    () => checkEnvironmentFile(envFile, false),
+    refusedFile("environment file", envFile, /is not a regular file \(it is a directory\)/),
   );
 });
