@@ -157,6 +157,17 @@ export interface FileState {
   target?: string;
 }
 
+/** Whether anything is at `path` (a link not followed); never opens it. */
+export function present(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw ioError("inspect", path, err);
+  }
+}
+
 /** What is at `path`, without following a symlink. */
 export function inspect(path: string): FileState {
   let st;
