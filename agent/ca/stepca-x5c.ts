@@ -5,8 +5,7 @@
 // authentication, and the token's signature with the certificate's key. No password or token file
 // is on the node: what enrols it is its own key, and only as long as that certificate is valid.
 import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { CaRefusedError, ioError, UsageError } from "../common/errors.js";
+import { CaRefusedError, UsageError } from "../common/errors.js";
 import type { CaDescriptor } from "../pki/cas.js";
 import { spkiDer } from "../pki/keys.js";
 import {
@@ -17,6 +16,7 @@ import {
   type CertInfo,
 } from "../pki/x509.js";
 import { inspect } from "../store/fsio.js";
+import { readExistingFile } from "../store/safe-read.js";
 import type { CaSettings } from "./backend.js";
 import { JoseError } from "./jose.js";
 import {
@@ -109,12 +109,7 @@ export function readX5cCredential(
   if (inspect(certFile).kind === "missing")
     throw missingFileError(ca, CERT_WHAT, certFile, certName(ca));
   const at = `${CERT_WHAT} ${certFile} (${certName(ca)})`;
-  let text: string;
-  try {
-    text = readFileSync(certFile, "utf8");
-  } catch (err) {
-    throw ioError(`read ${CERT_WHAT}`, certFile, err);
-  }
+  const text = readExistingFile(certFile, { follow: true, what: CERT_WHAT }).toString("utf8");
   let chain: CertInfo[];
   try {
     chain = splitPemCertificates(text, "it").map(parseCert);

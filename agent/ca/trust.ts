@@ -1,9 +1,9 @@
 // Decides whether the CA certificate a server sent may be trusted: kubeadm-style SPKI pins, a CA
 // file from the operator, or (only when asked for explicitly) nothing.
-import { readFileSync } from "node:fs";
-import { ioError, UsageError, VerificationError } from "../common/errors.js";
+import { UsageError, VerificationError } from "../common/errors.js";
 import { caSetting, type CaDescriptor } from "../pki/cas.js";
 import { inspect } from "../store/fsio.js";
+import { readExistingFile } from "../store/safe-read.js";
 import type { CaSettings } from "./backend.js";
 import {
   buildChain,
@@ -16,12 +16,8 @@ import {
 } from "../pki/x509.js";
 
 export function loadPemFile(file: string, what: string): CertInfo[] {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (err) {
-    throw ioError(`read ${what}`, file, err);
-  }
+  // The operator's file, a link to it allowed; a FIFO there is refused rather than waited on.
+  const text = readExistingFile(file, { follow: true, what }).toString("utf8");
   try {
     return splitPemCertificates(text, `${what} ${file}`).map(parseCert);
   } catch (err) {

@@ -1,5 +1,6 @@
 // What every command file gets from the CLI: the process's streams and environment, a way to hand
 // back its result, and the runtime its run receives.
+import { printable } from "../common/printable.js";
 import type { Command } from "commander";
 import { systemClock } from "../common/clock.js";
 import type { ExitCodeValue } from "../common/errors.js";
@@ -53,7 +54,8 @@ export function makeCli(
       layout: layout(root),
       env: io.env,
       clock: systemClock,
-      log: (line) => io.stderr(`node-join: ${line}\n`),
+      // A log line may quote a CA, a proxy or a file name: one line, escaped (printable.ts).
+      log: (line) => io.stderr(`node-join: ${printable(line)}\n`),
       ...seams,
     }),
   };

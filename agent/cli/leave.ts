@@ -1,6 +1,7 @@
 // `node-join leave`: the counterpart of join. Asks on a terminal (--yes for scripts), then
 // revokes (--revoke), stops the static pods and the kubelet, and removes what node-join wrote as
 // one transaction (engine/leave.ts); what it did not write, or what changed since, is kept.
+import { printable } from "../common/printable.js";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { UsageError } from "../common/errors.js";
@@ -127,7 +128,7 @@ export const NEEDS_YES =
 
 /** The question on a terminal, after the list of what goes; only y or yes goes on. */
 async function ask(io: Io, plan: LeavePlan, listing: string): Promise<boolean> {
-  io.stderr(`node-join leave will:\n${listing}`);
+  io.stderr(`node-join leave will:\n${printable(listing, { lines: true })}`);
   const answer = await io.prompt!(
     `Leave the cluster and remove these ${plan.remove.length} file(s)? [y/N] `,
   );

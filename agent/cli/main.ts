@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The CLI: one file per command registers itself here, and this is the one place where errors
 // become exit codes and messages.
+import { printable } from "../common/printable.js";
 import { Command, CommanderError } from "commander";
 import { isSea, readline } from "../common/builtins.js";
 import {
@@ -141,7 +142,13 @@ export async function main(argv: string[], io: Io, seams: RuntimeSeams = {}): Pr
   const program = buildProgram(io, (r) => (result = r), !otherCommand, seams);
   try {
     await program.parseAsync(argv, { from: "user" });
-    if (result) io.stdout(result.json ? `${JSON.stringify(result.value, null, 2)}\n` : result.text);
+    // JSON escapes control characters itself; human output quotes CAs, proxies and file names.
+    if (result)
+      io.stdout(
+        result.json
+          ? `${JSON.stringify(result.value, null, 2)}\n`
+          : printable(result.text, { lines: true }),
+      );
     return result?.exitCode ?? ExitCode.ok;
   } catch (thrown) {
     const failure = asFailure(thrown);
@@ -151,7 +158,7 @@ export async function main(argv: string[], io: Io, seams: RuntimeSeams = {}): Pr
     const code = err instanceof NodeJoinError ? err.exitCode : ExitCode.other;
     const hint = permissionHint(err, process.geteuid?.() === 0);
     const message = `${errorMessage(err).split("\n")[0]!}${hint ? `: ${hint}` : ""}`;
-    io.stderr(`node-join: error: ${message}\n`);
+    io.stderr(`node-join: error: ${printable(message)}\n`);
     if (wantsJson) io.stdout(`${JSON.stringify({ ok: false, exitCode: code, error: message })}\n`);
     if (!(err instanceof NodeJoinError) && io.env.NODE_JOIN_DEBUG)
       io.stderr(`${(err as Error).stack ?? ""}\n`);

@@ -17,17 +17,17 @@ import { CA_NAMES, CAS, type CaName } from "../pki/cas.js";
 import { CERT_KINDS, STATIC_PODS, type CertKind } from "../pki/certs.js";
 import { readCaFile, readInstalled, type KindReading } from "../pki/installed.js";
 import type { Role } from "../pki/roles.js";
-import { inspect, removeCreatedDirs, removeIfExists } from "../store/fsio.js";
+import { inspect, present, removeCreatedDirs, removeIfExists } from "../store/fsio.js";
 import { kubeletServingDropin } from "../store/kubelet-store.js";
-import { managedDirs, type Layout } from "../store/layout.js";
+import type { Layout } from "../store/layout.js";
 import { readUntrusted } from "../store/safe-read.js";
 import { fileDigest, readState, type State } from "../store/state.js";
 import { backupExisting, commitRemoval } from "../store/transaction.js";
-import { serviceAccountPaths } from "./files.js";
 import { connectCas } from "./issue.js";
 import { locked } from "./locked.js";
 import { dropKeptKeys, keptKey, knownCa, revokeSubject, serialDecimal } from "./revoke.js";
 import type { Runtime } from "./runtime.js";
+import { notWrittenFor, writtenFor } from "./written.js";
 
 export { revokeSubject, serialDecimal } from "./revoke.js";
 
@@ -112,6 +112,9 @@ export interface LeaveOutcome {
 
 const METRICS = "metrics textfile";
 
+/** A file the state file records that node-join does not write for the role. */
+const FOREIGN = "recorded file";
+
 interface Candidate {
   path: string;
   what: string;
@@ -119,35 +122,27 @@ interface Candidate {
   reading?: KindReading;
 }
 
-/** Every file node-join may have written on this root, in the order leave removes them. */
-function candidates(l: Layout, state: State, metricsFile: string | undefined): Candidate[] {
-  const out: Candidate[] = [];
-  for (const kind of CERT_KINDS) {
-    const kubeconfig = kind.kubeconfig && join(l.kubernetesDir, kind.kubeconfig.file);
-    const reading = readInstalled(kind, l);
-    for (const path of kind.store.owned(l, kubeconfig))
-      out.push({ path, what: `certificate ${kind.name}`, reading });
-  }
-  for (const ca of CA_NAMES)
-    out.push({ path: join(l.pkiDir, CAS[ca].file), what: `CA ${CAS[ca].display} certificate` });
-  for (const path of serviceAccountPaths(l)) out.push({ path, what: "service-account key pair" });
-  out.push({ path: kubeletServingDropin(l).path, what: "kubelet drop-in" });
-  // What the state recorded beyond the table (none today; a file of an older layout), only where
-  // node-join writes: the state file does not choose what is removed elsewhere.
-  const managed = new Set(managedDirs(l));
+/**
+ * Every file node-join writes for the role on this root (written.ts), in the order leave removes
+ * them; then what the state file records beyond them, only to be listed as kept: the state file
+ * does not choose what is removed.
+ */
+function candidates(
+  role: Role,
+  l: Layout,
+  state: State,
+  metricsFile: string | undefined,
+): Candidate[] {
+  const more = metricsFile ? [{ path: metricsFile, what: METRICS }] : [];
+  const out: Candidate[] = writtenFor(role, l, more).map((w) =>
+    w.kind ? { ...w, reading: readInstalled(w.kind, l) } : w,
+  );
+  const known = new Set(out.map((c) => c.path));
   for (const rel of Object.keys(state.files ?? {})) {
     const path = join(l.root, rel);
-    if (managed.has(join(path, "..")) && !out.some((c) => c.path === path))
-      out.push({ path, what: "file node-join wrote" });
+    if (!known.has(path)) out.push({ path, what: FOREIGN });
   }
-  for (const path of timerFiles(l)) out.push({ path, what: "renewal timer" });
-  if (metricsFile) out.push({ path: metricsFile, what: METRICS });
-  // The config last among the files, the state after it: an interrupted leave is finished by the
-  // next run that reads the config (locked(): renew stops there rather than join again).
-  out.push({ path: l.configFile, what: "config" });
-  out.push({ path: l.stateFile, what: "state" });
-  const seen = new Set<string>();
-  return out.filter((c) => !seen.has(c.path) && seen.add(c.path));
+  return out;
 }
 
 /**
@@ -168,8 +163,9 @@ const CHANGED = "changed since node-join wrote it";
 const UNKNOWN = "not written by node-join (no record of it in its state file)";
 
 /** Whether leave removes the candidate, or why it keeps it; undefined: nothing there. */
-function decide(c: Candidate, l: Layout, state: State): true | string | undefined {
+function decide(c: Candidate, l: Layout, state: State, role: Role): true | string | undefined {
   if (c.what === METRICS) return metricsDecision(c.path);
+  if (c.what === FOREIGN) return present(c.path) ? notWrittenFor(role) : undefined;
   const now = inspect(c.path);
   if (now.kind === "missing") return undefined;
   if (now.kind === "other") return "not a file or link";
@@ -263,12 +259,17 @@ function metricsFileOf(s: Settings, l: Layout): string | undefined {
   return l.root === "/" || !rel.startsWith("..") ? s.metrics.textfile : undefined;
 }
 
-function isControlPlane(s: Settings, state: State): boolean {
+/**
+ * The node's role: the config's; without one, what the state file says node-join issued (a
+ * control-plane kind makes it a control plane). Never widened by the state when the config says.
+ */
+function roleOf(o: LeaveOptions, state: State): Role {
+  if (o.configured) return o.settings.role;
   const cpOnly = (k: CertKind) => !k.roles.includes("worker");
-  return (
-    s.role === "control-plane" ||
+  return o.settings.role === "control-plane" ||
     CERT_KINDS.some((k) => cpOnly(k) && state.certificates[k.name] !== undefined)
-  );
+    ? "control-plane"
+    : "worker";
 }
 
 /** What leave would do on this root now; reads only. */
@@ -276,17 +277,18 @@ export function planLeave(o: LeaveOptions, rt: Runtime): LeavePlan {
   const l = rt.layout;
   const s = o.settings;
   const state = readState(l);
+  const role = roleOf(o, state);
   const remove: Removal[] = [];
   const keep: Kept[] = [];
-  for (const c of candidates(l, state, metricsFileOf(s, l))) {
-    const d = decide(c, l, state);
+  for (const c of candidates(role, l, state, metricsFileOf(s, l))) {
+    const d = decide(c, l, state, role);
     if (d === true) remove.push({ path: c.path, what: c.what });
     else if (d !== undefined) keep.push({ path: c.path, reason: d });
   }
-  const cp = isControlPlane(s, state);
+  const cp = role === "control-plane";
   const joined = remove.length > 0;
   return {
-    role: cp ? "control-plane" : "worker",
+    role,
     remove,
     keep,
     manifests: joined && cp ? manifestsOf(STATIC_PODS, l) : [],
@@ -378,7 +380,7 @@ export async function leave(o: LeaveOptions, rt: Runtime): Promise<LeaveOutcome>
   if (first.remove.length > 0) await ask(first);
   const outcome = await locked(
     rt,
-    { dryRun: false, afterLeave: true },
+    { dryRun: false, afterLeave: true, role: first.role },
     async (): Promise<LeaveOutcome> => {
       // Recovery may have finished an interrupted run: what goes is decided again under the lock.
       const plan = planLeave(o, rt);

@@ -2,12 +2,13 @@
 // taken, what a killed run left behind finished or undone, and the lock released whatever happens.
 import { UsageError } from "../common/errors.js";
 import { restorePausedManifests } from "../ops/static-pods.js";
-import { timerFiles } from "../ops/timer.js";
+import type { Role } from "../pki/roles.js";
 import { writeTargets, type Layout } from "../store/layout.js";
 import { acquireLock } from "../store/lock.js";
 import { assertSafeDirs } from "../store/strict-modes.js";
 import { recover } from "../store/transaction.js";
 import type { Runtime } from "./runtime.js";
+import { notWrittenFor, writtenFor } from "./written.js";
 
 /**
  * Every directory node-join writes in, and each one from the root down to it, is a real directory,
@@ -21,8 +22,10 @@ export function checkWriteTargets(l: Layout): void {
  * Finishes or undoes what a killed run left behind: a journalled install or leave, paused static
  * pods. Says whether it completed a leave.
  */
-export function recoverInterrupted(rt: Runtime): { left: boolean } {
-  const rec = recover(rt.layout, timerFiles(rt.layout));
+export function recoverInterrupted(rt: Runtime, role: Role): { left: boolean } {
+  const written = writtenFor(role, rt.layout).map((w) => w.path);
+  const rec = recover(rt.layout, written);
+  for (const path of rec.kept) rt.log(`kept ${path} (${notWrittenFor(role)})`);
   const restored = restorePausedManifests(rt.layout);
   if (rec.left) {
     rt.log(`completed an interrupted leave: ${rec.rolledForward} file(s) removed`);
@@ -43,14 +46,23 @@ export function recoverInterrupted(rt: Runtime): { left: boolean } {
  */
 export async function locked<T>(
   rt: Runtime,
-  { dryRun, afterLeave }: { dryRun: boolean; afterLeave: boolean },
+  {
+    dryRun,
+    afterLeave,
+    role,
+  }: {
+    dryRun: boolean;
+    afterLeave: boolean;
+    /** The node's role: an interrupted leave removes only the files node-join writes for it. */
+    role: Role;
+  },
   fn: () => Promise<T>,
 ): Promise<T> {
   checkWriteTargets(rt.layout);
   if (dryRun) return fn();
   const lock = acquireLock(rt.layout.lockFile);
   try {
-    if (recoverInterrupted(rt).left && !afterLeave)
+    if (recoverInterrupted(rt, role).left && !afterLeave)
       throw new UsageError(
         `node-join left this root: an interrupted node-join leave was completed now; run node-join join to join it again`,
       );

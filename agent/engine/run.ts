@@ -146,7 +146,7 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
   const trusting = policy.trustOnFirstUse ? s : { ...s, unsafeSkipCaVerification: false };
 
   // Only join goes on after an interrupted leave (it joins anew); renew and trust stop there.
-  const mode = { dryRun: policy.dryRun, afterLeave: policy.trustOnFirstUse };
+  const mode = { dryRun: policy.dryRun, afterLeave: policy.trustOnFirstUse, role: s.role };
   return locked(rt, mode, async (): Promise<RunOutcome> => {
     const readings = readRole(s.role, l);
     const installedCas = new Map<CaName, CertInfo[] | undefined>(

@@ -4,6 +4,7 @@
 // renewal leaves behind. After kubeadm's renewal/readwriter.go (one read/write strategy per kind of
 // file). Nothing outside the strategies asks which store a kind uses.
 import type { Layout } from "./layout.js";
+import { SpecialFileError } from "./safe-read.js";
 import type { FileChange } from "./transaction.js";
 
 /** kubeadm's modes: certificates world-readable, keys (and files holding keys) owner-only. */
@@ -66,6 +67,9 @@ export function readStored(file: string, read: () => Credentials | string): Stor
       ? { ok: false, file, problem: r }
       : { ok: true, file, credentials: r };
   } catch (err) {
+    // A FIFO or device where the credentials belong is not a certificate to replace: the host's
+    // tree is at fault, and the run stops there (exit 6) rather than issue over it.
+    if (err instanceof SpecialFileError) throw err;
     return { ok: false, file, problem: (err as Error).message };
   }
 }

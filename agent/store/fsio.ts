@@ -8,7 +8,6 @@ import {
   lstatSync,
   mkdirSync,
   openSync,
-  readFileSync,
   readlinkSync,
   renameSync,
   rmdirSync,
@@ -19,6 +18,7 @@ import {
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { ioError } from "../common/errors.js";
+import { readExistingFile } from "./safe-read.js";
 
 export const TMP_MARK = ".node-join-tmp-";
 export const STAGED_SUFFIX = ".node-join-new";
@@ -157,6 +157,17 @@ export interface FileState {
   target?: string;
 }
 
+/** Whether anything is at `path` (a link not followed); never opens it. */
+export function present(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw ioError("inspect", path, err);
+  }
+}
+
 /** What is at `path`, without following a symlink. */
 export function inspect(path: string): FileState {
   let st;
@@ -171,26 +182,12 @@ export function inspect(path: string): FileState {
   return { kind: "file", content: readNoFollow(path), mode: st.mode & 0o7777 };
 }
 
+/**
+ * The regular file at `path`, not through a link: read as every file node-join reads
+ * (safe-read.ts), so that a FIFO planted there is refused (exit 6) instead of blocking the run.
+ */
 export function readNoFollow(path: string): Buffer {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-    return readFileSync(fd);
-  } catch (err) {
-    throw ioError("read", path, err);
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
-/** Reads a regular file, or undefined when it does not exist. */
-export function readIfExists(path: string): Buffer | undefined {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw ioError("read", path, err);
-  }
+  return readExistingFile(path);
 }
 
 export function renameDurable(from: string, to: string): void {

@@ -1,5 +1,6 @@
-// Reading a file that someone else may have planted or may control (the lock, the journal, the
-// config and secret files, the metrics textfile in node_exporter's directory): the final component
+// Every file node-join reads (installed certificates and keys, kubeconfigs, its state, lock,
+// journal, config and secret files, CA files, the metrics textfile in node_exporter's directory)
+// may have been planted or swapped by someone else: the final component
 // is not followed unless asked (O_NOFOLLOW), the open cannot wait for a writer (O_NONBLOCK:
 // open(2) on a FIFO without one blocks forever otherwise), only a regular file is read, the stat
 // is taken from the open descriptor (no swap between check and read), and never more than a bound.
@@ -72,22 +73,53 @@ export function readUntrusted(
 }
 
 /**
- * The content of the regular file at `path`, or undefined when nothing is there. Refuses (a
- * LocalIoError naming the file) a symbolic link, anything but a regular file, and a file larger
- * than `maxBytes`.
+ * A FIFO, socket, device or directory where node-join reads a file: the host's tree is at fault
+ * (exit 6), whoever reads it. Its own class so that a reader that turns unreadable files into a
+ * problem to report (cert-store.ts readStored) lets this one through instead.
  */
-export function readRegularFileBounded(path: string, maxBytes: number): Buffer | undefined {
-  const r = readUntrusted(path, { maxBytes });
+export class SpecialFileError extends LocalIoError {}
+
+/**
+ * The content of the regular file at `path`, or undefined when nothing is there. Refuses (a
+ * LocalIoError naming the file) a symbolic link unless `follow`, anything but a regular file
+ * (SpecialFileError), and a file larger than `maxBytes`.
+ */
+export function readRegularFile(
+  path: string,
+  opts: { maxBytes?: number; follow?: boolean; what?: string } = {},
+): Buffer | undefined {
+  const r = readUntrusted(path, opts);
+  const named = opts.what ? `${opts.what} ${path}` : path;
   switch (r.kind) {
     case "missing":
       return undefined;
     case "symlink":
-      throw new LocalIoError(`not reading ${path}: it is a symbolic link`);
+      throw new LocalIoError(`not reading ${named}: it is a symbolic link`);
     case "special":
-      throw new LocalIoError(`not reading ${path}: it is ${r.what}, not a regular file`);
+      throw new SpecialFileError(`not reading ${named}: it is ${r.what}, not a regular file`);
     case "too-large":
-      throw new LocalIoError(`not reading ${path}: ${r.size} bytes, more than ${maxBytes}`);
+      throw new LocalIoError(
+        `not reading ${named}: ${r.size} bytes, more than ${opts.maxBytes ?? DEFAULT_MAX_BYTES}`,
+      );
     case "file":
       return r.content;
   }
+}
+
+/** readRegularFile with a bound of its own and no link followed. */
+export function readRegularFileBounded(path: string, maxBytes: number): Buffer | undefined {
+  return readRegularFile(path, { maxBytes });
+}
+
+/** readRegularFile, where nothing there is an error (exit 6, naming the file) too. */
+export function readExistingFile(
+  path: string,
+  opts: { follow?: boolean; what?: string } = {},
+): Buffer {
+  const content = readRegularFile(path, opts);
+  if (content === undefined) {
+    const named = opts.what ? `${opts.what} ${path}` : path;
+    throw new LocalIoError(`cannot read ${named}: no such file or directory (ENOENT)`, "ENOENT");
+  }
+  return content;
 }

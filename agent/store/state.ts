@@ -2,8 +2,9 @@
 // metrics report the last successful renewal.
 import { createHash } from "node:crypto";
 import { join, relative } from "node:path";
-import { inspect, readIfExists, type FileState } from "./fsio.js";
+import { inspect, type FileState } from "./fsio.js";
 import type { Layout } from "./layout.js";
+import { readRegularFile } from "./safe-read.js";
 import type { FileChange } from "./transaction.js";
 
 export interface CertRecord {
@@ -112,7 +113,8 @@ export interface IssuedRecord {
 }
 
 export function readState(l: Layout): State {
-  const raw = readIfExists(l.stateFile);
+  // Its own file, replaced by rename, never a link: a FIFO or link there is refused (exit 6).
+  const raw = readRegularFile(l.stateFile);
   if (!raw) return { version: 1, certificates: {} };
   try {
     const parsed = JSON.parse(raw.toString("utf8")) as State;

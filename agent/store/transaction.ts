@@ -17,6 +17,7 @@ import {
   ensureDir,
   fsyncDir,
   inspect,
+  present,
   removeCreatedDirs,
   removeIfExists,
   renameDurable,
@@ -201,6 +202,8 @@ function checkReplaceable(path: string): void {
 export interface RecoveryResult {
   rolledForward: number;
   removed: string[];
+  /** What an interrupted leave's journal named in node-join's directories and was kept. */
+  kept: string[];
   /** An interrupted `leave` was completed: node-join no longer manages this root. */
   left: boolean;
 }
@@ -208,13 +211,16 @@ export interface RecoveryResult {
 /**
  * Run under the lock before any command that writes: finishes or undoes an interrupted install,
  * or finishes an interrupted `leave`. A journal that names anything but node-join's own stages
- * beside targets in its own directories (and for a leave, files in them or in `removable`, the
- * renewal timer's) is refused (LocalIoError, exit 6) with nothing moved, and left for the
- * operator: following it would move or remove files wherever it says.
+ * beside targets in its own directories (and for a leave, files in them or in `written`) is
+ * refused (LocalIoError, exit 6) with nothing moved, and left for the operator: following it
+ * would move or remove files wherever it says. A leave removes only what is in `written`, the
+ * files node-join writes for the node's role (engine/written.ts); whatever else in its
+ * directories the journal names (admin.conf on a worker, a CA key) is kept and returned.
  */
-export function recover(l: Layout, removable: readonly string[] = []): RecoveryResult {
+export function recover(l: Layout, written: readonly string[] = []): RecoveryResult {
   let rolledForward = 0;
   let left = false;
+  let kept: string[] = [];
   const journalText = readJournal(l.journalFile);
   if (journalText) {
     let parsed: unknown;
@@ -225,10 +231,11 @@ export function recover(l: Layout, removable: readonly string[] = []): RecoveryR
     }
     if (parsed !== undefined) {
       const moves = journalMoves(parsed, l);
-      const removal = journalRemoval(parsed, l, removable);
+      const removal = journalRemoval(parsed, l, written);
       rolledForward = moves.filter((m) => inspect(m.staged).kind !== "missing").length;
       applyMoves(moves);
       if (removal) {
+        kept = removal.kept;
         rolledForward += removal.remove.filter((p) => inspect(p).kind !== "missing").length;
         applyRemoval(removal, l);
         left = true;
@@ -251,7 +258,7 @@ export function recover(l: Layout, removable: readonly string[] = []): RecoveryR
       }
     }
   }
-  return { rolledForward, removed, left };
+  return { rolledForward, removed, kept, left };
 }
 
 /** The journal's bytes, or undefined; a link or a special file there is refused, never followed. */
@@ -436,27 +443,30 @@ function applyRemoval(r: Removal, l: Layout, crashPoint: CrashPoint = () => unde
   removeCreatedDirs([...leaveDirs(l)].reverse());
 }
 
-/** The removal a version 3 journal names, each path checked as journalMoves checks a target. */
+/**
+ * The removal a version 3 journal names, each path checked as journalMoves checks a target; of
+ * those in node-join's directories, the ones not in `written` are kept.
+ */
 function journalRemoval(
   parsed: unknown,
   l: Layout,
-  removable: readonly string[],
-): Removal | undefined {
+  written: readonly string[],
+): (Removal & { kept: string[] }) | undefined {
   const j = parsed as Partial<Journal>;
   if (j.version !== 3) return undefined;
   const refuse = (why: string) => refuseJournal(l.journalFile, why);
   if (!Array.isArray(j.removes) || !Array.isArray(j.parked))
     throw refuse("a version 3 journal without its lists of removals and manifests");
   const managed = new Set(managedDirs(l));
-  const extra = new Set(removable);
-  const remove = j.removes.map((p: unknown, i) => {
+  const ours = new Set(written);
+  const named = j.removes.map((p: unknown, i) => {
     const where = `removal ${i + 1} ${JSON.stringify(p)}`;
     if (typeof p !== "string" || p === "" || p.includes("\0") || isAbsolute(p))
       throw refuse(`${where} is not a path under the root`);
     if (normalize(p) !== p || p.split(sep).includes(".."))
       throw refuse(`${where} is not a plain path (no "..", ".", "//")`);
     const abs = join(l.root, p);
-    if (!managed.has(dirname(abs)) && !extra.has(abs))
+    if (!managed.has(dirname(abs)) && !ours.has(abs))
       throw refuse(`${where} is not in a directory node-join manages`);
     const why = notReplaceable(abs);
     if (why) throw refuse(`${where}: ${why}`);
@@ -467,5 +477,10 @@ function journalRemoval(
       throw refuse(`manifest ${i + 1} ${JSON.stringify(n)} is not a manifest's file name`);
     return n;
   });
-  return { remove, parked, dropBackups: j.dropBackups === true };
+  return {
+    remove: named.filter((p) => ours.has(p)),
+    kept: named.filter((p) => !ours.has(p) && present(p)),
+    parked,
+    dropBackups: j.dropBackups === true,
+  };
 }

@@ -27,7 +27,7 @@ const x509 = await peculiar();
 import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { runCli } from "../helpers/cli.js";
-import { expectFailure } from "../helpers/expect.js";
+import { assertEscaped, expectFailure, HOSTILE_TEXT } from "../helpers/expect.js";
 import { tempRoot } from "../helpers/fs.js";
 import { issueLeaf, makeCa, type LeafOptions, type TestCa } from "../helpers/pki.js";
 import { EKU, KU, mint, type CertSpec, type Minted } from "../helpers/chains.js";
@@ -582,6 +582,29 @@ for (const [name, action, which, pattern] of badAnswers) {
     );
   });
 }
+
+test("a CA refusal carrying terminal escapes, a CR and a bidi override is printed escaped; --json keeps JSON's escaping", async () => {
+  const hostile = JSON.stringify({
+    success: false,
+    result: null,
+    errors: [{ code: 5000, message: HOSTILE_TEXT }],
+    messages: [],
+  });
+  // The real CA's answer, its refusal rewritten.
+  const p = await answering({ type: "rewrite", rewrite: () => ({ status: 200, body: hostile }) });
+  const { root, keyFile } = newRoot();
+  const r = await runCli(joinArgs(p.url, root, keyFile));
+  assert.equal(r.code, 4, r.stderr);
+  assertEscaped(r.stderr);
+  assert.match(r.stderr, /refused: \\x1b\]0;owned/);
+
+  const j = await runCli([...joinArgs(p.url, root, keyFile), "--json"]);
+  assert.equal(j.code, 4, j.stderr);
+  assertEscaped(j.stderr);
+  assert.ok(!j.stdout.includes("\x1b"), "JSON escapes ESC itself (\\u001b)");
+  const out = JSON.parse(j.stdout) as { error: string };
+  assert.ok(out.error.includes(HOSTILE_TEXT), `not escaped twice: ${out.error}`);
+});
 
 for (const contentLength of [false, true]) {
   test(`a huge answer (64 MiB, ${contentLength ? "with its content-length" : "chunked"}) is refused without reading it: exit 4, fast`, async () => {

@@ -13,6 +13,7 @@ import { runCli, type CliResult } from "../helpers/cli.js";
 import {
   startCaptivePortal,
   startInterceptingProxy,
+  startRefusingProxy,
   type MisbehavingProxy,
 } from "../helpers/connect-proxy.js";
 import { tempRoot } from "../helpers/fs.js";
@@ -301,4 +302,25 @@ test("a captive portal answering for the CA is refused: CONNECT answered with a 
     errorLine(c),
     `node-join: error: CA kubernetes (cfssl ${ca.url}): answer is not JSON ("<html><head><title>Welcome to the guest network</title></head><body>Log in</body")`,
   );
+});
+
+test("a proxy's CONNECT status line carrying terminal escapes and a CR is printed escaped (exit 4)", async () => {
+  // Latin-1 on the wire, as HTTP/1.1 reads a reason phrase (RFC 9112 4): one byte a character.
+  const text = "\x1b]0;owned\x07no\x1b[2K\rrenewed 2: all good\x9b31m";
+  const hostile = await startRefusingProxy(`HTTP/1.1 403 ${text}`);
+  try {
+    const r = await runCli(stepJoin(tempRoot("nj-proxy-hostile-")), {
+      env: { https_proxy: hostile.url },
+    });
+    assert.equal(hostile.requests.length > 0, true, "the CONNECT reached the proxy");
+    assert.ok(r.code === 3 || r.code === 4, `exit ${r.code}: ${r.stderr}`);
+    for (const raw of ["\x1b", "\x07", "\r", "\x9b"])
+      assert.ok(!r.stderr.includes(raw), `raw ${JSON.stringify(raw)} on stderr:\n${r.stderr}`);
+    assert.ok(
+      r.stderr.includes("403 \\x1b]0;owned\\x07no\\x1b[2K\\rrenewed 2: all good\\x9b31m"),
+      r.stderr,
+    );
+  } finally {
+    await hostile.close();
+  }
 });

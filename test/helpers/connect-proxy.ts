@@ -144,3 +144,18 @@ export async function startCaptivePortal(): Promise<MisbehavingProxy> {
   });
   return handle(server, requests, await listen(server));
 }
+
+/**
+ * A proxy that refuses every CONNECT with `statusLine` (e.g. "HTTP/1.1 403 <text>") and no body:
+ * what a hostile or broken proxy can put in front of the operator's terminal.
+ */
+export async function startRefusingProxy(statusLine: string): Promise<MisbehavingProxy> {
+  const requests: string[] = [];
+  const server = createServer((sock) => {
+    readHead(sock, (head) => {
+      requests.push(head.split("\r\n")[0]!.replace(/ HTTP\/1\.[01]$/, ""));
+      sock.end(Buffer.from(`${statusLine}\r\ncontent-length: 0\r\n\r\n`, "latin1"));
+    });
+  });
+  return handle(server, requests, await listen(server));
+}

@@ -30,3 +30,19 @@ export async function expectFailure(
   assert.deepEqual(diffSnapshots(before, snapshot(root)), [], "no file under the root changed");
   return r;
 }
+
+/**
+ * Text a hostile server sends to reach the operator's terminal: an OSC retitling the window (ESC
+ * ... BEL), a CSI clearing the line, a CR then a forged line, a one-byte C1 CSI, a bidi override.
+ */
+export const HOSTILE_TEXT = "\x1b]0;owned\x07no\x1b[2K\rrenewed 2: all good \u202egnp.exe\x9b31m";
+
+/** `text` (stderr, human output) shows HOSTILE_TEXT escaped: none of its control bytes raw. */
+export function assertEscaped(text: string): void {
+  for (const raw of ["\x1b", "\x07", "\r", "\u202e", "\x9b"])
+    assert.ok(!text.includes(raw), `raw ${JSON.stringify(raw)} reached the terminal:\n${text}`);
+  assert.ok(
+    text.includes("\\x1b]0;owned\\x07no\\x1b[2K\\rrenewed 2: all good \\u202egnp.exe\\x9b31m"),
+    `the hostile text is shown escaped:\n${text}`,
+  );
+}

@@ -14,6 +14,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
+import { createHash } from "node:crypto";
 import { join, relative } from "node:path";
 import type { RuntimeSeams } from "../../agent/cli/context.js";
 import { NEEDS_YES } from "../../agent/cli/leave.js";
@@ -574,3 +575,53 @@ test("the metrics textfile goes when it holds node-join's metrics, and is kept w
   assert.ok(r.stdout.includes(`\n  removed ${prom}\n`), r.stdout);
   assert.ok(!existsSync(prom));
 });
+
+/** A state file entry for `rel` with the digest of what is there now, as a crafted one would. */
+function recordAsWritten(n: Joined, rel: string): void {
+  const state = join(n.root, "var/lib/node-join/state.json");
+  const st = JSON.parse(readFileSync(state, "utf8")) as { files: Record<string, string> };
+  const digest = createHash("sha256")
+    .update(readFileSync(join(n.root, rel)))
+    .digest("hex");
+  st.files[rel] = `sha256:${digest}`;
+  writeFileSync(state, JSON.stringify(st));
+}
+
+/** An operator's file node-join never writes for the role: admin.conf on a worker, a CA key. */
+const FOREIGN = [
+  { role: "worker", rel: "etc/kubernetes/admin.conf" },
+  { role: "control-plane", rel: "etc/kubernetes/pki/ca.key" },
+] as const;
+
+for (const f of FOREIGN) {
+  test(`a state file naming ${f.rel} on a ${f.role}, with its digest, does not make leave remove it: kept and listed`, async () => {
+    const n = await joined(f.role);
+    const file = join(n.root, f.rel);
+    writeFileSync(file, "# the operator's, not node-join's\n", { mode: 0o600 });
+    recordAsWritten(n, f.rel);
+    const dry = await n.run("leave", "--dry-run");
+    assert.equal(dry.code, 0, dry.stderr);
+    const why = `(not a file node-join writes for a ${f.role})`;
+    assert.ok(dry.stdout.includes(`  would keep ${file} ${why}\n`), dry.stdout);
+    assert.ok(!dry.stdout.includes(`would remove ${file}\n`), dry.stdout);
+    const r = await n.run("leave", "--yes");
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.includes(`  kept ${file} ${why}\n`), r.stdout);
+    assert.equal(readFileSync(file, "utf8"), "# the operator's, not node-join's\n");
+  });
+
+  test(`a planted leave journal naming ${f.rel} on a ${f.role} does not make recovery remove it`, async () => {
+    const n = await joined(f.role);
+    const file = join(n.root, f.rel);
+    writeFileSync(file, "# the operator's, not node-join's\n", { mode: 0o600 });
+    const journal = { version: 3, moves: [], removes: [f.rel], parked: [], dropBackups: false };
+    writeFileSync(join(n.root, "var/lib/node-join/journal.json"), JSON.stringify(journal));
+    const r = await n.run("leave", "--yes");
+    assert.ok(existsSync(file), `${f.rel} removed: exit ${r.code}\n${r.stdout}${r.stderr}`);
+    assert.equal(readFileSync(file, "utf8"), "# the operator's, not node-join's\n");
+    assert.match(
+      r.stderr,
+      new RegExp(`kept ${file} \\(not a file node-join writes for a ${f.role}\\)`),
+    );
+  });
+}

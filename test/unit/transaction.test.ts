@@ -308,11 +308,11 @@ test("a journal whose staged files were already moved is completed without error
     journal.moves.every((m) => !existsSync(m.staged)),
     "every staged file is gone",
   );
-  assert.deepEqual(recover(l), { rolledForward: 0, removed: [], left: false });
+  assert.deepEqual(recover(l), { rolledForward: 0, removed: [], kept: [], left: false });
   assert.deepEqual(readSet(l.root), expectedSet("new"));
   assert.ok(!existsSync(l.journalFile));
   const before = snapshot(l.root);
-  assert.deepEqual(recover(l), { rolledForward: 0, removed: [], left: false });
+  assert.deepEqual(recover(l), { rolledForward: 0, removed: [], kept: [], left: false });
   assert.deepEqual(diffSnapshots(before, snapshot(l.root)), []);
 });
 
@@ -554,4 +554,28 @@ test("a version 1 journal (absolute paths under the root) left by an older node-
   assert.equal(rec.rolledForward, 2);
   assert.deepEqual(readSet(l.root), expectedSet("new"));
   assert.ok(!existsSync(l.journalFile));
+});
+
+test("a leave journal's removals outside what node-join writes for the role are kept, not removed", () => {
+  const { l } = plantedJournal({
+    version: 3,
+    moves: [],
+    removes: [
+      "etc/kubernetes/pki/ca.key",
+      "etc/kubernetes/admin.conf",
+      "etc/kubernetes/pki/ca.crt",
+    ],
+    parked: [],
+  });
+  const key = join(l.pkiDir, "ca.key");
+  const admin = join(l.kubernetesDir, "admin.conf");
+  writeFileSync(key, "the cluster's CA key\n", { mode: 0o600 });
+  writeFileSync(admin, "the operator's kubeconfig\n", { mode: 0o600 });
+  // What node-join writes for this node (engine/written.ts): here the CA certificate alone.
+  const rec = recover(l, [join(l.pkiDir, "ca.crt")]);
+  assert.deepEqual(rec.kept, [key, admin]);
+  assert.equal(rec.left, true);
+  assert.equal(readFileSync(key, "utf8"), "the cluster's CA key\n");
+  assert.equal(readFileSync(admin, "utf8"), "the operator's kubeconfig\n");
+  assert.ok(!existsSync(join(l.pkiDir, "ca.crt")), "what node-join writes is removed");
 });
