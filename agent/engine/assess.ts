@@ -30,12 +30,42 @@ export interface AssessPolicy {
   now: Date;
 }
 
+/**
+ * What the assessment found, as a word that status, metrics and the issuing engine act on (the
+ * sentence is `reason`): kubeadm's renewal Manager and certmgr's spec check return the same kind
+ * of verdict to every caller.
+ */
+export type Cause =
+  /** Kept: nothing makes it due. */
+  | "ok"
+  /** Not there, unreadable, or a link that leads nowhere (the reading's problem). */
+  | "missing"
+  | "key-mismatch"
+  /** CN, O, SANs or EKUs differ from what this node would ask for now. */
+  | "template"
+  /** Does not chain to the CA's anchors (another CA, a retired one). */
+  | "chain"
+  | "key-algorithm"
+  | "expired"
+  /** Valid, past its renewal deadline (or a retiring signer's early one). */
+  | "due"
+  | "forced";
+
 export interface Assessment {
   kind: CertKind;
   template: CertTemplate;
   reading: KindReading;
   /** Why the kind must be issued; undefined: keep what is installed. */
   reason?: string;
+  /** The verdict behind `reason` ("ok" when kept). */
+  cause: Cause;
+  /**
+   * The installed certificate can authenticate its own renewal at its CA: it is there with its
+   * key, chains to the anchors, and names exactly what would be asked for now (a renewal keeps
+   * the names). Expiry is the backend's to judge (step-ca: allowRenewalAfterExpiry). Otherwise
+   * the kind must be enrolled again.
+   */
+  renewable: boolean;
   /** The installed certificate had expired. */
   expired: boolean;
   /** When a kept certificate falls due under the deadline rule. */
@@ -47,31 +77,55 @@ export function assessKind(
   template: CertTemplate,
   p: AssessPolicy,
 ): Assessment {
-  const base = { kind: reading.kind, template, reading, expired: false };
+  const base = { kind: reading.kind, template, reading, expired: false, renewable: false };
   const inst = reading.installed;
-  if (!inst) return { ...base, reason: reading.problem ?? "missing" };
-  if (!keyMatches(inst)) return { ...base, reason: "installed key does not match its certificate" };
+  if (!inst) return { ...base, cause: "missing", reason: reading.problem ?? "missing" };
+  if (!keyMatches(inst))
+    return {
+      ...base,
+      cause: "key-mismatch",
+      reason: "installed key does not match its certificate",
+    };
   const [leaf, ...intermediates] = inst.chain as [CertInfo, ...CertInfo[]];
   // A changed name or IP is due at once, like the kubelet's template check.
   const ca = reading.kind.ca;
   const requested = p.requestedSans?.(ca, template);
-  const why = mismatch(leaf, template, p.anchors(ca), undefined, intermediates, requested);
-  if (why) return { ...base, reason: why };
+  const names = mismatch(leaf, template, undefined, undefined, intermediates, requested);
+  if (names) return { ...base, cause: "template", reason: names };
+  const chain = mismatch(leaf, template, p.anchors(ca), undefined, intermediates, requested);
+  if (chain) return { ...base, cause: "chain", reason: chain };
+  const renewable = { ...base, renewable: true };
   // A changed --key-algorithm takes effect at once, like a changed name: the key is generated anew.
   // (keyMatches parsed the key: it is a readable private key.)
   const algorithm = p.keyAlgorithm && keyAlgorithmChange(inst.keyPem, p.keyAlgorithm);
-  if (algorithm) return { ...base, reason: `key algorithm changed (${algorithm})` };
+  if (algorithm)
+    return { ...renewable, cause: "key-algorithm", reason: `key algorithm changed (${algorithm})` };
   if (p.deadline) {
     const sc = p.signerChange?.(ca);
     const retiring = sc && !buildChain(leaf, intermediates, [sc.signer]);
     const d = dueness(leaf, p.deadline, p.now, retiring ? sc.change : undefined);
-    if (d.due) return { ...base, reason: d.reason, expired: d.expired };
-    return p.force ? { ...base, reason: "forced" } : { ...base, deadline: d.deadline };
+    if (d.due)
+      return {
+        ...renewable,
+        cause: d.expired ? "expired" : "due",
+        reason: d.reason,
+        expired: d.expired,
+      };
+    return p.force
+      ? { ...renewable, cause: "forced", reason: "forced" }
+      : { ...renewable, cause: "ok", deadline: d.deadline };
   }
   if (leaf.notAfter.getTime() <= p.now.getTime()) {
-    return { ...base, reason: `expired at ${isoDate(leaf.notAfter)}`, expired: true };
+    return {
+      ...renewable,
+      cause: "expired",
+      reason: `expired at ${isoDate(leaf.notAfter)}`,
+      expired: true,
+    };
   }
-  return p.force ? { ...base, reason: "forced" } : base;
+  return p.force
+    ? { ...renewable, cause: "forced", reason: "forced" }
+    : { ...renewable, cause: "ok" };
 }
 
 export function assess(readings: KindReading[], ctx: TableContext, p: AssessPolicy): Assessment[] {
