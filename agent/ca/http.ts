@@ -86,7 +86,9 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
   const identity = req.tls?.identity;
   // node:tls runs checkServerIdentity only on a chain that verified (tls.connect, onConnectSecure),
   // and a refusal there ends the handshake before a byte of the request is sent.
-  const nodeTls = identity ? await import("node:tls") : undefined;
+  // Not import(): the single binary's loader runs the agent without a dynamic-import callback for
+  // built-ins (agent/sea/loader.ts); process.getBuiltinModule loads node:tls as require would.
+  const nodeTls = identity ? process.getBuiltinModule("node:tls") : undefined;
   const isHttps = req.url.startsWith("https:");
   const url = new URL(req.url);
   const route = proxyRouteFor(url, req.proxy);

@@ -844,7 +844,9 @@ export function createStepCaBackend(ctx: BackendContext): CaBackend {
             reason: req.reason,
             passive: true,
           }),
-        tls: { ...trust, cert: leaf.pem, key: keyPem },
+        // The whole chain: step-ca verifies a client certificate against its roots only
+        // (ca/tls.go ClientCAs), and after a signer change the old intermediate is not its own.
+        tls: { ...trust, cert: req.certPem, key: keyPem },
         what: `revoking ${req.kind} (serial ${serial})`,
         unauthorized: "the CA refused the certificate (HTTP 401)",
         special: noDatabase,

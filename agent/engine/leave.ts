@@ -246,7 +246,7 @@ function installedValid(l: Layout, state: State, now: number): ToRevoke[] {
       serial: leaf.serial,
       serialDecimal: serialDecimal(leaf.serial),
       notAfter: leaf.notAfter.toISOString(),
-      certPem: leaf.pem,
+      certPem: installed.chain.map((c) => c.pem).join(""),
       keyPem: installed.keyPem,
     });
   }

@@ -77,6 +77,8 @@ export interface Superseded {
   kind: string;
   ca: CaName;
   leaf: CertInfo;
+  /** The leaf and its intermediates, as installed: step-ca's mTLS needs the whole chain. */
+  chainPem: string;
   keyPem: string;
 }
 
@@ -99,7 +101,13 @@ export function supersededBy(
       state.certificates[r.kind.name]?.serial === leaf.serial ||
       (state.issued ?? []).some((x) => x.serial === leaf.serial && x.ca === r.kind.ca);
     if (ours && leaf.notAfter.getTime() > now)
-      out.push({ kind: r.kind.name, ca: r.kind.ca, leaf, keyPem: r.installed.keyPem });
+      out.push({
+        kind: r.kind.name,
+        ca: r.kind.ca,
+        leaf,
+        chainPem: r.installed.chain.map((c) => c.pem).join(""),
+        keyPem: r.installed.keyPem,
+      });
   }
   return out;
 }
@@ -111,7 +119,7 @@ function recordOf(s: Superseded): IssuedCertRecord {
     ca: s.ca,
     serial: s.leaf.serial,
     notAfter: s.leaf.notAfter.toISOString(),
-    certPem: s.leaf.pem,
+    certPem: s.chainPem,
   };
 }
 

@@ -416,7 +416,8 @@ function issuedCredentials(issued: Map<string, Issued>): NewCredentials {
       ca: i.ca,
       serial: i.leaf.serial,
       notAfter: i.leaf.notAfter,
-      certPem: i.leaf.pem,
+      // The chain as installed (leaf, then intermediates): a revocation over mTLS presents it.
+      certPem: i.credentials.chainPem,
     })),
   };
 }

@@ -79,8 +79,8 @@ export interface IssuedCertRecord {
   serial: string;
   notAfter: string;
   /**
-   * The leaf (public): what a revocation names, CFSSL by its serial and authority key id, step-ca
-   * by the mTLS client certificate itself.
+   * The leaf, then its intermediates (public): what a revocation names, CFSSL by the leaf's serial
+   * and authority key id, step-ca by the mTLS client certificate chain itself.
    */
   certPem: string;
   /** When node-join revoked it (a superseded one after a renewal). */
