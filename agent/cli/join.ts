@@ -4,13 +4,13 @@ import type { Command } from "commander";
 import { loadSettings, type GlobalOptions } from "../config/load.js";
 import { ALL_OPTIONS } from "../config/options.js";
 import { checkJoinSettings, type Settings } from "../config/settings.js";
-import { renderConfig, type RawValues } from "../config/sources.js";
+import type { RawValues } from "../config/sources.js";
 import { due, kept } from "../engine/assess.js";
-import { serviceAccountFiles } from "../engine/files.js";
 import { casOf } from "../engine/issue.js";
 import { withMetrics } from "../engine/report.js";
 import type { Runtime } from "../engine/runtime.js";
-import { run, type RunOutcome, type RunPolicy } from "../engine/run.js";
+import { policyFor } from "../engine/policy.js";
+import { run, type RunOutcome } from "../engine/run.js";
 import { detectTimerEnv, timerStatus, type TimerInstallResult } from "../ops/timer.js";
 import type { StandardProxyEnv, StandardProxyKey, StandardProxyValue } from "../ca/proxy.js";
 import { trustConfigured } from "../ca/trust.js";
@@ -19,8 +19,6 @@ import { kindsFor } from "../pki/certs.js";
 import type { Role } from "../pki/roles.js";
 import { certPin, type CertInfo } from "../pki/x509.js";
 import { inspect, removeIfExists } from "../store/fsio.js";
-import { kubeletServingDropin } from "../store/kubelet-store.js";
-import type { Layout } from "../store/layout.js";
 import type { PlannedFile } from "../store/transaction.js";
 import { checkEnvironmentFile } from "../store/strict-modes.js";
 import { addGlobal, examples, type Cli } from "./context.js";
@@ -128,36 +126,6 @@ export function persistedValues(
   return values;
 }
 
-/**
- * Join's policy: every CA contacted first, only expiry or a changed template re-issues, a timer
- * after, an unpinned CA pinned.
- */
-export function joinPolicy(o: JoinOptions, l: Layout, log: (line: string) => void): RunPolicy {
-  const s = o.settings;
-  // Read now: a missing or mismatched pair stops the join before any CA is asked.
-  const saFiles = s.role === "control-plane" ? serviceAccountFiles(s, l) : [];
-  return {
-    force: o.force,
-    dryRun: o.dryRun,
-    inventory: "systeminformation",
-    contactAllCas: true,
-    deadlineRule: false,
-    renewWithInstalled: false,
-    recordRenewal: false,
-    installTimer: !o.dryRun && s.timer.enabled,
-    trustOnFirstUse: true,
-    extraFiles: (id, trusted) => [
-      ...saFiles,
-      kubeletServingDropin(l),
-      {
-        path: l.configFile,
-        content: renderConfig(persistedValues(o, id.nodeName, trusted, log), l.root),
-        mode: 0o644,
-      },
-    ],
-  };
-}
-
 /** `timerInPlace`: the renewal timer is installed and sound, so a dry run does not list it. */
 export function joinResult(s: Settings, r: RunOutcome, timerInPlace = false): JoinResult {
   const toIssue = due(r.assessments);
@@ -213,7 +181,12 @@ export function droppableAuthKeys(s: Settings): string[] {
 
 export async function runJoin(o: JoinOptions, rt: Runtime): Promise<JoinResult> {
   checkJoinSettings(o.settings, casOf(kindsFor(o.settings.role)));
-  const outcome = await run(o.settings, joinPolicy(o, rt.layout, rt.log), rt);
+  const policy = policyFor("join", o.settings, rt.layout, {
+    dryRun: o.dryRun,
+    force: o.force,
+    config: (id, trusted) => persistedValues(o, id.nodeName, trusted, rt.log),
+  });
+  const outcome = await run(o.settings, policy, rt);
   const timerInPlace =
     o.dryRun &&
     timerStatus(detectTimerEnv(rt.layout), new Date(rt.clock.now())).problem === undefined;
