@@ -14,11 +14,10 @@ import { run, type RunOutcome } from "../engine/run.js";
 import { detectTimerEnv, timerStatus, type TimerInstallResult } from "../ops/timer.js";
 import type { StandardProxyEnv, StandardProxyKey, StandardProxyValue } from "../ca/proxy.js";
 import { trustConfigured } from "../ca/trust.js";
-import { CAS, casFor, type CaName } from "../pki/cas.js";
+import { CAS, type CaName } from "../pki/cas.js";
 import { kindsFor } from "../pki/certs.js";
 import type { Role } from "../pki/roles.js";
 import { certPin, type CertInfo } from "../pki/x509.js";
-import { inspect, removeIfExists } from "../store/fsio.js";
 import type { PlannedFile } from "../store/transaction.js";
 import { checkEnvironmentFile } from "../store/strict-modes.js";
 import { addGlobal, examples, type Cli } from "./context.js";
@@ -164,19 +163,8 @@ export function joinResult(s: Settings, r: RunOutcome, timerInPlace = false): Jo
     message,
     ...(r.timer ? { timer: r.timer } : {}),
     ...(r.dryRun && s.timer.enabled && !timerInPlace ? { wouldInstallTimer: true as const } : {}),
+    ...(r.droppedAuthKeys ? { droppedAuthKeys: r.droppedAuthKeys } : {}),
   };
-}
-
-/**
- * renew.authKey: drop: the auth key files of the role's CFSSL CAs that are on disk, each once (the
- * CAs usually share one).
- */
-export function droppableAuthKeys(s: Settings): string[] {
-  const files = casFor(s.role)
-    .map((ca) => s.cas[ca.name])
-    .filter((c) => c.type === "cfssl" && c.authKeyFile !== undefined)
-    .map((c) => c.authKeyFile!);
-  return [...new Set(files)].filter((f) => inspect(f).kind !== "missing");
 }
 
 export async function runJoin(o: JoinOptions, rt: Runtime): Promise<JoinResult> {
@@ -190,13 +178,7 @@ export async function runJoin(o: JoinOptions, rt: Runtime): Promise<JoinResult> 
   const timerInPlace =
     o.dryRun &&
     timerStatus(detectTimerEnv(rt.layout), new Date(rt.clock.now())).problem === undefined;
-  const r = joinResult(o.settings, outcome, timerInPlace);
-  if (o.settings.renew.authKey !== "drop") return r;
-  // After the commit, not in it: a crash in between leaves the node joined with its key (renewals
-  // keep working as with keep), and the next join, which finds nothing to do, drops it.
-  const dropped = droppableAuthKeys(o.settings);
-  if (!o.dryRun) for (const f of dropped) removeIfExists(f);
-  return { ...r, droppedAuthKeys: dropped };
+  return joinResult(o.settings, outcome, timerInPlace);
 }
 
 export function formatJoin(r: JoinResult): string {

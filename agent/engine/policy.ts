@@ -70,7 +70,8 @@ function renewHooks(s: Settings, l: Layout): NonNullable<RunPolicy["hooks"]> {
 
 /**
  * join: every CA contacted first, only expiry or a changed template re-issues, enrolment with the
- * enrolment secrets checked up front, a timer after, an unpinned CA pinned.
+ * enrolment secrets checked up front, a timer after, an unpinned CA pinned, and renew.authKey:
+ * drop carried out once the node is joined.
  */
 function join(s: Settings, l: Layout, a: Asks["join"]): RunPolicy {
   // Read now: a missing or mismatched pair stops the join before any CA is asked.
@@ -90,6 +91,7 @@ function join(s: Settings, l: Layout, a: Asks["join"]): RunPolicy {
     trustOnFirstUse: true,
     // A node whose leave was interrupted is joined anew.
     afterLeave: "continue",
+    dropAuthKeys: true,
     extraFiles: (id, trusted) => [
       ...saFiles,
       kubeletServingDropin(l),
@@ -121,6 +123,7 @@ function renew(s: Settings, l: Layout, a: Asked): RunPolicy {
     trustOnFirstUse: false,
     // The node is no longer joined: renewing would join it again.
     afterLeave: "stop",
+    dropAuthKeys: false,
   };
 }
 

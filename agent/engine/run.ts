@@ -13,7 +13,7 @@ import type { TableContext } from "../pki/certs.js";
 import { deadlinePolicy } from "../pki/deadline.js";
 import { readCaFile, readRole } from "../pki/installed.js";
 import type { CertInfo } from "../pki/x509.js";
-import { removeIfExists } from "../store/fsio.js";
+import { inspect, removeIfExists } from "../store/fsio.js";
 import type { Credentials } from "../store/cert-store.js";
 import {
   readState,
@@ -134,6 +134,11 @@ export interface RunPolicy {
    */
   afterLeave: "continue" | "stop";
   /**
+   * renew.authKey: drop takes effect: once the run succeeded, still under the lock, the auth key
+   * files of the role's CFSSL CAs are deleted (a dry run lists them).
+   */
+  dropAuthKeys: boolean;
+  /**
    * The command's own files for the transaction (join: its config, the sa pair, the kubelet
    * drop-in), given the node and the CA certificates this run trusted.
    */
@@ -153,6 +158,8 @@ export interface RunOutcome {
   nextDeadline?: Date;
   hooks: HookRun[];
   timer?: TimerInstallResult;
+  /** renew.authKey: drop: the CFSSL auth key files this run deleted (dry run: would delete). */
+  droppedAuthKeys?: string[];
 }
 
 export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<RunOutcome> {
@@ -275,7 +282,9 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     };
     return { ...outcome, ...followUps(s, policy, rt, id.nodeName, [...issued.keys()], committed) };
   };
-  return locked(rt, mode, decideAndWrite);
+  // The auth keys go under the lock, after the commit and the follow-up steps: a second run finds
+  // this one's lock, or its files in place and the keys gone; never one without the other.
+  return locked(rt, mode, async () => dropAuthKeys(s, policy, await decideAndWrite()));
 }
 
 /**
@@ -305,6 +314,24 @@ function followUps(
     out.timer = timerInstall(timer);
   }
   return out;
+}
+
+/**
+ * renew.authKey: drop, when the policy carries it out: the auth key files of the role's CFSSL CAs
+ * that are on disk, each once (the CAs usually share one), deleted once the run succeeded (a dry
+ * run only names them). After the commit, not in it: a crash in between leaves the node joined
+ * with its key (renewals keep working as with keep), and the next join, which finds nothing to
+ * do, drops it.
+ */
+function dropAuthKeys(s: Settings, policy: RunPolicy, outcome: RunOutcome): RunOutcome {
+  if (!policy.dropAuthKeys || s.renew.authKey !== "drop") return outcome;
+  const files = casFor(s.role).flatMap(({ name }) => {
+    const c = s.cas[name];
+    return c.type === "cfssl" && c.authKeyFile !== undefined ? [c.authKeyFile] : [];
+  });
+  const dropped = [...new Set(files)].filter((f) => inspect(f).kind !== "missing");
+  if (!policy.dryRun) for (const f of dropped) removeIfExists(f);
+  return { ...outcome, droppedAuthKeys: dropped };
 }
 
 /** A CA's current signer, first seen by this node at change.seenAt (renew.onSignerChange). */

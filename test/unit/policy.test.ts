@@ -27,7 +27,7 @@ const config = { path: l.configFile, values: new Map() as RawValues };
 const asked = { dryRun: false, force: false };
 const node = { nodeName: "w1", ips: [], dnsNames: [], sources: [] };
 
-test("only join trusts on first use, joins anew after an interrupted leave and installs the timer", () => {
+test("only join trusts on first use, joins anew after an interrupted leave, drops the auth key and installs the timer", () => {
   const join = policyFor("join", s, l, { ...asked, config: () => new Map() });
   const renew = policyFor("renew", s, l, asked);
   const add = policyFor("trust-add", s, l, { refresh: true, ca: "kubernetes", certs: [], config });
@@ -37,10 +37,12 @@ test("only join trusts on first use, joins anew after an interrupted leave and i
   ] as const) {
     assert.equal(p.trustOnFirstUse, false, name);
     assert.equal(p.afterLeave, "stop", name);
+    assert.equal(p.dropAuthKeys, false, name);
     assert.equal(p.installTimer, false, name);
   }
   assert.equal(join.trustOnFirstUse, true);
   assert.equal(join.afterLeave, "continue");
+  assert.equal(join.dropAuthKeys, true);
   assert.equal(join.installTimer, s.timer.enabled);
   assert.equal(s.timer.enabled, true, "the timer is on by default");
   assert.equal(
