@@ -4,23 +4,20 @@ import type { Command } from "commander";
 import { loadSettings, type GlobalOptions } from "../config/load.js";
 import { ALL_OPTIONS } from "../config/options.js";
 import { checkJoinSettings, type Settings } from "../config/settings.js";
-import { renderConfig, type RawValues } from "../config/sources.js";
+import type { RawValues } from "../config/sources.js";
 import { due, kept } from "../engine/assess.js";
-import { serviceAccountFiles } from "../engine/files.js";
 import { casOf } from "../engine/issue.js";
 import { withMetrics } from "../engine/report.js";
 import type { Runtime } from "../engine/runtime.js";
-import { run, type RunOutcome, type RunPolicy } from "../engine/run.js";
+import { policyFor } from "../engine/policy.js";
+import { run, type RunOutcome } from "../engine/run.js";
 import { detectTimerEnv, timerStatus, type TimerInstallResult } from "../ops/timer.js";
 import type { StandardProxyEnv, StandardProxyKey, StandardProxyValue } from "../ca/proxy.js";
 import { trustConfigured } from "../ca/trust.js";
-import { CAS, casFor, type CaName } from "../pki/cas.js";
+import { CAS, type CaName } from "../pki/cas.js";
 import { kindsFor } from "../pki/certs.js";
 import type { Role } from "../pki/roles.js";
 import { certPin, type CertInfo } from "../pki/x509.js";
-import { inspect, removeIfExists } from "../store/fsio.js";
-import { kubeletServingDropin } from "../store/kubelet-store.js";
-import type { Layout } from "../store/layout.js";
 import type { PlannedFile } from "../store/transaction.js";
 import { checkEnvironmentFile } from "../store/strict-modes.js";
 import { addGlobal, examples, type Cli } from "./context.js";
@@ -128,36 +125,6 @@ export function persistedValues(
   return values;
 }
 
-/**
- * Join's policy: every CA contacted first, only expiry or a changed template re-issues, a timer
- * after, an unpinned CA pinned.
- */
-export function joinPolicy(o: JoinOptions, l: Layout, log: (line: string) => void): RunPolicy {
-  const s = o.settings;
-  // Read now: a missing or mismatched pair stops the join before any CA is asked.
-  const saFiles = s.role === "control-plane" ? serviceAccountFiles(s, l) : [];
-  return {
-    force: o.force,
-    dryRun: o.dryRun,
-    inventory: "systeminformation",
-    contactAllCas: true,
-    deadlineRule: false,
-    renewWithInstalled: false,
-    recordRenewal: false,
-    installTimer: !o.dryRun && s.timer.enabled,
-    trustOnFirstUse: true,
-    extraFiles: (id, trusted) => [
-      ...saFiles,
-      kubeletServingDropin(l),
-      {
-        path: l.configFile,
-        content: renderConfig(persistedValues(o, id.nodeName, trusted, log), l.root),
-        mode: 0o644,
-      },
-    ],
-  };
-}
-
 /** `timerInPlace`: the renewal timer is installed and sound, so a dry run does not list it. */
 export function joinResult(s: Settings, r: RunOutcome, timerInPlace = false): JoinResult {
   const toIssue = due(r.assessments);
@@ -196,34 +163,22 @@ export function joinResult(s: Settings, r: RunOutcome, timerInPlace = false): Jo
     message,
     ...(r.timer ? { timer: r.timer } : {}),
     ...(r.dryRun && s.timer.enabled && !timerInPlace ? { wouldInstallTimer: true as const } : {}),
+    ...(r.droppedAuthKeys ? { droppedAuthKeys: r.droppedAuthKeys } : {}),
   };
-}
-
-/**
- * renew.authKey: drop: the auth key files of the role's CFSSL CAs that are on disk, each once (the
- * CAs usually share one).
- */
-export function droppableAuthKeys(s: Settings): string[] {
-  const files = casFor(s.role)
-    .map((ca) => s.cas[ca.name])
-    .filter((c) => c.type === "cfssl" && c.authKeyFile !== undefined)
-    .map((c) => c.authKeyFile!);
-  return [...new Set(files)].filter((f) => inspect(f).kind !== "missing");
 }
 
 export async function runJoin(o: JoinOptions, rt: Runtime): Promise<JoinResult> {
   checkJoinSettings(o.settings, casOf(kindsFor(o.settings.role)));
-  const outcome = await run(o.settings, joinPolicy(o, rt.layout, rt.log), rt);
+  const policy = policyFor("join", o.settings, rt.layout, {
+    dryRun: o.dryRun,
+    force: o.force,
+    config: (id, trusted) => persistedValues(o, id.nodeName, trusted, rt.log),
+  });
+  const outcome = await run(o.settings, policy, rt);
   const timerInPlace =
     o.dryRun &&
     timerStatus(detectTimerEnv(rt.layout), new Date(rt.clock.now())).problem === undefined;
-  const r = joinResult(o.settings, outcome, timerInPlace);
-  if (o.settings.renew.authKey !== "drop") return r;
-  // After the commit, not in it: a crash in between leaves the node joined with its key (renewals
-  // keep working as with keep), and the next join, which finds nothing to do, drops it.
-  const dropped = droppableAuthKeys(o.settings);
-  if (!o.dryRun) for (const f of dropped) removeIfExists(f);
-  return { ...r, droppedAuthKeys: dropped };
+  return joinResult(o.settings, outcome, timerInPlace);
 }
 
 export function formatJoin(r: JoinResult): string {

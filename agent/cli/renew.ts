@@ -6,10 +6,9 @@ import { loadSettings, type GlobalOptions } from "../config/load.js";
 import type { Settings } from "../config/settings.js";
 import { due, nextDue } from "../engine/assess.js";
 import { withMetrics } from "../engine/report.js";
-import { run, type RunOutcome, type RunPolicy } from "../engine/run.js";
+import { policyFor } from "../engine/policy.js";
+import { run, type RunOutcome } from "../engine/run.js";
 import type { Runtime } from "../engine/runtime.js";
-import { defaultHooks } from "../ops/hooks.js";
-import type { Layout } from "../store/layout.js";
 import { optionByKey } from "../config/options.js";
 import type { PlannedFile } from "../store/transaction.js";
 import { checkEnvironmentFile } from "../store/strict-modes.js";
@@ -23,8 +22,7 @@ const HELP = examples([
   "node-join renew --before 720h   # renew everything with less than 30 days left",
 ]);
 
-/** Previous timestamped kubelet files kept beside the current one. */
-export const KUBELET_FILES_KEPT = 3;
+export { KUBELET_FILES_KEPT } from "../engine/policy.js";
 
 export interface RenewOptions {
   settings: Settings;
@@ -58,37 +56,6 @@ export interface RenewResult {
   /** `changedFiles` with what happens to each: created or replaced, and its mode. */
   files: PlannedFile[];
   message: string;
-}
-
-/**
- * Renew's policy: the deadline rule decides, every CA refreshes its bundle (only the CAs of what is
- * due must answer), hooks after.
- */
-export function renewPolicy(o: RenewOptions, l: Layout): RunPolicy {
-  const s = o.settings;
-  // The defaults restart the host's kubelet and static pods: never on behalf of a --root tree.
-  const hooks = s.hooks.postRenew
-    ? { commands: s.hooks.postRenew }
-    : l.root === "/"
-      ? { commands: defaultHooks(s.role) }
-      : {
-          commands: [],
-          note: "not running the default post-renew hooks under --root (set hooks.postRenew to run some)",
-        };
-  return {
-    force: o.force,
-    dryRun: o.dryRun,
-    inventory: "sysfs",
-    contactAllCas: false,
-    refreshCas: "server",
-    deadlineRule: true,
-    renewWithInstalled: true,
-    recordRenewal: true,
-    keepPrevious: KUBELET_FILES_KEPT,
-    hooks,
-    installTimer: false,
-    trustOnFirstUse: false,
-  };
 }
 
 export function renewResult(r: RunOutcome): RenewResult {
@@ -144,7 +111,8 @@ export async function runRenew(o: RenewOptions, rt: Runtime): Promise<RenewResul
       `no config at ${rt.layout.configFile}: run node-join join first (renew needs the settings join persisted)`,
     );
   }
-  return renewResult(await run(o.settings, renewPolicy(o, rt.layout), rt));
+  const policy = policyFor("renew", o.settings, rt.layout, { dryRun: o.dryRun, force: o.force });
+  return renewResult(await run(o.settings, policy, rt));
 }
 
 export function formatRenew(r: RenewResult): string {

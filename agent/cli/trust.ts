@@ -15,7 +15,6 @@ import {
 } from "../engine/trust.js";
 import { checkEnvironmentFile } from "../store/strict-modes.js";
 import { addGlobal, examples, type Cli } from "./context.js";
-import { renewPolicy } from "./renew.js";
 
 const HELP = examples([
   "node-join trust add --ca kubernetes --ca-file /tmp/new-ca.crt   # phase 1",
@@ -104,10 +103,6 @@ export function registerTrust(program: Command, cli: Cli): void {
         },
         refresh: opts.refresh !== false,
         renew: Boolean(opts.renew),
-        base: renewPolicy(
-          { settings: loaded.settings, force: false, dryRun: false, configured: true },
-          rt.layout,
-        ),
       };
       const r = action === "add" ? await trustAdd(change, rt) : await trustRemove(change, rt);
       cli.setResult({ json: Boolean(opts.json), value: r, text: formatChange(r) });

@@ -1,7 +1,7 @@
 // The one run behind join and renew (after kubeadm's renewal Manager, built once from the
 // certificate list): resolve the node, read what is installed, assess every kind, reach the CAs,
 // issue and verify, lay out the files and commit them as one transaction, then the follow-up
-// steps. Join and renew differ only in the RunPolicy they pass.
+// steps. Join, renew and trust differ only in the RunPolicy engine/policy.ts names for them.
 import { join } from "node:path";
 import type { Settings } from "../config/settings.js";
 import type { Layout } from "../store/layout.js";
@@ -13,7 +13,7 @@ import type { TableContext } from "../pki/certs.js";
 import { deadlinePolicy } from "../pki/deadline.js";
 import { readCaFile, readRole } from "../pki/installed.js";
 import type { CertInfo } from "../pki/x509.js";
-import { removeIfExists } from "../store/fsio.js";
+import { inspect, removeIfExists } from "../store/fsio.js";
 import type { Credentials } from "../store/cert-store.js";
 import {
   readState,
@@ -57,6 +57,10 @@ import { locked } from "./locked.js";
 import { revokeSuperseded, supersededBy } from "./revoke.js";
 import type { Runtime } from "./runtime.js";
 
+/**
+ * What one operation's run does (engine/policy.ts names one per operation); each field steers one
+ * thing.
+ */
 export interface RunPolicy {
   force: boolean;
   /**
@@ -81,10 +85,10 @@ export interface RunPolicy {
    */
   refreshCas?: "server" | "local";
   /**
-   * Never issue: only the CA bundles and the command's own files are written (trust add and
-   * remove without --renew). Default true.
+   * Issue what is due; false: only the CA bundles and the command's own files are written (trust
+   * add, and remove without --renew).
    */
-  issue?: boolean;
+  issue: boolean;
   /** CA certificates the command adds to those the node holds (trust add --ca-file). */
   extraCas?: ReadonlyMap<CaName, CertInfo[]>;
   /**
@@ -93,10 +97,19 @@ export interface RunPolicy {
    */
   deadlineRule: boolean;
   /**
-   * Renew with the installed credentials where the CA has a renewal path; keep keys when
-   * renew.reuseKey.
+   * How a due certificate is asked for where the CA has a renewal path (step-ca's /renew):
+   * "installed" authenticates with the certificate it replaces (client-go's certificate manager
+   * rotates the same way), "enrolment" signs a new CSR with the enrolment secrets.
    */
-  renewWithInstalled: boolean;
+  requestWith: "installed" | "enrolment";
+  /**
+   * "up-front": every enrolment secret of the CAs reached is read and checked before any request
+   * (and by a dry run), so a failure spends no one-time token; "if-needed": those only an
+   * enrolment needs may be missing (a renewal that falls back to enrolment asks for them then).
+   */
+  enrolmentSecrets: "up-front" | "if-needed";
+  /** renew.reuseKey may keep the installed key; otherwise every certificate gets a new key. */
+  reuseKey: boolean;
   /** Record the run as the last renewal (state file, metrics). */
   recordRenewal: boolean;
   /**
@@ -115,6 +128,16 @@ export interface RunPolicy {
    * trusted as it answers (join only; the command pins it for every later run).
    */
   trustOnFirstUse: boolean;
+  /**
+   * When the recovery completes an interrupted leave: "continue" (join joins the node anew) or
+   * "stop" (the node is no longer joined; renewing would join it again).
+   */
+  afterLeave: "continue" | "stop";
+  /**
+   * renew.authKey: drop takes effect: once the run succeeded, still under the lock, the auth key
+   * files of the role's CFSSL CAs are deleted (a dry run lists them).
+   */
+  dropAuthKeys: boolean;
   /**
    * The command's own files for the transaction (join: its config, the sa pair, the kubelet
    * drop-in), given the node and the CA certificates this run trusted.
@@ -135,6 +158,8 @@ export interface RunOutcome {
   nextDeadline?: Date;
   hooks: HookRun[];
   timer?: TimerInstallResult;
+  /** renew.authKey: drop: the CFSSL auth key files this run deleted (dry run: would delete). */
+  droppedAuthKeys?: string[];
 }
 
 export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<RunOutcome> {
@@ -145,9 +170,12 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
   // Only join may trust an unpinned CA, once: every later run verifies against the pin it wrote.
   const trusting = policy.trustOnFirstUse ? s : { ...s, unsafeSkipCaVerification: false };
 
-  // Only join goes on after an interrupted leave (it joins anew); renew and trust stop there.
-  const mode = { dryRun: policy.dryRun, afterLeave: policy.trustOnFirstUse, role: s.role };
-  return locked(rt, mode, async (): Promise<RunOutcome> => {
+  const mode = {
+    dryRun: policy.dryRun,
+    afterLeave: policy.afterLeave === "continue",
+    role: s.role,
+  };
+  const decideAndWrite = async (): Promise<RunOutcome> => {
     const readings = readRole(s.role, l);
     const installedCas = new Map<CaName, CertInfo[] | undefined>(
       CA_NAMES.map((ca) => [ca, readCaFile(CAS[ca], l)]),
@@ -159,7 +187,7 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     const connect = (cas: CaName[], refreshOnly?: ReadonlySet<CaName>): Promise<Connected> =>
       connectCas(trusting, cas, rt, {
         deadline: rt.clock.now() + s.timeoutMs,
-        renewal: policy.renewWithInstalled,
+        renewal: policy.enrolmentSecrets === "if-needed",
         // Each CA's server that answered last time is asked first (ca/common.ts CaServers).
         preferred: readState(l).caUrls ?? {},
         known,
@@ -194,11 +222,11 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       signers = signerChanges(s, bundles, readings, readState(l), now());
       assessments = assessWith((ca) => bundles.get(ca)?.anchors ?? installedCas.get(ca));
       const late = casOf(due(assessments).map((a) => a.kind)).filter((c) => !dueCas.includes(c));
-      if (late.length > 0 && policy.issue !== false)
+      if (late.length > 0 && policy.issue)
         for (const [ca, c] of await connect(late)) bundles.set(ca, c);
       connected = bundles;
     }
-    const toIssue = policy.issue === false ? [] : due(assessments);
+    const toIssue = policy.issue ? due(assessments) : [];
     const base: RunOutcome = {
       dryRun: policy.dryRun,
       nodeName: id.nodeName,
@@ -217,18 +245,22 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     const reached = reachedCas(connected);
     const changes = (fresh: NewCredentials): FileChange[] =>
       filesOf(s, ctx, assessments, fresh, bundles, installedCas, id, policy, rt, signers, reached);
+    const upFront = policy.enrolmentSecrets === "up-front";
     if (policy.dryRun) {
-      if (!policy.renewWithInstalled) await prepareAll(toIssue, connected);
+      if (upFront) await prepareAll(toIssue, connected);
       const files = planCommit(changes(standIns(toIssue, now())));
       return { ...base, changedFiles: files.map((f) => f.path), files };
     }
+    const renewWithInstalled = policy.requestWith === "installed";
+    // issueAll checks the enrolment secrets itself unless it renews with the installed credentials.
+    if (upFront && renewWithInstalled) await prepareAll(toIssue, connected);
     const issued = await issueAll(
       toIssue,
       connected,
       {
         algorithm: s.keyAlgorithm,
-        reuseKey: policy.renewWithInstalled && s.renew.reuseKey,
-        renewWithInstalled: policy.renewWithInstalled,
+        reuseKey: policy.reuseKey && s.renew.reuseKey,
+        renewWithInstalled,
       },
       rt,
     );
@@ -236,7 +268,7 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     const committed = commit(changes(issuedCredentials(issued)), l, now(), rt.crashPoint);
     // Once the new certificates are in place (a failed commit keeps the old ones, unrevoked):
     // those they replaced, and those earlier runs could not revoke (revoke.ts).
-    if (policy.issue !== false) await revokeSuperseded(superseded, connected, rt);
+    if (policy.issue) await revokeSuperseded(superseded, connected, rt);
     const keep = policy.keepPrevious;
     if (keep !== undefined)
       for (const a of toIssue)
@@ -248,27 +280,58 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       files: committed.files,
       ...(committed.backup ? { backup: committed.backup } : {}),
     };
-    // Still under the lock: a second run must not restart what this one is restarting.
-    // A changed CA bundle counts like a renewed certificate: the kubelet reads its kubeconfig's
-    // certificate-authority-data only when it starts.
-    const renewed = [...issued.keys(), ...changedCas(s, committed.changed, l)];
-    if (policy.hooks && renewed.length > 0) {
-      if (policy.hooks.note) rt.log(policy.hooks.note);
-      outcome.hooks = runHooks(
-        policy.hooks.commands,
-        renewed,
-        withoutSecrets(rt.env),
-        l.root,
-        rt.log,
-      );
-    }
-    if (policy.installTimer) {
-      // The unit may write the metrics textfile's directory, so it is rendered with the setting.
-      const timer = { layout: l, seed: id.nodeName, metricsTextfile: s.metrics.textfile };
-      outcome.timer = timerInstall(timer);
-    }
-    return outcome;
+    return { ...outcome, ...followUps(s, policy, rt, id.nodeName, [...issued.keys()], committed) };
+  };
+  // The auth keys go under the lock, after the commit and the follow-up steps: a second run finds
+  // this one's lock, or its files in place and the keys gone; never one without the other.
+  return locked(rt, mode, async () => dropAuthKeys(s, policy, await decideAndWrite()));
+}
+
+/**
+ * The steps after a commit, still under the lock: a second run must not restart what this one is
+ * restarting.
+ */
+function followUps(
+  s: Settings,
+  policy: RunPolicy,
+  rt: Runtime,
+  nodeName: string,
+  issued: string[],
+  committed: { changed: string[] },
+): Pick<RunOutcome, "hooks" | "timer"> {
+  const l = rt.layout;
+  const out: Pick<RunOutcome, "hooks" | "timer"> = { hooks: [] };
+  // A changed CA bundle counts like a renewed certificate: the kubelet reads its kubeconfig's
+  // certificate-authority-data only when it starts.
+  const renewed = [...issued, ...changedCas(s, committed.changed, l)];
+  if (policy.hooks && renewed.length > 0) {
+    if (policy.hooks.note) rt.log(policy.hooks.note);
+    out.hooks = runHooks(policy.hooks.commands, renewed, withoutSecrets(rt.env), l.root, rt.log);
+  }
+  if (policy.installTimer) {
+    // The unit may write the metrics textfile's directory, so it is rendered with the setting.
+    const timer = { layout: l, seed: nodeName, metricsTextfile: s.metrics.textfile };
+    out.timer = timerInstall(timer);
+  }
+  return out;
+}
+
+/**
+ * renew.authKey: drop, when the policy carries it out: the auth key files of the role's CFSSL CAs
+ * that are on disk, each once (the CAs usually share one), deleted once the run succeeded (a dry
+ * run only names them). After the commit, not in it: a crash in between leaves the node joined
+ * with its key (renewals keep working as with keep), and the next join, which finds nothing to
+ * do, drops it.
+ */
+function dropAuthKeys(s: Settings, policy: RunPolicy, outcome: RunOutcome): RunOutcome {
+  if (!policy.dropAuthKeys || s.renew.authKey !== "drop") return outcome;
+  const files = casFor(s.role).flatMap(({ name }) => {
+    const c = s.cas[name];
+    return c.type === "cfssl" && c.authKeyFile !== undefined ? [c.authKeyFile] : [];
   });
+  const dropped = [...new Set(files)].filter((f) => inspect(f).kind !== "missing");
+  if (!policy.dryRun) for (const f of dropped) removeIfExists(f);
+  return { ...outcome, droppedAuthKeys: dropped };
 }
 
 /** A CA's current signer, first seen by this node at change.seenAt (renew.onSignerChange). */

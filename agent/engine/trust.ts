@@ -5,7 +5,7 @@
 import { UsageError } from "../common/errors.js";
 import { isoDate } from "../common/time.js";
 import type { Settings } from "../config/settings.js";
-import { parseConfigText, renderConfig, type RawValues } from "../config/sources.js";
+import { parseConfigText, type RawValues } from "../config/sources.js";
 import { anchorOf, loadPemFile, trustedBundle } from "../ca/trust.js";
 import { CAS, casFor, type CaName } from "../pki/cas.js";
 import { readCaFile, readRole, subjectLine } from "../pki/installed.js";
@@ -15,7 +15,8 @@ import { readState } from "../store/state.js";
 import { readTrustedFile } from "../store/strict-modes.js";
 import type { PlannedFile } from "../store/transaction.js";
 import { due } from "./assess.js";
-import { run, type RunOutcome, type RunPolicy } from "./run.js";
+import { policyFor } from "./policy.js";
+import { run, type RunOutcome } from "./run.js";
 import type { Runtime } from "./runtime.js";
 
 /** The CA a --ca value names ("kubernetes", "front-proxy", "etcd"), on a node of this role. */
@@ -112,33 +113,38 @@ export interface TrustChange {
   refresh: boolean;
   /** trust remove: renew first the leaves that chain only to the CA being retired. */
   renew?: boolean;
-  /** renew's policy (hooks, kept files): what the change runs as. */
-  base: RunPolicy;
 }
 
-/** The run that writes the config with these pins, and the bundles that follow from them. */
+/**
+ * The run that writes the config with these pins, and the bundles that follow from them: trust
+ * add with the certificates --ca-file gave, trust remove renewing first what only the retiring CA
+ * signed (`renewOrphans`).
+ */
 async function applyPins(
   c: TrustChange,
   pins: string[],
-  extra: CertInfo[],
-  issue: boolean,
+  change: { add: CertInfo[] } | { renewOrphans: boolean },
   migrate: boolean,
   rt: Runtime,
 ): Promise<RunOutcome> {
-  const l = rt.layout;
   const values = fileValues(c.configFile);
   values.set(`cas.${c.ca}.certHashes`, pins);
   if (migrate) dropFingerprint(c, values);
   const s = withPins(c.settings, c.ca, pins);
-  const policy: RunPolicy = {
-    ...c.base,
-    force: false,
-    dryRun: false,
-    issue,
-    refreshCas: c.refresh || issue ? "server" : "local",
-    extraCas: new Map([[c.ca, extra]]),
-    extraFiles: () => [{ path: c.configFile, content: renderConfig(values, l.root), mode: 0o644 }],
-  };
+  const config = { path: c.configFile, values };
+  const policy =
+    "add" in change
+      ? policyFor("trust-add", s, rt.layout, {
+          refresh: c.refresh,
+          ca: c.ca,
+          certs: change.add,
+          config,
+        })
+      : policyFor("trust-remove", s, rt.layout, {
+          refresh: c.refresh,
+          renewOrphans: change.renewOrphans,
+          config,
+        });
   return run(s, policy, rt);
 }
 
@@ -174,7 +180,7 @@ export async function trustAdd(c: TrustChange, rt: Runtime): Promise<TrustChange
   const { pins, certs } = trustInput(c.input);
   const { pins: have, migrate } = currentPins(c, readCaFile(CAS[c.ca], rt.layout) ?? []);
   const added = pins.filter((p) => !have.includes(p));
-  const r = await applyPins(c, [...have, ...added], certs, false, migrate, rt);
+  const r = await applyPins(c, [...have, ...added], { add: certs }, migrate, rt);
   const bundle = bundleRows(c.ca, rt.layout);
   const unknown = pins.filter((p) => !bundle.some((b) => b.pin === p));
   const display = CAS[c.ca].display;
@@ -242,7 +248,7 @@ export async function trustRemove(c: TrustChange, rt: Runtime): Promise<TrustCha
     throw new UsageError(
       `CA ${display}: ${orphans.map((o) => `${o.kind.name} (${o.file})`).join(", ")} chains only to the CA certificate of ${pins.join(", ")}: renew it against the new signer first (node-join trust remove --renew), or wait until renew has`,
     );
-  const r = await applyPins(c, left, [], orphans.length > 0, migrate, rt);
+  const r = await applyPins(c, left, { renewOrphans: orphans.length > 0 }, migrate, rt);
   const renewed = due(r.assessments)
     .filter(() => orphans.length > 0)
     .map((a) => a.kind.name)

@@ -1,12 +1,15 @@
 // renew.authKey: drop (--auth-key-after-join drop) as a user runs it, in process against fake CAs:
 // join deletes the CFSSL auth key file once it succeeded and says so, a renewal with nothing due
 // does not miss it, one that must sign says it needs the key back (exit 2), and status shows each
-// CA's renewal path.
+// CA's renewal path. The key is dropped under join's lock: no other run sees one without the other.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import fs, { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { syncBuiltinESMExports } from "node:module";
 import { join } from "node:path";
 import type { RuntimeSeams } from "../../agent/cli/context.js";
+import { LockedError } from "../../agent/common/errors.js";
+import { acquireLock } from "../../agent/store/lock.js";
 import { certPin } from "../../agent/pki/x509.js";
 import { FakeCa, fakeClock } from "../helpers/fake-ca.js";
 import { tempRoot } from "../helpers/fs.js";
@@ -32,6 +35,7 @@ async function setup(...extra: string[]) {
   return {
     root,
     keyFile,
+    cas,
     putBack,
     join: (...more: string[]) => cli([...args, ...more], seams),
     run: (command: string, ...a: string[]) => cli([command, "--root", root, ...a], seams),
@@ -124,4 +128,61 @@ test("after the drop: join again with nothing due is fine (the key is missed onl
   const again = await n.join();
   assert.equal(again.code, 0, again.stderr);
   assert.doesNotMatch(again.stdout, /dropped/, "nothing left to drop");
+});
+
+/**
+ * Another run's attempt at the lock, made at this instant: "locked" when a run holds it (the
+ * LockedError of exit 7 every second node-join gets), "free" when it could have run.
+ */
+function secondRun(lockFile: string): "locked" | "free" {
+  try {
+    acquireLock(lockFile).release();
+    return "free";
+  } catch (err) {
+    if (err instanceof LockedError && err.exitCode === 7) return "locked";
+    throw err;
+  }
+}
+
+test("the auth key is dropped under join's lock: a second run sees the lock or the key gone, never the node joined with its key and no lock", async () => {
+  const n = await setup("--auth-key-after-join", "drop");
+  const lockFile = join(n.root, "var/lib/node-join/lock");
+  // While the first join signs (before its commit) a second one meets its lock, and the key is
+  // still there: nothing of the first join is in place yet.
+  const signing = n.cas.kubernetes;
+  const sign = signing.sign.bind(signing);
+  const during: { second: Awaited<ReturnType<typeof n.join>>; keyThere: boolean }[] = [];
+  signing.sign = async (req) => {
+    if (during.length === 0)
+      during.push({ second: await n.join(), keyThere: existsSync(n.keyFile) });
+    return sign(req);
+  };
+  // The instant the key file is removed: whether a run could take the lock then.
+  const atDrop: ("locked" | "free")[] = [];
+  const unlink = fs.unlinkSync;
+  fs.unlinkSync = (path: fs.PathLike) => {
+    if (path === n.keyFile) atDrop.push(secondRun(lockFile));
+    unlink(path);
+  };
+  syncBuiltinESMExports();
+  let first;
+  try {
+    first = await n.join();
+  } finally {
+    fs.unlinkSync = unlink;
+    syncBuiltinESMExports();
+    signing.sign = sign;
+  }
+  assert.equal(first.code, 0, first.stderr);
+  assert.equal(during.length, 1, "the second join ran while the first was signing");
+  assert.equal(during[0]!.second.code, 7, during[0]!.second.stderr);
+  assert.match(during[0]!.second.stderr, /^node-join: error: .*\(pid \d+\)/);
+  assert.equal(during[0]!.keyThere, true, "the key stays until the first join has committed");
+  assert.deepEqual(atDrop, ["locked"], "the key file was removed once, with the lock held");
+  assert.equal(existsSync(n.keyFile), false);
+  assert.equal(existsSync(lockFile), false, "the lock is released after the drop");
+  assert.equal(secondRun(lockFile), "free");
+  const after = await n.join();
+  assert.equal(after.code, 0, after.stderr);
+  assert.doesNotMatch(after.stdout, /dropped/, "the next join finds the key gone");
 });
