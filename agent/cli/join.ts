@@ -13,6 +13,7 @@ import type { Runtime } from "../engine/runtime.js";
 import { run, type RunOutcome, type RunPolicy } from "../engine/run.js";
 import { detectTimerEnv, timerStatus, type TimerInstallResult } from "../ops/timer.js";
 import type { StandardProxyEnv, StandardProxyKey, StandardProxyValue } from "../ca/proxy.js";
+import { droppableSecretFiles } from "../ca/index.js";
 import { trustConfigured } from "../ca/trust.js";
 import { CAS, casFor, type CaName } from "../pki/cas.js";
 import { kindsFor } from "../pki/certs.js";
@@ -200,14 +201,13 @@ export function joinResult(s: Settings, r: RunOutcome, timerInPlace = false): Jo
 }
 
 /**
- * renew.authKey: drop: the auth key files of the role's CFSSL CAs that are on disk, each once (the
- * CAs usually share one).
+ * renew.authKey: drop: the auth key files of the role's CAs (CFSSL's) that are on disk, each once
+ * (the CAs usually share one).
  */
 export function droppableAuthKeys(s: Settings): string[] {
   const files = casFor(s.role)
     .map((ca) => s.cas[ca.name])
-    .filter((c) => c.type === "cfssl" && c.authKeyFile !== undefined)
-    .map((c) => c.authKeyFile!);
+    .flatMap((c) => droppableSecretFiles(c));
   return [...new Set(files)].filter((f) => inspect(f).kind !== "missing");
 }
 

@@ -50,8 +50,7 @@ import {
   type Connected,
   type Issued,
 } from "./issue.js";
-import { requestedSansFor } from "../ca/index.js";
-import { withoutSecrets } from "../ca/secrets.js";
+import { requestedSansFor, withoutSecrets } from "../ca/index.js";
 import { trustedBundle } from "../ca/trust.js";
 import { locked } from "./locked.js";
 import { revokeSuperseded, supersededBy } from "./revoke.js";
