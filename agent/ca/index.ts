@@ -176,9 +176,16 @@ export function requestedSansFor(type: string, template: CertTemplate): Requeste
  * or flag would share a setting without agreeing on what it means.
  */
 export function backendOptions(): CaOptionSpec<BackendField>[] {
-  const all: CaOptionSpec<BackendField>[] = Object.values(BACKENDS).flatMap(
-    (t): readonly CaOptionSpec<BackendField>[] => t.options,
+  return distinctOptions(
+    Object.values(BACKENDS).map((t): readonly CaOptionSpec<BackendField>[] => t.options),
   );
+}
+
+/** The options of several backends as one list; a field or flag declared twice is refused. */
+export function distinctOptions<F extends string>(
+  lists: readonly (readonly CaOptionSpec<F>[])[],
+): CaOptionSpec<F>[] {
+  const all = lists.flat();
   for (const [i, o] of all.entries()) {
     const twin = all.findIndex((p) => p.field === o.field || p.flag === o.flag);
     if (twin !== i) throw new Error(`CA option ${o.field} (--${o.flag}) is declared twice`);

@@ -7,6 +7,7 @@ import {
   BACKENDS,
   backendOptions,
   CA_TYPES,
+  distinctOptions,
   droppableSecretFiles,
   secretEnvNames,
   secretEnvSuffixes,
@@ -28,6 +29,21 @@ test("every backend's option is an option of each CA: its prefixed flag, NODE_JO
       assert.equal(spec.description, `${CAS[ca].title}: ${o.description}`);
     }
   assert.equal(envName(optionByKey("cas.etcd.tokenFile")!.flag!), "NODE_JOIN_ETCD_CA_TOKEN_FILE");
+});
+
+test("two backends cannot declare the same field or flag: they would share a setting", () => {
+  const [cfssl, step] = [BACKENDS.cfssl.options, BACKENDS["step-ca"].options];
+  assert.equal(distinctOptions([cfssl, step]).length, cfssl.length + step.length);
+  const stolen = { ...step[0]!, field: "authKeyFile" as const };
+  assert.throws(
+    () => distinctOptions([cfssl, [stolen]]),
+    /CA option authKeyFile .* declared twice/,
+  );
+  const sameFlag = { ...step[0]!, field: "rootHash" };
+  assert.throws(
+    () => distinctOptions([step, [sameFlag]]),
+    /CA option rootHash \(--ca-fingerprint\) is declared twice/,
+  );
 });
 
 test("a backend's secrets are exactly the options it declares secret; the secret variables are the registry's", () => {
