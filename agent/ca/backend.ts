@@ -8,14 +8,6 @@ import type { CertInfo } from "../pki/x509.js";
 import type { ProxyConfig } from "./proxy.js";
 import type { CaSecrets } from "./secrets.js";
 
-/**
- * How a step-ca renewal authenticates: "mtls" with the current certificate in the TLS handshake
- * (/1.0/rekey, a fresh key), "token" with a token signed by the current key (/1.0/renew, the same
- * key), "auto" mTLS first and the token when the client certificate does not reach the CA.
- */
-export const STEP_CA_RENEW_AUTH = ["auto", "mtls", "token"] as const;
-export type StepCaRenewAuth = (typeof STEP_CA_RENEW_AUTH)[number];
-
 export interface SignRequest {
   kind: string;
   profile: ProfileKind;
@@ -117,8 +109,13 @@ export interface CaBackend {
   requestedSans?(template: CertTemplate): RequestedSans[];
 }
 
-/** How the operator configured one CA (flags, environment, config file); never a secret's value. */
-export interface CaSettings {
+/**
+ * What every CA's settings hold, whatever its backend (flags, environment, config file; never a
+ * secret's value): where it is and how it is trusted. Each backend extends it with its own
+ * (cfssl-settings.ts, stepca-settings.ts); CaSettings (ca/index.ts) is their union, told apart by
+ * `type`.
+ */
+export interface CommonCaSettings {
   /** The backend: a key of the registry in ca/index.ts. */
   type: string;
   /**
@@ -132,30 +129,16 @@ export interface CaSettings {
   caFile?: string;
   /** Trust bundle for the CA server's TLS certificate when it is not issued by the signing CA. */
   tlsCaFile?: string;
-  authKeyFile?: string;
-  /** step-ca: sha256 hex of the root certificate's DER (step's --fingerprint), lower-case. */
-  fingerprint?: string;
-  /** step-ca: JWK provisioner that node-join mints tokens for (with passwordFile), or X5C one. */
-  provisioner?: string;
-  passwordFile?: string;
-  /** step-ca: file of one-time tokens minted elsewhere, one per certificate. */
-  tokenFile?: string;
-  /** step-ca: how renewals authenticate (default auto: mTLS, a token when mTLS is refused). */
-  renewAuth?: StepCaRenewAuth;
   /**
-   * step-ca X5C enrolment: the machine certificate (then its intermediates) and its key, which sign
-   * the one-time tokens (stepca-x5c.ts).
+   * sha256 hex of a root certificate's DER, lower-case (step's --fingerprint): a trust anchor that
+   * trust.ts checks for every backend, set by the backends that declare it (stepca-settings.ts).
    */
-  x5cCertFile?: string;
-  x5cKeyFile?: string;
-  clientProfile?: string;
-  servingProfile?: string;
-  peerProfile?: string;
+  fingerprint?: string;
 }
 
-export interface BackendContext {
+export interface BackendContext<S extends CommonCaSettings = CommonCaSettings> {
   ca: CaDescriptor;
-  settings: CaSettings;
+  settings: S;
   unsafeSkipCaVerification: boolean;
   /**
    * The CA certificates the node holds that a pin names: a CA certificate the server sends that
@@ -175,4 +158,6 @@ export interface BackendContext {
   log: (line: string) => void;
 }
 
-export type BackendFactory = (ctx: BackendContext) => CaBackend;
+export type BackendFactory<S extends CommonCaSettings = CommonCaSettings> = (
+  ctx: BackendContext<S>,
+) => CaBackend;

@@ -11,10 +11,11 @@ import { inspect } from "../store/fsio.js";
 import type {
   BackendContext,
   CaBackend,
-  CaSettings,
+  CommonCaSettings,
   RevokeRequest,
   SignRequest,
 } from "./backend.js";
+import type { CfsslSettings } from "./cfssl-settings.js";
 import {
   baseUrl,
   CaServers,
@@ -84,12 +85,17 @@ export function authsignBody(requestJson: string, keyHex: string, timestamp: num
  * A CFSSL CA as messages name it: "CA kubernetes (cfssl http://ca:8888 label primary)" at one
  * server, without the server for the CA as a whole.
  */
-function cfsslName(ca: CaDescriptor, s: CaSettings): (server?: string) => string {
+function cfsslName(ca: CaDescriptor, s: CommonCaSettings): (server?: string) => string {
   const label = s.label ? ` label ${s.label}` : "";
   return (server) => `CA ${ca.display} (cfssl${server ? ` ${server}` : ""}${label})`;
 }
 
-const DROPPED_AUTH_KEY = (ca: CaDescriptor, s: CaSettings, file: string, name: string): string =>
+const DROPPED_AUTH_KEY = (
+  ca: CaDescriptor,
+  s: CommonCaSettings,
+  file: string,
+  name: string,
+): string =>
   `${new CaServers(s.urls, undefined, cfsslName(ca, s)).whole}: the auth key was dropped after join (renew.authKey: drop); put it back at ${file} (${name}) or re-enrol with node-join join`;
 
 /** CFSSL's one secret: the HMAC key of the profiles that require authentication (auth/auth.go). */
@@ -114,7 +120,7 @@ export const CFSSL_SECRETS: readonly SecretKind[] = [
  * the CA's profiles take unauthenticated requests. `shown` turns a path into the one messages show.
  */
 export function cfsslRenewalPath(
-  s: CaSettings,
+  s: CfsslSettings,
   o: { authKeyDropped: boolean; shown: (path: string) => string },
 ): string {
   if (!s.authKeyFile) return "no auth (unauthenticated profile)";
@@ -124,7 +130,7 @@ export function cfsslRenewalPath(
     : `auth key ${o.shown(s.authKeyFile)} (missing)`;
 }
 
-export function createCfsslBackend(ctx: BackendContext): CaBackend {
+export function createCfsslBackend(ctx: BackendContext<CfsslSettings>): CaBackend {
   const s = ctx.settings;
   const servers = new CaServers(s.urls, ctx.preferredUrl, cfsslName(ctx.ca, s));
   let fetched = false;

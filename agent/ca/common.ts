@@ -11,7 +11,7 @@ import {
   splitPemCertificates,
   type CertInfo,
 } from "../pki/x509.js";
-import type { BackendContext, CaSettings } from "./backend.js";
+import type { BackendContext, CommonCaSettings } from "./backend.js";
 import type { TlsTrust } from "./http.js";
 import { tlsTrustFor, trustConfigured } from "./trust.js";
 
@@ -168,7 +168,7 @@ export const notIssuedToANode: ServerIdentityRule = (leaf) => {
  * operator skipped verification and named no anchor.
  */
 export function serverTrust(
-  settings: CaSettings,
+  settings: CommonCaSettings,
   anchors: CertInfo[],
   unsafe: boolean,
   rule: ServerIdentityRule,

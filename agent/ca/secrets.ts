@@ -6,11 +6,11 @@
 import type { KeyObject } from "node:crypto";
 import type { SecretFreeEnv } from "../common/builtins.js";
 import { UsageError } from "../common/errors.js";
-import { CA_NAMES, CAS, type CaDescriptor } from "../pki/cas.js";
+import type { CaDescriptor } from "../pki/cas.js";
 import type { CertInfo } from "../pki/x509.js";
 import { inspect } from "../store/fsio.js";
 import { readTrustedFile } from "../store/strict-modes.js";
-import type { CaSettings } from "./backend.js";
+import type { CommonCaSettings } from "./backend.js";
 import {
   basicAuthorization,
   checkProxyCredentials,
@@ -29,8 +29,11 @@ export function secretEnvName(ca: CaDescriptor, secret: string): string {
   return `${ca.envPrefix}${secret}`;
 }
 
-/** The settings naming a secret's file. */
-export type SecretSetting = "authKeyFile" | "passwordFile" | "tokenFile" | "x5cKeyFile";
+/**
+ * The setting naming a secret's file: a field of a backend's settings that its options declare
+ * `secret` (options.ts), named <what>File.
+ */
+export type SecretSetting = `${string}File`;
 
 /** One secret a CA type reads: where from, and what a valid value looks like. */
 export interface SecretKind {
@@ -53,7 +56,7 @@ export interface SecretKind {
    * A secret that renew.authKey: drop deletes after join: what a renewal that needs it says when
    * its file is gone (instead of the generic "does not exist"), given the file and its setting.
    */
-  dropped?: (ca: CaDescriptor, settings: CaSettings, file: string, name: string) => string;
+  dropped?: (ca: CaDescriptor, settings: CommonCaSettings, file: string, name: string) => string;
 }
 
 export interface Secret {
@@ -104,6 +107,15 @@ export function readSecret(spec: SecretSpec): string | undefined {
   return readTrustedFile(spec.file, spec.what, "secret").toString("utf8").trim();
 }
 
+/** The file a secret's setting names (a backend's settings hold each as a path, or nothing). */
+export function settingFile(
+  settings: CommonCaSettings,
+  setting: SecretSetting,
+): string | undefined {
+  const v: unknown = (settings as unknown as Record<string, unknown>)[setting];
+  return typeof v === "string" ? v : undefined;
+}
+
 export interface ReadSecretsOptions {
   /** A renewal: secrets only an enrolment needs may be missing. */
   renewal: boolean;
@@ -118,7 +130,7 @@ export interface ReadSecretsOptions {
  */
 export function readCaSecrets(
   ca: CaDescriptor,
-  settings: CaSettings,
+  settings: CommonCaSettings,
   kinds: readonly SecretKind[],
   env: NodeJS.ProcessEnv,
   o: ReadSecretsOptions,
@@ -126,7 +138,7 @@ export function readCaSecrets(
   const out: CaSecrets = {};
   for (const k of kinds) {
     const envName = k.envName?.(ca);
-    const file = settings[k.setting];
+    const file = settingFile(settings, k.setting);
     const fromEnv = envName !== undefined && env[envName] !== undefined && env[envName] !== "";
     if (!fromEnv && !file) continue;
     const source = fromEnv ? envName : file!;
@@ -158,42 +170,29 @@ export function readCaSecrets(
 export const PROXY_CREDENTIALS_ENV = "NODE_JOIN_PROXY_CREDENTIALS";
 
 /**
- * The secrets a CA backend reads from the environment, each behind a CA's prefix
- * (secretEnvName): CFSSL's auth key, step-ca's one-time tokens and provisioner password.
+ * `env` for another program (a hook): without the variables a secret is read from (`names`: the
+ * registry's, ca/index.ts withoutSecrets), nor any NODE_JOIN_ variable named like one (`suffixes`,
+ * so that whatever name a later CA type reads a secret under is not passed on either), and with the
+ * proxy URLs stripped of their user:password (the proxy itself is kept: the program's own tools may
+ * need it).
  */
-export const SECRET_ENV_SUFFIXES = ["AUTH_KEY", "TOKEN", "PASSWORD"] as const;
-
-/**
- * Every environment variable node-join reads a secret from: each CA's (NODE_JOIN_ETCD_CA_TOKEN,
- * …) and the proxy's credentials.
- */
-export function secretEnvNames(): string[] {
-  const ca = CA_NAMES.flatMap((n) => SECRET_ENV_SUFFIXES.map((s) => secretEnvName(CAS[n], s)));
-  return [...ca, PROXY_CREDENTIALS_ENV];
-}
-
-/**
- * Also any NODE_JOIN_ variable named like one: not given to another program under whatever name a
- * later CA type reads it.
- */
-const SECRET_LIKE = new RegExp(`^NODE_JOIN_(?:\\w*_)?(${SECRET_ENV_SUFFIXES.join("|")})$`);
-
-/**
- * `env` for another program (a hook): without the variables a secret is read from, nor any named
- * like one, and with the proxy URLs stripped of their user:password (the proxy itself is kept: the
- * program's own tools may need it).
- */
-export function withoutSecrets(env: NodeJS.ProcessEnv): SecretFreeEnv {
-  const secrets = new Set(secretEnvNames());
+export function envWithoutSecrets(
+  env: NodeJS.ProcessEnv,
+  names: readonly string[],
+  suffixes: readonly string[],
+): SecretFreeEnv {
+  const secrets = new Set(names);
+  const like = new RegExp(`^NODE_JOIN_(?:\\w*_)?(${suffixes.join("|")})$`);
   const proxies = new Set(PROXY_URL_VARIABLES);
   const out: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(env)) {
-    if (secrets.has(name) || SECRET_LIKE.test(name)) continue;
+    if (secrets.has(name) || like.test(name)) continue;
     out[name] = proxies.has(name) && value !== undefined ? withoutCredentials(value) : value;
   }
   // The one place that makes a SecretFreeEnv: what it promises is what this function did.
   return out as SecretFreeEnv;
 }
+
 const PROXY_CREDENTIALS_NAME = "--proxy-credentials-file, config proxy.credentialsFile";
 
 /**

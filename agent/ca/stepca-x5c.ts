@@ -17,7 +17,7 @@ import {
 } from "../pki/x509.js";
 import { inspect } from "../store/fsio.js";
 import { readExistingFile } from "../store/safe-read.js";
-import type { CaSettings } from "./backend.js";
+import type { StepCaSettings } from "./stepca-settings.js";
 import { JoseError } from "./jose.js";
 import {
   secretEnvName,
@@ -64,7 +64,7 @@ const keyName = (ca: CaDescriptor) => caSettingName(ca, "ca-x5c-key", "x5cKeyFil
  */
 export function checkX5cSettings(
   ca: CaDescriptor,
-  settings: CaSettings,
+  settings: StepCaSettings,
   env: NodeJS.ProcessEnv,
 ): void {
   const { x5cCertFile: certFile, x5cKeyFile: keyFile } = settings;
@@ -99,7 +99,7 @@ export function checkX5cSettings(
  */
 export function readX5cCredential(
   ca: CaDescriptor,
-  settings: CaSettings,
+  settings: StepCaSettings,
   secrets: CaSecrets,
   now: number,
 ): X5cCredential | undefined {
@@ -181,7 +181,7 @@ export function chainProblem(
  */
 export function withX5cCredential(
   ca: CaDescriptor,
-  settings: CaSettings,
+  settings: StepCaSettings,
   secrets: CaSecrets,
   o: ReadSecretsOptions & { now: number },
 ): CaSecrets {

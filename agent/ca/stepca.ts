@@ -28,15 +28,15 @@ import {
 import type {
   BackendContext,
   CaBackend,
-  CaSettings,
+  CommonCaSettings,
   PlannedRequest,
   Renewed,
   RenewRequest,
   RevokeReason,
   RevokeRequest,
   SignRequest,
-  StepCaRenewAuth,
 } from "./backend.js";
+import type { StepCaRenewAuth, StepCaSettings } from "./stepca-settings.js";
 import { extensionOids } from "../pki/der.js";
 import {
   baseUrl,
@@ -325,7 +325,7 @@ export const STEPCA_SECRETS: readonly SecretKind[] = [
   X5C_KEY_SECRET,
 ];
 
-export function createStepCaBackend(ctx: BackendContext): CaBackend {
+export function createStepCaBackend(ctx: BackendContext<StepCaSettings>): CaBackend {
   const s = ctx.settings;
   const servers = new CaServers(
     s.urls,
@@ -947,7 +947,9 @@ export const STEP_PROVISIONER_OID = "1.3.6.1.4.1.37476.9000.64.1";
  * step-ca presents a certificate of its own: with --ca-tls-file naming the CA that issued it, that
  * file is its trust and only the first part of the rule applies (README "step-ca").
  */
-export function stepCaServerIdentity(settings: Pick<CaSettings, "tlsCaFile">): ServerIdentityRule {
+export function stepCaServerIdentity(
+  settings: Pick<CommonCaSettings, "tlsCaFile">,
+): ServerIdentityRule {
   return (leaf) => {
     const node = notIssuedToANode(leaf);
     if (node !== undefined || settings.tlsCaFile !== undefined) return node;
@@ -960,7 +962,7 @@ export function stepCaServerIdentity(settings: Pick<CaSettings, "tlsCaFile">): S
 }
 
 /** How `renew` authenticates to a step-ca (status: README "Renewal paths"), by renewAuth. */
-export function stepCaRenewalPath(settings: CaSettings): string {
+export function stepCaRenewalPath(settings: StepCaSettings): string {
   switch (settings.renewAuth ?? "auto") {
     case "mtls":
       return "mTLS with the current certificate";

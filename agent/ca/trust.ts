@@ -4,7 +4,7 @@ import { UsageError, VerificationError } from "../common/errors.js";
 import { caSetting, type CaDescriptor } from "../pki/cas.js";
 import { inspect } from "../store/fsio.js";
 import { readExistingFile } from "../store/safe-read.js";
-import type { CaSettings } from "./backend.js";
+import type { CommonCaSettings } from "./backend.js";
 import {
   buildChain,
   certFingerprint,
@@ -44,7 +44,7 @@ export function missingFileError(
  * The CA file and the TLS bundle a CA's settings name, checked before the CA is contacted: present
  * and holding certificates (the TLS bundle only where it is used, for an https:// URL).
  */
-export function checkTrustFiles(ca: CaDescriptor, settings: CaSettings): void {
+export function checkTrustFiles(ca: CaDescriptor, settings: CommonCaSettings): void {
   const files = [
     { file: settings.caFile, what: "CA file", flag: "ca-file", setting: "caFile" },
     {
@@ -69,7 +69,7 @@ export function checkTrustFiles(ca: CaDescriptor, settings: CaSettings): void {
 export function authenticateCa(
   ca: CaDescriptor,
   fetched: CertInfo[],
-  settings: CaSettings,
+  settings: CommonCaSettings,
   unsafe: boolean,
   description: string,
   warn: (line: string) => void,
@@ -128,7 +128,7 @@ export function authenticateCa(
 
 /** Whether the operator named an anchor (pin, fingerprint or CA file) for this CA. */
 export function trustConfigured(
-  settings: Pick<CaSettings, "caFile" | "certHashes" | "fingerprint">,
+  settings: Pick<CommonCaSettings, "caFile" | "certHashes" | "fingerprint">,
 ): boolean {
   return Boolean(settings.caFile || settings.certHashes.length > 0 || settings.fingerprint);
 }
@@ -136,13 +136,13 @@ export function trustConfigured(
 /**
  * PEM text of the anchors as the TLS trust for the CA server (a separate bundle when configured).
  */
-export function tlsTrustFor(settings: CaSettings, anchors: CertInfo[]): string[] {
+export function tlsTrustFor(settings: CommonCaSettings, anchors: CertInfo[]): string[] {
   if (settings.tlsCaFile) return loadPemFile(settings.tlsCaFile, "CA TLS bundle").map((c) => c.pem);
   return anchors.map((c) => c.pem);
 }
 
 /** The anchors a CA's settings can name (kubeadm's pins, step's fingerprint, a CA file). */
-export type TrustAnchors = Pick<CaSettings, "certHashes" | "fingerprint" | "caFile">;
+export type TrustAnchors = Pick<CommonCaSettings, "certHashes" | "fingerprint" | "caFile">;
 
 /** Which of a CA's settings names a CA certificate as an anchor. */
 export type AnchorSource = "certHashes" | "fingerprint" | "caFile";
@@ -197,7 +197,7 @@ function selfSignedTwin(c: CertInfo, pinned: CertInfo[]): CertInfo {
  * (join's trust on first use) the bundle is what the server sent.
  */
 export function trustedBundle(
-  settings: CaSettings,
+  settings: CommonCaSettings,
   fetched: CertInfo[],
   known: CertInfo[],
 ): CertInfo[] {

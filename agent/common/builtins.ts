@@ -16,8 +16,9 @@ export const childProcess = (): typeof ChildProcess =>
 declare const secretFree: unique symbol;
 
 /**
- * An environment without node-join's secrets, made only by withoutSecrets (ca/secrets.ts, where the
- * secret settings are defined): all that a program run on the operator's behalf (a hook) is given.
+ * An environment without node-join's secrets, made only by envWithoutSecrets (ca/secrets.ts; the
+ * registry's withoutSecrets in ca/index.ts names every backend's secret variables): all that a
+ * program run on the operator's behalf (a hook) is given.
  */
 export type SecretFreeEnv = Readonly<NodeJS.ProcessEnv> & { readonly [secretFree]: true };
 

@@ -1,8 +1,8 @@
 // The one table of settings. It drives the flags, the NODE_JOIN_* environment variables, the
 // config file keys, validation and what is persisted; its keys are types, so code that reads a
 // setting by a misspelt key does not compile. Precedence: flags > environment > file > defaults.
-import { STEP_CA_RENEW_AUTH } from "../ca/backend.js";
-import { CA_TYPES } from "../ca/index.js";
+import { backendOptions, CA_TYPES, type BackendField } from "../ca/index.js";
+import type { CaOptionSpec } from "../ca/options.js";
 import { checkNoProxyEntry, checkProxySetting } from "../ca/proxy.js";
 import { ipFamily } from "../common/ip.js";
 import { CAS, type CaName } from "../pki/cas.js";
@@ -99,16 +99,52 @@ const firstBad = (list: string[], ok: (v: string) => boolean, what: string): str
   const bad = list.find((v) => !ok(v));
   return bad === undefined ? undefined : `"${bad}" ${what}`;
 };
+/** A one-value check applied to a value or to each value of a list (naming the bad one). */
+const eachValue = (v: string | string[], check: (v: string) => string | undefined) => {
+  if (typeof v === "string") return check(v);
+  for (const x of v) {
+    const why = check(x);
+    if (why) return `"${x}" ${why}`;
+  }
+  return undefined;
+};
 const DNS_NAME =
   /^(?=.{1,253}$)(\*\.)?[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
 const checkPins = (v: string[]) => firstBad(v, isPin, "is not sha256:<64 lower-case hex digits>");
 const checkIps = (v: string[]) => firstBad(v, (ip) => ipFamily(ip) !== 0, "is not an IP address");
 const checkDnsNames = (v: string[]) => firstBad(v, (d) => DNS_NAME.test(d), "is not a DNS name");
 
-/** The options of one CA; the front-proxy and etcd CAs take the same with their flag prefix. */
+/**
+ * A backend's option (ca/options.ts) as the option of one CA: the CA's flag prefix and title, the
+ * table's types (a list, or one string), and its check applied to each value of a list.
+ */
+function backendOption<const C extends CaName>(
+  name: C,
+  o: CaOptionSpec<BackendField>,
+): OptionSpec<`cas.${C}.${BackendField}`, "string" | "list"> {
+  const { flagPrefix: p, title } = CAS[name];
+  const check = o.check;
+  return {
+    key: `cas.${name}.${o.field}`,
+    flag: `${p}${o.flag}`,
+    type: o.kind === "list" ? "list" : "string",
+    valueName: o.valueName,
+    description: `${title}: ${o.description}`,
+    ...(o.choices ? { choices: o.choices } : {}),
+    ...(o.kind === "path" ? { path: true } : {}),
+    ...(check ? { check: (v: string | string[]) => eachValue(v, check) } : {}),
+  };
+}
+
+/**
+ * The options of one CA; the front-proxy and etcd CAs take the same with their flag prefix. Its
+ * own, where it is and how it is trusted, then every backend's (ca/index.ts; a CA's type may come
+ * from the config file, after the flags were parsed), what they ask the CA for last.
+ */
 function caOptions<const C extends CaName>(name: C) {
   const { flagPrefix: p, title } = CAS[name];
   const k = `cas.${name}` as const;
+  const own = backendOptions();
   return [
     opt({
       key: `${k}.type`,
@@ -158,91 +194,8 @@ function caOptions<const C extends CaName>(name: C) {
       path: true,
       description: `${title}: trust bundle for the CA server's TLS certificate (default: the pinned CA)`,
     }),
-    opt({
-      key: `${k}.authKeyFile`,
-      flag: `${p}ca-auth-key-file`,
-      type: "string",
-      valueName: "file",
-      path: true,
-      description: `${title}: file holding the hex auth key (mode 0600)`,
-    }),
-    opt({
-      key: `${k}.fingerprint`,
-      flag: `${p}ca-fingerprint`,
-      type: "string",
-      valueName: "hex",
-      description: `${title}: step-ca root fingerprint (sha256 of the root certificate, as step ca bootstrap takes it)`,
-      check: (v) =>
-        /^[0-9a-fA-F]{64}$/.test(v) ? undefined : "is not a SHA-256 fingerprint (64 hex digits)",
-    }),
-    opt({
-      key: `${k}.renewAuth`,
-      flag: `${p}ca-renew-auth`,
-      type: "string",
-      valueName: "mode",
-      choices: STEP_CA_RENEW_AUTH,
-      description: `${title}: how step-ca renewals authenticate: the current certificate over mTLS (a fresh key), or a JWT signed by its key (the key is kept; through a TLS-terminating proxy and after expiry); default: mTLS, the JWT when mTLS is refused or the certificate expired`,
-    }),
-    opt({
-      key: `${k}.provisioner`,
-      flag: `${p}ca-provisioner`,
-      type: "string",
-      valueName: "name",
-      description: `${title}: step-ca provisioner node-join mints its tokens for (JWK with the password file, or X5C)`,
-    }),
-    opt({
-      key: `${k}.passwordFile`,
-      flag: `${p}ca-password-file`,
-      type: "string",
-      valueName: "file",
-      path: true,
-      description: `${title}: file holding the step-ca provisioner password (mode 0600)`,
-    }),
-    opt({
-      key: `${k}.tokenFile`,
-      flag: `${p}ca-token-file`,
-      type: "string",
-      valueName: "file",
-      path: true,
-      description: `${title}: file of step-ca one-time tokens, one per certificate and line (mode 0600)`,
-    }),
-    opt({
-      key: `${k}.x5cCertFile`,
-      flag: `${p}ca-x5c-cert`,
-      type: "string",
-      valueName: "pem",
-      path: true,
-      description: `${title}: step-ca X5C enrolment: the node's machine certificate, then its intermediates`,
-    }),
-    opt({
-      key: `${k}.x5cKeyFile`,
-      flag: `${p}ca-x5c-key`,
-      type: "string",
-      valueName: "pem",
-      path: true,
-      description: `${title}: step-ca X5C enrolment: the machine certificate's private key (mode 0600)`,
-    }),
-    opt({
-      key: `${k}.clientProfile`,
-      flag: `${p}client-profile`,
-      type: "string",
-      valueName: "profile",
-      description: `${title}: signing profile for client certificates`,
-    }),
-    opt({
-      key: `${k}.servingProfile`,
-      flag: `${p}serving-profile`,
-      type: "string",
-      valueName: "profile",
-      description: `${title}: signing profile for serving certificates`,
-    }),
-    opt({
-      key: `${k}.peerProfile`,
-      flag: `${p}peer-profile`,
-      type: "string",
-      valueName: "profile",
-      description: `${title}: signing profile for server+client certificates (etcd; default: serving profile)`,
-    }),
+    ...own.filter((o) => o.listed !== "last").map((o) => backendOption(name, o)),
+    ...own.filter((o) => o.listed === "last").map((o) => backendOption(name, o)),
   ] as const;
 }
 

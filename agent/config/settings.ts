@@ -2,7 +2,15 @@
 // completed with the defaults, which are applied here and nowhere else. Secrets are never part of
 // them: only the paths of the files that hold them.
 import { join } from "node:path";
-import type { CaSettings, StepCaRenewAuth } from "../ca/backend.js";
+import type { CommonCaSettings } from "../ca/backend.js";
+import { backendOptions, optionsOf, parseCaSettings, type CaSettings } from "../ca/index.js";
+import {
+  effectiveValue,
+  textValue,
+  type CaOptionSpec,
+  type CaValue,
+  type CaValues,
+} from "../ca/options.js";
 import type { ProxySettings } from "../ca/proxy.js";
 import { parseDuration } from "../common/duration.js";
 import { UsageError } from "../common/errors.js";
@@ -83,25 +91,10 @@ export const DEFAULTS = {
 } as const satisfies { [K in OptionKey]?: ValueOf<K> };
 type Defaulted = keyof typeof DEFAULTS;
 
-/** Builds complete, typed settings from merged values; `root` prefixes default paths. */
-/** step-ca enrolment settings: a CA enrolling another way than the kubernetes CA inherits none. */
-const ENROLMENT = [
-  "passwordFile",
-  "tokenFile",
-  "x5cCertFile",
-  "x5cKeyFile",
-  "provisioner",
-] as const;
-/** Secrets and profiles: one auth key, provisioner or machine certificate serves all three CAs. */
-const INHERITED = [
-  "authKeyFile",
-  "clientProfile",
-  "servingProfile",
-  "peerProfile",
-  ...ENROLMENT,
-] as const;
-type Inherited = (typeof INHERITED)[number];
+/** Every backend's options by field: how a front-proxy or etcd CA inherits each. */
+const BACKEND_OPTIONS = new Map<string, CaOptionSpec>(backendOptions().map((o) => [o.field, o]));
 
+/** Builds complete, typed settings from merged values; `root` prefixes default paths. */
 export function toSettings(values: RawValues, root: string): Settings {
   const get = <K extends OptionKey>(k: K): ValueOf<K> | undefined => valueOf(values, k);
   const or = <K extends Defaulted>(k: K): ValueOf<K> => {
@@ -112,55 +105,39 @@ export function toSettings(values: RawValues, root: string): Settings {
   };
   const list = (k: OptionKey & `${string}s`): string[] => (get(k) as string[] | undefined) ?? [];
 
-  /** How a CA's own settings enrol with step-ca: a machine certificate (X5C) or JWK. */
-  const enrolmentWay = (ca: CaName): "x5c" | "jwk" | undefined => {
-    if (get(`cas.${ca}.x5cCertFile`) !== undefined || get(`cas.${ca}.x5cKeyFile`) !== undefined)
-      return "x5c";
-    if (get(`cas.${ca}.passwordFile`) !== undefined || get(`cas.${ca}.tokenFile`) !== undefined)
-      return "jwk";
-    return undefined;
-  };
+  // A CA's own values by field: the options of a CA (options.ts caOptions) hold text or lists.
+  const ownValues =
+    (ca: CaName): CaValues =>
+    (field) =>
+      values.get(`cas.${ca}.${field}` as OptionKey) as CaValue | undefined;
   const caSettings = (ca: CaName): CaSettings => {
+    const own = ownValues(ca);
+    const kubernetes = ca === "kubernetes" ? undefined : ownValues("kubernetes");
     // The front-proxy and etcd CAs share the kubernetes CA's server unless given their own URL,
-    // and then its type, TLS trust and step-ca root; pins, CA files and labels stay per CA.
-    const inherit = ca !== "kubernetes" && get(`cas.${ca}.url`) === undefined;
-    const shared = <F extends "type" | "url" | "tlsCaFile" | "fingerprint">(f: F) =>
-      get(`cas.${ca}.${f}`) ?? (inherit ? get(`cas.kubernetes.${f}`) : undefined);
-    const common = (f: Inherited) =>
-      get(`cas.${ca}.${f}`) ??
-      ((ENROLMENT as readonly string[]).includes(f) && otherWay
-        ? undefined
-        : get(`cas.kubernetes.${f}`));
-    // One way to enrol per CA: a CA enrolling another way than the kubernetes CA (its own password
-    // or token file where that one has a machine certificate, or the reverse) takes none of that
-    // CA's enrolment settings, nor its provisioner, which names the other way's: both ways at once
-    // would be exit 2. The same way (a token file of its own beside the shared password) inherits.
-    const otherWay =
-      ca !== "kubernetes" &&
-      enrolmentWay(ca) !== undefined &&
-      enrolmentWay("kubernetes") !== undefined &&
-      enrolmentWay(ca) !== enrolmentWay("kubernetes");
-    const s: CaSettings = {
-      type: shared("type") ?? or("cas.kubernetes.type"),
-      urls: shared("url") ?? [],
+    // and then its type and TLS trust; pins, CA files and labels stay per CA. Each backend's
+    // options say what else they inherit (ca/options.ts).
+    const sharesServer = kubernetes !== undefined && own("url") === undefined;
+    const shared = (f: "type" | "url" | "tlsCaFile") =>
+      own(f) ?? (sharesServer ? kubernetes(f) : undefined);
+    const value: CaValues = (field) => {
+      const spec = BACKEND_OPTIONS.get(field);
+      return spec ? effectiveValue(spec, own, kubernetes) : own(field);
+    };
+    const common: CommonCaSettings = {
+      type: (shared("type") as string | undefined) ?? or("cas.kubernetes.type"),
+      urls: (shared("url") as string[] | undefined) ?? [],
       certHashes: get(`cas.${ca}.certHashes`) ?? [],
     };
     const label = get(`cas.${ca}.label`) ?? CAS[ca].defaultLabel;
-    if (label) s.label = label;
+    if (label) common.label = label;
     const caFile = get(`cas.${ca}.caFile`);
-    if (caFile) s.caFile = caFile;
-    const tlsCaFile = shared("tlsCaFile");
-    if (tlsCaFile) s.tlsCaFile = tlsCaFile;
-    const fingerprint = shared("fingerprint");
-    if (fingerprint) s.fingerprint = fingerprint.toLowerCase();
-    for (const f of INHERITED) {
-      const v = common(f);
-      if (v) s[f] = v;
-    }
-    // A TLS-terminating proxy usually fronts every CA on the server: one setting serves all three.
-    const renewAuth = get(`cas.${ca}.renewAuth`) ?? get("cas.kubernetes.renewAuth");
-    if (renewAuth) s.renewAuth = renewAuth as StepCaRenewAuth;
-    return s;
+    if (caFile) common.caFile = caFile;
+    const tlsCaFile = shared("tlsCaFile") as string | undefined;
+    if (tlsCaFile) common.tlsCaFile = tlsCaFile;
+    // A trust anchor trust.ts checks whatever the backend, declared by the one that takes it.
+    const fingerprint = textValue(value, "fingerprint");
+    if (fingerprint) common.fingerprint = fingerprint.toLowerCase();
+    return parseCaSettings(CAS[ca], common, value);
   };
 
   // The table checks both against their choices (ROLES, KEY_ALGORITHMS) before a value gets here.
@@ -247,12 +224,14 @@ export function checkJoinSettings(s: Settings, casUsed: CaName[]): void {
     if (c.urls.length === 0)
       throw new UsageError(`--${flagPrefix}ca-url (config key cas.${ca}.url) is required`);
     if (c.certHashes.length === 0 && !c.caFile && !c.fingerprint && !s.unsafeSkipCaVerification) {
-      const stepCa = c.type === "step-ca" ? `--${flagPrefix}ca-fingerprint <hex>, ` : "";
-      const keys = [...(stepCa ? ["fingerprint"] : []), "certHashes", "caFile"].map(
+      // The anchors of the CA's own type first (step-ca: its root fingerprint).
+      const own = optionsOf(c.type).filter((o) => o.anchor);
+      const flags = own.map((o) => `--${flagPrefix}${o.flag} <${o.valueName}>, `).join("");
+      const keys = [...own.map((o) => o.field), "certHashes", "caFile"].map(
         (k) => `cas.${ca}.${k}`,
       );
       throw new UsageError(
-        `${title}: no trust anchor: give ${stepCa}--${flagPrefix}ca-cert-hash sha256:<hex> or --${flagPrefix}ca-file <pem> (config key ${keys.slice(0, -1).join(", ")} or ${keys.at(-1)}) (or --unsafe-skip-ca-verification)`,
+        `${title}: no trust anchor: give ${flags}--${flagPrefix}ca-cert-hash sha256:<hex> or --${flagPrefix}ca-file <pem> (config key ${keys.slice(0, -1).join(", ")} or ${keys.at(-1)}) (or --unsafe-skip-ca-verification)`,
       );
     }
   }

@@ -5,7 +5,7 @@
 // and listed.
 import { join, relative } from "node:path";
 import type { RevokeReason } from "../ca/backend.js";
-import { withoutSecrets } from "../ca/secrets.js";
+import { withoutSecrets } from "../ca/index.js";
 import { NodeJoinError, NotRevokedError, errorMessage } from "../common/errors.js";
 import type { Settings } from "../config/settings.js";
 import { childProcess } from "../common/builtins.js";

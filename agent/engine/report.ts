@@ -3,8 +3,7 @@
 // installed state through the one reader (pki/installed.ts).
 import { createPrivateKey } from "node:crypto";
 import { join } from "node:path";
-import type { CaSettings } from "../ca/backend.js";
-import { renewalPathFor } from "../ca/index.js";
+import { renewalPathFor, type CaSettings } from "../ca/index.js";
 import { anchorOf, loadPemFile, trustConfigured, type TrustAnchors } from "../ca/trust.js";
 import { errorMessage, NodeJoinError } from "../common/errors.js";
 import { isoDate, shortHumanDuration } from "../common/time.js";

@@ -50,8 +50,7 @@ import {
   type Connected,
   type Issued,
 } from "./issue.js";
-import { requestedSansFor } from "../ca/index.js";
-import { withoutSecrets } from "../ca/secrets.js";
+import { droppableSecretFiles, requestedSansFor, withoutSecrets } from "../ca/index.js";
 import { trustedBundle } from "../ca/trust.js";
 import { locked } from "./locked.js";
 import { revokeSuperseded, supersededBy } from "./revoke.js";
@@ -325,10 +324,8 @@ function followUps(
  */
 function dropAuthKeys(s: Settings, policy: RunPolicy, outcome: RunOutcome): RunOutcome {
   if (!policy.dropAuthKeys || s.renew.authKey !== "drop") return outcome;
-  const files = casFor(s.role).flatMap(({ name }) => {
-    const c = s.cas[name];
-    return c.type === "cfssl" && c.authKeyFile !== undefined ? [c.authKeyFile] : [];
-  });
+  // The backends say which of their secret files the drop deletes (ca/index.ts).
+  const files = casFor(s.role).flatMap(({ name }) => droppableSecretFiles(s.cas[name]));
   const dropped = [...new Set(files)].filter((f) => inspect(f).kind !== "missing");
   if (!policy.dryRun) for (const f of dropped) removeIfExists(f);
   return { ...outcome, droppedAuthKeys: dropped };

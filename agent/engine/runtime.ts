@@ -2,7 +2,7 @@
 // tests use (a fake CA backend, crash points in the install transaction). Production code reads
 // nothing else from the process.
 import type { BackendContext, CaBackend } from "../ca/backend.js";
-import { createBackend } from "../ca/index.js";
+import { createBackend, type CaSettings } from "../ca/index.js";
 import type { Clock } from "../common/clock.js";
 import type { Layout } from "../store/layout.js";
 import type { CrashPoint } from "../store/transaction.js";
@@ -14,11 +14,11 @@ export interface Runtime {
   /** Progress and warnings (stderr); never secrets. */
   log: (line: string) => void;
   /** Builds a CA's backend; default: the registry (ca/index.ts). */
-  backend?: (ctx: BackendContext) => CaBackend;
+  backend?: (ctx: BackendContext<CaSettings>) => CaBackend;
   /** Steps of the install transaction where a test stops the run; default: none. */
   crashPoint?: CrashPoint;
 }
 
-export function backendFor(rt: Runtime, ctx: BackendContext): CaBackend {
+export function backendFor(rt: Runtime, ctx: BackendContext<CaSettings>): CaBackend {
   return (rt.backend ?? createBackend)(ctx);
 }

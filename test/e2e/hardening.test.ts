@@ -14,7 +14,7 @@ import {
   CONTROL_PLANE_AUTH_KEYS,
   flags,
 } from "../../scripts/lib/args.js";
-import { secretEnvNames } from "../../agent/ca/secrets.js";
+import { secretEnvNames } from "../../agent/ca/index.js";
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { binary, runCli, spawnCollect } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, systemdRoot, tempRoot } from "../helpers/fs.js";

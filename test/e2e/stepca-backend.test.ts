@@ -3,7 +3,8 @@
 // a TLS-terminating proxy), and what happens to an expired certificate.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import type { BackendContext, CaBackend, CaSettings, SignRequest } from "../../agent/ca/backend.js";
+import type { BackendContext, CaBackend, SignRequest } from "../../agent/ca/backend.js";
+import type { StepCaSettings } from "../../agent/ca/stepca-settings.js";
 import { CAS } from "../../agent/pki/cas.js";
 import { readCaInputs } from "../../agent/ca/index.js";
 import { createStepCaBackend } from "../../agent/ca/stepca.js";
@@ -48,18 +49,18 @@ const server = findKind("kubelet-server")!;
 const template = templateFor(server, TABLE);
 
 function backend(
-  settings: Partial<CaSettings>,
+  settings: Partial<StepCaSettings>,
   env: NodeJS.ProcessEnv = {},
 ): { b: CaBackend; log: string[] } {
   const log: string[] = [];
-  const full: CaSettings = {
+  const full: StepCaSettings = {
     type: "step-ca",
     urls: [ca.url],
     certHashes: [],
     fingerprint: ca.rootFingerprint,
     ...settings,
   };
-  const ctx: BackendContext = {
+  const ctx: BackendContext<StepCaSettings> = {
     ca: CAS.kubernetes,
     settings: full,
     unsafeSkipCaVerification: false,

@@ -7,7 +7,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { appendFileSync, chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BackendContext, CaBackend } from "../../agent/ca/backend.js";
-import { withoutSecrets } from "../../agent/ca/secrets.js";
+import { withoutSecrets } from "../../agent/ca/index.js";
 import { authenticateCa } from "../../agent/ca/trust.js";
 import { main } from "../../agent/cli/main.js";
 import { versionLine } from "../../agent/common/version.js";

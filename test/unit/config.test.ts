@@ -11,6 +11,7 @@ import { toSettings } from "../../agent/config/settings.js";
 import { hostPath } from "../../agent/store/layout.js";
 import { parseDuration } from "../../agent/common/duration.js";
 import { UsageError } from "../../agent/common/errors.js";
+import { cfsslOf, stepCaOf } from "../helpers/ca-settings.js";
 
 const PIN = "sha256:" + "ab".repeat(32);
 
@@ -103,8 +104,8 @@ test("the front-proxy and etcd CAs default to the kubernetes CA's server with th
   assert.deepEqual(s.cas.etcd.urls, ["http://ca:8888"]);
   assert.equal(s.cas.etcd.label, "etcd");
   assert.equal(s.cas.frontProxy.label, "front-proxy");
-  assert.equal(s.cas.etcd.authKeyFile, "/k");
-  assert.equal(s.cas.etcd.clientProfile, "client");
+  assert.equal(cfsslOf(s.cas.etcd).authKeyFile, "/k");
+  assert.equal(cfsslOf(s.cas.etcd).clientProfile, "client");
   assert.deepEqual(s.cas.etcd.certHashes, [PIN]);
   assert.deepEqual(s.cas.frontProxy.certHashes, [], "pins are per CA, never inherited");
   const own = toSettings(
@@ -128,14 +129,14 @@ test("a CA enrolling another way than the kubernetes CA inherits none of its enr
     frontProxyCaProvisioner: "fp",
   });
   // etcd: its own password, no inherited machine certificate or X5C provisioner
-  assert.equal(s.cas.etcd.passwordFile, "/etcd.pw");
-  assert.equal(s.cas.etcd.x5cCertFile, undefined);
-  assert.equal(s.cas.etcd.x5cKeyFile, undefined);
-  assert.equal(s.cas.etcd.provisioner, undefined);
+  assert.equal(stepCaOf(s.cas.etcd).passwordFile, "/etcd.pw");
+  assert.equal(stepCaOf(s.cas.etcd).x5cCertFile, undefined);
+  assert.equal(stepCaOf(s.cas.etcd).x5cKeyFile, undefined);
+  assert.equal(stepCaOf(s.cas.etcd).provisioner, undefined);
   // front-proxy: only a provisioner of its own, so the machine certificate is still shared
-  assert.equal(s.cas.frontProxy.provisioner, "fp");
-  assert.equal(s.cas.frontProxy.x5cCertFile, "/m.crt");
-  assert.equal(s.cas.frontProxy.x5cKeyFile, "/m.key");
+  assert.equal(stepCaOf(s.cas.frontProxy).provisioner, "fp");
+  assert.equal(stepCaOf(s.cas.frontProxy).x5cCertFile, "/m.crt");
+  assert.equal(stepCaOf(s.cas.frontProxy).x5cKeyFile, "/m.key");
   // and the reverse: a password on the kubernetes CA, a machine certificate on the etcd CA
   const r = stepCa({
     caPasswordFile: "/k.pw",
@@ -143,9 +144,9 @@ test("a CA enrolling another way than the kubernetes CA inherits none of its enr
     etcdCaX5cCert: "/m.crt",
     etcdCaX5cKey: "/m.key",
   });
-  assert.equal(r.cas.etcd.passwordFile, undefined);
-  assert.equal(r.cas.etcd.provisioner, undefined);
-  assert.equal(r.cas.frontProxy.passwordFile, "/k.pw");
+  assert.equal(stepCaOf(r.cas.etcd).passwordFile, undefined);
+  assert.equal(stepCaOf(r.cas.etcd).provisioner, undefined);
+  assert.equal(stepCaOf(r.cas.frontProxy).passwordFile, "/k.pw");
   // the same way (JWK): a token file of its own beside the shared password and provisioner
   const same = stepCa({
     caPasswordFile: "/k.pw",
@@ -153,7 +154,11 @@ test("a CA enrolling another way than the kubernetes CA inherits none of its enr
     etcdCaTokenFile: "/etcd.tokens",
   });
   assert.deepEqual(
-    [same.cas.etcd.tokenFile, same.cas.etcd.passwordFile, same.cas.etcd.provisioner],
+    [
+      stepCaOf(same.cas.etcd).tokenFile,
+      stepCaOf(same.cas.etcd).passwordFile,
+      stepCaOf(same.cas.etcd).provisioner,
+    ],
     ["/etcd.tokens", "/k.pw", "control-plane"],
   );
 });

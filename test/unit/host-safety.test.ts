@@ -14,7 +14,8 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { secretEnvName, secretEnvNames, withoutSecrets } from "../../agent/ca/secrets.js";
+import { secretEnvNames, withoutSecrets } from "../../agent/ca/index.js";
+import { secretEnvName } from "../../agent/ca/secrets.js";
 import { LocalIoError } from "../../agent/common/errors.js";
 import { hookEnv, runHooks } from "../../agent/ops/hooks.js";
 import { refreshMetrics, TEXTFILE_MAX_BYTES } from "../../agent/ops/metrics.js";

@@ -7,7 +7,7 @@ import { generateKeyPairSync, KeyObject } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { decodeProtectedHeader, importX509, jwtVerify } from "jose";
-import type { CaSettings } from "../../agent/ca/backend.js";
+import type { StepCaSettings } from "../../agent/ca/stepca-settings.js";
 import { readCaInputs } from "../../agent/ca/index.js";
 import {
   chainProblem,
@@ -190,7 +190,7 @@ async function files(
   return { cert, key };
 }
 
-const settings = (more: Partial<CaSettings>): CaSettings => ({
+const settings = (more: Partial<StepCaSettings>): StepCaSettings => ({
   type: "step-ca",
   urls: ["https://ca.example:9000"],
   certHashes: [],

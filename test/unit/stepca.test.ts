@@ -19,6 +19,7 @@ import {
 } from "../../agent/ca/stepca.js";
 import { parseTokenList, tokenFits, TokenPool } from "../../agent/ca/stepca-tokens.js";
 import { UsageError } from "../../agent/common/errors.js";
+import { stepCaOf } from "../helpers/ca-settings.js";
 
 const FP = "ab".repeat(32);
 const NOW = 1_800_000_000;
@@ -156,12 +157,12 @@ test("step-ca settings: per-CA provisioner, inherited server, fingerprint as tru
     assert.equal(s.cas[ca].type, "step-ca");
     assert.deepEqual(s.cas[ca].urls, ["https://ca.lab:9000"]);
     assert.equal(s.cas[ca].fingerprint, FP, "same server, same root");
-    assert.equal(s.cas[ca].passwordFile, "/etc/node-join/cp.password");
+    assert.equal(stepCaOf(s.cas[ca]).passwordFile, "/etc/node-join/cp.password");
   }
-  assert.equal(s.cas.frontProxy.provisioner, "control-plane");
-  assert.equal(s.cas.etcd.provisioner, "etcd");
-  assert.equal(s.cas.etcd.tokenFile, "/etc/node-join/etcd.tokens");
-  assert.equal(s.cas.kubernetes.tokenFile, undefined);
+  assert.equal(stepCaOf(s.cas.frontProxy).provisioner, "control-plane");
+  assert.equal(stepCaOf(s.cas.etcd).provisioner, "etcd");
+  assert.equal(stepCaOf(s.cas.etcd).tokenFile, "/etc/node-join/etcd.tokens");
+  assert.equal(stepCaOf(s.cas.kubernetes).tokenFile, undefined);
   // A CA on its own server does not inherit the kubernetes CA's root.
   const own = toSettings(
     mergeValues(
@@ -238,15 +239,15 @@ test("cas.<ca>.renewAuth: a choice per CA, the kubernetes CA's serves the others
     "/",
   );
   for (const ca of ["kubernetes", "frontProxy", "etcd"] as const)
-    assert.equal(s.cas[ca].renewAuth, "token");
+    assert.equal(stepCaOf(s.cas[ca]).renewAuth, "token");
   const own = toSettings(
     mergeValues(
       flagValues({ caType: "step-ca", caUrl: "https://ca.lab:9000", etcdCaRenewAuth: "mtls" }),
     ),
     "/",
   );
-  assert.equal(own.cas.kubernetes.renewAuth, undefined, "default: auto");
-  assert.equal(own.cas.etcd.renewAuth, "mtls");
+  assert.equal(stepCaOf(own.cas.kubernetes).renewAuth, undefined, "default: auto");
+  assert.equal(stepCaOf(own.cas.etcd).renewAuth, "mtls");
   assert.throws(() => flagValues({ caRenewAuth: "bearer" }), /--ca-renew-auth/);
   assert.match(
     renderConfig(mergeValues(flagValues({ caRenewAuth: "token" })), "/"),

@@ -1,0 +1,62 @@
+// CFSSL's own settings (cfssl.ts reads them): the auth key of the profiles that require
+// authentication (cloudflare/cfssl auth/auth.go) and the signing profile of each kind of
+// certificate.
+import type { CommonCaSettings } from "./backend.js";
+import { caOptions, textValue, type CaValues } from "./options.js";
+
+export interface CfsslSettings extends CommonCaSettings {
+  type: "cfssl";
+  authKeyFile?: string;
+  clientProfile?: string;
+  servingProfile?: string;
+  /** Server+client certificates (etcd peers); unset: the serving profile. */
+  peerProfile?: string;
+}
+
+export const CFSSL_OPTIONS = caOptions([
+  {
+    field: "authKeyFile",
+    flag: "ca-auth-key-file",
+    kind: "path",
+    valueName: "file",
+    secret: true,
+    inherit: "always",
+    description: "file holding the hex auth key (mode 0600)",
+  },
+  {
+    field: "clientProfile",
+    flag: "client-profile",
+    kind: "string",
+    valueName: "profile",
+    inherit: "always",
+    listed: "last",
+    description: "signing profile for client certificates",
+  },
+  {
+    field: "servingProfile",
+    flag: "serving-profile",
+    kind: "string",
+    valueName: "profile",
+    inherit: "always",
+    listed: "last",
+    description: "signing profile for serving certificates",
+  },
+  {
+    field: "peerProfile",
+    flag: "peer-profile",
+    kind: "string",
+    valueName: "profile",
+    inherit: "always",
+    listed: "last",
+    description: "signing profile for server+client certificates (etcd; default: serving profile)",
+  },
+]);
+
+export function parseCfsslSettings(common: CommonCaSettings, value: CaValues): CfsslSettings {
+  const s: CfsslSettings = { ...common, type: "cfssl" };
+  for (const f of ["authKeyFile", "clientProfile", "servingProfile", "peerProfile"] as const) {
+    const v = textValue(value, f);
+    if (v) s[f] = v;
+  }
+  return s;
+}
