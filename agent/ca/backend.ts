@@ -1,9 +1,9 @@
-// The one interface every CA speaks. A backend lives in its own file and registers itself in
-// ca/index.ts; commands only see this interface.
+// The one interface every CA speaks. A backend lives in its own file or folder and registers
+// itself in ca/index.ts (with what is known of it without reaching it: its secrets, the SANs it
+// asks for); commands only see this interface.
 import type { Clock } from "../common/clock.js";
 import type { CaDescriptor } from "../pki/cas.js";
 import type { CertTemplate, ProfileKind } from "../pki/certs.js";
-import type { RequestedSans } from "../pki/verify.js";
 import type { CertInfo } from "../pki/x509.js";
 import type { ProxyConfig } from "./proxy.js";
 import type { CaSecrets } from "./secrets.js";
@@ -22,6 +22,8 @@ export interface RenewRequest extends SignRequest {
   /** The certificate being renewed and its key (for CAs that authenticate renewals with it). */
   currentCertPem: string;
   currentKeyPem: string;
+  /** The assessment found it expired (engine/assess.ts): only some paths can renew it then. */
+  expired: boolean;
 }
 
 /** A renewal's answer. */
@@ -88,8 +90,17 @@ export interface CaBackend {
   prepare?(reqs: PlannedRequest[]): Promise<void>;
   /** Signs a CSR; resolves to the PEM chain, leaf first. */
   sign(req: SignRequest): Promise<string>;
-  /** Renews with the current certificate where the CA has such a path (step-ca); else absent. */
+  /**
+   * Renews with the current certificate where the CA has such a path (step-ca); else absent. The
+   * engine asks only for a certificate its assessment found renewable; this talks to the CA and
+   * rejects with RenewalRefusedError where enrolling again is the way out (refused after expiry).
+   */
   renew?(req: RenewRequest): Promise<Renewed>;
+  /**
+   * Why `req` cannot be enrolled in place of a renewal given up on for `why` (no enrolment secret
+   * for it), as the error to report; undefined: sign can enrol it. Absent: sign decides.
+   */
+  cannotEnrol?(req: PlannedRequest, why: string): Error | undefined;
   /**
    * Revokes a certificate this CA issued, where the CA has a revocation path (CFSSL with a
    * certificate database, step-ca); absent: the CA cannot revoke, the caller reports the serials.
@@ -102,11 +113,6 @@ export interface CaBackend {
    * superseded certificate whose revocation failed keeps its key on the node for the retry.
    */
   readonly revokesWithKey?: boolean;
-  /**
-   * Every set of SANs this backend asks the CA for when it requests `template` (its certificate
-   * must carry exactly one of them). Absent: the template's SANs, the only ones asked for.
-   */
-  requestedSans?(template: CertTemplate): RequestedSans[];
 }
 
 /**

@@ -130,6 +130,77 @@ export function cfsslRenewalPath(
     : `auth key ${o.shown(s.authKeyFile)} (missing)`;
 }
 
+/** One envelope from the CA's servers (createCfsslBackend's call). */
+type Call = (
+  path: string,
+  body: string,
+  notFound?: (from: string) => Error,
+) => Promise<{ env: Envelope; from: string }>;
+
+/**
+ * `/api/v1/cfssl/authsign` with the profile's auth key, or `/api/v1/cfssl/sign` without one
+ * (cloudflare/cfssl api/signhandler): the PEM chain of the signed CSR.
+ */
+async function sign(
+  ctx: BackendContext<CfsslSettings>,
+  call: Call,
+  req: SignRequest,
+): Promise<string> {
+  const s = ctx.settings;
+  const profile = {
+    client: s.clientProfile,
+    serving: s.servingProfile,
+    peer: s.peerProfile ?? s.servingProfile,
+  }[req.profile];
+  const hosts = [...req.template.sans.dnsNames, ...req.template.sans.ips];
+  const signRequest = JSON.stringify({
+    certificate_request: req.csrPem,
+    ...(hosts.length ? { hosts } : {}),
+    ...(profile ? { profile } : {}),
+    ...(s.label ? { label: s.label } : {}),
+  });
+  // Read and checked before the run's first request to any CA (secrets.ts readCaSecrets).
+  const key = ctx.secrets.authKeyFile;
+  // Configured but not read: the only way is a key renew.authKey: drop deleted (readCaSecrets).
+  if (!key && s.authKeyFile !== undefined)
+    throw new UsageError(
+      DROPPED_AUTH_KEY(
+        ctx.ca,
+        s,
+        s.authKeyFile,
+        caSettingName(ctx.ca, "ca-auth-key-file", "authKeyFile"),
+      ),
+    );
+  const { env, from } = key
+    ? await call(
+        "/api/v1/cfssl/authsign",
+        authsignBody(signRequest, key.value, Math.floor(ctx.clock.now() / 1000)),
+      )
+    : await call("/api/v1/cfssl/sign", signRequest);
+  try {
+    return resultCertificate(
+      env,
+      `${from} signing ${req.kind}${profile ? ` (profile ${profile})` : ""}`,
+    );
+  } catch (err) {
+    // CFSSL signs an unknown profile name with its default profile; when that one has no auth
+    // key the only symptom is this message, so name the likely cause.
+    if (err instanceof CaRefusedError && /no authentication provider/.test(err.message)) {
+      throw new CaRefusedError(
+        `${err.message} (the CA has no profile "${profile ?? "default"}" with an auth key: check the profile name)`,
+      );
+    }
+    // cfssl's authsign handler answers a token that its HMAC check rejects with "invalid
+    // token" and nothing else (api/signhandler): the one cause is the key.
+    if (key && err instanceof CaRefusedError && /invalid token/.test(err.message)) {
+      throw new CaRefusedError(
+        `${err.message}: the CA refused the auth key read from ${key.source} (check that it is the key of ${profile ? `profile "${profile}"` : "the default profile"} in the CA's config)`,
+      );
+    }
+    throw err;
+  }
+}
+
 export function createCfsslBackend(ctx: BackendContext<CfsslSettings>): CaBackend {
   const s = ctx.settings;
   const servers = new CaServers(s.urls, ctx.preferredUrl, cfsslName(ctx.ca, s));
@@ -232,58 +303,7 @@ export function createCfsslBackend(ctx: BackendContext<CfsslSettings>): CaBacken
     },
     async sign(req: SignRequest): Promise<string> {
       if (!fetched) throw new Error("cfssl backend: fetchCaBundle must run before sign");
-      const profile = {
-        client: s.clientProfile,
-        serving: s.servingProfile,
-        peer: s.peerProfile ?? s.servingProfile,
-      }[req.profile];
-      const hosts = [...req.template.sans.dnsNames, ...req.template.sans.ips];
-      const signRequest = JSON.stringify({
-        certificate_request: req.csrPem,
-        ...(hosts.length ? { hosts } : {}),
-        ...(profile ? { profile } : {}),
-        ...(s.label ? { label: s.label } : {}),
-      });
-      // Read and checked before the run's first request to any CA (secrets.ts readCaSecrets).
-      const key = ctx.secrets.authKeyFile;
-      // Configured but not read: the only way is a key renew.authKey: drop deleted (readCaSecrets).
-      if (!key && s.authKeyFile !== undefined)
-        throw new UsageError(
-          DROPPED_AUTH_KEY(
-            ctx.ca,
-            s,
-            s.authKeyFile,
-            caSettingName(ctx.ca, "ca-auth-key-file", "authKeyFile"),
-          ),
-        );
-      const { env, from } = key
-        ? await call(
-            "/api/v1/cfssl/authsign",
-            authsignBody(signRequest, key.value, Math.floor(ctx.clock.now() / 1000)),
-          )
-        : await call("/api/v1/cfssl/sign", signRequest);
-      try {
-        return resultCertificate(
-          env,
-          `${from} signing ${req.kind}${profile ? ` (profile ${profile})` : ""}`,
-        );
-      } catch (err) {
-        // CFSSL signs an unknown profile name with its default profile; when that one has no auth
-        // key the only symptom is this message, so name the likely cause.
-        if (err instanceof CaRefusedError && /no authentication provider/.test(err.message)) {
-          throw new CaRefusedError(
-            `${err.message} (the CA has no profile "${profile ?? "default"}" with an auth key: check the profile name)`,
-          );
-        }
-        // cfssl's authsign handler answers a token that its HMAC check rejects with "invalid
-        // token" and nothing else (api/signhandler): the one cause is the key.
-        if (key && err instanceof CaRefusedError && /invalid token/.test(err.message)) {
-          throw new CaRefusedError(
-            `${err.message}: the CA refused the auth key read from ${key.source} (check that it is the key of ${profile ? `profile "${profile}"` : "the default profile"} in the CA's config)`,
-          );
-        }
-        throw err;
-      }
+      return sign(ctx, call, req);
     },
     revoke,
   };

@@ -51,7 +51,8 @@ export interface HttpResponse {
    * https: the DER of the certificate that issued the server's TLS certificate, as the handshake
    * chained it (the server sent it, or it is an anchor); absent when the server's certificate is
    * self-signed or the chain ends at it. step-ca serves TLS with a certificate its current
-   * intermediate signed, which is how a node learns that signer without issuing (ca/stepca.ts).
+   * intermediate signed, which is how a node learns that signer without issuing
+   * (ca/stepca/client.ts).
    */
   serverIssuer?: Buffer;
 }

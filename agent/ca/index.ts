@@ -17,13 +17,14 @@ import {
   type SecretKind,
 } from "./secrets.js";
 import {
+  checkX5cSettings,
   createStepCaBackend,
   STEPCA_SECRETS,
   stepCaRenewalPath,
   stepCaRequestedSans,
-} from "./stepca.js";
+  withX5cCredential,
+} from "./stepca/index.js";
 import { parseStepCaSettings, STEPCA_OPTIONS } from "./stepca-settings.js";
-import { checkX5cSettings, withX5cCredential } from "./stepca-x5c.js";
 import { CA_NAMES, CAS, type CaDescriptor } from "../pki/cas.js";
 import type { SecretFreeEnv } from "../common/builtins.js";
 import { caSettingName, checkTrustFiles } from "./trust.js";
@@ -44,9 +45,10 @@ export interface BackendType<S extends CommonCaSettings, F extends string = stri
   /** The secrets a CA of this type reads, checked before the run contacts any CA. */
   secrets: readonly SecretKind[];
   /**
-   * The SAN sets a CA of this type is asked for when node-join requests `template`, known without
-   * reaching it (the template check of installed certificates needs them); default: the
-   * template's own.
+   * The SAN sets a CA of this type is asked for when node-join requests `template` (its
+   * certificate must carry exactly one of them), known without reaching it: the one source for
+   * the assessment of installed certificates and the verification of answers (requestedSansFor).
+   * Default: the template's own.
    */
   requestedSans?: (template: CertTemplate) => RequestedSans[];
   /** How `renew` authenticates to a CA of this type, in a few words (status). */

@@ -67,7 +67,7 @@ export interface Secret {
 
 /**
  * A machine certificate that enrols the node (step-ca's X5C provisioner), checked before the run's
- * first request: its key matches, it is valid now, its file holds a chain (stepca-x5c.ts).
+ * first request: its key matches, it is valid now, its file holds a chain (stepca/x5c.ts).
  */
 export interface X5cCredential {
   /** The machine certificate, then the intermediates its file holds, each issuing the last. */

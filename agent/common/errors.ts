@@ -51,6 +51,21 @@ export class CaRefusedError extends NodeJoinError {
 }
 
 /**
+ * A renewal with the current certificate that cannot succeed where an enrolment could: refused
+ * after expiry (step-ca's allowRenewalAfterExpiry), or impossible without reaching the CA (an
+ * expired certificate cannot authenticate mTLS). `why` says what happened; the engine enrols the
+ * kind again when an enrolment secret is configured (engine/issue.ts), else reports this.
+ */
+export class RenewalRefusedError extends CaRefusedError {
+  constructor(
+    readonly description: string,
+    readonly why: string,
+  ) {
+    super(`${description}: ${why}, so it cannot be renewed`);
+  }
+}
+
+/**
  * The CA has no revocation path at all (CFSSL without a certificate database, step-ca without a
  * database): a renewal keeps the superseded certificate's serial recorded instead of retrying.
  */

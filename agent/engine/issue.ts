@@ -1,15 +1,16 @@
 // Reaching the CAs and issuing: the key is generated on this host, the CSR sent, and the answer
 // verified before anyone uses it.
-import type { CaBackend, Renewed } from "../ca/backend.js";
-import { readCaInputs } from "../ca/index.js";
+import type { CaBackend, Renewed, SignRequest } from "../ca/backend.js";
+import { readCaInputs, requestedSansFor } from "../ca/index.js";
 import { readProxyConfig, type CaSecrets } from "../ca/secrets.js";
 import { trustedBundle } from "../ca/trust.js";
 import { ATTEMPT_TIMEOUT_MS } from "../ca/common.js";
-import { CaUnreachableError } from "../common/errors.js";
+import { CaUnreachableError, RenewalRefusedError } from "../common/errors.js";
 import type { Settings } from "../config/settings.js";
 import { CAS, type CaName } from "../pki/cas.js";
+import type { CertTemplate } from "../pki/certs.js";
 import { buildCsr } from "../pki/csr.js";
-import { credentialsOf, keyMatches, subjectLine } from "../pki/installed.js";
+import { credentialsOf, keyMatches, subjectLine, type Installed } from "../pki/installed.js";
 import {
   generateKey,
   keyAlgorithmChange,
@@ -17,7 +18,7 @@ import {
   spkiDer,
   type KeyAlgorithm,
 } from "../pki/keys.js";
-import { verifyAnswer } from "../pki/verify.js";
+import { verifyAnswer, type RequestedSans } from "../pki/verify.js";
 import { certPin, type CertInfo } from "../pki/x509.js";
 import type { Credentials } from "../store/cert-store.js";
 import type { Assessment } from "./assess.js";
@@ -30,6 +31,8 @@ export interface ConnectedCa {
   signer: CertInfo | undefined;
   /** What the server sent that no anchor names (CaBackend.offered): never trusted. */
   offered: CertInfo[];
+  /** The SAN sets this CA is asked for (ca/index.ts requestedSansFor, as the assessment reads). */
+  requestedSans: (template: CertTemplate) => RequestedSans[];
 }
 
 export type Connected = Map<CaName, ConnectedCa>;
@@ -114,7 +117,13 @@ export async function connectCas(
       rt.log(
         `WARNING: ${backend.description}: offers CA certificate "${subjectLine(c)}" (${certPin(c)}) that no anchor of this node names: not trusted, not installed (node-join trust list); a new CA of a rotation is trusted with node-join trust add --ca ${CAS[ca].display} --ca-cert-hash ${certPin(c)} once that pin is checked with the CA's operator`,
       );
-    out.set(ca, { backend, anchors, signer: backend.currentSigner?.() ?? anchors[0], offered });
+    out.set(ca, {
+      backend,
+      anchors,
+      signer: backend.currentSigner?.() ?? anchors[0],
+      offered,
+      requestedSans: (t) => requestedSansFor(s.cas[ca].type, t),
+    });
   }
   return out;
 }
@@ -153,7 +162,69 @@ export interface IssueOptions {
   renewWithInstalled: boolean;
 }
 
-async function issue(a: Assessment, ca: ConnectedCa, o: IssueOptions, now: Date): Promise<Issued> {
+/** What renewOrEnrol reads of the assessment (engine/assess.ts). */
+export type RenewVerdict = Pick<Assessment, "cause" | "reason" | "renewable" | "expired">;
+
+/** Enrols `req` in place of a renewal given up on for `why`, where the backend can. */
+async function enrolAgain(
+  backend: CaBackend,
+  req: SignRequest,
+  why: string,
+  log: (line: string) => void,
+): Promise<Renewed> {
+  const refusal = backend.cannotEnrol?.(req, why);
+  if (refusal) throw refusal;
+  log(`${backend.description}: ${why}: enrolling ${req.kind} again`);
+  return { chainPem: await backend.sign(req), keptCurrentKey: false };
+}
+
+/**
+ * The one choice between renewal and enrolment (kubeadm's renewal Manager decides, the CA client
+ * carries out, as smallstep's `step ca renew` over its ca.Client). With the installed credentials
+ * (`installed`: renew, its key matching) and a CA that renews with them, a certificate the
+ * assessment finds renewable is renewed; one that is not (another CA's, or one whose names must
+ * change: a renewal keeps the old subject and SANs), or one the CA refuses to renew in a way an
+ * enrolment can mend (RenewalRefusedError: expired), is enrolled again where an enrolment secret
+ * is configured. Otherwise, and on join, the CSR is signed.
+ */
+export async function renewOrEnrol(
+  backend: CaBackend,
+  req: SignRequest,
+  installed: Installed | undefined,
+  verdict: RenewVerdict,
+  log: (line: string) => void,
+): Promise<Renewed> {
+  if (!installed || !backend.renew)
+    return { chainPem: await backend.sign(req), keptCurrentKey: false };
+  if (!verdict.renewable) {
+    const leaf = installed.chain[0]!;
+    const why =
+      verdict.cause === "chain"
+        ? `${req.kind} was not issued by this CA (issuer "${leaf.issuerCommonName}")`
+        : `${req.kind} must change (${verdict.reason ?? verdict.cause}) and renewal keeps the old subject and SANs`;
+    return enrolAgain(backend, req, why, log);
+  }
+  const { chainPem, keyPem } = credentialsOf(installed);
+  try {
+    return await backend.renew({
+      ...req,
+      currentCertPem: chainPem,
+      currentKeyPem: keyPem,
+      expired: verdict.expired,
+    });
+  } catch (err) {
+    if (err instanceof RenewalRefusedError) return enrolAgain(backend, req, err.why, log);
+    throw err;
+  }
+}
+
+async function issue(
+  a: Assessment,
+  ca: ConnectedCa,
+  o: IssueOptions,
+  now: Date,
+  log: (line: string) => void,
+): Promise<Issued> {
   const usable =
     a.reading.installed && keyMatches(a.reading.installed) ? a.reading.installed : undefined;
   // renew.reuseKey keeps the key only while it is of the configured algorithm.
@@ -161,20 +232,12 @@ async function issue(a: Assessment, ca: ConnectedCa, o: IssueOptions, now: Date)
   const key = o.reuseKey && reusable ? loadKey(reusable.keyPem) : await generateKey(o.algorithm);
   const csrPem = await buildCsr(a.template, key);
   const req = { kind: a.kind.name, profile: a.kind.profile, csrPem, template: a.template };
-  const from = o.renewWithInstalled && usable ? credentialsOf(usable) : undefined;
-  const answer: Renewed =
-    from && ca.backend.renew
-      ? await ca.backend.renew({
-          ...req,
-          currentCertPem: from.chainPem,
-          currentKeyPem: from.keyPem,
-        })
-      : { chainPem: await ca.backend.sign(req), keptCurrentKey: false };
+  const from = o.renewWithInstalled ? usable : undefined;
+  const answer = await renewOrEnrol(ca.backend, req, from, a, log);
   // A renewal that certified the installed key (step-ca's token renewal) keeps that key.
   const certified = answer.keptCurrentKey && from ? loadKey(from.keyPem) : key;
   const { chainPem } = answer;
   // Exactly what this backend asked the CA for, and a path that RFC 5280 validation accepts.
-  const requestedSans = ca.backend.requestedSans?.(a.template);
   const verified = await verifyAnswer({
     kind: a.kind.name,
     ca: ca.backend.description,
@@ -182,7 +245,7 @@ async function issue(a: Assessment, ca: ConnectedCa, o: IssueOptions, now: Date)
     expectedSpki: spkiDer(certified.privateKey),
     anchors: ca.anchors,
     template: a.template,
-    ...(requestedSans ? { requestedSans } : {}),
+    requestedSans: ca.requestedSans(a.template),
     now,
   });
   return {
@@ -210,7 +273,7 @@ export async function prepareAll(toIssue: Assessment[], connected: Connected): P
  * kinds of one CA concurrently (key generation and signing overlap). Any failure rejects the whole
  * set before anything is written. For an enrolment every CA first checks that it can authorize its
  * requests, so a failure spends no one-time token (step-ca); a renewal authenticates with the
- * installed certificate, and the backend asks for enrolment secrets only where it must fall back.
+ * installed certificate, and enrolment secrets are needed only where renewOrEnrol enrols again.
  */
 export async function issueAll(
   toIssue: Assessment[],
@@ -229,7 +292,7 @@ export async function issueAll(
           rt.log(
             `requesting ${a.kind.name} (CN=${a.template.commonName}) from ${conn.backend.description}`,
           );
-          return issue(a, conn, o, new Date(rt.clock.now()));
+          return issue(a, conn, o, new Date(rt.clock.now()), rt.log);
         }),
     );
     // The first failure in table order is the one reported, whatever finished first.

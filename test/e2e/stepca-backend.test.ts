@@ -1,13 +1,16 @@
-// The step-ca backend's renew() driven directly against a real step-ca: rekey (fresh key) and
+// The step-ca backend's renew() against a real step-ca, driven as the engine drives it (the
+// assessment decides renewal or enrolment, engine/issue.ts renewOrEnrol): rekey (fresh key) and
 // renew (same key) over mTLS with the current certificate, the token renewal (directly and through
 // a TLS-terminating proxy), and what happens to an expired certificate.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import type { BackendContext, CaBackend, SignRequest } from "../../agent/ca/backend.js";
+import type { BackendContext, CaBackend, Renewed, SignRequest } from "../../agent/ca/backend.js";
 import type { StepCaSettings } from "../../agent/ca/stepca-settings.js";
 import { CAS } from "../../agent/pki/cas.js";
-import { readCaInputs } from "../../agent/ca/index.js";
-import { createStepCaBackend } from "../../agent/ca/stepca.js";
+import { readCaInputs, requestedSansFor } from "../../agent/ca/index.js";
+import { createStepCaBackend } from "../../agent/ca/stepca/index.js";
+import { assessKind } from "../../agent/engine/assess.js";
+import { renewOrEnrol } from "../../agent/engine/issue.js";
 import { templateFor, findKind, type TableContext } from "../../agent/pki/certs.js";
 import { buildCsr } from "../../agent/pki/csr.js";
 import { CaRefusedError } from "../../agent/common/errors.js";
@@ -89,6 +92,30 @@ async function request(key: NodeKey): Promise<SignRequest> {
   };
 }
 
+/**
+ * A renewal of the installed `currentCertPem` as `renew --force` asks for it: assessed against the
+ * CA's anchors (engine/assess.ts), then renewed or enrolled again (engine/issue.ts renewOrEnrol).
+ */
+function renewal(
+  b: CaBackend,
+  anchors: CertInfo[],
+  req: SignRequest & { currentCertPem: string; currentKeyPem: string },
+  log: string[] = [],
+): Promise<Renewed> {
+  const { currentCertPem, currentKeyPem, ...sign } = req;
+  const installed = {
+    chain: splitPemCertificates(currentCertPem).map(parseCert),
+    keyPem: currentKeyPem,
+  };
+  const verdict = assessKind({ kind: server, file: "kubelet-server.pem", installed }, template, {
+    force: true,
+    anchors: () => anchors,
+    requestedSans: (_, t) => requestedSansFor("step-ca", t),
+    now: new Date(),
+  });
+  return renewOrEnrol(b, sign, installed, verdict, (l) => log.push(l));
+}
+
 function verified(chainPem: string, key: NodeKey, anchors: CertInfo[]): CertInfo {
   return verifyIssued({
     kind: server.name,
@@ -115,7 +142,7 @@ test("renew() rekeys over mTLS with a fresh key and renews with the same key; no
   await b.fetchCaBundle();
   const key2 = await generateKey("ecdsa-p256");
   const rekeys = count("/1.0/rekey");
-  const { chainPem: chain2 } = await b.renew!({
+  const { chainPem: chain2 } = await renewal(b, anchors, {
     ...(await request(key2)),
     currentCertPem: chain1,
     currentKeyPem: key1.pem,
@@ -129,7 +156,7 @@ test("renew() rekeys over mTLS with a fresh key and renews with the same key; no
 
   const renews = count("/1.0/renew");
   const same = loadKey(key2.pem);
-  const { chainPem: chain3 } = await b.renew!({
+  const { chainPem: chain3 } = await renewal(b, anchors, {
     ...(await request(same)),
     currentCertPem: chain2,
     currentKeyPem: key2.pem,
@@ -153,7 +180,7 @@ test("an expired certificate: clear refusal without an enrolment secret, enrolme
   const fresh = await generateKey("ecdsa-p256");
   const req = { ...(await request(fresh)), currentCertPem: chain, currentKeyPem: key.pem };
   const signs = count("/1.0/sign");
-  await assert.rejects(bare.renew!(req), (err: Error) => {
+  await assert.rejects(renewal(bare, anchors, req), (err: Error) => {
     assert.ok(err instanceof CaRefusedError);
     assert.match(
       err.message,
@@ -167,7 +194,7 @@ test("an expired certificate: clear refusal without an enrolment secret, enrolme
 
   const { b: again, log } = withPassword("brief");
   await again.fetchCaBundle();
-  const renewed = verified((await again.renew!(req)).chainPem, fresh, anchors);
+  const renewed = verified((await renewal(again, anchors, req, log)).chainPem, fresh, anchors);
   assert.ok(renewed.notAfter.getTime() > Date.now());
   assert.equal(count("/1.0/sign"), signs + 1, "enrolled again with a minted token");
   assert.match(log.join("\n"), /expired on .*: enrolling kubelet-server again/);
@@ -189,7 +216,7 @@ test("a certificate whose SANs no longer fit is enrolled again, since renewal ke
   });
   const fresh = await generateKey("ecdsa-p256");
   const rekeys = count("/1.0/rekey");
-  const { chainPem: chain } = await b.renew!({
+  const { chainPem: chain } = await renewal(b, anchors, {
     ...(await request(fresh)),
     currentCertPem: old,
     currentKeyPem: key.pem,
@@ -213,15 +240,14 @@ test("a certificate from another CA is not sent over mTLS: refused with what to 
   const fresh = await generateKey("ecdsa-p256");
   const req = { ...(await request(fresh)), currentCertPem: foreign, currentKeyPem: oldKey.pem };
   const { b: bare } = backend({});
-  await bare.fetchCaBundle();
   await assert.rejects(
-    bare.renew!(req),
+    renewal(bare, await bare.fetchCaBundle(), req),
     /kubelet-server was not issued by this CA \(issuer "someone else"\), so it cannot be renewed: give a one-time token/,
   );
   const { b } = withPassword("workers");
   const anchors = await b.fetchCaBundle();
   const signs = count("/1.0/sign");
-  verified((await b.renew!(req)).chainPem, fresh, anchors);
+  verified((await renewal(b, anchors, req)).chainPem, fresh, anchors);
   assert.equal(count("/1.0/sign"), signs + 1, "enrolled with a minted token");
 });
 
@@ -237,7 +263,7 @@ test("through a TLS-terminating proxy: auto falls back to a token signed by the 
   const { chain, key } = await enrolled("workers");
   const via = (renewAuth: "auto" | "mtls" | "token") =>
     backend({ urls: [proxy.url], renewAuth, tlsCaFile: proxy.tlsCaFile });
-  const renewal = async (current: string, currentKey: NodeKey) => ({
+  const renewing = async (current: string, currentKey: NodeKey) => ({
     ...(await request(await generateKey("ecdsa-p256"))),
     currentCertPem: current,
     currentKeyPem: currentKey.pem,
@@ -247,7 +273,7 @@ test("through a TLS-terminating proxy: auto falls back to a token signed by the 
   const anchors = await auto.fetchCaBundle();
   const seen = proxy.forwarded.length;
   const renews = count("/1.0/renew");
-  const r1 = await auto.renew!(await renewal(chain, key));
+  const r1 = await renewal(auto, anchors, await renewing(chain, key));
   assert.deepEqual(proxy.forwarded.slice(seen), ["POST /1.0/rekey", "POST /1.0/renew"]);
   assert.equal(count("/1.0/renew"), renews + 1, "step-ca renewed once, by the token");
   assert.equal(r1.keptCurrentKey, true);
@@ -264,7 +290,7 @@ test("through a TLS-terminating proxy: auto falls back to a token signed by the 
   const { b: token } = via("token");
   await token.fetchCaBundle();
   const before = proxy.forwarded.length;
-  const r2 = await token.renew!(await renewal(r1.chainPem, key));
+  const r2 = await renewal(token, anchors, await renewing(r1.chainPem, key));
   assert.deepEqual(proxy.forwarded.slice(before), ["POST /1.0/renew"], "no mTLS attempt");
   assert.equal(
     r2.note,
@@ -274,7 +300,7 @@ test("through a TLS-terminating proxy: auto falls back to a token signed by the 
 
   const { b: mtls } = via("mtls");
   await mtls.fetchCaBundle();
-  await assert.rejects(mtls.renew!(await renewal(r2.chainPem, key)), (err: Error) => {
+  await assert.rejects(renewal(mtls, anchors, await renewing(r2.chainPem, key)), (err: Error) => {
     assert.ok(err instanceof CaRefusedError);
     assert.equal(
       err.message,
@@ -292,7 +318,7 @@ test("an expired certificate is renewed with a token, without any enrolment secr
   const anchors = await b.fetchCaBundle();
   const renews = count("/1.0/renew");
   const signs = count("/1.0/sign");
-  const r = await b.renew!({
+  const r = await renewal(b, anchors, {
     ...(await request(await generateKey("ecdsa-p256"))),
     currentCertPem: chain,
     currentKeyPem: key.pem,
@@ -307,7 +333,7 @@ test("an expired certificate is renewed with a token, without any enrolment secr
   const { b: mtls } = backend({ renewAuth: "mtls" });
   await mtls.fetchCaBundle();
   await assert.rejects(
-    mtls.renew!({
+    renewal(mtls, anchors, {
       ...(await request(await generateKey("ecdsa-p256"))),
       currentCertPem: chain,
       currentKeyPem: key.pem,

@@ -6,6 +6,7 @@ import { createPrivateKey } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import type {
   CaBackend,
+  PlannedRequest,
   Renewed,
   RenewRequest,
   RevokeRequest,
@@ -35,6 +36,8 @@ export class FakeCa implements CaBackend {
   alsoServed: TestCa[] = [];
   /** Set to offer a renewal path authenticated by the current certificate, like step-ca. */
   renew?: (req: RenewRequest) => Promise<Renewed>;
+  /** Set to refuse enrolment in place of a renewal (CaBackend.cannotEnrol); absent: sign acts. */
+  cannotEnrol?: (req: PlannedRequest, why: string) => Error | undefined;
   /** Set to offer revocation (withRevocation); absent: a CA that cannot revoke. */
   revoke?: (req: RevokeRequest) => Promise<void>;
   /** What was revoked: "<kind> <serial> <reason>", in order. */

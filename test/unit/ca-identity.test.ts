@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { notIssuedToANode } from "../../agent/ca/common.js";
-import { STEP_PROVISIONER_OID, stepCaServerIdentity } from "../../agent/ca/stepca.js";
+import { STEP_PROVISIONER_OID, stepCaServerIdentity } from "../../agent/ca/stepca/client.js";
 import { CERT_KINDS, kubernetesIdentity, type TableContext } from "../../agent/pki/certs.js";
 import { extensionOids } from "../../agent/pki/der.js";
 import { parseCert } from "../../agent/pki/x509.js";

@@ -22,6 +22,7 @@ import {
   CaRefusedError,
   CaUnreachableError,
   LockedError,
+  RenewalRefusedError,
   UsageError,
 } from "../../agent/common/errors.js";
 import { toSettings, type Settings } from "../../agent/config/settings.js";
@@ -716,6 +717,56 @@ test("renew: with a renewal path the CA renews with the installed credentials in
     [...n.cas.kubernetes.signed].sort(),
     ["kubelet-client", "kubelet-server"],
     "only join enrolled",
+  );
+});
+
+test("renew: the engine decides renewal or enrolment: a certificate whose names changed is enrolled again, not renewed", async () => {
+  const n = await node("worker", 30 * DAY);
+  await n.join();
+  n.cas.kubernetes.withRenewalPath();
+  n.flags.ip = ["10.0.0.99"];
+  const r = await n.renew();
+  assert.deepEqual(
+    r.renewed.map((x) => x.kind),
+    ["kubelet-server"],
+  );
+  assert.deepEqual(n.cas.kubernetes.renewed, [], "a renewal keeps the old SANs");
+  assert.deepEqual(n.cas.kubernetes.signed, ["kubelet-client", "kubelet-server", "kubelet-server"]);
+  assert.match(
+    n.logs.join("\n"),
+    /CA kubernetes \(fake\): kubelet-server must change \(.*10\.0\.0\.99.*\) and renewal keeps the old subject and SANs: enrolling kubelet-server again/,
+  );
+});
+
+test("renew: a renewal the CA refuses in a way enrolment mends (RenewalRefusedError) is enrolled again where the backend can, else the backend's refusal stops the run", async () => {
+  const n = await node("worker", 30 * DAY);
+  await n.join();
+  const fake = n.cas.kubernetes;
+  const asked: boolean[] = [];
+  fake.renew = async (req) => {
+    asked.push(req.expired);
+    throw new RenewalRefusedError(fake.description, `${req.kind} expired and the CA said no`);
+  };
+  fake.cannotEnrol = (_req, why) => new CaRefusedError(`${fake.description}: ${why}: no secret`);
+  n.clock.advance(31 * DAY);
+  const snap = snapshot(n.root);
+  await assert.rejects(n.renew(), (e: unknown) => {
+    assert.ok(e instanceof CaRefusedError);
+    assert.match(
+      (e as Error).message,
+      /^CA kubernetes \(fake\): kubelet-(client|server) expired and the CA said no: no secret$/,
+    );
+    return true;
+  });
+  assert.deepEqual(asked, [true, true], "the assessment told the backend the certificate expired");
+  assert.deepEqual(diffSnapshots(snap, snapshot(n.root)), []);
+  delete fake.cannotEnrol;
+  const r = await n.renew();
+  assert.equal(r.renewed.length, 2);
+  assert.deepEqual(fake.signed.slice(2).sort(), ["kubelet-client", "kubelet-server"]);
+  assert.match(
+    n.logs.join("\n"),
+    /kubelet-server expired and the CA said no: enrolling kubelet-server again/,
   );
 });
 

@@ -9,7 +9,7 @@ import fc from "fast-check";
 import type { CertTemplate } from "../../agent/pki/certs.js";
 import { parseEnvelope, resultCertificate } from "../../agent/ca/cfssl.js";
 import { parseCaPem } from "../../agent/ca/common.js";
-import { chainOf, parseAnswer, stepCaRefusal } from "../../agent/ca/stepca.js";
+import { chainOf, parseAnswer, stepCaRefusal } from "../../agent/ca/stepca/client.js";
 import { CaRefusedError, NodeJoinError, VerificationError } from "../../agent/common/errors.js";
 import { verifyAnswer, verifyIssued, type VerifiedCert } from "../../agent/pki/verify.js";
 import { EKU_OIDS, parseCert, type CertInfo } from "../../agent/pki/x509.js";

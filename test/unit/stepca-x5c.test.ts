@@ -14,9 +14,9 @@ import {
   checkX5cRoots,
   x5cProvisionersOf,
   x5cSignToken,
-} from "../../agent/ca/stepca-x5c.js";
-import { tokenSans } from "../../agent/ca/stepca.js";
-import { pickProvisioner } from "../../agent/ca/stepca-tokens.js";
+} from "../../agent/ca/stepca/x5c.js";
+import { tokenSans } from "../../agent/ca/stepca/sans.js";
+import { pickProvisioner } from "../../agent/ca/stepca/tokens.js";
 import { signX5cToken } from "../../agent/ca/x5c.js";
 import { CaRefusedError, UsageError } from "../../agent/common/errors.js";
 import { CAS } from "../../agent/pki/cas.js";

@@ -11,13 +11,10 @@ import {
 } from "../../agent/config/sources.js";
 import type { CertTemplate } from "../../agent/pki/certs.js";
 const b64url = (s: string): string => Buffer.from(s).toString("base64url");
-import {
-  mtlsRefused,
-  renewalPaths,
-  stepCaRefusal,
-  tokenRefusedMessage,
-} from "../../agent/ca/stepca.js";
-import { parseTokenList, tokenFits, TokenPool } from "../../agent/ca/stepca-tokens.js";
+import { stepCaRefusal } from "../../agent/ca/stepca/client.js";
+import { tokenRefusedMessage } from "../../agent/ca/stepca/enrol.js";
+import { mtlsRefused, renewalPaths } from "../../agent/ca/stepca/renew.js";
+import { parseTokenList, tokenFits, TokenPool } from "../../agent/ca/stepca/tokens.js";
 import { UsageError } from "../../agent/common/errors.js";
 import { stepCaOf } from "../helpers/ca-settings.js";
 

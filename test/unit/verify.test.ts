@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { webcrypto } from "node:crypto";
 import { verifyAnswer, verifyIssued, mismatch, sanDifference } from "../../agent/pki/verify.js";
-import { stepCaRequestedSans, stepCaSanSet } from "../../agent/ca/stepca.js";
+import { stepCaRequestedSans, stepCaSanSet } from "../../agent/ca/stepca/sans.js";
 import { VerificationError } from "../../agent/common/errors.js";
 import { parseCert, parseDn, EKU_OIDS, type CertInfo } from "../../agent/pki/x509.js";
 import type { CertTemplate } from "../../agent/pki/certs.js";

@@ -1,13 +1,13 @@
 // One-time step-ca tokens minted elsewhere (`step ca token`), one per certificate. A token is
 // routed to the certificate whose CN and SANs equal its sub and sans, read from its (unverified)
 // claims, so the operator never has to label them and a token for the wrong node is never spent.
-// Tokens node-join mints are for the provisioner picked here (JWK, or X5C: stepca-x5c.ts).
-import { ipFamily } from "../common/ip.js";
-import type { CertTemplate } from "../pki/certs.js";
-import { UsageError } from "../common/errors.js";
-import { normalizeIp } from "../pki/x509.js";
-import type { PlannedRequest } from "./backend.js";
-import { decodeJwt, JoseError } from "./jose.js";
+// Tokens node-join mints are for the provisioner picked here (JWK, or X5C: x5c.ts).
+import { ipFamily } from "../../common/ip.js";
+import type { CertTemplate } from "../../pki/certs.js";
+import { UsageError } from "../../common/errors.js";
+import { normalizeIp } from "../../pki/x509.js";
+import type { PlannedRequest } from "../backend.js";
+import { decodeJwt, JoseError } from "../jose.js";
 
 export interface GivenToken {
   token: string;

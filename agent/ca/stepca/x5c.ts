@@ -5,29 +5,29 @@
 // authentication, and the token's signature with the certificate's key. No password or token file
 // is on the node: what enrols it is its own key, and only as long as that certificate is valid.
 import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
-import { CaRefusedError, UsageError } from "../common/errors.js";
-import type { CaDescriptor } from "../pki/cas.js";
-import { spkiDer } from "../pki/keys.js";
+import { CaRefusedError, UsageError } from "../../common/errors.js";
+import type { CaDescriptor } from "../../pki/cas.js";
+import { spkiDer } from "../../pki/keys.js";
 import {
   buildChain,
   issuedBy,
   parseCert,
   splitPemCertificates,
   type CertInfo,
-} from "../pki/x509.js";
-import { inspect } from "../store/fsio.js";
-import { readExistingFile } from "../store/safe-read.js";
-import type { StepCaSettings } from "./stepca-settings.js";
-import { JoseError } from "./jose.js";
+} from "../../pki/x509.js";
+import { inspect } from "../../store/fsio.js";
+import { readExistingFile } from "../../store/safe-read.js";
+import type { StepCaSettings } from "../stepca-settings.js";
+import { JoseError } from "../jose.js";
 import {
   secretEnvName,
   type CaSecrets,
   type ReadSecretsOptions,
   type SecretKind,
   type X5cCredential,
-} from "./secrets.js";
-import { caSettingName, missingFileError } from "./trust.js";
-import { jwsAlgorithm, type X5cTokenRequest } from "./x5c.js";
+} from "../secrets.js";
+import { caSettingName, missingFileError } from "../trust.js";
+import { jwsAlgorithm, type X5cTokenRequest } from "../x5c.js";
 
 const CERT_WHAT = "step-ca X5C machine certificate file";
 const KEY_WHAT = "step-ca X5C machine key file";
