@@ -274,7 +274,10 @@ test("through a TLS-terminating proxy: auto falls back to a token signed by the 
   const seen = proxy.forwarded.length;
   const renews = count("/1.0/renew");
   const r1 = await renewal(auto, anchors, await renewing(chain, key));
-  assert.deepEqual(proxy.forwarded.slice(seen), ["POST /1.0/rekey", "POST /1.0/renew"]);
+  assert.deepEqual((await proxy.forwardedAtLeast(seen + 2)).slice(seen), [
+    "POST /1.0/rekey",
+    "POST /1.0/renew",
+  ]);
   assert.equal(count("/1.0/renew"), renews + 1, "step-ca renewed once, by the token");
   assert.equal(r1.keptCurrentKey, true);
   assert.equal(
@@ -291,7 +294,11 @@ test("through a TLS-terminating proxy: auto falls back to a token signed by the 
   await token.fetchCaBundle();
   const before = proxy.forwarded.length;
   const r2 = await renewal(token, anchors, await renewing(r1.chainPem, key));
-  assert.deepEqual(proxy.forwarded.slice(before), ["POST /1.0/renew"], "no mTLS attempt");
+  assert.deepEqual(
+    (await proxy.forwardedAtLeast(before + 1)).slice(before),
+    ["POST /1.0/renew"],
+    "no mTLS attempt",
+  );
   assert.equal(
     r2.note,
     "renewed with a token signed by its key: the key is kept, step-ca has no token rekey",

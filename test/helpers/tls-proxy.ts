@@ -20,6 +20,12 @@ export interface TlsProxy {
   tlsCaFile: string;
   /** "METHOD path" of every request forwarded, in order (nginx's access log). */
   readonly forwarded: string[];
+  /**
+   * `forwarded` once nginx logged every request it answered: it writes a line after the response
+   * went out, so a client may see the answer first. Waits until the log holds at least `count`
+   * lines (at most 5 s), then returns them.
+   */
+  forwardedAtLeast(count: number): Promise<string[]>;
   stop(): Promise<void>;
 }
 
@@ -144,9 +150,15 @@ export async function startTlsProxy(ca: StepCaHandle): Promise<TlsProxy> {
     url: `https://127.0.0.1:${port}`,
     tlsCaFile: caFile,
     // nginx writes each access log line when the request ends, unbuffered (no buffer= on
-    // access_log): the file holds every request answered so far.
+    // access_log): just after the response went out (forwardedAtLeast waits for it).
     get forwarded() {
       return readFileSync(accessLog, "utf8").split("\n").filter(Boolean);
+    },
+    async forwardedAtLeast(count: number) {
+      const lines = () => readFileSync(accessLog, "utf8").split("\n").filter(Boolean);
+      for (let waited = 0; lines().length < count && waited < 5000; waited += 50)
+        await new Promise((r) => setTimeout(r, 50));
+      return lines();
     },
     stop,
   };
