@@ -13,6 +13,8 @@ import {
   type CertStatus,
   type StatusResult,
 } from "../engine/report.js";
+import { settingsInputs } from "../engine/assess.js";
+import { resolveIdentity, tableContext } from "../engine/identity.js";
 import { deadlinePolicy } from "../pki/deadline.js";
 import { timerSummary } from "../ops/timer.js";
 import type { Role } from "../pki/roles.js";
@@ -169,7 +171,7 @@ export function registerStatus(program: Command, cli: Cli): void {
       "all columns: CA, externally managed, key type, managed, file; each CA's pin and subject",
     )
     .addHelpText("after", HELP)
-    .action((opts: StatusOptions) => {
+    .action(async (opts: StatusOptions) => {
       checkRoot(opts.root);
       const warn = warnWithin(opts.warnWithin);
       const loaded = loadSettings({ ...opts }, cli.io.env);
@@ -183,11 +185,27 @@ export function registerStatus(program: Command, cli: Cli): void {
       const rt = cli.runtime(l.root);
       const now = new Date(rt.clock.now());
       const s = loaded.settings;
+      // A joined node is judged as renew judges it: the same identity (discovered as renew
+      // discovers it), table context and settings, so status needs attention exactly when
+      // renew --dry-run would re-issue. Without a config (or for another --role than it says)
+      // there is nothing to compare names with.
+      const judged = loaded.configFile && (opts.role ?? s.role) === s.role;
+      const id = judged ? await resolveIdentity(s, "sysfs") : undefined;
+      const inputs = id && settingsInputs(s, id.nodeName);
       const r = collectStatus(
         opts.role ?? s.role,
         l,
         {
-          deadline: deadlinePolicy(s.nodeName ?? "", s.renew),
+          deadline: inputs?.deadline ?? deadlinePolicy(s.nodeName ?? "", s.renew),
+          ...(id && inputs
+            ? {
+                assess: {
+                  ctx: tableContext(s, id),
+                  requestedSans: inputs.requestedSans,
+                  keyAlgorithm: inputs.keyAlgorithm,
+                },
+              }
+            : {}),
           trust: s.cas,
           // Only for a joined node: without a config there is no CA to renew from.
           ...(loaded.configFile
