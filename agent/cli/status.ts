@@ -8,13 +8,12 @@ import { ExitCode, NodeJoinError, UsageError } from "../common/errors.js";
 import { loadSettings, type GlobalOptions } from "../config/load.js";
 import {
   collectStatus,
+  judgedBy,
   reportRun,
   type CaStatus,
   type CertStatus,
   type StatusResult,
 } from "../engine/report.js";
-import { settingsInputs } from "../engine/assess.js";
-import { resolveIdentity, tableContext } from "../engine/identity.js";
 import { deadlinePolicy } from "../pki/deadline.js";
 import { timerSummary } from "../ops/timer.js";
 import type { Role } from "../pki/roles.js";
@@ -185,27 +184,16 @@ export function registerStatus(program: Command, cli: Cli): void {
       const rt = cli.runtime(l.root);
       const now = new Date(rt.clock.now());
       const s = loaded.settings;
-      // A joined node is judged as renew judges it: the same identity (discovered as renew
-      // discovers it), table context and settings, so status needs attention exactly when
-      // renew --dry-run would re-issue. Without a config (or for another --role than it says)
-      // there is nothing to compare names with.
-      const judged = loaded.configFile && (opts.role ?? s.role) === s.role;
-      const id = judged ? await resolveIdentity(s, "sysfs") : undefined;
-      const inputs = id && settingsInputs(s, id.nodeName);
+      // A joined node is judged as renew judges it (engine/report.ts judgedBy). Without a config
+      // (or for another --role than it says) there is nothing to compare names with.
+      const judged =
+        loaded.configFile && (opts.role ?? s.role) === s.role ? await judgedBy(s) : undefined;
       const r = collectStatus(
         opts.role ?? s.role,
         l,
         {
-          deadline: inputs?.deadline ?? deadlinePolicy(s.nodeName ?? "", s.renew),
-          ...(id && inputs
-            ? {
-                assess: {
-                  ctx: tableContext(s, id),
-                  requestedSans: inputs.requestedSans,
-                  keyAlgorithm: inputs.keyAlgorithm,
-                },
-              }
-            : {}),
+          deadline: judged?.deadline ?? deadlinePolicy(s.nodeName ?? "", s.renew),
+          ...(judged ? { assess: judged.assess } : {}),
           trust: s.cas,
           // Only for a joined node: without a config there is no CA to renew from.
           ...(loaded.configFile
@@ -217,7 +205,8 @@ export function registerStatus(program: Command, cli: Cli): void {
         // A joined node (its config written) renews through the timer unless told not to.
         loaded.configFile !== undefined && s.timer.enabled,
       );
-      if (loaded.configFile) reportRun(s, rt, { command: "status", success: true, time: now });
+      if (loaded.configFile)
+        await reportRun(s, rt, { command: "status", success: true, time: now }, undefined, judged);
       cli.setResult({
         json: Boolean(opts.json),
         value: r,

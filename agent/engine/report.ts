@@ -9,7 +9,7 @@ import { anchorOf, loadPemFile, trustConfigured, type TrustAnchors } from "../ca
 import { errorMessage, NodeJoinError } from "../common/errors.js";
 import { isoDate, shortHumanDuration } from "../common/time.js";
 import type { Settings } from "../config/settings.js";
-import { refreshMetrics, type RunMetric } from "../ops/metrics.js";
+import { metricsEnabled, refreshMetrics, type RunMetric } from "../ops/metrics.js";
 import { detectTimerEnv, timerStatus, type TimerStatus } from "../ops/timer.js";
 import { CAS, caSetting, casFor, type CaDescriptor, type CaName } from "../pki/cas.js";
 import { templateFor, type TableContext } from "../pki/certs.js";
@@ -28,19 +28,84 @@ import { inspect } from "../store/fsio.js";
 import { hostPath, type Layout } from "../store/layout.js";
 import { readState } from "../store/state.js";
 import { checkEnvironmentFile } from "../store/strict-modes.js";
-import { verdictOf, type AssessPolicy, type Cause } from "./assess.js";
+import {
+  settingsInputs,
+  verdictOf,
+  type AssessPolicy,
+  type Cause,
+  type Verdict,
+} from "./assess.js";
+import { resolveIdentity, tableContext } from "./identity.js";
 import type { Runtime } from "./runtime.js";
 
-/** Refreshes the metrics textfile with a run's outcome; never fails the run. */
-export function reportRun(s: Settings, rt: Runtime, run: RunMetric, nodeName?: string): void {
-  const policy = deadlinePolicy(nodeName ?? s.nodeName ?? "", s.renew);
+/** What a joined node's certificates are judged by, as renew judges them: see judgedBy. */
+export interface Judged {
+  deadline: DeadlinePolicy;
+  assess: StatusAssessInputs;
+}
+
+/**
+ * renew's own inputs (assess.ts settingsInputs) for the node as renew discovers it (its name and
+ * addresses, engine/identity.ts), so status and the metrics need attention exactly when renew
+ * --dry-run would re-issue.
+ */
+export async function judgedBy(s: Settings): Promise<Judged> {
+  const id = await resolveIdentity(s, "sysfs");
+  const i = settingsInputs(s, id.nodeName);
+  return {
+    deadline: i.deadline,
+    assess: {
+      ctx: tableContext(s, id),
+      requestedSans: i.requestedSans,
+      keyAlgorithm: i.keyAlgorithm,
+    },
+  };
+}
+
+/**
+ * The verdict of renew's assessment on one installed kind, offline: the installed CA files are the
+ * anchors, as for renew before it reaches the CAs. Without `a` names are not compared.
+ */
+function judge(
+  r: KindReading,
+  l: Layout,
+  deadline: DeadlinePolicy,
+  a: StatusAssessInputs | undefined,
+  now: Date,
+): Verdict {
+  return verdictOf(r, a && templateFor(r.kind, a.ctx), {
+    force: false,
+    deadline,
+    anchors: (ca) => readCaFile(CAS[ca], l),
+    ...(a ? { requestedSans: a.requestedSans, keyAlgorithm: a.keyAlgorithm } : {}),
+    now,
+  });
+}
+
+/**
+ * Refreshes the metrics textfile with a run's outcome; never fails the run. `judged`: what status
+ * judged by; otherwise found here, and when the node cannot be resolved (the run failed at it)
+ * certificates are judged without their names.
+ */
+export async function reportRun(
+  s: Settings,
+  rt: Runtime,
+  run: RunMetric,
+  nodeName?: string,
+  judged?: Judged,
+): Promise<void> {
+  if (!metricsEnabled(s.metrics.textfile)) return;
+  const j = judged ?? (await judgedBy(s).catch(() => undefined));
+  const deadline = j?.deadline ?? deadlinePolicy(nodeName ?? s.nodeName ?? "", s.renew);
+  const now = new Date(rt.clock.now());
   refreshMetrics(
     {
       textfile: s.metrics.textfile,
       layout: rt.layout,
       read: () => readRole(s.role, rt.layout),
       readCas: () => readRoleCas(s.role, rt.layout),
-      policy,
+      cause: (r) => judge(r, rt.layout, deadline, j?.assess, now).cause,
+      policy: deadline,
       run,
     },
     rt.log,
@@ -58,7 +123,7 @@ export async function withMetrics<T>(
   try {
     const r = await fn();
     const { nodeName, renewed } = summary(r);
-    reportRun(
+    await reportRun(
       s,
       rt,
       {
@@ -71,7 +136,7 @@ export async function withMetrics<T>(
     );
     return r;
   } catch (err) {
-    reportRun(s, rt, { command, success: false, time: new Date(rt.clock.now()) });
+    await reportRun(s, rt, { command, success: false, time: new Date(rt.clock.now()) });
     throw err;
   }
 }
@@ -309,14 +374,7 @@ function certStatus(
   p: StatusPolicy,
   recorded: { serial?: string } | undefined,
 ): CertStatus {
-  const a = p.assess;
-  const v = verdictOf(r, a && templateFor(r.kind, a.ctx), {
-    force: false,
-    deadline: p.deadline,
-    anchors: (ca) => readCaFile(CAS[ca], l),
-    ...(a ? { requestedSans: a.requestedSans, keyAlgorithm: a.keyAlgorithm } : {}),
-    now: p.now,
-  });
+  const v = judge(r, l, p.deadline, p.assess, p.now);
   const base = {
     name: r.kind.name,
     file: hostPath(r.file, l.root),

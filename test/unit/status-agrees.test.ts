@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { generateKeyPairSync, webcrypto } from "node:crypto";
-import { readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseCert } from "../../agent/pki/x509.js";
 import { issueLeaf, makeCa } from "../helpers/pki.js";
@@ -175,4 +175,32 @@ test("status and renew --dry-run agree: past the renewal deadline, then expired"
   n.clock.advance(3 * DAY);
   for (const kind of ["kubelet-client", "kubelet-server"])
     await agree(n, kind, { state: "expired", cause: "expired", reason: /^expired at \S+Z$/ });
+});
+
+test("the metrics textfile that status refreshes carries the same verdict per certificate", async () => {
+  const n = await joined();
+  const collector = join(n.root, "var/lib/node_exporter/textfile_collector");
+  mkdirSync(collector, { recursive: true });
+  editConfig(n, /ips:\n {2}- 10\.0\.0\.21\n/, "ips:\n  - 10.0.0.99\n");
+  const v = await verdicts(n);
+  assert.equal(v.status.code, 8);
+  const samples = (command: string) =>
+    readFileSync(join(collector, "node_join.prom"), "utf8")
+      .split("\n")
+      .filter((l) => l.startsWith("node_join_certificate_renewal_needed{"))
+      .map((l) => [command, l.replace(/,file="[^"]*"/, "")]);
+  // renew --dry-run ran last: it refreshed the textfile with its own verdict, the same.
+  const expected = [
+    'node_join_certificate_renewal_needed{kind="kubelet-client",cause="ok"} 0',
+    'node_join_certificate_renewal_needed{kind="kubelet-server",cause="template"} 1',
+  ];
+  assert.deepEqual(
+    samples("renew"),
+    expected.map((l) => ["renew", l]),
+  );
+  assert.equal((await n.run("status")).code, 8);
+  assert.deepEqual(
+    samples("status"),
+    expected.map((l) => ["status", l]),
+  );
 });
