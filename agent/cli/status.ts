@@ -187,7 +187,7 @@ export function registerStatus(program: Command, cli: Cli): void {
       // A joined node is judged as renew judges it (engine/report.ts judgedBy). Without a config
       // (or for another --role than it says) there is nothing to compare names with.
       const judged =
-        loaded.configFile && (opts.role ?? s.role) === s.role ? await judgedBy(s) : undefined;
+        loaded.configFile && (opts.role ?? s.role) === s.role ? await judgedBy(s, l) : undefined;
       const r = collectStatus(
         opts.role ?? s.role,
         l,

@@ -49,16 +49,38 @@ export interface Judged {
  * addresses, engine/identity.ts), so status and the metrics need attention exactly when renew
  * --dry-run would re-issue.
  */
-export async function judgedBy(s: Settings): Promise<Judged> {
+export async function judgedBy(s: Settings, l: Layout): Promise<Judged> {
   const id = await resolveIdentity(s, "sysfs");
   const i = settingsInputs(s, id.nodeName);
+  const signerChange = seenSigners(s, l);
   return {
     deadline: i.deadline,
     assess: {
       ctx: tableContext(s, id),
       requestedSans: i.requestedSans,
       keyAlgorithm: i.keyAlgorithm,
+      ...(signerChange ? { signerChange } : {}),
     },
+  };
+}
+
+/**
+ * renew.onSignerChange early, offline: the signer renew last saw for each CA (the state file's
+ * record, run.ts signerChanges), found by its pin in the installed CA file while that holds more
+ * than one certificate (a rotation's overlap). A signer the CA file does not hold (step-ca's
+ * intermediate) is known only to renew, which reaches the CA.
+ */
+function seenSigners(s: Settings, l: Layout): AssessPolicy["signerChange"] {
+  if (s.renew.onSignerChange !== "early") return undefined;
+  const seen = readState(l).signers ?? {};
+  return (ca) => {
+    const record = seen[ca];
+    const bundle = readCaFile(CAS[ca], l) ?? [];
+    const signer = record && bundle.length > 1 && bundle.find((c) => certPin(c) === record.pin);
+    const seenAt = new Date(record?.seenAt ?? NaN);
+    if (!signer || Number.isNaN(seenAt.getTime())) return undefined;
+    const change = { seenAt, windowMs: s.renew.signerChangeWindowMs, signer: signer.commonName };
+    return { signer, change };
   };
 }
 
@@ -78,6 +100,7 @@ function judge(
     deadline,
     anchors: (ca) => readCaFile(CAS[ca], l),
     ...(a ? { requestedSans: a.requestedSans, keyAlgorithm: a.keyAlgorithm } : {}),
+    ...(a?.signerChange ? { signerChange: a.signerChange } : {}),
     now,
   });
 }
@@ -95,7 +118,7 @@ export async function reportRun(
   judged?: Judged,
 ): Promise<void> {
   if (!metricsEnabled(s.metrics.textfile)) return;
-  const j = judged ?? (await judgedBy(s).catch(() => undefined));
+  const j = judged ?? (await judgedBy(s, rt.layout).catch(() => undefined));
   const deadline = j?.deadline ?? deadlinePolicy(nodeName ?? s.nodeName ?? "", s.renew);
   const now = new Date(rt.clock.now());
   refreshMetrics(
@@ -261,6 +284,8 @@ export interface StatusAssessInputs {
   ctx: TableContext;
   requestedSans: NonNullable<AssessPolicy["requestedSans"]>;
   keyAlgorithm: KeyAlgorithm;
+  /** renew.onSignerChange early: the CA's current signer as renew last saw it. */
+  signerChange?: AssessPolicy["signerChange"];
 }
 
 /** The configured trust that covers a CA certificate; see PinnedBy. */

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { generateKeyPairSync, webcrypto } from "node:crypto";
 import { mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseCert } from "../../agent/pki/x509.js";
+import { certPin, parseCert } from "../../agent/pki/x509.js";
 import { issueLeaf, makeCa } from "../helpers/pki.js";
 import { DAY, joined, type Joined } from "../helpers/joined.js";
 
@@ -203,4 +203,28 @@ test("the metrics textfile that status refreshes carries the same verdict per ce
     samples("status"),
     expected.map((l) => ["status", l]),
   );
+});
+
+test("status and renew --dry-run agree: renew.onSignerChange early makes a retiring signer's certificates due", async () => {
+  const n = await joined();
+  const fake = n.cas.kubernetes;
+  const next = await makeCa("kubernetes-ca-2");
+  editConfig(n, /( {6}- sha256:[0-9a-f]{64}\n)/, `$1      - ${certPin(parseCert(next.pem))}\n`);
+  editConfig(n, /^timer:/m, "renew:\n  onSignerChange: early\n  signerChangeWindow: 2d\ntimer:");
+  // The CA signs with its new key and serves both during the overlap.
+  fake.alsoServed = [fake.ca];
+  fake.ca = next;
+  const first = await n.run("renew", "--json");
+  assert.equal(first.code, 0, first.stderr);
+  assert.deepEqual((JSON.parse(first.stdout) as { renewed: unknown[] }).renewed, []);
+  const before = await verdicts(n);
+  assert.equal(before.status.code, 0, JSON.stringify(before.status));
+  assert.equal(before.renew.size, 0);
+  n.clock.advance(2 * DAY);
+  for (const kind of ["kubelet-client", "kubelet-server"])
+    await agree(n, kind, {
+      state: "renewal due",
+      cause: "due",
+      reason: /^signed by a retiring CA: the CA signs with "kubernetes-ca-2" since /,
+    });
 });
