@@ -8,6 +8,7 @@ import { ExitCode, NodeJoinError, UsageError } from "../common/errors.js";
 import { loadSettings, type GlobalOptions } from "../config/load.js";
 import {
   collectStatus,
+  judgedBy,
   reportRun,
   type CaStatus,
   type CertStatus,
@@ -169,7 +170,7 @@ export function registerStatus(program: Command, cli: Cli): void {
       "all columns: CA, externally managed, key type, managed, file; each CA's pin and subject",
     )
     .addHelpText("after", HELP)
-    .action((opts: StatusOptions) => {
+    .action(async (opts: StatusOptions) => {
       checkRoot(opts.root);
       const warn = warnWithin(opts.warnWithin);
       const loaded = loadSettings({ ...opts }, cli.io.env);
@@ -183,11 +184,16 @@ export function registerStatus(program: Command, cli: Cli): void {
       const rt = cli.runtime(l.root);
       const now = new Date(rt.clock.now());
       const s = loaded.settings;
+      // A joined node is judged as renew judges it (engine/report.ts judgedBy). Without a config
+      // (or for another --role than it says) there is nothing to compare names with.
+      const judged =
+        loaded.configFile && (opts.role ?? s.role) === s.role ? await judgedBy(s, l) : undefined;
       const r = collectStatus(
         opts.role ?? s.role,
         l,
         {
-          deadline: deadlinePolicy(s.nodeName ?? "", s.renew),
+          deadline: judged?.deadline ?? deadlinePolicy(s.nodeName ?? "", s.renew),
+          ...(judged ? { assess: judged.assess } : {}),
           trust: s.cas,
           // Only for a joined node: without a config there is no CA to renew from.
           ...(loaded.configFile
@@ -199,7 +205,8 @@ export function registerStatus(program: Command, cli: Cli): void {
         // A joined node (its config written) renews through the timer unless told not to.
         loaded.configFile !== undefined && s.timer.enabled,
       );
-      if (loaded.configFile) reportRun(s, rt, { command: "status", success: true, time: now });
+      if (loaded.configFile)
+        await reportRun(s, rt, { command: "status", success: true, time: now }, undefined, judged);
       cli.setResult({
         json: Boolean(opts.json),
         value: r,

@@ -2,10 +2,17 @@
 // and the kubelet's certificate manager): for every kind of the role, the installed state against
 // today's template, key match, chain, validity, the deadline rule and force. Join and renew differ
 // only in the policy they pass.
+import { requestedSansFor } from "../ca/index.js";
 import { isoDate } from "../common/time.js";
+import type { Settings } from "../config/settings.js";
 import type { CaName } from "../pki/cas.js";
 import { templateFor, type CertKind, type CertTemplate, type TableContext } from "../pki/certs.js";
-import { dueness, type DeadlinePolicy, type SignerChange } from "../pki/deadline.js";
+import {
+  deadlinePolicy,
+  dueness,
+  type DeadlinePolicy,
+  type SignerChange,
+} from "../pki/deadline.js";
 import { keyMatches, type KindReading } from "../pki/installed.js";
 import { keyAlgorithmChange, type KeyAlgorithm } from "../pki/keys.js";
 import { mismatch, type RequestedSans } from "../pki/verify.js";
@@ -77,23 +84,49 @@ export function assessKind(
   template: CertTemplate,
   p: AssessPolicy,
 ): Assessment {
-  const base = { kind: reading.kind, template, reading, expired: false, renewable: false };
+  return { kind: reading.kind, template, reading, ...verdictOf(reading, template, p) };
+}
+
+/** An assessment's verdict, without what it was made of. */
+export type Verdict = Omit<Assessment, "kind" | "template" | "reading">;
+
+/**
+ * The verdict on one installed kind. `template` undefined: what this node would ask for is not
+ * known (status on a tree with no config, leave), so names are not compared; everything else is
+ * judged as for renew.
+ */
+export function verdictOf(
+  reading: KindReading,
+  template: CertTemplate | undefined,
+  p: AssessPolicy,
+): Verdict {
   const inst = reading.installed;
-  if (!inst) return { ...base, cause: "missing", reason: reading.problem ?? "missing" };
+  if (!inst)
+    return {
+      cause: "missing",
+      reason: reading.problem ?? "missing",
+      expired: false,
+      renewable: false,
+    };
+  const [leaf, ...intermediates] = inst.chain as [CertInfo, ...CertInfo[]];
+  // Whatever else is wrong, an expired certificate is said to be (leave revokes none of those).
+  const base = { expired: leaf.notAfter.getTime() <= p.now.getTime(), renewable: false };
   if (!keyMatches(inst))
     return {
       ...base,
       cause: "key-mismatch",
       reason: "installed key does not match its certificate",
     };
-  const [leaf, ...intermediates] = inst.chain as [CertInfo, ...CertInfo[]];
   // A changed name or IP is due at once, like the kubelet's template check.
   const ca = reading.kind.ca;
-  const requested = p.requestedSans?.(ca, template);
-  const names = mismatch(leaf, template, undefined, undefined, intermediates, requested);
-  if (names) return { ...base, cause: "template", reason: names };
-  const chain = mismatch(leaf, template, p.anchors(ca), undefined, intermediates, requested);
-  if (chain) return { ...base, cause: "chain", reason: chain };
+  if (template) {
+    const requested = p.requestedSans?.(ca, template);
+    const names = mismatch(leaf, template, undefined, undefined, intermediates, requested);
+    if (names) return { ...base, cause: "template", reason: names };
+  }
+  const anchors = p.anchors(ca);
+  if (anchors && !buildChain(leaf, intermediates, anchors))
+    return { ...base, cause: "chain", reason: "does not chain to the installed CA" };
   const renewable = { ...base, renewable: true };
   // A changed --key-algorithm takes effect at once, like a changed name: the key is generated anew.
   // (keyMatches parsed the key: it is a readable private key.)
@@ -104,28 +137,32 @@ export function assessKind(
     const sc = p.signerChange?.(ca);
     const retiring = sc && !buildChain(leaf, intermediates, [sc.signer]);
     const d = dueness(leaf, p.deadline, p.now, retiring ? sc.change : undefined);
-    if (d.due)
-      return {
-        ...renewable,
-        cause: d.expired ? "expired" : "due",
-        reason: d.reason,
-        expired: d.expired,
-      };
+    if (d.due) return { ...renewable, cause: d.expired ? "expired" : "due", reason: d.reason };
     return p.force
       ? { ...renewable, cause: "forced", reason: "forced" }
       : { ...renewable, cause: "ok", deadline: d.deadline };
   }
-  if (leaf.notAfter.getTime() <= p.now.getTime()) {
-    return {
-      ...renewable,
-      cause: "expired",
-      reason: `expired at ${isoDate(leaf.notAfter)}`,
-      expired: true,
-    };
-  }
+  if (base.expired)
+    return { ...renewable, cause: "expired", reason: `expired at ${isoDate(leaf.notAfter)}` };
   return p.force
     ? { ...renewable, cause: "forced", reason: "forced" }
     : { ...renewable, cause: "ok" };
+}
+
+/**
+ * What renew's assessment takes from the settings (run.ts), given the node's name: the deadline
+ * rule, the SANs each CA type is asked for, the key algorithm. status assesses with the same, so
+ * it needs attention exactly when renew --dry-run would re-issue.
+ */
+export function settingsInputs(
+  s: Settings,
+  nodeName: string,
+): Required<Pick<AssessPolicy, "deadline" | "requestedSans" | "keyAlgorithm">> {
+  return {
+    deadline: deadlinePolicy(nodeName, s.renew),
+    requestedSans: (ca, t) => requestedSansFor(s.cas[ca].type, t),
+    keyAlgorithm: s.keyAlgorithm,
+  };
 }
 
 export function assess(readings: KindReading[], ctx: TableContext, p: AssessPolicy): Assessment[] {

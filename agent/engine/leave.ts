@@ -23,6 +23,7 @@ import type { Layout } from "../store/layout.js";
 import { readUntrusted } from "../store/safe-read.js";
 import { fileDigest, readState, type State } from "../store/state.js";
 import { backupExisting, commitRemoval } from "../store/transaction.js";
+import { verdictOf } from "./assess.js";
 import { connectCas } from "./issue.js";
 import { locked } from "./locked.js";
 import { dropKeptKeys, keptKey, knownCa, revokeSubject, serialDecimal } from "./revoke.js";
@@ -231,15 +232,20 @@ function stillValid(l: Layout, state: State, now: number): ToRevoke[] {
   return installed;
 }
 
-/** The installed certificates node-join issued that are still valid. */
+/**
+ * The installed certificates node-join issued that are still valid: assess's verdict (whatever
+ * else is wrong with one, only an expired one is no longer the CA's to revoke).
+ */
 function installedValid(l: Layout, state: State, now: number): ToRevoke[] {
   const out: ToRevoke[] = [];
+  const judge = { force: false, anchors: () => undefined, now: new Date(now) };
   for (const kind of CERT_KINDS) {
-    const installed = readInstalled(kind, l).installed;
+    const reading = readInstalled(kind, l);
+    const installed = reading.installed;
     const leaf = installed?.chain[0];
     if (!installed || !leaf) continue;
     if (state.certificates[kind.name]?.serial !== leaf.serial) continue;
-    if (leaf.notAfter.getTime() <= now) continue;
+    if (verdictOf(reading, undefined, judge).expired) continue;
     out.push({
       kind: kind.name,
       ca: kind.ca,

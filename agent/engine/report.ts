@@ -8,36 +8,126 @@ import { anchorOf, loadPemFile, trustConfigured, type TrustAnchors } from "../ca
 import { errorMessage, NodeJoinError } from "../common/errors.js";
 import { isoDate, shortHumanDuration } from "../common/time.js";
 import type { Settings } from "../config/settings.js";
-import { refreshMetrics, type RunMetric } from "../ops/metrics.js";
+import { metricsEnabled, refreshMetrics, type RunMetric } from "../ops/metrics.js";
 import { detectTimerEnv, timerStatus, type TimerStatus } from "../ops/timer.js";
 import { CAS, caSetting, casFor, type CaDescriptor, type CaName } from "../pki/cas.js";
-import { deadlinePolicy, dueness, type DeadlinePolicy } from "../pki/deadline.js";
+import { templateFor, type TableContext } from "../pki/certs.js";
+import { deadlinePolicy, renewalDeadline, type DeadlinePolicy } from "../pki/deadline.js";
 import {
-  keyMatches,
+  readCaFile,
   readRole,
   readRoleCas,
   subjectLine,
   type KindReading,
 } from "../pki/installed.js";
-import { describeKey } from "../pki/keys.js";
+import { describeKey, type KeyAlgorithm } from "../pki/keys.js";
 import type { Role } from "../pki/roles.js";
 import { certPin, type CertInfo } from "../pki/x509.js";
 import { inspect } from "../store/fsio.js";
 import { hostPath, type Layout } from "../store/layout.js";
 import { readState } from "../store/state.js";
 import { checkEnvironmentFile } from "../store/strict-modes.js";
+import {
+  settingsInputs,
+  verdictOf,
+  type AssessPolicy,
+  type Cause,
+  type Verdict,
+} from "./assess.js";
+import { resolveIdentity, tableContext } from "./identity.js";
 import type { Runtime } from "./runtime.js";
 
-/** Refreshes the metrics textfile with a run's outcome; never fails the run. */
-export function reportRun(s: Settings, rt: Runtime, run: RunMetric, nodeName?: string): void {
-  const policy = deadlinePolicy(nodeName ?? s.nodeName ?? "", s.renew);
+/** What a joined node's certificates are judged by, as renew judges them: see judgedBy. */
+export interface Judged {
+  deadline: DeadlinePolicy;
+  assess: StatusAssessInputs;
+}
+
+/**
+ * renew's own inputs (assess.ts settingsInputs) for the node as renew discovers it (its name and
+ * addresses, engine/identity.ts), so status and the metrics need attention exactly when renew
+ * --dry-run would re-issue.
+ */
+export async function judgedBy(s: Settings, l: Layout): Promise<Judged> {
+  const id = await resolveIdentity(s, "sysfs");
+  const i = settingsInputs(s, id.nodeName);
+  const signerChange = seenSigners(s, l);
+  return {
+    deadline: i.deadline,
+    assess: {
+      ctx: tableContext(s, id),
+      requestedSans: i.requestedSans,
+      keyAlgorithm: i.keyAlgorithm,
+      ...(signerChange ? { signerChange } : {}),
+    },
+  };
+}
+
+/**
+ * renew.onSignerChange early, offline: the signer renew last saw for each CA (the state file's
+ * record, run.ts signerChanges), found by its pin in the installed CA file while that holds more
+ * than one certificate (a rotation's overlap). A signer the CA file does not hold (step-ca's
+ * intermediate) is known only to renew, which reaches the CA.
+ */
+function seenSigners(s: Settings, l: Layout): AssessPolicy["signerChange"] {
+  if (s.renew.onSignerChange !== "early") return undefined;
+  const seen = readState(l).signers ?? {};
+  return (ca) => {
+    const record = seen[ca];
+    const bundle = readCaFile(CAS[ca], l) ?? [];
+    const signer = record && bundle.length > 1 && bundle.find((c) => certPin(c) === record.pin);
+    const seenAt = new Date(record?.seenAt ?? NaN);
+    if (!signer || Number.isNaN(seenAt.getTime())) return undefined;
+    const change = { seenAt, windowMs: s.renew.signerChangeWindowMs, signer: signer.commonName };
+    return { signer, change };
+  };
+}
+
+/**
+ * The verdict of renew's assessment on one installed kind, offline: the installed CA files are the
+ * anchors, as for renew before it reaches the CAs. Without `a` names are not compared.
+ */
+function judge(
+  r: KindReading,
+  l: Layout,
+  deadline: DeadlinePolicy,
+  a: StatusAssessInputs | undefined,
+  now: Date,
+): Verdict {
+  return verdictOf(r, a && templateFor(r.kind, a.ctx), {
+    force: false,
+    deadline,
+    anchors: (ca) => readCaFile(CAS[ca], l),
+    ...(a ? { requestedSans: a.requestedSans, keyAlgorithm: a.keyAlgorithm } : {}),
+    ...(a?.signerChange ? { signerChange: a.signerChange } : {}),
+    now,
+  });
+}
+
+/**
+ * Refreshes the metrics textfile with a run's outcome; never fails the run. `judged`: what status
+ * judged by; otherwise found here, and when the node cannot be resolved (the run failed at it)
+ * certificates are judged without their names.
+ */
+export async function reportRun(
+  s: Settings,
+  rt: Runtime,
+  run: RunMetric,
+  nodeName?: string,
+  judged?: Judged,
+): Promise<void> {
+  if (!metricsEnabled(s.metrics.textfile)) return;
+  const j = judged ?? (await judgedBy(s, rt.layout).catch(() => undefined));
+  const deadline = j?.deadline ?? deadlinePolicy(nodeName ?? s.nodeName ?? "", s.renew);
+  const now = new Date(rt.clock.now());
   refreshMetrics(
     {
       textfile: s.metrics.textfile,
       layout: rt.layout,
       read: () => readRole(s.role, rt.layout),
       readCas: () => readRoleCas(s.role, rt.layout),
-      policy,
+      cause: (r) => judge(r, rt.layout, deadline, j?.assess, now).cause,
+      policy: deadline,
       run,
     },
     rt.log,
@@ -55,7 +145,7 @@ export async function withMetrics<T>(
   try {
     const r = await fn();
     const { nodeName, renewed } = summary(r);
-    reportRun(
+    await reportRun(
       s,
       rt,
       {
@@ -68,13 +158,16 @@ export async function withMetrics<T>(
     );
     return r;
   } catch (err) {
-    reportRun(s, rt, { command, success: false, time: new Date(rt.clock.now()) });
+    await reportRun(s, rt, { command, success: false, time: new Date(rt.clock.now()) });
     throw err;
   }
 }
 
 /**
  * What status says of a certificate or CA, worst first; anything but "ok" needs attention (exit 8).
+ * A certificate's state is the assessment's cause (engine/assess.ts), the one renew acts on:
+ * "mismatch" its names differ from what this node would ask for now, "untrusted" it does not chain
+ * to the installed CA, "key algorithm" its key is not of the configured algorithm.
  * CAs have no renewal deadline: node-join does not renew them. "unpinned": a CA certificate on disk
  * that none of the CA's configured pins covers.
  */
@@ -82,6 +175,9 @@ export const STATES = [
   "missing",
   "unreadable",
   "key mismatch",
+  "untrusted",
+  "mismatch",
+  "key algorithm",
   "expired",
   "unpinned",
   "renewal due",
@@ -102,6 +198,8 @@ export interface CertStatus {
   externallyManaged: boolean;
   managed: boolean;
   state: EntryState;
+  /** The assessment's verdict (engine/assess.ts Cause): what renew --dry-run would act on. */
+  cause: Cause;
   /** Why it needs attention; absent when the state is ok. */
   problem?: string;
 }
@@ -164,6 +262,11 @@ export interface RenewalPathStatus {
 export interface StatusPolicy {
   /** renew's deadline rule, so status shows the deadlines renew acts on. */
   deadline: DeadlinePolicy;
+  /**
+   * What renew would ask for besides the deadline (assessInputs): the node's table context, the
+   * SANs each CA is asked for, the key algorithm. Absent (no config): names are not compared.
+   */
+  assess?: StatusAssessInputs;
   /** --warn-within: also flag what expires within this (`text` as given); absent: off. */
   warnWithin?: { ms: number; text: string };
   /** Each CA's trust settings, to say which one covers each CA certificate; absent: none. */
@@ -174,6 +277,15 @@ export interface StatusPolicy {
 }
 
 export type CaTrust = TrustAnchors;
+
+/** What status assesses with besides the deadline rule: see assess.ts settingsInputs. */
+export interface StatusAssessInputs {
+  ctx: TableContext;
+  requestedSans: NonNullable<AssessPolicy["requestedSans"]>;
+  keyAlgorithm: KeyAlgorithm;
+  /** renew.onSignerChange early: the CA's current signer as renew last saw it. */
+  signerChange?: AssessPolicy["signerChange"];
+}
 
 /** The configured trust that covers a CA certificate; see PinnedBy. */
 export function pinnedBy(cert: CertInfo, t: CaTrust | undefined, caFile?: CertInfo[]): PinnedBy {
@@ -262,6 +374,66 @@ function environmentFileStatus(l: Layout): { file: string; problem: string } | u
   }
 }
 
+/** The certificate state of each of the assessment's causes. */
+const STATE_OF: Record<Cause, EntryState> = {
+  ok: "ok",
+  missing: "missing",
+  "key-mismatch": "key mismatch",
+  template: "mismatch",
+  chain: "untrusted",
+  "key-algorithm": "key algorithm",
+  expired: "expired",
+  due: "renewal due",
+  forced: "renewal due",
+};
+
+/**
+ * One certificate as status shows it: the verdict of renew's assessment (engine/assess.ts), with
+ * the installed CA files as anchors (offline, like renew before it reaches the CAs), and for a kept
+ * one the --warn-within warning.
+ */
+function certStatus(
+  r: KindReading,
+  l: Layout,
+  p: StatusPolicy,
+  recorded: { serial?: string } | undefined,
+): CertStatus {
+  const v = judge(r, l, p.deadline, p.assess, p.now);
+  const base = {
+    name: r.kind.name,
+    file: hostPath(r.file, l.root),
+    certificateAuthority: CAS[r.kind.ca].kind,
+    externallyManaged: inspect(join(l.pkiDir, CAS[r.kind.ca].keyFile)).kind === "missing",
+    cause: v.cause,
+  };
+  if (!r.installed) {
+    const problem = r.problem ?? "missing";
+    return problem === "missing"
+      ? { ...base, managed: false, state: "missing", problem }
+      : { ...base, managed: false, state: "unreadable", problem: `unreadable (${problem})` };
+  }
+  const leaf = r.installed.chain[0]!;
+  let keyType: string | undefined;
+  let verdict: { state: EntryState; problem?: string } | undefined;
+  try {
+    keyType = describeKey(createPrivateKey(r.installed.keyPem));
+  } catch (err) {
+    verdict = { state: "unreadable", problem: `unreadable (private key: ${errorMessage(err)})` };
+  }
+  if (v.cause === "key-mismatch")
+    verdict ??= { state: "key mismatch", problem: "key does not match certificate" };
+  else if (v.cause !== "ok") verdict ??= { state: STATE_OF[v.cause], problem: v.reason! };
+  return {
+    ...base,
+    expires: isoDate(leaf.notAfter),
+    residualSeconds: Math.floor((leaf.notAfter.getTime() - p.now.getTime()) / 1000),
+    renewalDeadline: isoDate(v.deadline ?? renewalDeadline(leaf, p.deadline)),
+    ...(keyType ? { keyType } : {}),
+    managed: recorded?.serial === leaf.serial,
+    ...(verdict ?? validity(leaf.notAfter, p) ?? { state: "ok" }),
+  };
+}
+
 /**
  * kubeadm's `certs check-expiration` for what is on disk, plus the renewal deadline, key type,
  * whether node-join manages it, and a state that says what needs attention (after step's
@@ -279,43 +451,7 @@ export function collectStatus(
   const external = (ca: CaName) => inspect(join(l.pkiDir, CAS[ca].keyFile)).kind === "missing";
   const residual = (d: Date) => Math.floor((d.getTime() - p.now.getTime()) / 1000);
   const readings = readRole(role, l);
-  const certificates = readings.map((r): CertStatus => {
-    const base = {
-      name: r.kind.name,
-      file: hostPath(r.file, l.root),
-      certificateAuthority: CAS[r.kind.ca].kind,
-      externallyManaged: external(r.kind.ca),
-    };
-    if (!r.installed) {
-      const problem = r.problem ?? "missing";
-      return problem === "missing"
-        ? { ...base, managed: false, state: "missing", problem }
-        : { ...base, managed: false, state: "unreadable", problem: `unreadable (${problem})` };
-    }
-    const leaf = r.installed.chain[0]!;
-    let keyType: string | undefined;
-    let verdict: { state: EntryState; problem?: string } | undefined;
-    try {
-      keyType = describeKey(createPrivateKey(r.installed.keyPem));
-      if (!keyMatches(r.installed))
-        verdict = { state: "key mismatch", problem: "key does not match certificate" };
-    } catch (err) {
-      verdict = { state: "unreadable", problem: `unreadable (private key: ${errorMessage(err)})` };
-    }
-    const d = dueness(leaf, p.deadline, p.now);
-    verdict ??= d.due
-      ? { state: d.expired ? "expired" : "renewal due", problem: d.reason }
-      : validity(leaf.notAfter, p);
-    return {
-      ...base,
-      expires: isoDate(leaf.notAfter),
-      residualSeconds: residual(leaf.notAfter),
-      renewalDeadline: isoDate(d.deadline),
-      ...(keyType ? { keyType } : {}),
-      managed: state.certificates[r.kind.name]?.serial === leaf.serial,
-      ...(verdict ?? { state: "ok" }),
-    };
-  });
+  const certificates = readings.map((r) => certStatus(r, l, p, state.certificates[r.kind.name]));
   const certificateAuthorities = readRoleCas(role, l).flatMap(({ ca, file, certs }) => {
     const base = {
       name: ca.kind,

@@ -16,6 +16,11 @@ export interface CertMetric {
   file: string;
   notAfter?: Date;
   deadline?: Date;
+  /**
+   * The assessment's verdict (engine/assess.ts Cause): "ok" when renew keeps it, otherwise why it
+   * would re-issue it now; absent: not judged.
+   */
+  cause?: string;
 }
 
 /** One certificate of a CA file (several during a CA rotation). */
@@ -95,6 +100,16 @@ export function renderMetrics(
     certs.map((c) => `node_join_certificate_present${label(c)} ${c.notAfter ? 1 : 0}`),
   );
   family(
+    "node_join_certificate_renewal_needed",
+    "1 when renew would re-issue the certificate now (cause: why), 0 when it keeps it (cause ok).",
+    certs
+      .filter((c) => c.cause)
+      .map(
+        (c) =>
+          `node_join_certificate_renewal_needed{kind="${esc(c.kind)}",file="${esc(c.file)}",cause="${esc(c.cause!)}"} ${c.cause === "ok" ? 0 : 1}`,
+      ),
+  );
+  family(
     "node_join_ca_expiry_timestamp_seconds",
     "NotAfter of each CA certificate the node trusts (Unix time); node-join does not renew CAs.",
     caSeries(cas).map(
@@ -169,6 +184,8 @@ export interface MetricsRefresh {
   read: () => KindReading[];
   /** The role's CA files, read likewise. */
   readCas: () => CaReading[];
+  /** The verdict on a kind, as status gives it: what renew would do with it now. */
+  cause?: (r: KindReading) => string;
   policy: DeadlinePolicy;
   run: RunMetric;
 }
@@ -205,10 +222,11 @@ export function refreshMetrics(m: MetricsRefresh, log: (line: string) => void): 
     const certs = m.read().map((r): CertMetric => {
       const file = hostPath(r.file, m.layout.root);
       const leaf = r.installed?.chain[0];
-      if (!leaf) return { kind: r.kind.name, file };
+      const cause = m.cause?.(r);
+      const judged = { kind: r.kind.name, file, ...(cause ? { cause } : {}) };
+      if (!leaf) return judged;
       return {
-        kind: r.kind.name,
-        file,
+        ...judged,
         notAfter: leaf.notAfter,
         deadline: renewalDeadline(leaf, m.policy),
       };

@@ -16,6 +16,7 @@ export const SAMPLE_CERTS: CertMetric[] = [
     file: "/var/lib/kubelet/pki/kubelet-client-current.pem",
     notAfter: new Date("2027-11-23T12:00:00Z"),
     deadline: new Date("2027-08-01T00:00:00Z"),
+    cause: "ok",
   },
   // Quotes and backslashes in a label value must come out escaped.
   {
@@ -23,9 +24,10 @@ export const SAMPLE_CERTS: CertMetric[] = [
     file: '/weird "path"\\x',
     notAfter: new Date("2027-01-01T00:00:00Z"),
     deadline: new Date("2026-12-01T00:00:00Z"),
+    cause: "due",
   },
   // Missing: present 0, and no expiry or deadline sample.
-  { kind: "apiserver", file: "/etc/kubernetes/pki/apiserver.crt" },
+  { kind: "apiserver", file: "/etc/kubernetes/pki/apiserver.crt", cause: "missing" },
 ];
 
 const PIN_A = `sha256:${"a1".repeat(32)}`;

@@ -14,7 +14,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { createHash } from "node:crypto";
+import { createHash, generateKeyPairSync } from "node:crypto";
 import { join, relative } from "node:path";
 import type { RuntimeSeams } from "../../agent/cli/context.js";
 import { NEEDS_YES } from "../../agent/cli/leave.js";
@@ -246,6 +246,31 @@ test("--revoke revokes every certificate still valid at its CA (cessationOfOpera
     ),
   );
   assert.deepEqual(tree(n.root), WORKER_AFTER);
+});
+
+test("--revoke leaves out what assess finds expired, and revokes what is still valid whatever else is wrong with it", async () => {
+  const n = await joined("worker", 30 * DAY);
+  n.cas.kubernetes.withRevocation();
+  const client = kubeletLeaf(n.root, "kubelet-client").serial;
+  // Valid at its CA, though no longer with this node's key: renew would re-issue it, leave revokes.
+  const current = join(n.root, "var/lib/kubelet/pki/kubelet-client-current.pem");
+  const text = readFileSync(current, "utf8");
+  const other = generateKeyPairSync("ec", { namedCurve: "prime256v1" }).privateKey.export({
+    format: "pem",
+    type: "sec1",
+  });
+  writeFileSync(current, text.replace(/-----BEGIN EC PRIVATE KEY-----[\s\S]*$/, other.toString()));
+  const mismatched = await n.run("leave", "--dry-run", "--revoke");
+  assert.equal(mismatched.code, 0, mismatched.stderr);
+  assert.ok(
+    mismatched.stdout.includes(`would revoke kubelet-client serial ${client} `),
+    mismatched.stdout,
+  );
+  n.clock.advance(31 * DAY);
+  const r = await n.run("leave", "--yes", "--revoke");
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(n.cas.kubernetes.revoked, []);
+  assert.doesNotMatch(r.stdout, /revoked kubelet/);
 });
 
 test("--revoke: a CA that cannot revoke or refuses stops leave with the serials (exit 10, nothing removed) unless --force", async () => {

@@ -107,6 +107,19 @@ test("the metrics textfile keeps other commands' last run", () => {
   assert.match(second, /file="\/weird \\"path\\"\\\\x"/);
 });
 
+test("the metrics textfile says per certificate whether renew would re-issue it, and why", () => {
+  const { second } = sampleTextfiles();
+  assert.deepEqual(
+    second.split("\n").filter((l) => l.startsWith("node_join_certificate_renewal_needed")),
+    [
+      'node_join_certificate_renewal_needed{kind="kubelet-client",file="/var/lib/kubelet/pki/kubelet-client-current.pem",cause="ok"} 0',
+      'node_join_certificate_renewal_needed{kind="etcd-server",file="/weird \\"path\\"\\\\x",cause="due"} 1',
+      'node_join_certificate_renewal_needed{kind="apiserver",file="/etc/kubernetes/pki/apiserver.crt",cause="missing"} 1',
+    ],
+  );
+  assert.match(second, /^# TYPE node_join_certificate_renewal_needed gauge$/m);
+});
+
 test("the metrics textfile has one CA expiry series per CA certificate, labels escaped", () => {
   const { first, second } = sampleTextfiles();
   const pinA = `sha256:${"a1".repeat(32)}`;
