@@ -26,11 +26,13 @@ import { readRegularFileBounded } from "../../agent/store/safe-read.js";
 import { REPO } from "../helpers/cli.js";
 import { tempRoot } from "../helpers/fs.js";
 
-/** The secrets agent/ca/ reads: every `secretEnvName(…, "NAME")` in its sources. */
+/** The secrets agent/ca/ reads: every `secretEnvName(…, "NAME")` in its sources, folders too. */
 function secretsTheBackendsRead(): string[] {
   const dir = join(REPO, "agent/ca");
   const names = new Set<string>();
-  for (const f of readdirSync(dir).filter((n) => n.endsWith(".ts")))
+  for (const f of readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((n) =>
+    n.endsWith(".ts"),
+  ))
     for (const m of readFileSync(join(dir, f), "utf8").matchAll(
       /secretEnvName\(\s*[\w.]+\s*,\s*"([A-Z_]+)"\s*\)/g,
     ))
