@@ -40,7 +40,7 @@ const WORKER = join(REPO, "cloud-init/worker.yaml");
 const CONTROL_PLANE = join(REPO, "cloud-init/control-plane.yaml");
 const AUTOINSTALL = join(REPO, "cloud-init/autoinstall.yaml");
 
-// The example values the files carry (and the README tells to replace).
+// The example values the files carry (and docs/cloud-init-and-pxe.md tells to replace).
 const EX = {
   files: "http://files.lab.example/node-join/v0.1.0",
   sumX64: "a".repeat(64),
@@ -197,12 +197,8 @@ test("the user-data files have the expected shape: 0600 secrets, set -eu first, 
   }
 });
 
-test("the README's worker and control-plane examples are valid and carry the files' runcmd commands", () => {
-  const readme = readFileSync(join(REPO, "README.md"), "utf8");
-  const section = readme.slice(
-    readme.indexOf("## Integrations"),
-    readme.indexOf("## CLI reference"),
-  );
+test("the guide's worker and control-plane examples are valid and carry the files' runcmd commands", () => {
+  const section = readFileSync(join(REPO, "docs/cloud-init-and-pxe.md"), "utf8");
   const blocks = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
   const dir = tempRoot("nj-readme-");
   writeFileSync(join(dir, "worker.yaml"), blocks[0]!);

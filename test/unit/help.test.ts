@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { allCommands } from "../../agent/cli/reference.js";
 import { ALL_OPTIONS } from "../../agent/config/options.js";
+import { allDocsText } from "../helpers/docs.js";
 import { programReference, runMain } from "../helpers/in-process-cli.js";
 
 const program = programReference();
@@ -122,12 +123,12 @@ test("the README's CLI reference lists every command", () => {
   );
 });
 
-test("the README documents every option of every command", () => {
-  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+test("the README or docs/ document every option of every command", () => {
+  const docs = allDocsText();
   const missing = commands.flatMap((c) =>
     c.options
       .map((o) => o.names[0]!)
-      .filter((n) => n.startsWith("--") && n !== "--help" && !readme.includes(`\`${n}`))
+      .filter((n) => n.startsWith("--") && n !== "--help" && !docs.includes(`\`${n}`))
       .map((n) => `${c.path.join(" ")} ${n}`),
   );
   assert.deepEqual(missing, []);
