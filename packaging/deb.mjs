@@ -8,6 +8,7 @@
 // units, completions and man page are rendered by the agent itself, so the package and the binary
 // can never disagree.
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import {
   chmodSync,
   copyFileSync,
@@ -19,9 +20,10 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
+import { withDebs } from "./sums.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const DIST = join(ROOT, "dist");
@@ -151,4 +153,12 @@ function build(arch, debArch) {
   return out;
 }
 
-for (const [arch, debArch] of Object.entries(ARCHES)) build(arch, debArch);
+const debs = Object.entries(ARCHES).map(([arch, debArch]) => build(arch, debArch));
+// SHA256SUMS checks every download, the .debs too (sums.mjs).
+const sumsFile = join(DIST, "SHA256SUMS");
+const sums = withDebs(
+  readFileSync(sumsFile, "utf8"),
+  debs.map((d) => [basename(d), createHash("sha256").update(readFileSync(d)).digest("hex")]),
+);
+writeFileSync(sumsFile, sums);
+console.log(`[deb] ${sumsFile}: the .debs' checksums added`);

