@@ -3,7 +3,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { connect, createServer } from "node:net";
+import { createServer } from "node:net";
 import {
   existsSync,
   lstatSync,
@@ -18,6 +18,7 @@ import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { binary, json, runCli, spawnCollect } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, systemdRoot, tempRoot } from "../helpers/fs.js";
 import { systemdWords } from "../helpers/integrations.js";
+import { forward, freePort } from "../helpers/listening.js";
 
 let ca: CfsslCa;
 before(async () => {
@@ -90,15 +91,6 @@ test("timer install writes units that pass systemd-analyze verify and enables th
   );
 });
 
-/** A loopback port nothing listens on (yet). */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
 test("a first-boot join with the CA down leaves node-join-join.service; status says join pending (12); the unit's ExecStart, run as systemd would once the CA is up, joins and removes it", async () => {
   const root = systemdRoot("nj-join-retry-");
   const keyFile = join(root, "etc/node-join/ca-auth.key");
@@ -162,20 +154,13 @@ test("a first-boot join with the CA down leaves node-join-join.service; status s
   assert.match((await runCli(["status", "--root", root])).stderr, /exit 3, 2 attempt\(s\)/);
 
   // The CA comes up at that address: the next retry joins and removes the retry.
-  const fwd = createServer((c) => {
-    const u = new URL(ca.url);
-    const s = connect(Number(u.port), u.hostname);
-    c.pipe(s).pipe(c);
-    s.on("error", () => c.destroy());
-    c.on("error", () => s.destroy());
-  });
-  await new Promise<void>((r) => fwd.listen(port, "127.0.0.1", r));
+  const stop = await forward(port, ca.url);
   try {
     const ok = await retry();
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stderr, /joined: removed the join retry/);
   } finally {
-    await new Promise((r) => fwd.close(r));
+    await stop();
   }
   for (const gone of [
     "etc/systemd/system/node-join-join.service",
