@@ -16,7 +16,9 @@
 # system sees them), in mode firstboot they are the installed system's (/etc/node-join/ca-auth.key).
 #
 # Exit status: 0 done; 1 download failed, checksum mismatch (nothing is installed then) or any other
-# failure; 2 usage error; in mode join, node-join's own exit status when the join fails.
+# failure; 2 usage error; in mode join, node-join's own exit status when the join fails, except
+# where node-join left its retry unit (CA or network down, exit 3; lock, 7; clock not set, 11):
+# then 0, and the installed system joins on its own at boot (node-join-join.service, docs/clock.md).
 set -eu
 
 prog=pxe-hook.sh
@@ -126,6 +128,17 @@ if [ "$mode" = join ]; then
   echo "$prog: node-join join --root $target $*"
   rc=0
   "$bindir/node-join" join --root "$target" "$@" || rc=$?
+  retry=$target/etc/systemd/system/node-join-join.service
+  if [ "$rc" -ne 0 ] && [ -f "$retry" ]; then
+    case $rc in
+      3 | 7 | 11)
+        # What a later attempt can fix: the installed system retries after its network and clock
+        # are up, and enables the kubelet once joined (the unit's ExecStartPost).
+        echo "$prog: node-join join could not finish now (exit $rc): the installed system retries it at boot ($retry)" >&2
+        exit 0
+        ;;
+    esac
+  fi
   [ "$rc" -eq 0 ] || {
     echo "$prog: error: node-join join failed (exit $rc)" >&2
     if [ "$rc" -eq 126 ] || [ "$rc" -eq 127 ]; then
@@ -146,7 +159,10 @@ if [ "$mode" = join ]; then
 fi
 
 # 2b. First boot: a oneshot unit that joins once (kubelet.conf exists afterwards), then enables
-# and starts the kubelet without waiting for it.
+# and starts the kubelet without waiting for it. Ordered after time-sync.target (a real wait only
+# where systemd-time-wait-sync.service is enabled: systemd-time-wait-sync.service(8)); join itself
+# waits for the clock up to --timeout, and where the attempt fails for what a later one can fix
+# (the clock, the CA or the network) it leaves node-join-join.service, which retries until joined.
 for a in "$@"; do
   case $a in
     *'

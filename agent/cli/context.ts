@@ -77,6 +77,8 @@ Exit codes:
   9  status: node-join never joined this root (run node-join join)
   10  leave --revoke: a certificate could not be revoked (nothing was removed;
       --force leaves anyway)
+  12  status: a join did not finish yet ("join pending: <why>");
+      node-join-join.service retries it where a later attempt can fix it
 `;
 
 /** --root, --config and --json, as every command that reads the config takes them. */

@@ -4,14 +4,21 @@ import type { Command } from "commander";
 import { loadSettings, type GlobalOptions } from "../config/load.js";
 import { ALL_OPTIONS } from "../config/options.js";
 import { checkJoinSettings, type Settings } from "../config/settings.js";
-import type { RawValues } from "../config/sources.js";
+import { renderConfig, type RawValues } from "../config/sources.js";
 import { due, kept } from "../engine/assess.js";
 import { casOf } from "../engine/issue.js";
 import { withMetrics } from "../engine/report.js";
 import type { Runtime } from "../engine/runtime.js";
 import { policyFor } from "../engine/policy.js";
 import { run, type RunOutcome } from "../engine/run.js";
-import { detectTimerEnv, timerStatus, type TimerInstallResult } from "../ops/timer.js";
+import { clearJoinPending, recordJoinFailure } from "../ops/join-retry.js";
+import {
+  chooseScheduler,
+  defaultExec,
+  detectTimerEnv,
+  timerStatus,
+  type TimerInstallResult,
+} from "../ops/timer.js";
 import type { StandardProxyEnv, StandardProxyKey, StandardProxyValue } from "../ca/proxy.js";
 import { trustConfigured } from "../ca/trust.js";
 import { CAS, type CaName } from "../pki/cas.js";
@@ -19,6 +26,7 @@ import { kindsFor } from "../pki/certs.js";
 import type { Role } from "../pki/roles.js";
 import { certPin, type CertInfo } from "../pki/x509.js";
 import type { PlannedFile } from "../store/transaction.js";
+import { inspect } from "../store/fsio.js";
 import { checkEnvironmentFile } from "../store/strict-modes.js";
 import { addGlobal, examples, type Cli } from "./context.js";
 import { formatPlannedFiles } from "./format.js";
@@ -181,6 +189,35 @@ export async function runJoin(o: JoinOptions, rt: Runtime): Promise<JoinResult> 
   return joinResult(o.settings, outcome, timerInPlace);
 }
 
+/**
+ * Runs the join; a node not joined before whose join fails leaves the retry unit when a later
+ * attempt can fix what stopped it (ops/join-retry.ts), and a join that joins removes it. Only where
+ * systemd is (or will be) the init: without it a failed join stays the caller's to retry.
+ */
+async function joinRetried(o: JoinOptions, rt: Runtime, attempt: () => Promise<JoinResult>) {
+  const env = detectTimerEnv(rt.layout);
+  const joinedBefore = inspect(rt.layout.configFile).kind !== "missing";
+  const retries = !o.dryRun && chooseScheduler(env, "auto") === "systemd";
+  let r: JoinResult;
+  try {
+    r = await attempt();
+  } catch (err) {
+    if (retries && !joinedBefore) {
+      const now = new Date(rt.clock.now());
+      const exec = defaultExec(rt.layout);
+      const config = renderConfig(o.values, rt.layout.root);
+      const line = recordJoinFailure({ env, exec, config, err, now });
+      if (line) rt.log(line);
+    }
+    throw err;
+  }
+  if (!o.dryRun) {
+    const removed = clearJoinPending(env);
+    if (removed.length) rt.log(`joined: removed the join retry (${removed.join(", ")})`);
+  }
+  return r;
+}
+
 export function formatJoin(r: JoinResult): string {
   const line = (i: IssuedSummary): string => {
     const sans = [...i.dnsNames, ...i.ips];
@@ -238,12 +275,14 @@ export function registerJoin(program: Command, cli: Cli): void {
         dryRun: Boolean(opts.dryRun),
         fromStandardEnv: loaded.fromStandardEnv,
       };
-      const r = await withMetrics(
-        "join",
-        loaded.settings,
-        rt,
-        () => runJoin(o, rt),
-        (j) => ({ nodeName: j.nodeName }),
+      const r = await joinRetried(o, rt, () =>
+        withMetrics(
+          "join",
+          loaded.settings,
+          rt,
+          () => runJoin(o, rt),
+          (j) => ({ nodeName: j.nodeName }),
+        ),
       );
       cli.setResult({ json: Boolean(opts.json), value: r, text: formatJoin(r) });
     });

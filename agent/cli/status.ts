@@ -15,6 +15,7 @@ import {
   type StatusResult,
 } from "../engine/report.js";
 import { deadlinePolicy } from "../pki/deadline.js";
+import { joinPendingLine, readJoinPending } from "../ops/join-retry.js";
 import { timerSummary } from "../ops/timer.js";
 import type { Role } from "../pki/roles.js";
 import { inspect } from "../store/fsio.js";
@@ -175,6 +176,9 @@ export function registerStatus(program: Command, cli: Cli): void {
       const warn = warnWithin(opts.warnWithin);
       const loaded = loadSettings({ ...opts }, cli.io.env);
       const l = loaded.layout;
+      // A join that did not finish: its last failure, not "never joined".
+      const pending = loaded.configFile ? undefined : readJoinPending(l);
+      if (pending) throw new NodeJoinError(joinPendingLine(pending), ExitCode.joinPending);
       // Without a config, a state file or an explicit role there is nothing of ours to show.
       if (!loaded.configFile && !opts.role && inspect(l.stateFile).kind === "missing")
         throw new NodeJoinError(

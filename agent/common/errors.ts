@@ -17,6 +17,11 @@ export const ExitCode = {
   notJoined: 9,
   /** leave --revoke: a certificate could not be revoked; nothing was removed (--force leaves). */
   notRevoked: 10,
+  /**
+   * status: a join did not finish yet: its last failure is recorded, and node-join-join.service
+   * retries it where a later attempt can fix what stopped it (ops/join-retry.ts).
+   */
+  joinPending: 12,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -160,6 +160,15 @@ export interface ServiceOptions {
  * and a filtered system call kills it), PrivateNetwork and IPAddressDeny (the CAs are anywhere),
  * ProtectHome=yes (a secret file may live under /root: read-only keeps it readable). systemd
  * passes no login shell's environment: an operator's proxy variables go in RENEW_ENVIRONMENT_FILE.
+ *
+ * Ordered after time-sync.target as well as the network: a board without a real-time clock boots
+ * with the clock at 1970 or at its last shutdown, and a renewal then would judge certificates by a
+ * wrong time. The target is passive (systemd.special(7)): it is not pulled in here, and it is only
+ * a real wait for the synchronisation where systemd-time-wait-sync.service is enabled
+ * (systemd-time-wait-sync.service(8)); renew refuses to judge with a clock that is not set either
+ * way. The timer gets the same ordering from systemd (systemd.timer(5), "Implicit Dependencies":
+ * After=time-set.target time-sync.target for OnCalendar= timers), so its catch-up run
+ * (Persistent=true) comes after the synchronisation where that service waits for it.
  */
 export function renderService(exec: readonly string[], o: ServiceOptions = {}): string {
   checkExec(exec, "systemd");
@@ -167,7 +176,7 @@ export function renderService(exec: readonly string[], o: ServiceOptions = {}): 
   return `# Installed by node-join timer install.
 [Unit]
 Description=Renew node-join certificates before they expire
-After=network-online.target
+After=network-online.target time-sync.target
 Wants=network-online.target
 
 [Service]
@@ -333,9 +342,23 @@ function lstatOf(path: string): Stats | undefined {
 const present = (path: string) => lstatOf(path) !== undefined;
 
 /** Writes a unit or the cron line unless it already holds exactly this; says whether it wrote. */
-function writeIfChanged(path: string, content: string): boolean {
-  if (isUnchanged({ path, content, mode: 0o644 })) return false;
-  writeFileAtomic(path, content, 0o644);
+export function writeIfChanged(path: string, content: string, mode = 0o644): boolean {
+  if (isUnchanged({ path, content, mode })) return false;
+  writeFileAtomic(path, content, mode);
+  return true;
+}
+
+/**
+ * What `systemctl enable` does for a WantedBy= (a link in the target's .wants directory to the
+ * unit), done directly so it also works offline (an installer's /target, an image build) where
+ * systemctl cannot run. Says whether it wrote.
+ */
+export function enableLink(link: string, target: string): boolean {
+  if (isUnchanged({ path: link, symlink: target })) return false;
+  const staged = `${link}.node-join-tmp-link`;
+  symlinkStaged(staged, target);
+  renameDurable(staged, link);
+  fsyncDir(dirname(link));
   return true;
 }
 
@@ -392,16 +415,8 @@ export function installTimer(
   const [serviceText, timerText] = [renderService(exec, service), renderTimer()];
   let wrote = writeIfChanged(servicePath, serviceText);
   wrote = writeIfChanged(timer, timerText) || wrote;
-  // What `systemctl enable` does for WantedBy=timers.target, done directly so it also works
-  // offline (an installer's /target, an image build) where systemctl cannot run.
   const link = wantsLink(l);
-  if (!isUnchanged({ path: link, symlink: LINK_TARGET })) {
-    const staged = `${link}.node-join-tmp-link`;
-    symlinkStaged(staged, LINK_TARGET);
-    renameDurable(staged, link);
-    fsyncDir(dirname(link));
-    wrote = true;
-  }
+  wrote = enableLink(link, LINK_TARGET) || wrote;
   const removed = removeScheduler(env, "cron");
   const files = [servicePath, timer, link];
   const base = { scheduler, files, removed, enabled: true };

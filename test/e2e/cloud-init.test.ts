@@ -21,6 +21,7 @@ import YAML from "yaml";
 import { DEFAULT_PROFILES, startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { REPO, runCli } from "../helpers/cli.js";
 import { tempRoot } from "../helpers/fs.js";
+import { forward, freePort } from "../helpers/listening.js";
 import {
   assertJoinedTarget,
   integrationDeps,
@@ -342,6 +343,48 @@ test("worker.yaml: the whole runcmd, run as cloud-init runs it, downloads, check
     "the renewal timer",
   );
   assert.equal(r.systemctl, "enable --now kubelet\n");
+});
+
+test("worker.yaml: a first boot whose join finds the CA down stops the script, leaves the node set to retry; the retry joins once the CA is up and starts the kubelet", async () => {
+  const ud = load<UserData>(WORKER);
+  const root = rootWithWriteFiles(ud, workerSecrets());
+  mkdirSync(join(root, "lib/systemd"), { recursive: true });
+  writeFileSync(join(root, "lib/systemd/systemd"), "", { mode: 0o755 }); // systemd is the init
+  const port = await freePort();
+  const map = workerMap(root).map(([k, v]): [string, string] =>
+    k === EX.ca ? [k, `http://127.0.0.1:${port}`] : [k, v],
+  );
+  // The runcmd as cloud-init runs it once per instance: the join fails (exit 3), the script stops.
+  const r = await runScript(runcmdFor(ud, root, [...map, ["15m", "1s"]]));
+  assert.notEqual(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stderr, /join pending: node-join-join\.service installed, enabled/);
+  assert.equal(r.systemctl, "", "the kubelet is not started without credentials");
+  const unit = readFileSync(join(root, "etc/systemd/system/node-join-join.service"), "utf8");
+  assert.match(unit, /^After=network-online\.target time-sync\.target$/m);
+  // The next boot (cloud-init does not run runcmd again): the unit's ExecStart, with the CA up.
+  const argv = systemdWords(
+    unit
+      .split("\n")
+      .find((l) => l.startsWith("ExecStart="))!
+      .slice(10),
+  );
+  const stop = await forward(port, ca.url);
+  try {
+    const retry = await run(join(root, "usr/local/bin/node-join"), [
+      "join",
+      "--config",
+      join(root, argv.at(-1)!),
+      "--root",
+      root,
+    ]);
+    assert.equal(retry.status, 0, retry.stderr);
+  } finally {
+    await stop();
+  }
+  assert.ok(existsSync(join(root, "etc/kubernetes/kubelet.conf")));
+  assert.ok(!existsSync(join(root, "etc/systemd/system/node-join-join.service")));
+  // What starts the kubelet then: the unit's ExecStartPost, as the runcmd's last step would have.
+  assert.match(unit, /^ExecStartPost=-\/bin\/systemctl enable --now --no-block kubelet\.service$/m);
 });
 
 test("worker.yaml: a checksum mismatch, a failed download or an unknown architecture stops the boot script", async () => {

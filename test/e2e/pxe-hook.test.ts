@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { cfsslWorkerFlags } from "../../scripts/lib/args.js";
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { REPO } from "../helpers/cli.js";
+import { freePort } from "../helpers/listening.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import {
   assertJoinedTarget,
@@ -159,6 +160,42 @@ test("mode join (options, wget and openssl instead of curl and sha256sum): the s
     !existsSync(join(other.target, "etc/systemd/system/multi-user.target.wants/kubelet.service")),
     "kubelet not enabled",
   );
+});
+
+test("mode join with the CA down: node-join leaves its retry unit in the target, the hook exits 0, the kubelet waits for the join", async () => {
+  const { target, keyFile } = scratchTarget();
+  const flags = joinFlags(keyFile, "pxe5", "127.0.0.45");
+  // A port nothing listens on: the CA (or the network to it) is not up during the install.
+  const port = await freePort();
+  flags[flags.indexOf("--ca-url") + 1] = `http://127.0.0.1:${port}`;
+  const r = await hook(["--", ...flags, "--timeout", "1s"], {
+    TARGET: target,
+    NODE_JOIN_URL: binUrl,
+    NODE_JOIN_SHA256: served.sha256,
+  });
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  assert.match(
+    r.stderr,
+    /could not finish now \(exit 3\): the installed system retries it at boot/,
+  );
+  const units = join(target, "etc/systemd/system");
+  assert.equal(
+    readlinkSync(join(units, "multi-user.target.wants/node-join-join.service")),
+    "/etc/systemd/system/node-join-join.service",
+  );
+  const unit = readFileSync(join(units, "node-join-join.service"), "utf8");
+  // With the single binary the unit runs it where the booted host has it.
+  const exec = served.single ? "/usr/local/bin/node-join" : ".*";
+  assert.match(
+    unit,
+    new RegExp(`^ExecStart=${exec} join --config /var/lib/node-join/join-pending\\.yaml$`, "m"),
+  );
+  assert.match(unit, /^ExecStartPost=-\/bin\/systemctl enable --now --no-block kubelet\.service$/m);
+  assert.ok(!existsSync(join(target, "etc/kubernetes")));
+  assert.ok(!existsSync(join(units, "multi-user.target.wants/kubelet.service")), "kubelet waits");
+  const st = await run(join(target, "usr/local/bin/node-join"), ["status", "--root", target]);
+  assert.equal(st.status, 12, st.stderr);
+  assert.match(st.stderr, /^node-join: error: join pending: /);
 });
 
 test("mode firstboot: a oneshot unit systemd accepts, enabled through the wants link, whose ExecStart (flags with spaces, quotes, $ and %) joins", async () => {

@@ -17,6 +17,8 @@ import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
 import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { binary, json, runCli, spawnCollect } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, systemdRoot, tempRoot } from "../helpers/fs.js";
+import { systemdWords } from "../helpers/integrations.js";
+import { forward, freePort } from "../helpers/listening.js";
 
 let ca: CfsslCa;
 before(async () => {
@@ -45,7 +47,7 @@ test("timer install writes units that pass systemd-analyze verify and enables th
     service,
     new RegExp(`^ExecStart=${exec().replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")} renew$`, "m"),
   );
-  assert.match(service, /^After=network-online\.target$/m);
+  assert.match(service, /^After=network-online\.target time-sync\.target$/m);
   assert.match(service, /^Wants=network-online\.target$/m);
   assert.match(timer, /^OnCalendar=\*-\*-\* 00,12:00:00$/m);
   assert.match(timer, /^RandomizedDelaySec=1h$/m);
@@ -86,6 +88,125 @@ test("timer install writes units that pass systemd-analyze verify and enables th
     json<{ installed: boolean }>(await runCli(["timer", "status", "--root", root, "--json"]))
       .installed,
     false,
+  );
+});
+
+test("a first-boot join with the CA down leaves node-join-join.service; status says join pending (12); the unit's ExecStart, run as systemd would once the CA is up, joins and removes it", async () => {
+  const root = systemdRoot("nj-join-retry-");
+  const keyFile = join(root, "etc/node-join/ca-auth.key");
+  mkdirSync(join(root, "etc/node-join"), { recursive: true });
+  writeFileSync(keyFile, `${ca.authKeyHex}\n`, { mode: 0o600 });
+  // The CA's address, but nothing answers there yet: the network or the CA is not up at boot.
+  const port = await freePort();
+  const down = { url: `http://127.0.0.1:${port}`, pin: ca.pin };
+  const flags = ["--ca-auth-key-file", keyFile, "--timeout", "1s", "--no-timer"];
+  const first = await runCli([...cfsslWorkerJoin(root, down), ...flags]);
+  assert.equal(first.code, 3, first.stderr);
+  assert.match(
+    first.stderr,
+    /join pending: node-join-join\.service installed, enabled: it runs at next boot/,
+  );
+  assert.ok(!existsSync(join(root, "etc/kubernetes")), "nothing of the node written");
+  const dir = join(root, "etc/systemd/system");
+  const unit = readFileSync(join(dir, "node-join-join.service"), "utf8");
+  assert.equal(
+    readlinkSync(join(dir, "multi-user.target.wants/node-join-join.service")),
+    "/etc/systemd/system/node-join-join.service",
+  );
+  for (const line of [
+    "After=network-online.target time-sync.target",
+    "Wants=network-online.target",
+    "Restart=on-failure",
+    "RestartPreventExitStatus=1 2 4 5 6",
+    "WantedBy=multi-user.target",
+  ])
+    assert.ok(unit.split("\n").includes(line), `${line}\n${unit}`);
+  assert.ok(!unit.includes(ca.authKeyHex), "no secret in the unit");
+  const settings = readFileSync(join(root, "var/lib/node-join/join-pending.yaml"), "utf8");
+  assert.ok(!settings.includes(ca.authKeyHex), "no secret in the retry's settings");
+  assert.equal(lstatSync(join(root, "var/lib/node-join/join-pending.yaml")).mode & 0o777, 0o600);
+  const verify = spawnSync("systemd-analyze", ["verify", join(dir, "node-join-join.service")], {
+    encoding: "utf8",
+  });
+  assert.equal(verify.status, 0, verify.stderr);
+
+  const st = await runCli(["status", "--root", root]);
+  assert.equal(st.code, 12, st.stderr);
+  assert.match(
+    st.stderr,
+    /join pending: .*127\.0\.0\.1:\d+.* \(exit 3, 1 attempt\(s\) since .*\); node-join-join\.service tries again on its own/,
+  );
+
+  // The retry, still without a CA: counted, the unit unchanged.
+  const argv = systemdWords(
+    unit
+      .split("\n")
+      .find((l) => l.startsWith("ExecStart="))!
+      .slice(10),
+  );
+  assert.deepEqual(argv.slice(-3), ["join", "--config", "/var/lib/node-join/join-pending.yaml"]);
+  // As the booted host runs it, here under --root: the config's path is the host's, below root.
+  const hostArgs = argv.slice(binary().length, -1);
+  const retry = () => runCli([...hostArgs, join(root, argv.at(-1)!), "--root", root]);
+  const snap = snapshot(join(root, "etc"));
+  assert.equal((await retry()).code, 3);
+  assert.deepEqual(diffSnapshots(snap, snapshot(join(root, "etc"))), []);
+  assert.match((await runCli(["status", "--root", root])).stderr, /exit 3, 2 attempt\(s\)/);
+
+  // The CA comes up at that address: the next retry joins and removes the retry.
+  const stop = await forward(port, ca.url);
+  try {
+    const ok = await retry();
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stderr, /joined: removed the join retry/);
+  } finally {
+    await stop();
+  }
+  for (const gone of [
+    "etc/systemd/system/node-join-join.service",
+    "etc/systemd/system/multi-user.target.wants/node-join-join.service",
+    "var/lib/node-join/join-pending.yaml",
+    "var/lib/node-join/join-pending.json",
+  ])
+    assert.ok(!existsSync(join(root, gone)), gone);
+  assert.ok(existsSync(join(root, "etc/kubernetes/kubelet.conf")));
+  const joined = await runCli(["status", "--root", root]);
+  assert.equal(joined.code, 0, joined.stdout + joined.stderr);
+});
+
+test("a join refused for a reason a person must fix (wrong pin) installs no retry; one pending stops retrying", async () => {
+  const root = systemdRoot("nj-join-refused-");
+  const keyFile = join(root, "ca-auth.key");
+  writeFileSync(keyFile, `${ca.authKeyHex}\n`, { mode: 0o600 });
+  const wrongPin = { url: ca.url, pin: `sha256:${"0".repeat(64)}` };
+  const flags = ["--ca-auth-key-file", keyFile, "--no-timer"];
+  const r = await runCli([...cfsslWorkerJoin(root, wrongPin), ...flags]);
+  assert.equal(r.code, 5, r.stderr);
+  assert.doesNotMatch(r.stderr, /join pending/);
+  assert.ok(!existsSync(join(root, "etc/systemd/system/node-join-join.service")));
+  assert.ok(!existsSync(join(root, "var/lib/node-join/join-pending.json")));
+  assert.equal((await runCli(["status", "--root", root])).code, 9);
+
+  // Pending after a CA that was down, then refused: the unit goes, status says to fix it.
+  const port = await freePort();
+  const down = { url: `http://127.0.0.1:${port}`, pin: ca.pin };
+  assert.equal(
+    (await runCli([...cfsslWorkerJoin(root, down), ...flags, "--timeout", "1s"])).code,
+    3,
+  );
+  assert.ok(existsSync(join(root, "etc/systemd/system/node-join-join.service")));
+  const refused = await runCli([...cfsslWorkerJoin(root, wrongPin), ...flags]);
+  assert.equal(refused.code, 5, refused.stderr);
+  assert.match(refused.stderr, /join pending: not retried \(exit 5 needs a person\); removed /);
+  assert.ok(!existsSync(join(root, "etc/systemd/system/node-join-join.service")));
+  assert.ok(
+    !existsSync(join(root, "etc/systemd/system/multi-user.target.wants/node-join-join.service")),
+  );
+  const st = await runCli(["status", "--root", root]);
+  assert.equal(st.code, 12);
+  assert.match(
+    st.stderr,
+    /join pending: .*\(exit 5, 2 attempt\(s\).*not retried: fix that, then run node-join join/,
   );
 });
 

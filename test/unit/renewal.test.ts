@@ -143,10 +143,13 @@ test("timer units and cron line", () => {
     "TimeoutStartSec=30min",
     // Optional ("-"): the operator's proxy variables for the timer (README "Proxy").
     "EnvironmentFile=-/etc/node-join/environment",
-    "After=network-online.target",
+    // After the clock's synchronisation too (a board without an RTC boots at 1970), without
+    // pulling the passive time-sync.target in (systemd.special(7)).
+    "After=network-online.target time-sync.target",
     "Wants=network-online.target",
   ])
     assert.ok(svc.includes(`\n${line}\n`), line);
+  assert.doesNotMatch(svc, /^(Wants|Requires)=.*time-(sync|set)\.target/m);
   const tmr = renderTimer();
   for (const line of [
     "OnCalendar=*-*-* 00,12:00:00",
