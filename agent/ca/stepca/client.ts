@@ -17,7 +17,7 @@ import {
   serverTrust,
   type ServerIdentityRule,
 } from "../common.js";
-import { httpRequest, type TlsTrust } from "../http.js";
+import { httpRequest, notCaApi, type TlsTrust } from "../http.js";
 import { TransientError } from "../retry.js";
 import { anchorOf, authenticateCa, loadPemFile } from "../trust.js";
 
@@ -149,6 +149,11 @@ export function createClient(ctx: BackendContext<StepCaSettings>): StepCaClient 
       // A status the request knows better (e.g. 501 from /1.0/revoke) before the generic mapping.
       const known = res.status >= 300 ? c.special?.(res.status, from, res.body) : undefined;
       if (known) throw known;
+      // step-ca answers its errors as JSON {status, message}; a page or a bare 501 is another
+      // server at this URL. 500, 502-504 without JSON stay transient: a proxy's.
+      const transient = [500, 502, 503, 504].includes(res.status);
+      if (res.status >= 300 && !transient && !res.body.trimStart().startsWith("{"))
+        throw notCaApi(from, "step-ca", res.status, res.body);
       if (res.status >= 500) {
         const msg = messageOf(res.body);
         throw new TransientError(`HTTP ${res.status}${msg ? `: ${msg}` : ""}`);
