@@ -27,6 +27,7 @@ import {
   serverTrust,
 } from "./common.js";
 import { httpRequest, notCaApi, type TlsTrust } from "./http.js";
+import { probeRequest, tlsChain, type Probed, type ProbeRequest } from "./probe.js";
 import { authenticateCa, caSettingName } from "./trust.js";
 
 interface Envelope {
@@ -176,7 +177,9 @@ async function sign(
         "/api/v1/cfssl/authsign",
         authsignBody(signRequest, key.value, Math.floor(ctx.clock.now() / 1000)),
       )
-    : await call("/api/v1/cfssl/sign", signRequest, (from) => unauthenticated(ctx, from));
+    : await call("/api/v1/cfssl/sign", signRequest, (from) =>
+        unauthenticated(ctx, `${from} signing ${req.kind} (profile ${profile ?? "default"})`),
+      );
   try {
     return resultCertificate(
       env,
@@ -324,5 +327,22 @@ export function createCfsslBackend(ctx: BackendContext<CfsslSettings>): CaBacken
       return sign(ctx, call, req);
     },
     revoke,
+  };
+}
+
+/**
+ * `node-join probe` for CFSSL: the unauthenticated /api/v1/cfssl/info (cloudflare/cfssl
+ * api/info), which serves the signer's certificate to anyone, and the TLS chain over https.
+ */
+export async function probeCfssl(p: ProbeRequest): Promise<Probed> {
+  const what = `CFSSL ${p.url}${p.label ? ` label ${p.label}` : ""}`;
+  const body = JSON.stringify(p.label ? { label: p.label } : {});
+  const res = await probeRequest(p, what, "/api/v1/cfssl/info", "POST", body);
+  if (res.status >= 300 && !res.body.trimStart().startsWith("{"))
+    throw notCaApi(what, "CFSSL", res.status, res.body);
+  const cert = resultCertificate(parseEnvelope(res.body, what), `${what} info`);
+  return {
+    served: parseCaPem(cert, what, "info answer"),
+    tls: await tlsChain(p.url, p.timeoutMs, what),
   };
 }

@@ -271,7 +271,7 @@ function classify(err: unknown, req: HttpRequest, route: ProxyRoute | undefined)
     // What answered does not speak TLS (a plain-HTTP `cfssl serve` answers the ClientHello with
     // an HTTP error, which OpenSSL reads as a record of a wrong version): the same on every retry.
     return new CaRefusedError(
-      `${req.what}: the server does not speak TLS (${code}): if it serves plain HTTP, give the URL as ${otherScheme(req.url, "http:")}`,
+      `${req.what}: the server does not speak TLS (${code}): if it serves plain HTTP, give its URL as ${otherScheme(req.url, "http:")}`,
     );
   }
   if (route && req.url.startsWith("https:") && tlsMismatch) {
@@ -288,9 +288,9 @@ function classify(err: unknown, req: HttpRequest, route: ProxyRoute | undefined)
   return new TransientError(systemErrorText(err), route?.url);
 }
 
-/** `url` with its scheme replaced: what the mismatch messages suggest. */
+/** The server of `url` with the other scheme: what the mismatch messages suggest. */
 function otherScheme(url: string, scheme: "http:" | "https:"): string {
-  return url.replace(/^https?:/, scheme);
+  return `${scheme}//${new URL(url).host}`;
 }
 
 /**
@@ -303,7 +303,7 @@ function plainHttpToTls(req: HttpRequest, status: number, body: string): Error |
   if (req.url.startsWith("https:") || status !== 400) return undefined;
   if (!/HTTP request to an HTTPS server/i.test(body)) return undefined;
   return new CaRefusedError(
-    `${req.what}: the server speaks TLS and refused a plain HTTP request (HTTP 400 "${body.trim().slice(0, 60)}"): give the URL as ${otherScheme(req.url, "https:")}`,
+    `${req.what}: the server speaks TLS and refused a plain HTTP request (HTTP 400 "${body.trim().slice(0, 60)}"): give its URL as ${otherScheme(req.url, "https:")}`,
   );
 }
 

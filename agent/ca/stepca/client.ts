@@ -18,6 +18,7 @@ import {
   type ServerIdentityRule,
 } from "../common.js";
 import { httpRequest, notCaApi, type TlsTrust } from "../http.js";
+import { probeRequest, tlsChain, type Probed, type ProbeRequest } from "../probe.js";
 import { TransientError } from "../retry.js";
 import { anchorOf, authenticateCa, loadPemFile } from "../trust.js";
 
@@ -293,5 +294,27 @@ export function stepCaServerIdentity(
     if (oids.includes(STEP_PROVISIONER_OID))
       return `its TLS certificate "CN=${leaf.commonName}" was issued through a step-ca provisioner (extension ${STEP_PROVISIONER_OID}), as every enrolled client's is; step-ca's own has none (a TLS-terminating proxy needs a certificate of its own CA, given with --ca-tls-file)`;
     return undefined;
+  };
+}
+
+/**
+ * `node-join probe` for step-ca: every root from /roots, unverified as `step ca bootstrap` fetches
+ * the root before it checks the fingerprint (smallstep/certificates ca/bootstrap.go), and the TLS
+ * chain, whose intermediate signs the leaves (authority/tls.go).
+ */
+export async function probeStepCa(p: ProbeRequest): Promise<Probed> {
+  const what = `step-ca ${p.url}`;
+  const res = await probeRequest(p, what, "/roots", "GET");
+  if (res.status >= 300 && !res.body.trimStart().startsWith("{"))
+    throw notCaApi(what, "step-ca", res.status, res.body);
+  if (res.status >= 300) throw stepCaRefusal(res.status, res.body, `${what} roots`, "HTTP 401");
+  const answer = parseAnswer(res.body, `${what} roots`);
+  const pems = Array.isArray(answer.crts)
+    ? answer.crts.filter((c): c is string => typeof c === "string")
+    : [];
+  if (pems.length === 0) throw notCaApi(what, "step-ca", res.status, res.body);
+  return {
+    served: pems.flatMap((pem) => parseCaPem(pem, what, "roots answer")),
+    tls: await tlsChain(p.url, p.timeoutMs, what),
   };
 }
