@@ -251,6 +251,18 @@ function proxyAnswerError(err: ProxyAnswerError, req: HttpRequest, route: ProxyR
   return new CaRefusedError(`${req.what}: proxy ${route.url} refused ${err.target} (${answer})`);
 }
 
+/**
+ * OpenSSL's reasons for a first record that is no TLS record at all (ssl/record/ssl3_record.c):
+ * the peer answered in plain text. Not an alert (a TLS server refusing the handshake: a client
+ * certificate it does not take), which may pass or has another cause.
+ */
+const NOT_TLS_CODES = new Set([
+  "ERR_SSL_WRONG_VERSION_NUMBER",
+  "ERR_SSL_PACKET_LENGTH_TOO_LONG",
+  "ERR_SSL_HTTP_REQUEST",
+  "ERR_SSL_RECORD_LENGTH_MISMATCH",
+]);
+
 function classify(err: unknown, req: HttpRequest, route: ProxyRoute | undefined): Error {
   if (err instanceof NodeJoinError || err instanceof TransientError) return err;
   const refused = [err, (err as { cause?: unknown }).cause].find((e) => e instanceof NotTheCaError);
@@ -267,7 +279,7 @@ function classify(err: unknown, req: HttpRequest, route: ProxyRoute | undefined)
     );
   }
   const tlsMismatch = code.startsWith("ERR_SSL_") || code === "EPROTO";
-  if (!route && req.url.startsWith("https:") && tlsMismatch) {
+  if (!route && req.url.startsWith("https:") && NOT_TLS_CODES.has(code)) {
     // What answered does not speak TLS (a plain-HTTP `cfssl serve` answers the ClientHello with
     // an HTTP error, which OpenSSL reads as a record of a wrong version): the same on every retry.
     return new CaRefusedError(
