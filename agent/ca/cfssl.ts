@@ -26,7 +26,8 @@ import {
   revokedLeaf,
   serverTrust,
 } from "./common.js";
-import { httpRequest, type TlsTrust } from "./http.js";
+import { httpRequest, notCaApi, type TlsTrust } from "./http.js";
+import { probeRequest, tlsChain, type Probed, type ProbeRequest } from "./probe.js";
 import { authenticateCa, caSettingName } from "./trust.js";
 
 interface Envelope {
@@ -176,13 +177,17 @@ async function sign(
         "/api/v1/cfssl/authsign",
         authsignBody(signRequest, key.value, Math.floor(ctx.clock.now() / 1000)),
       )
-    : await call("/api/v1/cfssl/sign", signRequest);
+    : await call("/api/v1/cfssl/sign", signRequest, (from) =>
+        unauthenticated(ctx, `${from} signing ${req.kind} (profile ${profile ?? "default"})`),
+      );
   try {
     return resultCertificate(
       env,
       `${from} signing ${req.kind}${profile ? ` (profile ${profile})` : ""}`,
     );
   } catch (err) {
+    if (!key && err instanceof CaRefusedError && /authentication required/.test(err.message))
+      throw unauthenticated(ctx, `${from} signing ${req.kind} (profile ${profile ?? "default"})`);
     // CFSSL signs an unknown profile name with its default profile; when that one has no auth
     // key the only symptom is this message, so name the likely cause.
     if (err instanceof CaRefusedError && /no authentication provider/.test(err.message)) {
@@ -199,6 +204,19 @@ async function sign(
     }
     throw err;
   }
+}
+
+/**
+ * A signing request without the auth key that the CA's profile requires. cfssl serve answers it
+ * with "authentication required" for a profile with an auth_key, and does not serve
+ * /api/v1/cfssl/sign at all (a plain 404) when its default profile has one (cli/serve:
+ * signhandler.NewHandlerFromSigner refuses a signer whose default policy authenticates).
+ */
+function unauthenticated(ctx: BackendContext<CfsslSettings>, from: string): CaRefusedError {
+  const flag = caSettingName(ctx.ca, "ca-auth-key-file", "authKeyFile");
+  return new CaRefusedError(
+    `${from}: the CA refused an unauthenticated signing request (its profile requires an auth key): give the profile's auth key with ${flag}`,
+  );
 }
 
 export function createCfsslBackend(ctx: BackendContext<CfsslSettings>): CaBackend {
@@ -229,15 +247,18 @@ export function createCfsslBackend(ctx: BackendContext<CfsslSettings>): CaBacken
         ...(ctx.proxy ? { proxy: ctx.proxy } : {}),
         what: from,
       });
-      // A CFSSL envelope is the CA speaking, whatever the status; anything else at 5xx is a proxy
-      // or a crash.
-      if (res.status >= 500 && !res.body.trimStart().startsWith("{")) {
+      // A CFSSL envelope is the CA speaking, whatever the status; anything else at 500, 502-504
+      // is a proxy or a crash.
+      const isJson = res.body.trimStart().startsWith("{");
+      if (res.status >= 500 && !isJson && res.status !== 501) {
         throw new TransientError(`HTTP ${res.status}`);
       }
       if (res.status === 502 || res.status === 503 || res.status === 504)
         throw new TransientError(`HTTP ${res.status}`);
-      if (notFound && res.status === 404 && !res.body.trimStart().startsWith("{"))
-        throw notFound(from);
+      if (notFound && res.status === 404 && !isJson) throw notFound(from);
+      // CFSSL answers every error it makes with an envelope; a page (a web server's 404 or 405,
+      // a 501) is another server at this URL, the same on every retry.
+      if (res.status >= 300 && !isJson) throw notCaApi(from, "CFSSL", res.status, res.body);
       return { env: parseEnvelope(res.body, from), from };
     });
 
@@ -306,5 +327,22 @@ export function createCfsslBackend(ctx: BackendContext<CfsslSettings>): CaBacken
       return sign(ctx, call, req);
     },
     revoke,
+  };
+}
+
+/**
+ * `node-join probe` for CFSSL: the unauthenticated /api/v1/cfssl/info (cloudflare/cfssl
+ * api/info), which serves the signer's certificate to anyone, and the TLS chain over https.
+ */
+export async function probeCfssl(p: ProbeRequest): Promise<Probed> {
+  const what = `CFSSL ${p.url}${p.label ? ` label ${p.label}` : ""}`;
+  const body = JSON.stringify(p.label ? { label: p.label } : {});
+  const res = await probeRequest(p, what, "/api/v1/cfssl/info", "POST", body);
+  if (res.status >= 300 && !res.body.trimStart().startsWith("{"))
+    throw notCaApi(what, "CFSSL", res.status, res.body);
+  const cert = resultCertificate(parseEnvelope(res.body, what), `${what} info`);
+  return {
+    served: parseCaPem(cert, what, "info answer"),
+    tls: await tlsChain(p.url, p.timeoutMs, what),
   };
 }

@@ -194,6 +194,8 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
         route,
       );
     }
+    const plainToTls = plainHttpToTls(req, res.statusCode, body);
+    if (plainToTls) throw plainToTls;
     return { status: res.statusCode, body, ...(serverIssuer ? { serverIssuer } : {}) };
   } catch (err) {
     throw classify(err, req, route);
@@ -249,6 +251,18 @@ function proxyAnswerError(err: ProxyAnswerError, req: HttpRequest, route: ProxyR
   return new CaRefusedError(`${req.what}: proxy ${route.url} refused ${err.target} (${answer})`);
 }
 
+/**
+ * OpenSSL's reasons for a first record that is no TLS record at all (ssl/record/ssl3_record.c):
+ * the peer answered in plain text. Not an alert (a TLS server refusing the handshake: a client
+ * certificate it does not take), which may pass or has another cause.
+ */
+const NOT_TLS_CODES = new Set([
+  "ERR_SSL_WRONG_VERSION_NUMBER",
+  "ERR_SSL_PACKET_LENGTH_TOO_LONG",
+  "ERR_SSL_HTTP_REQUEST",
+  "ERR_SSL_RECORD_LENGTH_MISMATCH",
+]);
+
 function classify(err: unknown, req: HttpRequest, route: ProxyRoute | undefined): Error {
   if (err instanceof NodeJoinError || err instanceof TransientError) return err;
   const refused = [err, (err as { cause?: unknown }).cause].find((e) => e instanceof NotTheCaError);
@@ -264,7 +278,15 @@ function classify(err: unknown, req: HttpRequest, route: ProxyRoute | undefined)
       `${req.what}: TLS certificate of the server does not verify against the pinned CA (${code})${route ? ` (through proxy ${route.url})` : ""}`,
     );
   }
-  if (route && req.url.startsWith("https:") && (code.startsWith("ERR_SSL_") || code === "EPROTO")) {
+  const tlsMismatch = code.startsWith("ERR_SSL_") || code === "EPROTO";
+  if (!route && req.url.startsWith("https:") && NOT_TLS_CODES.has(code)) {
+    // What answered does not speak TLS (a plain-HTTP `cfssl serve` answers the ClientHello with
+    // an HTTP error, which OpenSSL reads as a record of a wrong version): the same on every retry.
+    return new CaRefusedError(
+      `${req.what}: the server does not speak TLS (${code}): if it serves plain HTTP, give its URL as ${otherScheme(req.url, "http:")}`,
+    );
+  }
+  if (route && req.url.startsWith("https:") && tlsMismatch) {
     // The tunnel opened, and what answered in it does not speak TLS: the proxy (a captive portal)
     // answered for the CA.
     return new VerificationError(
@@ -276,4 +298,39 @@ function classify(err: unknown, req: HttpRequest, route: ProxyRoute | undefined)
     return new TransientError(e.cause?.message ?? e.message, route?.url);
   }
   return new TransientError(systemErrorText(err), route?.url);
+}
+
+/** The server of `url` with the other scheme: what the mismatch messages suggest. */
+function otherScheme(url: string, scheme: "http:" | "https:"): string {
+  return `${scheme}//${new URL(url).host}`;
+}
+
+/**
+ * The reverse mismatch: http:// to a TLS server. Go's net/http answers a plain request on a TLS
+ * port with 400 "Client sent an HTTP request to an HTTPS server." (crypto/tls RecordHeaderError,
+ * net/http server.go), which cfssl serve and step-ca both use. Not a refusal of the CA: it
+ * never read the request.
+ */
+function plainHttpToTls(req: HttpRequest, status: number, body: string): Error | undefined {
+  if (req.url.startsWith("https:") || status !== 400) return undefined;
+  if (!/HTTP request to an HTTPS server/i.test(body)) return undefined;
+  return new CaRefusedError(
+    `${req.what}: the server speaks TLS and refused a plain HTTP request (HTTP 400 "${body.trim().slice(0, 60)}"): give its URL as ${otherScheme(req.url, "https:")}`,
+  );
+}
+
+/**
+ * A server that answered, but not as the CA API `api` answers (an HTML page, a 501 from a web
+ * server, a body that is not JSON): a wrong URL or port, permanent on every retry.
+ */
+export function notCaApi(what: string, api: string, status: number, body: string): CaRefusedError {
+  const start = body.trimStart();
+  const shown = /^<(!doctype|html)/i.test(start)
+    ? "an HTML page"
+    : start === ""
+      ? "an empty body"
+      : JSON.stringify(start.slice(0, 80));
+  return new CaRefusedError(
+    `${what}: not a ${api} API: it answered HTTP ${status} with ${shown} (check the CA URL: scheme, host and port of the CA server)`,
+  );
 }

@@ -4,9 +4,10 @@ import { UsageError } from "../common/errors.js";
 import type { CertTemplate } from "../pki/certs.js";
 import type { RequestedSans } from "../pki/verify.js";
 import type { BackendContext, BackendFactory, CaBackend, CommonCaSettings } from "./backend.js";
-import { CFSSL_SECRETS, cfsslRenewalPath, createCfsslBackend } from "./cfssl.js";
+import { CFSSL_SECRETS, cfsslRenewalPath, createCfsslBackend, probeCfssl } from "./cfssl.js";
 import { CFSSL_OPTIONS, parseCfsslSettings } from "./cfssl-settings.js";
 import type { CaOptionSpec, CaValues } from "./options.js";
+import type { Probed, ProbeRequest } from "./probe.js";
 import {
   envWithoutSecrets,
   PROXY_CREDENTIALS_ENV,
@@ -19,6 +20,7 @@ import {
 import {
   checkX5cSettings,
   createStepCaBackend,
+  probeStepCa,
   STEPCA_SECRETS,
   stepCaRenewalPath,
   stepCaRequestedSans,
@@ -63,6 +65,11 @@ export interface BackendType<S extends CommonCaSettings, F extends string = stri
    * against its key and the clock), before the run contacts any CA; returns the secrets with it.
    */
   checkInputs?: (ca: CaDescriptor, settings: S, secrets: CaSecrets, o: CaInputOptions) => CaSecrets;
+  /**
+   * What a server of this type serves to anyone, fetched unverified and without a secret
+   * (`node-join probe`): its CA certificates, and its TLS chain over https.
+   */
+  probe?: (p: ProbeRequest) => Promise<Probed>;
 }
 
 /** Declares a registry entry, keeping its settings type and option fields as types. */
@@ -89,6 +96,7 @@ export const BACKENDS = {
     parse: parseCfsslSettings,
     secrets: CFSSL_SECRETS,
     renewalPath: cfsslRenewalPath,
+    probe: probeCfssl,
   }),
   "step-ca": backend({
     create: createStepCaBackend,
@@ -99,6 +107,7 @@ export const BACKENDS = {
     renewalPath: stepCaRenewalPath,
     checkSettings: checkX5cSettings,
     checkInputs: withX5cCredential,
+    probe: probeStepCa,
   }),
 };
 
@@ -162,6 +171,16 @@ export function readCaInputs(
   checkTrustFiles(ca, settings);
   const secrets = readCaSecrets(ca, settings, type.secrets, env, o);
   return type.checkInputs ? type.checkInputs(ca, settings, secrets, o) : secrets;
+}
+
+/** Probes a CA server of this type (BackendType.probe); a type without a probe is a usage error. */
+export function probeCa(type: string, p: ProbeRequest): Promise<Probed> {
+  const probe = backendType(type)?.probe;
+  if (!probe)
+    throw new UsageError(
+      `--ca-type ${type}: no probe for this CA type (known: ${CA_TYPES.filter((t) => backendType(t)?.probe).join(", ")})`,
+    );
+  return probe(p);
 }
 
 /** How `renew` will authenticate to this CA; undefined for an unknown type (status shows none). */

@@ -110,7 +110,7 @@ export function authenticateCa(
     if (matching.length === 0) {
       const got = fetched.map(certPin).join(", ");
       throw new VerificationError(
-        `${description}: CA certificate pin ${got} matches no ${caSetting(ca, "ca-cert-hash", "certHashes")}; refusing to trust it`,
+        `${description}: CA certificate pin ${got} matches no ${caSetting(ca, "ca-cert-hash", "certHashes")}; refusing to trust it${pinned.length > 0 ? rotatedHint(ca) : ""}`,
       );
     }
     return matching;
@@ -124,6 +124,15 @@ export function authenticateCa(
   throw new UsageError(
     `${description}: no CA trust configured: give ${caSetting(ca, "ca-cert-hash", "certHashes")}, ${caSetting(ca, "ca-fingerprint", "fingerprint")} or ${caSetting(ca, "ca-file", "caFile")} (or --unsafe-skip-ca-verification)`,
   );
+}
+
+/**
+ * A node that holds a pinned certificate of this CA, and is sent another: the CA was rotated (or
+ * replaced) and this node skipped phase 1 (README "CA rotation"). Never the pin it was sent: that
+ * is to be compared out of band first (node-join probe).
+ */
+function rotatedHint(ca: CaDescriptor): string {
+  return ` (if the CA was rotated, trust its new certificate first: node-join trust add --ca ${ca.display} --ca-file <new CA certificate>, its pin compared out of band with node-join probe)`;
 }
 
 /** Whether the operator named an anchor (pin, fingerprint or CA file) for this CA. */

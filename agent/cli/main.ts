@@ -24,6 +24,8 @@ import { registerDiscover } from "./discover.js";
 import { registerJoin } from "./join.js";
 import { registerLeave } from "./leave.js";
 import { registerMan } from "./man.js";
+import { registerPin } from "./pin.js";
+import { registerProbe } from "./probe.js";
 import { registerRenew } from "./renew.js";
 import { registerRestartStaticPods } from "./restart-static-pods.js";
 import { registerStatus } from "./status.js";
@@ -73,6 +75,8 @@ export function buildProgram(
     registerRestartStaticPods,
     registerStatus,
     registerDiscover,
+    registerPin,
+    registerProbe,
     registerVersion,
     registerCompletion,
     registerMan,

@@ -1,6 +1,8 @@
 // `node-join renew`: renew every certificate that is due, broken, or no longer matches the node,
 // as one transaction; then, and only then, run the post-renew hooks. What the timer runs.
+import { join } from "node:path";
 import type { Command } from "commander";
+import { CA_NAMES, CAS } from "../pki/cas.js";
 import { UsageError } from "../common/errors.js";
 import { loadSettings, type GlobalOptions } from "../config/load.js";
 import type { Settings } from "../config/settings.js";
@@ -55,10 +57,16 @@ export interface RenewResult {
   changedFiles: string[];
   /** `changedFiles` with what happens to each: created or replaced, and its mode. */
   files: PlannedFile[];
+  /** The CA bundles among `changedFiles`: a CA's certificates changed (a rotation). */
+  caBundles: string[];
   message: string;
 }
 
-export function renewResult(r: RunOutcome): RenewResult {
+/**
+ * renew's result. `caBundleFiles`: the paths of the role's CA bundles, to tell them among the
+ * changed files.
+ */
+export function renewResult(r: RunOutcome, caBundleFiles: readonly string[] = []): RenewResult {
   const toRenew = due(r.assessments);
   const renewed = toRenew.map((a): RenewedCert => {
     const issued = r.issued.get(a.kind.name);
@@ -79,6 +87,7 @@ export function renewResult(r: RunOutcome): RenewResult {
     hooks: r.hooks,
     changedFiles: r.changedFiles,
     files: r.files,
+    caBundles: r.changedFiles.filter((f) => caBundleFiles.includes(f)),
   };
   if (renewed.length === 0) {
     const next = nextDue(r.assessments);
@@ -112,13 +121,18 @@ export async function runRenew(o: RenewOptions, rt: Runtime): Promise<RenewResul
     );
   }
   const policy = policyFor("renew", o.settings, rt.layout, { dryRun: o.dryRun, force: o.force });
-  return renewResult(await run(o.settings, policy, rt));
+  const bundles = CA_NAMES.map((n) => join(rt.layout.pkiDir, CAS[n].file));
+  return renewResult(await run(o.settings, policy, rt), bundles);
 }
 
 export function formatRenew(r: RenewResult): string {
   const line = (x: RenewedCert): string =>
     `  ${r.dryRun ? "would renew" : "renewed"} ${x.kind}: ${x.reason}${x.note ? ` (${x.note})` : ""}${x.serial ? ` -> serial ${x.serial}, expires ${x.notAfter}` : ""}\n`;
-  return `${r.message}\n${r.renewed.map(line).join("")}${r.dryRun ? formatPlannedFiles(r.files) : ""}`;
+  // A rewritten bundle changes what the node trusts (a CA rotation): said, not only in --json.
+  const bundles = r.caBundles
+    .map((f) => `  ${r.dryRun ? "would rewrite" : "rewrote"} CA bundle ${f}\n`)
+    .join("");
+  return `${r.message}\n${r.renewed.map(line).join("")}${bundles}${r.dryRun ? formatPlannedFiles(r.files) : ""}`;
 }
 
 export function registerRenew(program: Command, cli: Cli): void {

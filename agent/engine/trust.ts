@@ -246,7 +246,7 @@ export async function trustRemove(c: TrustChange, rt: Runtime): Promise<TrustCha
   });
   if (orphans.length > 0 && !c.renew)
     throw new UsageError(
-      `CA ${display}: ${orphans.map((o) => `${o.kind.name} (${o.file})`).join(", ")} chains only to the CA certificate of ${pins.join(", ")}: renew it against the new signer first (node-join trust remove --renew), or wait until renew has`,
+      `CA ${display}: ${orphans.map((o) => `${o.kind.name} (${o.file})`).join(", ")} chains only to the CA certificate of ${pins.join(", ")}: renew it against the new signer first (node-join trust remove --renew), or wait until node-join renew has renewed ${orphans.length > 1 ? "them" : "it"} from the new CA, then remove the pin`,
     );
   const r = await applyPins(c, left, { renewOrphans: orphans.length > 0 }, migrate, rt);
   const renewed = due(r.assessments)

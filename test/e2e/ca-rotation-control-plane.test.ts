@@ -108,7 +108,7 @@ test("CA rotation on a control plane: the kubernetes and front-proxy CAs through
   assert.match(
     early.stderr,
     new RegExp(
-      `^node-join: error: CA kubernetes: kubelet-client \\(.*\\), kubelet-server \\(.*\\), apiserver \\(${pki}/apiserver\\.crt\\), apiserver-kubelet-client \\(${pki}/apiserver-kubelet-client\\.crt\\), admin\\.conf \\(.*\\), super-admin\\.conf \\(.*\\), controller-manager\\.conf \\(.*\\), scheduler\\.conf \\(.*\\) chains only to the CA certificate of ${k8s.pin}: renew it against the new signer first \\(node-join trust remove --renew\\), or wait until renew has\\n$`,
+      `^node-join: error: CA kubernetes: kubelet-client \\(.*\\), kubelet-server \\(.*\\), apiserver \\(${pki}/apiserver\\.crt\\), apiserver-kubelet-client \\(${pki}/apiserver-kubelet-client\\.crt\\), admin\\.conf \\(.*\\), super-admin\\.conf \\(.*\\), controller-manager\\.conf \\(.*\\), scheduler\\.conf \\(.*\\) chains only to the CA certificate of ${k8s.pin}: renew it against the new signer first \\(node-join trust remove --renew\\), or wait until node-join renew has renewed them from the new CA, then remove the pin\\n$`,
     ),
   );
   const oldApiserver = pair("apiserver");
@@ -148,7 +148,7 @@ test("CA rotation on a control plane: the kubernetes and front-proxy CAs through
   assert.equal(fpEarly.code, 2, fpEarly.stderr);
   assert.equal(
     fpEarly.stderr,
-    `node-join: error: CA front-proxy: front-proxy-client (${pki}/front-proxy-client.crt) chains only to the CA certificate of ${fp.pin}: renew it against the new signer first (node-join trust remove --renew), or wait until renew has\n`,
+    `node-join: error: CA front-proxy: front-proxy-client (${pki}/front-proxy-client.crt) chains only to the CA certificate of ${fp.pin}: renew it against the new signer first (node-join trust remove --renew), or wait until node-join renew has renewed it from the new CA, then remove the pin\n`,
   );
   const fpRetired = await remove("front-proxy", fp.pin, "--renew");
   assert.equal(fpRetired.code, 0, fpRetired.stderr);

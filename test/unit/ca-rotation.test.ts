@@ -286,7 +286,7 @@ test("trust remove refuses (exit 2, naming the leaves) while a leaf chains only 
   const pki = `${n.root}/var/lib/kubelet/pki`;
   assert.equal(
     refused.stderr,
-    `node-join: error: CA kubernetes: kubelet-client (${pki}/kubelet-client-current.pem), kubelet-server (${pki}/kubelet-server-current.pem) chains only to the CA certificate of ${pinOf(n.old)}: renew it against the new signer first (node-join trust remove --renew), or wait until renew has\n`,
+    `node-join: error: CA kubernetes: kubelet-client (${pki}/kubelet-client-current.pem), kubelet-server (${pki}/kubelet-server-current.pem) chains only to the CA certificate of ${pinOf(n.old)}: renew it against the new signer first (node-join trust remove --renew), or wait until node-join renew has renewed them from the new CA, then remove the pin\n`,
   );
   assert.equal(readFileSync(join(n.root, "etc/node-join/config.yaml"), "utf8"), config);
   const unknown = await n.run(
@@ -463,6 +463,8 @@ test("a new CA cross-signed by the pinned one, served by the CA, is trusted by t
   const r = await n.run("renew", "--force");
   assert.equal(r.code, 0, r.stderr);
   assert.equal(caCrt(n.root), cross.pem + n.old.pem);
+  // The human output says the bundle changed, as --json's caBundles does.
+  assert.match(r.stdout, /^ {2}rewrote CA bundle \S+\/etc\/kubernetes\/pki\/ca\.crt$/m);
   assert.equal(kubeletLeaf(n.root, "kubelet-client").issuerCommonName, "kubernetes-ca-2");
   // A CA certificate that no pinned CA signed is refused as before, nothing written.
   const stranger = await makeCa("stranger-ca");
@@ -472,6 +474,11 @@ test("a new CA cross-signed by the pinned one, served by the CA, is trusted by t
   assert.match(
     refused.stderr,
     /^node-join: error: CA: CA certificate pin sha256:[0-9a-f]{64} matches no --ca-cert-hash/,
+  );
+  // A node that skipped `trust add` is told how to trust the rotated CA.
+  assert.match(
+    refused.stderr,
+    /; refusing to trust it \(if the CA was rotated, trust its new certificate first: node-join trust add --ca kubernetes --ca-file <new CA certificate>, its pin compared out of band with node-join probe\)$/m,
   );
   assert.equal(caCrt(n.root), cross.pem + n.old.pem);
 });

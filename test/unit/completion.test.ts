@@ -58,6 +58,10 @@ test("bash: commands, subcommands, options, choices, and files where a file goes
   assert.deepEqual(bashComplete("node-join", "join", "--ca-"), caFlags);
   assert.equal(caFlags.length, 14);
   assert.deepEqual(bashComplete("node-join", "join", "--ca-type", ""), ["cfssl", "step-ca"]);
+  // pin and probe (issue 23): probe's CA types complete as join's.
+  assert.deepEqual(bashComplete("node-join", "p"), ["pin", "probe"]);
+  assert.deepEqual(bashComplete("node-join", "probe", "--ca-type", ""), ["cfssl", "step-ca"]);
+  assert.deepEqual(bashComplete("node-join", "probe", "--l"), ["--label"]);
   assert.deepEqual(bashComplete("node-join", "join", "--etcd-ca-type", "s"), ["step-ca"]);
   assert.deepEqual(bashComplete("node-join", "join", "--key-algorithm", "ecdsa"), [
     "ecdsa-p256",
@@ -123,6 +127,7 @@ test("zsh: the script loads under zsh -f with compinit, and completes as bash do
     "--etcd-ca-token-file",
   ]);
   assert.deepEqual(zshComplete("node-join join --ca-type "), ["cfssl", "step-ca"]);
+  assert.deepEqual(zshComplete("node-join probe --ca-type "), ["cfssl", "step-ca"]);
   assert.deepEqual(zshComplete("node-join timer "), ["install", "remove", "status", "help"]);
   assert.deepEqual(zshComplete("node-join timer install --scheduler "), [
     "auto",
@@ -150,7 +155,7 @@ test("the man page: groff finds nothing to warn about; it names every flag, exit
   const roff = (s: string) => s.replace(/-/g, "\\-");
   const program = programReference();
   const leaves = allCommands(program).filter((x) => x.commands.length === 0 && x.name !== "help");
-  assert.equal(leaves.length, 15);
+  assert.equal(leaves.length, 17);
   for (const c of leaves) {
     assert.ok(page.includes(`.SS ${roff(c.usage)}\n`), c.usage);
     for (const o of c.options)

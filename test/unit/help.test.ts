@@ -87,6 +87,8 @@ test("every command's help ends with two or three examples, each fitting 80 colu
       "restart-static-pods",
       "status",
       "discover",
+      "pin",
+      "probe",
       "version",
       "completion",
       "man",

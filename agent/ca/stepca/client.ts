@@ -17,7 +17,8 @@ import {
   serverTrust,
   type ServerIdentityRule,
 } from "../common.js";
-import { httpRequest, type TlsTrust } from "../http.js";
+import { httpRequest, notCaApi, type TlsTrust } from "../http.js";
+import { probeRequest, tlsChain, type Probed, type ProbeRequest } from "../probe.js";
 import { TransientError } from "../retry.js";
 import { anchorOf, authenticateCa, loadPemFile } from "../trust.js";
 
@@ -149,6 +150,11 @@ export function createClient(ctx: BackendContext<StepCaSettings>): StepCaClient 
       // A status the request knows better (e.g. 501 from /1.0/revoke) before the generic mapping.
       const known = res.status >= 300 ? c.special?.(res.status, from, res.body) : undefined;
       if (known) throw known;
+      // step-ca answers its errors as JSON {status, message}; a page or a bare 501 is another
+      // server at this URL. 500, 502-504 without JSON stay transient: a proxy's.
+      const transient = [500, 502, 503, 504].includes(res.status);
+      if (res.status >= 300 && !transient && !res.body.trimStart().startsWith("{"))
+        throw notCaApi(from, "step-ca", res.status, res.body);
       if (res.status >= 500) {
         const msg = messageOf(res.body);
         throw new TransientError(`HTTP ${res.status}${msg ? `: ${msg}` : ""}`);
@@ -288,5 +294,27 @@ export function stepCaServerIdentity(
     if (oids.includes(STEP_PROVISIONER_OID))
       return `its TLS certificate "CN=${leaf.commonName}" was issued through a step-ca provisioner (extension ${STEP_PROVISIONER_OID}), as every enrolled client's is; step-ca's own has none (a TLS-terminating proxy needs a certificate of its own CA, given with --ca-tls-file)`;
     return undefined;
+  };
+}
+
+/**
+ * `node-join probe` for step-ca: every root from /roots, unverified as `step ca bootstrap` fetches
+ * the root before it checks the fingerprint (smallstep/certificates ca/bootstrap.go), and the TLS
+ * chain, whose intermediate signs the leaves (authority/tls.go).
+ */
+export async function probeStepCa(p: ProbeRequest): Promise<Probed> {
+  const what = `step-ca ${p.url}`;
+  const res = await probeRequest(p, what, "/roots", "GET");
+  if (res.status >= 300 && !res.body.trimStart().startsWith("{"))
+    throw notCaApi(what, "step-ca", res.status, res.body);
+  if (res.status >= 300) throw stepCaRefusal(res.status, res.body, `${what} roots`, "HTTP 401");
+  const answer = parseAnswer(res.body, `${what} roots`);
+  const pems = Array.isArray(answer.crts)
+    ? answer.crts.filter((c): c is string => typeof c === "string")
+    : [];
+  if (pems.length === 0) throw notCaApi(what, "step-ca", res.status, res.body);
+  return {
+    served: pems.flatMap((pem) => parseCaPem(pem, what, "roots answer")),
+    tls: await tlsChain(p.url, p.timeoutMs, what),
   };
 }

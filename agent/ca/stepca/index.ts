@@ -13,6 +13,7 @@ import { cannotEnrol, createEnrolment, prepare, sign, type Enrolment } from "./e
 import { renew, type RenewalMemory } from "./renew.js";
 import { revoke } from "./revoke.js";
 
+export { probeStepCa } from "./client.js";
 export { STEPCA_SECRETS } from "./enrol.js";
 export { stepCaRenewalPath } from "./renew.js";
 export { stepCaRequestedSans } from "./sans.js";
