@@ -38,6 +38,7 @@ if [ "$mode" = test ]; then
   need tinyproxy tinyproxy                    # test/e2e/proxy.test.ts: a real proxy on loopback
   need nginx nginx-light                      # test/helpers/tls-proxy.ts: a TLS-terminating proxy
   need sqlite3 sqlite3                        # test/e2e/revoke.test.ts: CFSSL's certificate database
+  need faketime faketime                      # test/e2e/clock.test.ts: the host clock at 1970, days behind, years ahead
 fi
 for extra in ${NODE_JOIN_EXTRA_PKGS:-}; do want_pkgs+=("$extra"); done
 

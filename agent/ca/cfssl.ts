@@ -207,6 +207,7 @@ export function createCfsslBackend(ctx: BackendContext<CfsslSettings>): CaBacken
   let fetched = false;
   let tls: TlsTrust | undefined;
   let offered: CertInfo[] = [];
+  let lastDate: Date | undefined;
 
   /**
    * The envelope a server answered, and the CA at that server as messages name it. `notFound`: the
@@ -229,6 +230,7 @@ export function createCfsslBackend(ctx: BackendContext<CfsslSettings>): CaBacken
         ...(ctx.proxy ? { proxy: ctx.proxy } : {}),
         what: from,
       });
+      if (res.date) lastDate = res.date;
       // A CFSSL envelope is the CA speaking, whatever the status; anything else at 5xx is a proxy
       // or a crash.
       if (res.status >= 500 && !res.body.trimStart().startsWith("{")) {
@@ -279,6 +281,7 @@ export function createCfsslBackend(ctx: BackendContext<CfsslSettings>): CaBacken
       return servers.description;
     },
     answered: () => servers.answered(),
+    lastDate: () => lastDate,
     offered: () => offered,
     async fetchCaBundle(): Promise<CertInfo[]> {
       const { env, from } = await call(

@@ -55,6 +55,12 @@ export interface HttpResponse {
    * (ca/stepca/client.ts).
    */
   serverIssuer?: Buffer;
+  /**
+   * The answer's Date header (RFC 9110 6.6.1: an origin server with a clock sends one; CFSSL and
+   * step-ca are Go servers, whose net/http always does): the CA's time, against which the host's
+   * clock is checked (engine/clock.ts). Never used to accept a certificate.
+   */
+  date?: Date;
 }
 
 export interface HttpRequest {
@@ -194,13 +200,26 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
         route,
       );
     }
-    return { status: res.statusCode, body, ...(serverIssuer ? { serverIssuer } : {}) };
+    const date = dateHeader(res.headers.date);
+    return {
+      status: res.statusCode,
+      body,
+      ...(serverIssuer ? { serverIssuer } : {}),
+      ...(date ? { date } : {}),
+    };
   } catch (err) {
     throw classify(err, req, route);
   } finally {
     clearTimeout(timer);
     dispatcher.destroy().catch(() => undefined);
   }
+}
+
+/** An HTTP-date (RFC 9110 5.6.7), or undefined when absent or not a date. */
+function dateHeader(value: string | string[] | undefined): Date | undefined {
+  if (typeof value !== "string") return undefined;
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) ? undefined : d;
 }
 
 const isTls = (s: Socket): s is TLSSocket => "getPeerCertificate" in s;

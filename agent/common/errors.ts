@@ -17,6 +17,12 @@ export const ExitCode = {
   notJoined: 9,
   /** leave --revoke: a certificate could not be revoked; nothing was removed (--force leaves). */
   notRevoked: 10,
+  /**
+   * The host's clock is not set: before what it cannot be before (engine/clock.ts clockFloor), or
+   * off from the CA's HTTP Date by more than clock.tolerance. A later run, once NTP synced, can
+   * succeed: the renewal timer retries.
+   */
+  clockNotSet: 11,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -75,6 +81,16 @@ export class NoRevocationError extends CaRefusedError {}
 export class VerificationError extends NodeJoinError {
   constructor(message: string) {
     super(message, ExitCode.verification);
+  }
+}
+
+/**
+ * The host's clock cannot be right (ExitCode.clockNotSet): nothing was judged by it, nothing
+ * written. The message names the host's time and what it was checked against.
+ */
+export class ClockNotSetError extends NodeJoinError {
+  constructor(message: string) {
+    super(message, ExitCode.clockNotSet);
   }
 }
 
