@@ -12,6 +12,7 @@ import {
   NodeJoinError,
   systemErrorText,
   VerificationError,
+  TlsValidityError,
 } from "../common/errors.js";
 import { proxyRouteFor, type ProxyConfig, type ProxyRoute } from "./proxy.js";
 import { TransientError } from "./retry.js";
@@ -208,7 +209,11 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
       ...(date ? { date } : {}),
     };
   } catch (err) {
-    throw classify(err, req, route);
+    const e = classify(err, req, route);
+    // Whose clock is wrong: the server's Date, asked without trusting it (nothing but a GET of
+    // its root is sent), lets the run name the host's clock instead of the CA (engine/clock.ts).
+    if (e instanceof TlsValidityError) throw await withServerDate(e, req);
+    throw e;
   } finally {
     clearTimeout(timer);
     dispatcher.destroy().catch(() => undefined);
@@ -220,6 +225,22 @@ function dateHeader(value: string | string[] | undefined): Date | undefined {
   if (typeof value !== "string") return undefined;
   const d = new Date(value);
   return Number.isNaN(d.getTime()) ? undefined : d;
+}
+
+/** `e` with the server's Date, where an unverified GET of its root answers with one. */
+async function withServerDate(e: TlsValidityError, req: HttpRequest): Promise<TlsValidityError> {
+  try {
+    const res = await httpRequest({
+      method: "GET",
+      url: new URL("/", req.url).href,
+      timeoutMs: Math.min(req.timeoutMs, 10_000),
+      ...(req.proxy ? { proxy: req.proxy } : {}),
+      what: req.what,
+    });
+    return res.date ? new TlsValidityError(e.message, e.server, res.date) : e;
+  } catch {
+    return e;
+  }
 }
 
 const isTls = (s: Socket): s is TLSSocket => "getPeerCertificate" in s;
@@ -278,6 +299,13 @@ function classify(err: unknown, req: HttpRequest, route: ProxyRoute | undefined)
   if (route && err instanceof ProxyAnswerError) return proxyAnswerError(err, req, route);
   const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
   const code = e.code ?? e.cause?.code ?? "";
+  if (code === "CERT_NOT_YET_VALID" || code === "CERT_HAS_EXPIRED") {
+    const what = code === "CERT_HAS_EXPIRED" ? "expired" : "not yet valid";
+    return new TlsValidityError(
+      `${req.what}: TLS certificate of the server is ${what} by the host's clock (${code})${route ? ` (through proxy ${route.url})` : ""}`,
+      req.what,
+    );
+  }
   if (TLS_VERIFY_CODES.has(code)) {
     return new VerificationError(
       `${req.what}: TLS certificate of the server does not verify against the pinned CA (${code})${route ? ` (through proxy ${route.url})` : ""}`,

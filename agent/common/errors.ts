@@ -94,6 +94,22 @@ export class ClockNotSetError extends NodeJoinError {
   }
 }
 
+/**
+ * The CA server's TLS certificate is expired or not yet valid by the host's clock. `serverDate`:
+ * the Date header of an unverified request to the same server, made only to tell whose clock is
+ * wrong (engine/clock.ts): it never lets a certificate through, only names the clock instead.
+ */
+export class TlsValidityError extends VerificationError {
+  constructor(
+    message: string,
+    /** The server as messages name it. */
+    readonly server: string,
+    readonly serverDate?: Date,
+  ) {
+    super(message);
+  }
+}
+
 /** Reading or writing local files failed. */
 export class LocalIoError extends NodeJoinError {
   /** The system error code behind it (EACCES, ENOENT, …), for the CLI's hint. */

@@ -10,7 +10,7 @@
 import { execFileSync } from "node:child_process";
 import { statSync } from "node:fs";
 import { join } from "node:path";
-import { ClockNotSetError } from "../common/errors.js";
+import { ClockNotSetError, TlsValidityError } from "../common/errors.js";
 import { isoDate, shortHumanDuration } from "../common/time.js";
 import { buildTime } from "../common/version.js";
 import { readRole } from "../pki/installed.js";
@@ -193,4 +193,20 @@ export function verdictAgainst(
     if (date) v = clockVerdict(now, floor, { date, ca: b.description }, toleranceMs);
   }
   return v;
+}
+
+/**
+ * A CA server's TLS certificate expired or not yet valid by the host's clock, where the server's
+ * Date (ca/http.ts) shows the host's clock off: the clock's verdict, to wait for or report in
+ * place of the CA. Undefined: the error stands as it is (exit 5).
+ */
+export function tlsClockVerdict(
+  err: unknown,
+  now: Date,
+  floor: Floor,
+  toleranceMs: number,
+): Exclude<ClockVerdict, { state: "ok" }> | undefined {
+  if (!(err instanceof TlsValidityError) || !err.serverDate) return undefined;
+  const v = clockVerdict(now, floor, { date: err.serverDate, ca: err.server }, toleranceMs);
+  return v.state === "ok" ? undefined : v;
 }

@@ -53,7 +53,13 @@ import {
 import { droppableSecretFiles, requestedSansFor, withoutSecrets } from "../ca/index.js";
 import { trustedBundle } from "../ca/trust.js";
 import { locked } from "./locked.js";
-import { readFloor, untilClockSet, verdictAgainst, type ClockWait } from "./clock.js";
+import {
+  readFloor,
+  tlsClockVerdict,
+  untilClockSet,
+  verdictAgainst,
+  type ClockWait,
+} from "./clock.js";
 import { revokeSuperseded, supersededBy } from "./revoke.js";
 import type { Runtime } from "./runtime.js";
 
@@ -211,19 +217,25 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       cas: CaName[],
       refreshOnly?: ReadonlySet<CaName>,
     ): Promise<Connected> => {
-      const reached = await connectCas(trusting, cas, rt, {
-        deadline: rt.clock.now() + s.timeoutMs,
-        renewal: policy.enrolmentSecrets === "if-needed",
-        // Each CA's server that answered last time is asked first (ca/common.ts CaServers).
-        preferred: readState(l).caUrls ?? {},
-        known,
-        ...(refreshOnly ? { refreshOnly } : {}),
-      });
-      // A wait asks the CAs again for their time (their bundle: nothing is sent).
-      let asked = false;
+      let reached: Connected = new Map();
+      // Each look at the clock connects anew (the CAs' bundles: nothing is sent), with a deadline
+      // from the clock as it reads then: a clock set during the wait jumps.
       await untilClockSet(async () => {
-        if (asked) for (const c of reached.values()) await c.backend.fetchCaBundle();
-        asked = true;
+        try {
+          reached = await connectCas(trusting, cas, rt, {
+            deadline: rt.clock.now() + s.timeoutMs,
+            renewal: policy.enrolmentSecrets === "if-needed",
+            // Each CA's server that answered last time is asked first (ca/common.ts CaServers).
+            preferred: readState(l).caUrls ?? {},
+            known,
+            ...(refreshOnly ? { refreshOnly } : {}),
+          });
+        } catch (err) {
+          // The CA's TLS certificate not valid by a clock that is off from the CA's.
+          const v = tlsClockVerdict(err, now(), floor, s.clockToleranceMs);
+          if (!v) throw err;
+          return v;
+        }
         return verdict(reached);
       }, clockWait);
       return reached;
