@@ -13,13 +13,20 @@ import { resolve } from "node:path";
 
 /** @type {{ version: string }} */
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+// The build time is the floor of the host's clock (agent/engine/clock.ts): a host running this
+// binary cannot be earlier. SOURCE_DATE_EPOCH (reproducible-builds.org) fixes it for a rebuild.
+const epoch = process.env.SOURCE_DATE_EPOCH;
+const buildTime = new Date(epoch ? Number(epoch) * 1000 : Date.now()).toISOString();
 /** @type {import("esbuild").BuildOptions} */
 const common = {
   bundle: true,
   platform: "node",
   target: "node20",
   format: "cjs",
-  define: { __NODE_JOIN_VERSION__: JSON.stringify(pkg.version) },
+  define: {
+    __NODE_JOIN_VERSION__: JSON.stringify(pkg.version),
+    __NODE_JOIN_BUILD_TIME__: JSON.stringify(buildTime),
+  },
   legalComments: "none",
   minify: true,
   keepNames: true,

@@ -39,6 +39,7 @@ if [ "$mode" = test ]; then
   need nginx nginx-light                      # test/helpers/tls-proxy.ts: a TLS-terminating proxy
   need sqlite3 sqlite3                        # test/e2e/revoke.test.ts: CFSSL's certificate database
   need python3 python3-minimal               # test/e2e/probe.test.ts: a web server that is not a CA
+  need faketime faketime                      # test/e2e/clock.test.ts: the host clock at 1970, days behind, years ahead
 fi
 for extra in ${NODE_JOIN_EXTRA_PKGS:-}; do want_pkgs+=("$extra"); done
 

@@ -68,6 +68,12 @@ export interface CaBackend {
   readonly description: string;
   /** The URL of the server that last answered, once one has; remembered for the next run. */
   answered?(): string | undefined;
+  /**
+   * The HTTP Date of the last answer from this CA (ca/http.ts HttpResponse.date), once one came:
+   * the CA's time, to tell whether the host's clock is set (engine/clock.ts). Never used to accept
+   * a certificate.
+   */
+  lastDate?(): Date | undefined;
   /** Fetches the CA certificate(s) and authenticates them against the pin or CA file. */
   fetchCaBundle(): Promise<CertInfo[]>;
   /**

@@ -225,6 +225,7 @@ export function createCfsslBackend(ctx: BackendContext<CfsslSettings>): CaBacken
   let fetched = false;
   let tls: TlsTrust | undefined;
   let offered: CertInfo[] = [];
+  let lastDate: Date | undefined;
 
   /**
    * The envelope a server answered, and the CA at that server as messages name it. `notFound`: the
@@ -247,6 +248,7 @@ export function createCfsslBackend(ctx: BackendContext<CfsslSettings>): CaBacken
         ...(ctx.proxy ? { proxy: ctx.proxy } : {}),
         what: from,
       });
+      if (res.date) lastDate = res.date;
       // A CFSSL envelope is the CA speaking, whatever the status; anything else at 500, 502-504
       // is a proxy or a crash.
       const isJson = res.body.trimStart().startsWith("{");
@@ -300,6 +302,7 @@ export function createCfsslBackend(ctx: BackendContext<CfsslSettings>): CaBacken
       return servers.description;
     },
     answered: () => servers.answered(),
+    lastDate: () => lastDate,
     offered: () => offered,
     async fetchCaBundle(): Promise<CertInfo[]> {
       const { env, from } = await call(

@@ -12,6 +12,7 @@ import {
   NodeJoinError,
   systemErrorText,
   VerificationError,
+  TlsValidityError,
 } from "../common/errors.js";
 import { proxyRouteFor, type ProxyConfig, type ProxyRoute } from "./proxy.js";
 import { TransientError } from "./retry.js";
@@ -55,6 +56,12 @@ export interface HttpResponse {
    * (ca/stepca/client.ts).
    */
   serverIssuer?: Buffer;
+  /**
+   * The answer's Date header (RFC 9110 6.6.1: an origin server with a clock sends one; CFSSL and
+   * step-ca are Go servers, whose net/http always does): the CA's time, against which the host's
+   * clock is checked (engine/clock.ts). Never used to accept a certificate.
+   */
+  date?: Date;
 }
 
 export interface HttpRequest {
@@ -196,12 +203,45 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
     }
     const plainToTls = plainHttpToTls(req, res.statusCode, body);
     if (plainToTls) throw plainToTls;
-    return { status: res.statusCode, body, ...(serverIssuer ? { serverIssuer } : {}) };
+    const date = dateHeader(res.headers.date);
+    return {
+      status: res.statusCode,
+      body,
+      ...(serverIssuer ? { serverIssuer } : {}),
+      ...(date ? { date } : {}),
+    };
   } catch (err) {
-    throw classify(err, req, route);
+    const e = classify(err, req, route);
+    // Whose clock is wrong: the server's Date, asked without trusting it (nothing but a GET of
+    // its root is sent), lets the run name the host's clock instead of the CA (engine/clock.ts).
+    if (e instanceof TlsValidityError) throw await withServerDate(e, req);
+    throw e;
   } finally {
     clearTimeout(timer);
     dispatcher.destroy().catch(() => undefined);
+  }
+}
+
+/** An HTTP-date (RFC 9110 5.6.7), or undefined when absent or not a date. */
+function dateHeader(value: string | string[] | undefined): Date | undefined {
+  if (typeof value !== "string") return undefined;
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) ? undefined : d;
+}
+
+/** `e` with the server's Date, where an unverified GET of its root answers with one. */
+async function withServerDate(e: TlsValidityError, req: HttpRequest): Promise<TlsValidityError> {
+  try {
+    const res = await httpRequest({
+      method: "GET",
+      url: new URL("/", req.url).href,
+      timeoutMs: Math.min(req.timeoutMs, 10_000),
+      ...(req.proxy ? { proxy: req.proxy } : {}),
+      what: req.what,
+    });
+    return res.date ? new TlsValidityError(e.message, e.server, res.date) : e;
+  } catch {
+    return e;
   }
 }
 
@@ -273,6 +313,13 @@ function classify(err: unknown, req: HttpRequest, route: ProxyRoute | undefined)
   if (route && err instanceof ProxyAnswerError) return proxyAnswerError(err, req, route);
   const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
   const code = e.code ?? e.cause?.code ?? "";
+  if (code === "CERT_NOT_YET_VALID" || code === "CERT_HAS_EXPIRED") {
+    const what = code === "CERT_HAS_EXPIRED" ? "expired" : "not yet valid";
+    return new TlsValidityError(
+      `${req.what}: TLS certificate of the server is ${what} by the host's clock (${code})${route ? ` (through proxy ${route.url})` : ""}`,
+      req.what,
+    );
+  }
   if (TLS_VERIFY_CODES.has(code)) {
     return new VerificationError(
       `${req.what}: TLS certificate of the server does not verify against the pinned CA (${code})${route ? ` (through proxy ${route.url})` : ""}`,

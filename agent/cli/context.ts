@@ -77,6 +77,9 @@ Exit codes:
   9  status: node-join never joined this root (run node-join join)
   10  leave --revoke: a certificate could not be revoked (nothing was removed;
       --force leaves anyway)
+  11  the host's clock is not set (before a known floor, or off from the CA's
+      Date by more than --clock-tolerance): nothing judged or written; retry
+      once the clock is synchronised
   12  status: a join did not finish yet ("join pending: <why>");
       node-join-join.service retries it where a later attempt can fix it
 `;

@@ -151,7 +151,7 @@ export function registerRenew(program: Command, cli: Cli): void {
       "check secret files and the CAs of what is due (reachable, pin), then print what would be renewed and written; change nothing",
     );
   // join's --timeout, from the same entry of the settings table: the CA deadline of both commands.
-  addOptionFlags(cmd, [optionByKey("timeout")!])
+  addOptionFlags(cmd, [optionByKey("timeout")!, optionByKey("clock.tolerance")!])
     .addHelpText("after", HELP)
     .action(async (opts: GlobalOptions & Record<string, unknown>) => {
       const loaded = loadSettings(opts, cli.io.env);

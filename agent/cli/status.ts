@@ -7,8 +7,10 @@ import { parseDuration } from "../common/duration.js";
 import { ExitCode, NodeJoinError, UsageError } from "../common/errors.js";
 import { loadSettings, type GlobalOptions } from "../config/load.js";
 import {
+  clockStatus,
   collectStatus,
   judgedBy,
+  unjudgedByClock,
   reportRun,
   type CaStatus,
   type CertStatus,
@@ -20,7 +22,9 @@ import { timerSummary } from "../ops/timer.js";
 import type { Role } from "../pki/roles.js";
 import { inspect } from "../store/fsio.js";
 import { rootDir } from "../store/layout.js";
+import { optionByKey } from "../config/options.js";
 import { addGlobal, examples, type Cli } from "./context.js";
+import { addOptionFlags } from "./flags.js";
 import { shortHumanDuration, table } from "./format.js";
 
 const HELP = examples([
@@ -84,7 +88,14 @@ export function formatStatus(r: StatusResult, now: Date, wide = false): string {
       )
     : table(
         ["CERTIFICATE", "EXPIRES", "RESIDUAL", "RENEW IN", "STATE"],
-        r.certificates.map((c) => [c.name, c.expires ?? "", residual(c), renewIn(c, now), c.state]),
+        r.certificates.map((c) => [
+          c.name,
+          c.expires ?? "",
+          residual(c),
+          // Not by a clock that is not set.
+          r.clock?.state === "not set" ? "" : renewIn(c, now),
+          c.state,
+        ]),
         2,
       );
   const cas = table(
@@ -107,7 +118,16 @@ export function formatStatus(r: StatusResult, now: Date, wide = false): string {
     2,
   );
   const paths = wide ? renewalPaths(r) : "";
-  return `${certs}\n${cas}\n${paths}renewal timer: ${timerSummary(r.timer, false)}\n${attention(r)}`;
+  return `${certs}\n${cas}\n${paths}renewal timer: ${timerSummary(r.timer, false)}\n${clockLine(r)}${attention(r)}`;
+}
+
+/** The clock, when it is not set or systemd says whether it is synchronised; else nothing. */
+function clockLine(r: StatusResult): string {
+  const c = r.clock;
+  if (!c) return "";
+  if (c.problem) return `clock: not set: ${c.problem}\n`;
+  if (c.synchronised === undefined) return "";
+  return `clock: ${c.synchronised ? "synchronised (systemd)" : "not synchronised yet (systemd)"}\n`;
 }
 
 /** --wide: how renew authenticates to each CA, one line each ("kubernetes CA (cfssl): …"). */
@@ -124,11 +144,14 @@ function attention(r: StatusResult): string {
   const timer = r.timer.problem ? `  renewal timer: ${r.timer.problem}\n` : "";
   // The problem names the file and its fix already.
   const envFile = r.environmentFile ? `  ${r.environmentFile.problem}\n` : "";
-  if (certs.length + cas.length === 0 && !timer && !envFile) return "";
-  const hint = certs.length
+  const clock = r.clock?.problem
+    ? `  clock: ${r.clock.problem}; nothing is judged by it: run status again once it is synchronised\n`
+    : "";
+  if (certs.length + cas.length === 0 && !timer && !envFile && !clock) return "";
+  const hint = certs.some((c) => c.state !== "clock not set")
     ? "node-join renew repairs and renews these certificates (--force renews one not yet due)\n"
     : "";
-  return `\nneeds attention:\n${[...certs, ...cas].map(line).join("")}${timer}${envFile}${hint}`;
+  return `\nneeds attention:\n${clock}${[...certs, ...cas].map(line).join("")}${timer}${envFile}${hint}`;
 }
 
 /** --root must name an existing directory: a mistyped one is not an empty, all-missing node. */
@@ -150,7 +173,7 @@ function warnWithin(text: string | undefined): { ms: number; text: string } | un
 }
 
 export function registerStatus(program: Command, cli: Cli): void {
-  addGlobal(
+  const cmd = addGlobal(
     program
       .command("status")
       .description(
@@ -170,52 +193,59 @@ export function registerStatus(program: Command, cli: Cli): void {
       "--wide",
       "all columns: CA, externally managed, key type, managed, file; each CA's pin and subject",
     )
-    .addHelpText("after", HELP)
-    .action(async (opts: StatusOptions) => {
-      checkRoot(opts.root);
-      const warn = warnWithin(opts.warnWithin);
-      const loaded = loadSettings({ ...opts }, cli.io.env);
-      const l = loaded.layout;
-      // A join that did not finish: its last failure, not "never joined".
-      const pending = loaded.configFile ? undefined : readJoinPending(l);
-      if (pending) throw new NodeJoinError(joinPendingLine(pending), ExitCode.joinPending);
-      // Without a config, a state file or an explicit role there is nothing of ours to show.
-      if (!loaded.configFile && !opts.role && inspect(l.stateFile).kind === "missing")
-        throw new NodeJoinError(
-          `${l.root === "/" ? "this node" : l.root} was never joined by node-join (no ${l.configFile}): run node-join join`,
-          ExitCode.notJoined,
-        );
-      const rt = cli.runtime(l.root);
-      const now = new Date(rt.clock.now());
-      const s = loaded.settings;
-      // A joined node is judged as renew judges it (engine/report.ts judgedBy). Without a config
-      // (or for another --role than it says) there is nothing to compare names with.
-      const judged =
-        loaded.configFile && (opts.role ?? s.role) === s.role ? await judgedBy(s, l) : undefined;
-      const r = collectStatus(
-        opts.role ?? s.role,
-        l,
-        {
-          deadline: judged?.deadline ?? deadlinePolicy(s.nodeName ?? "", s.renew),
-          ...(judged ? { assess: judged.assess } : {}),
-          trust: s.cas,
-          // Only for a joined node: without a config there is no CA to renew from.
-          ...(loaded.configFile
-            ? { renewal: { cas: s.cas, authKeyDropped: s.renew.authKey === "drop" } }
-            : {}),
-          ...(warn ? { warnWithin: warn } : {}),
-          now,
-        },
-        // A joined node (its config written) renews through the timer unless told not to.
-        loaded.configFile !== undefined && s.timer.enabled,
+    .addHelpText("after", HELP);
+  // renew's --clock-tolerance, from the same entry of the settings table.
+  addOptionFlags(cmd, [optionByKey("clock.tolerance")!]).action(async (opts: StatusOptions) => {
+    checkRoot(opts.root);
+    const warn = warnWithin(opts.warnWithin);
+    const loaded = loadSettings({ ...opts }, cli.io.env);
+    const l = loaded.layout;
+    // A join that did not finish: its last failure, not "never joined".
+    const pending = loaded.configFile ? undefined : readJoinPending(l);
+    if (pending) throw new NodeJoinError(joinPendingLine(pending), ExitCode.joinPending);
+    // Without a config, a state file or an explicit role there is nothing of ours to show.
+    if (!loaded.configFile && !opts.role && inspect(l.stateFile).kind === "missing")
+      throw new NodeJoinError(
+        `${l.root === "/" ? "this node" : l.root} was never joined by node-join (no ${l.configFile}): run node-join join`,
+        ExitCode.notJoined,
       );
-      if (loaded.configFile)
-        await reportRun(s, rt, { command: "status", success: true, time: now }, undefined, judged);
-      cli.setResult({
-        json: Boolean(opts.json),
-        value: r,
-        text: formatStatus(r, now, Boolean(opts.wide)),
-        ...(r.needsAttention ? { exitCode: ExitCode.attention } : {}),
-      });
+    const rt = cli.runtime(l.root);
+    const now = new Date(rt.clock.now());
+    const s = loaded.settings;
+    // A joined node is judged as renew judges it (engine/report.ts judgedBy). Without a config
+    // (or for another --role than it says) there is nothing to compare names with.
+    const judged =
+      loaded.configFile && (opts.role ?? s.role) === s.role ? await judgedBy(s, l) : undefined;
+    const clock = clockStatus(opts.role ?? s.role, l, now, s.clockToleranceMs);
+    const collected = collectStatus(
+      opts.role ?? s.role,
+      l,
+      {
+        deadline: judged?.deadline ?? deadlinePolicy(s.nodeName ?? "", s.renew),
+        ...(judged ? { assess: judged.assess } : {}),
+        trust: s.cas,
+        // Only for a joined node: without a config there is no CA to renew from.
+        ...(loaded.configFile
+          ? { renewal: { cas: s.cas, authKeyDropped: s.renew.authKey === "drop" } }
+          : {}),
+        ...(warn ? { warnWithin: warn } : {}),
+        now,
+      },
+      // A joined node (its config written) renews through the timer unless told not to.
+      loaded.configFile !== undefined && s.timer.enabled,
+    );
+    const r = unjudgedByClock(collected, clock);
+    if (loaded.configFile)
+      await reportRun(s, rt, { command: "status", success: true, time: now }, undefined, judged);
+    cli.setResult({
+      json: Boolean(opts.json),
+      value: r,
+      text: formatStatus(r, now, Boolean(opts.wide)),
+      ...(clock.state === "not set"
+        ? { exitCode: ExitCode.clockNotSet }
+        : r.needsAttention
+          ? { exitCode: ExitCode.attention }
+          : {}),
     });
+  });
 }

@@ -18,6 +18,12 @@ export const ExitCode = {
   /** leave --revoke: a certificate could not be revoked; nothing was removed (--force leaves). */
   notRevoked: 10,
   /**
+   * The host's clock is not set: before what it cannot be before (engine/clock.ts clockFloor), or
+   * off from the CA's HTTP Date by more than clock.tolerance. A later run, once NTP synced, can
+   * succeed: the renewal timer retries.
+   */
+  clockNotSet: 11,
+  /**
    * status: a join did not finish yet: its last failure is recorded, and node-join-join.service
    * retries it where a later attempt can fix what stopped it (ops/join-retry.ts).
    */
@@ -80,6 +86,32 @@ export class NoRevocationError extends CaRefusedError {}
 export class VerificationError extends NodeJoinError {
   constructor(message: string) {
     super(message, ExitCode.verification);
+  }
+}
+
+/**
+ * The host's clock cannot be right (ExitCode.clockNotSet): nothing was judged by it, nothing
+ * written. The message names the host's time and what it was checked against.
+ */
+export class ClockNotSetError extends NodeJoinError {
+  constructor(message: string) {
+    super(message, ExitCode.clockNotSet);
+  }
+}
+
+/**
+ * The CA server's TLS certificate is expired or not yet valid by the host's clock. `serverDate`:
+ * the Date header of an unverified request to the same server, made only to tell whose clock is
+ * wrong (engine/clock.ts): it never lets a certificate through, only names the clock instead.
+ */
+export class TlsValidityError extends VerificationError {
+  constructor(
+    message: string,
+    /** The server as messages name it. */
+    readonly server: string,
+    readonly serverDate?: Date,
+  ) {
+    super(message);
   }
 }
 

@@ -264,6 +264,14 @@ export const OPTIONS = [
     description: "give up on an unreachable CA after this long (default 5m)",
   }),
   opt({
+    key: "clock.tolerance",
+    flag: "clock-tolerance",
+    type: "duration",
+    valueName: "duration",
+    description:
+      "the host's clock is not set when it differs from the CA's HTTP Date by more than this (default 5m): join waits, renew and status exit 11",
+  }),
+  opt({
     key: "unsafeSkipCaVerification",
     flag: "unsafe-skip-ca-verification",
     type: "bool",

@@ -44,6 +44,8 @@ export interface Settings {
   interface?: string;
   keyAlgorithm: KeyAlgorithm;
   timeoutMs: number;
+  /** The host's clock differs from a CA's HTTP Date by more: not set (engine/clock.ts). */
+  clockToleranceMs: number;
   unsafeSkipCaVerification: boolean;
   cas: Record<CaName, CaSettings>;
   /** The proxy between the node and its CAs (proxy.ts); credentials only by their file's path. */
@@ -75,6 +77,7 @@ export const DEFAULTS = {
   role: "worker",
   keyAlgorithm: "ecdsa-p256",
   timeout: "5m",
+  "clock.tolerance": "5m",
   unsafeSkipCaVerification: false,
   "cas.kubernetes.type": "cfssl",
   "controlPlane.bindPort": 6443,
@@ -149,6 +152,7 @@ export function toSettings(values: RawValues, root: string): Settings {
     dnsNames: list("dnsNames"),
     keyAlgorithm: or("keyAlgorithm") as KeyAlgorithm,
     timeoutMs: parseDuration(or("timeout"))!,
+    clockToleranceMs: parseDuration(or("clock.tolerance"))!,
     unsafeSkipCaVerification: or("unsafeSkipCaVerification"),
     cas: Object.fromEntries(CA_NAMES.map((ca) => [ca, caSettings(ca)])) as Record<
       CaName,

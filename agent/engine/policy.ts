@@ -89,6 +89,7 @@ function join(s: Settings, l: Layout, a: Asks["join"]): RunPolicy {
     recordRenewal: false,
     installTimer: !a.dryRun && s.timer.enabled,
     trustOnFirstUse: true,
+    waitForClock: true,
     // A node whose leave was interrupted is joined anew.
     afterLeave: "continue",
     dropAuthKeys: true,

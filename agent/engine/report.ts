@@ -34,6 +34,7 @@ import {
   type Cause,
   type Verdict,
 } from "./assess.js";
+import { clockProblem, clockVerdict, readFloor, synchronised } from "./clock.js";
 import { resolveIdentity, tableContext } from "./identity.js";
 import type { Runtime } from "./runtime.js";
 
@@ -180,6 +181,7 @@ export const STATES = [
   "key algorithm",
   "expired",
   "unpinned",
+  "clock not set",
   "renewal due",
   "expiring",
   "ok",
@@ -248,6 +250,63 @@ export interface StatusResult {
   environmentFile?: { file: string; problem: string };
   /** How renew will authenticate to each CA of the role (given the node's settings). */
   renewalPaths?: RenewalPathStatus[];
+  /** The host's clock: not set, it needs attention (exit 11) and nothing is judged by it. */
+  clock?: ClockStatus;
+}
+
+export interface ClockStatus {
+  /** "not set": before its floor (engine/clock.ts; status asks no CA for its Date). */
+  state: "set" | "not set";
+  now: string;
+  /** The time the clock cannot be before, and what says so. */
+  floor: string;
+  floorSource: string;
+  /** What systemd says (engine/clock.ts synchronised); absent: nothing says. */
+  synchronised?: boolean;
+  problem?: string;
+}
+
+/** The states a clock decides: with the clock not set, none of them is given. */
+const BY_CLOCK: ReadonlySet<EntryState> = new Set(["expired", "renewal due", "expiring"]);
+
+/** The clock of this root as status reports it (no CA is asked: only the floor is checked). */
+export function clockStatus(role: Role, l: Layout, now: Date, toleranceMs: number): ClockStatus {
+  const floor = readFloor(role, l);
+  const v = clockVerdict(now, floor, undefined, toleranceMs);
+  const sync = synchronised(l);
+  return {
+    state: v.state === "ok" ? "set" : "not set",
+    now: isoDate(now),
+    floor: isoDate(floor.at),
+    floorSource: floor.source,
+    ...(sync !== undefined ? { synchronised: sync } : {}),
+    ...(v.state !== "ok" ? { problem: clockProblem(v) } : {}),
+  };
+}
+
+/**
+ * The status with a clock that is not set: no certificate or CA is called expired, due or
+ * expiring by it (their state says the clock instead), no residual is given, and the clock needs
+ * attention.
+ */
+export function unjudgedByClock(r: StatusResult, clock: ClockStatus): StatusResult {
+  if (clock.state === "set") return { ...r, clock };
+  const unjudged = <T extends CertStatus | CaStatus>(e: T): T => {
+    const { residualSeconds: _, ...rest } = e;
+    if (!BY_CLOCK.has(e.state)) return rest as T;
+    return {
+      ...rest,
+      state: "clock not set",
+      problem: "not judged: the host's clock is not set",
+    } as T;
+  };
+  return {
+    ...r,
+    needsAttention: true,
+    certificates: r.certificates.map(unjudged),
+    certificateAuthorities: r.certificateAuthorities.map(unjudged),
+    clock,
+  };
 }
 
 export interface RenewalPathStatus {

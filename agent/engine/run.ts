@@ -53,6 +53,13 @@ import {
 import { droppableSecretFiles, requestedSansFor, withoutSecrets } from "../ca/index.js";
 import { trustedBundle } from "../ca/trust.js";
 import { locked } from "./locked.js";
+import {
+  readFloor,
+  tlsClockVerdict,
+  untilClockSet,
+  verdictAgainst,
+  type ClockWait,
+} from "./clock.js";
 import { revokeSuperseded, supersededBy } from "./revoke.js";
 import type { Runtime } from "./runtime.js";
 
@@ -133,6 +140,11 @@ export interface RunPolicy {
    */
   afterLeave: "continue" | "stop";
   /**
+   * A clock that is not set (engine/clock.ts) is waited for up to --timeout (join, whose first
+   * run may come before NTP synced); otherwise the run fails at once with exit 11, judging nothing.
+   */
+  waitForClock?: boolean;
+  /**
    * renew.authKey: drop takes effect: once the run succeeded, still under the lock, the auth key
    * files of the role's CFSSL CAs are deleted (a dry run lists them).
    */
@@ -174,6 +186,24 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
     afterLeave: policy.afterLeave === "continue",
     role: s.role,
   };
+  // Nothing is judged by a clock that is not set: below the floor before any CA is asked, off
+  // from a CA's Date once one answered, and again after issuing (the sign answer's Date).
+  const floor = readFloor(s.role, l);
+  const clockWait: ClockWait = {
+    wait: policy.waitForClock === true,
+    dryRun: policy.dryRun,
+    timeoutMs: s.timeoutMs,
+    log: rt.log,
+    sleep: (ms) => rt.clock.sleep(ms),
+  };
+  const verdict = (cas: Connected) =>
+    verdictAgainst(
+      now(),
+      floor,
+      [...cas.values()].map((c) => c.backend),
+      s.clockToleranceMs,
+    );
+  await untilClockSet(async () => verdict(new Map()), clockWait);
   const decideAndWrite = async (): Promise<RunOutcome> => {
     const readings = readRole(s.role, l);
     const installedCas = new Map<CaName, CertInfo[] | undefined>(
@@ -183,15 +213,33 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       ...(installedCas.get(ca) ?? []),
       ...(policy.extraCas?.get(ca) ?? []),
     ];
-    const connect = (cas: CaName[], refreshOnly?: ReadonlySet<CaName>): Promise<Connected> =>
-      connectCas(trusting, cas, rt, {
-        deadline: rt.clock.now() + s.timeoutMs,
-        renewal: policy.enrolmentSecrets === "if-needed",
-        // Each CA's server that answered last time is asked first (ca/common.ts CaServers).
-        preferred: readState(l).caUrls ?? {},
-        known,
-        ...(refreshOnly ? { refreshOnly } : {}),
-      });
+    const connect = async (
+      cas: CaName[],
+      refreshOnly?: ReadonlySet<CaName>,
+    ): Promise<Connected> => {
+      let reached: Connected = new Map();
+      // Each look at the clock connects anew (the CAs' bundles: nothing is sent), with a deadline
+      // from the clock as it reads then: a clock set during the wait jumps.
+      await untilClockSet(async () => {
+        try {
+          reached = await connectCas(trusting, cas, rt, {
+            deadline: rt.clock.now() + s.timeoutMs,
+            renewal: policy.enrolmentSecrets === "if-needed",
+            // Each CA's server that answered last time is asked first (ca/common.ts CaServers).
+            preferred: readState(l).caUrls ?? {},
+            known,
+            ...(refreshOnly ? { refreshOnly } : {}),
+          });
+        } catch (err) {
+          // The CA's TLS certificate not valid by a clock that is off from the CA's.
+          const v = tlsClockVerdict(err, now(), floor, s.clockToleranceMs);
+          if (!v) throw err;
+          return v;
+        }
+        return verdict(reached);
+      }, clockWait);
+      return reached;
+    };
     let connected = policy.contactAllCas
       ? await connect(casFor(s.role).map((c) => c.name))
       : undefined;
@@ -263,6 +311,8 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       },
       rt,
     );
+    // The answers' Dates too: a clock found off now installs nothing.
+    await untilClockSet(async () => verdict(connected), { ...clockWait, wait: false });
     const superseded = supersededBy(readings, issued, readState(l), rt.clock.now());
     const committed = commit(changes(issuedCredentials(issued)), l, now(), rt.crashPoint);
     // Once the new certificates are in place (a failed commit keeps the old ones, unrevoked):

@@ -26,7 +26,7 @@ export const JOIN_SERVICE = "node-join-join.service";
  * ExitCode.clockNotSet (issue 22: "the host's clock is not set", ClockNotSetError), added to
  * common/errors.ts with join's wait for the clock; named here so the retry does not wait for it.
  */
-export const CLOCK_NOT_SET = 11;
+export const CLOCK_NOT_SET = ExitCode.clockNotSet;
 
 /**
  * What a later attempt can fix without a person: the CA or the network not reachable yet (3,

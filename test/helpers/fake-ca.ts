@@ -46,6 +46,11 @@ export class FakeCa implements CaBackend {
   revokeFailure?: "down" | "refuse";
   /** Like step-ca: a revocation needs the certificate's own key (checked against it). */
   revokesWithKey = false;
+  /**
+   * The CA's own time, when a test moves the host's clock away from it (a board without a clock):
+   * it signs and dates its answers by it. Default: the test's clock.
+   */
+  ownTime?: () => number;
 
   private constructor(
     readonly name: string,
@@ -106,6 +111,15 @@ export class FakeCa implements CaBackend {
     return parseCert(this.ca.pem);
   }
 
+  /** The Date header of its answers, as Go's net/http sends it: whole seconds (RFC 9110 5.6.7). */
+  lastDate(): Date {
+    return new Date(Math.floor(this.caNow() / 1000) * 1000);
+  }
+
+  private caNow(): number {
+    return this.ownTime?.() ?? this.clock.now();
+  }
+
   async fetchCaBundle(): Promise<CertInfo[]> {
     this.fetches++;
     if (this.failure?.mode === "down")
@@ -126,7 +140,7 @@ export class FakeCa implements CaBackend {
       throw new CaRefusedError(`${this.description} signing ${req.kind} refused: policy`);
     }
     const csr = new x509.Pkcs10CertificateRequest(req.csrPem);
-    const now = this.clock.now();
+    const now = this.caNow();
     const leaf = await issueLeaf(this.ca, {
       publicKey: await csr.publicKey.export(),
       cn: req.template.commonName,

@@ -119,6 +119,8 @@ export interface StepCaClient {
   /** The CA's flag prefix ("" or "etcd-", "front-proxy-"): messages name its flags. */
   prefix: string;
   call(c: Call): Promise<Answered>;
+  /** The Date header of the last answer (CaBackend.lastDate). */
+  lastDate(): Date | undefined;
 }
 
 export function createClient(ctx: BackendContext<StepCaSettings>): StepCaClient {
@@ -133,6 +135,7 @@ export function createClient(ctx: BackendContext<StepCaSettings>): StepCaClient 
       throw new UsageError(
         `${servers.describe(url)}: step-ca answers over HTTPS only: give an https:// CA URL`,
       );
+  let lastDate: Date | undefined;
   const call = (c: Call): Promise<Answered> =>
     retrying(ctx, servers, async (url, timeoutMs) => {
       const from = servers.describe(url);
@@ -147,6 +150,7 @@ export function createClient(ctx: BackendContext<StepCaSettings>): StepCaClient 
         ...(ctx.proxy ? { proxy: ctx.proxy } : {}),
         what: from,
       });
+      if (res.date) lastDate = res.date;
       // A status the request knows better (e.g. 501 from /1.0/revoke) before the generic mapping.
       const known = res.status >= 300 ? c.special?.(res.status, from, res.body) : undefined;
       if (known) throw known;
@@ -167,7 +171,7 @@ export function createClient(ctx: BackendContext<StepCaSettings>): StepCaClient 
       const answer = parseAnswer(res.body, what);
       return { answer, what, from, ...(res.serverIssuer ? { tlsIssuer: res.serverIssuer } : {}) };
     });
-  return { ctx, settings, servers, prefix: ctx.ca.flagPrefix, call };
+  return { ctx, settings, servers, prefix: ctx.ca.flagPrefix, call, lastDate: () => lastDate };
 }
 
 /** What fetchCaBundle established; every later request is made with it. */

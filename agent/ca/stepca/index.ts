@@ -38,6 +38,7 @@ export function createStepCaBackend(ctx: BackendContext<StepCaSettings>): CaBack
       return client.servers.description;
     },
     answered: () => client.servers.answered(),
+    lastDate: () => client.lastDate(),
     async fetchCaBundle() {
       const connection = await connect(client);
       session = { connection, enrolment: createEnrolment(client, connection), memory: {} };

@@ -1,0 +1,65 @@
+// Boards without a clock (issue 22, items 1-4) against a real CFSSL, the host's clock moved with
+// libfaketime (helpers/faketime.ts); the CA keeps the true time.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
+import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
+import { runCli } from "../helpers/cli.js";
+import { atClock, expectClockNotSetOnJoined, needFaketime } from "../helpers/faketime.js";
+import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
+
+needFaketime();
+
+let ca: CfsslCa;
+before(async () => {
+  ca = await startCfssl();
+});
+after(async () => {
+  await ca?.stop();
+});
+
+function joinArgs(root: string, extra: string[] = []): string[] {
+  return [...cfsslWorkerJoin(root, ca, { "ca-auth-key-file": ca.installAuthKey(root) }), ...extra];
+}
+
+test("join at 1970: exit 11 naming the clock (not 5 blaming the CA), nothing written", async () => {
+  const root = tempRoot();
+  const args = joinArgs(root, ["--timeout", "6s"]);
+  const before = snapshot(root);
+  const r = await atClock("@1970-01-02 00:00:00", args);
+  assert.equal(r.code, 11, r.stderr);
+  assert.match(
+    r.stderr,
+    /waiting up to 6s \(--timeout\) for the clock to be set \(NTP\): the host's clock reads 1970-01-02/,
+  );
+  assert.match(
+    r.stderr,
+    /error: the host's clock reads 1970-01-02\S+, before \S+ \(node-join's build time\)/,
+  );
+  assert.doesNotMatch(r.stderr, /not valid before/);
+  assert.deepEqual(diffSnapshots(before, snapshot(root)), []);
+});
+
+test("join a few days behind or ahead: waits, then exit 11 naming the clock; status, renew at 1970 and 20 years ahead on a joined node: exit 11, nothing changed", async () => {
+  const root = tempRoot();
+  // Behind: a fresh bundle's build time is the floor already.
+  const behind = await atClock("-3d", joinArgs(root, ["--timeout", "6s"]));
+  assert.equal(behind.code, 11, behind.stderr);
+  assert.match(
+    behind.stderr,
+    /waiting up to 6s .*the host's clock reads \S+, before \S+ \(node-join's build time\)/,
+  );
+  // Ahead: above every floor, off the CA's Date.
+  const ahead3d = await atClock("+3d", joinArgs(root, ["--timeout", "6s"]));
+  assert.equal(ahead3d.code, 11, ahead3d.stderr);
+  assert.match(
+    ahead3d.stderr,
+    /waiting up to 6s .*the host's clock reads \S+, [23]d ahead of CA kubernetes \(cfssl \S+\) \(its Date: \S+\), over clock\.tolerance 5m/,
+  );
+  assert.equal(ahead3d.stderr.match(/waiting up to/g)?.length, 1, ahead3d.stderr);
+  const joined = await runCli(joinArgs(root, ["--no-timer"]));
+  assert.equal(joined.code, 0, joined.stderr);
+  const before = snapshot(root);
+  await expectClockNotSetOnJoined(root, "cfssl");
+  assert.deepEqual(diffSnapshots(before, snapshot(root)), []);
+});
