@@ -35,6 +35,7 @@ import {
   type RunCmd,
   type WriteFile,
 } from "../helpers/integrations.js";
+import { saKeyDir } from "../helpers/sa-keys.js";
 
 const WORKER = join(REPO, "cloud-init/worker.yaml");
 const CONTROL_PLANE = join(REPO, "cloud-init/control-plane.yaml");
@@ -96,11 +97,7 @@ before(async () => {
     "/node-join/v0.1.0/node-join-linux-x64": served.bytes,
     "/node-join/v0.1.0/node-join-linux-arm64": served.bytes,
   });
-  saDir = tempRoot("nj-sa-");
-  execFileSync("sh", [
-    "-c",
-    `openssl genrsa -out ${saDir}/sa.key 2048 2>/dev/null && openssl rsa -in ${saDir}/sa.key -pubout -out ${saDir}/sa.pub 2>/dev/null`,
-  ]);
+  saDir = saKeyDir("nj-sa-");
 });
 after(async () => {
   await files?.stop();

@@ -13,6 +13,7 @@ import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import { kubectlView } from "../helpers/kubectl.js";
 import { opensslInfo, opensslVerifies } from "../helpers/openssl.js";
 import { startProxy } from "../helpers/proxy.js";
+import { saKeyDir } from "../helpers/sa-keys.js";
 
 let k8s: CfsslCa, fp: CfsslCa, etcdCa: CfsslCa;
 let saDir: string;
@@ -29,11 +30,7 @@ before(async () => {
     startCfssl({ cn: "front-proxy-ca" }),
     startCfssl({ cn: "etcd-ca" }),
   ]);
-  saDir = tempRoot("nj-sa-");
-  execFileSync("sh", [
-    "-c",
-    `openssl genrsa -out ${saDir}/sa.key 2048 2>/dev/null && openssl rsa -in ${saDir}/sa.key -pubout -out ${saDir}/sa.pub 2>/dev/null`,
-  ]);
+  saDir = saKeyDir("nj-sa-");
   for (const n of NODES) {
     n.root = prepareRoot();
     const r = await runCli(cpArgs(n.root, n.name, n.ip));

@@ -24,8 +24,7 @@ import { EKU_OIDS } from "../../agent/pki/x509.js";
 import { peculiar } from "../../agent/pki/peculiar.js";
 
 const x509 = await peculiar();
-import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
-import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
+import { nodeRoot, startCfssl, w1JoinArgs, type CfsslCa } from "../helpers/cfssl.js";
 import { runCli } from "../helpers/cli.js";
 import { assertEscaped, expectFailure, HOSTILE_TEXT } from "../helpers/expect.js";
 import { tempRoot } from "../helpers/fs.js";
@@ -75,28 +74,10 @@ after(async () => {
   await Promise.all(proxies.map((p) => p.close()));
 });
 
-function newRoot(c: CfsslCa = ca): { root: string; keyFile: string } {
-  const root = tempRoot();
-  return { root, keyFile: c.installAuthKey(root) };
-}
-
-function joinArgs(
-  url: string,
-  root: string,
-  keyFile: string,
-  extra: string[] = [],
-  pin = ca.pin,
-): string[] {
-  const proxied = { url, pin };
-  return [
-    ...cfsslWorkerJoin(root, proxied, {
-      "ca-auth-key-file": keyFile,
-      ip: ["10.0.0.21", "2001:db8::21"],
-      "dns-name": "w1.lab",
-    }),
-    ...extra,
-  ];
-}
+const newRoot = (c: CfsslCa = ca) => nodeRoot(c);
+/** The worker's join through the server at `url` (a proxy in front of the CA, or another CA). */
+const joinArgs = (url: string, root: string, keyFile: string, extra: string[] = [], pin = ca.pin) =>
+  w1JoinArgs({ url, pin }, root, keyFile, extra);
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 const caName = (url: string) => `CA kubernetes \\(cfssl ${esc(url)}\\)`;

@@ -21,6 +21,7 @@ import {
   stepWorkerJoin,
   type StepCaHandle,
 } from "../helpers/stepca.js";
+import { saKeyDir } from "../helpers/sa-keys.js";
 
 let k8s: CfsslCa, fp: CfsslCa, etcdCa: CfsslCa, noDb: CfsslCa;
 let step: StepCaHandle;
@@ -34,11 +35,7 @@ before(async () => {
     startCfssl({ cn: "kubernetes" }),
     startStepCa(), // "workers" (O fixed to system:nodes) and "control-plane" (O from the CSR)
   ]);
-  saDir = tempRoot("nj-leave-revoke-sa-");
-  execFileSync("sh", [
-    "-c",
-    `openssl genrsa -out ${saDir}/sa.key 2048 2>/dev/null && openssl rsa -in ${saDir}/sa.key -pubout -out ${saDir}/sa.pub 2>/dev/null`,
-  ]);
+  saDir = saKeyDir("nj-leave-revoke-sa-");
 });
 after(async () => {
   await Promise.all([k8s, fp, etcdCa, noDb, step].map((c) => c?.stop()));

@@ -1,7 +1,7 @@
 // The step-ca backend's renew() driven directly against a real step-ca: rekey (fresh key) and
 // renew (same key) over mTLS with the current certificate, the token renewal (directly and through
 // a TLS-terminating proxy), and what happens to an expired certificate.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { BackendContext, CaBackend, CaSettings, SignRequest } from "../../agent/ca/backend.js";
 import { CAS } from "../../agent/pki/cas.js";
@@ -15,30 +15,17 @@ import { systemClock } from "../../agent/common/clock.js";
 import { verifyIssued } from "../../agent/pki/verify.js";
 import { parseCert, splitPemCertificates, type CertInfo } from "../../agent/pki/x509.js";
 import { issueLeaf, makeCa } from "../helpers/pki.js";
-import {
-  expiringProvisioners,
-  startStepCa,
-  stepCaLog,
-  type StepCaHandle,
-} from "../helpers/stepca.js";
-import { startTlsProxy, type TlsProxy } from "../helpers/tls-proxy.js";
+import { expiringProvisioners, useStepCa, stepCaLog } from "../helpers/stepca.js";
+import { useTlsProxy } from "../helpers/tls-proxy.js";
 
-let ca: StepCaHandle;
-before(async () => {
-  ca = await startStepCa({
-    provisioners: [
-      { name: "workers", organization: ["system:nodes"] },
-      // Certificates that expire while the test watches: renewable after expiry or not.
-      ...expiringProvisioners("3s"),
-    ],
-  });
-  proxy = await startTlsProxy(ca);
+const ca = useStepCa({
+  provisioners: [
+    { name: "workers", organization: ["system:nodes"] },
+    // Certificates that expire while the test watches: renewable after expiry or not.
+    ...expiringProvisioners("3s"),
+  ],
 });
-after(async () => {
-  await proxy?.stop();
-  await ca?.stop();
-});
-let proxy: TlsProxy;
+const proxy = useTlsProxy(ca);
 
 const TABLE: TableContext = {
   node: { nodeName: "r1", ips: ["10.0.0.31"], dnsNames: [] },

@@ -20,6 +20,7 @@ import {
   stepWorkerJoin,
   type StepCaHandle,
 } from "../helpers/stepca.js";
+import { saKeyDir } from "../helpers/sa-keys.js";
 
 let k8s: StepCaHandle, fpCa: StepCaHandle, etcdCa: StepCaHandle;
 let saDir: string;
@@ -36,11 +37,7 @@ before(async () => {
     startStepCa({ provisioners: [{ name: "front-proxy" }] }),
     startStepCa({ provisioners: [{ name: "etcd" }] }),
   ]);
-  saDir = tempRoot("nj-sa-");
-  execFileSync("sh", [
-    "-c",
-    `openssl genrsa -out ${saDir}/sa.key 2048 2>/dev/null && openssl rsa -in ${saDir}/sa.key -pubout -out ${saDir}/sa.pub 2>/dev/null`,
-  ]);
+  saDir = saKeyDir("nj-sa-");
 });
 after(async () => {
   await cluster?.stop();

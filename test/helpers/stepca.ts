@@ -18,6 +18,7 @@
 //   rejects it); it needs POST /1.0/renew with "Authorization: Bearer
 //   <x5cInsecure token>" (mintRenewToken) and allowRenewalAfterExpiry on the
 //   provisioner that issued it (the harness default: true).
+import { shared } from "./fixture.js";
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes, X509Certificate } from "node:crypto";
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
@@ -777,4 +778,12 @@ export function expiringProvisioners(duration: string): StepCaProvisionerSpec[] 
       claims: { ...claims, allowRenewalAfterExpiry: true },
     },
   ];
+}
+
+/** A real step-ca for the whole test file (started before its tests, stopped after). */
+export function useStepCa(opts: StartStepCaOptions = {}): StepCaHandle {
+  return shared(
+    () => startStepCa(opts),
+    (ca) => ca.stop(),
+  );
 }
