@@ -183,6 +183,8 @@ test("a CA that cannot be reached: the server once, the system error once (conne
   const root = tempRoot("nj-cli-errors-");
   const r = await run(
     workerJoin(root, "http://127.0.0.1:1", "--ca-cert-hash", PIN, "--timeout", "1s"),
+    // The retries wait on a clock that sleeping advances: the same attempts, at once.
+    { clock: fakeClock() },
   );
   assert.equal(r.code, 3, r.stderr);
   const lines = r.stderr.trimEnd().split("\n");
