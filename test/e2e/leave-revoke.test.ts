@@ -10,13 +10,13 @@ import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { cfsslControlPlaneJoin, cfsslWorkerJoin, flags } from "../../scripts/lib/args.js";
+import { cfsslControlPlaneJoin, cfsslWorkerJoin } from "../../scripts/lib/args.js";
 import { installControlPlaneSecrets, startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { runCli } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import {
   startStepCa,
-  stepCaFlags,
+  stepControlPlaneJoin,
   stepCaLog,
   stepWorkerJoin,
   type StepCaHandle,
@@ -178,17 +178,7 @@ test("step-ca control plane (one step-ca for the three CAs): every certificate r
   for (const f of ["sa.key", "sa.pub"]) copyFileSync(join(saDir, f), join(etc, f));
   const beforeJoin = snapshot(root);
   const password = step.provisioners.find((p) => p.name === "control-plane")!.passwordFile;
-  const j = await runCli([
-    "join",
-    ...flags({
-      root,
-      role: "control-plane",
-      "node-name": "cp9",
-      ip: "127.0.0.19",
-      "control-plane-endpoint": "cp.lab:6443",
-      ...stepCaFlags(step, "control-plane", password),
-    }),
-  ]);
+  const j = await runCli(stepControlPlaneJoin(root, step, password));
   assert.equal(j.code, 0, j.stderr);
   const serials = installedSerials(root);
   assert.ok(serials.size >= 10, [...serials.values()].join(", "));

@@ -9,13 +9,14 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { controlPlaneNodeFlags, flags } from "../../scripts/lib/args.js";
 import { json, runCli } from "../helpers/cli.js";
-import { etcdctl, startEtcdCluster, type EtcdCluster } from "../helpers/etcd.js";
+import { assertEtcdClients, etcdctl, startEtcdCluster, type EtcdCluster } from "../helpers/etcd.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import { expectFailure } from "../helpers/expect.js";
 import { opensslInfo, opensslVerifies } from "../helpers/openssl.js";
 import {
   startStepCa,
   stepCaFlags,
+  stepControlPlaneJoin,
   stepCaLog,
   stepWorkerJoin,
   type StepCaHandle,
@@ -494,40 +495,15 @@ test("a three-member etcd cluster runs on the step-ca certificates; a kubernetes
   ]);
   assert.equal(health.code, 0, health.out);
   assert.equal((health.out.match(/is healthy/g) ?? []).length, 3, health.out);
-  const put = await etcdctl(NODES[1]!.root, "apiserver-etcd-client", cluster.endpoints, [
-    "put",
-    "/registry/node-join",
-    "step-ca",
-  ]);
-  assert.equal(put.code, 0, put.out);
-  const get = await etcdctl(NODES[2]!.root, "apiserver-etcd-client", cluster.endpoints, [
-    "get",
-    "/registry/node-join",
-    "--print-value-only",
-  ]);
-  assert.equal(get.out.trim(), "step-ca");
-  const wrong = await etcdctl(root, "apiserver-kubelet-client", cluster.endpoints, [
-    "get",
-    "/registry/node-join",
-  ]);
-  assert.notEqual(wrong.code, 0);
+  await assertEtcdClients(cluster, [root, NODES[1]!.root, NODES[2]!.root], "step-ca");
 });
 
 test("a single step-ca serves all three CAs when only the kubernetes CA is configured", async () => {
   const root = prepareCpRoot();
   const etc = join(root, "etc/node-join");
-  const r = await runCli([
-    "join",
-    ...flags({
-      root,
-      role: "control-plane",
-      "node-name": "cp9",
-      ip: "127.0.0.19",
-      "control-plane-endpoint": "cp.lab:6443",
-      ...stepCaFlags(k8s, "control-plane", join(etc, "kubernetes-ca.password")),
-      json: true,
-    }),
-  ]);
+  const r = await runCli(
+    stepControlPlaneJoin(root, k8s, join(etc, "kubernetes-ca.password"), { json: true }),
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.equal(json<{ issued: unknown[] }>(r).issued.length, 13);
   for (const f of ["ca.crt", "front-proxy-ca.crt", "etcd/ca.crt"])

@@ -1,7 +1,9 @@
 // A server a whole test file shares: started in the file's `before`, stopped in its `after`, and
 // read through a stand-in that tests hold from the top of the file, so a file says once what it
 // needs instead of repeating the before/after pair and a `let` for it.
+import { rmSync } from "node:fs";
 import { after, before } from "node:test";
+import { tempRoot } from "./fs.js";
 
 // node:test starts a file's top-level `before` hooks without waiting for the one before it, so a
 // fixture built on another waits for it through ready().
@@ -59,4 +61,35 @@ export function shared<T extends object>(
   });
   started.set(standIn, whenStarted);
   return standIn;
+}
+
+/** Servers a test file starts one by one, each stopped after the file's tests. */
+export function stoppedAfter<T extends { stop(): Promise<void> }>(): T[] {
+  const started: T[] = [];
+  after(async () => {
+    for (const s of started) await s.stop();
+  });
+  return started;
+}
+
+/**
+ * Host roots for a file's tests: `newRoot()` makes a fresh temporary one; every root made, and
+ * every other path pushed on `made`, is removed after the file's tests.
+ */
+export function scratchRoots(defaultPrefix: string): {
+  newRoot: (prefix?: string) => string;
+  made: string[];
+} {
+  const made: string[] = [];
+  after(() => {
+    for (const d of made) rmSync(d, { recursive: true, force: true });
+  });
+  return {
+    newRoot: (prefix = defaultPrefix) => {
+      const d = tempRoot(prefix);
+      made.push(d);
+      return d;
+    },
+    made,
+  };
 }

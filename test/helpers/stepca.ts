@@ -363,6 +363,30 @@ export function stepCaFlags(
  * `more` changes or drops these flags where they stand and adds others after them, as for
  * cfsslWorkerFlags (scripts/lib/args.ts).
  */
+/**
+ * The join of control plane cp9 (127.0.0.19, behind cp.lab:6443) whose three CAs are the one
+ * step-ca `ca`, enrolled with the control-plane provisioner's password in `passwordFile`.
+ */
+export function stepControlPlaneJoin(
+  root: string,
+  ca: StepCaEndpoint,
+  passwordFile: string,
+  more: Flags = {},
+): string[] {
+  return [
+    "join",
+    ...flags({
+      root,
+      role: "control-plane",
+      "node-name": "cp9",
+      ip: "127.0.0.19",
+      "control-plane-endpoint": "cp.lab:6443",
+      ...stepCaFlags(ca, "control-plane", passwordFile),
+      ...more,
+    }),
+  ];
+}
+
 export function stepWorkerJoin(root: string, ca: StepCaEndpoint, more: Flags = {}): string[] {
   return [
     "join",

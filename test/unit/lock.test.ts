@@ -2,7 +2,7 @@
 // lock left by a killed run does not block the next run forever (not even when its pid was handed
 // to another process, or the host rebooted since), a run only ever removes its own, and what is at
 // the lock path is read without following a link or blocking on a FIFO.
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import {
@@ -11,7 +11,6 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
-  rmSync,
   symlinkSync,
   utimesSync,
   writeFileSync,
@@ -21,17 +20,10 @@ import { LocalIoError, LockedError } from "../../agent/common/errors.js";
 import { layout } from "../../agent/store/layout.js";
 import { acquireLock } from "../../agent/store/lock.js";
 import { runWithDeadline } from "../helpers/deadline.js";
-import { tempRoot } from "../helpers/fs.js";
+import { scratchRoots } from "../helpers/fixture.js";
 
-const made: string[] = [];
-after(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
-function lockFile(): string {
-  const root = tempRoot("nj-lock-");
-  made.push(root);
-  return layout(root).lockFile;
-}
+const { newRoot } = scratchRoots("nj-lock-");
+const lockFile = (): string => layout(newRoot()).lockFile;
 
 /** A lock file as another process would have left it. */
 function plant(file: string, content: string): void {

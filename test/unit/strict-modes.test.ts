@@ -5,7 +5,7 @@
 // as root, else this user's uid, who owns what the test makes); "another user" with root required
 // (0): run as root the file is chowned to nobody (65534), run as someone else it already is not
 // root's.
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -17,17 +17,9 @@ import {
   checkEnvironmentFile,
   readTrustedFile,
 } from "../../agent/store/strict-modes.js";
-import { tempRoot } from "../helpers/fs.js";
+import { scratchRoots } from "../helpers/fixture.js";
 
-const made: string[] = [];
-after(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
-function newRoot(): string {
-  const d = tempRoot("nj-strict-");
-  made.push(d);
-  return d;
-}
+const { newRoot } = scratchRoots("nj-strict-");
 
 const NOBODY = 65534;
 const asRootHere = process.geteuid?.() === 0;
