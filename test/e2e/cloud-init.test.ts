@@ -214,32 +214,30 @@ test("the README's worker and control-plane examples are valid and carry the fil
 });
 
 /** The substitutions that turn the examples into this test's servers, keys and temp root. */
-function workerMap(root: string): [string, string][] {
+function substitutions(root: string, cas: [string, string][]): [string, string][] {
   return [
     [EX.files, `${files.url}/node-join/v0.1.0`],
     [EX.sumX64, served.sha256],
     [EX.sumArm64, served.sha256],
-    [EX.ca, ca.url],
-    [EX.pin, ca.pin],
+    ...cas,
     ["/usr/local/bin", `${root}/usr/local/bin`],
     ["/etc/node-join/", `${root}/etc/node-join/`],
   ];
 }
-function controlPlaneMap(root: string): [string, string][] {
-  return [
-    [EX.files, `${files.url}/node-join/v0.1.0`],
-    [EX.sumX64, served.sha256],
-    [EX.sumArm64, served.sha256],
+const workerMap = (root: string) =>
+  substitutions(root, [
+    [EX.ca, ca.url],
+    [EX.pin, ca.pin],
+  ]);
+const controlPlaneMap = (root: string) =>
+  substitutions(root, [
     [EX.ca, k8s.url],
     [EX.pin, k8s.pin],
     [EX.frontProxyCa, fp.url],
     [EX.frontProxyPin, fp.pin],
     [EX.etcdCa, etcdCa.url],
     [EX.etcdPin, etcdCa.pin],
-    ["/usr/local/bin", `${root}/usr/local/bin`],
-    ["/etc/node-join/", `${root}/etc/node-join/`],
-  ];
-}
+  ]);
 const workerSecrets = () => ({ "/etc/node-join/ca-auth.key": `${ca.authKeyHex}\n` });
 const controlPlaneSecrets = () => ({
   "/etc/node-join/kubernetes-ca.key": `${k8s.authKeyHex}\n`,

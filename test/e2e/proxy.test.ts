@@ -162,32 +162,23 @@ test("the proxy up, the CA behind it down: its 5xx is retried until --timeout, t
   const deadCa = `127.0.0.1:${await freePort()}`;
   const root = tempRoot("nj-proxy-ca-down-");
   const keyFile = ca.installAuthKey(root);
-  const http = await runCli(
+  const cases: [string[], NodeJS.ProcessEnv, string][] = [
     [
-      ...cfsslWorkerJoin(root, { ...ca, url: `http://${deadCa}` }, { "ca-auth-key-file": keyFile }),
-      "--timeout",
-      "2s",
+      cfsslWorkerJoin(root, { ...ca, url: `http://${deadCa}` }, { "ca-auth-key-file": keyFile }),
+      { http_proxy: proxy.url },
+      `node-join: error: CA kubernetes (cfssl http://${deadCa}) unreachable through proxy ${proxy.url}: it answered HTTP 500 to POST http://${deadCa}/api/v1/cfssl/info`,
     ],
-    { env: { http_proxy: proxy.url } },
-  );
-  assert.equal(http.code, 3, http.stderr);
-  assert.equal(
-    errorLine(http),
-    `node-join: error: CA kubernetes (cfssl http://${deadCa}) unreachable through proxy ${proxy.url}: it answered HTTP 500 to POST http://${deadCa}/api/v1/cfssl/info`,
-  );
-  const https = await runCli(
     [
-      ...stepJoin(tempRoot("nj-proxy-ca-down-"), { "ca-url": `https://${deadCa}` }),
-      "--timeout",
-      "2s",
+      stepJoin(tempRoot("nj-proxy-ca-down-"), { "ca-url": `https://${deadCa}` }),
+      { https_proxy: proxy.url },
+      `node-join: error: CA kubernetes (step-ca https://${deadCa}) unreachable through proxy ${proxy.url}: it answered HTTP 500 Unable to connect to CONNECT ${deadCa}`,
     ],
-    { env: { https_proxy: proxy.url } },
-  );
-  assert.equal(https.code, 3, https.stderr);
-  assert.equal(
-    errorLine(https),
-    `node-join: error: CA kubernetes (step-ca https://${deadCa}) unreachable through proxy ${proxy.url}: it answered HTTP 500 Unable to connect to CONNECT ${deadCa}`,
-  );
+  ];
+  for (const [join, env, message] of cases) {
+    const r = await runCli([...join, "--timeout", "2s"], { env });
+    assert.equal(r.code, 3, r.stderr);
+    assert.equal(errorLine(r), message);
+  }
 });
 
 test("proxy credentials: from a 0600 file or the variable's URL they work; wrong ones are refused (exit 4), never printed", async () => {

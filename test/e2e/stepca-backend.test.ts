@@ -99,14 +99,15 @@ test("renew() rekeys over mTLS with a fresh key and renews with the same key; no
 
   const { b } = backend({});
   await b.fetchCaBundle();
+  /** renew() with `key` for the certificate `current` of `currentKey`, verified. */
+  const renewWith = async (key: NodeKey, current: string, currentKey: NodeKey) => {
+    const req = { ...(await request(key)), currentCertPem: current, currentKeyPem: currentKey.pem };
+    const { chainPem } = await b.renew!(req);
+    return { chain: chainPem, leaf: verified(chainPem, key, anchors) };
+  };
   const key2 = await generateKey("ecdsa-p256");
   const rekeys = count("/1.0/rekey");
-  const { chainPem: chain2 } = await b.renew!({
-    ...(await request(key2)),
-    currentCertPem: chain1,
-    currentKeyPem: key1.pem,
-  });
-  const leaf2 = verified(chain2, key2, anchors);
+  const { chain: chain2, leaf: leaf2 } = await renewWith(key2, chain1, key1);
   assert.equal(count("/1.0/rekey"), rekeys + 1, "step-ca logged a rekey");
   assert.notEqual(leaf2.serial, leaf1.serial);
   assert.ok(!leaf2.spki.equals(leaf1.spki), "a new key");
@@ -115,12 +116,7 @@ test("renew() rekeys over mTLS with a fresh key and renews with the same key; no
 
   const renews = count("/1.0/renew");
   const same = loadKey(key2.pem);
-  const { chainPem: chain3 } = await b.renew!({
-    ...(await request(same)),
-    currentCertPem: chain2,
-    currentKeyPem: key2.pem,
-  });
-  const leaf3 = verified(chain3, same, anchors);
+  const { leaf: leaf3 } = await renewWith(same, chain2, key2);
   assert.equal(count("/1.0/renew"), renews + 1, "step-ca logged a renew");
   assert.ok(leaf3.spki.equals(leaf2.spki), "the same key");
   assert.notEqual(leaf3.serial, leaf2.serial);

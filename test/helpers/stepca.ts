@@ -28,7 +28,12 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { flags, TEST_API_SERVER, type Flags } from "../../scripts/lib/args.js";
+import {
+  controlPlaneNodeFlags,
+  flags,
+  TEST_API_SERVER,
+  type Flags,
+} from "../../scripts/lib/args.js";
 
 export interface StepCaProvisionerSpec {
   name: string;
@@ -358,12 +363,6 @@ export function stepCaFlags(
 }
 
 /**
- * The standard worker join against a step-ca: `join --root <root> --api-server
- * https://10.0.0.1:6443`, the CA (stepCaFlags, no provisioner), `--node-name w1 --ip 10.0.0.21`;
- * `more` changes or drops these flags where they stand and adds others after them, as for
- * cfsslWorkerFlags (scripts/lib/args.ts).
- */
-/**
  * The join of control plane cp9 (127.0.0.19, behind cp.lab:6443) whose three CAs are the one
  * step-ca `ca`, enrolled with the control-plane provisioner's password in `passwordFile`.
  */
@@ -373,20 +372,19 @@ export function stepControlPlaneJoin(
   passwordFile: string,
   more: Flags = {},
 ): string[] {
+  const node = { root, ...controlPlaneNodeFlags("cp9", "127.0.0.19") };
   return [
     "join",
-    ...flags({
-      root,
-      role: "control-plane",
-      "node-name": "cp9",
-      ip: "127.0.0.19",
-      "control-plane-endpoint": "cp.lab:6443",
-      ...stepCaFlags(ca, "control-plane", passwordFile),
-      ...more,
-    }),
+    ...flags({ ...node, ...stepCaFlags(ca, "control-plane", passwordFile), ...more }),
   ];
 }
 
+/**
+ * The standard worker join against a step-ca: `join --root <root> --api-server
+ * https://10.0.0.1:6443`, the CA (stepCaFlags, no provisioner), `--node-name w1 --ip 10.0.0.21`;
+ * `more` changes or drops these flags where they stand and adds others after them, as for
+ * cfsslWorkerFlags (scripts/lib/args.ts).
+ */
 export function stepWorkerJoin(root: string, ca: StepCaEndpoint, more: Flags = {}): string[] {
   return [
     "join",
