@@ -256,6 +256,20 @@ function rootWithWriteFiles(ud: UserData, secrets: Record<string, string>): stri
   return root;
 }
 
+/** The user-data's runcmd run as cloud-init runs it, in a new root: it succeeds and installs. */
+async function runcmdInstalls(
+  file: string,
+  secrets: Record<string, string>,
+  map: (root: string) => [string, string][],
+) {
+  const ud = load<UserData>(file);
+  const root = rootWithWriteFiles(ud, secrets);
+  const r = await runScript(runcmdFor(ud, root, map(root)));
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  assertInstalled(root);
+  return { root, r };
+}
+
 test("worker.yaml: its join line joins a worker against a real CFSSL CA (--root)", async () => {
   const ud = load<UserData>(WORKER);
   const root = rootWithWriteFiles(ud, workerSecrets());
@@ -322,11 +336,7 @@ function assertInstalled(root: string) {
 }
 
 test("worker.yaml: the whole runcmd, run as cloud-init runs it, downloads, checks, installs, joins, starts the kubelet", async () => {
-  const ud = load<UserData>(WORKER);
-  const root = rootWithWriteFiles(ud, workerSecrets());
-  const r = await runScript(runcmdFor(ud, root, workerMap(root)));
-  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-  assertInstalled(root);
+  const { root, r } = await runcmdInstalls(WORKER, workerSecrets(), workerMap);
   // joined with the discovered node name
   const node = hostname().split(".")[0]!.toLowerCase();
   assert.match(
@@ -454,11 +464,7 @@ test("control-plane.yaml: its join line produces the whole kubeadm external-CA s
 });
 
 test("control-plane.yaml: the whole runcmd, run as cloud-init runs it, installs node-join and joins the control plane", async () => {
-  const ud = load<UserData>(CONTROL_PLANE);
-  const root = rootWithWriteFiles(ud, controlPlaneSecrets());
-  const r = await runScript(runcmdFor(ud, root, controlPlaneMap(root)));
-  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-  assertInstalled(root);
+  const { root, r } = await runcmdInstalls(CONTROL_PLANE, controlPlaneSecrets(), controlPlaneMap);
   for (const f of [
     "etc/kubernetes/pki/apiserver.crt",
     "etc/kubernetes/pki/etcd/server.crt",

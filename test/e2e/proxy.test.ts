@@ -262,12 +262,19 @@ test("a proxy that forbids CONNECT to the CA's port: exit 4 naming the proxy and
   }
 });
 
-test("a TLS-intercepting proxy is refused like any impostor (exit 5), nothing installed", async () => {
-  const root = tempRoot("nj-proxy-mitm-");
-  const r = await runCli(stepJoin(root), { env: { https_proxy: intercepting.url } });
+/** The step-ca join of a new root through the https proxy `proxyUrl`: exit 5 with `message`. */
+async function stepJoinRefused(proxyUrl: string, prefix: string, message: string): Promise<string> {
+  const root = tempRoot(prefix);
+  const r = await runCli(stepJoin(root), { env: { https_proxy: proxyUrl } });
   assert.equal(r.code, 5, r.stderr);
-  assert.equal(
-    errorLine(r),
+  assert.equal(errorLine(r), message);
+  return root;
+}
+
+test("a TLS-intercepting proxy is refused like any impostor (exit 5), nothing installed", async () => {
+  const root = await stepJoinRefused(
+    intercepting.url,
+    "nj-proxy-mitm-",
     `node-join: error: CA kubernetes (step-ca ${step.url}): TLS certificate of the server does not verify against the pinned CA (DEPTH_ZERO_SELF_SIGNED_CERT) (through proxy ${intercepting.url})`,
   );
   assert.ok(intercepting.requests.includes(`CONNECT ${hostPort(step.url)}`));
@@ -275,11 +282,9 @@ test("a TLS-intercepting proxy is refused like any impostor (exit 5), nothing in
 });
 
 test("a captive portal answering for the CA is refused: CONNECT answered with a page (exit 5), an http:// request answered itself (exit 4)", async () => {
-  const root = tempRoot("nj-proxy-portal-");
-  const r = await runCli(stepJoin(root), { env: { https_proxy: portal.url } });
-  assert.equal(r.code, 5, r.stderr);
-  assert.equal(
-    errorLine(r),
+  await stepJoinRefused(
+    portal.url,
+    "nj-proxy-portal-",
     `node-join: error: CA kubernetes (step-ca ${step.url}): proxy ${portal.url} answered CONNECT ${hostPort(step.url)} itself (HTTP 200 OK with a body) instead of opening a tunnel: a captive portal or an impostor; refused`,
   );
 

@@ -9,7 +9,12 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { controlPlaneNodeFlags, flags } from "../../scripts/lib/args.js";
 import { json, runCli } from "../helpers/cli.js";
-import { assertEtcdClients, etcdctl, startEtcdCluster, type EtcdCluster } from "../helpers/etcd.js";
+import {
+  assertEtcdClients,
+  assertEtcdHealthy,
+  startEtcdCluster,
+  type EtcdCluster,
+} from "../helpers/etcd.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import { expectFailure } from "../helpers/expect.js";
 import { opensslInfo, opensslVerifies } from "../helpers/openssl.js";
@@ -22,6 +27,7 @@ import {
   type StepCaHandle,
 } from "../helpers/stepca.js";
 import { saKeyDir } from "../helpers/sa-keys.js";
+import { kubeadmExpectations } from "../helpers/kubeadm.js";
 
 let k8s: StepCaHandle, fpCa: StepCaHandle, etcdCa: StepCaHandle;
 let saDir: string;
@@ -351,82 +357,6 @@ function cpArgs(root: string, name: string, ip: string): string[] {
 const pki = (root: string, f: string) => join(root, "etc/kubernetes/pki", f);
 const sorted = (a: string[]) => [...a].sort();
 
-function expectations(name: string, ip: string) {
-  return [
-    {
-      file: "apiserver.crt",
-      ca: k8s,
-      cn: "kube-apiserver",
-      o: [],
-      eku: "serverAuth",
-      dns: [
-        name,
-        "kubernetes",
-        "kubernetes.default",
-        "kubernetes.default.svc",
-        "kubernetes.default.svc.cluster.local",
-        "cp.lab",
-        "api.example.org",
-      ],
-      ips: ["10.96.0.1", ip],
-    },
-    {
-      file: "apiserver-kubelet-client.crt",
-      ca: k8s,
-      cn: "kube-apiserver-kubelet-client",
-      o: ["kubeadm:cluster-admins"],
-      eku: "clientAuth",
-      dns: [],
-      ips: [],
-    },
-    {
-      file: "front-proxy-client.crt",
-      ca: fpCa,
-      cn: "front-proxy-client",
-      o: [],
-      eku: "clientAuth",
-      dns: [],
-      ips: [],
-    },
-    {
-      file: "apiserver-etcd-client.crt",
-      ca: etcdCa,
-      cn: "kube-apiserver-etcd-client",
-      o: [],
-      eku: "clientAuth",
-      dns: [],
-      ips: [],
-    },
-    {
-      file: "etcd/server.crt",
-      ca: etcdCa,
-      cn: name,
-      o: [],
-      eku: "serverAuth",
-      dns: [name, "localhost", "etcd.lab"],
-      ips: [ip, "127.0.0.1", "0:0:0:0:0:0:0:1"],
-    },
-    {
-      file: "etcd/peer.crt",
-      ca: etcdCa,
-      cn: name,
-      o: [],
-      eku: "serverAuth",
-      dns: [name, "localhost"],
-      ips: [ip, "127.0.0.1", "0:0:0:0:0:0:0:1"],
-    },
-    {
-      file: "etcd/healthcheck-client.crt",
-      ca: etcdCa,
-      cn: "kube-etcd-healthcheck-client",
-      o: [],
-      eku: "clientAuth",
-      dns: [],
-      ips: [],
-    },
-  ];
-}
-
 test("three control planes join through three step-ca CAs, one provisioner each", async () => {
   for (const n of NODES) {
     n.root = prepareCpRoot();
@@ -446,7 +376,8 @@ test("three control planes join through three step-ca CAs, one provisioner each"
         h.rootPem.trim(),
         `${n.name} ${f} is that CA's root`,
       );
-    for (const e of expectations(n.name, n.ip)) {
+    for (const k of kubeadmExpectations(n.name, n.ip)) {
+      const e = { ...k, ca: { ca: k8s, "front-proxy-ca": fpCa, "etcd-ca": etcdCa }[k.ca] };
       const pem = readFileSync(pki(n.root, e.file), "utf8");
       const where = `${n.name} ${e.file}`;
       const certs = pem.match(CERT_BLOCK) ?? [];
@@ -455,7 +386,7 @@ test("three control planes join through three step-ca CAs, one provisioner each"
       const c = opensslInfo(pem);
       assert.equal(c.cn, e.cn, where);
       assert.deepEqual(sorted(c.o), sorted(e.o), where);
-      assert.ok(c.ekus.includes(e.eku), where);
+      assert.ok(c.ekus.includes(e.ekus[0]!), where);
       assert.deepEqual(sorted(c.dns), sorted(e.dns), where);
       assert.deepEqual(sorted(c.ips), sorted(e.ips), where);
       const own = caFiles.get(e.ca)!;
@@ -489,12 +420,7 @@ test("a three-member etcd cluster runs on the step-ca certificates; a kubernetes
   );
   cluster = await startEtcdCluster(NODES);
   const root = NODES[0]!.root;
-  const health = await etcdctl(root, "etcd/healthcheck-client", cluster.endpoints, [
-    "endpoint",
-    "health",
-  ]);
-  assert.equal(health.code, 0, health.out);
-  assert.equal((health.out.match(/is healthy/g) ?? []).length, 3, health.out);
+  await assertEtcdHealthy(cluster, root);
   await assertEtcdClients(cluster, [root, NODES[1]!.root, NODES[2]!.root], "step-ca");
 });
 

@@ -112,6 +112,16 @@ export async function startEtcdCluster(
 /**
  * etcdctl (v3 API) with a client certificate from a node-join root, e.g. "etcd/healthcheck-client".
  */
+/** Every member of the cluster answers healthy to `root`'s etcd healthcheck-client certificate. */
+export async function assertEtcdHealthy(cluster: EtcdCluster, root: string): Promise<void> {
+  const health = await etcdctl(root, "etcd/healthcheck-client", cluster.endpoints, [
+    "endpoint",
+    "health",
+  ]);
+  assert.equal(health.code, 0, health.out);
+  assert.equal((health.out.match(/is healthy/g) ?? []).length, cluster.members.length, health.out);
+}
+
 /**
  * What a cluster's etcd must do for its control planes: a value put with one node's
  * apiserver-etcd-client certificate is read with another's; `root`'s apiserver-kubelet-client
