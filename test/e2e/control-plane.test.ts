@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { cfsslControlPlaneCaFlags, controlPlaneNodeFlags, flags } from "../../scripts/lib/args.js";
+import { cfsslControlPlaneCaFlags } from "../../scripts/lib/args.js";
 import { installControlPlaneSecrets, startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { json, runCli } from "../helpers/cli.js";
 import {
@@ -20,7 +20,7 @@ import { kubectlView } from "../helpers/kubectl.js";
 import { opensslInfo, opensslVerifies } from "../helpers/openssl.js";
 import { startProxy } from "../helpers/proxy.js";
 import { saKeyDir } from "../helpers/sa-keys.js";
-import { kubeadmExpectations } from "../helpers/kubeadm.js";
+import { kubeadmExpectations, kubeadmJoin } from "../helpers/kubeadm.js";
 
 let k8s: CfsslCa, fp: CfsslCa, etcdCa: CfsslCa;
 let saDir: string;
@@ -58,18 +58,8 @@ function prepareRoot(): string {
   return root;
 }
 
-function cpArgs(root: string, name: string, ip: string): string[] {
-  return [
-    "join",
-    ...flags({
-      root,
-      ...controlPlaneNodeFlags(name, ip),
-      "apiserver-cert-san": "api.example.org",
-      "etcd-server-cert-san": "etcd.lab",
-      ...cfsslControlPlaneCaFlags(clusterCas(), join(root, "etc/node-join")),
-    }),
-  ];
-}
+const cpArgs = (root: string, name: string, ip: string) =>
+  kubeadmJoin(root, name, ip, cfsslControlPlaneCaFlags(clusterCas(), join(root, "etc/node-join")));
 
 const pki = (root: string, f: string) => join(root, "etc/kubernetes/pki", f);
 

@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { controlPlaneNodeFlags, flags } from "../../scripts/lib/args.js";
 import { json, runCli } from "../helpers/cli.js";
 import {
   assertEtcdClients,
@@ -27,7 +26,7 @@ import {
   type StepCaHandle,
 } from "../helpers/stepca.js";
 import { saKeyDir } from "../helpers/sa-keys.js";
-import { kubeadmExpectations } from "../helpers/kubeadm.js";
+import { kubeadmExpectations, kubeadmJoin } from "../helpers/kubeadm.js";
 
 let k8s: StepCaHandle, fpCa: StepCaHandle, etcdCa: StepCaHandle;
 let saDir: string;
@@ -340,18 +339,11 @@ function prepareCpRoot(): string {
 
 function cpArgs(root: string, name: string, ip: string): string[] {
   const etc = join(root, "etc/node-join");
-  return [
-    "join",
-    ...flags({
-      root,
-      ...controlPlaneNodeFlags(name, ip),
-      "apiserver-cert-san": "api.example.org",
-      "etcd-server-cert-san": "etcd.lab",
-      ...stepCaFlags(k8s, "control-plane", join(etc, "kubernetes-ca.password")),
-      ...stepCaFlags(fpCa, "front-proxy", join(etc, "front-proxy-ca.password"), "front-proxy-"),
-      ...stepCaFlags(etcdCa, "etcd", join(etc, "etcd-ca.password"), "etcd-"),
-    }),
-  ];
+  return kubeadmJoin(root, name, ip, {
+    ...stepCaFlags(k8s, "control-plane", join(etc, "kubernetes-ca.password")),
+    ...stepCaFlags(fpCa, "front-proxy", join(etc, "front-proxy-ca.password"), "front-proxy-"),
+    ...stepCaFlags(etcdCa, "etcd", join(etc, "etcd-ca.password"), "etcd-"),
+  });
 }
 
 const pki = (root: string, f: string) => join(root, "etc/kubernetes/pki", f);

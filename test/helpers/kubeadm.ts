@@ -1,5 +1,23 @@
 // What kubeadm issues to a control plane (its certificate table, kubernetes-pki.md), for the e2e
 // tests that check the certificates a join installed whatever the CA.
+import { controlPlaneNodeFlags, flags, type Flags } from "../../scripts/lib/args.js";
+
+/**
+ * `join --root <root>` of control plane `name` at `ip` (controlPlaneNodeFlags) with the extra SANs
+ * kubeadmExpectations expects, then its CAs' flags.
+ */
+export function kubeadmJoin(root: string, name: string, ip: string, caFlags: Flags): string[] {
+  return [
+    "join",
+    ...flags({
+      root,
+      ...controlPlaneNodeFlags(name, ip),
+      "apiserver-cert-san": "api.example.org",
+      "etcd-server-cert-san": "etcd.lab",
+      ...caFlags,
+    }),
+  ];
+}
 
 /** One certificate of the table, and the CA of the table that signs it. */
 export interface KubeadmCert {
