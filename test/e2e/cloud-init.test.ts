@@ -27,11 +27,10 @@ import {
   run,
   servedBinary,
   shellify,
-  startFileServer,
+  useFileServer,
   substitute,
   systemdWords,
   writeFilesUnder,
-  type FileServer,
   type RunCmd,
   type WriteFile,
 } from "../helpers/integrations.js";
@@ -73,8 +72,11 @@ const withRoot = (argv: string[], root: string) => [
 ];
 
 let ca: CfsslCa, k8s: CfsslCa, fp: CfsslCa, etcdCa: CfsslCa;
-let files: FileServer;
 const served = servedBinary();
+const files = useFileServer({
+  "/node-join/v0.1.0/node-join-linux-x64": served.bytes,
+  "/node-join/v0.1.0/node-join-linux-arm64": served.bytes,
+});
 let saDir: string;
 
 before(async () => {
@@ -93,14 +95,9 @@ before(async () => {
     startCfssl({ cn: "front-proxy-ca" }),
     startCfssl({ cn: "etcd-ca" }),
   ]);
-  files = await startFileServer({
-    "/node-join/v0.1.0/node-join-linux-x64": served.bytes,
-    "/node-join/v0.1.0/node-join-linux-arm64": served.bytes,
-  });
   saDir = saKeyDir("nj-sa-");
 });
 after(async () => {
-  await files?.stop();
   await Promise.all([ca, k8s, fp, etcdCa].map((c) => c?.stop()));
 });
 

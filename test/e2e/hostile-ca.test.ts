@@ -776,34 +776,6 @@ test("step-ca: a swapped root, a wrong certificate, garbage and a redirect from 
     assert.equal(p.requests.filter((q) => q.path.endsWith("/1.0/sign")).length, 0);
   });
 
-  await t.test(
-    "a certificate for a different CN signed by the real intermediate: exit 5",
-    async () => {
-      await refusedThrough(
-        (path, body) => {
-          const csrPem = isServingSign(path, body);
-          if (!csrPem) return { type: "forward" };
-          return {
-            type: "rewrite",
-            rewrite: async (status, text) => {
-              const a = JSON.parse(text) as { crt: string; ca: string; certChain: string[] };
-              const crt = await issueLeaf(interCa, {
-                ...(await goodServing(csrPem)),
-                cn: "system:node:w2",
-              });
-              return { status, body: JSON.stringify({ ...a, crt, certChain: [crt, a.ca] }) };
-            },
-          };
-        },
-        5,
-        (url) =>
-          new RegExp(
-            `certificate kubelet-server from ${stepName(url)}: CN is "system:node:w2", expected "system:node:w1"`,
-          ),
-      );
-    },
-  );
-
   /** Answers the sign request `which` picks with the chain `make` mints for its CSR's key. */
   const answeringWith =
     (
@@ -823,6 +795,23 @@ test("step-ca: a swapped root, a wrong certificate, garbage and a redirect from 
         },
       };
     };
+  await t.test(
+    "a certificate for a different CN signed by the real intermediate: exit 5",
+    async () => {
+      await refusedThrough(
+        answeringWith(isServingSign, async (g) => [
+          await issueLeaf(interCa, { ...g, cn: "system:node:w2" }),
+          step.intermediatePem,
+        ]),
+        5,
+        (url) =>
+          new RegExp(
+            `certificate kubelet-server from ${stepName(url)}: CN is "system:node:w2", expected "system:node:w1"`,
+          ),
+      );
+    },
+  );
+
   const isClientSign = (path: string, body: string) =>
     path.endsWith("/1.0/sign") && !isServingSign(path, body)
       ? (JSON.parse(body) as { csr: string }).csr
