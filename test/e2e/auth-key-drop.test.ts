@@ -1,21 +1,17 @@
 // renew.authKey: drop against a real CFSSL through the bundle: join deletes the auth key file once
 // it succeeded, renew with nothing due still reaches the CA for its bundle and exits 0, renew that
 // must sign stops before any sign request with exit 2, and signs again once the key is back.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
-import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
+import { useCfssl } from "../helpers/cfssl.js";
 import { runCli } from "../helpers/cli.js";
 import { expectFailure } from "../helpers/expect.js";
 import { tempRoot } from "../helpers/fs.js";
 
-let ca: CfsslCa;
-before(async () => {
-  ca = await startCfssl();
-});
-after(async () => ca?.stop());
+const ca = useCfssl();
 
 test("join --auth-key-after-join drop, then renew: nothing due is fine, a signing renew needs the key back", async () => {
   const root = tempRoot("nj-drop-");

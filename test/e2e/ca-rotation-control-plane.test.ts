@@ -4,7 +4,7 @@
 // bundle (ca.crt and each kubeconfig's certificate-authority-data; front-proxy-ca.crt), and during
 // the overlap a certificate of the old CA and one of the new CA complete a TLS handshake as the
 // API server and its clients do. Retiring is refused while a certificate chains only to the old CA.
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -23,11 +23,9 @@ import {
   startClusterCas,
   trustAdd,
 } from "../helpers/rotation.js";
+import { stoppedAfter } from "../helpers/fixture.js";
 
-const started: CfsslCa[] = [];
-after(async () => {
-  for (const ca of started) await ca.stop();
-});
+const started = stoppedAfter<CfsslCa>();
 
 /** The kubeconfigs of a control plane whose client certificate the kubernetes CA signs. */
 const KUBECONFIGS = ["admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf"];

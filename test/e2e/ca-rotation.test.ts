@@ -3,7 +3,7 @@
 // CA) with `openssl verify -CAfile ca.crt` of its certificates after each phase, and a TLS
 // handshake between a certificate of the old CA and one of the new CA during the overlap; and the
 // etcd CA of two control planes with a real etcd cluster after each phase.
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -25,11 +25,9 @@ import {
   startClusterCas,
   trustAdd,
 } from "../helpers/rotation.js";
+import { stoppedAfter } from "../helpers/fixture.js";
 
-const started: CfsslCa[] = [];
-after(async () => {
-  for (const ca of started) await ca.stop();
-});
+const started = stoppedAfter<CfsslCa>();
 
 const PKI = "var/lib/kubelet/pki";
 

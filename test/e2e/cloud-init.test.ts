@@ -28,14 +28,14 @@ import {
   run,
   servedBinary,
   shellify,
-  startFileServer,
+  useFileServer,
   substitute,
   systemdWords,
   writeFilesUnder,
-  type FileServer,
   type RunCmd,
   type WriteFile,
 } from "../helpers/integrations.js";
+import { saKeyDir } from "../helpers/sa-keys.js";
 
 const WORKER = join(REPO, "cloud-init/worker.yaml");
 const CONTROL_PLANE = join(REPO, "cloud-init/control-plane.yaml");
@@ -73,8 +73,11 @@ const withRoot = (argv: string[], root: string) => [
 ];
 
 let ca: CfsslCa, k8s: CfsslCa, fp: CfsslCa, etcdCa: CfsslCa;
-let files: FileServer;
 const served = servedBinary();
+const files = useFileServer({
+  "/node-join/v0.1.0/node-join-linux-x64": served.bytes,
+  "/node-join/v0.1.0/node-join-linux-arm64": served.bytes,
+});
 let saDir: string;
 
 before(async () => {
@@ -93,18 +96,9 @@ before(async () => {
     startCfssl({ cn: "front-proxy-ca" }),
     startCfssl({ cn: "etcd-ca" }),
   ]);
-  files = await startFileServer({
-    "/node-join/v0.1.0/node-join-linux-x64": served.bytes,
-    "/node-join/v0.1.0/node-join-linux-arm64": served.bytes,
-  });
-  saDir = tempRoot("nj-sa-");
-  execFileSync("sh", [
-    "-c",
-    `openssl genrsa -out ${saDir}/sa.key 2048 2>/dev/null && openssl rsa -in ${saDir}/sa.key -pubout -out ${saDir}/sa.pub 2>/dev/null`,
-  ]);
+  saDir = saKeyDir("nj-sa-");
 });
 after(async () => {
-  await files?.stop();
   await Promise.all([ca, k8s, fp, etcdCa].map((c) => c?.stop()));
 });
 
@@ -214,32 +208,30 @@ test("the guide's worker and control-plane examples are valid and carry the file
 });
 
 /** The substitutions that turn the examples into this test's servers, keys and temp root. */
-function workerMap(root: string): [string, string][] {
+function substitutions(root: string, cas: [string, string][]): [string, string][] {
   return [
     [EX.files, `${files.url}/node-join/v0.1.0`],
     [EX.sumX64, served.sha256],
     [EX.sumArm64, served.sha256],
-    [EX.ca, ca.url],
-    [EX.pin, ca.pin],
+    ...cas,
     ["/usr/local/bin", `${root}/usr/local/bin`],
     ["/etc/node-join/", `${root}/etc/node-join/`],
   ];
 }
-function controlPlaneMap(root: string): [string, string][] {
-  return [
-    [EX.files, `${files.url}/node-join/v0.1.0`],
-    [EX.sumX64, served.sha256],
-    [EX.sumArm64, served.sha256],
+const workerMap = (root: string) =>
+  substitutions(root, [
+    [EX.ca, ca.url],
+    [EX.pin, ca.pin],
+  ]);
+const controlPlaneMap = (root: string) =>
+  substitutions(root, [
     [EX.ca, k8s.url],
     [EX.pin, k8s.pin],
     [EX.frontProxyCa, fp.url],
     [EX.frontProxyPin, fp.pin],
     [EX.etcdCa, etcdCa.url],
     [EX.etcdPin, etcdCa.pin],
-    ["/usr/local/bin", `${root}/usr/local/bin`],
-    ["/etc/node-join/", `${root}/etc/node-join/`],
-  ];
-}
+  ]);
 const workerSecrets = () => ({ "/etc/node-join/ca-auth.key": `${ca.authKeyHex}\n` });
 const controlPlaneSecrets = () => ({
   "/etc/node-join/kubernetes-ca.key": `${k8s.authKeyHex}\n`,
@@ -256,6 +248,20 @@ function rootWithWriteFiles(ud: UserData, secrets: Record<string, string>): stri
   for (const w of ud.write_files)
     assert.equal(statSync(join(root, w.path)).mode & 0o777, 0o600, w.path);
   return root;
+}
+
+/** The user-data's runcmd run as cloud-init runs it, in a new root: it succeeds and installs. */
+async function runcmdInstalls(
+  file: string,
+  secrets: Record<string, string>,
+  map: (root: string) => [string, string][],
+) {
+  const ud = load<UserData>(file);
+  const root = rootWithWriteFiles(ud, secrets);
+  const r = await runScript(runcmdFor(ud, root, map(root)));
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  assertInstalled(root);
+  return { root, r };
 }
 
 test("worker.yaml: its join line joins a worker against a real CFSSL CA (--root)", async () => {
@@ -324,11 +330,7 @@ function assertInstalled(root: string) {
 }
 
 test("worker.yaml: the whole runcmd, run as cloud-init runs it, downloads, checks, installs, joins, starts the kubelet", async () => {
-  const ud = load<UserData>(WORKER);
-  const root = rootWithWriteFiles(ud, workerSecrets());
-  const r = await runScript(runcmdFor(ud, root, workerMap(root)));
-  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-  assertInstalled(root);
+  const { root, r } = await runcmdInstalls(WORKER, workerSecrets(), workerMap);
   // joined with the discovered node name
   const node = hostname().split(".")[0]!.toLowerCase();
   assert.match(
@@ -498,11 +500,7 @@ test("control-plane.yaml: its join line produces the whole kubeadm external-CA s
 });
 
 test("control-plane.yaml: the whole runcmd, run as cloud-init runs it, installs node-join and joins the control plane", async () => {
-  const ud = load<UserData>(CONTROL_PLANE);
-  const root = rootWithWriteFiles(ud, controlPlaneSecrets());
-  const r = await runScript(runcmdFor(ud, root, controlPlaneMap(root)));
-  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-  assertInstalled(root);
+  const { root, r } = await runcmdInstalls(CONTROL_PLANE, controlPlaneSecrets(), controlPlaneMap);
   for (const f of [
     "etc/kubernetes/pki/apiserver.crt",
     "etc/kubernetes/pki/etcd/server.crt",

@@ -5,14 +5,22 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { cfsslControlPlaneCaFlags, controlPlaneNodeFlags, flags } from "../../scripts/lib/args.js";
+import { cfsslControlPlaneCaFlags } from "../../scripts/lib/args.js";
 import { installControlPlaneSecrets, startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { json, runCli } from "../helpers/cli.js";
-import { etcdctl, startEtcdCluster, type EtcdCluster } from "../helpers/etcd.js";
+import {
+  assertEtcdClients,
+  assertEtcdHealthy,
+  etcdctl,
+  startEtcdCluster,
+  type EtcdCluster,
+} from "../helpers/etcd.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import { kubectlView } from "../helpers/kubectl.js";
 import { opensslInfo, opensslVerifies } from "../helpers/openssl.js";
 import { startProxy } from "../helpers/proxy.js";
+import { saKeyDir } from "../helpers/sa-keys.js";
+import { kubeadmExpectations, kubeadmJoin } from "../helpers/kubeadm.js";
 
 let k8s: CfsslCa, fp: CfsslCa, etcdCa: CfsslCa;
 let saDir: string;
@@ -29,11 +37,7 @@ before(async () => {
     startCfssl({ cn: "front-proxy-ca" }),
     startCfssl({ cn: "etcd-ca" }),
   ]);
-  saDir = tempRoot("nj-sa-");
-  execFileSync("sh", [
-    "-c",
-    `openssl genrsa -out ${saDir}/sa.key 2048 2>/dev/null && openssl rsa -in ${saDir}/sa.key -pubout -out ${saDir}/sa.pub 2>/dev/null`,
-  ]);
+  saDir = saKeyDir("nj-sa-");
   for (const n of NODES) {
     n.root = prepareRoot();
     const r = await runCli(cpArgs(n.root, n.name, n.ip));
@@ -54,100 +58,10 @@ function prepareRoot(): string {
   return root;
 }
 
-function cpArgs(root: string, name: string, ip: string): string[] {
-  return [
-    "join",
-    ...flags({
-      root,
-      ...controlPlaneNodeFlags(name, ip),
-      "apiserver-cert-san": "api.example.org",
-      "etcd-server-cert-san": "etcd.lab",
-      ...cfsslControlPlaneCaFlags(clusterCas(), join(root, "etc/node-join")),
-    }),
-  ];
-}
+const cpArgs = (root: string, name: string, ip: string) =>
+  kubeadmJoin(root, name, ip, cfsslControlPlaneCaFlags(clusterCas(), join(root, "etc/node-join")));
 
 const pki = (root: string, f: string) => join(root, "etc/kubernetes/pki", f);
-
-/**
- * kubeadm's rules (kubernetes-pki.md), written out literally rather than read from the agent's
- * table.
- */
-function expectations(name: string, ip: string) {
-  return [
-    {
-      file: "apiserver.crt",
-      ca: "ca",
-      cn: "kube-apiserver",
-      o: [],
-      ekus: ["serverAuth"],
-      dns: [
-        name,
-        "kubernetes",
-        "kubernetes.default",
-        "kubernetes.default.svc",
-        "kubernetes.default.svc.cluster.local",
-        "cp.lab",
-        "api.example.org",
-      ],
-      ips: ["10.96.0.1", ip],
-    },
-    {
-      file: "apiserver-kubelet-client.crt",
-      ca: "ca",
-      cn: "kube-apiserver-kubelet-client",
-      o: ["kubeadm:cluster-admins"],
-      ekus: ["clientAuth"],
-      dns: [],
-      ips: [],
-    },
-    {
-      file: "front-proxy-client.crt",
-      ca: "front-proxy-ca",
-      cn: "front-proxy-client",
-      o: [],
-      ekus: ["clientAuth"],
-      dns: [],
-      ips: [],
-    },
-    {
-      file: "apiserver-etcd-client.crt",
-      ca: "etcd-ca",
-      cn: "kube-apiserver-etcd-client",
-      o: [],
-      ekus: ["clientAuth"],
-      dns: [],
-      ips: [],
-    },
-    {
-      file: "etcd/server.crt",
-      ca: "etcd-ca",
-      cn: name,
-      o: [],
-      ekus: ["serverAuth", "clientAuth"],
-      dns: [name, "localhost", "etcd.lab"],
-      ips: [ip, "127.0.0.1", "0:0:0:0:0:0:0:1"],
-    },
-    {
-      file: "etcd/peer.crt",
-      ca: "etcd-ca",
-      cn: name,
-      o: [],
-      ekus: ["serverAuth", "clientAuth"],
-      dns: [name, "localhost"],
-      ips: [ip, "127.0.0.1", "0:0:0:0:0:0:0:1"],
-    },
-    {
-      file: "etcd/healthcheck-client.crt",
-      ca: "etcd-ca",
-      cn: "kube-etcd-healthcheck-client",
-      o: [],
-      ekus: ["clientAuth"],
-      dns: [],
-      ips: [],
-    },
-  ];
-}
 
 const KUBECONFIGS = [
   {
@@ -186,7 +100,7 @@ const sorted = (a: string[]) => [...a].sort();
 
 test("every certificate of the table matches kubeadm's CN/O/EKU/SAN rules and chains to its own CA", () => {
   for (const n of NODES) {
-    for (const e of expectations(n.name, n.ip)) {
+    for (const e of kubeadmExpectations(n.name, n.ip)) {
       const pem = readFileSync(pki(n.root, e.file), "utf8");
       const c = opensslInfo(pem);
       const where = `${n.name} ${e.file}`;
@@ -298,37 +212,15 @@ test("no CA private key exists anywhere under the roots", () => {
 test("a three-member etcd cluster runs on those certificates; a wrong-CA certificate is refused", async () => {
   cluster = await startEtcdCluster(NODES);
   const root = NODES[0]!.root;
-  const health = await etcdctl(root, "etcd/healthcheck-client", cluster.endpoints, [
-    "endpoint",
-    "health",
-  ]);
-  assert.equal(health.code, 0, health.out);
-  assert.equal((health.out.match(/is healthy/g) ?? []).length, 3, health.out);
+  await assertEtcdHealthy(cluster, root);
   const members = await etcdctl(root, "etcd/healthcheck-client", cluster.endpoints, [
     "member",
     "list",
   ]);
   assert.equal((members.out.match(/started/g) ?? []).length, 3, members.out);
 
-  const put = await etcdctl(NODES[1]!.root, "apiserver-etcd-client", cluster.endpoints, [
-    "put",
-    "/registry/node-join",
-    "joined",
-  ]);
-  assert.equal(put.code, 0, put.out);
-  const get = await etcdctl(NODES[2]!.root, "apiserver-etcd-client", cluster.endpoints, [
-    "get",
-    "/registry/node-join",
-    "--print-value-only",
-  ]);
-  assert.equal(get.out.trim(), "joined");
-
   // A client certificate signed by the kubernetes CA, not the etcd CA: etcd must refuse it.
-  const wrong = await etcdctl(root, "apiserver-kubelet-client", cluster.endpoints, [
-    "get",
-    "/registry/node-join",
-  ]);
-  assert.notEqual(wrong.code, 0);
+  const wrong = await assertEtcdClients(cluster, [root, NODES[1]!.root, NODES[2]!.root], "joined");
   assert.match(
     wrong.out,
     /bad certificate|certificate required|unknown authority|deadline exceeded|context deadline/i,

@@ -2,7 +2,7 @@
 // binary's path exactly and nothing else, confine the service (checked by systemd-analyze and by a
 // real systemd running the unit, with its default hooks), keep host-wide settings that load code
 // (OPENSSL_CONF) out of it, and the hooks see no secret.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -15,7 +15,7 @@ import {
   flags,
 } from "../../scripts/lib/args.js";
 import { secretEnvNames } from "../../agent/ca/index.js";
-import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
+import { startCfssl, useCfssl } from "../helpers/cfssl.js";
 import { binary, runCli, spawnCollect } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, systemdRoot, tempRoot } from "../helpers/fs.js";
 import { bootHostContainer, type Booted } from "../helpers/nspawn.js";
@@ -26,13 +26,7 @@ import {
   providerSource,
 } from "../helpers/openssl-provider.js";
 
-let ca: CfsslCa;
-before(async () => {
-  ca = await startCfssl();
-});
-after(async () => {
-  await ca?.stop();
-});
+const ca = useCfssl();
 
 const UNITS = "etc/systemd/system";
 

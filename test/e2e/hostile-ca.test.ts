@@ -24,8 +24,7 @@ import { EKU_OIDS } from "../../agent/pki/x509.js";
 import { peculiar } from "../../agent/pki/peculiar.js";
 
 const x509 = await peculiar();
-import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
-import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
+import { nodeRoot, startCfssl, w1JoinArgs, type CfsslCa } from "../helpers/cfssl.js";
 import { runCli } from "../helpers/cli.js";
 import { assertEscaped, expectFailure, HOSTILE_TEXT } from "../helpers/expect.js";
 import { tempRoot } from "../helpers/fs.js";
@@ -75,28 +74,10 @@ after(async () => {
   await Promise.all(proxies.map((p) => p.close()));
 });
 
-function newRoot(c: CfsslCa = ca): { root: string; keyFile: string } {
-  const root = tempRoot();
-  return { root, keyFile: c.installAuthKey(root) };
-}
-
-function joinArgs(
-  url: string,
-  root: string,
-  keyFile: string,
-  extra: string[] = [],
-  pin = ca.pin,
-): string[] {
-  const proxied = { url, pin };
-  return [
-    ...cfsslWorkerJoin(root, proxied, {
-      "ca-auth-key-file": keyFile,
-      ip: ["10.0.0.21", "2001:db8::21"],
-      "dns-name": "w1.lab",
-    }),
-    ...extra,
-  ];
-}
+const newRoot = (c: CfsslCa = ca) => nodeRoot(c);
+/** The worker's join through the server at `url` (a proxy in front of the CA, or another CA). */
+const joinArgs = (url: string, root: string, keyFile: string, extra: string[] = [], pin = ca.pin) =>
+  w1JoinArgs({ url, pin }, root, keyFile, extra);
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 const caName = (url: string) => `CA kubernetes \\(cfssl ${esc(url)}\\)`;
@@ -795,34 +776,6 @@ test("step-ca: a swapped root, a wrong certificate, garbage and a redirect from 
     assert.equal(p.requests.filter((q) => q.path.endsWith("/1.0/sign")).length, 0);
   });
 
-  await t.test(
-    "a certificate for a different CN signed by the real intermediate: exit 5",
-    async () => {
-      await refusedThrough(
-        (path, body) => {
-          const csrPem = isServingSign(path, body);
-          if (!csrPem) return { type: "forward" };
-          return {
-            type: "rewrite",
-            rewrite: async (status, text) => {
-              const a = JSON.parse(text) as { crt: string; ca: string; certChain: string[] };
-              const crt = await issueLeaf(interCa, {
-                ...(await goodServing(csrPem)),
-                cn: "system:node:w2",
-              });
-              return { status, body: JSON.stringify({ ...a, crt, certChain: [crt, a.ca] }) };
-            },
-          };
-        },
-        5,
-        (url) =>
-          new RegExp(
-            `certificate kubelet-server from ${stepName(url)}: CN is "system:node:w2", expected "system:node:w1"`,
-          ),
-      );
-    },
-  );
-
   /** Answers the sign request `which` picks with the chain `make` mints for its CSR's key. */
   const answeringWith =
     (
@@ -842,6 +795,23 @@ test("step-ca: a swapped root, a wrong certificate, garbage and a redirect from 
         },
       };
     };
+  await t.test(
+    "a certificate for a different CN signed by the real intermediate: exit 5",
+    async () => {
+      await refusedThrough(
+        answeringWith(isServingSign, async (g) => [
+          await issueLeaf(interCa, { ...g, cn: "system:node:w2" }),
+          step.intermediatePem,
+        ]),
+        5,
+        (url) =>
+          new RegExp(
+            `certificate kubelet-server from ${stepName(url)}: CN is "system:node:w2", expected "system:node:w1"`,
+          ),
+      );
+    },
+  );
+
   const isClientSign = (path: string, body: string) =>
     path.endsWith("/1.0/sign") && !isServingSign(path, body)
       ? (JSON.parse(body) as { csr: string }).csr

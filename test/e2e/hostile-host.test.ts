@@ -6,7 +6,7 @@
 // made the owner with chown: these tests must run as root, and fail, not skip, otherwise.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import {
   chmodSync,
   chownSync,
@@ -28,6 +28,7 @@ import { expectFailure } from "../helpers/expect.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import { startProxy, type Proxy } from "../helpers/proxy.js";
 import { startStepCa, stepWorkerJoin, type StepCaHandle } from "../helpers/stepca.js";
+import { saKeyDir } from "../helpers/sa-keys.js";
 
 const NOBODY = 65534;
 const PKI = "var/lib/kubelet/pki";
@@ -48,11 +49,7 @@ before(async () => {
   );
   [ca, step] = await Promise.all([startCfssl(), startStepCa()]);
   proxy = await startProxy(ca.url, () => ({ type: "forward" }));
-  saDir = tempRoot("nj-sa-");
-  execFileSync("sh", [
-    "-c",
-    `openssl genrsa -out ${saDir}/sa.key 2048 2>/dev/null && openssl rsa -in ${saDir}/sa.key -pubout -out ${saDir}/sa.pub 2>/dev/null`,
-  ]);
+  saDir = saKeyDir("nj-sa-");
 });
 after(async () => {
   await proxy?.close();

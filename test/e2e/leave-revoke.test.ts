@@ -10,17 +10,18 @@ import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { cfsslControlPlaneJoin, cfsslWorkerJoin, flags } from "../../scripts/lib/args.js";
+import { cfsslControlPlaneJoin, cfsslWorkerJoin } from "../../scripts/lib/args.js";
 import { installControlPlaneSecrets, startCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { runCli } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import {
   startStepCa,
-  stepCaFlags,
+  stepControlPlaneJoin,
   stepCaLog,
   stepWorkerJoin,
   type StepCaHandle,
 } from "../helpers/stepca.js";
+import { saKeyDir } from "../helpers/sa-keys.js";
 
 let k8s: CfsslCa, fp: CfsslCa, etcdCa: CfsslCa, noDb: CfsslCa;
 let step: StepCaHandle;
@@ -34,11 +35,7 @@ before(async () => {
     startCfssl({ cn: "kubernetes" }),
     startStepCa(), // "workers" (O fixed to system:nodes) and "control-plane" (O from the CSR)
   ]);
-  saDir = tempRoot("nj-leave-revoke-sa-");
-  execFileSync("sh", [
-    "-c",
-    `openssl genrsa -out ${saDir}/sa.key 2048 2>/dev/null && openssl rsa -in ${saDir}/sa.key -pubout -out ${saDir}/sa.pub 2>/dev/null`,
-  ]);
+  saDir = saKeyDir("nj-leave-revoke-sa-");
 });
 after(async () => {
   await Promise.all([k8s, fp, etcdCa, noDb, step].map((c) => c?.stop()));
@@ -181,17 +178,7 @@ test("step-ca control plane (one step-ca for the three CAs): every certificate r
   for (const f of ["sa.key", "sa.pub"]) copyFileSync(join(saDir, f), join(etc, f));
   const beforeJoin = snapshot(root);
   const password = step.provisioners.find((p) => p.name === "control-plane")!.passwordFile;
-  const j = await runCli([
-    "join",
-    ...flags({
-      root,
-      role: "control-plane",
-      "node-name": "cp9",
-      ip: "127.0.0.19",
-      "control-plane-endpoint": "cp.lab:6443",
-      ...stepCaFlags(step, "control-plane", password),
-    }),
-  ]);
+  const j = await runCli(stepControlPlaneJoin(root, step, password));
   assert.equal(j.code, 0, j.stderr);
   const serials = installedSerials(root);
   assert.ok(serials.size >= 10, [...serials.values()].join(", "));

@@ -3,7 +3,6 @@
 // manifests aside, which leave moves away), also after a leave killed in its transaction.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cfsslControlPlaneJoin, cfsslWorkerJoin } from "../../scripts/lib/args.js";
@@ -11,6 +10,7 @@ import { installControlPlaneSecrets, startCfssl, type CfsslCa } from "../helpers
 import { REPO, runCli, spawnCollect } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import { startStepCa, stepWorkerJoin, type StepCaHandle } from "../helpers/stepca.js";
+import { saKeyDir } from "../helpers/sa-keys.js";
 
 let k8s: CfsslCa, fp: CfsslCa, etcdCa: CfsslCa;
 let step: StepCaHandle;
@@ -23,11 +23,7 @@ before(async () => {
     startCfssl({ cn: "etcd-ca" }),
     startStepCa(),
   ]);
-  saDir = tempRoot("nj-leave-sa-");
-  execFileSync("sh", [
-    "-c",
-    `openssl genrsa -out ${saDir}/sa.key 2048 2>/dev/null && openssl rsa -in ${saDir}/sa.key -pubout -out ${saDir}/sa.pub 2>/dev/null`,
-  ]);
+  saDir = saKeyDir("nj-leave-sa-");
 });
 after(async () => {
   await Promise.all([k8s, fp, etcdCa, step].map((c) => c?.stop()));

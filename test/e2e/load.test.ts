@@ -1,7 +1,7 @@
 // 200 nodes joining at once against one real CFSSL on loopback: the agent's join function
 // in-process with separate roots (200 processes of ~70 MiB each would mostly measure Node
 // start-up).
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -10,20 +10,14 @@ import { toSettings } from "../../agent/config/settings.js";
 import { flagValues, mergeValues } from "../../agent/config/sources.js";
 import { layout } from "../../agent/store/layout.js";
 import { systemClock } from "../../agent/common/clock.js";
-import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
+import { useCfssl } from "../helpers/cfssl.js";
 import { tempRoot } from "../helpers/fs.js";
 
 const NODES = 200;
 /** Retries a node may need under this load before it counts as a failure of the backoff. */
 const RETRY_BUDGET = 3;
 
-let ca: CfsslCa;
-before(async () => {
-  ca = await startCfssl();
-});
-after(async () => {
-  await ca?.stop();
-});
+const ca = useCfssl();
 
 test(`${NODES} nodes join at once: all succeed within their retry budget`, async () => {
   const base = tempRoot("nj-load-");

@@ -4,25 +4,19 @@
 // parse, so a file promtool rejects or lints would silently lose every node-join metric. And the
 // textfile as node_exporter's user may leave it (the collector directory is often theirs): a FIFO,
 // a link to /dev/zero or a directory there is a warning, never a stuck or failed renew or status.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
-import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
+import { useCfssl } from "../helpers/cfssl.js";
 import { runCli } from "../helpers/cli.js";
 import { tempRoot } from "../helpers/fs.js";
 import { sampleTextfiles } from "../helpers/metrics-samples.js";
 import { checkMetrics } from "../helpers/promtool.js";
 
-let ca: CfsslCa;
-before(async () => {
-  ca = await startCfssl();
-});
-after(async () => {
-  await ca?.stop();
-});
+const ca = useCfssl();
 
 test("the metrics textfile passes promtool check metrics without lint warnings", () => {
   const { first, second } = sampleTextfiles();

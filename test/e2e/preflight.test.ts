@@ -2,29 +2,20 @@
 // checked before any request to the CA, a refused auth key is named as such, and `--dry-run`
 // checks what a real run checks (settings, secrets, the CA reachable and matching its pin) and
 // lists every file it would write, changing nothing.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
-import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
+import { nodeRoot, startCfssl, useCfssl } from "../helpers/cfssl.js";
 import { json, runCli } from "../helpers/cli.js";
 import { expectFailure } from "../helpers/expect.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import { startStepCa, stepCaLog, stepWorkerJoin, type StepCaHandle } from "../helpers/stepca.js";
 
-let ca: CfsslCa;
-before(async () => {
-  ca = await startCfssl();
-});
-after(async () => {
-  await ca?.stop();
-});
+const ca = useCfssl();
 
-function newRoot(): { root: string; keyFile: string } {
-  const root = tempRoot("nj-preflight-");
-  return { root, keyFile: ca.installAuthKey(root) };
-}
+const newRoot = () => nodeRoot(ca, "nj-preflight-");
 
 function joinArgs(root: string, keyFile: string, extra: string[] = []): string[] {
   return [...cfsslWorkerJoin(root, ca, { "ca-auth-key-file": keyFile, ip: "10.0.0.21" }), ...extra];

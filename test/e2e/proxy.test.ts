@@ -162,32 +162,23 @@ test("the proxy up, the CA behind it down: its 5xx is retried until --timeout, t
   const deadCa = `127.0.0.1:${await freePort()}`;
   const root = tempRoot("nj-proxy-ca-down-");
   const keyFile = ca.installAuthKey(root);
-  const http = await runCli(
+  const cases: [string[], NodeJS.ProcessEnv, string][] = [
     [
-      ...cfsslWorkerJoin(root, { ...ca, url: `http://${deadCa}` }, { "ca-auth-key-file": keyFile }),
-      "--timeout",
-      "2s",
+      cfsslWorkerJoin(root, { ...ca, url: `http://${deadCa}` }, { "ca-auth-key-file": keyFile }),
+      { http_proxy: proxy.url },
+      `node-join: error: CA kubernetes (cfssl http://${deadCa}) unreachable through proxy ${proxy.url}: it answered HTTP 500 to POST http://${deadCa}/api/v1/cfssl/info`,
     ],
-    { env: { http_proxy: proxy.url } },
-  );
-  assert.equal(http.code, 3, http.stderr);
-  assert.equal(
-    errorLine(http),
-    `node-join: error: CA kubernetes (cfssl http://${deadCa}) unreachable through proxy ${proxy.url}: it answered HTTP 500 to POST http://${deadCa}/api/v1/cfssl/info`,
-  );
-  const https = await runCli(
     [
-      ...stepJoin(tempRoot("nj-proxy-ca-down-"), { "ca-url": `https://${deadCa}` }),
-      "--timeout",
-      "2s",
+      stepJoin(tempRoot("nj-proxy-ca-down-"), { "ca-url": `https://${deadCa}` }),
+      { https_proxy: proxy.url },
+      `node-join: error: CA kubernetes (step-ca https://${deadCa}) unreachable through proxy ${proxy.url}: it answered HTTP 500 Unable to connect to CONNECT ${deadCa}`,
     ],
-    { env: { https_proxy: proxy.url } },
-  );
-  assert.equal(https.code, 3, https.stderr);
-  assert.equal(
-    errorLine(https),
-    `node-join: error: CA kubernetes (step-ca https://${deadCa}) unreachable through proxy ${proxy.url}: it answered HTTP 500 Unable to connect to CONNECT ${deadCa}`,
-  );
+  ];
+  for (const [join, env, message] of cases) {
+    const r = await runCli([...join, "--timeout", "2s"], { env });
+    assert.equal(r.code, 3, r.stderr);
+    assert.equal(errorLine(r), message);
+  }
 });
 
 test("proxy credentials: from a 0600 file or the variable's URL they work; wrong ones are refused (exit 4), never printed", async () => {
@@ -271,12 +262,19 @@ test("a proxy that forbids CONNECT to the CA's port: exit 4 naming the proxy and
   }
 });
 
-test("a TLS-intercepting proxy is refused like any impostor (exit 5), nothing installed", async () => {
-  const root = tempRoot("nj-proxy-mitm-");
-  const r = await runCli(stepJoin(root), { env: { https_proxy: intercepting.url } });
+/** The step-ca join of a new root through the https proxy `proxyUrl`: exit 5 with `message`. */
+async function stepJoinRefused(proxyUrl: string, prefix: string, message: string): Promise<string> {
+  const root = tempRoot(prefix);
+  const r = await runCli(stepJoin(root), { env: { https_proxy: proxyUrl } });
   assert.equal(r.code, 5, r.stderr);
-  assert.equal(
-    errorLine(r),
+  assert.equal(errorLine(r), message);
+  return root;
+}
+
+test("a TLS-intercepting proxy is refused like any impostor (exit 5), nothing installed", async () => {
+  const root = await stepJoinRefused(
+    intercepting.url,
+    "nj-proxy-mitm-",
     `node-join: error: CA kubernetes (step-ca ${step.url}): TLS certificate of the server does not verify against the pinned CA (DEPTH_ZERO_SELF_SIGNED_CERT) (through proxy ${intercepting.url})`,
   );
   assert.ok(intercepting.requests.includes(`CONNECT ${hostPort(step.url)}`));
@@ -284,11 +282,9 @@ test("a TLS-intercepting proxy is refused like any impostor (exit 5), nothing in
 });
 
 test("a captive portal answering for the CA is refused: CONNECT answered with a page (exit 5), an http:// request answered itself (exit 4)", async () => {
-  const root = tempRoot("nj-proxy-portal-");
-  const r = await runCli(stepJoin(root), { env: { https_proxy: portal.url } });
-  assert.equal(r.code, 5, r.stderr);
-  assert.equal(
-    errorLine(r),
+  await stepJoinRefused(
+    portal.url,
+    "nj-proxy-portal-",
     `node-join: error: CA kubernetes (step-ca ${step.url}): proxy ${portal.url} answered CONNECT ${hostPort(step.url)} itself (HTTP 200 OK with a body) instead of opening a tunnel: a captive portal or an impostor; refused`,
   );
 

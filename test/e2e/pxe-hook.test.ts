@@ -1,7 +1,7 @@
 // cloud-init/pxe-hook.sh against a scratch directory standing for the installer's /target: the
 // binary
 // comes from a loopback HTTP server, the join goes to a real CFSSL CA.
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import {
@@ -15,7 +15,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { cfsslWorkerFlags } from "../../scripts/lib/args.js";
-import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
+import { useCfssl } from "../helpers/cfssl.js";
 import { REPO } from "../helpers/cli.js";
 import { freePort } from "../helpers/listening.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
@@ -24,27 +24,16 @@ import {
   integrationDeps,
   run,
   servedBinary,
-  startFileServer,
+  useFileServer,
   systemdWords,
-  type FileServer,
 } from "../helpers/integrations.js";
 
 const HOOK = join(REPO, "cloud-init/pxe-hook.sh");
-let ca: CfsslCa;
-let files: FileServer;
+before(() => integrationDeps());
+const ca = useCfssl();
 const served = servedBinary();
-let binUrl: string;
-
-before(async () => {
-  integrationDeps();
-  ca = await startCfssl();
-  files = await startFileServer({ "/node-join-linux-x64": served.bytes });
-  binUrl = `${files.url}/node-join-linux-x64`;
-});
-after(async () => {
-  await files?.stop();
-  await ca?.stop();
-});
+const files = useFileServer({ "/node-join-linux-x64": served.bytes });
+const binUrl = () => `${files.url}/node-join-linux-x64`;
 
 /**
  * A scratch /target: an installed system with systemd, the kubelet package's unit and the auth key.
@@ -82,7 +71,7 @@ test("mode join (environment): installs the checked binary into the target, join
   const { target, keyFile } = scratchTarget();
   const r = await hook(["--", ...joinFlags(keyFile, "pxe1", "127.0.0.41")], {
     TARGET: target,
-    NODE_JOIN_URL: binUrl,
+    NODE_JOIN_URL: binUrl(),
     NODE_JOIN_SHA256: served.sha256,
     NODE_JOIN_MODE: "join",
   });
@@ -126,7 +115,7 @@ test("mode join (options, wget and openssl instead of curl and sha256sum): the s
     [
       "--target",
       target,
-      `--url=${binUrl}`,
+      `--url=${binUrl()}`,
       "--sha256",
       `sha256:${served.sha256.toUpperCase()}`,
       "--mode",
@@ -150,7 +139,7 @@ test("mode join (options, wget and openssl instead of curl and sha256sum): the s
   flags[flags.indexOf("--ca-cert-hash") + 1] = `sha256:${"0".repeat(64)}`;
   const bad = await hook(["--", ...flags], {
     TARGET: other.target,
-    NODE_JOIN_URL: binUrl,
+    NODE_JOIN_URL: binUrl(),
     NODE_JOIN_SHA256: served.sha256,
   });
   assert.equal(bad.status, 5, `${bad.stdout}\n${bad.stderr}`);
@@ -170,7 +159,7 @@ test("mode join with the CA down: node-join leaves its retry unit in the target,
   flags[flags.indexOf("--ca-url") + 1] = `http://127.0.0.1:${port}`;
   const r = await hook(["--", ...flags, "--timeout", "1s"], {
     TARGET: target,
-    NODE_JOIN_URL: binUrl,
+    NODE_JOIN_URL: binUrl(),
     NODE_JOIN_SHA256: served.sha256,
   });
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
@@ -205,7 +194,7 @@ test("mode firstboot: a oneshot unit systemd accepts, enabled through the wants 
   const signs = ca.signRequests();
   const r = await hook(["--", ...flags], {
     TARGET: target,
-    NODE_JOIN_URL: binUrl,
+    NODE_JOIN_URL: binUrl(),
     NODE_JOIN_SHA256: served.sha256,
     NODE_JOIN_MODE: "firstboot",
   });
@@ -278,7 +267,7 @@ test("under busybox's sh, wget and sha256sum (as in Debian's installer): firstbo
   const env = {
     PATH: bin,
     TARGET: target,
-    NODE_JOIN_URL: binUrl,
+    NODE_JOIN_URL: binUrl(),
     NODE_JOIN_SHA256: served.sha256,
     NODE_JOIN_MODE: "firstboot",
   };
@@ -315,14 +304,14 @@ test("checksum mismatch or failed download: non-zero with a clear message and no
   const wrong = "f".repeat(64);
   const mismatch = await hook(["--", "--api-server", "https://10.0.0.1:6443"], {
     TARGET: target,
-    NODE_JOIN_URL: binUrl,
+    NODE_JOIN_URL: binUrl(),
     NODE_JOIN_SHA256: wrong,
   });
   assert.equal(mismatch.status, 1);
   assert.match(
     mismatch.stderr,
     new RegExp(
-      `pxe-hook\\.sh: error: SHA-256 mismatch for ${binUrl}: expected ${wrong}, got ${served.sha256}; nothing installed`,
+      `pxe-hook\\.sh: error: SHA-256 mismatch for ${binUrl()}: expected ${wrong}, got ${served.sha256}; nothing installed`,
     ),
   );
   assert.deepEqual(diffSnapshots(before, snapshot(target)), []);
@@ -342,15 +331,15 @@ test("checksum mismatch or failed download: non-zero with a clear message and no
 
   for (const [env, args, message] of [
     [{ NODE_JOIN_SHA256: served.sha256 }, [], /no binary URL/],
-    [{ NODE_JOIN_URL: binUrl }, [], /no checksum/],
-    [{ NODE_JOIN_URL: binUrl, NODE_JOIN_SHA256: "abc" }, [], /not 64 hex digits/],
+    [{ NODE_JOIN_URL: binUrl() }, [], /no checksum/],
+    [{ NODE_JOIN_URL: binUrl(), NODE_JOIN_SHA256: "abc" }, [], /not 64 hex digits/],
     [
-      { NODE_JOIN_URL: binUrl, NODE_JOIN_SHA256: served.sha256, NODE_JOIN_MODE: "later" },
+      { NODE_JOIN_URL: binUrl(), NODE_JOIN_SHA256: served.sha256, NODE_JOIN_MODE: "later" },
       [],
       /must be join or firstboot/,
     ],
     [
-      { NODE_JOIN_URL: binUrl, NODE_JOIN_SHA256: served.sha256 },
+      { NODE_JOIN_URL: binUrl(), NODE_JOIN_SHA256: served.sha256 },
       ["--api-server", "x"],
       /unknown argument '--api-server' \(node-join join flags go after --\)/,
     ],

@@ -1,5 +1,5 @@
 // Renewal against a real CFSSL with short-lived profiles, run as separate processes.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import {
@@ -15,20 +15,14 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
-import { DEFAULT_PROFILES, startCfssl, type CfsslCa } from "../helpers/cfssl.js";
+import { DEFAULT_PROFILES, startCfssl, useCfssl, type CfsslCa } from "../helpers/cfssl.js";
 import { binary, json, REPO, runCli, spawnCollect } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import { opensslInfo } from "../helpers/openssl.js";
 import { checkMetrics } from "../helpers/promtool.js";
 
-let ca: CfsslCa;
-before(async () => {
-  // "short" is valid one hour; "brief" a minute or so (CFSSL backdates NotBefore by 5 minutes).
-  ca = await startCfssl({ profiles: { ...DEFAULT_PROFILES, brief: { expiry: "6m" } } });
-});
-after(async () => {
-  await ca?.stop();
-});
+// "short" is valid one hour; "brief" a minute or so (CFSSL backdates NotBefore by 5 minutes).
+const ca = useCfssl({ profiles: { ...DEFAULT_PROFILES, brief: { expiry: "6m" } } });
 
 const PKI = "var/lib/kubelet/pki";
 const CRASH_ENTRY = join(REPO, "test/helpers/crash-entry.ts");

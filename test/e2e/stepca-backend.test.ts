@@ -2,7 +2,7 @@
 // assessment decides renewal or enrolment, engine/issue.ts renewOrEnrol): rekey (fresh key) and
 // renew (same key) over mTLS with the current certificate, the token renewal (directly and through
 // a TLS-terminating proxy), and what happens to an expired certificate.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { BackendContext, CaBackend, Renewed, SignRequest } from "../../agent/ca/backend.js";
 import type { StepCaSettings } from "../../agent/ca/stepca-settings.js";
@@ -19,30 +19,17 @@ import { systemClock } from "../../agent/common/clock.js";
 import { verifyIssued } from "../../agent/pki/verify.js";
 import { parseCert, splitPemCertificates, type CertInfo } from "../../agent/pki/x509.js";
 import { issueLeaf, makeCa } from "../helpers/pki.js";
-import {
-  expiringProvisioners,
-  startStepCa,
-  stepCaLog,
-  type StepCaHandle,
-} from "../helpers/stepca.js";
-import { startTlsProxy, type TlsProxy } from "../helpers/tls-proxy.js";
+import { expiringProvisioners, useStepCa, stepCaLog } from "../helpers/stepca.js";
+import { useTlsProxy } from "../helpers/tls-proxy.js";
 
-let ca: StepCaHandle;
-before(async () => {
-  ca = await startStepCa({
-    provisioners: [
-      { name: "workers", organization: ["system:nodes"] },
-      // Certificates that expire while the test watches: renewable after expiry or not.
-      ...expiringProvisioners("3s"),
-    ],
-  });
-  proxy = await startTlsProxy(ca);
+const ca = useStepCa({
+  provisioners: [
+    { name: "workers", organization: ["system:nodes"] },
+    // Certificates that expire while the test watches: renewable after expiry or not.
+    ...expiringProvisioners("3s"),
+  ],
 });
-after(async () => {
-  await proxy?.stop();
-  await ca?.stop();
-});
-let proxy: TlsProxy;
+const proxy = useTlsProxy(ca);
 
 const TABLE: TableContext = {
   node: { nodeName: "r1", ips: ["10.0.0.31"], dnsNames: [] },
@@ -140,14 +127,15 @@ test("renew() rekeys over mTLS with a fresh key and renews with the same key; no
 
   const { b } = backend({});
   await b.fetchCaBundle();
+  /** renew() with `key` for the certificate `current` of `currentKey`, verified. */
+  const renewWith = async (key: NodeKey, current: string, currentKey: NodeKey) => {
+    const req = { ...(await request(key)), currentCertPem: current, currentKeyPem: currentKey.pem };
+    const { chainPem } = await renewal(b, anchors, req);
+    return { chain: chainPem, leaf: verified(chainPem, key, anchors) };
+  };
   const key2 = await generateKey("ecdsa-p256");
   const rekeys = count("/1.0/rekey");
-  const { chainPem: chain2 } = await renewal(b, anchors, {
-    ...(await request(key2)),
-    currentCertPem: chain1,
-    currentKeyPem: key1.pem,
-  });
-  const leaf2 = verified(chain2, key2, anchors);
+  const { chain: chain2, leaf: leaf2 } = await renewWith(key2, chain1, key1);
   assert.equal(count("/1.0/rekey"), rekeys + 1, "step-ca logged a rekey");
   assert.notEqual(leaf2.serial, leaf1.serial);
   assert.ok(!leaf2.spki.equals(leaf1.spki), "a new key");
@@ -156,12 +144,7 @@ test("renew() rekeys over mTLS with a fresh key and renews with the same key; no
 
   const renews = count("/1.0/renew");
   const same = loadKey(key2.pem);
-  const { chainPem: chain3 } = await renewal(b, anchors, {
-    ...(await request(same)),
-    currentCertPem: chain2,
-    currentKeyPem: key2.pem,
-  });
-  const leaf3 = verified(chain3, same, anchors);
+  const { leaf: leaf3 } = await renewWith(same, chain2, key2);
   assert.equal(count("/1.0/renew"), renews + 1, "step-ca logged a renew");
   assert.ok(leaf3.spki.equals(leaf2.spki), "the same key");
   assert.notEqual(leaf3.serial, leaf2.serial);

@@ -1,7 +1,7 @@
 // `node-join renew` against a real step-ca: rekey over mTLS with a fresh key (no enrolment secret
 // on the node), renew with the same key (renew.reuseKey), the token renewal through a
 // TLS-terminating proxy, and an expired certificate (renewable after expiry or not).
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
@@ -9,31 +9,17 @@ import { join } from "node:path";
 import { json, runCli } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import { opensslInfo, opensslVerifies } from "../helpers/openssl.js";
-import {
-  expiringProvisioners,
-  startStepCa,
-  stepCaLog,
-  stepWorkerJoin,
-  type StepCaHandle,
-} from "../helpers/stepca.js";
-import { startTlsProxy, type TlsProxy } from "../helpers/tls-proxy.js";
+import { expiringProvisioners, useStepCa, stepCaLog, stepWorkerJoin } from "../helpers/stepca.js";
+import { useTlsProxy } from "../helpers/tls-proxy.js";
 
-let ca: StepCaHandle;
-before(async () => {
-  ca = await startStepCa({
-    provisioners: [
-      { name: "workers", organization: ["system:nodes"] },
-      // Certificates that expire while the test waits (step-ca backdates NotBefore by a minute).
-      ...expiringProvisioners("4s"),
-    ],
-  });
-  proxy = await startTlsProxy(ca);
+const ca = useStepCa({
+  provisioners: [
+    { name: "workers", organization: ["system:nodes"] },
+    // Certificates that expire while the test waits (step-ca backdates NotBefore by a minute).
+    ...expiringProvisioners("4s"),
+  ],
 });
-after(async () => {
-  await proxy?.stop();
-  await ca?.stop();
-});
-let proxy: TlsProxy;
+const proxy = useTlsProxy(ca);
 
 const PKI = "var/lib/kubelet/pki";
 const KINDS = ["kubelet-client", "kubelet-server"] as const;

@@ -7,19 +7,26 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { controlPlaneNodeFlags, flags } from "../../scripts/lib/args.js";
 import { json, runCli } from "../helpers/cli.js";
-import { etcdctl, startEtcdCluster, type EtcdCluster } from "../helpers/etcd.js";
+import {
+  assertEtcdClients,
+  assertEtcdHealthy,
+  startEtcdCluster,
+  type EtcdCluster,
+} from "../helpers/etcd.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import { expectFailure } from "../helpers/expect.js";
 import { opensslInfo, opensslVerifies } from "../helpers/openssl.js";
 import {
   startStepCa,
   stepCaFlags,
+  stepControlPlaneJoin,
   stepCaLog,
   stepWorkerJoin,
   type StepCaHandle,
 } from "../helpers/stepca.js";
+import { saKeyDir } from "../helpers/sa-keys.js";
+import { kubeadmExpectations, kubeadmJoin } from "../helpers/kubeadm.js";
 
 let k8s: StepCaHandle, fpCa: StepCaHandle, etcdCa: StepCaHandle;
 let saDir: string;
@@ -36,11 +43,7 @@ before(async () => {
     startStepCa({ provisioners: [{ name: "front-proxy" }] }),
     startStepCa({ provisioners: [{ name: "etcd" }] }),
   ]);
-  saDir = tempRoot("nj-sa-");
-  execFileSync("sh", [
-    "-c",
-    `openssl genrsa -out ${saDir}/sa.key 2048 2>/dev/null && openssl rsa -in ${saDir}/sa.key -pubout -out ${saDir}/sa.pub 2>/dev/null`,
-  ]);
+  saDir = saKeyDir("nj-sa-");
 });
 after(async () => {
   await cluster?.stop();
@@ -336,98 +339,15 @@ function prepareCpRoot(): string {
 
 function cpArgs(root: string, name: string, ip: string): string[] {
   const etc = join(root, "etc/node-join");
-  return [
-    "join",
-    ...flags({
-      root,
-      ...controlPlaneNodeFlags(name, ip),
-      "apiserver-cert-san": "api.example.org",
-      "etcd-server-cert-san": "etcd.lab",
-      ...stepCaFlags(k8s, "control-plane", join(etc, "kubernetes-ca.password")),
-      ...stepCaFlags(fpCa, "front-proxy", join(etc, "front-proxy-ca.password"), "front-proxy-"),
-      ...stepCaFlags(etcdCa, "etcd", join(etc, "etcd-ca.password"), "etcd-"),
-    }),
-  ];
+  return kubeadmJoin(root, name, ip, {
+    ...stepCaFlags(k8s, "control-plane", join(etc, "kubernetes-ca.password")),
+    ...stepCaFlags(fpCa, "front-proxy", join(etc, "front-proxy-ca.password"), "front-proxy-"),
+    ...stepCaFlags(etcdCa, "etcd", join(etc, "etcd-ca.password"), "etcd-"),
+  });
 }
 
 const pki = (root: string, f: string) => join(root, "etc/kubernetes/pki", f);
 const sorted = (a: string[]) => [...a].sort();
-
-function expectations(name: string, ip: string) {
-  return [
-    {
-      file: "apiserver.crt",
-      ca: k8s,
-      cn: "kube-apiserver",
-      o: [],
-      eku: "serverAuth",
-      dns: [
-        name,
-        "kubernetes",
-        "kubernetes.default",
-        "kubernetes.default.svc",
-        "kubernetes.default.svc.cluster.local",
-        "cp.lab",
-        "api.example.org",
-      ],
-      ips: ["10.96.0.1", ip],
-    },
-    {
-      file: "apiserver-kubelet-client.crt",
-      ca: k8s,
-      cn: "kube-apiserver-kubelet-client",
-      o: ["kubeadm:cluster-admins"],
-      eku: "clientAuth",
-      dns: [],
-      ips: [],
-    },
-    {
-      file: "front-proxy-client.crt",
-      ca: fpCa,
-      cn: "front-proxy-client",
-      o: [],
-      eku: "clientAuth",
-      dns: [],
-      ips: [],
-    },
-    {
-      file: "apiserver-etcd-client.crt",
-      ca: etcdCa,
-      cn: "kube-apiserver-etcd-client",
-      o: [],
-      eku: "clientAuth",
-      dns: [],
-      ips: [],
-    },
-    {
-      file: "etcd/server.crt",
-      ca: etcdCa,
-      cn: name,
-      o: [],
-      eku: "serverAuth",
-      dns: [name, "localhost", "etcd.lab"],
-      ips: [ip, "127.0.0.1", "0:0:0:0:0:0:0:1"],
-    },
-    {
-      file: "etcd/peer.crt",
-      ca: etcdCa,
-      cn: name,
-      o: [],
-      eku: "serverAuth",
-      dns: [name, "localhost"],
-      ips: [ip, "127.0.0.1", "0:0:0:0:0:0:0:1"],
-    },
-    {
-      file: "etcd/healthcheck-client.crt",
-      ca: etcdCa,
-      cn: "kube-etcd-healthcheck-client",
-      o: [],
-      eku: "clientAuth",
-      dns: [],
-      ips: [],
-    },
-  ];
-}
 
 test("three control planes join through three step-ca CAs, one provisioner each", async () => {
   for (const n of NODES) {
@@ -448,7 +368,8 @@ test("three control planes join through three step-ca CAs, one provisioner each"
         h.rootPem.trim(),
         `${n.name} ${f} is that CA's root`,
       );
-    for (const e of expectations(n.name, n.ip)) {
+    for (const k of kubeadmExpectations(n.name, n.ip)) {
+      const e = { ...k, ca: { ca: k8s, "front-proxy-ca": fpCa, "etcd-ca": etcdCa }[k.ca] };
       const pem = readFileSync(pki(n.root, e.file), "utf8");
       const where = `${n.name} ${e.file}`;
       const certs = pem.match(CERT_BLOCK) ?? [];
@@ -457,7 +378,7 @@ test("three control planes join through three step-ca CAs, one provisioner each"
       const c = opensslInfo(pem);
       assert.equal(c.cn, e.cn, where);
       assert.deepEqual(sorted(c.o), sorted(e.o), where);
-      assert.ok(c.ekus.includes(e.eku), where);
+      assert.ok(c.ekus.includes(e.ekus[0]!), where);
       assert.deepEqual(sorted(c.dns), sorted(e.dns), where);
       assert.deepEqual(sorted(c.ips), sorted(e.ips), where);
       const own = caFiles.get(e.ca)!;
@@ -491,46 +412,16 @@ test("a three-member etcd cluster runs on the step-ca certificates; a kubernetes
   );
   cluster = await startEtcdCluster(NODES);
   const root = NODES[0]!.root;
-  const health = await etcdctl(root, "etcd/healthcheck-client", cluster.endpoints, [
-    "endpoint",
-    "health",
-  ]);
-  assert.equal(health.code, 0, health.out);
-  assert.equal((health.out.match(/is healthy/g) ?? []).length, 3, health.out);
-  const put = await etcdctl(NODES[1]!.root, "apiserver-etcd-client", cluster.endpoints, [
-    "put",
-    "/registry/node-join",
-    "step-ca",
-  ]);
-  assert.equal(put.code, 0, put.out);
-  const get = await etcdctl(NODES[2]!.root, "apiserver-etcd-client", cluster.endpoints, [
-    "get",
-    "/registry/node-join",
-    "--print-value-only",
-  ]);
-  assert.equal(get.out.trim(), "step-ca");
-  const wrong = await etcdctl(root, "apiserver-kubelet-client", cluster.endpoints, [
-    "get",
-    "/registry/node-join",
-  ]);
-  assert.notEqual(wrong.code, 0);
+  await assertEtcdHealthy(cluster, root);
+  await assertEtcdClients(cluster, [root, NODES[1]!.root, NODES[2]!.root], "step-ca");
 });
 
 test("a single step-ca serves all three CAs when only the kubernetes CA is configured", async () => {
   const root = prepareCpRoot();
   const etc = join(root, "etc/node-join");
-  const r = await runCli([
-    "join",
-    ...flags({
-      root,
-      role: "control-plane",
-      "node-name": "cp9",
-      ip: "127.0.0.19",
-      "control-plane-endpoint": "cp.lab:6443",
-      ...stepCaFlags(k8s, "control-plane", join(etc, "kubernetes-ca.password")),
-      json: true,
-    }),
-  ]);
+  const r = await runCli(
+    stepControlPlaneJoin(root, k8s, join(etc, "kubernetes-ca.password"), { json: true }),
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.equal(json<{ issued: unknown[] }>(r).issued.length, 13);
   for (const f of ["ca.crt", "front-proxy-ca.crt", "etcd/ca.crt"])

@@ -1,6 +1,6 @@
 // The renewal timer (systemd units or cron fallback), join's default install, and the control-plane
 // static pod restart hook.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createServer } from "node:net";
@@ -14,19 +14,13 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
-import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
+import { useCfssl } from "../helpers/cfssl.js";
 import { binary, json, runCli, spawnCollect } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, systemdRoot, tempRoot } from "../helpers/fs.js";
 import { systemdWords } from "../helpers/integrations.js";
 import { forward, freePort } from "../helpers/listening.js";
 
-let ca: CfsslCa;
-before(async () => {
-  ca = await startCfssl();
-});
-after(async () => {
-  await ca?.stop();
-});
+const ca = useCfssl();
 
 /** What the units run by default: this very binary (or node and the bundle), before `renew`. */
 const exec = () => [...binary()].join(" ");

@@ -1,5 +1,5 @@
 // Worker join against a real `cfssl serve` on loopback, run as a separate process like a user does.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import {
@@ -11,36 +11,18 @@ import {
   readdirSync,
 } from "node:fs";
 import { join } from "node:path";
-import { cfsslWorkerJoin, flags } from "../../scripts/lib/args.js";
-import { startCfssl, type CfsslCa } from "../helpers/cfssl.js";
+import { flags } from "../../scripts/lib/args.js";
+import { nodeRoot, startCfssl, useCfssl, w1JoinArgs } from "../helpers/cfssl.js";
 import { json, runCli } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import { expectFailure } from "../helpers/expect.js";
 import { kubectlView } from "../helpers/kubectl.js";
 
-let ca: CfsslCa;
-before(async () => {
-  ca = await startCfssl();
-});
-after(async () => {
-  await ca?.stop();
-});
+const ca = useCfssl();
 
-function newRoot(): { root: string; keyFile: string } {
-  const root = tempRoot();
-  return { root, keyFile: ca.installAuthKey(root) };
-}
-
-function joinArgs(root: string, keyFile: string, extra: string[] = []): string[] {
-  return [
-    ...cfsslWorkerJoin(root, ca, {
-      "ca-auth-key-file": keyFile,
-      ip: ["10.0.0.21", "2001:db8::21"],
-      "dns-name": "w1.lab",
-    }),
-    ...extra,
-  ];
-}
+const newRoot = () => nodeRoot(ca);
+const joinArgs = (root: string, keyFile: string, extra: string[] = []) =>
+  w1JoinArgs(ca, root, keyFile, extra);
 
 /** The certificate part of a kubelet -current.pem (chain then key). */
 function certOf(pemFile: string): string {

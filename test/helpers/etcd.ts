@@ -1,5 +1,6 @@
 // A real etcd cluster (Debian etcd-server) on loopback, started from the certificates node-join
 // installed under each control-plane root, with client and peer certificate authentication on.
+import assert from "node:assert/strict";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, openSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -111,6 +112,46 @@ export async function startEtcdCluster(
 /**
  * etcdctl (v3 API) with a client certificate from a node-join root, e.g. "etcd/healthcheck-client".
  */
+/** Every member of the cluster answers healthy to `root`'s etcd healthcheck-client certificate. */
+export async function assertEtcdHealthy(cluster: EtcdCluster, root: string): Promise<void> {
+  const health = await etcdctl(root, "etcd/healthcheck-client", cluster.endpoints, [
+    "endpoint",
+    "health",
+  ]);
+  assert.equal(health.code, 0, health.out);
+  assert.equal((health.out.match(/is healthy/g) ?? []).length, cluster.members.length, health.out);
+}
+
+/**
+ * What a cluster's etcd must do for its control planes: a value put with one node's
+ * apiserver-etcd-client certificate is read with another's; `root`'s apiserver-kubelet-client
+ * certificate (the kubernetes CA's, not the etcd CA's) is refused. Returns that refusal.
+ */
+export async function assertEtcdClients(
+  cluster: EtcdCluster,
+  [root, writer, reader]: [string, string, string],
+  value: string,
+): Promise<{ code: number; out: string }> {
+  const put = await etcdctl(writer, "apiserver-etcd-client", cluster.endpoints, [
+    "put",
+    "/registry/node-join",
+    value,
+  ]);
+  assert.equal(put.code, 0, put.out);
+  const get = await etcdctl(reader, "apiserver-etcd-client", cluster.endpoints, [
+    "get",
+    "/registry/node-join",
+    "--print-value-only",
+  ]);
+  assert.equal(get.out.trim(), value);
+  const wrong = await etcdctl(root, "apiserver-kubelet-client", cluster.endpoints, [
+    "get",
+    "/registry/node-join",
+  ]);
+  assert.notEqual(wrong.code, 0);
+  return wrong;
+}
+
 export async function etcdctl(
   root: string,
   cert: string,

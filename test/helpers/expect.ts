@@ -4,6 +4,21 @@ import assert from "node:assert/strict";
 import { json, runCli, type CliResult } from "./cli.js";
 import { diffSnapshots, snapshot } from "./fs.js";
 
+/**
+ * Both kubelet certificates were renewed, client then server, each for a reason that `reason`
+ * matches (the renew --json entries).
+ */
+export function assertKubeletRenewed(
+  renewed: readonly { kind: string; reason: string }[],
+  reason: RegExp,
+): void {
+  assert.deepEqual(
+    renewed.map((x) => x.kind),
+    ["kubelet-client", "kubelet-server"],
+  );
+  for (const x of renewed) assert.match(x.reason, reason);
+}
+
 export async function expectFailure(
   args: string[],
   code: number,

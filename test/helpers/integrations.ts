@@ -16,6 +16,7 @@ import {
 import { createServer, type Server } from "node:http";
 import { dirname, join } from "node:path";
 import { BUNDLE, REPO, spawnCollect } from "./cli.js";
+import { shared } from "./fixture.js";
 
 export const sha256 = (b: Buffer | string): string => createHash("sha256").update(b).digest("hex");
 
@@ -43,6 +44,14 @@ export interface FileServer {
   /** Paths requested, in order. */
   requests: string[];
   stop(): Promise<void>;
+}
+
+/** A file server (startFileServer) for the whole test file: up before its tests, stopped after. */
+export function useFileServer(files: Record<string, Buffer | string>): FileServer {
+  return shared(
+    () => startFileServer(files),
+    (server) => server.stop(),
+  );
 }
 
 /** Serves `files` (path -> content) on 127.0.0.1; anything else is a 404. */

@@ -2,8 +2,7 @@
 // CAs (fake-ca.ts) on a fake clock: for the fast tier's tests of what the commands print and exit
 // with, without root, network or a real CA.
 import assert from "node:assert/strict";
-import { generateKeyPairSync } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RuntimeSeams } from "../../agent/cli/context.js";
 import { main } from "../../agent/cli/main.js";
@@ -11,6 +10,7 @@ import type { CaName } from "../../agent/pki/cas.js";
 import { certPin, parseCert, splitPemCertificates, type CertInfo } from "../../agent/pki/x509.js";
 import { FakeCa, fakeClock } from "./fake-ca.js";
 import { tempRoot } from "./fs.js";
+import { writeSaKeys } from "./sa-keys.js";
 
 export const DAY = 86400_000;
 
@@ -67,12 +67,7 @@ export async function joined(
     ...["--node-name", role === "worker" ? "w1" : "cp1", "--ip", "10.0.0.21", "--no-timer"],
   ];
   if (role === "control-plane") {
-    const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-    mkdirSync(join(root, "etc/node-join"), { recursive: true });
-    const key = join(root, "etc/node-join/sa.key");
-    const pub = join(root, "etc/node-join/sa.pub");
-    writeFileSync(key, privateKey.export({ format: "pem", type: "pkcs1" }), { mode: 0o600 });
-    writeFileSync(pub, publicKey.export({ format: "pem", type: "spki" }));
+    const { key, pub } = writeSaKeys(join(root, "etc/node-join"));
     args.push(
       ...["--etcd-ca-cert-hash", pin("etcd"), "--front-proxy-ca-cert-hash", pin("frontProxy")],
       ...["--sa-key-file", key, "--sa-pub-file", pub],

@@ -15,6 +15,7 @@ import {
 } from "../../scripts/lib/args.js";
 import { installControlPlaneSecrets, startCfssl, type CfsslCa } from "./cfssl.js";
 import { runCli } from "./cli.js";
+export { saKeyDir } from "./sa-keys.js";
 import { opensslInfo } from "./openssl.js";
 
 /** A new key and self-signed certificate for the CA, made as the README's runbook makes it. */
@@ -32,14 +33,6 @@ export function newCaKey(cn: string): { cert: string; key: string } {
 }
 
 /** A temp dir with a service-account key pair (sa.key, sa.pub) for control planes' joins. */
-export function saKeyDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "nj-sa-"));
-  execFileSync("sh", [
-    "-c",
-    `openssl genrsa -out ${dir}/sa.key 2048 2>/dev/null && openssl rsa -in ${dir}/sa.key -pubout -out ${dir}/sa.pub 2>/dev/null`,
-  ]);
-  return dir;
-}
 
 /** Three real CFSSL CAs (kubernetes, front-proxy-ca, etcd-ca), stopped by the test's `after`. */
 export async function startClusterCas(started: CfsslCa[]): Promise<ClusterCas<CfsslCa>> {

@@ -18,6 +18,7 @@
 //   rejects it); it needs POST /1.0/renew with "Authorization: Bearer
 //   <x5cInsecure token>" (mintRenewToken) and allowRenewalAfterExpiry on the
 //   provisioner that issued it (the harness default: true).
+import { shared } from "./fixture.js";
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes, X509Certificate } from "node:crypto";
 import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
@@ -27,7 +28,12 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { flags, TEST_API_SERVER, type Flags } from "../../scripts/lib/args.js";
+import {
+  controlPlaneNodeFlags,
+  flags,
+  TEST_API_SERVER,
+  type Flags,
+} from "../../scripts/lib/args.js";
 
 export interface StepCaProvisionerSpec {
   name: string;
@@ -354,6 +360,23 @@ export function stepCaFlags(
     [`${prefix}ca-provisioner`]: provisioner,
     [`${prefix}ca-password-file`]: passwordFile,
   };
+}
+
+/**
+ * The join of control plane cp9 (127.0.0.19, behind cp.lab:6443) whose three CAs are the one
+ * step-ca `ca`, enrolled with the control-plane provisioner's password in `passwordFile`.
+ */
+export function stepControlPlaneJoin(
+  root: string,
+  ca: StepCaEndpoint,
+  passwordFile: string,
+  more: Flags = {},
+): string[] {
+  const node = { root, ...controlPlaneNodeFlags("cp9", "127.0.0.19") };
+  return [
+    "join",
+    ...flags({ ...node, ...stepCaFlags(ca, "control-plane", passwordFile), ...more }),
+  ];
 }
 
 /**
@@ -777,4 +800,12 @@ export function expiringProvisioners(duration: string): StepCaProvisionerSpec[] 
       claims: { ...claims, allowRenewalAfterExpiry: true },
     },
   ];
+}
+
+/** A real step-ca for the whole test file (started before its tests, stopped after). */
+export function useStepCa(opts: StartStepCaOptions = {}): StepCaHandle {
+  return shared(
+    () => startStepCa(opts),
+    (ca) => ca.stop(),
+  );
 }

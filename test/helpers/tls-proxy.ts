@@ -5,6 +5,7 @@
 // connection without one (no proxy_ssl_certificate), verifying step-ca against its root. The node's
 // certificate never reaches step-ca (smallstep/cli#701, #1344): mTLS renewal fails there, the
 // token renewal (its Authorization header, passed through as nginx does by default) goes through.
+import { ready, shared } from "./fixture.js";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -162,4 +163,12 @@ export async function startTlsProxy(ca: StepCaHandle): Promise<TlsProxy> {
     },
     stop,
   };
+}
+
+/** A TLS-terminating proxy in front of `ca` for the whole test file (after `ca` is up). */
+export function useTlsProxy(ca: StepCaHandle): TlsProxy {
+  return shared(
+    async () => startTlsProxy(await ready(ca)),
+    (proxy) => proxy.stop(),
+  );
 }

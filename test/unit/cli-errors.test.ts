@@ -3,8 +3,7 @@
 // names, the hints for known mistakes, and --version / bare node-join.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { generateKeyPairSync } from "node:crypto";
-import { appendFileSync, chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BackendContext, CaBackend } from "../../agent/ca/backend.js";
 import { withoutSecrets } from "../../agent/ca/index.js";
@@ -16,6 +15,7 @@ import { CA_NAMES, CAS, type CaName } from "../../agent/pki/cas.js";
 import { certPin } from "../../agent/pki/x509.js";
 import { FakeCa, fakeClock } from "../helpers/fake-ca.js";
 import { tempRoot } from "../helpers/fs.js";
+import { writeSaKeys } from "../helpers/sa-keys.js";
 
 interface Run {
   code: number;
@@ -183,6 +183,8 @@ test("a CA that cannot be reached: the server once, the system error once (conne
   const root = tempRoot("nj-cli-errors-");
   const r = await run(
     workerJoin(root, "http://127.0.0.1:1", "--ca-cert-hash", PIN, "--timeout", "1s"),
+    // The retries wait on a clock that sleeping advances: the same attempts, at once.
+    { clock: fakeClock() },
   );
   assert.equal(r.code, 3, r.stderr);
   const lines = r.stderr.trimEnd().split("\n");
@@ -313,12 +315,7 @@ function pinChecked(cas: Record<CaName, FakeCa>) {
  */
 function controlPlaneJoin(pin: (ca: CaName) => string | undefined): string[] {
   const root = tempRoot("nj-cli-errors-");
-  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  mkdirSync(join(root, "etc/node-join"), { recursive: true });
-  const saKey = join(root, "etc/node-join/sa.key");
-  const saPub = join(root, "etc/node-join/sa.pub");
-  writeFileSync(saKey, privateKey.export({ format: "pem", type: "pkcs1" }), { mode: 0o600 });
-  writeFileSync(saPub, publicKey.export({ format: "pem", type: "spki" }));
+  const { key: saKey, pub: saPub } = writeSaKeys(join(root, "etc/node-join"));
   return [
     "join",
     "--root",

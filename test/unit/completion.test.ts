@@ -102,14 +102,19 @@ test("bash: commands, subcommands, options, choices, and files where a file goes
   ]);
 });
 
-/** What an interactive zsh offers on Tab, with the script autoloaded from $fpath. */
-function zshComplete(line: string): string[] {
+/**
+ * What an interactive zsh offers on Tab for each line, with the script autoloaded from $fpath: one
+ * shell for all the lines (compinit is most of a shell's cost).
+ */
+function zshComplete(...lines: string[]): Map<string, string[]> {
   const helper = new URL("../helpers/zsh-complete.zsh", import.meta.url).pathname;
-  const r = run("zsh", ["-f", helper, zshDir, line], {
+  const r = run("zsh", ["-f", helper, zshDir, ...lines], {
     env: { PATH: process.env.PATH, HOME: dir },
   });
-  assert.equal(r.status, 0, `zsh completing "${line}": ${r.stderr}`);
-  return [...new Set(r.stdout.split(/\s+/).filter(Boolean))];
+  assert.equal(r.status, 0, `zsh completing ${JSON.stringify(lines)}: ${r.stderr}`);
+  const answers = r.stdout.split("\nNJ-NEXT\n");
+  assert.equal(answers.length, lines.length + 1, `one answer a line: ${r.stdout}`);
+  return new Map(lines.map((l, i) => [l, [...new Set(answers[i]!.split(/\s+/).filter(Boolean))]]));
 }
 
 test("zsh: the script loads under zsh -f with compinit, and completes as bash does", () => {
@@ -120,21 +125,20 @@ test("zsh: the script loads under zsh -f with compinit, and completes as bash do
   ]);
   assert.equal(load.stderr, "");
   assert.equal(load.stdout, "_node-join\n_node-join_timer_install: function\n");
-  assert.deepEqual(zshComplete("node-join jo"), ["join"]);
-  assert.deepEqual(zshComplete("node-join join --etcd-ca-t"), [
-    "--etcd-ca-type",
-    "--etcd-ca-tls-file",
-    "--etcd-ca-token-file",
-  ]);
-  assert.deepEqual(zshComplete("node-join join --ca-type "), ["cfssl", "step-ca"]);
-  assert.deepEqual(zshComplete("node-join probe --ca-type "), ["cfssl", "step-ca"]);
-  assert.deepEqual(zshComplete("node-join timer "), ["install", "remove", "status", "help"]);
-  assert.deepEqual(zshComplete("node-join timer install --scheduler "), [
-    "auto",
-    "systemd",
-    "cron",
-  ]);
-  assert.deepEqual(zshComplete("node-join completion "), ["bash", "zsh"]);
+  const expected: [string, string[]][] = [
+    ["node-join jo", ["join"]],
+    [
+      "node-join join --etcd-ca-t",
+      ["--etcd-ca-type", "--etcd-ca-tls-file", "--etcd-ca-token-file"],
+    ],
+    ["node-join join --ca-type ", ["cfssl", "step-ca"]],
+    ["node-join probe --ca-type ", ["cfssl", "step-ca"]],
+    ["node-join timer ", ["install", "remove", "status", "help"]],
+    ["node-join timer install --scheduler ", ["auto", "systemd", "cron"]],
+    ["node-join completion ", ["bash", "zsh"]],
+  ];
+  const offered = zshComplete(...expected.map(([line]) => line));
+  for (const [line, matches] of expected) assert.deepEqual(offered.get(line), matches, line);
 });
 
 test("completion refuses a shell it has no script for, naming the choices", async () => {

@@ -214,39 +214,33 @@ const maybeTruncated = (json: fc.Arbitrary<string>) =>
 
 const stringify = (v: unknown): string => JSON.stringify(v) ?? "null";
 
-const cfsslBody = fc.oneof(
-  { weight: 1, arbitrary: fc.string({ maxLength: 200 }) },
-  { weight: 1, arbitrary: fc.json({ maxDepth: 3 }) },
-  {
-    weight: 6,
-    arbitrary: maybeTruncated(
-      fc
-        .record(
-          {
-            success: fc.oneof(fc.boolean(), junk),
-            result: fc.oneof(
-              junk,
-              fc.record({ certificate: anyField, extra: junk }, { requiredKeys: [] }),
-            ),
-            errors: fc.oneof(
-              junk,
-              fc.array(
-                fc.record(
-                  { code: junk, message: fc.oneof(fc.string(), junk) },
-                  { requiredKeys: [] },
-                ),
-                { maxLength: 3 },
-              ),
-            ),
-            messages: junk,
-            extra: junk,
-          },
-          { requiredKeys: [] },
-        )
-        .map(stringify),
+/**
+ * A CA's answer: any text, any JSON, or (mostly) the CA's envelope with any of `fields`, each
+ * of any value, sometimes cut short.
+ */
+const answerBody = (fields: Record<string, fc.Arbitrary<unknown>>) =>
+  fc.oneof(
+    { weight: 1, arbitrary: fc.string({ maxLength: 200 }) },
+    { weight: 1, arbitrary: fc.json({ maxDepth: 3 }) },
+    {
+      weight: 6,
+      arbitrary: maybeTruncated(fc.record(fields, { requiredKeys: [] }).map(stringify)),
+    },
+  );
+
+const cfsslBody = answerBody({
+  success: fc.oneof(fc.boolean(), junk),
+  result: fc.oneof(junk, fc.record({ certificate: anyField, extra: junk }, { requiredKeys: [] })),
+  errors: fc.oneof(
+    junk,
+    fc.array(
+      fc.record({ code: junk, message: fc.oneof(fc.string(), junk) }, { requiredKeys: [] }),
+      { maxLength: 3 },
     ),
-  },
-);
+  ),
+  messages: junk,
+  extra: junk,
+});
 
 /** Envelopes that are valid: success, the good certificate, any extra fields. */
 const validCfsslBody = fc
@@ -268,28 +262,14 @@ const validCfsslBody = fc
     }),
   );
 
-const stepBody = fc.oneof(
-  { weight: 1, arbitrary: fc.string({ maxLength: 200 }) },
-  { weight: 1, arbitrary: fc.json({ maxDepth: 3 }) },
-  {
-    weight: 6,
-    arbitrary: maybeTruncated(
-      fc
-        .record(
-          {
-            crt: anyField,
-            ca: anyField,
-            certChain: fc.oneof(junk, fc.array(anyField, { maxLength: 3 })),
-            tlsOptions: junk,
-            status: fc.oneof(fc.integer(), junk),
-            message: fc.oneof(fc.string(), junk),
-          },
-          { requiredKeys: [] },
-        )
-        .map(stringify),
-    ),
-  },
-);
+const stepBody = answerBody({
+  crt: anyField,
+  ca: anyField,
+  certChain: fc.oneof(junk, fc.array(anyField, { maxLength: 3 })),
+  tlsOptions: junk,
+  status: fc.oneof(fc.integer(), junk),
+  message: fc.oneof(fc.string(), junk),
+});
 
 const validStepBody = fc
   .record({ shape: fc.constantFrom("chain", "crt+ca", "crt"), tlsOptions: junk })

@@ -3,9 +3,9 @@
 // every other directory it writes in, and an empty --root names no directory. The rules that hold
 // only for a run as root (owner, group/world-writable) are in test/unit/strict-modes.test.ts and,
 // through the CLI, test/e2e/hostile-host.test.ts.
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LocalIoError, UsageError } from "../../agent/common/errors.js";
 import { loadSettings } from "../../agent/config/load.js";
@@ -13,17 +13,10 @@ import { checkWriteTargets } from "../../agent/engine/locked.js";
 import { restartStaticPods, restorePausedManifests } from "../../agent/ops/static-pods.js";
 import { layout, writeTargets } from "../../agent/store/layout.js";
 import { fakeClock } from "../helpers/fake-ca.js";
-import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
+import { diffSnapshots, snapshot } from "../helpers/fs.js";
+import { scratchRoots } from "../helpers/fixture.js";
 
-const made: string[] = [];
-after(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
-function newRoot(prefix = "nj-hostdirs-"): string {
-  const d = tempRoot(prefix);
-  made.push(d);
-  return d;
-}
+const { newRoot } = scratchRoots("nj-hostdirs-");
 
 const usage = (re: RegExp) => (err: unknown) =>
   err instanceof UsageError && err.exitCode === 2 && re.test(err.message);

@@ -2,7 +2,7 @@
 // lock left by a killed run does not block the next run forever (not even when its pid was handed
 // to another process, or the host rebooted since), a run only ever removes its own, and what is at
 // the lock path is read without following a link or blocking on a FIFO.
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import {
@@ -11,7 +11,6 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
-  rmSync,
   symlinkSync,
   utimesSync,
   writeFileSync,
@@ -20,17 +19,11 @@ import { dirname, join } from "node:path";
 import { LocalIoError, LockedError } from "../../agent/common/errors.js";
 import { layout } from "../../agent/store/layout.js";
 import { acquireLock } from "../../agent/store/lock.js";
-import { tempRoot } from "../helpers/fs.js";
+import { runWithDeadline } from "../helpers/deadline.js";
+import { scratchRoots } from "../helpers/fixture.js";
 
-const made: string[] = [];
-after(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
-function lockFile(): string {
-  const root = tempRoot("nj-lock-");
-  made.push(root);
-  return layout(root).lockFile;
-}
+const { newRoot } = scratchRoots("nj-lock-");
+const lockFile = (): string => layout(newRoot()).lockFile;
 
 /** A lock file as another process would have left it. */
 function plant(file: string, content: string): void {
@@ -221,20 +214,17 @@ test("a symbolic link at the lock path is refused (exit 6), never followed", () 
   assert.equal(readFileSync(victim, "utf8"), "1\n");
 });
 
-test("a FIFO at the lock path is refused (exit 6) at once instead of hanging the run", () => {
+test("a FIFO at the lock path is refused (exit 6) at once instead of hanging the run", async () => {
   const file = lockFile();
   mkdirSync(dirname(file), { recursive: true });
   assert.equal(spawnSync("mkfifo", [file]).status, 0, "mkfifo");
   // In a child process with a deadline: reading a FIFO without O_NONBLOCK blocks until a writer
   // comes, and a blocked synchronous read would hang this test runner too.
-  const code = `
-    import { acquireLock } from ${JSON.stringify(new URL("../../agent/store/lock.ts", import.meta.url).pathname)};
-    try { acquireLock(${JSON.stringify(file)}); console.log("acquired"); }
-    catch (err) { console.log(err.exitCode, err.message); }`;
-  const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], {
-    encoding: "utf8",
-    timeout: 15_000,
-  });
+  const r = await runWithDeadline(
+    `import { acquireLock } from ${JSON.stringify(new URL("../../agent/store/lock.ts", import.meta.url).pathname)};`,
+    `try { acquireLock(${JSON.stringify(file)}); console.log("acquired"); }
+    catch (err) { console.log(err.exitCode, err.message); }`,
+  );
   assert.equal(r.signal, null, "acquireLock returned instead of blocking on the FIFO");
   assert.match(r.stdout, /^6 the lock .*lock is a FIFO, not a lock file/, r.stderr);
   assert.ok(lstatSync(file).isFIFO(), "left for the operator");

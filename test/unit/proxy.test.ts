@@ -15,6 +15,7 @@ import {
 } from "../../agent/ca/proxy.js";
 import { readProxyConfig } from "../../agent/ca/secrets.js";
 import { loadSettings } from "../../agent/config/load.js";
+import { fakeClock } from "../helpers/fake-ca.js";
 import { tempRoot } from "../helpers/fs.js";
 import { runMain } from "../helpers/in-process-cli.js";
 
@@ -259,6 +260,8 @@ test("CLI: an unusable proxy in the standard variables stops only a run that con
   const r = await runMain(
     [...JOIN, "--root", root, "--https-proxy", "http://127.0.0.1:1", "--timeout", "1s"],
     env,
+    // The retries wait on a clock that sleeping advances: the same attempts, at once.
+    { clock: fakeClock() },
   );
   assert.equal(r.code, 3, r.stderr);
 });

@@ -5,7 +5,7 @@
 // as root, else this user's uid, who owns what the test makes); "another user" with root required
 // (0): run as root the file is chowned to nobody (65534), run as someone else it already is not
 // root's.
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -17,17 +17,9 @@ import {
   checkEnvironmentFile,
   readTrustedFile,
 } from "../../agent/store/strict-modes.js";
-import { tempRoot } from "../helpers/fs.js";
+import { scratchRoots } from "../helpers/fixture.js";
 
-const made: string[] = [];
-after(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
-function newRoot(): string {
-  const d = tempRoot("nj-strict-");
-  made.push(d);
-  return d;
-}
+const { newRoot } = scratchRoots("nj-strict-");
 
 const NOBODY = 65534;
 const asRootHere = process.geteuid?.() === 0;
@@ -132,6 +124,21 @@ const refusedFile = (what: string, path: string, why: RegExp) => (err: unknown) 
   return true;
 };
 
+/** `path`, given to another user, is refused when root must own it; returns `path`. */
+function refusedForeign(
+  path: string,
+  what: string,
+  kind: Parameters<typeof readTrustedFile>[2],
+  why: (path: string) => RegExp,
+): string {
+  giveAway(path);
+  assert.throws(
+    () => readTrustedFile(path, what, kind, { owner: 0 }),
+    refusedFile(what, path, why(path)),
+  );
+  return path;
+}
+
 test("as root, a config file others may write or another user owns is refused (exit 2); 0644 root-owned is read", () => {
   const root = newRoot();
   const ok = file(root, "config.yaml", 0o644);
@@ -150,15 +157,11 @@ test("as root, a config file others may write or another user owns is refused (e
       ),
     );
   }
-  const foreign = file(root, "foreign.yaml", 0o644);
-  giveAway(foreign);
-  assert.throws(
-    () => readTrustedFile(foreign, "config file", "config", { owner: 0 }),
-    refusedFile(
-      "config file",
-      foreign,
-      new RegExp(`owned by uid \\d+, not root; fix with: chown root:root ${foreign}`),
-    ),
+  refusedForeign(
+    file(root, "foreign.yaml", 0o644),
+    "config file",
+    "config",
+    (p) => new RegExp(`owned by uid \\d+, not root; fix with: chown root:root ${p}`),
   );
   // Not as root: a developer's umask 002 config is theirs to write.
   assert.equal(
@@ -191,15 +194,11 @@ test("a secret file others may read or write is refused whoever runs; as root on
         ),
       );
   }
-  const foreign = file(root, "foreign.key", 0o600);
-  giveAway(foreign);
-  assert.throws(
-    () => readTrustedFile(foreign, "CA auth key file", "secret", { owner: 0 }),
-    refusedFile(
-      "CA auth key file",
-      foreign,
-      /owned by uid \d+, not root; fix with: chown root:root/,
-    ),
+  const foreign = refusedForeign(
+    file(root, "foreign.key", 0o600),
+    "CA auth key file",
+    "secret",
+    () => /owned by uid \d+, not root; fix with: chown root:root/,
   );
   // Both wrong: one line, both fixes.
   chmodSync(foreign, 0o644);

@@ -2,7 +2,7 @@
 // freeze the tree at each step of a commit and put that frozen tree back in place of the root: that
 // is exactly what a SIGKILL at the step leaves on disk, without spawning a process (the end-to-end
 // "kill -9 at install step" tests in test/e2e/renew.test.ts do the same through the CLI).
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   cpSync,
@@ -22,17 +22,10 @@ import { LocalIoError } from "../../agent/common/errors.js";
 import { STAGED_SUFFIX } from "../../agent/store/fsio.js";
 import { layout, type Layout } from "../../agent/store/layout.js";
 import { BACKUPS_KEPT, commit, recover, type FileChange } from "../../agent/store/transaction.js";
-import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
+import { diffSnapshots, snapshot } from "../helpers/fs.js";
+import { scratchRoots } from "../helpers/fixture.js";
 
-const made: string[] = [];
-after(() => {
-  for (const d of made) rmSync(d, { recursive: true, force: true });
-});
-function newRoot(prefix = "nj-tx-"): string {
-  const d = tempRoot(prefix);
-  made.push(d);
-  return d;
-}
+const { newRoot, made } = scratchRoots("nj-tx-");
 
 const T0 = new Date("2026-01-01T00:00:00Z");
 const at = (seconds: number) => new Date(T0.getTime() + seconds * 1000);

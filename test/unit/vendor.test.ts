@@ -6,7 +6,7 @@
 // and what to re-check: packaging/README.md.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, realpathSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -178,8 +178,10 @@ for (const d of DEEP_IMPORTS) {
         `${d.spec} no longer resolves from agent/vendor/ (${(err as Error).message.split("\n")[0]}); ${d.by} imports it: ${recheck(d.pkg)}`,
       );
     }
+    // require.resolve answers the real path: compare with the package's real directory, so a
+    // node_modules that is a link (a shared checkout's) is still this repository's.
     assert.ok(
-      file.startsWith(join(REPO, "node_modules", d.pkg) + "/"),
+      file.startsWith(realpathSync(join(REPO, "node_modules", d.pkg)) + "/"),
       `${d.spec} resolves to ${file}, outside node_modules/${d.pkg}`,
     );
     let exports: unknown;
