@@ -1,8 +1,9 @@
 // A throwaway CFSSL CA on loopback: a real `cfssl serve` (Debian golang-cfssl) with a fresh CA and
-// auth key in a temporary directory. A developer tool: the end-to-end tests (through
-// test/helpers/cfssl.ts), `npm run demo`, `npm run bench` and the packaging training run
-// (packaging/sea-train-ca.ts) start one each. Only node: built-ins and the cfssl, cfssljson,
-// openssl and curl commands (and sqlite3 for a CA with a certificate database).
+// auth key in a temporary directory, made and served from the CA operator's files of
+// docs/ca-cfssl.md (docs/ca/cfssl/: CSR, config, the unit's command line). A developer tool: the
+// end-to-end tests (through test/helpers/cfssl.ts), `npm run demo`, `npm run bench` and the
+// packaging training run (packaging/sea-train-ca.ts) start one each. Only node: built-ins and the
+// cfssl, cfssljson, openssl and curl commands (and sqlite3 for a CA with a certificate database).
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {

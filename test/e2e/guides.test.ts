@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { CFSSL_GUIDE_DIR, freePort, opensslPin, requireCommand } from "../helpers/cfssl.js";
-import { binary, spawnCollect } from "../helpers/cli.js";
+import { binary, REPO, spawnCollect } from "../helpers/cli.js";
 import { readDoc, type Doc } from "../helpers/docs.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "nj-guides-"));
@@ -194,4 +194,23 @@ test("the systemd unit runs the guide's cfssl serve line", () => {
   const unit = readFileSync(join(CFSSL_GUIDE_DIR, "cfssl-serve.service"), "utf8");
   assert.match(unit, /^ExecStart=.*$/m);
   assert.equal(unit.match(/^ExecStart=(.*)$/m)![1], `/usr/bin/${line}`);
+});
+
+test("the step-ca guide's provisioner fragments name its templates and force O=system:nodes", () => {
+  const dir = join(REPO, "docs/ca/step-ca");
+  for (const f of ["provisioner-nodes.json", "provisioner-machines.json"]) {
+    const p = JSON.parse(readFileSync(join(dir, f), "utf8")) as {
+      claims: Record<string, unknown>;
+      options: { x509: { templateFile: string; templateData: { organization: string[] } } };
+    };
+    const { templateFile, templateData } = p.options.x509;
+    // The guide copies nodes.tpl to /etc/step-ca/templates/; the tests' step-ca reads it here.
+    assert.equal(templateFile, "/etc/step-ca/templates/nodes.tpl", f);
+    assert.deepEqual(templateData.organization, ["system:nodes"], f);
+    assert.equal(p.claims["allowRenewalAfterExpiry"], true, f);
+    assert.equal(p.claims["disableRenewal"], false, f);
+  }
+  const tpl = readFileSync(join(dir, "nodes.tpl"), "utf8");
+  assert.match(tpl, /"organization": \{\{ toJson \.organization \}\}/);
+  assert.doesNotMatch(tpl, /Insecure\.CR\.Subject/);
 });
