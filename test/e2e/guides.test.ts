@@ -16,8 +16,15 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { CFSSL_GUIDE_DIR, freePort, opensslPin, requireCommand } from "../helpers/cfssl.js";
-import { binary, REPO, spawnCollect } from "../helpers/cli.js";
+import {
+  CFSSL_GUIDE_DIR,
+  freePort,
+  guideServeArgs,
+  opensslPin,
+  requireCommand,
+} from "../helpers/cfssl.js";
+import { cfsslWorkerFlags } from "../../scripts/lib/args.js";
+import { binary, REPO, runCli, spawnCollect } from "../helpers/cli.js";
 import { readDoc, type Doc } from "../helpers/docs.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "nj-guides-"));
@@ -39,6 +46,8 @@ const PLACEHOLDERS: [string, () => string][] = [
   ["/var/lib/cfssl", () => join(caHost, "var/lib/cfssl")],
   ["docs/ca/cfssl/", () => `${files}/`],
   ["-address 0.0.0.0 -port 8888", () => `-address 127.0.0.1 -port ${port}`],
+  // The TLS server certificate's names: the test reaches the server at 127.0.0.1.
+  ['"10.0.0.5"]', () => '"10.0.0.5", "127.0.0.1"]'],
   ["http://ca.lab:8888", () => `http://127.0.0.1:${port}`],
   ["node-join join ", () => `node-join join --root ${root} `],
   ["/etc/node-join", () => join(root, "etc/node-join")],
@@ -90,6 +99,19 @@ function env(): NodeJS.ProcessEnv {
   };
 }
 
+/** Ready when the info endpoint answers; a server that exits first fails at once. */
+async function untilServing(c: ChildProcess, url: string, what: string): Promise<void> {
+  for (;;) {
+    if (c.exitCode !== null) assert.fail(`${what}: exited ${c.exitCode}`);
+    try {
+      execFileSync("curl", ["-sfk", "-o", "/dev/null", "-d", "{}", `${url}/api/v1/cfssl/info`]);
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 async function runBlock(b: Block): Promise<string> {
   const script = substitute(b.text);
   const where = `${b.doc}:${b.line}`;
@@ -100,23 +122,8 @@ async function runBlock(b: Block): Promise<string> {
       stdio: ["ignore", "ignore", "ignore"],
     });
     background.push(c);
-    // Ready when the info endpoint answers; a server that exits first fails at once.
-    for (;;) {
-      if (c.exitCode !== null) assert.fail(`${where}: exited ${c.exitCode}:\n${script}`);
-      try {
-        execFileSync("curl", [
-          "-sf",
-          "-o",
-          "/dev/null",
-          "-d",
-          "{}",
-          `http://127.0.0.1:${port}/api/v1/cfssl/info`,
-        ]);
-        return "";
-      } catch {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    await untilServing(c, `http://127.0.0.1:${port}`, `${where}:\n${script}`);
+    return "";
   }
   const r = await spawnCollect("bash", ["-euo", "pipefail", "-c", script], { env: env() });
   assert.equal(
@@ -127,7 +134,7 @@ async function runBlock(b: Block): Promise<string> {
   return r.stdout;
 }
 
-test("the CFSSL guide sets up a CA, and the README's worker join joins against it", async () => {
+test("the CFSSL guide sets up a CA; the README's worker join joins it, over HTTP and the guide's TLS", async () => {
   for (const [cmd, pkg] of [
     ["cfssl", "golang-cfssl"],
     ["cfssljson", "golang-cfssl"],
@@ -153,7 +160,7 @@ test("the CFSSL guide sets up a CA, and the README's worker join joins against i
   const guideBlocks = runnableBlocks(guide);
   const joinBlocks = runnableBlocks(readme);
   // The markers are what makes a block run: losing them must fail too.
-  assert.ok(guideBlocks.length >= 6, `docs/ca-cfssl.md: ${guideBlocks.length} runnable blocks`);
+  assert.ok(guideBlocks.length >= 7, `docs/ca-cfssl.md: ${guideBlocks.length} runnable blocks`);
   assert.equal(joinBlocks.length, 1, "README.md: the CFSSL worker join block is runnable");
   const outputs: string[] = [];
   for (const b of [...guideBlocks, ...joinBlocks]) outputs.push(await runBlock(b));
@@ -175,13 +182,50 @@ test("the CFSSL guide sets up a CA, and the README's worker join joins against i
   });
   assert.match(subject, /O ?= ?system:nodes/);
   assert.ok(existsSync(join(root, "etc/kubernetes/kubelet.conf")));
+  // The TLS section: cfssl serve with the guide's server certificate, a node trusting its TLS CA.
+  const etc = join(caHost, "etc/cfssl");
+  const tlsPort = await freePort();
+  const tls = spawn(
+    "cfssl",
+    [
+      ...guideServeArgs({
+        "-address": "127.0.0.1",
+        "-port": String(tlsPort),
+        "-ca": join(etc, "ca.pem"),
+        "-ca-key": join(etc, "ca-key.pem"),
+        "-config": join(etc, "ca-config.json"),
+        "-db-config": join(etc, "db-config.json"),
+      }),
+      `-tls-cert=${join(etc, "tls-server.pem")}`,
+      `-tls-key=${join(etc, "tls-server-key.pem")}`,
+    ],
+    { detached: true, stdio: "ignore" },
+  );
+  background.push(tls);
+  await untilServing(tls, `https://127.0.0.1:${tlsPort}`, "cfssl serve -tls-cert");
+  const tlsRoot = join(tmp, "tls-node");
+  const r = await runCli([
+    "join",
+    "--root",
+    tlsRoot,
+    ...cfsslWorkerFlags(
+      { url: `https://127.0.0.1:${tlsPort}`, pin },
+      {
+        "ca-tls-file": join(etc, "tls-ca.pem"),
+        "ca-auth-key-file": join(root, "etc/node-join/ca-auth.key"),
+        "client-profile": "kubelet-client",
+        "serving-profile": "kubelet-serving",
+      },
+    ),
+  ]);
+  assert.equal(r.code, 0, r.stderr);
   // The CA recorded what it signed in the guide's certificate database (revocation needs it).
   const rows = execFileSync(
     "sqlite3",
     [join(caHost, "var/lib/cfssl/certs.db"), "SELECT count(*) FROM certificates"],
     { encoding: "utf8" },
   );
-  assert.equal(rows.trim(), "2");
+  assert.equal(rows.trim(), "4");
 });
 
 test("the systemd unit runs the guide's cfssl serve line", () => {
