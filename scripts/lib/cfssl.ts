@@ -1,8 +1,9 @@
 // A throwaway CFSSL CA on loopback: a real `cfssl serve` (Debian golang-cfssl) with a fresh CA and
-// auth key in a temporary directory. A developer tool: the end-to-end tests (through
-// test/helpers/cfssl.ts), `npm run demo`, `npm run bench` and the packaging training run
-// (packaging/sea-train-ca.ts) start one each. Only node: built-ins and the cfssl, cfssljson,
-// openssl and curl commands (and sqlite3 for a CA with a certificate database).
+// auth key in a temporary directory, made and served from the CA operator's files of
+// docs/ca-cfssl.md (docs/ca/cfssl/: CSR, config, the unit's command line). A developer tool: the
+// end-to-end tests (through test/helpers/cfssl.ts), `npm run demo`, `npm run bench` and the
+// packaging training run (packaging/sea-train-ca.ts) start one each. Only node: built-ins and the
+// cfssl, cfssljson, openssl and curl commands (and sqlite3 for a CA with a certificate database).
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
@@ -17,6 +18,7 @@ import {
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { CONTROL_PLANE_AUTH_KEYS, type ClusterCas } from "./args.js";
 
 export interface Profile {
@@ -24,6 +26,8 @@ export interface Profile {
   usages?: string[];
   /** Requires the auth key (default true). */
   auth?: boolean;
+  /** CFSSL's name_whitelist: a regular expression every CN and SAN must match. */
+  nameWhitelist?: string;
 }
 
 export interface CfsslOptions {
@@ -57,33 +61,6 @@ export interface CertificateRow {
   revoked_at: string;
 }
 
-/**
- * The tables of cfssl's sqlite migration (certdb/sqlite/migrations/001_CreateCertificates.sql)
- * with the columns Debian's cfssl 1.2 writes.
- */
-const CERTDB_SCHEMA = `
-CREATE TABLE certificates (
-  serial_number            blob NOT NULL,
-  authority_key_identifier blob NOT NULL,
-  ca_label                 blob,
-  status                   blob NOT NULL,
-  reason                   int,
-  expiry                   timestamp,
-  revoked_at               timestamp,
-  pem                      blob NOT NULL,
-  PRIMARY KEY(serial_number, authority_key_identifier)
-);
-CREATE TABLE ocsp_responses (
-  serial_number            blob NOT NULL,
-  authority_key_identifier blob NOT NULL,
-  body                     blob NOT NULL,
-  expiry                   timestamp,
-  PRIMARY KEY(serial_number, authority_key_identifier),
-  FOREIGN KEY(serial_number, authority_key_identifier)
-    REFERENCES certificates(serial_number, authority_key_identifier)
-);
-`;
-
 export interface CfsslCa {
   url: string;
   port: number;
@@ -114,16 +91,61 @@ export interface CfsslCa {
   sql(statement: string): void;
 }
 
-const SERVER_USAGES = ["signing", "key encipherment", "server auth"];
-const CLIENT_USAGES = ["signing", "key encipherment", "client auth"];
 const BOTH_USAGES = ["signing", "key encipherment", "server auth", "client auth"];
 
+/**
+ * The CA operator's files (docs/ca-cfssl.md, docs/ca/cfssl/): every throwaway CA is made and
+ * served from these very files, so the guide cannot drift from what the tests run.
+ */
+export const CFSSL_GUIDE_DIR = fileURLToPath(new URL("../../docs/ca/cfssl/", import.meta.url));
+
+interface Policy {
+  expiry: string;
+  usages: string[];
+  auth_key?: string;
+  name_whitelist?: string;
+}
+
+interface CaConfig {
+  signing: { default: Policy; profiles: Record<string, Policy> };
+  auth_keys: Record<string, { type: string; key: string }>;
+}
+
+/**
+ * A guide file with its placeholders replaced: the one place where a test CA differs from the
+ * guide's. Each placeholder must occur, so a renamed one in the guide fails loudly.
+ */
+export function guideFile(name: string, values: Record<string, string> = {}): string {
+  let text = readFileSync(join(CFSSL_GUIDE_DIR, name), "utf8");
+  for (const [placeholder, value] of Object.entries(values)) {
+    if (!text.includes(placeholder))
+      throw new Error(`docs/ca/cfssl/${name} no longer holds the placeholder ${placeholder}`);
+    text = text.split(placeholder).join(value);
+  }
+  return text;
+}
+
+/** The guide's ca-config.json, the auth key placeholder filled in. */
+function guideConfig(authKeyHex: string): CaConfig {
+  return JSON.parse(guideFile("ca-config.json", { AUTH_KEY_HEX: authKeyHex })) as CaConfig;
+}
+
+const toProfile = (p: Policy): Profile => ({
+  expiry: p.expiry,
+  usages: p.usages,
+  auth: p.auth_key !== undefined,
+  ...(p.name_whitelist !== undefined ? { nameWhitelist: p.name_whitelist } : {}),
+});
+
+const GUIDE_SIGNING = guideConfig("00").signing;
+
+/**
+ * The guide's profiles (kubelet-client, kubelet-serving, client, serving, peer and its default,
+ * which signs no name and no TLS usage), and "short", a test profile for renewals.
+ */
 export const DEFAULT_PROFILES: Record<string, Profile> = {
-  // Like most CFSSL configs: the default profile has no auth key, named profiles do.
-  default: { usages: ["signing", "key encipherment"], auth: false, expiry: "1h" },
-  client: { usages: CLIENT_USAGES },
-  serving: { usages: SERVER_USAGES },
-  peer: { usages: BOTH_USAGES },
+  default: toProfile(GUIDE_SIGNING.default),
+  ...Object.fromEntries(Object.entries(GUIDE_SIGNING.profiles).map(([k, v]) => [k, toProfile(v)])),
   short: { usages: BOTH_USAGES, expiry: "1h" },
 };
 
@@ -177,17 +199,85 @@ export function opensslPin(certFile: string): string {
   return `sha256:${hex}`;
 }
 
+/** The guide's CA: `cfssl gencert -initca ca-csr.json | cfssljson -bare ca`, CN `cn`. */
 function makeCa(dir: string, cn: string): { cert: string; key: string } {
-  const csr = join(dir, "ca-csr.json");
   writeFileSync(
-    csr,
-    JSON.stringify({ CN: cn, key: { algo: "ecdsa", size: 256 }, ca: { expiry: "87600h" } }),
+    join(dir, "ca-csr.json"),
+    guideFile("ca-csr.json", { '"CN": "kubernetes"': `"CN": ${JSON.stringify(cn)}` }),
   );
   execFileSync("sh", [
     "-c",
     `cd '${dir}' && cfssl gencert -initca ca-csr.json 2>/dev/null | cfssljson -bare ca`,
   ]);
   return { cert: join(dir, "ca.pem"), key: join(dir, "ca-key.pem") };
+}
+
+/** The guide's ca-config.json; `profiles` (a test's own) replace its signing profiles. */
+function caConfig(authKeyHex: string, profiles: Record<string, Profile> | undefined): CaConfig {
+  const config = guideConfig(authKeyHex);
+  if (!profiles) {
+    config.signing.profiles["short"] = toPolicy(DEFAULT_PROFILES["short"]!, config);
+    return config;
+  }
+  const { default: def, ...rest } = profiles;
+  config.signing = {
+    default: toPolicy(def ?? { usages: BOTH_USAGES }, config),
+    profiles: Object.fromEntries(Object.entries(rest).map(([k, v]) => [k, toPolicy(v, config)])),
+  };
+  return config;
+}
+
+function toPolicy(p: Profile, config: CaConfig): Policy {
+  return {
+    expiry: p.expiry ?? "8760h",
+    usages: p.usages ?? BOTH_USAGES,
+    ...(p.auth === false ? {} : { auth_key: Object.keys(config.auth_keys)[0]! }),
+    ...(p.nameWhitelist !== undefined ? { name_whitelist: p.nameWhitelist } : {}),
+  };
+}
+
+/**
+ * The arguments of the guide's systemd unit's `cfssl serve` (cfssl-serve.service ExecStart), each
+ * flag's value replaced by `values` (a flag it maps to undefined is left out). A flag the unit
+ * gains that this does not know fails loudly.
+ */
+export function guideServeArgs(values: Record<string, string | undefined>): string[] {
+  const line = guideFile("cfssl-serve.service")
+    .split("\n")
+    .find((l) => l.startsWith("ExecStart="));
+  const [cmd, serve, ...rest] = (line ?? "").slice("ExecStart=".length).split(/\s+/);
+  if (cmd !== "/usr/bin/cfssl" || serve !== "serve" || rest.length % 2 !== 0)
+    throw new Error(`docs/ca/cfssl/cfssl-serve.service: unexpected ExecStart ${line}`);
+  const args: string[] = ["serve"];
+  for (let i = 0; i < rest.length; i += 2) {
+    const flag = rest[i]!;
+    if (!(flag in values))
+      throw new Error(`docs/ca/cfssl/cfssl-serve.service: ${flag} is not substituted`);
+    const value = values[flag];
+    if (value !== undefined) args.push(`${flag}=${value}`);
+  }
+  return args;
+}
+
+/**
+ * The server's TLS certificate, from the guide's tls-server-csr.json and tls-config.json, for
+ * localhost and 127.0.0.1. The guide gives `cfssl serve` a TLS CA of its own
+ * (tls-ca-csr.json); the tests issue it from the CA itself, which the pin then anchors.
+ */
+function makeTlsCert(dir: string, ca: { cert: string; key: string }): string[] {
+  writeFileSync(
+    join(dir, "server-csr.json"),
+    guideFile("tls-server-csr.json", {
+      '"CN": "ca.lab"': '"CN": "localhost"',
+      '["ca.lab", "10.0.0.5"]': '["localhost", "127.0.0.1"]',
+    }),
+  );
+  writeFileSync(join(dir, "tls-config.json"), guideFile("tls-config.json"));
+  execFileSync("sh", [
+    "-c",
+    `cd '${dir}' && cfssl gencert -ca '${ca.cert}' -ca-key '${ca.key}' -config tls-config.json server-csr.json 2>/dev/null | cfssljson -bare server`,
+  ]);
+  return [`-tls-cert=${join(dir, "server.pem")}`, `-tls-key=${join(dir, "server-key.pem")}`];
 }
 
 export async function startCfssl(opts: CfsslOptions = {}): Promise<CfsslCa> {
@@ -202,54 +292,28 @@ export async function startCfssl(opts: CfsslOptions = {}): Promise<CfsslCa> {
       encoding: "utf8",
     });
   };
-  const dbArgs: string[] = [];
   if (dbFile) {
-    sql(CERTDB_SCHEMA);
+    // As the guide does, `sqlite3 certs.db < certdb.sql` (its leading comment is no argument).
+    execFileSync("sqlite3", [dbFile], { input: guideFile("certdb.sql") });
     writeFileSync(
       join(dir, "db-config.json"),
-      JSON.stringify({ driver: "sqlite3", data_source: dbFile }),
+      guideFile("db-config.json", { "/var/lib/cfssl/certs.db": dbFile }),
     );
-    dbArgs.push(`-db-config=${join(dir, "db-config.json")}`);
   }
   const ca = opts.ca ?? makeCa(dir, opts.cn ?? "kubernetes");
   const authKeyHex = opts.authKeyHex ?? randomBytes(16).toString("hex");
-  const profiles = opts.profiles ?? DEFAULT_PROFILES;
-  const toPolicy = (p: Profile) => ({
-    expiry: p.expiry ?? "8760h",
-    usages: p.usages ?? BOTH_USAGES,
-    ...(p.auth === false ? {} : { auth_key: "key1" }),
-  });
-  const { default: def, ...rest } = profiles;
-  const config = {
-    signing: {
-      default: toPolicy(def ?? { usages: BOTH_USAGES }),
-      profiles: Object.fromEntries(Object.entries(rest).map(([k, v]) => [k, toPolicy(v)])),
-    },
-    auth_keys: { key1: { type: "standard", key: authKeyHex } },
-  };
-  writeFileSync(join(dir, "config.json"), JSON.stringify(config));
+  writeFileSync(join(dir, "ca-config.json"), JSON.stringify(caConfig(authKeyHex, opts.profiles)));
   const port = await freePort();
-  const tlsArgs: string[] = [];
-  if (opts.tls) {
-    // The server certificate is issued by the CA itself, for "localhost" and 127.0.0.1.
-    writeFileSync(
-      join(dir, "server-csr.json"),
-      JSON.stringify({
-        CN: "localhost",
-        hosts: ["localhost", "127.0.0.1"],
-        key: { algo: "ecdsa", size: 256 },
-      }),
-    );
-    writeFileSync(
-      join(dir, "tls-config.json"),
-      JSON.stringify({ signing: { default: { expiry: "8760h", usages: SERVER_USAGES } } }),
-    );
-    execFileSync("sh", [
-      "-c",
-      `cd '${dir}' && cfssl gencert -ca '${ca.cert}' -ca-key '${ca.key}' -config tls-config.json server-csr.json 2>/dev/null | cfssljson -bare server`,
-    ]);
-    tlsArgs.push(`-tls-cert=${join(dir, "server.pem")}`, `-tls-key=${join(dir, "server-key.pem")}`);
-  }
+  // Where this CA differs from the guide's unit: loopback, a free port, its own directory.
+  const serveArgs = guideServeArgs({
+    "-address": "127.0.0.1",
+    "-port": String(port),
+    "-ca": ca.cert,
+    "-ca-key": ca.key,
+    "-config": join(dir, "ca-config.json"),
+    "-db-config": dbFile ? join(dir, "db-config.json") : undefined,
+  });
+  const tlsArgs = opts.tls ? makeTlsCert(dir, ca) : [];
   const logFile = join(dir, "cfssl.log");
   let child: ChildProcess | undefined;
   const url = `${opts.tls ? "https" : "http"}://127.0.0.1:${port}`;
@@ -257,22 +321,9 @@ export async function startCfssl(opts: CfsslOptions = {}): Promise<CfsslCa> {
   const start = async (): Promise<void> => {
     const { openSync } = await import("node:fs");
     const out = openSync(logFile, "a");
-    child = spawn(
-      "cfssl",
-      [
-        "serve",
-        "-address=127.0.0.1",
-        `-port=${port}`,
-        `-ca=${ca.cert}`,
-        `-ca-key=${ca.key}`,
-        `-config=${join(dir, "config.json")}`,
-        ...tlsArgs,
-        ...dbArgs,
-      ],
-      {
-        stdio: ["ignore", out, out],
-      },
-    );
+    child = spawn("cfssl", [...serveArgs, ...tlsArgs], {
+      stdio: ["ignore", out, out],
+    });
     const deadline = Date.now() + 15_000;
     for (;;) {
       if (child.exitCode !== null)

@@ -403,6 +403,27 @@ function tail(s: string, n = 40): string {
   return s.split("\n").slice(-n).join("\n");
 }
 
+/** The step-ca guide's templates (docs/ca-step-ca.md): the CA reads them from there. */
+const GUIDE_TEMPLATES = fileURLToPath(new URL("../../docs/ca/step-ca/", import.meta.url));
+
+interface ProvisionerOptions {
+  x509: { template?: string; templateData?: { organization?: string[] } };
+}
+
+/**
+ * stepinit's x509 options with its inline template replaced by the guide's template file:
+ * nodes.tpl (O fixed by templateData) or control-plane.tpl (O from the CSR), as the guide's
+ * provisioner fragments name them (step-ca's options.x509.templateFile).
+ */
+function guideTemplate(options: ProvisionerOptions): ProvisionerOptions {
+  const { template: _inline, ...x509 } = options.x509;
+  const file = x509.templateData?.organization ? "nodes.tpl" : "control-plane.tpl";
+  return {
+    ...options,
+    x509: { ...x509, templateFile: join(GUIDE_TEMPLATES, file) } as ProvisionerOptions["x509"],
+  };
+}
+
 export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCaHandle> {
   const bin = await buildStepCa();
   installExitHook();
@@ -476,25 +497,24 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
     provisioners: { name: string; kid: string }[];
   };
   const configFile = summary.config;
-  if (x5cSpecs.length > 0) {
-    const cfg = JSON.parse(await readFile(configFile, "utf8")) as {
-      authority: { provisioners: Record<string, unknown>[] };
-    };
-    cfg.authority.provisioners = cfg.authority.provisioners.map((p) => {
-      const x = x5cSpecs.find((s) => s.name === p["name"]);
-      // X5C.Roots is a Go []byte: base64 in JSON.
-      return x
-        ? {
-            type: "X5C",
-            name: x.name,
-            roots: Buffer.from(x.roots).toString("base64"),
-            claims: p["claims"],
-            options: p["options"],
-          }
-        : p;
-    });
-    await writeFile(configFile, JSON.stringify(cfg, null, "\t"), { mode: 0o600 });
-  }
+  const cfg = JSON.parse(await readFile(configFile, "utf8")) as {
+    authority: { provisioners: Record<string, unknown>[] };
+  };
+  cfg.authority.provisioners = cfg.authority.provisioners.map((p) => {
+    const options = guideTemplate(p["options"] as ProvisionerOptions);
+    const x = x5cSpecs.find((s) => s.name === p["name"]);
+    // X5C.Roots is a Go []byte: base64 in JSON.
+    return x
+      ? {
+          type: "X5C",
+          name: x.name,
+          roots: Buffer.from(x.roots).toString("base64"),
+          claims: p["claims"],
+          options,
+        }
+      : { ...p, options };
+  });
+  await writeFile(configFile, JSON.stringify(cfg, null, "\t"), { mode: 0o600 });
   const rootFile = join(caDir, "root.crt");
   const intermediateFile = join(caDir, "intermediate.crt");
   const rootPem = await readFile(rootFile, "utf8");
