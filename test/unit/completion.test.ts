@@ -81,6 +81,12 @@ test("bash: commands, subcommands, options, choices, and files where a file goes
     "--help",
   ]);
   assert.deepEqual(bashComplete("node-join", "completion", ""), ["bash", "zsh"]);
+  for (const action of ["add", "remove"])
+    assert.deepEqual(bashComplete("node-join", "trust", action, "--ca", ""), [
+      "kubernetes",
+      "front-proxy",
+      "etcd",
+    ]);
   // A value that happens to be a command's name is still a value.
   assert.deepEqual(bashComplete("node-join", "join", "--node-name", "timer", "--ca-ty"), [
     "--ca-type",
@@ -135,6 +141,7 @@ test("zsh: the script loads under zsh -f with compinit, and completes as bash do
     "cron",
   ]);
   assert.deepEqual(zshComplete("node-join completion "), ["bash", "zsh"]);
+  assert.deepEqual(zshComplete("node-join trust add --ca "), ["kubernetes", "front-proxy", "etcd"]);
 });
 
 test("completion refuses a shell it has no script for, naming the choices", async () => {
