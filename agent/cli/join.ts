@@ -27,6 +27,7 @@ import type { Role } from "../pki/roles.js";
 import { certPin, type CertInfo } from "../pki/x509.js";
 import type { PlannedFile } from "../store/transaction.js";
 import { inspect } from "../store/fsio.js";
+import { checkWritable, joinDirs } from "../store/writable.js";
 import { checkEnvironmentFile } from "../store/strict-modes.js";
 import { addGlobal, examples, type Cli } from "./context.js";
 import { formatPlannedFiles } from "./format.js";
@@ -254,7 +255,7 @@ export function registerJoin(program: Command, cli: Cli): void {
     .option("--force", "re-issue every certificate even if the installed ones are valid")
     .option(
       "--dry-run",
-      "check settings, secret files and every CA (reachable, pin), then print what would be requested and written; change nothing",
+      "check settings, secret files, write access and every CA (reachable, pin), then print what would be requested and written; change nothing",
     )
     .option("--no-timer", "do not install the renewal timer (config timer.enabled: false)")
     .addHelpText("after", HELP)
@@ -267,6 +268,8 @@ export function registerJoin(program: Command, cli: Cli): void {
         loaded.settings.timer.enabled = false;
         loaded.values.set("timer.enabled", false);
       }
+      // A dry run fails where the real run could not write (store/writable.ts).
+      if (opts.dryRun) checkWritable(joinDirs(loaded.layout));
       const rt = cli.runtime(loaded.layout.root);
       const o = {
         settings: loaded.settings,
