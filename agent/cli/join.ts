@@ -258,11 +258,22 @@ export function registerJoin(program: Command, cli: Cli): void {
       "check settings, secret files, write access and every CA (reachable, pin), then print what would be requested and written; change nothing",
     )
     .option("--no-timer", "do not install the renewal timer (config timer.enabled: false)")
+    .option(
+      "--check-flags",
+      "only parse and check the flags and config as join would, then exit: no file, CA or clock touched",
+    )
     .addHelpText("after", HELP)
     .action(async (opts: GlobalOptions & Record<string, unknown>) => {
       // commander sets timer=true by default for --no-timer; only an explicit --no-timer counts.
-      const { timer, ...rest } = opts;
+      const { timer, checkFlags, ...rest } = opts;
       const loaded = loadSettings(rest, cli.io.env);
+      // pxe-hook.sh --mode firstboot writes the flags into a unit that runs at first boot: it asks
+      // here, while the installer can still say which flag is wrong.
+      if (checkFlags) {
+        const value = { ok: true, command: "join", checkFlags: true };
+        cli.setResult({ json: Boolean(opts.json), value, text: "join: the flags are valid\n" });
+        return;
+      }
       checkEnvironmentFile(loaded.layout.environmentFile);
       if (timer === false) {
         loaded.settings.timer.enabled = false;
