@@ -3,7 +3,7 @@
 # autoinstall `late-commands`, any PXE installer that mounts the new system at /target): downloads
 # node-join, checks its SHA-256, installs it into the target system, then either joins now
 # (mode join: `node-join join --root $TARGET ...`) or installs a unit that joins at first boot
-# (mode firstboot).
+# (mode firstboot; the flags checked first by `node-join join --check-flags`).
 #
 # Usage: pxe-hook.sh [--target DIR] [--url URL] [--sha256 HEX] [--mode join|firstboot] [-- JOIN FLAGS...]
 #   --target   TARGET            the installed system's root (default /target)
@@ -169,6 +169,20 @@ for a in "$@"; do
 '*) die "a join flag contains a newline, which a unit's ExecStart cannot carry: $a" ;;
   esac
 done
+# The flags are checked now by the binary's own parser (node-join join --check-flags: nothing
+# read or written but the flags), so a bad one fails the install instead of the first boot. Where
+# the binary cannot run in the installer (Debian's d-i lacks glibc), the unit is written unchecked,
+# with a warning.
+crc=0
+check=$("$bindir/node-join" join --check-flags "$@" 2>&1) || crc=$?
+case $crc in
+  0) ;;
+  2)
+    echo "$prog: error: the join flags are not valid, no unit written: $check" >&2
+    exit 2
+    ;;
+  *) echo "$prog: warning: the join flags were not checked (node-join cannot run here, exit $crc): $check" >&2 ;;
+esac
 mkdir -p "$wants"
 unit=$units/node-join-firstboot.service
 {

@@ -115,6 +115,15 @@ function build(arch, debArch) {
     join(stage, "etc/node-join/config.yaml.example"),
   );
   chmodSync(join(stage, "etc/node-join/config.yaml.example"), 0o644);
+  // The Prometheus alerting rules for the metrics textfile (docs/monitoring.md), to copy into
+  // Prometheus' rule_files.
+  const rules = join(stage, "usr/share/node-join/prometheus");
+  mkdirSync(rules, { recursive: true });
+  copyFileSync(
+    join(ROOT, "packaging/prometheus/node-join.rules.yml"),
+    join(rules, "node-join.rules.yml"),
+  );
+  chmodSync(join(rules, "node-join.rules.yml"), 0o644);
   const doc = join(stage, "usr/share/doc/node-join");
   mkdirSync(doc, { recursive: true });
   writeFileSync(

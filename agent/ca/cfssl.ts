@@ -138,6 +138,51 @@ type Call = (
   notFound?: (from: string) => Error,
 ) => Promise<{ env: Envelope; from: string }>;
 
+/** The extended key usages, as CFSSL's config names them, a certificate of each request needs. */
+const NEEDED_USAGES: Record<SignRequest["profile"], string[]> = {
+  client: ["client auth"],
+  serving: ["server auth"],
+  peer: ["server auth", "client auth"],
+};
+
+/** The profile a request names (the peer profile defaults to the serving one), and its setting. */
+function profileOf(
+  s: CfsslSettings,
+  which: SignRequest["profile"],
+): { name?: string; flag: string; setting: string } {
+  if (which === "client")
+    return { name: s.clientProfile, flag: "client-profile", setting: "clientProfile" };
+  if (which === "peer" && s.peerProfile !== undefined)
+    return { name: s.peerProfile, flag: "peer-profile", setting: "peerProfile" };
+  return { name: s.servingProfile, flag: "serving-profile", setting: "servingProfile" };
+}
+
+/**
+ * A named profile is checked before the first request that uses it: CFSSL signs (and describes)
+ * a profile its config does not have with its default profile (cloudflare/cfssl signer.Profile),
+ * so a mistyped name surfaces only as a certificate without the usage it needs. /api/v1/cfssl/info
+ * with the profile answers its usages (signer/local Info): one that lacks what the request needs is
+ * the profile's fault, named with its setting. A server whose info has no usages is not judged.
+ */
+async function checkProfile(
+  ctx: BackendContext<CfsslSettings>,
+  call: Call,
+  which: SignRequest["profile"],
+): Promise<void> {
+  const s = ctx.settings;
+  const p = profileOf(s, which);
+  if (p.name === undefined) return;
+  const body = JSON.stringify({ profile: p.name, ...(s.label ? { label: s.label } : {}) });
+  const { env, from } = await call("/api/v1/cfssl/info", body);
+  const usages = (env.result as { usages?: unknown } | undefined)?.usages;
+  if (!env.success || !Array.isArray(usages)) return;
+  const missing = NEEDED_USAGES[which].filter((u) => !usages.includes(u));
+  if (missing.length === 0) return;
+  throw new UsageError(
+    `${caSettingName(ctx.ca, p.flag, p.setting)}: ${from} describes profile "${p.name}" with the usages ${usages.join(", ") || "(none)"}, without ${missing.join(" and ")}: CFSSL answers for a profile its config does not have with its default profile; check the name against the signing profiles of the CA's config (ca-config.json)`,
+  );
+}
+
 /**
  * `/api/v1/cfssl/authsign` with the profile's auth key, or `/api/v1/cfssl/sign` without one
  * (cloudflare/cfssl api/signhandler): the PEM chain of the signed CSR.
@@ -148,11 +193,7 @@ async function sign(
   req: SignRequest,
 ): Promise<string> {
   const s = ctx.settings;
-  const profile = {
-    client: s.clientProfile,
-    serving: s.servingProfile,
-    peer: s.peerProfile ?? s.servingProfile,
-  }[req.profile];
+  const profile = profileOf(s, req.profile).name;
   const hosts = [...req.template.sans.dnsNames, ...req.template.sans.ips];
   const signRequest = JSON.stringify({
     certificate_request: req.csrPem,
@@ -226,6 +267,7 @@ export function createCfsslBackend(ctx: BackendContext<CfsslSettings>): CaBacken
   let tls: TlsTrust | undefined;
   let offered: CertInfo[] = [];
   let lastDate: Date | undefined;
+  const profilesChecked = new Map<SignRequest["profile"], Promise<void>>();
 
   /**
    * The envelope a server answered, and the CA at that server as messages name it. `notFound`: the
@@ -327,6 +369,11 @@ export function createCfsslBackend(ctx: BackendContext<CfsslSettings>): CaBacken
     },
     async sign(req: SignRequest): Promise<string> {
       if (!fetched) throw new Error("cfssl backend: fetchCaBundle must run before sign");
+      // Once per request profile and run: a control plane's many serving certificates share one.
+      let checked = profilesChecked.get(req.profile);
+      if (!checked)
+        profilesChecked.set(req.profile, (checked = checkProfile(ctx, call, req.profile)));
+      await checked;
       return sign(ctx, call, req);
     },
     revoke,

@@ -224,8 +224,20 @@ export function optionsOf(type: string): readonly CaOptionSpec[] {
  * CFSSL's auth key), as its settings name them.
  */
 export function droppableSecretFiles(settings: CaSettings): string[] {
-  const kinds = backendType(settings.type)?.secrets ?? [];
-  return kinds.flatMap((k) => (k.dropped ? (settingFile(settings, k.setting) ?? []) : []));
+  return secretFiles(settings)
+    .filter((f) => f.kind.dropped)
+    .map((f) => f.file);
+}
+
+/**
+ * Every file this CA's settings name for a secret of its type (SecretKind: CFSSL's auth key,
+ * step-ca's token, password and X5C key files), with its kind: what leave removes with the node.
+ */
+export function secretFiles(settings: CaSettings): { file: string; kind: SecretKind }[] {
+  return (backendType(settings.type)?.secrets ?? []).flatMap((kind) => {
+    const file = settingFile(settings, kind.setting);
+    return file ? [{ file, kind }] : [];
+  });
 }
 
 /** Parses one CA's settings with the backend its type names (the table checked the type). */

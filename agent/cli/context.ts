@@ -96,7 +96,14 @@ export function addGlobal(cmd: Command, withConfig = true): Command {
   return cmd;
 }
 
-/** Help text: examples after the options, then the exit codes. */
+/**
+ * A command's help points to the exit codes: the main help and the man page list them once
+ * (as git's subcommands leave theirs to git(1)), rather than every command repeating the table.
+ */
+export const EXIT_CODES_POINTER =
+  "\nExit codes: see node-join --help or man node-join (the same for every command).\n";
+
+/** Help text: examples after the options, then where the exit codes are. */
 export function examples(lines: string[]): string {
-  return `\nExamples:\n${lines.map((l) => `  ${l}`).join("\n")}\n${EXIT_CODES_HELP}`;
+  return `\nExamples:\n${lines.map((l) => `  ${l}`).join("\n")}\n${EXIT_CODES_POINTER}`;
 }

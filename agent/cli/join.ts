@@ -27,6 +27,7 @@ import type { Role } from "../pki/roles.js";
 import { certPin, type CertInfo } from "../pki/x509.js";
 import type { PlannedFile } from "../store/transaction.js";
 import { inspect } from "../store/fsio.js";
+import { checkWritable, joinDirs } from "../store/writable.js";
 import { checkEnvironmentFile } from "../store/strict-modes.js";
 import { addGlobal, examples, type Cli } from "./context.js";
 import { formatPlannedFiles } from "./format.js";
@@ -254,19 +255,32 @@ export function registerJoin(program: Command, cli: Cli): void {
     .option("--force", "re-issue every certificate even if the installed ones are valid")
     .option(
       "--dry-run",
-      "check settings, secret files and every CA (reachable, pin), then print what would be requested and written; change nothing",
+      "check settings, secret files, write access and every CA (reachable, pin), then print what would be requested and written; change nothing",
     )
     .option("--no-timer", "do not install the renewal timer (config timer.enabled: false)")
+    .option(
+      "--check-flags",
+      "only parse and check the flags and config as join would, then exit: no file, CA or clock touched",
+    )
     .addHelpText("after", HELP)
     .action(async (opts: GlobalOptions & Record<string, unknown>) => {
       // commander sets timer=true by default for --no-timer; only an explicit --no-timer counts.
-      const { timer, ...rest } = opts;
+      const { timer, checkFlags, ...rest } = opts;
       const loaded = loadSettings(rest, cli.io.env);
+      // pxe-hook.sh --mode firstboot writes the flags into a unit that runs at first boot: it asks
+      // here, while the installer can still say which flag is wrong.
+      if (checkFlags) {
+        const value = { ok: true, command: "join", checkFlags: true };
+        cli.setResult({ json: Boolean(opts.json), value, text: "join: the flags are valid\n" });
+        return;
+      }
       checkEnvironmentFile(loaded.layout.environmentFile);
       if (timer === false) {
         loaded.settings.timer.enabled = false;
         loaded.values.set("timer.enabled", false);
       }
+      // A dry run fails where the real run could not write (store/writable.ts).
+      if (opts.dryRun) checkWritable(joinDirs(loaded.layout));
       const rt = cli.runtime(loaded.layout.root);
       const o = {
         settings: loaded.settings,

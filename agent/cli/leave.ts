@@ -7,6 +7,7 @@ import type { Command } from "commander";
 import { UsageError } from "../common/errors.js";
 import { loadSettings, type GlobalOptions } from "../config/load.js";
 import {
+  KEEP_SECRETS,
   leave,
   revokeSubject,
   type Kept,
@@ -42,6 +43,8 @@ export interface LeaveResult {
   nodeName?: string;
   /** Removed (dry run: to be removed), in order. */
   removed: string[];
+  /** Of those, the secret files the CA settings name, with what each is (--keep-secrets keeps). */
+  secrets: { path: string; what: string }[];
   kept: Kept[];
   /** The control plane's static pod manifests moved away first. */
   manifests: { from: string; to: string }[];
@@ -80,6 +83,7 @@ export function leaveResult(
     role: p.role,
     ...(nodeName ? { nodeName } : {}),
     removed: p.remove.map((x) => x.path),
+    secrets: p.remove.filter((x) => x.secret).map(({ path, what }) => ({ path, what })),
     kept: p.keep,
     manifests: p.manifests.map((f) => ({
       from: join(l.manifestsDir, f),
@@ -91,6 +95,12 @@ export function leaveResult(
     ...(r.backup ? { backup: r.backup } : {}),
     message,
   };
+}
+
+/** After a secret file's path: what it is, and the flag that keeps it. */
+function secretNote(r: LeaveResult, path: string): string {
+  const secret = r.secrets.find((x) => x.path === path);
+  return secret ? ` (${secret.what}; ${KEEP_SECRETS} keeps it)` : "";
 }
 
 /** One line per step, in the order leave takes them; "would …" before it acted. */
@@ -107,7 +117,7 @@ function steps(r: LeaveResult, would: boolean, backupDir: string, keepBackup: bo
     ...(would && keepBackup && r.removed.length
       ? [`would copy every file it removes to ${backupDir}/<timestamp>/ first`]
       : []),
-    ...r.removed.map((f) => `${w("removed", "remove")} ${f}`),
+    ...r.removed.map((f) => `${w("removed", "remove")} ${f}${secretNote(r, f)}`),
     ...r.kept.map((k) => `${w("kept", "keep")} ${k.path} (${k.reason})`),
     ...(r.backupsRemoved
       ? [
@@ -157,6 +167,10 @@ export function registerLeave(program: Command, cli: Cli): void {
       "--keep-backup",
       "copy every removed file to /var/lib/node-join/backup/<timestamp>/ first, and keep the earlier backups",
     )
+    .option(
+      KEEP_SECRETS,
+      "keep the secret files the config names (CA auth key, token, password, X5C key); leave removes them by default",
+    )
     .addHelpText("after", HELP)
     .action(async (opts: GlobalOptions & Record<string, unknown>) => {
       const io = cli.io;
@@ -176,6 +190,7 @@ export function registerLeave(program: Command, cli: Cli): void {
           revoke: Boolean(opts.revoke),
           force: Boolean(opts.force),
           keepBackup,
+          keepSecrets: Boolean(opts.keepSecrets),
           confirm: (plan) => {
             if (yes) return Promise.resolve(true);
             const listing = steps(

@@ -4,6 +4,7 @@
 import { printable } from "../common/printable.js";
 import { Command, CommanderError } from "commander";
 import { isSea, readline } from "../common/builtins.js";
+import { mean, prefixedBy } from "../common/suggest.js";
 import {
   errorMessage,
   ExitCode,
@@ -105,7 +106,11 @@ export function commanderMessage(err: CommanderError): string {
  * What main() reports for a thrown error: the error itself, or for commander's the UsageError it
  * stands for; undefined when commander printed what was asked (help, version).
  */
-function asFailure(err: unknown): { error: unknown; helpOnly?: boolean } | undefined {
+function asFailure(
+  err: unknown,
+  program: Command,
+  argv: string[],
+): { error: unknown; helpOnly?: boolean } | undefined {
   if (!(err instanceof CommanderError)) return { error: err };
   // commander.help with exit code 0 is `node-join help [command]`, asked for like --help.
   if (
@@ -117,7 +122,32 @@ function asFailure(err: unknown): { error: unknown; helpOnly?: boolean } | undef
   // The help instead of a run (bare `node-join`, `node-join timer`): printed on stderr, as git
   // prints its usage, and a usage error without a second message.
   if (err.code === "commander.help") return { error: err, helpOnly: true };
-  return { error: new UsageError(commanderMessage(err)) };
+  const message = commanderMessage(err);
+  return { error: new UsageError(`${message}${unknownOptionHint(err, message, program, argv)}`) };
+}
+
+/**
+ * For an unknown option commander found nothing close to, the flags it begins
+ * ("--ca-auth-key": "--ca-auth-key-file"), among the options of the command argv names and of
+ * its parents, as commander's own suggestion looks.
+ */
+function unknownOptionHint(
+  err: CommanderError,
+  message: string,
+  program: Command,
+  argv: string[],
+): string {
+  const flag = /^unknown option '([^']+)'$/.exec(message)?.[1];
+  if (err.code !== "commander.unknownOption" || !flag) return "";
+  const chain = [program];
+  for (const word of argv) {
+    if (word === "--") break;
+    const sub = chain.at(-1)!.commands.find((c) => c.name() === word || c.aliases().includes(word));
+    if (sub) chain.push(sub);
+  }
+  const flags = chain.flatMap((c) => c.options.flatMap((o) => (o.long ? [o.long] : [])));
+  const found = prefixedBy(flag.split("=")[0]!, flags);
+  return found.length ? ` (${mean(found)})` : "";
 }
 
 /**
@@ -155,7 +185,7 @@ export async function main(argv: string[], io: Io, seams: RuntimeSeams = {}): Pr
       );
     return result?.exitCode ?? ExitCode.ok;
   } catch (thrown) {
-    const failure = asFailure(thrown);
+    const failure = asFailure(thrown, program, argv);
     if (!failure) return ExitCode.ok;
     if (failure.helpOnly) return ExitCode.usage;
     const err = failure.error;

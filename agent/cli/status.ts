@@ -53,9 +53,10 @@ function renewIn(c: CertStatus, now: Date): string {
 
 /**
  * The default form fits 80 columns for a control plane (names up to 24 characters, two-space
- * gaps); `wide` adds the CA, ownership, key type and file columns and the deadline as a date, and
- * for each CA certificate the trust setting that covers it, its pin and subject (last: it may
- * hold spaces).
+ * gaps); `wide` adds the CA, ownership, key type and file columns and the deadline as a date
+ * (RENEW AFTER, beside RENEW IN), and for each CA certificate the trust setting that covers it, its
+ * pin and subject (last: it may hold spaces). Files are the paths on this host, the root's
+ * included, as messages and trust list show them.
  */
 export function formatStatus(r: StatusResult, now: Date, wide = false): string {
   const certs = wide
@@ -64,6 +65,7 @@ export function formatStatus(r: StatusResult, now: Date, wide = false): string {
           "CERTIFICATE",
           "EXPIRES",
           "RESIDUAL",
+          "RENEW IN",
           "RENEW AFTER",
           "CERTIFICATE AUTHORITY",
           "EXTERNALLY MANAGED",
@@ -76,6 +78,7 @@ export function formatStatus(r: StatusResult, now: Date, wide = false): string {
           c.name,
           c.expires ?? "",
           residual(c),
+          renewIn(c, now),
           c.renewalDeadline ?? "",
           c.certificateAuthority,
           yesNo(c.externallyManaged),

@@ -1,6 +1,6 @@
 // `node-join trust add|remove|list`: the CA anchors of a joined node, for a CA rotation with an
 // overlap (README "CA rotation"). The logic is in engine/trust.ts.
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { UsageError } from "../common/errors.js";
 import { loadSettings, type GlobalOptions } from "../config/load.js";
 import type { Runtime } from "../engine/runtime.js";
@@ -13,6 +13,7 @@ import {
   type TrustChange,
   type TrustChangeResult,
 } from "../engine/trust.js";
+import { CAS } from "../pki/cas.js";
 import { checkEnvironmentFile } from "../store/strict-modes.js";
 import { addGlobal, examples, type Cli } from "./context.js";
 
@@ -65,7 +66,12 @@ export function registerTrust(program: Command, cli: Cli): void {
     const sub = addGlobal(trust.command(action).description(DESCRIPTIONS[action]));
     if (action !== "list") {
       sub
-        .requiredOption("--ca <name>", "the CA: kubernetes, front-proxy or etcd")
+        // Choices, so that help and completion (bash, zsh) offer them; trustCa checks the role.
+        .addOption(
+          new Option("--ca <name>", "the CA")
+            .choices(Object.values(CAS).map((c) => c.display))
+            .makeOptionMandatory(),
+        )
         .option("--ca-cert-hash <pin>", "the CA certificate's pin, sha256:<hex> as kubeadm's")
         .option("--ca-file <pem>", "a PEM file of CA certificates: each one's pin")
         .option("--no-refresh", "do not reach the CA servers: the bundles from the node's files");

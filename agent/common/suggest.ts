@@ -40,9 +40,23 @@ export function suggestSimilar(word: string, candidates: readonly string[]): str
   return found;
 }
 
+/**
+ * The flags `flag` is the beginning of ("--ca-auth-key" for "--ca-auth-key-file"): too many edits
+ * away for suggestSimilar, yet plainly meant. At least four characters after the dashes, so "--c"
+ * suggests nothing.
+ */
+export function prefixedBy(flag: string, candidates: readonly string[]): string[] {
+  if (!flag.startsWith("--") || flag.length < 6) return [];
+  return [...new Set(candidates)].filter((c) => c !== flag && c.startsWith(flag));
+}
+
 /** " (did you mean x?)"-style text: "x", "x or y"; undefined when nothing is close. */
 export function didYouMean(word: string, candidates: readonly string[]): string | undefined {
   const found = suggestSimilar(word, candidates);
-  if (found.length === 0) return undefined;
+  return found.length ? mean(found) : undefined;
+}
+
+/** "did you mean x?", "did you mean x, y or z?". */
+export function mean(found: readonly string[]): string {
   return `did you mean ${found.length === 1 ? found[0] : `${found.slice(0, -1).join(", ")} or ${found.at(-1)}`}?`;
 }

@@ -129,9 +129,9 @@ export function parseConfigText(text: string, file: string): RawValues {
   try {
     doc = YAML.parse(text);
   } catch (err) {
-    throw new UsageError(
-      `config ${file}: not valid YAML: ${(err as Error).message.split("\n")[0]}`,
-    );
+    // The yaml package's first line ends with ":" before the excerpt on the next lines, left out.
+    const reason = (err as Error).message.split("\n")[0]!.replace(/:\s*$/, "");
+    throw new UsageError(`config ${file}: not valid YAML: ${reason}`);
   }
   const out: RawValues = new Map();
   if (doc === null || doc === undefined) return out;

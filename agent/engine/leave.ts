@@ -3,9 +3,10 @@
 // transaction (store/transaction.ts commitRemoval), after the certificates were revoked where
 // asked, the control plane's static pods stopped and the kubelet stopped. Anything else is kept
 // and listed.
+import { lstatSync } from "node:fs";
 import { join, relative } from "node:path";
 import type { RevokeReason } from "../ca/backend.js";
-import { withoutSecrets } from "../ca/index.js";
+import { secretFiles, withoutSecrets } from "../ca/index.js";
 import { NodeJoinError, NotRevokedError, errorMessage } from "../common/errors.js";
 import type { Settings } from "../config/settings.js";
 import { childProcess } from "../common/builtins.js";
@@ -13,7 +14,7 @@ import { runHooks } from "../ops/hooks.js";
 import { parkManifests, manifestsOf, restorePausedManifests } from "../ops/static-pods.js";
 import { TEXTFILE_MAX_BYTES } from "../ops/metrics.js";
 import { detectTimerEnv, timerFiles, TIMER } from "../ops/timer.js";
-import { CA_NAMES, CAS, type CaName } from "../pki/cas.js";
+import { CA_NAMES, CAS, casFor, type CaName } from "../pki/cas.js";
 import { CERT_KINDS, STATIC_PODS, type CertKind } from "../pki/certs.js";
 import { readCaFile, readInstalled, type KindReading } from "../pki/installed.js";
 import type { Role } from "../pki/roles.js";
@@ -46,6 +47,8 @@ export interface LeaveOptions {
   revoke: boolean;
   force: boolean;
   keepBackup: boolean;
+  /** --keep-secrets: the secret files the CA settings name stay (listed as kept). */
+  keepSecrets?: boolean;
   /**
    * Asked with the plan before anything changes (the CLI's prompt, or --yes); false stops the leave
    * with nothing changed.
@@ -57,6 +60,8 @@ export interface LeaveOptions {
 export interface Removal {
   path: string;
   what: string;
+  /** A secret file the CA settings name (an auth key, token, password or X5C key). */
+  secret?: true;
 }
 
 /** A file leave keeps, and why. */
@@ -259,10 +264,14 @@ function installedValid(l: Layout, state: State, now: number): ToRevoke[] {
   return out;
 }
 
+/** Whether a file lies under the root (always, for /). */
+function insideRoot(path: string, l: Layout): boolean {
+  return l.root === "/" || !relative(l.root, path).startsWith("..");
+}
+
 /** The metrics textfile leave may remove: the configured one, where it lies under the root. */
 function metricsFileOf(s: Settings, l: Layout): string | undefined {
-  const rel = relative(l.root, s.metrics.textfile);
-  return l.root === "/" || !rel.startsWith("..") ? s.metrics.textfile : undefined;
+  return insideRoot(s.metrics.textfile, l) ? s.metrics.textfile : undefined;
 }
 
 /**
@@ -291,8 +300,11 @@ export function planLeave(o: LeaveOptions, rt: Runtime): LeavePlan {
     if (d === true) remove.push({ path: c.path, what: c.what });
     else if (d !== undefined) keep.push({ path: c.path, reason: d });
   }
-  const cp = role === "control-plane";
   const joined = remove.length > 0;
+  // The secrets go with the node (a fleet-wide CFSSL auth key left on a decommissioned disk opens
+  // the CA to whoever reads it), listed in the dry run; only when there is a node to leave.
+  if (joined) planSecrets({ s, l, role, keepSecrets: Boolean(o.keepSecrets) }, remove, keep);
+  const cp = role === "control-plane";
   return {
     role,
     remove,
@@ -358,13 +370,61 @@ async function revokeAll(o: LeaveOptions, plan: LeavePlan, rt: Runtime): Promise
   return out;
 }
 
+/** The secret files the role's CA settings name, each once, with what names it. */
+function secretsOf(s: Settings, role: Role): Removal[] {
+  const out = new Map<string, Removal>();
+  for (const ca of casFor(role))
+    for (const f of secretFiles(s.cas[ca.name]))
+      if (!out.has(f.file))
+        out.set(f.file, { path: f.file, what: `${ca.display} ${f.kind.what}`, secret: true });
+  return [...out.values()];
+}
+
+export const KEEP_SECRETS = "--keep-secrets";
+
+/**
+ * Whether leave removes a secret file, or why it keeps it; undefined: nothing there. It may lie
+ * anywhere the operator put it, outside node-join's directories: only a regular file (no link
+ * followed) owned by root is removed, as a secret node-join reads must be (strict-modes.ts), and
+ * under --root only inside the root.
+ */
+function secretDecision(path: string, l: Layout, keepSecrets: boolean): true | string | undefined {
+  const st = ownerOf(path);
+  if (st === undefined) return undefined;
+  // Under --root the root is the node: a file outside it (the CA's own copy) is not the node's.
+  if (!insideRoot(path, l)) return "a secret outside --root: left for the operator";
+  if (st === "other") return "a secret, but not a regular file: left for the operator";
+  if (st !== 0) return `a secret, but owned by uid ${st}, not root: left for the operator`;
+  return keepSecrets ? `a secret, kept by ${KEEP_SECRETS}` : true;
+}
+
+/** The owner of a regular file, "other" for anything else, undefined when nothing is there. */
+function ownerOf(path: string): number | "other" | undefined {
+  const now = inspect(path);
+  if (now.kind === "missing") return undefined;
+  if (now.kind !== "file") return "other";
+  return lstatSync(path).uid;
+}
+
+function planSecrets(
+  o: { s: Settings; l: Layout; role: Role; keepSecrets: boolean },
+  remove: Removal[],
+  keep: Kept[],
+): void {
+  for (const secret of secretsOf(o.s, o.role)) {
+    const d = secretDecision(secret.path, o.l, o.keepSecrets);
+    if (d === true) remove.push(secret);
+    else if (d !== undefined) keep.push({ path: secret.path, reason: `${secret.what}: ${d}` });
+  }
+}
+
 /**
  * What the transaction removes: all but the metrics textfile, which lies outside node-join's
  * directories (recovery follows no journal there) and goes just before the commit: every run
  * writes it anew, so a leave interrupted before its commit loses nothing.
  */
 function journalled(plan: LeavePlan): string[] {
-  return plan.remove.filter((r) => r.what !== METRICS).map((r) => r.path);
+  return plan.remove.filter((r) => r.what !== METRICS && !r.secret).map((r) => r.path);
 }
 
 /**
@@ -431,7 +491,8 @@ export async function leave(o: LeaveOptions, rt: Runtime): Promise<LeaveOutcome>
         throw err;
       }
       const now = new Date(rt.clock.now());
-      const all = plan.remove.map((r) => r.path);
+      // Secrets are not copied into the backup: a copy of the auth key is what leave removes.
+      const all = plan.remove.filter((r) => !r.secret).map((r) => r.path);
       const backup = o.keepBackup ? backupExisting(all, l, now) : undefined;
       for (const r of plan.remove) if (r.what === METRICS) removeIfExists(r.path);
       // Revoked (or given up with --force): the keys kept for a retry go with the node.
@@ -442,6 +503,9 @@ export async function leave(o: LeaveOptions, rt: Runtime): Promise<LeaveOutcome>
         l,
         rt.crashPoint,
       );
+      // After the commit, outside the journal (they lie outside node-join's directories): a leave
+      // interrupted before it still has the secrets a renew may need.
+      for (const r of plan.remove) if (r.secret) removeIfExists(r.path);
       const timer = detectTimerEnv(l);
       if (timer.systemdRunning && plan.remove.some((r) => timerFiles(l).includes(r.path))) {
         timer.run(["systemctl", "stop", TIMER]);

@@ -460,7 +460,7 @@ function certStatus(
   const v = judge(r, l, p.deadline, p.assess, p.now);
   const base = {
     name: r.kind.name,
-    file: hostPath(r.file, l.root),
+    file: r.file,
     certificateAuthority: CAS[r.kind.ca].kind,
     externallyManaged: inspect(join(l.pkiDir, CAS[r.kind.ca].keyFile)).kind === "missing",
     cause: v.cause,
@@ -514,7 +514,7 @@ export function collectStatus(
   const certificateAuthorities = readRoleCas(role, l).flatMap(({ ca, file, certs }) => {
     const base = {
       name: ca.kind,
-      file: hostPath(file, l.root),
+      file,
       externallyManaged: external(ca.name),
     };
     if (!certs)

@@ -422,7 +422,7 @@ export function installTimer(
   const base = { scheduler, files, removed, enabled: true };
   if (!env.systemdRunning) {
     const changed = wrote || removed.length > 0;
-    const boot = `systemd is not running on this root: it starts at next boot (or run: systemctl daemon-reload && systemctl start ${TIMER})`;
+    const boot = notRunningHint(l.root);
     return {
       ...base,
       changed,
@@ -731,4 +731,16 @@ export function runTimer(action: TimerAction, o: TimerOptions): TimerResult {
     ...st,
     message: `renewal timer: ${timerSummary(st)}`,
   };
+}
+
+/**
+ * What to run when systemd does not run the root the timer went into. On / (a container, a chroot
+ * without systemd) the host's systemctl; under --root the host's systemd is not the target's: the
+ * enable link is in place and the target starts the timer when it boots, and `systemctl --root`
+ * (systemctl(1): on the unit files below that directory) checks it from here.
+ */
+export function notRunningHint(root: string): string {
+  if (root === "/")
+    return `systemd is not running on this root: it starts at next boot (or run: systemctl daemon-reload && systemctl start ${TIMER})`;
+  return `systemd is not running on this root: the timer is enabled in ${root} and starts when that system boots (nothing to run on this host; systemctl --root ${root} is-enabled ${TIMER} checks it)`;
 }

@@ -271,7 +271,7 @@ test("status prints both kubeadm tables within 80 columns, and EXTERNALLY MANAGE
   assert.match(
     wide.stdout,
     new RegExp(
-      `^etcd-ca {16}\\S+Z {2}9y {8}yes {17}ok {5}certHashes {2}${etcdCa.pin} {2}/etc/kubernetes/pki/etcd/ca\\.crt {9}CN=\\S`,
+      `^etcd-ca {16}\\S+Z {2}9y {8}yes {17}ok {5}certHashes {2}${etcdCa.pin} {2}${NODES[0]!.root}/etc/kubernetes/pki/etcd/ca\\.crt {9}CN=\\S`,
       "m",
     ),
   );

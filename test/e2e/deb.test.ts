@@ -26,6 +26,7 @@ const EXPECTED: [string, string][] = [
   ["./usr/share/bash-completion/completions/node-join", "-rw-r--r--"],
   ["./usr/share/zsh/vendor-completions/_node-join", "-rw-r--r--"],
   ["./usr/share/man/man1/node-join.1.gz", "-rw-r--r--"],
+  ["./usr/share/node-join/prometheus/node-join.rules.yml", "-rw-r--r--"],
 ];
 
 for (const debArch of ["amd64", "arm64"] as const) {

@@ -37,8 +37,17 @@ function hostRoot(): string {
   return root;
 }
 
-/** Joins (with the renewal timer: a cron line under a root without systemd), then leaves. */
-async function joinThenLeave(root: string, joinArgs: string[]): Promise<string[]> {
+/**
+ * Joins (with the renewal timer: a cron line under a root without systemd), then leaves: the
+ * secret files given under the root (`secrets`, relative) go too, listed; `kept`: how many the
+ * listing keeps (a secret outside the root).
+ */
+async function joinThenLeave(
+  root: string,
+  joinArgs: string[],
+  secrets: string[] = [],
+  kept = 0,
+): Promise<string[]> {
   const beforeJoin = snapshot(root);
   const j = await runCli(joinArgs);
   assert.equal(j.code, 0, j.stderr);
@@ -47,16 +56,29 @@ async function joinThenLeave(root: string, joinArgs: string[]): Promise<string[]
   const dry = await runCli(["leave", "--root", root, "--dry-run"]);
   assert.equal(dry.code, 0, dry.stderr);
   assert.ok(dry.stdout.includes(`\n  would remove ${cron}\n`), dry.stdout);
+  for (const f of secrets)
+    assert.match(
+      dry.stdout,
+      new RegExp(`\n {2}would remove ${join(root, f)} \\(.*--keep-secrets keeps it\\)\n`),
+    );
   const r = await runCli(["leave", "--root", root, "--yes"]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^left (worker|control-plane) node \S+: removed \d+ file\(s\), kept 0\n/);
-  return diffSnapshots(beforeJoin, snapshot(root));
+  assert.match(
+    r.stdout,
+    new RegExp(`^left (worker|control-plane) node \\S+: removed \\d+ file\\(s\\), kept ${kept}\n`),
+  );
+  // What the join did is undone; the secrets the operator put there for it go with the node.
+  const diff = diffSnapshots(beforeJoin, snapshot(root));
+  for (const f of secrets) assert.ok(diff.includes(f), `${f} removed`);
+  return diff.filter((f) => !secrets.includes(f));
 }
 
 test("a worker joined with CFSSL leaves the tree as it was before the join", async () => {
   const root = hostRoot();
   const key = k8s.installAuthKey(root);
-  const diff = await joinThenLeave(root, cfsslWorkerJoin(root, k8s, { "ca-auth-key-file": key }));
+  const diff = await joinThenLeave(root, cfsslWorkerJoin(root, k8s, { "ca-auth-key-file": key }), [
+    "etc/node-join/ca-auth.key",
+  ]);
   assert.deepEqual(diff, []);
 });
 
@@ -69,8 +91,12 @@ test("a worker joined with step-ca leaves the tree as it was before the join", a
       "ca-provisioner": "workers",
       "ca-password-file": workers.passwordFile,
     }),
+    [],
+    // The provisioner password file is the CA's, outside the root: listed as kept, left.
+    1,
   );
   assert.deepEqual(diff, []);
+  assert.ok(existsSync(workers.passwordFile));
 });
 
 test("a control plane joined with CFSSL leaves the tree as it was, its static pod manifests moved away", async () => {
@@ -81,7 +107,11 @@ test("a control plane joined with CFSSL leaves the tree as it was, its static po
     writeFileSync(join(root, "etc/kubernetes/manifests", `${pod}.yaml`), `# ${pod}\n`);
   const cas = { kubernetes: k8s, frontProxy: fp, etcd: etcdCa };
   const args = cfsslControlPlaneJoin(root, "cp1", "127.0.0.11", cas);
-  const diff = await joinThenLeave(root, args);
+  const diff = await joinThenLeave(
+    root,
+    args,
+    ["etcd-ca.key", "front-proxy-ca.key", "kubernetes-ca.key"].map((f) => `etc/node-join/${f}`),
+  );
   const left = "etc/kubernetes/manifests.node-join-left";
   assert.deepEqual(
     diff,

@@ -255,6 +255,25 @@ test("mode firstboot: a oneshot unit systemd accepts, enabled through the wants 
   );
 });
 
+test("mode firstboot: an invalid join flag fails the install (exit 2, node-join's message) and writes no unit", async () => {
+  const { target, keyFile } = scratchTarget();
+  const flags = joinFlags(keyFile, "we ird", "127.0.0.46");
+  const r = await hook(["--", ...flags], {
+    TARGET: target,
+    NODE_JOIN_URL: binUrl(),
+    NODE_JOIN_SHA256: served.sha256,
+    NODE_JOIN_MODE: "firstboot",
+  });
+  assert.equal(r.status, 2, `${r.stdout}\n${r.stderr}`);
+  assert.match(
+    r.stderr,
+    /pxe-hook\.sh: error: the join flags are not valid, no unit written: node-join: error: --node-name: is not a valid node name/,
+  );
+  const units = join(target, "etc/systemd/system");
+  assert.ok(!existsSync(join(units, "node-join-firstboot.service")));
+  assert.ok(!existsSync(join(units, "multi-user.target.wants/node-join-firstboot.service")));
+});
+
 test("under busybox's sh, wget and sha256sum (as in Debian's installer): firstboot writes the same unit; a mismatch installs nothing", async () => {
   const bin = tempRoot("nj-pxe-busybox-");
   const busybox = spawnSync("sh", ["-c", "command -v busybox"], { encoding: "utf8" }).stdout.trim();

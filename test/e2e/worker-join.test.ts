@@ -11,8 +11,8 @@ import {
   readdirSync,
 } from "node:fs";
 import { join } from "node:path";
-import { flags } from "../../scripts/lib/args.js";
-import { nodeRoot, startCfssl, useCfssl, w1JoinArgs } from "../helpers/cfssl.js";
+import { cfsslWorkerJoin, flags } from "../../scripts/lib/args.js";
+import { DEFAULT_PROFILES, nodeRoot, startCfssl, useCfssl, w1JoinArgs } from "../helpers/cfssl.js";
 import { json, runCli } from "../helpers/cli.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
 import { expectFailure } from "../helpers/expect.js";
@@ -118,7 +118,7 @@ test("join installs verified kubelet certificates, kubelet.conf and ca.crt with 
   assert.equal(wide.code, 0, wide.stderr);
   assert.match(
     wide.stdout,
-    /^kubelet-client {2}\S+Z {2}36\dd {6}\S+Z {2}ca {21}yes {17}ECDSA P-256 {2}yes {6}ok/m,
+    /^kubelet-client {2}\S+Z {2}36\dd {6}\d+d +\S+Z {2}ca {21}yes {17}ECDSA P-256 {2}yes {6}ok/m,
   );
   assert.match(
     wide.stdout,
@@ -200,14 +200,49 @@ test("a CA whose key does not match the pin is refused before anything is sent (
   assert.equal(ca.signRequests(), signsBefore, "no CSR reached the CA");
 });
 
-test("an unknown profile is a refusal naming the profile (exit 4)", async () => {
+test("an unknown profile is refused before its CSR, naming the flag and the profile (exit 2)", async () => {
+  // CFSSL describes (and would sign with) its default profile, whose usages lack client auth (the
+  // guide's default profile, docs/ca/cfssl/ca-config.json: email protection only).
   const { root, keyFile } = newRoot();
   await expectFailure(
     joinArgs(root, keyFile).map((a) => (a === "client" ? "no-such-profile" : a)),
-    4,
-    /profile no-such-profile\) refused: no authentication provider \(the CA has no profile "no-such-profile" with an auth key/,
+    2,
+    /--client-profile, config cas\.kubernetes\.clientProfile: CA kubernetes \(cfssl http:\/\/127\.0\.0\.1:\d+\) describes profile "no-such-profile" with the usages email protection, without client auth: CFSSL answers for a profile its config does not have with its default profile; check the name/,
     root,
   );
+});
+
+test("--serving-profile kubelet-server where the CA has kubelet-serving: exit 2 naming the profile, not an EKU the certificate lacks", async () => {
+  const named = await startCfssl({
+    profiles: {
+      ...DEFAULT_PROFILES,
+      // As the issue's CA: a default profile that takes the auth key and signs what it is given.
+      default: { usages: ["signing", "key encipherment", "client auth"] },
+      "kubelet-client": { usages: ["signing", "key encipherment", "client auth"] },
+      "kubelet-serving": { usages: ["signing", "key encipherment", "server auth"] },
+    },
+  });
+  try {
+    const root = tempRoot();
+    const key = named.installAuthKey(root);
+    const args = cfsslWorkerJoin(root, named, {
+      "ca-auth-key-file": key,
+      "client-profile": "kubelet-client",
+      "serving-profile": "kubelet-server",
+    });
+    const r = await expectFailure(
+      args,
+      2,
+      /--serving-profile, config cas\.kubernetes\.servingProfile: .* describes profile "kubelet-server" with the usages signing, key encipherment, client auth, without server auth/,
+      root,
+    );
+    assert.doesNotMatch(r.stderr, /extended key usage lacks/);
+    // The right name joins.
+    const ok = await runCli(args.map((a) => (a === "kubelet-server" ? "kubelet-serving" : a)));
+    assert.equal(ok.code, 0, ok.stderr);
+  } finally {
+    await named.stop();
+  }
 });
 
 test("a CA that is down is retried until --timeout, then exit 3 naming the CA", async () => {

@@ -37,7 +37,8 @@ export function debPath(version: string, debArch: "amd64" | "arm64"): string {
 
 export function ensureDebs(version: string): void {
   ensurePackaged();
-  // The package holds the binary and what the bundle renders (units, completions, man page).
+  // The package holds the binary, what the bundle renders (units, completions, man page) and the
+  // alerting rules.
   const stale = (["amd64", "arm64"] as const).some((a) => {
     const deb = debPath(version, a);
     if (!existsSync(deb)) return true;
@@ -45,6 +46,7 @@ export function ensureDebs(version: string): void {
       binPath(a === "amd64" ? "x64" : "arm64"),
       join(DIST, "node-join.cjs"),
       join(REPO, "packaging/deb.mjs"),
+      join(REPO, "packaging/prometheus/node-join.rules.yml"),
     ];
     // SHA256SUMS rewritten by package.mjs has lost the .debs' lines: deb.mjs adds them back.
     const sums = readFileSync(join(DIST, "SHA256SUMS"), "utf8");

@@ -4,7 +4,7 @@
 // CA's renewal path. The key is dropped under join's lock: no other run sees one without the other.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fs, { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import fs, { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { syncBuiltinESMExports } from "node:module";
 import { join } from "node:path";
 import type { RuntimeSeams } from "../../agent/cli/context.js";
@@ -185,4 +185,51 @@ test("the auth key is dropped under join's lock: a second run sees the lock or t
   const after = await n.join();
   assert.equal(after.code, 0, after.stderr);
   assert.doesNotMatch(after.stdout, /dropped/, "the next join finds the key gone");
+});
+
+test("leave lists the auth key the config names and removes it with the node; --keep-secrets keeps it; one not root's is kept", async () => {
+  const n = await setup();
+  assert.equal((await n.join()).code, 0);
+  const note = "(kubernetes CA auth key file; --keep-secrets keeps it)";
+  const dry = await n.run("leave", "--dry-run");
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.ok(dry.stdout.includes(`\n  would remove ${n.keyFile} ${note}\n`), dry.stdout);
+  assert.match(dry.stdout, /^dry run: would leave worker node w1: remove 10 file\(s\), keep 0\n/);
+  const json = JSON.parse((await n.run("leave", "--dry-run", "--json")).stdout) as {
+    secrets: { path: string; what: string }[];
+  };
+  assert.deepEqual(json.secrets, [{ path: n.keyFile, what: "kubernetes CA auth key file" }]);
+  assert.equal(existsSync(n.keyFile), true, "a dry run changes nothing");
+
+  const kept = await n.run("leave", "--yes", "--keep-secrets");
+  assert.equal(kept.code, 0, kept.stderr);
+  assert.ok(
+    kept.stdout.includes(
+      `\n  kept ${n.keyFile} (kubernetes CA auth key file: a secret, kept by --keep-secrets)\n`,
+    ),
+    kept.stdout,
+  );
+  assert.equal(existsSync(n.keyFile), true);
+
+  const other = await setup();
+  assert.equal((await other.join()).code, 0);
+  const left = await other.run("leave", "--yes");
+  assert.equal(left.code, 0, left.stderr);
+  assert.match(left.stdout, /^left worker node w1: removed 10 file\(s\), kept 0\n/);
+  assert.ok(left.stdout.includes(`\n  removed ${other.keyFile} ${note}\n`), left.stdout);
+  assert.equal(existsSync(other.keyFile), false);
+
+  // Not root's: the config named it, but leave removes only a secret root owns.
+  const foreign = await setup();
+  assert.equal((await foreign.join()).code, 0);
+  chownSync(foreign.keyFile, 65534, 65534);
+  const stays = await foreign.run("leave", "--yes");
+  assert.equal(stays.code, 0, stays.stderr);
+  assert.ok(
+    stays.stdout.includes(
+      `\n  kept ${foreign.keyFile} (kubernetes CA auth key file: a secret, but owned by uid 65534, not root: left for the operator)\n`,
+    ),
+    stays.stdout,
+  );
+  assert.equal(existsSync(foreign.keyFile), true);
 });

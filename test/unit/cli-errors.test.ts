@@ -96,6 +96,17 @@ test("commander's errors are one prefixed line, its suggestion folded in, exit 2
   await expectError(["jion"], 2, "unknown command 'jion' (did you mean join?)");
   await expectError(["status", "--rot", "/x"], 2, "unknown option '--rot' (did you mean --root?)");
   await expectError(["status", "--bogus"], 2, "unknown option '--bogus'");
+  // A flag cut short is too many edits away for commander's suggestion: the flags it begins.
+  await expectError(
+    [...JOIN, "--ca-auth-key", "/k"],
+    2,
+    "unknown option '--ca-auth-key' (did you mean --ca-auth-key-file?)",
+  );
+  await expectError(
+    ["trust", "add", "--ca", "kubernetes", "--ca-fil", "/f"],
+    2,
+    "unknown option '--ca-fil' (did you mean --ca-file?)",
+  );
 });
 
 test("--version and -V print the version line, as node-join version does; bare node-join prints the help on stderr, exit 2", async () => {
@@ -154,6 +165,11 @@ test("a URL without scheme, a comma in a repeatable flag, a mistyped config key:
       "unknown key cas.etcd.certHash: did you mean cas.etcd.certHashes?",
     ],
     ["controlPlane:\n  bogus: 1\n", "unknown key controlPlane.bogus"],
+    // The parser's position ends the line, not a colon before the excerpt it leaves out.
+    [
+      "nodeName: [n1\n",
+      "not valid YAML: Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 1",
+    ],
   ] as const) {
     writeFileSync(config, text, { mode: 0o600 });
     await expectError(

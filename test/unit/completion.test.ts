@@ -81,6 +81,12 @@ test("bash: commands, subcommands, options, choices, and files where a file goes
     "--help",
   ]);
   assert.deepEqual(bashComplete("node-join", "completion", ""), ["bash", "zsh"]);
+  for (const action of ["add", "remove"])
+    assert.deepEqual(bashComplete("node-join", "trust", action, "--ca", ""), [
+      "kubernetes",
+      "front-proxy",
+      "etcd",
+    ]);
   // A value that happens to be a command's name is still a value.
   assert.deepEqual(bashComplete("node-join", "join", "--node-name", "timer", "--ca-ty"), [
     "--ca-type",
@@ -136,6 +142,7 @@ test("zsh: the script loads under zsh -f with compinit, and completes as bash do
     ["node-join timer ", ["install", "remove", "status", "help"]],
     ["node-join timer install --scheduler ", ["auto", "systemd", "cron"]],
     ["node-join completion ", ["bash", "zsh"]],
+    ["node-join trust add --ca ", ["kubernetes", "front-proxy", "etcd"]],
   ];
   const offered = zshComplete(...expected.map(([line]) => line));
   for (const [line, matches] of expected) assert.deepEqual(offered.get(line), matches, line);

@@ -3,6 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { EXIT_CODES_HELP, EXIT_CODES_POINTER } from "../../agent/cli/context.js";
 import { allCommands } from "../../agent/cli/reference.js";
 import { ALL_OPTIONS } from "../../agent/config/options.js";
 import { allDocsText } from "../helpers/docs.js";
@@ -27,7 +28,6 @@ test("join --help at 80 columns: no line over 80, the options under five heading
     "Etcd CA options:",
     "Control plane options:",
     "Examples:",
-    "Exit codes:",
   ]);
   // Under its heading an option no longer repeats it.
   assert.match(r.stdout, /^ {2}--etcd-ca-url <url> +URL of the CA server \(repeatable\)$/m);
@@ -103,7 +103,18 @@ test("every command's help ends with two or three examples, each fitting 80 colu
     const examples = section.split("\n").filter((l) => /^ {2}[^ #]/.test(l));
     assert.ok(examples.length >= 2 && examples.length <= 3, `${c.usage}: ${examples.join(" | ")}`);
     assert.ok(longest(r.stdout).length <= 80, `${c.usage}: ${longest(r.stdout)}`);
+    // The exit codes once, on the main help: a command's help points there.
+    assert.ok(
+      r.stdout.trimEnd().endsWith(EXIT_CODES_POINTER.trim()),
+      `${c.usage}: ends without the pointer`,
+    );
+    assert.doesNotMatch(r.stdout, /^Exit codes:$|^ {2}0 {2}done/m, c.usage);
   }
+  const main = await runMain(["--help"], { COLUMNS: "80" });
+  assert.ok(
+    main.stdout.trimEnd().endsWith(EXIT_CODES_HELP.trimEnd()),
+    "the main help lists the exit codes",
+  );
 });
 
 test("the top-level help lists restart-static-pods, completion and man", async () => {

@@ -93,19 +93,23 @@ test("status: the default control-plane table fits 80 columns; --wide shows ever
   assert.equal(wide.code, 0, wide.stderr);
   assert.match(
     wide.stdout,
-    /^CERTIFICATE {15}EXPIRES {15}RESIDUAL {2}RENEW AFTER {11}CERTIFICATE AUTHORITY {2}EXTERNALLY MANAGED {2}KEY TYPE {5}MANAGED {2}STATE {2}FILE\n/,
+    /^CERTIFICATE {15}EXPIRES {15}RESIDUAL {2}RENEW IN {2}RENEW AFTER {11}CERTIFICATE AUTHORITY {2}EXTERNALLY MANAGED {2}KEY TYPE {5}MANAGED {2}STATE {2}FILE\n/,
   );
   assert.match(
     wide.stdout,
-    /^apiserver {17}\S+Z {2}364d {6}\S+Z {2}ca {21}yes {17}ECDSA P-256 {2}yes {6}ok {5}\/etc\/kubernetes\/pki\/apiserver\.crt$/m,
+    /^apiserver {17}\S+Z {2}364d {6}\d+d {6}\S+Z {2}ca {21}yes {17}ECDSA P-256 {2}yes {6}ok {5}\S+\/nj-joined-\w+\/etc\/kubernetes\/pki\/apiserver\.crt$/m,
   );
   assert.match(
     wide.stdout,
-    /^CERTIFICATE AUTHORITY {2}EXPIRES {15}RESIDUAL {2}EXTERNALLY MANAGED {2}STATE {2}PINNED BY {3}PIN {70}FILE {36}SUBJECT\n/m,
+    // The FILE column as wide as the longest path, the root's included.
+    new RegExp(
+      `^CERTIFICATE AUTHORITY {2}EXPIRES {15}RESIDUAL {2}EXTERNALLY MANAGED {2}STATE {2}PINNED BY {3}PIN {70}FILE {${36 + n.root.length}}SUBJECT\n`,
+      "m",
+    ),
   );
   assert.match(
     wide.stdout,
-    /^etcd-ca {16}\S+Z {2}9y {8}yes {17}ok {5}certHashes {2}sha256:[0-9a-f]{64} {2}\/etc\/kubernetes\/pki\/etcd\/ca\.crt {9}CN=etcd-ca$/m,
+    /^etcd-ca {16}\S+Z {2}9y {8}yes {17}ok {5}certHashes {2}sha256:[0-9a-f]{64} {2}\S+\/nj-joined-\w+\/etc\/kubernetes\/pki\/etcd\/ca\.crt {9}CN=etcd-ca$/m,
   );
 });
 
@@ -118,7 +122,7 @@ test("status: --warn-within flags what expires within it (exit 8); a bad duratio
   assert.match(r.stdout, /^kubelet-client {2}\S+Z {2}364d {6}\d+d {6}expiring$/m);
   assert.ok(
     r.stdout.includes(
-      `\nneeds attention:\n  kubelet-client: expires at ${notAfter}, within --warn-within 400d (/var/lib/kubelet/pki/kubelet-client-current.pem)\n`,
+      `\nneeds attention:\n  kubelet-client: expires at ${notAfter}, within --warn-within 400d (${n.root}/var/lib/kubelet/pki/kubelet-client-current.pem)\n`,
     ),
     r.stdout,
   );
@@ -132,7 +136,7 @@ test("status: --warn-within flags what expires within it (exit 8); a bad duratio
   assert.equal(ca.code, 8);
   assert.match(
     ca.stdout,
-    /^ {2}ca: expires at \S+Z, within --warn-within 4000d \(\/etc\/kubernetes\/pki\/ca\.crt\)$/m,
+    /^ {2}ca: expires at \S+Z, within --warn-within 4000d \(\S+\/nj-joined-\w+\/etc\/kubernetes\/pki\/ca\.crt\)$/m,
   );
   const j = await n.status("--warn-within", "400d", "--json");
   assert.equal(j.code, 8);
@@ -154,7 +158,7 @@ test("status: past the renewal deadline, then expired: exit 8 with the reason", 
   assert.match(due.stdout, /^kubelet-client {2}\S+Z {2}2d {8}now {7}renewal due$/m);
   assert.ok(
     due.stdout.includes(
-      `  kubelet-client: past its renewal deadline (${iso(deadline)}) (/var/lib/kubelet/pki/kubelet-client-current.pem)\n`,
+      `  kubelet-client: past its renewal deadline (${iso(deadline)}) (${n.root}/var/lib/kubelet/pki/kubelet-client-current.pem)\n`,
     ),
     due.stdout,
   );
@@ -165,7 +169,7 @@ test("status: past the renewal deadline, then expired: exit 8 with the reason", 
   assert.match(expired.stdout, /^kubelet-server {2}\S+Z {2}0s {8}now {7}expired$/m);
   assert.ok(
     expired.stdout.includes(
-      `  kubelet-server: expired at ${notAfter} (/var/lib/kubelet/pki/kubelet-server-current.pem)\n`,
+      `  kubelet-server: expired at ${notAfter} (${n.root}/var/lib/kubelet/pki/kubelet-server-current.pem)\n`,
     ),
   );
 });
@@ -179,7 +183,7 @@ test("status: a key that does not match, a truncated certificate and a missing o
   assert.match(truncated.stdout, new RegExp(`^kubelet-server${" ".repeat(44)}unreadable$`, "m"));
   assert.ok(
     truncated.stdout.includes(
-      "  kubelet-server: unreadable (kubelet-server-current.pem holds a truncated PEM certificate) (/var/lib/kubelet/pki/kubelet-server-current.pem)\n",
+      `  kubelet-server: unreadable (kubelet-server-current.pem holds a truncated PEM certificate) (${n.root}/var/lib/kubelet/pki/kubelet-server-current.pem)\n`,
     ),
     truncated.stdout,
   );
@@ -201,7 +205,7 @@ test("status: a key that does not match, a truncated certificate and a missing o
   assert.match(mismatch.stdout, /^kubelet-client {2}\S+Z {2}364d {6}\d+d {6}key mismatch$/m);
   assert.ok(
     mismatch.stdout.includes(
-      "  kubelet-client: key does not match certificate (/var/lib/kubelet/pki/kubelet-client-current.pem)\n",
+      `  kubelet-client: key does not match certificate (${n.root}/var/lib/kubelet/pki/kubelet-client-current.pem)\n`,
     ),
   );
 
@@ -289,7 +293,7 @@ test("status: a CA file with two certificates shows a row for each; one no pin c
   assert.equal(lines[6], `ca (2)                 ${iso(next.notAfter)}  5y        unpinned`);
   assert.ok(
     r.stdout.includes(
-      `\nneeds attention:\n  ca (2): "CN=kubernetes-ca-next" (pin ${pin}) matches no --ca-cert-hash (config key cas.kubernetes.certHashes) (/etc/kubernetes/pki/ca.crt)\n`,
+      `\nneeds attention:\n  ca (2): "CN=kubernetes-ca-next" (pin ${pin}) matches no --ca-cert-hash (config key cas.kubernetes.certHashes) (${n.root}/etc/kubernetes/pki/ca.crt)\n`,
     ),
     r.stdout,
   );
@@ -323,7 +327,7 @@ test("status: a CA file with two certificates shows a row for each; one no pin c
   assert.match(
     wide.stdout,
     new RegExp(
-      `^ca \\(2\\) {17}\\S+Z {2}5y {8}yes {17}unpinned {2}none {8}${pin} {2}/etc/kubernetes/pki/ca\\.crt {2}CN=kubernetes-ca-next$`,
+      `^ca \\(2\\) {17}\\S+Z {2}5y {8}yes {17}unpinned {2}none {8}${pin} {2}${n.root}/etc/kubernetes/pki/ca\\.crt {2}CN=kubernetes-ca-next$`,
       "m",
     ),
   );
@@ -357,7 +361,7 @@ test("status: a CA certificate is covered by a step-ca fingerprint or a CA file;
   assert.equal(gone.code, 8);
   assert.match(
     gone.stdout,
-    /^ {2}ca \(2\): "CN=kubernetes-ca-next" \(pin sha256:[0-9a-f]{64}\) matches no --ca-fingerprint \(config key cas\.kubernetes\.fingerprint\) or --ca-file \(config key cas\.kubernetes\.caFile\) \(cannot read CA file \S+ca-bundle\.pem: no such file or directory \(ENOENT\)\) \(\/etc\/kubernetes\/pki\/ca\.crt\)$/m,
+    /^ {2}ca \(2\): "CN=kubernetes-ca-next" \(pin sha256:[0-9a-f]{64}\) matches no --ca-fingerprint \(config key cas\.kubernetes\.fingerprint\) or --ca-file \(config key cas\.kubernetes\.caFile\) \(cannot read CA file \S+ca-bundle\.pem: no such file or directory \(ENOENT\)\) \(\S+\/nj-joined-\w+\/etc\/kubernetes\/pki\/ca\.crt\)$/m,
   );
   // CA files node-join did not authenticate (no pin, fingerprint or CA file at all): shown, not
   // flagged, since nothing configured could cover them
@@ -386,7 +390,7 @@ test("status: a CA with less time left than its certificates' lifetime needs att
   assert.match(r.stdout, /^ca \(2\) {17}\S+Z {2}100d {6}expiring$/m);
   assert.ok(
     r.stdout.includes(
-      `  ca (2): expires at ${iso(soon.notAfter)}, within the lifetime of its kubelet-client certificate (1y): rotate the CA (/etc/kubernetes/pki/ca.crt)\n`,
+      `  ca (2): expires at ${iso(soon.notAfter)}, within the lifetime of its kubelet-client certificate (1y): rotate the CA (${n.root}/etc/kubernetes/pki/ca.crt)\n`,
     ),
     r.stdout,
   );
