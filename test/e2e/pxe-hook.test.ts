@@ -60,6 +60,16 @@ function hook(args: string[], env: NodeJS.ProcessEnv = {}, path = process.env.PA
   return run(HOOK, args, { env: { PATH: path, HOME: process.env.HOME, ...env } });
 }
 
+/** The hook in firstboot mode for `target`, with the served binary and its checksum. */
+function firstboot(target: string, flags: string[]) {
+  return hook(["--", ...flags], {
+    TARGET: target,
+    NODE_JOIN_URL: binUrl(),
+    NODE_JOIN_SHA256: served.sha256,
+    NODE_JOIN_MODE: "firstboot",
+  });
+}
+
 function assertInstalled(target: string) {
   const bin = join(target, "usr/local/bin/node-join");
   assert.equal(statSync(bin).mode & 0o777, 0o755);
@@ -192,12 +202,7 @@ test("mode firstboot: a oneshot unit systemd accepts, enabled through the wants 
   const { target, keyFile } = scratchTarget(`ca auth 'k' "q" $HOME 100% back\\slash.key`);
   const flags = joinFlags(keyFile, "pxe4", "127.0.0.44");
   const signs = ca.signRequests();
-  const r = await hook(["--", ...flags], {
-    TARGET: target,
-    NODE_JOIN_URL: binUrl(),
-    NODE_JOIN_SHA256: served.sha256,
-    NODE_JOIN_MODE: "firstboot",
-  });
+  const r = await firstboot(target, flags);
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
   assertInstalled(target);
   assert.ok(!existsSync(join(target, "etc/kubernetes")), "nothing joined during the install");
@@ -258,12 +263,7 @@ test("mode firstboot: a oneshot unit systemd accepts, enabled through the wants 
 test("mode firstboot: an invalid join flag fails the install (exit 2, node-join's message) and writes no unit", async () => {
   const { target, keyFile } = scratchTarget();
   const flags = joinFlags(keyFile, "we ird", "127.0.0.46");
-  const r = await hook(["--", ...flags], {
-    TARGET: target,
-    NODE_JOIN_URL: binUrl(),
-    NODE_JOIN_SHA256: served.sha256,
-    NODE_JOIN_MODE: "firstboot",
-  });
+  const r = await firstboot(target, flags);
   assert.equal(r.status, 2, `${r.stdout}\n${r.stderr}`);
   assert.match(
     r.stderr,

@@ -45,18 +45,44 @@ function childPids(pid: number): number[] {
   }
 }
 
+/** Containers booted by this process: each gets a machine name of its own. */
+let boots = 0;
+
+/** A boot whose container's systemd came up in another state than running or degraded. */
+class NotBootedError extends Error {}
+
 /**
  * Boots the host's root in a container up to basic.target: systemd, journald, no services of the
- * host's multi-user.target (a database or etcd of the host would take the host's ports).
+ * host's multi-user.target (a database or etcd of the host would take the host's ports). A boot
+ * whose systemd reports another state (seen once as "offline", the container halting at once
+ * while nspawn was cleaning up after the one before) is tried once more with a fresh container;
+ * a second such boot fails with both logs.
  */
 export async function bootHostContainer(): Promise<Booted> {
+  try {
+    return await bootOnce();
+  } catch (err) {
+    if (!(err instanceof NotBootedError)) throw err;
+    try {
+      return await bootOnce();
+    } catch (again) {
+      throw new Error(`${(again as Error).message}\n(first boot: ${err.message})`, {
+        cause: again,
+      });
+    }
+  }
+}
+
+async function bootOnce(): Promise<Booted> {
   requireCommand("systemd-nspawn", "systemd-container");
   requireCommand("nsenter", "util-linux");
   const dir = mkdtempSync(join(tmpdir(), "nj-nspawn-"));
   // The host's root alone (not its /proc, /sys, /dev mounts): nspawn mounts the container's own.
   const bind = spawnSync("mount", ["--bind", "/", dir], { encoding: "utf8" });
   if (bind.status !== 0) throw new Error(`mount --bind / ${dir}: ${bind.stderr}`);
-  const name = `nj${process.pid}`;
+  // One name per container: nspawn keeps per-machine state (/run/systemd/nspawn/propagate/<name>)
+  // that the container before may still be tearing down.
+  const name = `nj${process.pid}-${++boots}`;
   let log = "";
   // --register=no --keep-unit: the host need not run systemd (no machined, no scope unit).
   const nspawn: ChildProcess = spawn(
@@ -137,7 +163,9 @@ export async function bootHostContainer(): Promise<Booted> {
   }
   if (!/^(running|degraded)\s*$/.test(state.stdout)) {
     await cleanup();
-    throw new Error(`the container's systemd is ${state.stdout.trim()}: ${state.stderr}\n${log}`);
+    throw new NotBootedError(
+      `the container's systemd is ${state.stdout.trim()}: ${state.stderr}\n${log}`,
+    );
   }
   return {
     pid: target,
