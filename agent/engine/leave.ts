@@ -385,7 +385,8 @@ export const KEEP_SECRETS = "--keep-secrets";
 /**
  * Whether leave removes a secret file, or why it keeps it; undefined: nothing there. It may lie
  * anywhere the operator put it, outside node-join's directories: only a regular file (no link
- * followed) owned by root is removed, as a secret node-join reads must be (strict-modes.ts), and
+ * followed) owned by root (the user running it) is removed, as a secret node-join reads must be
+ * (strict-modes.ts), and
  * under --root only inside the root.
  */
 function secretDecision(path: string, l: Layout, keepSecrets: boolean): true | string | undefined {
@@ -394,7 +395,10 @@ function secretDecision(path: string, l: Layout, keepSecrets: boolean): true | s
   // Under --root the root is the node: a file outside it (the CA's own copy) is not the node's.
   if (!insideRoot(path, l)) return "a secret outside --root: left for the operator";
   if (st === "other") return "a secret, but not a regular file: left for the operator";
-  if (st !== 0) return `a secret, but owned by uid ${st}, not root: left for the operator`;
+  // The user running leave: root on a node; a developer's own files under a test --root.
+  const me = process.geteuid?.() ?? 0;
+  if (st !== me)
+    return `a secret, but owned by uid ${st}, not ${me === 0 ? "root" : `uid ${me}`}: left for the operator`;
   return keepSecrets ? `a secret, kept by ${KEEP_SECRETS}` : true;
 }
 

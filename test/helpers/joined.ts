@@ -2,7 +2,7 @@
 // CAs (fake-ca.ts) on a fake clock: for the fast tier's tests of what the commands print and exit
 // with, without root, network or a real CA.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RuntimeSeams } from "../../agent/cli/context.js";
 import { main } from "../../agent/cli/main.js";
@@ -50,14 +50,19 @@ export interface Joined {
   run(command: string, ...args: string[]): Promise<Out>;
 }
 
+/** A fresh root, a fake clock and a fake CA for every CA, issuing for `lifetimeMs`. */
+export async function fakeCaRoot(prefix: string, lifetimeMs: number) {
+  const root = tempRoot(prefix);
+  const clock = fakeClock();
+  return { root, clock, cas: await FakeCa.forEveryCa(clock, lifetimeMs) };
+}
+
 /** A root joined by `node-join join` (fake CAs issuing for `lifetimeMs`). */
 export async function joined(
   role: "worker" | "control-plane" = "worker",
   lifetimeMs = 365 * DAY,
 ): Promise<Joined> {
-  const root = tempRoot("nj-joined-");
-  const clock = fakeClock();
-  const cas = await FakeCa.forEveryCa(clock, lifetimeMs);
+  const { root, clock, cas } = await fakeCaRoot("nj-joined-", lifetimeMs);
   const seams: RuntimeSeams = { clock, backend: (ctx) => cas[ctx.ca.name] };
   // Each CA pinned to its own key, as an operator pins it: status checks the CA files against it.
   const pin = (ca: CaName) => certPin(cas[ca].anchor);
@@ -80,5 +85,35 @@ export async function joined(
     clock,
     cas,
     run: (command, ...a) => cli([command, "--root", root, ...a], seams),
+  };
+}
+
+/** The CFSSL auth key cfsslKeyNode writes (hex, as CFSSL's config holds it). */
+export const KEY_HEX = "00112233445566778899aabbccddeeff";
+
+/**
+ * A worker root whose kubernetes CA (a fake) wants an auth key, in a 0600 file of the root: `join`
+ * runs node-join join with `extra`, `run` any command under the root, `putBack` rewrites the key.
+ */
+export async function cfsslKeyNode(...extra: string[]) {
+  const { root, clock, cas } = await fakeCaRoot("nj-authkey-", 365 * DAY);
+  const seams: RuntimeSeams = { clock, backend: (ctx) => cas[ctx.ca.name] };
+  mkdirSync(join(root, "etc/node-join"), { recursive: true });
+  const keyFile = join(root, "etc/node-join/ca-auth.key");
+  const putBack = () => writeFileSync(keyFile, `${KEY_HEX}\n`, { mode: 0o600 });
+  putBack();
+  const args = [
+    ...["join", "--root", root, "--api-server", "https://10.0.0.1:6443"],
+    ...["--ca-url", "http://ca.invalid:8888", "--ca-cert-hash", certPin(cas.kubernetes.anchor)],
+    ...["--ca-auth-key-file", keyFile, "--node-name", "w1", "--ip", "10.0.0.21", "--no-timer"],
+    ...extra,
+  ];
+  return {
+    root,
+    keyFile,
+    cas,
+    putBack,
+    join: (...more: string[]) => cli([...args, ...more], seams),
+    run: (command: string, ...a: string[]) => cli([command, "--root", root, ...a], seams),
   };
 }

@@ -35,6 +35,7 @@ import { layout } from "../../agent/store/layout.js";
 import { acquireLock } from "../../agent/store/lock.js";
 import { FakeCa, fakeClock } from "../helpers/fake-ca.js";
 import { diffSnapshots, snapshot, tempRoot } from "../helpers/fs.js";
+import { fakeCaRoot } from "../helpers/joined.js";
 
 const PIN = `sha256:${"ab".repeat(32)}`;
 const DAY = 86400_000;
@@ -63,9 +64,7 @@ async function node(
   role: "worker" | "control-plane" = "worker",
   lifetimeMs = 365 * DAY,
 ): Promise<Node> {
-  const root = tempRoot("nj-engine-");
-  const clock = fakeClock();
-  const cas = await FakeCa.forEveryCa(clock, lifetimeMs);
+  const { root, clock, cas } = await fakeCaRoot("nj-engine-", lifetimeMs);
   const logs: string[] = [];
   const rt: Runtime = {
     layout: layout(root),
