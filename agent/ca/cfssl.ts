@@ -24,11 +24,11 @@ import {
   parseCaPem,
   retrying,
   revokedLeaf,
-  serverTrust,
+  authenticateServer,
 } from "./common.js";
 import { httpRequest, notCaApi, type TlsTrust } from "./http.js";
 import { probeRequest, tlsChain, type Probed, type ProbeRequest } from "./probe.js";
-import { authenticateCa, caSettingName } from "./trust.js";
+import { caSettingName } from "./trust.js";
 
 interface Envelope {
   success: boolean;
@@ -352,17 +352,9 @@ export function createCfsslBackend(ctx: BackendContext<CfsslSettings>): CaBacken
         JSON.stringify(s.label ? { label: s.label } : {}),
       );
       const sent = parseCaPem(resultCertificate(env, `${from} info`), from, "info answer");
-      // An impostor at any one server stops the run: the others are not asked to cover for it.
-      const anchors = authenticateCa(
-        ctx.ca,
-        sent,
-        s,
-        ctx.unsafeSkipCaVerification,
-        from,
-        ctx.log,
-        ctx.pinned,
-      );
-      tls = serverTrust(s, anchors, ctx.unsafeSkipCaVerification, notIssuedToANode);
+      const server = authenticateServer(ctx, sent, from, notIssuedToANode);
+      const anchors = server.anchors;
+      tls = server.tls;
       offered = notTrusted(sent, anchors);
       fetched = true;
       return anchors;

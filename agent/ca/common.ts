@@ -13,7 +13,7 @@ import {
 } from "../pki/x509.js";
 import type { BackendContext, CommonCaSettings } from "./backend.js";
 import type { TlsTrust } from "./http.js";
-import { tlsTrustFor, trustConfigured } from "./trust.js";
+import { authenticateCa, tlsTrustFor, trustConfigured } from "./trust.js";
 
 /** Per-attempt ceiling, so one stuck connection cannot eat the whole --timeout. */
 export const ATTEMPT_TIMEOUT_MS = 30_000;
@@ -175,6 +175,22 @@ export function serverTrust(
 ): TlsTrust | undefined {
   if (unsafe && !trustConfigured(settings)) return undefined;
   return { ca: tlsTrustFor(settings, anchors), identity: (der) => rule(parseCert(derToPem(der))) };
+}
+
+/**
+ * The first step of every backend: what a CA server sent, checked against the node's anchors
+ * (authenticateCa), and the TLS trust every later request to that CA runs under. An impostor at
+ * any one server stops the run: the others are not asked to cover for it.
+ */
+export function authenticateServer(
+  ctx: BackendContext,
+  sent: CertInfo[],
+  from: string,
+  rule: ServerIdentityRule,
+): { anchors: CertInfo[]; tls: TlsTrust | undefined } {
+  const unsafe = ctx.unsafeSkipCaVerification;
+  const anchors = authenticateCa(ctx.ca, sent, ctx.settings, unsafe, from, ctx.log, ctx.pinned);
+  return { anchors, tls: serverTrust(ctx.settings, anchors, unsafe, rule) };
 }
 
 /**

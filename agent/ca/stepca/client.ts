@@ -14,13 +14,14 @@ import {
   notTrusted,
   parseCaPem,
   retrying,
+  authenticateServer,
   serverTrust,
   type ServerIdentityRule,
 } from "../common.js";
 import { httpRequest, notCaApi, type TlsTrust } from "../http.js";
 import { probeRequest, tlsChain, type Probed, type ProbeRequest } from "../probe.js";
 import { TransientError } from "../retry.js";
-import { anchorOf, authenticateCa, loadPemFile } from "../trust.js";
+import { anchorOf, loadPemFile } from "../trust.js";
 
 export type Json = Record<string, unknown>;
 
@@ -236,18 +237,8 @@ export async function connect(client: StepCaClient): Promise<Connection> {
   const { from, sent } = s.fingerprint
     ? await fetchRoot(client, s.fingerprint)
     : await fetchRoots(client);
-  // An impostor at any one server stops the run: the others are not asked to cover for it.
-  const trusted = authenticateCa(
-    ctx.ca,
-    sent,
-    s,
-    ctx.unsafeSkipCaVerification,
-    from,
-    ctx.log,
-    ctx.pinned,
-  );
   const rule = stepCaServerIdentity(s);
-  const tls = serverTrust(s, trusted, ctx.unsafeSkipCaVerification, rule);
+  const { anchors: trusted, tls } = authenticateServer(ctx, sent, from, rule);
   if (!tls) return { anchors: trusted, tls, signer: undefined, offered: notTrusted(sent, trusted) };
   // `step ca roots`: every root the CA serves, over TLS that the authenticated root verifies.
   // A root joins the bundle only when the operator's settings anchor it (a pin given with
