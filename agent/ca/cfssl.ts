@@ -133,6 +133,10 @@ export function cfsslRenewalPath(
   o: { authKeyDropped: boolean; shown: (path: string) => string },
 ): string {
   if (!s.authKeyFile) return "no auth (unauthenticated profile)";
+  if (s.identity === "tpm")
+    return inspect(s.authKeyFile).kind === "missing"
+      ? "auth key in the TPM"
+      : `auth key ${o.shown(s.authKeyFile)}, into the TPM at the next join`;
   if (inspect(s.authKeyFile).kind !== "missing") return `auth key ${o.shown(s.authKeyFile)}`;
   return o.authKeyDropped
     ? "auth key dropped: re-enrol"

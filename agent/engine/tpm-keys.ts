@@ -110,3 +110,37 @@ export function writeTpmKeys(
     }
   return replaced;
 }
+
+/** Where the node's enrolment identity lives, and what a copy of its disk would carry. */
+export interface IdentityStatus {
+  /**
+   * "file": a secret that enrols or signs at a CA is a file (a copy of the disk carries it);
+   * "tpm": only TPM-wrapped keys (useless off this TPM); "none": neither (the node renews with its
+   * certificates alone, or must be handed a secret to enrol again).
+   */
+  where: "tpm" | "file" | "none";
+  /** The secret files on disk a copy would carry (the kubelet's own keys aside), host paths. */
+  secretFiles: string[];
+  /** The TPM-wrapped keys on disk, host paths. */
+  tpmKeys: string[];
+}
+
+/**
+ * The identity of a node with these CA settings, as its disk holds it now: each secret file the
+ * settings name that is there (secretFiles: auth keys, tokens, passwords, X5C keys), and each
+ * TPM-wrapped key join wrote.
+ */
+export function identityStatus(
+  cas: readonly { name: CaName; settings: CaSettings; secretFiles: string[] }[],
+  l: Layout,
+  shown: (path: string) => string,
+): IdentityStatus {
+  const present = (f: string) => inspect(f).kind !== "missing";
+  const files = [...new Set(cas.flatMap((c) => c.secretFiles).filter(present))];
+  const blobs = cas
+    .filter((c) => authKeyInTpm(c.settings))
+    .map((c) => tpmAuthKeyFile(l, c.name))
+    .filter(present);
+  const where = files.length ? "file" : blobs.length ? "tpm" : "none";
+  return { where, secretFiles: files.map(shown), tpmKeys: [...new Set(blobs)].map(shown) };
+}

@@ -7,8 +7,10 @@ import {
   chmodSync,
   cpSync,
   existsSync,
+  mkdirSync,
   readdirSync,
   readFileSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
@@ -17,7 +19,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { cfsslWorkerJoin } from "../../scripts/lib/args.js";
 import { useCfssl } from "../helpers/cfssl.js";
-import { runCli } from "../helpers/cli.js";
+import { json, runCli } from "../helpers/cli.js";
 import { expectFailure } from "../helpers/expect.js";
 import { scratchRoots } from "../helpers/fixture.js";
 import { useSwtpm } from "../helpers/swtpm.js";
@@ -59,6 +61,8 @@ describe("CFSSL auth key in the TPM", () => {
   it("join moves the key into the TPM, renew signs with it; a copied disk cannot, the original still can", async () => {
     const root = newRoot();
     const keyFile = ca.installAuthKey(root);
+    const collector = join(root, "var/lib/node_exporter/textfile_collector");
+    mkdirSync(collector, { recursive: true });
     const j = await runCli(tpmJoin(root, tpm.tcti));
     assert.equal(j.code, 0, j.stderr);
     assert.match(
@@ -75,9 +79,26 @@ describe("CFSSL auth key in the TPM", () => {
     assert.ok(config.includes(tpm.tcti), config);
     assertKeyNowhere(root);
 
+    const status = await runCli(["status", "--root", root, "--wide"]);
+    assert.match(status.stdout, /^ {2}kubernetes CA \(cfssl\): auth key in the TPM$/m);
+    assert.match(
+      status.stdout,
+      new RegExp(
+        `^identity: tpm \\(a copy of the disk carries 0 secret files; TPM-wrapped keys /${esc(BLOB)}\\)$`,
+        "m",
+      ),
+    );
+    const statusJson = json<{ identity: unknown }>(
+      await runCli(["status", "--root", root, "--json"]),
+    );
+    assert.deepEqual(statusJson.identity, { where: "tpm", secretFiles: [], tpmKeys: [`/${BLOB}`] });
+
     const signed = ca.signRequests();
     const renewed = await runCli(["renew", "--root", root, "--force"]);
     assert.equal(renewed.code, 0, renewed.stderr);
+    const metrics = readFileSync(join(collector, "node_join.prom"), "utf8");
+    assert.match(metrics, /^node_join_identity_info\{where="tpm"\} 1$/m);
+    assert.match(metrics, /^node_join_identity_secret_files 0$/m);
     assert.equal(ca.signRequests(), signed + 2, "both kubelet certificates signed by the CA");
     assertKeyNowhere(root);
 
@@ -85,6 +106,8 @@ describe("CFSSL auth key in the TPM", () => {
     // to name the second swtpm, as device:/dev/tpmrm0 names the local TPM on any machine).
     const copy = newRoot();
     cpSync(root, copy, { recursive: true, verbatimSymlinks: true });
+    // (a failed run records itself in the metrics textfile: not what this compares)
+    rmSync(join(copy, "var/lib/node_exporter"), { recursive: true });
     const copyConfig = join(copy, "etc/node-join/config.yaml");
     writeFileSync(
       copyConfig,
