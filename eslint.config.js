@@ -9,7 +9,7 @@ import { createTypeScriptImportResolver } from "eslint-import-resolver-typescrip
 import importX from "eslint-plugin-import-x";
 import tseslint from "typescript-eslint";
 
-const LAYERS = ["common", "store", "pki", ["ca", "ops"], "config", "engine", "cli"];
+const LAYERS = ["common", "store", ["pki", "tpm"], ["ca", "ops"], "config", "engine", "cli"];
 
 /** For each layer: the directories it must not import (every layer above it, and its peers). */
 function layerZones() {

@@ -145,6 +145,8 @@ function build(arch, debArch) {
       `Installed-Size: ${installedKb}`,
       "Depends: libc6 (>= 2.28), libstdc++6, libgcc-s1",
       "Recommends: kubelet",
+      // cas.<ca>.identity: tpm runs tpm2-tools (agent/tpm); without it, node-join says so.
+      "Suggests: tpm2-tools",
       `Description: ${pkg.description.split(":")[0]}`,
       " One binary that joins a Kubernetes node: it generates the keys on the host, sends CSRs to a",
       " remote CA (CFSSL, step-ca), verifies what comes back, installs the kubelet kubeconfig and the",

@@ -40,6 +40,10 @@ if [ "$mode" = test ]; then
   need sqlite3 sqlite3                        # test/e2e/revoke.test.ts: CFSSL's certificate database
   need python3 python3-minimal               # test/e2e/probe.test.ts: a web server that is not a CA
   need faketime faketime                      # test/e2e/clock.test.ts: the host clock at 1970, days behind, years ahead
+  need swtpm swtpm                            # test/helpers/swtpm.ts: a software TPM 2.0 per test machine
+  need swtpm_setup swtpm-tools
+  need tpm2_createprimary tpm2-tools          # agent/tpm runs tpm2-tools against it (its TSS
+                                              # depends on libtss2-tcti-swtpm0, the swtpm: TCTI)
 fi
 for extra in ${NODE_JOIN_EXTRA_PKGS:-}; do want_pkgs+=("$extra"); done
 

@@ -7,6 +7,11 @@ import { caOptions, textValue, type CaValues } from "./options.js";
 export interface CfsslSettings extends CommonCaSettings {
   type: "cfssl";
   authKeyFile?: string;
+  /**
+   * Where the auth key lives once join succeeded: its file, or imported into the TPM (agent/tpm)
+   * with the file deleted; unset: file.
+   */
+  identity?: "file" | "tpm";
   clientProfile?: string;
   servingProfile?: string;
   /** Server+client certificates (etcd peers); unset: the serving profile. */
@@ -22,6 +27,16 @@ export const CFSSL_OPTIONS = caOptions([
     secret: true,
     inherit: "always",
     description: "file holding the hex auth key (mode 0600)",
+  },
+  {
+    field: "identity",
+    flag: "ca-identity",
+    kind: "choice",
+    valueName: "where",
+    choices: ["file", "tpm"],
+    inherit: "always",
+    description:
+      "where the auth key lives after join: as given (default), or in the TPM (imported, then deleted from disk, every token computed in the TPM)",
   },
   {
     field: "clientProfile",
@@ -58,5 +73,7 @@ export function parseCfsslSettings(common: CommonCaSettings, value: CaValues): C
     const v = textValue(value, f);
     if (v) s[f] = v;
   }
+  const identity = textValue(value, "identity");
+  if (identity === "file" || identity === "tpm") s.identity = identity;
   return s;
 }

@@ -77,9 +77,17 @@ export function resultCertificate(env: Envelope, what: string): string {
 }
 
 export function authsignBody(requestJson: string, keyHex: string, timestamp: number): string {
-  const key = Buffer.from(keyHex, "hex");
-  const token = createHmac("sha256", key).update(requestJson).digest("base64");
-  return JSON.stringify({ token, request: Buffer.from(requestJson).toString("base64"), timestamp });
+  const token = createHmac("sha256", Buffer.from(keyHex, "hex")).update(requestJson).digest();
+  return authsignWithToken(requestJson, token, timestamp);
+}
+
+/** The authsign body given the token, HMAC-SHA256(key, request bytes) computed where the key is. */
+export function authsignWithToken(requestJson: string, token: Buffer, timestamp: number): string {
+  return JSON.stringify({
+    token: token.toString("base64"),
+    request: Buffer.from(requestJson).toString("base64"),
+    timestamp,
+  });
 }
 
 /**
@@ -125,6 +133,10 @@ export function cfsslRenewalPath(
   o: { authKeyDropped: boolean; shown: (path: string) => string },
 ): string {
   if (!s.authKeyFile) return "no auth (unauthenticated profile)";
+  if (s.identity === "tpm")
+    return inspect(s.authKeyFile).kind === "missing"
+      ? "auth key in the TPM"
+      : `auth key ${o.shown(s.authKeyFile)}, into the TPM at the next join`;
   if (inspect(s.authKeyFile).kind !== "missing") return `auth key ${o.shown(s.authKeyFile)}`;
   return o.authKeyDropped
     ? "auth key dropped: re-enrol"
@@ -201,8 +213,10 @@ async function sign(
     ...(profile ? { profile } : {}),
     ...(s.label ? { label: s.label } : {}),
   });
-  // Read and checked before the run's first request to any CA (secrets.ts readCaSecrets).
-  const key = ctx.secrets.authKeyFile;
+  // Read and checked before the run's first request to any CA (secrets.ts readCaSecrets), or held
+  // in the TPM (identity: tpm, engine/tpm-keys.ts), which computes the token.
+  const inTpm = ctx.secrets.authMac;
+  const key = inTpm ?? ctx.secrets.authKeyFile;
   // Configured but not read: the only way is a key renew.authKey: drop deleted (readCaSecrets).
   if (!key && s.authKeyFile !== undefined)
     throw new UsageError(
@@ -216,7 +230,17 @@ async function sign(
   const { env, from } = key
     ? await call(
         "/api/v1/cfssl/authsign",
-        authsignBody(signRequest, key.value, Math.floor(ctx.clock.now() / 1000)),
+        inTpm
+          ? authsignWithToken(
+              signRequest,
+              await inTpm.mac(Buffer.from(signRequest)),
+              Math.floor(ctx.clock.now() / 1000),
+            )
+          : authsignBody(
+              signRequest,
+              ctx.secrets.authKeyFile!.value,
+              Math.floor(ctx.clock.now() / 1000),
+            ),
       )
     : await call("/api/v1/cfssl/sign", signRequest, (from) =>
         unauthenticated(ctx, `${from} signing ${req.kind} (profile ${profile ?? "default"})`),

@@ -77,7 +77,18 @@ export interface X5cCredential {
   certFile: string;
 }
 
+/**
+ * A MAC computed where the key cannot be read: CFSSL's auth key in the TPM (engine/tpm-keys.ts).
+ * `source` names where it is, for messages.
+ */
+export interface KeyedMac {
+  source: string;
+  mac(data: Uint8Array): Promise<Buffer>;
+}
+
 export type CaSecrets = Partial<Record<SecretSetting, Secret>> & {
+  /** CFSSL's auth key held in the TPM: its tokens are computed there, the key never read. */
+  authMac?: KeyedMac;
   x5c?: X5cCredential;
   /**
    * A renewal's machine certificate that could not enrol (expired, ...): a renewal with the

@@ -80,6 +80,8 @@ export interface JoinResult {
   wouldInstallTimer?: true;
   /** renew.authKey: drop: the CFSSL auth key files this join deleted (dry run: would delete). */
   droppedAuthKeys?: string[];
+  /** identity: tpm: the auth key files whose key is now in the TPM, deleted (dry run: would be). */
+  authKeysIntoTpm?: string[];
 }
 
 export interface JoinOptions {
@@ -173,6 +175,7 @@ export function joinResult(s: Settings, r: RunOutcome, timerInPlace = false): Jo
     ...(r.timer ? { timer: r.timer } : {}),
     ...(r.dryRun && s.timer.enabled && !timerInPlace ? { wouldInstallTimer: true as const } : {}),
     ...(r.droppedAuthKeys ? { droppedAuthKeys: r.droppedAuthKeys } : {}),
+    ...(r.authKeysIntoTpm ? { authKeysIntoTpm: r.authKeysIntoTpm } : {}),
   };
 }
 
@@ -237,8 +240,15 @@ export function formatJoin(r: JoinResult): string {
         : `dropped the CFSSL auth key file ${f} (renew.authKey: drop): a renewal that must sign needs it back, or a new join\n`,
     )
     .join("");
+  const intoTpm = (r.authKeysIntoTpm ?? [])
+    .map((f) =>
+      r.dryRun
+        ? `  would move the CFSSL auth key of ${f} into the TPM and delete the file (identity: tpm)\n`
+        : `moved the CFSSL auth key of ${f} into the TPM and deleted the file (identity: tpm): tokens are computed in the TPM\n`,
+    )
+    .join("");
   // The timer is mentioned when this join installed or replaced it, not on every repeated join.
-  return `${r.message}\n${r.issued.map(line).join("")}${dry}${r.timer?.changed ? `${r.timer.message}\n` : ""}${dropped}`;
+  return `${r.message}\n${r.issued.map(line).join("")}${dry}${r.timer?.changed ? `${r.timer.message}\n` : ""}${intoTpm}${dropped}`;
 }
 
 export function registerJoin(program: Command, cli: Cli): void {

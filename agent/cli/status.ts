@@ -136,7 +136,20 @@ function clockLine(r: StatusResult): string {
 /** --wide: how renew authenticates to each CA, one line each ("kubernetes CA (cfssl): …"). */
 function renewalPaths(r: StatusResult): string {
   const lines = (r.renewalPaths ?? []).map((p) => `  ${p.ca} CA (${p.type}): ${p.path}\n`);
-  return lines.length ? `renewal paths:\n${lines.join("")}` : "";
+  return lines.length ? `renewal paths:\n${lines.join("")}${identityLine(r)}` : "";
+}
+
+/**
+ * --wide: where the enrolment identity lives, and the secret files a copy of the disk carries
+ * (the kubelet's own keys aside: they are files whatever the identity).
+ */
+function identityLine(r: StatusResult): string {
+  const id = r.identity;
+  if (!id) return "";
+  const n = id.secretFiles.length;
+  const files = n ? `: ${id.secretFiles.join(", ")}` : "";
+  const tpm = id.tpmKeys.length ? `; TPM-wrapped keys ${id.tpmKeys.join(", ")}` : "";
+  return `identity: ${id.where} (a copy of the disk carries ${n} secret file${n === 1 ? "" : "s"}${files}${tpm})\n`;
 }
 
 /** One line per entry that needs attention, naming its file, and what fixes the certificates. */

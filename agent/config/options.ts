@@ -110,6 +110,14 @@ const eachValue = (v: string | string[], check: (v: string) => string | undefine
 };
 const DNS_NAME =
   /^(?=.{1,253}$)(\*\.)?[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+/**
+ * A TCTI as tpm2-tools takes it (tpm2-tools(1) "TCTI Configuration"): a name, then ":" and its
+ * configuration; passed as one argument, never through a shell.
+ */
+const checkTcti = (v: string): string | undefined =>
+  /^[a-z][a-z0-9-]*(:[^\s]*)?$/.test(v)
+    ? undefined
+    : "is not a TCTI (name[:config], e.g. device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321)";
 const checkPins = (v: string[]) => firstBad(v, isPin, "is not sha256:<64 lower-case hex digits>");
 const checkIps = (v: string[]) => firstBad(v, (ip) => ipFamily(ip) !== 0, "is not an IP address");
 const checkDnsNames = (v: string[]) => firstBad(v, (d) => DNS_NAME.test(d), "is not a DNS name");
@@ -452,6 +460,15 @@ export const OPTIONS = [
     key: "timer.enabled",
     type: "bool",
     description: "join installs the renewal timer (default true; --no-timer)",
+  }),
+  opt({
+    key: "tpm.tcti",
+    flag: "tpm-tcti",
+    type: "string",
+    valueName: "tcti",
+    description:
+      "how tpm2-tools reaches the TPM that holds the node's identity (default device:/dev/tpmrm0; swtpm:host=H,port=P for a software TPM)",
+    check: checkTcti,
   }),
   opt({
     key: "metrics.textfile",

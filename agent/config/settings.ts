@@ -68,6 +68,8 @@ export interface Settings {
   hooks: { postRenew?: string[][]; preLeave?: string[][] };
   timer: { enabled: boolean };
   metrics: { textfile: string };
+  /** The TPM that holds the node's identity where a CA's settings keep it there (agent/tpm). */
+  tpm: { tcti: string };
 }
 
 /**
@@ -91,6 +93,7 @@ export const DEFAULTS = {
   "renew.signerChangeWindow": "7d",
   "timer.enabled": true,
   "metrics.textfile": "/var/lib/node_exporter/textfile_collector/node_join.prom",
+  "tpm.tcti": "device:/dev/tpmrm0",
 } as const satisfies { [K in OptionKey]?: ValueOf<K> };
 type Defaulted = keyof typeof DEFAULTS;
 
@@ -168,6 +171,7 @@ export function toSettings(values: RawValues, root: string): Settings {
     hooks: {},
     timer: { enabled: or("timer.enabled") },
     metrics: { textfile: or("metrics.textfile") },
+    tpm: { tcti: or("tpm.tcti") },
   };
   for (const k of ["https", "http", "credentialsFile"] as const) {
     const v = get(`proxy.${k}`);

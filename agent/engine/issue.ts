@@ -23,6 +23,7 @@ import { certPin, type CertInfo } from "../pki/x509.js";
 import type { Credentials } from "../store/cert-store.js";
 import type { Assessment } from "./assess.js";
 import { backendFor, type Runtime } from "./runtime.js";
+import { lazyTpm, settingsForSecrets, withTpmAuthKey, type TpmKeyWrite } from "./tpm-keys.js";
 
 export interface ConnectedCa {
   backend: CaBackend;
@@ -33,6 +34,8 @@ export interface ConnectedCa {
   offered: CertInfo[];
   /** The SAN sets this CA is asked for (ca/index.ts requestedSansFor, as the assessment reads). */
   requestedSans: (template: CertTemplate) => RequestedSans[];
+  /** The auth key this run imported into the TPM, written once the run succeeded (run.ts). */
+  tpmKey?: TpmKeyWrite;
 }
 
 export type Connected = Map<CaName, ConnectedCa>;
@@ -74,13 +77,22 @@ export async function connectCas(
       ca,
       refreshOnly(ca) || o.withoutSecrets
         ? {}
-        : readCaInputs(CAS[ca], s.cas[ca], rt.env, {
+        : readCaInputs(CAS[ca], settingsForSecrets(s.cas[ca]), rt.env, {
             renewal: o.renewal,
             authKeyDropped: s.renew.authKey === "drop",
             now: rt.clock.now(),
           }),
     ]),
   );
+  // Keys the TPM holds, or takes now (identity: tpm): still before any request.
+  const tpm = lazyTpm(s.tpm.tcti, rt.tpm);
+  const tpmWrites = new Map<CaName, TpmKeyWrite>();
+  for (const ca of cas) {
+    if (refreshOnly(ca) || o.withoutSecrets) continue;
+    const held = await withTpmAuthKey(ca, s.cas[ca], secrets.get(ca)!, tpm, rt.layout);
+    secrets.set(ca, held.secrets);
+    if (held.write) tpmWrites.set(ca, held.write);
+  }
   const proxy = readProxyConfig(s.proxy, rt.env);
   const out: Connected = new Map();
   for (const ca of cas) {
@@ -123,6 +135,7 @@ export async function connectCas(
       signer: backend.currentSigner?.() ?? anchors[0],
       offered,
       requestedSans: (t) => requestedSansFor(s.cas[ca].type, t),
+      ...(tpmWrites.has(ca) ? { tpmKey: tpmWrites.get(ca)! } : {}),
     });
   }
   return out;

@@ -7,6 +7,7 @@ import { lstatSync } from "node:fs";
 import { join, relative } from "node:path";
 import type { RevokeReason } from "../ca/backend.js";
 import { secretFiles, withoutSecrets } from "../ca/index.js";
+import { authKeyInTpm, tpmAuthKeyFile } from "./tpm-keys.js";
 import { NodeJoinError, NotRevokedError, errorMessage } from "../common/errors.js";
 import type { Settings } from "../config/settings.js";
 import { childProcess } from "../common/builtins.js";
@@ -370,13 +371,20 @@ async function revokeAll(o: LeaveOptions, plan: LeavePlan, rt: Runtime): Promise
   return out;
 }
 
-/** The secret files the role's CA settings name, each once, with what names it. */
-function secretsOf(s: Settings, role: Role): Removal[] {
+/**
+ * The secret files the role's CA settings name, each once, with what names it, and the TPM-wrapped
+ * auth keys join wrote (identity: tpm): useless off this TPM, but the node's identity on it.
+ */
+function secretsOf(s: Settings, role: Role, l: Layout): Removal[] {
   const out = new Map<string, Removal>();
-  for (const ca of casFor(role))
+  for (const ca of casFor(role)) {
     for (const f of secretFiles(s.cas[ca.name]))
       if (!out.has(f.file))
         out.set(f.file, { path: f.file, what: `${ca.display} ${f.kind.what}`, secret: true });
+    const blob = tpmAuthKeyFile(l, ca.name);
+    if (authKeyInTpm(s.cas[ca.name]))
+      out.set(blob, { path: blob, what: `${ca.display} CA auth key in the TPM`, secret: true });
+  }
   return [...out.values()];
 }
 
@@ -415,7 +423,7 @@ function planSecrets(
   remove: Removal[],
   keep: Kept[],
 ): void {
-  for (const secret of secretsOf(o.s, o.role)) {
+  for (const secret of secretsOf(o.s, o.role, o.l)) {
     const d = secretDecision(secret.path, o.l, o.keepSecrets);
     if (d === true) remove.push(secret);
     else if (d !== undefined) keep.push({ path: secret.path, reason: `${secret.what}: ${d}` });
@@ -519,6 +527,6 @@ export async function leave(o: LeaveOptions, rt: Runtime): Promise<LeaveOutcome>
     },
   );
   // The lock is released (its file removed): the state directory goes when nothing else is in it.
-  removeCreatedDirs([l.stateDir]);
+  removeCreatedDirs([l.stateDir, join(l.stateDir, "tpm")]);
   return outcome;
 }

@@ -3,7 +3,7 @@
 // installed state through the one reader (pki/installed.ts).
 import { createPrivateKey } from "node:crypto";
 import { join } from "node:path";
-import { renewalPathFor, type CaSettings } from "../ca/index.js";
+import { renewalPathFor, secretFiles, type CaSettings } from "../ca/index.js";
 import { anchorOf, loadPemFile, trustConfigured, type TrustAnchors } from "../ca/trust.js";
 import { errorMessage, NodeJoinError } from "../common/errors.js";
 import { isoDate, shortHumanDuration } from "../common/time.js";
@@ -37,6 +37,7 @@ import {
 import { clockProblem, clockVerdict, readFloor, synchronised } from "./clock.js";
 import { resolveIdentity, tableContext } from "./identity.js";
 import type { Runtime } from "./runtime.js";
+import { identityStatus, type IdentityStatus } from "./tpm-keys.js";
 
 /** What a joined node's certificates are judged by, as renew judges them: see judgedBy. */
 export interface Judged {
@@ -130,6 +131,18 @@ export async function reportRun(
       cause: (r) => judge(r, rt.layout, deadline, j?.assess, now).cause,
       policy: deadline,
       run,
+      identity: () => {
+        const id = identityStatus(
+          casFor(s.role).map((ca) => ({
+            name: ca.name,
+            settings: s.cas[ca.name],
+            secretFiles: secretFiles(s.cas[ca.name]).map((f) => f.file),
+          })),
+          rt.layout,
+          (f) => f,
+        );
+        return { where: id.where, secretFiles: id.secretFiles.length };
+      },
     },
     rt.log,
   );
@@ -250,6 +263,8 @@ export interface StatusResult {
   environmentFile?: { file: string; problem: string };
   /** How renew will authenticate to each CA of the role (given the node's settings). */
   renewalPaths?: RenewalPathStatus[];
+  /** Where the node's enrolment identity lives, and the secret files a copy of the disk carries. */
+  identity?: IdentityStatus;
   /** The host's clock: not set, it needs attention (exit 11) and nothing is judged by it. */
   clock?: ClockStatus;
 }
@@ -557,6 +572,17 @@ export function collectStatus(
         return path === undefined ? [] : [{ ca: ca.display, type: c.type, path }];
       })
     : undefined;
+  const identity = renewal
+    ? identityStatus(
+        casFor(role).map((ca) => ({
+          name: ca.name,
+          settings: renewal.cas[ca.name],
+          secretFiles: secretFiles(renewal.cas[ca.name]).map((f) => f.file),
+        })),
+        l,
+        (f) => hostPath(f, l.root),
+      )
+    : undefined;
   const environmentFile = environmentFileStatus(l);
   const needsAttention =
     [...certificates, ...certificateAuthorities].some((e) => e.state !== "ok") ||
@@ -572,5 +598,6 @@ export function collectStatus(
     timer,
     ...(environmentFile ? { environmentFile } : {}),
     ...(renewalPaths ? { renewalPaths } : {}),
+    ...(identity ? { identity } : {}),
   };
 }

@@ -62,6 +62,7 @@ import {
 } from "./clock.js";
 import { revokeSuperseded, supersededBy } from "./revoke.js";
 import type { Runtime } from "./runtime.js";
+import { writeTpmKeys, type TpmKeyWrite } from "./tpm-keys.js";
 
 /**
  * What one operation's run does (engine/policy.ts names one per operation); each field steers one
@@ -171,6 +172,8 @@ export interface RunOutcome {
   timer?: TimerInstallResult;
   /** renew.authKey: drop: the CFSSL auth key files this run deleted (dry run: would delete). */
   droppedAuthKeys?: string[];
+  /** identity: tpm: the auth key files whose key this run moved into the TPM (then deleted). */
+  authKeysIntoTpm?: string[];
 }
 
 export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<RunOutcome> {
@@ -204,6 +207,7 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       s.clockToleranceMs,
     );
   await untilClockSet(async () => verdict(new Map()), clockWait);
+  const tpmKeys = new Map<CaName, TpmKeyWrite>();
   const decideAndWrite = async (): Promise<RunOutcome> => {
     const readings = readRole(s.role, l);
     const installedCas = new Map<CaName, CertInfo[] | undefined>(
@@ -218,6 +222,10 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       refreshOnly?: ReadonlySet<CaName>,
     ): Promise<Connected> => {
       let reached: Connected = new Map();
+      // The auth keys this connection imported into the TPM (identity: tpm), written at the end.
+      const collect = (c: Connected) => {
+        for (const { tpmKey } of c.values()) if (tpmKey) tpmKeys.set(tpmKey.ca, tpmKey);
+      };
       // Each look at the clock connects anew (the CAs' bundles: nothing is sent), with a deadline
       // from the clock as it reads then: a clock set during the wait jumps.
       await untilClockSet(async () => {
@@ -238,6 +246,7 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
         }
         return verdict(reached);
       }, clockWait);
+      collect(reached);
       return reached;
     };
     let connected = policy.contactAllCas
@@ -333,7 +342,9 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
   };
   // The auth keys go under the lock, after the commit and the follow-up steps: a second run finds
   // this one's lock, or its files in place and the keys gone; never one without the other.
-  return locked(rt, mode, async () => dropAuthKeys(s, policy, await decideAndWrite()));
+  return locked(rt, mode, async () =>
+    dropAuthKeys(s, policy, await decideAndWrite(), [...tpmKeys.values()]),
+  );
 }
 
 /**
@@ -372,13 +383,24 @@ function followUps(
  * with its key (renewals keep working as with keep), and the next join, which finds nothing to
  * do, drops it.
  */
-function dropAuthKeys(s: Settings, policy: RunPolicy, outcome: RunOutcome): RunOutcome {
-  if (!policy.dropAuthKeys || s.renew.authKey !== "drop") return outcome;
+function dropAuthKeys(
+  s: Settings,
+  policy: RunPolicy,
+  outcome: RunOutcome,
+  tpmKeys: TpmKeyWrite[],
+): RunOutcome {
+  if (!policy.dropAuthKeys) return outcome;
+  // identity: tpm: the keys the TPM took, their blobs written, then their files deleted.
+  const intoTpm = policy.dryRun
+    ? tpmKeys.flatMap((w) => (w.replaces ? [w.replaces] : []))
+    : writeTpmKeys(tpmKeys, removeIfExists);
+  const withTpm = intoTpm.length ? { ...outcome, authKeysIntoTpm: [...new Set(intoTpm)] } : outcome;
+  if (s.renew.authKey !== "drop") return withTpm;
   // The backends say which of their secret files the drop deletes (ca/index.ts).
   const files = casFor(s.role).flatMap(({ name }) => droppableSecretFiles(s.cas[name]));
   const dropped = [...new Set(files)].filter((f) => inspect(f).kind !== "missing");
   if (!policy.dryRun) for (const f of dropped) removeIfExists(f);
-  return { ...outcome, droppedAuthKeys: dropped };
+  return { ...withTpm, droppedAuthKeys: dropped.filter((f) => !intoTpm.includes(f)) };
 }
 
 /** A CA's current signer, first seen by this node at change.seenAt (renew.onSignerChange). */

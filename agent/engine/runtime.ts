@@ -6,6 +6,7 @@ import { createBackend, type CaSettings } from "../ca/index.js";
 import type { Clock } from "../common/clock.js";
 import type { Layout } from "../store/layout.js";
 import type { CrashPoint } from "../store/transaction.js";
+import type { Tpm } from "../tpm/tpm.js";
 
 export interface Runtime {
   layout: Layout;
@@ -17,6 +18,8 @@ export interface Runtime {
   backend?: (ctx: BackendContext<CaSettings>) => CaBackend;
   /** Steps of the install transaction where a test stops the run; default: none. */
   crashPoint?: CrashPoint;
+  /** The TPM at a TCTI; default: tpm2-tools (tpm/tpm.ts createTpm). */
+  tpm?: (tcti: string) => Tpm;
 }
 
 export function backendFor(rt: Runtime, ctx: BackendContext<CaSettings>): CaBackend {

@@ -33,6 +33,12 @@ export interface CaMetric {
   notAfter: Date;
 }
 
+/** Where the node's enrolment identity lives, and how many secret files a disk copy carries. */
+export interface IdentityMetric {
+  where: "tpm" | "file" | "none";
+  secretFiles: number;
+}
+
 export interface RunMetric {
   command: string;
   success: boolean;
@@ -69,6 +75,7 @@ export function renderMetrics(
   lastRenewal: Date | undefined,
   others: RunMetric[] = [],
   cas: CaMetric[] = [],
+  identity?: IdentityMetric,
 ): string {
   const runs = [...others, run].sort((a, b) => a.command.localeCompare(b.command));
   const lines: string[] = [];
@@ -134,6 +141,18 @@ export function renderMetrics(
       (r) => `node_join_last_run_timestamp_seconds{command="${esc(r.command)}"} ${secs(r.time)}`,
     ),
   );
+  if (identity) {
+    family(
+      "node_join_identity_info",
+      "1 for where the node's enrolment identity lives: tpm (TPM-wrapped keys only), file, or none.",
+      [`node_join_identity_info{where="${identity.where}"} 1`],
+    );
+    family(
+      "node_join_identity_secret_files",
+      "Secret files (auth keys, tokens, passwords, X5C keys) on disk that a copy of it would carry.",
+      [`node_join_identity_secret_files ${identity.secretFiles}`],
+    );
+  }
   if (run.renewed !== undefined) {
     family(
       "node_join_last_run_renewed_certificates",
@@ -188,6 +207,8 @@ export interface MetricsRefresh {
   cause?: (r: KindReading) => string;
   policy: DeadlinePolicy;
   run: RunMetric;
+  /** Where the node's identity lives (engine/tpm-keys.ts identityStatus), read likewise. */
+  identity?: () => IdentityMetric;
 }
 
 /**
@@ -242,6 +263,7 @@ export function refreshMetrics(m: MetricsRefresh, log: (line: string) => void): 
         lastRenewal,
         previousRuns(previous, m.run.command),
         caMetrics(m.readCas()),
+        m.identity?.(),
       ),
       0o644,
     );

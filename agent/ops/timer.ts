@@ -158,7 +158,9 @@ export interface ServiceOptions {
  * access), and the static pod restart renames manifests within /etc/kubernetes. Not used:
  * MemoryDenyWriteExecute (V8 compiles code at run time), SystemCallFilter (a hook is any program,
  * and a filtered system call kills it), PrivateNetwork and IPAddressDeny (the CAs are anywhere),
- * ProtectHome=yes (a secret file may live under /root: read-only keeps it readable). systemd
+ * ProtectHome=yes (a secret file may live under /root: read-only keeps it readable). The one
+ * device let through the private /dev is the TPM's resource manager, where the node's identity may
+ * live (agent/tpm; "-": a host without a TPM starts the unit all the same). systemd
  * passes no login shell's environment: an operator's proxy variables go in RENEW_ENVIRONMENT_FILE.
  *
  * Ordered after time-sync.target as well as the network: a board without a real-time clock boots
@@ -192,6 +194,8 @@ ReadWritePaths=${writable.join(" ")}
 ProtectHome=read-only
 PrivateTmp=yes
 PrivateDevices=yes
+BindPaths=-/dev/tpmrm0
+DeviceAllow=/dev/tpmrm0 rw
 ProtectKernelTunables=yes
 ProtectKernelModules=yes
 ProtectKernelLogs=yes

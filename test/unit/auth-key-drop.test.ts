@@ -82,7 +82,7 @@ test("with the default (keep) the key stays, and a missing one is the generic mi
   const wide = await n.run("status", "--wide");
   assert.match(
     wide.stdout,
-    /\nrenewal paths:\n {2}kubernetes CA \(cfssl\): auth key \/etc\/node-join\/ca-auth\.key\nrenewal timer: /,
+    /\nrenewal paths:\n {2}kubernetes CA \(cfssl\): auth key \/etc\/node-join\/ca-auth\.key\nidentity: file \(a copy of the disk carries 1 secret file: \/etc\/node-join\/ca-auth\.key\)\nrenewal timer: /,
   );
   rmSync(n.keyFile);
   const forced = await n.run("renew", "--force");

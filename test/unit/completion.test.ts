@@ -56,7 +56,7 @@ test("bash: commands, subcommands, options, choices, and files where a file goes
   assert.ok(commands.includes("restart-static-pods") && commands.includes("help"));
   assert.deepEqual(bashComplete("node-join", ""), commands);
   assert.deepEqual(bashComplete("node-join", "join", "--ca-"), caFlags);
-  assert.equal(caFlags.length, 14);
+  assert.equal(caFlags.length, 15);
   assert.deepEqual(bashComplete("node-join", "join", "--ca-type", ""), ["cfssl", "step-ca"]);
   // pin and probe (issue 23): probe's CA types complete as join's.
   assert.deepEqual(bashComplete("node-join", "p"), ["pin", "probe"]);

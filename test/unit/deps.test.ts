@@ -39,7 +39,7 @@ test("by default deps.sh asks for everything the tests use", () => {
   assert.equal(r.code, 1);
   assert.equal(
     r.stderr,
-    "scripts/deps.sh: missing Debian packages binutils curl etcd-client etcd-server faketime gcc golang-cfssl groff-base jq kubernetes-client nginx-light openssl python3-minimal sqlite3 systemd systemd-container tinyproxy xz-utils zsh and not root: install them with apt-get\n",
+    "scripts/deps.sh: missing Debian packages binutils curl etcd-client etcd-server faketime gcc golang-cfssl groff-base jq kubernetes-client nginx-light openssl python3-minimal sqlite3 swtpm swtpm-tools systemd systemd-container tinyproxy tpm2-tools xz-utils zsh and not root: install them with apt-get\n",
   );
 });
 

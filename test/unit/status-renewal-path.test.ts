@@ -32,6 +32,7 @@ test("status: a worker joined without an auth key renews through an unauthentica
   assert.deepEqual(text, [
     "renewal paths:",
     "  kubernetes CA (cfssl): no auth (unauthenticated profile)",
+    "identity: none (a copy of the disk carries 0 secret files)",
     "renewal timer: none",
   ]);
   assert.deepEqual(json, [
@@ -66,6 +67,7 @@ test("status: a control plane shows each CA's path: step-ca mTLS, a CFSSL auth k
     "  kubernetes CA (step-ca): mTLS with the current certificate, else a token signed by its key",
     "  front-proxy CA (cfssl): auth key dropped: re-enrol",
     "  etcd CA (cfssl): auth key /etc/node-join/etcd-ca.key",
+    "identity: file (a copy of the disk carries 1 secret file: /etc/node-join/etcd-ca.key)",
     "renewal timer: none",
   ]);
   assert.deepEqual(json, [

@@ -1,0 +1,146 @@
+// A CFSSL auth key held in the TPM (cas.<ca>.identity: tpm): join imports the key file's key into
+// the TPM as a keyed-hash object (tpm2_import -G hmac), keeps only the TPM-wrapped blob under the
+// state directory, and deletes the file once the run succeeded; every token of that run and of
+// every later one is HMAC-SHA256(key, request) computed in the TPM (cloudflare/cfssl auth/auth.go:
+// the token is that HMAC over the request bytes). The key stays fleet-wide at the CA, but a copy
+// of the node's disk no longer carries it: the blob loads only in the TPM that wrapped it.
+import { join } from "node:path";
+import { UsageError } from "../common/errors.js";
+import type { CaSettings } from "../ca/index.js";
+import type { CaSecrets } from "../ca/secrets.js";
+import { CAS, type CaName } from "../pki/cas.js";
+import { ensureDir, inspect, writeFileAtomic } from "../store/fsio.js";
+import type { Layout } from "../store/layout.js";
+import { readTrustedFile } from "../store/strict-modes.js";
+import { encodeBlob, parseBlob } from "../tpm/blob.js";
+import { createTpm, type Tpm, type TpmKeyBlob } from "../tpm/tpm.js";
+
+/** The CA's auth key lives in the TPM once joined. */
+export const authKeyInTpm = (c: CaSettings): boolean => c.type === "cfssl" && c.identity === "tpm";
+
+/** The TPM-wrapped auth key of one CA: one file per CA (the CAs may share a key, or not). */
+export const tpmAuthKeyFile = (l: Layout, ca: CaName): string =>
+  join(l.stateDir, "tpm", `${ca}-ca-auth-key.json`);
+
+/** A wrapped key this run made, written once it succeeded (writeTpmKeys). */
+export interface TpmKeyWrite {
+  ca: CaName;
+  file: string;
+  text: string;
+  /** The auth key file it replaces, deleted once the blob is on disk. */
+  replaces?: string;
+}
+
+/** The TPM of the run's settings, made when a CA first needs it. */
+export function lazyTpm(tcti: string, make: (tcti: string) => Tpm = (t) => createTpm({ tcti: t })) {
+  let tpm: Tpm | undefined;
+  return (): Tpm => (tpm ??= make(tcti));
+}
+
+/**
+ * The settings whose secrets are read for `ca`: a TPM-held auth key whose file join deleted is not
+ * missing (the TPM has it), so its file is not asked for.
+ */
+export function settingsForSecrets(c: CaSettings): CaSettings {
+  if (!authKeyInTpm(c) || c.type !== "cfssl" || !c.authKeyFile) return c;
+  if (inspect(c.authKeyFile).kind !== "missing") return c;
+  const { authKeyFile: _gone, ...rest } = c;
+  return rest;
+}
+
+/**
+ * The secrets `ca` signs with when its auth key lives in the TPM: the key file's (or variable's)
+ * key imported into the TPM (and the blob to write), else the blob a join wrote; never the key in
+ * memory. Other CAs' secrets are returned as they are.
+ */
+export async function withTpmAuthKey(
+  ca: CaName,
+  c: CaSettings,
+  secrets: CaSecrets,
+  tpm: () => Tpm,
+  l: Layout,
+): Promise<{ secrets: CaSecrets; write?: TpmKeyWrite }> {
+  if (!authKeyInTpm(c) || c.type !== "cfssl") return { secrets };
+  const file = tpmAuthKeyFile(l, ca);
+  const { authKeyFile: given, ...rest } = secrets;
+  let blob: TpmKeyBlob;
+  let write: TpmKeyWrite | undefined;
+  if (given) {
+    blob = await tpm().importHmacKey(Buffer.from(given.value, "hex"));
+    write = {
+      ca,
+      file,
+      text: encodeBlob(blob, tpm().tcti),
+      ...(c.authKeyFile && given.source === c.authKeyFile ? { replaces: c.authKeyFile } : {}),
+    };
+  } else if (inspect(file).kind !== "missing") {
+    const text = readTrustedFile(file, "TPM key file", "secret").toString("utf8");
+    blob = parseBlob(text, file, "hmac-sha256");
+  } else {
+    const keyFile = c.authKeyFile ? `${c.authKeyFile} ` : "";
+    throw new UsageError(
+      `CA ${CAS[ca].display}: the auth key is neither in its file ${keyFile}nor in the TPM (no ${file}): put the auth key file back and run node-join join (cas.${ca}.identity: tpm imports it)`,
+    );
+  }
+  const source = `the TPM (${tpm().tcti}; ${write ? "imported from " + given!.source : file})`;
+  return {
+    secrets: { ...rest, authMac: { source, mac: (data) => tpm().hmacSha256(blob, data) } },
+    ...(write ? { write } : {}),
+  };
+}
+
+/**
+ * Once the run succeeded, still under the lock: each blob written (0600, atomically, in a 0700
+ * directory), then the key file it replaces deleted. A crash in between leaves both: the next
+ * join imports the file again. A dry run writes and deletes nothing.
+ */
+export function writeTpmKeys(
+  writes: readonly TpmKeyWrite[],
+  remove: (f: string) => void,
+): string[] {
+  const replaced: string[] = [];
+  for (const w of writes) {
+    ensureDir(join(w.file, ".."), 0o700);
+    writeFileAtomic(w.file, w.text, 0o600);
+  }
+  for (const w of writes)
+    if (w.replaces && !replaced.includes(w.replaces) && inspect(w.replaces).kind !== "missing") {
+      remove(w.replaces);
+      replaced.push(w.replaces);
+    }
+  return replaced;
+}
+
+/** Where the node's enrolment identity lives, and what a copy of its disk would carry. */
+export interface IdentityStatus {
+  /**
+   * "file": a secret that enrols or signs at a CA is a file (a copy of the disk carries it);
+   * "tpm": only TPM-wrapped keys (useless off this TPM); "none": neither (the node renews with its
+   * certificates alone, or must be handed a secret to enrol again).
+   */
+  where: "tpm" | "file" | "none";
+  /** The secret files on disk a copy would carry (the kubelet's own keys aside), host paths. */
+  secretFiles: string[];
+  /** The TPM-wrapped keys on disk, host paths. */
+  tpmKeys: string[];
+}
+
+/**
+ * The identity of a node with these CA settings, as its disk holds it now: each secret file the
+ * settings name that is there (secretFiles: auth keys, tokens, passwords, X5C keys), and each
+ * TPM-wrapped key join wrote.
+ */
+export function identityStatus(
+  cas: readonly { name: CaName; settings: CaSettings; secretFiles: string[] }[],
+  l: Layout,
+  shown: (path: string) => string,
+): IdentityStatus {
+  const present = (f: string) => inspect(f).kind !== "missing";
+  const files = [...new Set(cas.flatMap((c) => c.secretFiles).filter(present))];
+  const blobs = cas
+    .filter((c) => authKeyInTpm(c.settings))
+    .map((c) => tpmAuthKeyFile(l, c.name))
+    .filter(present);
+  const where = files.length ? "file" : blobs.length ? "tpm" : "none";
+  return { where, secretFiles: files.map(shown), tpmKeys: [...new Set(blobs)].map(shown) };
+}
