@@ -67,6 +67,8 @@ export interface Settings {
   };
   hooks: { postRenew?: string[][]; preLeave?: string[][] };
   timer: { enabled: boolean };
+  /** A first join that failed for a reason a later attempt can fix leaves the retry unit. */
+  retryUnit: { enabled: boolean };
   metrics: { textfile: string };
 }
 
@@ -90,6 +92,7 @@ export const DEFAULTS = {
   "renew.onSignerChange": "deadline",
   "renew.signerChangeWindow": "7d",
   "timer.enabled": true,
+  "retryUnit.enabled": true,
   "metrics.textfile": "/var/lib/node_exporter/textfile_collector/node_join.prom",
 } as const satisfies { [K in OptionKey]?: ValueOf<K> };
 type Defaulted = keyof typeof DEFAULTS;
@@ -167,6 +170,7 @@ export function toSettings(values: RawValues, root: string): Settings {
     },
     hooks: {},
     timer: { enabled: or("timer.enabled") },
+    retryUnit: { enabled: or("retryUnit.enabled") },
     metrics: { textfile: or("metrics.textfile") },
   };
   for (const k of ["https", "http", "credentialsFile"] as const) {
