@@ -196,12 +196,14 @@ export async function runJoin(o: JoinOptions, rt: Runtime): Promise<JoinResult> 
 /**
  * Runs the join; a node not joined before whose join fails leaves the retry unit when a later
  * attempt can fix what stopped it (ops/join-retry.ts), and a join that joins removes it. Only where
- * systemd is (or will be) the init: without it a failed join stays the caller's to retry.
+ * systemd is (or will be) the init: without it a failed join stays the caller's to retry, as with
+ * --no-retry-unit (retryUnit.enabled: false), for operators whose own orchestration retries.
  */
 async function joinRetried(o: JoinOptions, rt: Runtime, attempt: () => Promise<JoinResult>) {
   const env = detectTimerEnv(rt.layout);
   const joinedBefore = inspect(rt.layout.configFile).kind !== "missing";
-  const retries = !o.dryRun && chooseScheduler(env, "auto") === "systemd";
+  const retries =
+    !o.dryRun && o.settings.retryUnit.enabled && chooseScheduler(env, "auto") === "systemd";
   let r: JoinResult;
   try {
     r = await attempt();
@@ -269,13 +271,18 @@ export function registerJoin(program: Command, cli: Cli): void {
     )
     .option("--no-timer", "do not install the renewal timer (config timer.enabled: false)")
     .option(
+      "--no-retry-unit",
+      "a first join that fails for a reason a later attempt can fix leaves no node-join-join.service: retrying is the caller's (config retryUnit.enabled: false)",
+    )
+    .option(
       "--check-flags",
       "only parse and check the flags and config as join would, then exit: no file, CA or clock touched",
     )
     .addHelpText("after", HELP)
     .action(async (opts: GlobalOptions & Record<string, unknown>) => {
-      // commander sets timer=true by default for --no-timer; only an explicit --no-timer counts.
-      const { timer, checkFlags, ...rest } = opts;
+      // commander sets timer=true by default for --no-timer; only an explicit --no-timer counts
+      // (the same for --no-retry-unit).
+      const { timer, retryUnit, checkFlags, ...rest } = opts;
       const loaded = loadSettings(rest, cli.io.env);
       // pxe-hook.sh --mode firstboot writes the flags into a unit that runs at first boot: it asks
       // here, while the installer can still say which flag is wrong.
@@ -288,6 +295,10 @@ export function registerJoin(program: Command, cli: Cli): void {
       if (timer === false) {
         loaded.settings.timer.enabled = false;
         loaded.values.set("timer.enabled", false);
+      }
+      if (retryUnit === false) {
+        loaded.settings.retryUnit.enabled = false;
+        loaded.values.set("retryUnit.enabled", false);
       }
       // A dry run fails where the real run could not write (store/writable.ts).
       if (opts.dryRun) checkWritable(joinDirs(loaded.layout));

@@ -252,7 +252,21 @@ export function registerStatus(program: Command, cli: Cli): void {
     );
     const r = unjudgedByClock(collected, clock);
     if (loaded.configFile)
-      await reportRun(s, rt, { command: "status", success: true, time: now }, undefined, judged);
+      await reportRun(
+        s,
+        rt,
+        {
+          command: "status",
+          success: true,
+          time: now,
+          // status checks the clock against its floor only (no CA asked): the offset from it
+          ...(clock.state === "not set"
+            ? { clockNotSet: { offsetMs: now.getTime() - Date.parse(clock.floor) } }
+            : {}),
+        },
+        undefined,
+        judged,
+      );
     cli.setResult({
       json: Boolean(opts.json),
       value: r,

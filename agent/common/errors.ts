@@ -94,7 +94,14 @@ export class VerificationError extends NodeJoinError {
  * written. The message names the host's time and what it was checked against.
  */
 export class ClockNotSetError extends NodeJoinError {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /**
+     * The host's clock minus what it was checked against (its floor, or the CA's Date), in ms:
+     * negative when behind. For the metrics textfile (node_join_clock_offset_seconds).
+     */
+    readonly offsetMs?: number,
+  ) {
     super(message, ExitCode.clockNotSet);
   }
 }

@@ -471,6 +471,12 @@ export const OPTIONS = [
     check: checkTcti,
   }),
   opt({
+    key: "retryUnit.enabled",
+    type: "bool",
+    description:
+      "a first join that fails for a reason a later attempt can fix (exit 3, 7, 11) leaves node-join-join.service to retry it (default true; --no-retry-unit)",
+  }),
+  opt({
     key: "metrics.textfile",
     type: "string",
     path: true,

@@ -67,6 +67,8 @@ export interface Settings {
   };
   hooks: { postRenew?: string[][]; preLeave?: string[][] };
   timer: { enabled: boolean };
+  /** A first join that failed for a reason a later attempt can fix leaves the retry unit. */
+  retryUnit: { enabled: boolean };
   metrics: { textfile: string };
   /** The TPM that holds the node's identity where a CA's settings keep it there (agent/tpm). */
   tpm: { tcti: string };
@@ -92,6 +94,7 @@ export const DEFAULTS = {
   "renew.onSignerChange": "deadline",
   "renew.signerChangeWindow": "7d",
   "timer.enabled": true,
+  "retryUnit.enabled": true,
   "metrics.textfile": "/var/lib/node_exporter/textfile_collector/node_join.prom",
   "tpm.tcti": "device:/dev/tpmrm0",
 } as const satisfies { [K in OptionKey]?: ValueOf<K> };
@@ -170,6 +173,7 @@ export function toSettings(values: RawValues, root: string): Settings {
     },
     hooks: {},
     timer: { enabled: or("timer.enabled") },
+    retryUnit: { enabled: or("retryUnit.enabled") },
     metrics: { textfile: or("metrics.textfile") },
     tpm: { tcti: or("tpm.tcti") },
   };

@@ -87,7 +87,12 @@ export function clockProblem(v: Exclude<ClockVerdict, { state: "ok" }>): string 
 }
 
 export function clockError(v: Exclude<ClockVerdict, { state: "ok" }>, what: string): Error {
-  return new ClockNotSetError(`${clockProblem(v)}; ${what}`);
+  return new ClockNotSetError(`${clockProblem(v)}; ${what}`, clockOffsetMs(v));
+}
+
+/** The host's clock minus what the verdict checked it against (negative: behind). */
+export function clockOffsetMs(v: Exclude<ClockVerdict, { state: "ok" }>): number {
+  return v.state === "behind-floor" ? v.now.getTime() - v.floor.at.getTime() : v.skewMs;
 }
 
 /** The floor of this root: its certificates, state file, systemd-timesyncd's clock file. */

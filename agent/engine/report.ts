@@ -5,7 +5,7 @@ import { createPrivateKey } from "node:crypto";
 import { join } from "node:path";
 import { renewalPathFor, secretFiles, type CaSettings } from "../ca/index.js";
 import { anchorOf, loadPemFile, trustConfigured, type TrustAnchors } from "../ca/trust.js";
-import { errorMessage, NodeJoinError } from "../common/errors.js";
+import { ClockNotSetError, errorMessage, NodeJoinError } from "../common/errors.js";
 import { isoDate, shortHumanDuration } from "../common/time.js";
 import type { Settings } from "../config/settings.js";
 import { metricsEnabled, refreshMetrics, type RunMetric } from "../ops/metrics.js";
@@ -172,7 +172,9 @@ export async function withMetrics<T>(
     );
     return r;
   } catch (err) {
-    await reportRun(s, rt, { command, success: false, time: new Date(rt.clock.now()) });
+    const clock =
+      err instanceof ClockNotSetError ? { clockNotSet: { offsetMs: err.offsetMs ?? 0 } } : {};
+    await reportRun(s, rt, { command, success: false, time: new Date(rt.clock.now()), ...clock });
     throw err;
   }
 }

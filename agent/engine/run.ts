@@ -227,7 +227,10 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
         for (const { tpmKey } of c.values()) if (tpmKey) tpmKeys.set(tpmKey.ca, tpmKey);
       };
       // Each look at the clock connects anew (the CAs' bundles: nothing is sent), with a deadline
-      // from the clock as it reads then: a clock set during the wait jumps.
+      // from the clock as it reads then: a clock set during the wait jumps. This wait (for a
+      // clock off from a CA's Date, known only once a CA answered) holds the lock, bounded by
+      // --timeout: status takes no lock and answers meanwhile; a renew or leave then is exit 7,
+      // which the timer retries (the wait below the floor comes before the lock).
       await untilClockSet(async () => {
         try {
           reached = await connectCas(trusting, cas, rt, {

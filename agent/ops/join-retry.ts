@@ -6,6 +6,7 @@
 // join disables the unit. The unit runs `join --config <state dir>/join-pending.yaml`, the first
 // attempt's settings as join persists them (the caller renders them: config/sources.ts
 // renderConfig): paths of secret files, never a secret (none is in argv or in the unit).
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ExitCode, NodeJoinError, errorMessage } from "../common/errors.js";
 import { inspect, readNoFollow, removeIfExists, writeFileAtomic } from "../store/fsio.js";
@@ -189,20 +190,44 @@ export function recordJoinFailure(f: JoinFailure): string {
   return `join pending: ${JOIN_SERVICE} installed, enabled${started}; it tries again every ${RETRY_DELAY} until the node joins (stop: systemctl disable --now ${JOIN_SERVICE})`;
 }
 
-/** Removes the link before the unit: a crash between leaves a disabled unit, never a bad link. */
-function removeJoinUnit(env: TimerEnv): string[] {
+/**
+ * Removes the link before the unit: a crash between leaves a disabled unit, never a bad link.
+ * `reload: false` leaves systemd's loaded copy of the unit alone (see clearJoinPending).
+ */
+function removeJoinUnit(env: TimerEnv, reload = true): string[] {
   const l = env.layout;
   const removed = [wantsLink(l), unitFile(l), pendingConfig(l)].filter((p) => removeIfExists(p));
-  if (removed.length && env.systemdRunning) env.run(["systemctl", "daemon-reload"]);
+  if (removed.length && env.systemdRunning && reload) env.run(["systemctl", "daemon-reload"]);
   return removed;
 }
 
-/** After a join that joined: the retry unit, its settings and the record go. */
-export function clearJoinPending(env: TimerEnv): string[] {
+/**
+ * This process runs in the retry unit itself: its cgroup is the unit's (cgroups(7),
+ * /proc/self/cgroup; systemd puts each service in system.slice/<unit>).
+ */
+export function inJoinUnit(
+  cgroup: () => string = () => readFileSync("/proc/self/cgroup", "utf8"),
+): boolean {
+  try {
+    return cgroup()
+      .split("\n")
+      .some((line) => line.endsWith(`/${JOIN_SERVICE}`));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * After a join that joined: the retry unit, its settings and the record go. Run by the unit
+ * itself, systemd is not told (no daemon-reload): a reload while the unit runs loads it anew from
+ * disk, where it no longer is, and drops its ExecStartPost= (the kubelet's start) before that
+ * runs. The loaded copy goes at the next reload or boot; the files, the link included, are gone.
+ */
+export function clearJoinPending(env: TimerEnv, fromUnit = inJoinUnit()): string[] {
   const l = env.layout;
   if (inspect(pendingRecord(l)).kind === "missing" && inspect(unitFile(l)).kind === "missing")
     return [];
-  const removed = removeJoinUnit(env);
+  const removed = removeJoinUnit(env, !fromUnit);
   if (removeIfExists(pendingRecord(l))) removed.push(pendingRecord(l));
   return removed;
 }

@@ -44,6 +44,11 @@ export interface RunMetric {
   success: boolean;
   time: Date;
   renewed?: number;
+  /**
+   * The run found the host's clock not set (engine/clock.ts): how far off it was, in ms (the host's
+   * clock minus its floor or the CA's Date; negative: behind). Absent: it did not.
+   */
+  clockNotSet?: { offsetMs: number };
 }
 
 const esc = (v: string): string =>
@@ -153,6 +158,19 @@ export function renderMetrics(
       [`node_join_identity_secret_files ${identity.secretFiles}`],
     );
   }
+  // Written by every run, so that the next one that finds the clock right clears it.
+  family(
+    "node_join_clock_not_set",
+    "1 when the last run found the host's clock not set (before its floor, or off a CA's Date by more than clock.tolerance): nothing judged or written; 0 when it did not.",
+    [`node_join_clock_not_set ${run.clockNotSet ? 1 : 0}`],
+  );
+  family(
+    "node_join_clock_offset_seconds",
+    "How far off the last run found the host's clock when not set: the host's time minus its floor or the CA's Date (negative: behind).",
+    run.clockNotSet
+      ? [`node_join_clock_offset_seconds ${Math.round(run.clockNotSet.offsetMs / 1000)}`]
+      : [],
+  );
   if (run.renewed !== undefined) {
     family(
       "node_join_last_run_renewed_certificates",

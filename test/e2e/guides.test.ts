@@ -1,6 +1,7 @@
-// The CA operator's guide (docs/ca-cfssl.md) and the README's worker join, run as written: every
-// shell block marked "sh runnable" runs in order, in a temporary root, against the real CFSSL the
-// guide itself sets up. A broken command in the guide fails this test, naming the block.
+// The CA operators' guides (docs/ca-cfssl.md, docs/ca-step-ca.md) and the README's worker joins,
+// run as written: every shell block marked "sh runnable" runs in order, in a temporary root,
+// against the real CFSSL the guide itself sets up, or the real step-ca the harness starts and the
+// guide configures. A broken command in a guide fails this test, naming the block.
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import {
@@ -13,6 +14,7 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
+import { X509Certificate } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -26,6 +28,7 @@ import {
 import { cfsslWorkerFlags } from "../../scripts/lib/args.js";
 import { binary, REPO, runCli, spawnCollect } from "../helpers/cli.js";
 import { readDoc, type Doc } from "../helpers/docs.js";
+import { startStepCa, type StepCaHandle } from "../helpers/stepca.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "nj-guides-"));
 /** The CA host's file system (/etc/cfssl, /var/lib/cfssl) and the node's (--root). */
@@ -56,9 +59,11 @@ const PLACEHOLDERS: [string, () => string][] = [
   ["systemctl enable --now kubelet", () => ": systemctl enable --now kubelet"],
 ];
 
-function substitute(text: string): string {
+type Placeholders = [string, () => string][];
+
+function substitute(text: string, table: Placeholders = PLACEHOLDERS): string {
   let out = text;
-  for (const [placeholder, value] of PLACEHOLDERS)
+  for (const [placeholder, value] of table)
     if (out.includes(placeholder)) out = out.split(placeholder).join(value());
   return out;
 }
@@ -70,12 +75,17 @@ interface Block {
   text: string;
 }
 
-/** The shell blocks marked runnable (```sh runnable, or ```sh runnable=background). */
+/**
+ * The shell blocks marked runnable (```sh runnable, or ```sh runnable=background), also indented
+ * in a list item (the indent taken off).
+ */
 export function runnableBlocks(doc: Doc): Block[] {
   const blocks: Block[] = [];
-  for (const m of doc.text.matchAll(/^```sh runnable(=background)?\n([\s\S]*?)^```$/gm)) {
+  for (const m of doc.text.matchAll(/^( *)```sh runnable(=background)?\n([\s\S]*?)^\1```$/gm)) {
     const line = doc.text.slice(0, m.index).split("\n").length;
-    blocks.push({ doc: doc.path, line, background: m[1] !== undefined, text: m[2]! });
+    const indent = m[1]!;
+    const text = m[3]!.replace(new RegExp(`^${indent}`, "gm"), "");
+    blocks.push({ doc: doc.path, line, background: m[2] !== undefined, text });
   }
   return blocks;
 }
@@ -88,6 +98,20 @@ after(() => {
   for (const c of background) if (c.exitCode === null && c.pid) process.kill(-c.pid, "SIGTERM");
   rmSync(tmp, { recursive: true, force: true });
 });
+
+/** `node-join` on the PATH, as the README installs it. */
+function installOnPath(): void {
+  mkdirSync(bin, { recursive: true });
+  const [cmd, ...pre] = binary();
+  writeFileSync(
+    join(bin, "node-join"),
+    `#!/bin/sh\nexec ${[cmd!, ...pre].map((a) => `'${a}'`).join(" ")} "$@"\n`,
+    { mode: 0o755 },
+  );
+}
+
+/** The README's join against step-ca (the other one is CFSSL's). */
+const isStepCa = (b: Block) => b.text.includes("--ca-type step-ca");
 
 function env(): NodeJS.ProcessEnv {
   const authKey = join(caHost, "etc/cfssl/auth.key");
@@ -112,8 +136,12 @@ async function untilServing(c: ChildProcess, url: string, what: string): Promise
   }
 }
 
-async function runBlock(b: Block): Promise<string> {
-  const script = substitute(b.text);
+async function runBlock(
+  b: Block,
+  table: Placeholders = PLACEHOLDERS,
+  blockEnv: () => NodeJS.ProcessEnv = env,
+): Promise<string> {
+  const script = substitute(b.text, table);
   const where = `${b.doc}:${b.line}`;
   if (b.background) {
     const c = spawn("bash", ["-euo", "pipefail", "-c", script], {
@@ -125,7 +153,7 @@ async function runBlock(b: Block): Promise<string> {
     await untilServing(c, `http://127.0.0.1:${port}`, `${where}:\n${script}`);
     return "";
   }
-  const r = await spawnCollect("bash", ["-euo", "pipefail", "-c", script], { env: env() });
+  const r = await spawnCollect("bash", ["-euo", "pipefail", "-c", script], { env: blockEnv() });
   assert.equal(
     r.code,
     0,
@@ -145,20 +173,13 @@ test("the CFSSL guide sets up a CA; the README's worker join joins it, over HTTP
     requireCommand(cmd, pkg);
   mkdirSync(caHost, { recursive: true });
   mkdirSync(root, { recursive: true });
-  mkdirSync(bin, { recursive: true });
   cpSync(CFSSL_GUIDE_DIR, files, { recursive: true });
   for (const f of readdirSync(files))
     writeFileSync(join(files, f), substitute(readFileSync(join(files, f), "utf8")));
-  // `node-join` on the PATH, as the README installs it.
-  const [cmd, ...pre] = binary();
-  writeFileSync(
-    join(bin, "node-join"),
-    `#!/bin/sh\nexec ${[cmd!, ...pre].map((a) => `'${a}'`).join(" ")} "$@"\n`,
-    { mode: 0o755 },
-  );
+  installOnPath();
 
   const guideBlocks = runnableBlocks(guide);
-  const joinBlocks = runnableBlocks(readme);
+  const joinBlocks = runnableBlocks(readme).filter((b) => !isStepCa(b));
   // The markers are what makes a block run: losing them must fail too.
   assert.ok(guideBlocks.length >= 7, `docs/ca-cfssl.md: ${guideBlocks.length} runnable blocks`);
   assert.equal(joinBlocks.length, 1, "README.md: the CFSSL worker join block is runnable");
@@ -257,4 +278,120 @@ test("the step-ca guide's provisioner fragments name its templates and force O=s
   const tpl = readFileSync(join(dir, "nodes.tpl"), "utf8");
   assert.match(tpl, /"organization": \{\{ toJson \.organization \}\}/);
   assert.doesNotMatch(tpl, /Insecure\.CR\.Subject/);
+});
+
+const stepGuide = readDoc("docs/ca-step-ca.md");
+
+/**
+ * The step-ca guide's placeholders, for a node root (the guide's token join and the README's
+ * password join each get their own): the one place where what runs differs from what a user
+ * pastes. The CA is the harness's step-ca (test/helpers/stepca.ts, built from smallstep's 0.19
+ * sources), which its `stepinit` set up as `step ca init` and `step ca provisioner add --create`
+ * do (root, intermediate, ca.json, the JWK provisioner's key and encrypted key); stepinit also
+ * mints the one-time tokens with smallstep's own token code, where the guide runs `step ca token`.
+ */
+function stepPlaceholders(ca: StepCaHandle, node: string, stepHost: string): Placeholders {
+  const nodes = ca.provisioners.find((p) => p.name === "nodes")!;
+  return [
+    [
+      "step ca provisioner add nodes --create --ca-config /etc/step-ca/config/ca.json",
+      () => ": made by stepinit",
+    ],
+    [
+      "step ca token ",
+      () =>
+        `${ca.bin.stepinit} token -dir ${join(ca.dir, "ca")} -password-file ${nodes.passwordFile} -ca-url ${ca.url} -subject `,
+    ],
+    ["/etc/step-ca/certs/root_ca.crt", () => ca.rootFile],
+    ["/etc/step-ca/config/ca.json", () => ca.configFile],
+    ["/etc/step-ca/templates/", () => join(stepHost, "templates/")],
+    ["docs/ca/step-ca/", () => join(stepHost, "files/")],
+    // the test restarts the harness's step-ca after the block (runStepBlocks)
+    ["systemctl restart step-ca", () => ": systemctl restart step-ca"],
+    ["https://ca.lab:9000", () => ca.url],
+    ["<64 hex>", () => ca.rootFingerprint],
+    ["node-join join ", () => `node-join join --root ${node} `],
+    ["/etc/node-join", () => join(node, "etc/node-join")],
+    ["systemctl enable --now kubelet", () => ": systemctl enable --now kubelet"],
+  ];
+}
+
+/** The client certificate's subject and lifetime in hours. */
+function clientCert(node: string): { subject: string; hours: number } {
+  const c = new X509Certificate(
+    readFileSync(join(node, "var/lib/kubelet/pki/kubelet-client-current.pem")),
+  );
+  return {
+    subject: c.subject,
+    hours: Math.round((Date.parse(c.validTo) - Date.parse(c.validFrom)) / 3_600_000),
+  };
+}
+
+test("the step-ca guide configures its provisioner, mints tokens and joins with them; the README's step-ca worker join joins with the password", async () => {
+  for (const [cmd, pkg] of [
+    ["openssl", "openssl"],
+    ["jq", "jq"],
+  ] as const)
+    requireCommand(cmd, pkg);
+  installOnPath();
+  // Before the guide's block: the harness's provisioner with its own claims (1h certificates)
+  // and the control-plane template (O from the CSR): what the guide changes is seen below.
+  const ca = await startStepCa({
+    provisioners: [{ name: "nodes", claims: { defaultTLSCertDuration: "1h" } }],
+  });
+  try {
+    const stepHost = join(tmp, "step-ca-host");
+    const guideRoot = join(tmp, "step-node-tokens");
+    const readmeRoot = join(tmp, "step-node-password");
+    mkdirSync(join(stepHost, "files"), { recursive: true });
+    const guideTable = stepPlaceholders(ca, guideRoot, stepHost);
+    const dir = join(REPO, "docs/ca/step-ca");
+    for (const f of readdirSync(dir))
+      writeFileSync(
+        join(stepHost, "files", f),
+        substitute(readFileSync(join(dir, f), "utf8"), guideTable),
+      );
+    const password = ca.provisioners.find((p) => p.name === "nodes")!.password;
+    const stepEnv = () => ({ ...env(), PROVISIONER_PASSWORD: password });
+
+    const blocks = runnableBlocks(stepGuide);
+    const readmeBlocks = runnableBlocks(readme).filter(isStepCa);
+    assert.ok(blocks.length >= 3, `docs/ca-step-ca.md: ${blocks.length} runnable blocks`);
+    assert.equal(readmeBlocks.length, 1, "README.md: the step-ca worker join block is runnable");
+    const outputs: string[] = [];
+    for (const b of blocks) {
+      outputs.push(await runBlock(b, guideTable, stepEnv));
+      if (b.text.includes("systemctl restart step-ca")) await ca.restart();
+    }
+    assert.ok(
+      outputs.some((o) => o.trim() === ca.rootFingerprint),
+      `no block printed the fingerprint ${ca.rootFingerprint} alone`,
+    );
+    // The token join, before the provisioner's claims were changed: 1h.
+    assert.ok(existsSync(join(guideRoot, "etc/kubernetes/kubelet.conf")));
+    assert.match(clientCert(guideRoot).subject, /O=system:nodes/);
+    // The guide's provisioner block: its claims and the template fixing O.
+    const cfg = JSON.parse(readFileSync(ca.configFile, "utf8")) as {
+      authority: {
+        provisioners: {
+          name: string;
+          claims: Record<string, unknown>;
+          options: { x509: { templateFile: string } };
+        }[];
+      };
+    };
+    const nodes = cfg.authority.provisioners.find((p) => p.name === "nodes")!;
+    assert.equal(nodes.options.x509.templateFile, join(stepHost, "templates/nodes.tpl"));
+    assert.equal(nodes.claims["defaultTLSCertDuration"], "24h");
+
+    for (const b of readmeBlocks)
+      await runBlock(b, stepPlaceholders(ca, readmeRoot, stepHost), stepEnv);
+    assert.ok(existsSync(join(readmeRoot, "etc/kubernetes/kubelet.conf")));
+    const c = clientCert(readmeRoot);
+    assert.match(c.subject, /O=system:nodes/);
+    assert.equal(c.hours, 24, "the guide's claims (defaultTLSCertDuration 24h) are in force");
+    assert.equal(clientCert(guideRoot).hours, 1, "the token join came before them");
+  } finally {
+    await ca.stop();
+  }
 });

@@ -205,6 +205,42 @@ test("a join refused for a reason a person must fix (wrong pin) installs no retr
   );
 });
 
+test("join --no-retry-unit (config retryUnit.enabled: false): a first join with the CA down leaves no retry, only its exit code", async () => {
+  const port = await freePort();
+  const down = { url: `http://127.0.0.1:${port}`, pin: ca.pin };
+  const noRetry = (root: string) => [
+    ...cfsslWorkerJoin(root, down),
+    ...["--ca-auth-key-file", ca.installAuthKey(root), "--timeout", "1s", "--no-timer"],
+  ];
+  const assertNoRetry = (root: string) => {
+    for (const f of [
+      "etc/systemd/system/node-join-join.service",
+      "etc/systemd/system/multi-user.target.wants/node-join-join.service",
+      "var/lib/node-join/join-pending.yaml",
+      "var/lib/node-join/join-pending.json",
+    ])
+      assert.ok(!existsSync(join(root, f)), f);
+  };
+  const byFlag = systemdRoot("nj-no-retry-");
+  const r = await runCli([...noRetry(byFlag), "--no-retry-unit"]);
+  assert.equal(r.code, 3, r.stderr);
+  assert.doesNotMatch(r.stderr, /join pending/);
+  assertNoRetry(byFlag);
+  assert.equal((await runCli(["status", "--root", byFlag])).code, 9, "not joined, not pending");
+  // The same from a config file given to the join (not the node's own config.yaml: join takes
+  // a node that has one for joined before, and leaves no retry there anyway).
+  const byConfig = systemdRoot("nj-no-retry-");
+  const config = join(byConfig, "join.yaml");
+  writeFileSync(config, "retryUnit:\n  enabled: false\n", { mode: 0o600 });
+  const c = await runCli([...noRetry(byConfig), "--config", config]);
+  assert.equal(c.code, 3, c.stderr);
+  assertNoRetry(byConfig);
+  // Control: without either, the same join leaves the retry.
+  const control = systemdRoot("nj-no-retry-");
+  assert.equal((await runCli(noRetry(control))).code, 3);
+  assert.ok(existsSync(join(control, "etc/systemd/system/node-join-join.service")));
+});
+
 test("without systemd the fallback is a cron.d line with a per-node minute", async () => {
   const root = tempRoot("nj-cron-");
   const r = await runCli([

@@ -63,7 +63,10 @@ export const SAMPLE_CAS: CaMetric[] = [
   },
 ];
 
-/** The textfile after a join, and after a failed renew that read the join's file back. */
+/**
+ * The textfile after a join, and after a failed renew that read the join's file back: it found
+ * the host's clock 3 days behind the CA's.
+ */
 export function sampleTextfiles(): { first: string; second: string } {
   const first = renderMetrics(
     SAMPLE_CERTS,
@@ -74,7 +77,13 @@ export function sampleTextfiles(): { first: string; second: string } {
   );
   const second = renderMetrics(
     SAMPLE_CERTS,
-    { command: "renew", success: false, time: SAMPLE_TIME, renewed: 0 },
+    {
+      command: "renew",
+      success: false,
+      time: SAMPLE_TIME,
+      renewed: 0,
+      clockNotSet: { offsetMs: -3 * 86400_000 },
+    },
     SAMPLE_TIME,
     previousRuns(first, "renew"),
     SAMPLE_CAS,

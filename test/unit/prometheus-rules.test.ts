@@ -62,6 +62,7 @@ test("every alert has a test that expects it to fire", () => {
       "NodeJoinRenewalFailing",
       "NodeJoinCaExpiring",
       "NodeJoinTimerMissing",
+      "NodeJoinClockNotSet",
     ],
   );
 });

@@ -107,6 +107,15 @@ test("the metrics textfile keeps other commands' last run", () => {
   assert.match(second, /file="\/weird \\"path\\"\\\\x"/);
 });
 
+test("the metrics textfile says whether the last run found the clock not set, and by how much", () => {
+  const { first, second } = sampleTextfiles();
+  assert.match(first, /^node_join_clock_not_set 0$/m);
+  assert.doesNotMatch(first, /^node_join_clock_offset_seconds/m);
+  assert.match(second, /^# TYPE node_join_clock_not_set gauge$/m);
+  assert.match(second, /^node_join_clock_not_set 1$/m);
+  assert.match(second, /^node_join_clock_offset_seconds -259200$/m);
+});
+
 test("the metrics textfile says per certificate whether renew would re-issue it, and why", () => {
   const { second } = sampleTextfiles();
   assert.deepEqual(
