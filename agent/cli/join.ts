@@ -201,7 +201,9 @@ export async function runJoin(o: JoinOptions, rt: Runtime): Promise<JoinResult> 
  */
 async function joinRetried(o: JoinOptions, rt: Runtime, attempt: () => Promise<JoinResult>) {
   const env = detectTimerEnv(rt.layout);
-  const joinedBefore = inspect(rt.layout.configFile).kind !== "missing";
+  // Joined before: a join committed here (its state file). Not the config file: an operator (or
+  // cloud-init's write_files) may put config.yaml in place before the first join.
+  const joinedBefore = inspect(rt.layout.stateFile).kind !== "missing";
   const retries =
     !o.dryRun && o.settings.retryUnit.enabled && chooseScheduler(env, "auto") === "systemd";
   let r: JoinResult;

@@ -216,8 +216,9 @@ export function registerStatus(program: Command, cli: Cli): void {
     const warn = warnWithin(opts.warnWithin);
     const loaded = loadSettings({ ...opts }, cli.io.env);
     const l = loaded.layout;
-    // A join that did not finish: its last failure, not "never joined".
-    const pending = loaded.configFile ? undefined : readJoinPending(l);
+    // A join that did not finish: its last failure, not "never joined" (config.yaml may have
+    // been put in place before the first join, so only a committed join's state file says joined).
+    const pending = inspect(l.stateFile).kind === "missing" ? readJoinPending(l) : undefined;
     if (pending) throw new NodeJoinError(joinPendingLine(pending), ExitCode.joinPending);
     // Without a config, a state file or an explicit role there is nothing of ours to show.
     if (!loaded.configFile && !opts.role && inspect(l.stateFile).kind === "missing")

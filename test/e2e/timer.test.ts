@@ -142,7 +142,8 @@ test("a first-boot join with the CA down leaves node-join-join.service; status s
   assert.deepEqual(argv.slice(-3), ["join", "--config", "/var/lib/node-join/join-pending.yaml"]);
   // As the booted host runs it, here under --root: the config's path is the host's, below root.
   const hostArgs = argv.slice(binary().length, -1);
-  const retry = () => runCli([...hostArgs, join(root, argv.at(-1)!), "--root", root]);
+  const retry = (...more: string[]) =>
+    runCli([...hostArgs, join(root, argv.at(-1)!), "--root", root, ...more]);
   const snap = snapshot(join(root, "etc"));
   assert.equal((await retry()).code, 3);
   assert.deepEqual(diffSnapshots(snap, snapshot(join(root, "etc"))), []);
@@ -151,7 +152,9 @@ test("a first-boot join with the CA down leaves node-join-join.service; status s
   // The CA comes up at that address: the next retry joins and removes the retry.
   const stop = await forward(port, ca.url);
   try {
-    const ok = await retry();
+    // The 1s the first join was given (to fail fast on a CA that is down) is too tight for a
+    // whole join on a loaded machine: a flag overrides the pending settings.
+    const ok = await retry("--timeout", "30s");
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stderr, /joined: removed the join retry/);
   } finally {
@@ -227,10 +230,10 @@ test("join --no-retry-unit (config retryUnit.enabled: false): a first join with 
   assert.doesNotMatch(r.stderr, /join pending/);
   assertNoRetry(byFlag);
   assert.equal((await runCli(["status", "--root", byFlag])).code, 9, "not joined, not pending");
-  // The same from a config file given to the join (not the node's own config.yaml: join takes
-  // a node that has one for joined before, and leaves no retry there anyway).
+  // The same from the node's own config.yaml, put in place before the first join.
   const byConfig = systemdRoot("nj-no-retry-");
-  const config = join(byConfig, "join.yaml");
+  const config = join(byConfig, "etc/node-join/config.yaml");
+  mkdirSync(join(byConfig, "etc/node-join"), { recursive: true });
   writeFileSync(config, "retryUnit:\n  enabled: false\n", { mode: 0o600 });
   const c = await runCli([...noRetry(byConfig), "--config", config]);
   assert.equal(c.code, 3, c.stderr);
@@ -239,6 +242,22 @@ test("join --no-retry-unit (config retryUnit.enabled: false): a first join with 
   const control = systemdRoot("nj-no-retry-");
   assert.equal((await runCli(noRetry(control))).code, 3);
   assert.ok(existsSync(join(control, "etc/systemd/system/node-join-join.service")));
+});
+
+test("a first join on a node whose config.yaml was put in place before (cloud-init write_files) still leaves the retry; status says join pending", async () => {
+  const root = systemdRoot("nj-retry-config-");
+  const port = await freePort();
+  const down = { url: `http://127.0.0.1:${port}`, pin: ca.pin };
+  mkdirSync(join(root, "etc/node-join"), { recursive: true });
+  writeFileSync(join(root, "etc/node-join/config.yaml"), "role: worker\n", { mode: 0o644 });
+  const flags = ["--ca-auth-key-file", ca.installAuthKey(root), "--timeout", "1s", "--no-timer"];
+  const r = await runCli([...cfsslWorkerJoin(root, down), ...flags]);
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /join pending: node-join-join\.service installed/);
+  assert.ok(existsSync(join(root, "etc/systemd/system/node-join-join.service")));
+  const st = await runCli(["status", "--root", root]);
+  assert.equal(st.code, 12, st.stderr);
+  assert.match(st.stderr, /join pending/);
 });
 
 test("without systemd the fallback is a cron.d line with a per-node minute", async () => {
