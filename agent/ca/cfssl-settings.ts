@@ -36,7 +36,7 @@ export const CFSSL_OPTIONS = caOptions([
     choices: ["file", "tpm"],
     inherit: "always",
     description:
-      "where the auth key lives after join: as given (default), or in the TPM (imported, then deleted from disk, every token computed in the TPM)",
+      "where the node's identity lives after join: as given (default), or in the TPM: CFSSL's auth key imported, then deleted from disk, every token computed in the TPM; step-ca's X5C machine key created in the TPM, its certificate obtained once with a one-time token, every kubelet certificate enrolled and renewed with it",
   },
   {
     field: "clientProfile",

@@ -23,6 +23,7 @@ import {
   type ProxySettings,
 } from "./proxy.js";
 import { caSettingName, missingFileError } from "./trust.js";
+import type { JwsSigner } from "./x5c.js";
 
 /** The environment variable holding a CA secret, e.g. NODE_JOIN_ETCD_CA_AUTH_KEY. */
 export function secretEnvName(ca: CaDescriptor, secret: string): string {
@@ -72,9 +73,32 @@ export interface Secret {
 export interface X5cCredential {
   /** The machine certificate, then the intermediates its file holds, each issuing the last. */
   chain: CertInfo[];
-  key: KeyObject;
+  /** The machine key, or, identity: tpm, the TPM signing with it. */
+  key: KeyObject | JwsSigner;
   /** The certificate's file, for messages. */
   certFile: string;
+}
+
+/**
+ * step-ca X5C enrolment with the machine key in the TPM (identity: tpm, engine/tpm-x5c.ts): the
+ * key never leaves it; its machine certificate is obtained once with a one-time JWK token, then
+ * signs every X5C token.
+ */
+export interface TpmX5cIdentity {
+  /** "the TPM swtpm:...": messages name it. */
+  source: string;
+  /** The machine certificate's subject: CN and DNS SAN the node name (`step ca token <name>`). */
+  nodeName: string;
+  /** The TPM key's public key (from its wrapped blob: the TPM is not asked). */
+  publicKey(): Promise<KeyObject>;
+  /** SHA-256 then ECDSA in the TPM: DER (a CSR's signature) or r‖s (ES256). */
+  sign(data: Uint8Array, format: "der" | "jose"): Promise<Buffer>;
+  /** The machine certificate and its chain, leaf first, once obtained. */
+  chain?: CertInfo[];
+  /** Where it is kept, for messages. */
+  certFile: string;
+  /** The machine certificate obtained or renewed in this run: kept once the run succeeded. */
+  obtained(chainPem: string, chain: CertInfo[]): void;
 }
 
 /**
@@ -90,6 +114,8 @@ export type CaSecrets = Partial<Record<SecretSetting, Secret>> & {
   /** CFSSL's auth key held in the TPM: its tokens are computed there, the key never read. */
   authMac?: KeyedMac;
   x5c?: X5cCredential;
+  /** step-ca X5C with the machine key in the TPM (identity: tpm). */
+  x5cTpm?: TpmX5cIdentity;
   /**
    * A renewal's machine certificate that could not enrol (expired, ...): a renewal with the
    * installed certificate does not need it, a fallback to enrolment reports this.

@@ -27,6 +27,12 @@ export interface StepCaSettings extends CommonCaSettings {
    */
   x5cCertFile?: string;
   x5cKeyFile?: string;
+  /**
+   * identity: tpm: X5C enrolment with a machine key created in the TPM, its certificate obtained
+   * once with a one-time token (engine/tpm-x5c.ts); kubelet certificates are enrolled and renewed
+   * with it. Unset: file.
+   */
+  identity?: "file" | "tpm";
 }
 
 /** How a CA's own settings enrol: a machine certificate (X5C) or a JWK provisioner. */
@@ -132,6 +138,9 @@ export function parseStepCaSettings(common: CommonCaSettings, value: CaValues): 
     if (v) s[f] = v;
   }
   // The table checked it against STEP_CA_RENEW_AUTH.
+  // The option is declared once, with CFSSL's (cfssl-settings.ts): every CA takes every option.
+  const identity = textValue(value, "identity");
+  if (identity === "file" || identity === "tpm") s.identity = identity;
   const renewAuth = textValue(value, "renewAuth");
   if (renewAuth) s.renewAuth = renewAuth as StepCaRenewAuth;
   return s;

@@ -2,7 +2,9 @@
 // its header. step-ca takes one to renew without mTLS (step-ca 0.19 api/renew.go,
 // authority.AuthorizeRenewToken; `step ca renew --mtls=false`) and to enrol with an X5C provisioner
 // (authority/provisioner/x5c.go). Signed by panva's jose, loaded only when a token is made, so the
-// paths that never mint one (CFSSL, status, renew with nothing due) do not pay for it.
+// paths that never mint one (CFSSL, status, renew with nothing due) do not pay for it; or, for a
+// key jose cannot hold (the machine key in the TPM), assembled here as a compact JWS (RFC 7515
+// 7.1) around the signer's ES256 signature.
 import type { KeyObject } from "node:crypto";
 import { JoseError, loadJose, randomJti } from "./jose.js";
 
@@ -31,10 +33,22 @@ export function jwsAlgorithm(key: KeyObject): string {
   }
 }
 
+/**
+ * A key that signs where it lives (the TPM: tpm/tpm.ts sign(..., "jose")): the JWS signature of
+ * the signing input, for ES256 r‖s (RFC 7518 3.4).
+ */
+export interface JwsSigner {
+  alg: "ES256";
+  sign(signingInput: Buffer): Promise<Buffer>;
+}
+
+const isSigner = (k: KeyObject | JwsSigner): k is JwsSigner =>
+  typeof (k as Partial<JwsSigner>).sign === "function";
+
 export interface X5cTokenRequest {
   /** The certificate chain, leaf first, DER; the leaf's key is `key`. */
   chainDer: Buffer[];
-  key: KeyObject;
+  key: KeyObject | JwsSigner;
   /** iss: the provisioner name step-ca looks the token up by. */
   issuer: string;
   /** sub: the certificate's CN (renewal) or the CN asked for (enrolment). */
@@ -54,22 +68,45 @@ export interface X5cTokenRequest {
   chainHeader?: "x5c" | "x5cInsecure";
 }
 
-/** A one-time (random jti) compact JWT with the x5c header, signed by the leaf's key. */
-export async function signX5cToken(r: X5cTokenRequest): Promise<string> {
-  const { SignJWT } = await loadJose();
+const b64url = (b: Buffer | string): string => Buffer.from(b).toString("base64url");
+
+/**
+ * The token's protected header and claims, the same whichever key signs them (RFC 7519 4.1: iss,
+ * sub, aud, iat, nbf, exp, a one-time jti).
+ */
+function x5cJwt(
+  r: X5cTokenRequest,
+  alg: string,
+): { header: Record<string, unknown>; claims: Record<string, unknown> } {
   if (r.chainDer.length === 0) throw new JoseError("x5c token: no certificate");
-  return new SignJWT({ ...r.extra })
-    .setProtectedHeader({
-      alg: jwsAlgorithm(r.key),
+  return {
+    header: {
+      alg,
       typ: "JWT",
       [r.chainHeader ?? "x5c"]: r.chainDer.map((d) => d.toString("base64")),
-    })
-    .setIssuer(r.issuer)
-    .setSubject(r.subject)
-    .setAudience(r.audience)
-    .setIssuedAt(r.now)
-    .setNotBefore(r.now)
-    .setExpirationTime(r.now + r.lifetimeS)
-    .setJti(randomJti())
-    .sign(r.key);
+    },
+    claims: {
+      ...r.extra,
+      iss: r.issuer,
+      sub: r.subject,
+      aud: r.audience,
+      iat: r.now,
+      nbf: r.now,
+      exp: r.now + r.lifetimeS,
+      jti: randomJti(),
+    },
+  };
+}
+
+/** A one-time (random jti) compact JWT with the x5c header, signed by the leaf's key. */
+export async function signX5cToken(r: X5cTokenRequest): Promise<string> {
+  const key = r.key;
+  if (isSigner(key)) {
+    const { header, claims } = x5cJwt(r, key.alg);
+    const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
+    return `${input}.${b64url(await key.sign(Buffer.from(input, "ascii")))}`;
+  }
+  const { header, claims } = x5cJwt(r, jwsAlgorithm(key));
+  const { SignJWT } = await loadJose();
+  return new SignJWT(claims).setProtectedHeader(header as { alg: string }).sign(key);
 }

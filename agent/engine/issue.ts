@@ -24,6 +24,7 @@ import type { Credentials } from "../store/cert-store.js";
 import type { Assessment } from "./assess.js";
 import { backendFor, type Runtime } from "./runtime.js";
 import { lazyTpm, settingsForSecrets, withTpmAuthKey, type TpmKeyWrite } from "./tpm-keys.js";
+import { withTpmX5c } from "./tpm-x5c.js";
 
 export interface ConnectedCa {
   backend: CaBackend;
@@ -34,8 +35,11 @@ export interface ConnectedCa {
   offered: CertInfo[];
   /** The SAN sets this CA is asked for (ca/index.ts requestedSansFor, as the assessment reads). */
   requestedSans: (template: CertTemplate) => RequestedSans[];
-  /** The auth key this run imported into the TPM, written once the run succeeded (run.ts). */
-  tpmKey?: TpmKeyWrite;
+  /**
+   * What this run put in the TPM or obtained for it (the auth key it imported, the X5C machine key
+   * and certificate), written once the run succeeded (run.ts); asked for then.
+   */
+  tpmKeys?: () => TpmKeyWrite[];
 }
 
 export type Connected = Map<CaName, ConnectedCa>;
@@ -57,6 +61,8 @@ export interface ConnectOptions {
    * enrolment secrets may be gone); unlike refreshOnly, an unreachable CA fails.
    */
   withoutSecrets?: boolean;
+  /** The node's name: the subject of an X5C machine certificate in the TPM (tpm-x5c.ts). */
+  nodeName?: string;
 }
 
 /**
@@ -86,12 +92,18 @@ export async function connectCas(
   );
   // Keys the TPM holds, or takes now (identity: tpm): still before any request.
   const tpm = lazyTpm(s.tpm.tcti, rt.tpm);
-  const tpmWrites = new Map<CaName, TpmKeyWrite>();
+  const tpmWrites = new Map<CaName, () => TpmKeyWrite[]>();
   for (const ca of cas) {
     if (refreshOnly(ca) || o.withoutSecrets) continue;
     const held = await withTpmAuthKey(ca, s.cas[ca], secrets.get(ca)!, tpm, rt.layout);
-    secrets.set(ca, held.secrets);
-    if (held.write) tpmWrites.set(ca, held.write);
+    const x5c = await withTpmX5c(ca, s.cas[ca], held.secrets, tpm, rt.layout, {
+      nodeName: o.nodeName ?? "",
+      renewal: o.renewal,
+    });
+    secrets.set(ca, x5c.secrets);
+    const { write } = held;
+    if (write) tpmWrites.set(ca, () => [write]);
+    if (x5c.writes) tpmWrites.set(ca, x5c.writes);
   }
   const proxy = readProxyConfig(s.proxy, rt.env);
   const out: Connected = new Map();
@@ -135,7 +147,7 @@ export async function connectCas(
       signer: backend.currentSigner?.() ?? anchors[0],
       offered,
       requestedSans: (t) => requestedSansFor(s.cas[ca].type, t),
-      ...(tpmWrites.has(ca) ? { tpmKey: tpmWrites.get(ca)! } : {}),
+      ...(tpmWrites.has(ca) ? { tpmKeys: tpmWrites.get(ca)! } : {}),
     });
   }
   return out;

@@ -8,6 +8,7 @@ import { join, relative } from "node:path";
 import type { RevokeReason } from "../ca/backend.js";
 import { secretFiles, withoutSecrets } from "../ca/index.js";
 import { authKeyInTpm, tpmAuthKeyFile } from "./tpm-keys.js";
+import { tpmX5cFiles, x5cInTpm } from "./tpm-x5c.js";
 import { NodeJoinError, NotRevokedError, errorMessage } from "../common/errors.js";
 import type { Settings } from "../config/settings.js";
 import { childProcess } from "../common/builtins.js";
@@ -384,6 +385,14 @@ function secretsOf(s: Settings, role: Role, l: Layout): Removal[] {
     const blob = tpmAuthKeyFile(l, ca.name);
     if (authKeyInTpm(s.cas[ca.name]))
       out.set(blob, { path: blob, what: `${ca.display} CA auth key in the TPM`, secret: true });
+    const x5c = tpmX5cFiles(l, ca.name);
+    // The machine certificate goes (or stays, --keep-secrets) with the key it certifies.
+    if (x5cInTpm(s.cas[ca.name]))
+      for (const [path, what] of [
+        [x5c.key, "X5C machine key in the TPM"],
+        [x5c.cert, "X5C machine certificate"],
+      ] as const)
+        out.set(path, { path, what: `${ca.display} ${what}`, secret: true });
   }
   return [...out.values()];
 }

@@ -207,7 +207,7 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       s.clockToleranceMs,
     );
   await untilClockSet(async () => verdict(new Map()), clockWait);
-  const tpmKeys = new Map<CaName, TpmKeyWrite>();
+  const tpmKeys = new Map<CaName, () => TpmKeyWrite[]>();
   const decideAndWrite = async (): Promise<RunOutcome> => {
     const readings = readRole(s.role, l);
     const installedCas = new Map<CaName, CertInfo[] | undefined>(
@@ -222,10 +222,9 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
       refreshOnly?: ReadonlySet<CaName>,
     ): Promise<Connected> => {
       let reached: Connected = new Map();
-      // The auth keys this connection imported into the TPM (identity: tpm), written at the end.
-      const collect = (c: Connected) => {
-        for (const { tpmKey } of c.values()) if (tpmKey) tpmKeys.set(tpmKey.ca, tpmKey);
-      };
+      // What this connection put in the TPM (identity: tpm), written at the end.
+      const collect = (c: Connected) =>
+        c.forEach(({ tpmKeys: writes }, ca) => writes && tpmKeys.set(ca, writes));
       // Each look at the clock connects anew (the CAs' bundles: nothing is sent), with a deadline
       // from the clock as it reads then: a clock set during the wait jumps. This wait (for a
       // clock off from a CA's Date, known only once a CA answered) holds the lock, bounded by
@@ -236,6 +235,7 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
           reached = await connectCas(trusting, cas, rt, {
             deadline: rt.clock.now() + s.timeoutMs,
             renewal: policy.enrolmentSecrets === "if-needed",
+            nodeName: id.nodeName,
             // Each CA's server that answered last time is asked first (ca/common.ts CaServers).
             preferred: readState(l).caUrls ?? {},
             known,
@@ -345,9 +345,7 @@ export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<
   };
   // The auth keys go under the lock, after the commit and the follow-up steps: a second run finds
   // this one's lock, or its files in place and the keys gone; never one without the other.
-  return locked(rt, mode, async () =>
-    dropAuthKeys(s, policy, await decideAndWrite(), [...tpmKeys.values()]),
-  );
+  return locked(rt, mode, async () => dropAuthKeys(s, policy, await decideAndWrite(), tpmKeys));
 }
 
 /**
@@ -390,9 +388,18 @@ function dropAuthKeys(
   s: Settings,
   policy: RunPolicy,
   outcome: RunOutcome,
-  tpmKeys: TpmKeyWrite[],
+  pending: ReadonlyMap<CaName, () => TpmKeyWrite[]>,
 ): RunOutcome {
-  if (!policy.dropAuthKeys) return outcome;
+  const tpmKeys = [...pending.values()].flatMap((w) => w());
+  if (!policy.dropAuthKeys) {
+    // renew: an X5C machine certificate it renewed in the TPM's name (tpm-x5c.ts).
+    if (!policy.dryRun)
+      writeTpmKeys(
+        tpmKeys.filter((w) => w.everyRun),
+        removeIfExists,
+      );
+    return outcome;
+  }
   // identity: tpm: the keys the TPM took, their blobs written, then their files deleted.
   const intoTpm = policy.dryRun
     ? tpmKeys.flatMap((w) => (w.replaces ? [w.replaces] : []))

@@ -29,6 +29,13 @@ export interface TpmKeyWrite {
   text: string;
   /** The auth key file it replaces, deleted once the blob is on disk. */
   replaces?: string;
+  /** Default 0600; a certificate is 0644. */
+  mode?: number;
+  /**
+   * Written by every run that succeeded, renew too (X5C in the TPM: tpm-x5c.ts, the machine
+   * certificate renewed); else by join alone.
+   */
+  everyRun?: true;
 }
 
 /** The TPM of the run's settings, made when a CA first needs it. */
@@ -101,7 +108,7 @@ export function writeTpmKeys(
   const replaced: string[] = [];
   for (const w of writes) {
     ensureDir(join(w.file, ".."), 0o700);
-    writeFileAtomic(w.file, w.text, 0o600);
+    writeFileAtomic(w.file, w.text, w.mode ?? 0o600);
   }
   for (const w of writes)
     if (w.replaces && !replaced.includes(w.replaces) && inspect(w.replaces).kind !== "missing") {

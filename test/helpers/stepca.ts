@@ -53,7 +53,10 @@ export interface StepCaProvisionerSpec {
  * claims are the JWK provisioners' (stepinit writes them; the harness then makes it X5C).
  */
 export interface StepCaX5cProvisionerSpec extends StepCaProvisionerSpec {
-  /** PEM: the CA certificate(s) of the machine certificates it accepts. */
+  /**
+   * PEM: the CA certificate(s) of the machine certificates it accepts; "ca-root": this step-ca's
+   * own root (machine certificates it issued through a JWK provisioner).
+   */
   roots: string;
 }
 
@@ -500,6 +503,7 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
   const cfg = JSON.parse(await readFile(configFile, "utf8")) as {
     authority: { provisioners: Record<string, unknown>[] };
   };
+  const ownRoot = await readFile(join(caDir, "root.crt"), "utf8");
   cfg.authority.provisioners = cfg.authority.provisioners.map((p) => {
     const options = guideTemplate(p["options"] as ProvisionerOptions);
     const x = x5cSpecs.find((s) => s.name === p["name"]);
@@ -508,7 +512,7 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
       ? {
           type: "X5C",
           name: x.name,
-          roots: Buffer.from(x.roots).toString("base64"),
+          roots: Buffer.from(x.roots === "ca-root" ? ownRoot : x.roots).toString("base64"),
           claims: p["claims"],
           options,
         }

@@ -1,7 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import { generateKeyPairSync, sign } from "node:crypto";
 import { buildCsr, parseCsr } from "../../agent/pki/csr.js";
+import { buildSignerCsr } from "../../agent/pki/csr-signer.js";
 import { findKind, templateFor, type TableContext } from "../../agent/pki/certs.js";
 import { generateKey, KEY_ALGORITHMS, spkiDer, loadKey } from "../../agent/pki/keys.js";
 
@@ -55,4 +57,31 @@ test("rsa-3072 and rsa-4096 generate keys of that size", async () => {
     const key = await generateKey(alg);
     assert.equal(key.privateKey.asymmetricKeyDetails?.modulusLength, Number(alg.slice(4)));
   }
+});
+
+test("buildSignerCsr: a CSR signed outside node:crypto (the TPM) that openssl verifies, CN and DNS SANs", async () => {
+  const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+  const pem = await buildSignerCsr({
+    commonName: "w1",
+    dnsNames: ["w1"],
+    spki: publicKey.export({ type: "spki", format: "der" }),
+    sign: async (data) => sign("sha256", data, privateKey),
+  });
+  // openssl req -verify says so on stderr (and exits 0 either way in some versions).
+  const verify = (csr: string) =>
+    spawnSync("openssl", ["req", "-verify", "-noout", "-text"], { input: csr, encoding: "utf8" });
+  const good = verify(pem);
+  assert.match(good.stderr + good.stdout, /verify OK/);
+  const out = good.stdout;
+  assert.match(out, /Subject: CN ?= ?w1/);
+  assert.match(out, /DNS:w1/);
+  const wrong = await buildSignerCsr({
+    commonName: "w1",
+    dnsNames: [],
+    spki: publicKey.export({ type: "spki", format: "der" }),
+    sign: async (data) => sign("sha256", Buffer.concat([data, Buffer.from("x")]), privateKey),
+  });
+  const bad = verify(wrong);
+  assert.doesNotMatch(bad.stderr + bad.stdout, /verify OK/);
+  assert.match(bad.stderr + bad.stdout, /verify failure|signature/i);
 });

@@ -2,7 +2,7 @@
 // claims; verified with the certificate's public key taken from the header, as step-ca does.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { generateKeyPairSync, KeyObject } from "node:crypto";
+import { generateKeyPairSync, KeyObject, sign } from "node:crypto";
 import { jwtVerify, decodeProtectedHeader, importX509 } from "jose";
 import { jwsAlgorithm, signX5cToken } from "../../agent/ca/x5c.js";
 import { JoseError } from "../../agent/ca/jose.js";
@@ -50,6 +50,48 @@ test("signX5cToken: the chain in x5c, the claims asked for, verifiable with the 
   assert.deepEqual(payload.sans, ["node-1", "10.0.0.5"]);
   assert.match(String(payload.jti), /^[0-9a-f]{64}$/);
   // another key does not verify it
+  const other = generateKeyPairSync("ec", { namedCurve: "prime256v1" }).publicKey;
+  await assert.rejects(jwtVerify(token, other, { currentDate: new Date((now + 10) * 1000) }));
+});
+
+test("signX5cToken with a signer (the TPM): the same header and claims, ES256 r‖s that verifies", async () => {
+  const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+  const now = 1_900_000_000;
+  const base = {
+    chainDer: [Buffer.from("leaf")],
+    issuer: "machines",
+    subject: "system:node:w1",
+    audience: ["https://ca:9000/1.0/sign#x5c/machines"],
+    now,
+    lifetimeS: 300,
+    extra: { sans: ["w1"] },
+  };
+  const inputs: Buffer[] = [];
+  const token = await signX5cToken({
+    ...base,
+    key: {
+      alg: "ES256",
+      sign: async (input) => {
+        inputs.push(input);
+        return sign("sha256", input, { key: privateKey, dsaEncoding: "ieee-p1363" });
+      },
+    },
+  });
+  const [h, p] = token.split(".");
+  assert.equal(inputs[0]!.toString("ascii"), `${h}.${p}`, "the JWS signing input, once");
+  const { payload, protectedHeader } = await jwtVerify(token, publicKey, {
+    currentDate: new Date((now + 10) * 1000),
+  });
+  const withKey = await signX5cToken({ ...base, key: privateKey });
+  const { jti: _a, ...claims } = payload;
+  const { jti: _b, ...keyClaims } = (
+    await jwtVerify(withKey, publicKey, {
+      currentDate: new Date((now + 10) * 1000),
+    })
+  ).payload;
+  assert.deepEqual(claims, keyClaims, "the claims of the key's token");
+  assert.deepEqual(protectedHeader, decodeProtectedHeader(withKey));
+  // r‖s of another key does not verify
   const other = generateKeyPairSync("ec", { namedCurve: "prime256v1" }).publicKey;
   await assert.rejects(jwtVerify(token, other, { currentDate: new Date((now + 10) * 1000) }));
 });

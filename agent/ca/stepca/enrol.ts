@@ -2,9 +2,14 @@
 // certificate: given (tokens.ts), minted here with the JWK provisioner's key (provisioners.ts), or
 // signed with the node's machine certificate for an X5C provisioner (x5c.ts).
 import { CaRefusedError, UsageError } from "../../common/errors.js";
-import { certFingerprint } from "../../pki/x509.js";
+import { certFingerprint, parseCert, splitPemCertificates, type CertInfo } from "../../pki/x509.js";
 import type { PlannedRequest, SignRequest } from "../backend.js";
-import { secretEnvName, type SecretKind } from "../secrets.js";
+import {
+  secretEnvName,
+  type SecretKind,
+  type TpmX5cIdentity,
+  type X5cCredential,
+} from "../secrets.js";
 import { signX5cToken } from "../x5c.js";
 import { chainOf, type Connection, type StepCaClient } from "./client.js";
 import {
@@ -23,7 +28,17 @@ import {
   x5cProvisionersOf,
   x5cRefusedMessage,
   x5cSignToken,
+  type X5cProvisioner,
 } from "./x5c.js";
+import {
+  machineCsr,
+  machineRenewalDue,
+  machineRequest,
+  tpmCredential,
+  tpmSigner,
+} from "./x5c-tpm.js";
+import { renewToken } from "./renew.js";
+import { spkiDer } from "../../pki/keys.js";
 
 /**
  * step-ca's enrolment secrets: the JWK provisioner's password (node-join mints the tokens),
@@ -75,8 +90,10 @@ export interface Enrolment {
   client: StepCaClient;
   connection: Connection;
   tokens: TokenPool;
-  x5cProvisioner(): Promise<string>;
+  x5cProvisioner(): Promise<X5cProvisioner>;
   provisionerKey(): Promise<ProvisionerKey>;
+  /** The machine certificate of the key in the TPM (identity: tpm), obtained or renewed once. */
+  tpmMachine(): Promise<X5cCredential>;
 }
 
 export function createEnrolment(client: StepCaClient, connection: Connection): Enrolment {
@@ -89,27 +106,25 @@ export function createEnrolment(client: StepCaClient, connection: Connection): E
     Math.floor(ctx.clock.now() / 1000),
     connection.anchors.map(certFingerprint),
   );
-  let x5cName: Promise<string> | undefined;
+  let x5cName: Promise<X5cProvisioner> | undefined;
   let key: Promise<ProvisionerKey> | undefined;
+  let machine: Promise<X5cCredential> | undefined;
   const provisioners = () => listProvisioners(client, connection.tls);
-  return {
+  const self: Enrolment = {
     client,
     connection,
     tokens,
     // The one --ca-provisioner names (or the CA's only one), whose published roots must have
-    // issued the machine certificate.
+    // issued the machine certificate (checked with the certificate: x5cCredential).
     x5cProvisioner: () =>
-      (x5cName ??= (async () => {
-        const p = pickProvisioner(
+      (x5cName ??= (async () =>
+        pickProvisioner(
           "X5C",
           x5cProvisionersOf(await provisioners()),
           s.provisioner,
           servers.description,
           prefix,
-        );
-        checkX5cRoots(ctx.secrets.x5c!, p, servers.description);
-        return p.name;
-      })()),
+        ))()),
     provisionerKey: () =>
       (key ??= (async () => {
         const p = pickProvisioner(
@@ -123,7 +138,9 @@ export function createEnrolment(client: StepCaClient, connection: Connection): E
         const signer = await decryptKey(p, pw, servers.description, prefix, passwordSource(client));
         return { name: p.name, signer };
       })()),
+    tpmMachine: () => (machine ??= tpmMachine(self)),
   };
+  return self;
 }
 
 const tokenEnv = (client: StepCaClient) => secretEnvName(client.ctx.ca, "TOKEN");
@@ -156,7 +173,8 @@ function missingSecret(e: Enrolment, reqs: PlannedRequest[]): UsageError {
  */
 export function cannotEnrol(e: Enrolment, req: PlannedRequest, why: string): Error | undefined {
   const { ctx, servers, prefix: p } = e.client;
-  if (e.tokens.has(req) || ctx.secrets.passwordFile !== undefined || ctx.secrets.x5c) return;
+  if (e.tokens.has(req) || ctx.secrets.passwordFile !== undefined) return;
+  if (ctx.secrets.x5c || ctx.secrets.x5cTpm) return;
   // A machine certificate that could enrol no longer can (x5c.ts withX5cCredential).
   if (ctx.secrets.x5cUnusable)
     return new CaRefusedError(
@@ -176,8 +194,12 @@ export function cannotEnrol(e: Enrolment, req: PlannedRequest, why: string): Err
 export async function prepare(e: Enrolment, reqs: PlannedRequest[]): Promise<void> {
   const left = e.tokens.reserve(reqs);
   if (left.length === 0) return;
-  if (e.client.ctx.secrets.x5c) {
-    await e.x5cProvisioner();
+  const { x5c, x5cTpm } = e.client.ctx.secrets;
+  if (x5c || x5cTpm) {
+    const p = await e.x5cProvisioner();
+    if (x5c) checkX5cRoots(x5c, p, e.client.servers.description);
+    // The machine certificate of the key in the TPM, or a token to obtain it, before any CSR.
+    if (x5cTpm) prepareMachine(e, x5cTpm);
     return;
   }
   if (e.client.ctx.secrets.passwordFile === undefined) throw missingSecret(e, left);
@@ -185,7 +207,7 @@ export async function prepare(e: Enrolment, reqs: PlannedRequest[]): Promise<voi
   await e.provisionerKey();
 }
 
-async function postSign(
+export async function postSign(
   e: Enrolment,
   req: SignRequest,
   ott: (base: string) => string | Promise<string>,
@@ -229,9 +251,11 @@ export async function sign(e: Enrolment, req: SignRequest): Promise<string> {
       `the one-time token ${token.position} from ${tokenSource(e.client)}`,
       true,
     );
-  const x5c = ctx.secrets.x5c;
+  const x5c = ctx.secrets.x5c ?? (ctx.secrets.x5cTpm ? await e.tpmMachine() : undefined);
   if (x5c) {
-    const name = await e.x5cProvisioner();
+    const p = await e.x5cProvisioner();
+    checkX5cRoots(x5c, p, e.client.servers.description);
+    const name = p.name;
     const sans = { sub: req.template.commonName, sans: tokenSans(req.template) };
     return postSign(
       e,
@@ -252,4 +276,80 @@ export async function sign(e: Enrolment, req: SignRequest): Promise<string> {
     `the token node-join minted with provisioner "${key.name}"`,
     false,
   );
+}
+
+/**
+ * identity: tpm: before any CSR, the machine certificate is there and valid, or a one-time token
+ * (or the JWK provisioner's password) will obtain it; exit 2 naming what to give otherwise.
+ */
+export function prepareMachine(e: Enrolment, id: TpmX5cIdentity): void {
+  const leaf = id.chain?.[0];
+  if (leaf && leaf.notAfter.getTime() > e.client.ctx.clock.now()) return;
+  const req = machineRequest(id);
+  if (e.tokens.reserve([req]).length === 0 || e.client.ctx.secrets.passwordFile) return;
+  const { client } = e;
+  const p = client.prefix;
+  throw new UsageError(
+    `${client.servers.description}: the machine key in ${id.source} has ${leaf ? `an expired machine certificate (${id.certFile}, ${leaf.notAfter.toISOString()})` : "no machine certificate yet"}: give a one-time token for it (${describeTemplate(req.template)}: step ca token ${id.nodeName} --provisioner <JWK provisioner>) with --${p}ca-token-file or ${tokenEnv(client)}`,
+  );
+}
+
+/**
+ * The machine certificate of the key in the TPM as X5C enrolment takes it: the one kept, renewed
+ * with a token the TPM signs once two thirds of its life passed (a failed renewal is a warning
+ * while it is valid); else obtained with a one-time JWK token for a CSR signed in the TPM.
+ */
+async function tpmMachine(e: Enrolment): Promise<X5cCredential> {
+  const { ctx, servers } = e.client;
+  const id = ctx.secrets.x5cTpm!;
+  const now = ctx.clock.now();
+  const kept = id.chain;
+  if (kept && kept[0]!.notAfter.getTime() > now) {
+    if (!machineRenewalDue(kept[0]!, now)) return tpmCredential(id, kept);
+    try {
+      const r = await renewToken(
+        e.client,
+        e.connection.tls,
+        { kind: "the X5C machine certificate", key: tpmSigner(id) },
+        kept,
+        false,
+      );
+      return tpmCredential(id, await machineAnswer(e, id, r.chainPem));
+    } catch (err) {
+      if (!(err instanceof CaRefusedError)) throw err;
+      ctx.log(`WARNING: ${err.message}; enrolling with the current one until it expires`);
+      return tpmCredential(id, kept);
+    }
+  }
+  const req = { ...machineRequest(id), profile: "client" as const, csrPem: await machineCsr(id) };
+  const token = e.tokens.take(req);
+  const sans = `(${describeTemplate(req.template)}) for the machine key in ${id.source}`;
+  let chainPem: string;
+  if (token) {
+    const source = `the one-time token ${token.position} from ${tokenSource(e.client)}`;
+    chainPem = await postSign(e, req, () => token.token, source, true);
+  } else {
+    if (ctx.secrets.passwordFile === undefined) prepareMachine(e, id);
+    const key = await e.provisionerKey();
+    const sha = e.client.settings.fingerprint ?? certFingerprint(e.connection.anchors[0]!);
+    const t = (base: string) => mintToken(key, req.template, base, sha, Math.floor(now / 1000));
+    chainPem = await postSign(e, req, t, `the token minted with "${key.name}"`, false);
+  }
+  ctx.log(`${servers.description}: obtained the X5C machine certificate ${sans}`);
+  return tpmCredential(id, await machineAnswer(e, id, chainPem));
+}
+
+/** The CA's machine certificate, checked to certify the TPM's key, then kept (obtained). */
+async function machineAnswer(
+  e: Enrolment,
+  id: TpmX5cIdentity,
+  chainPem: string,
+): Promise<CertInfo[]> {
+  const chain = splitPemCertificates(chainPem, "the X5C machine certificate").map(parseCert);
+  if (!chain[0]!.spki.equals(spkiDer(await id.publicKey())))
+    throw new CaRefusedError(
+      `${e.client.servers.description}: the X5C machine certificate it answered does not certify the key in ${id.source}`,
+    );
+  id.obtained(chainPem, chain);
+  return chain;
 }

@@ -50,7 +50,15 @@ export function createStepCaBackend(ctx: BackendContext<StepCaSettings>): CaBack
     sign: async (req) => sign(connected().enrolment, req),
     cannotEnrol: (req, why) => cannotEnrol(connected().enrolment, req, why),
     renew: async (req) => {
-      const { connection, memory } = connected();
+      const { connection, memory, enrolment } = connected();
+      // identity: tpm: the machine key in the TPM enrols the certificate anew (X5C), so the CA's
+      // operator may set disableRenewal on that provisioner: a stolen kubelet key cannot renew.
+      if (ctx.secrets.x5cTpm)
+        return {
+          chainPem: await sign(enrolment, req),
+          keptCurrentKey: false,
+          note: "enrolled again with an X5C token signed in the TPM",
+        };
       return renew(client, connection, memory, req);
     },
     revoke: async (req) => revoke(client, connected().connection, req),

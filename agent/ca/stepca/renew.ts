@@ -3,14 +3,14 @@
 // token signed by the current key at /1.0/renew (the same key: through a TLS-terminating proxy,
 // after expiry). Whether to renew at all is the engine's decision (engine/issue.ts); this only
 // talks to the CA and says, with a RenewalRefusedError, when enrolling again is the way out.
-import { createPrivateKey } from "node:crypto";
+import { createPrivateKey, type KeyObject } from "node:crypto";
 import { CaRefusedError, RenewalRefusedError } from "../../common/errors.js";
 import { peculiar } from "../../pki/peculiar.js";
 import { parseCert, splitPemCertificates, type CertInfo } from "../../pki/x509.js";
 import type { Renewed, RenewRequest } from "../backend.js";
 import type { StepCaRenewAuth, StepCaSettings } from "../stepca-settings.js";
 import type { TlsTrust } from "../http.js";
-import { signX5cToken } from "../x5c.js";
+import { signX5cToken, type JwsSigner } from "../x5c.js";
 import { chainOf, messageOf, type Connection, type StepCaClient } from "./client.js";
 
 const RENEWAL_REFUSED =
@@ -54,6 +54,9 @@ export function renewalPaths(
 
 /** How `renew` authenticates to a step-ca (status: README "Renewal paths"), by renewAuth. */
 export function stepCaRenewalPath(settings: StepCaSettings): string {
+  // enrol.ts renewal: the kubelet's provisioner may disable renewal.
+  if (settings.identity === "tpm")
+    return "X5C enrolment with the machine key in the TPM (a fresh key each time)";
   switch (settings.renewAuth ?? "auto") {
     case "mtls":
       return "mTLS with the current certificate";
@@ -114,14 +117,14 @@ async function renewMtls(
  * CA's /1.0/renew URL, iss "step-ca-client/1.0" as `step ca renew --mtls=false` writes it). No
  * CSR: the CA certifies the current key again.
  */
-async function renewToken(
+export async function renewToken(
   client: StepCaClient,
   tls: TlsTrust | undefined,
-  req: RenewRequest,
+  req: { kind: string; key: KeyObject | JwsSigner },
   chain: CertInfo[],
   afterMtls: boolean,
 ): Promise<Renewed> {
-  const key = createPrivateKey(req.currentKeyPem);
+  const { key } = req;
   // step-ca answers an invalid audience with a 500 that names it: no use retrying that.
   const audience = (status: number, from: string, body: string) => {
     const msg = messageOf(body) ?? "";
@@ -192,7 +195,14 @@ export async function renew(
     }
   }
   try {
-    return await renewToken(client, connection.tls, req, chain, memory.mtlsRefusal !== undefined);
+    const key = createPrivateKey(req.currentKeyPem);
+    return await renewToken(
+      client,
+      connection.tls,
+      { kind: req.kind, key },
+      chain,
+      memory.mtlsRefusal !== undefined,
+    );
   } catch (err) {
     // The CA's reason stays in its log; after expiry the provisioner's claim is the usual one.
     if (req.expired && err instanceof CaRefusedError && /HTTP 401/.test(err.message))

@@ -68,8 +68,14 @@ export function checkX5cSettings(
   env: NodeJS.ProcessEnv,
 ): void {
   const { x5cCertFile: certFile, x5cKeyFile: keyFile } = settings;
-  if (!certFile && !keyFile) return;
   const p = ca.flagPrefix;
+  // identity: tpm makes the machine key in the TPM (engine/tpm-x5c.ts): a key file beside it
+  // would be the copyable identity it replaces.
+  if (settings.identity === "tpm" && (certFile || keyFile))
+    throw new UsageError(
+      `CA ${ca.display}: --${p}ca-identity tpm (the X5C machine key made in the TPM) and --${p}${certFile ? "ca-x5c-cert" : "ca-x5c-key"} are mutually exclusive: the machine certificate of the TPM's key is obtained with a one-time token (--${p}ca-token-file)`,
+    );
+  if (!certFile && !keyFile) return;
   for (const [s, flag, variable, what] of [
     ["passwordFile", "ca-password-file", "PASSWORD", "the provisioner password"],
     ["tokenFile", "ca-token-file", "TOKEN", "one-time tokens"],

@@ -1,0 +1,175 @@
+// step-ca X5C enrolment with the machine key in a real software TPM (swtpm), against the real
+// step-ca: join makes the key in the TPM, obtains its machine certificate with one one-time token
+// (the CSR signed in the TPM), enrols the kubelet's certificates with X5C tokens signed in the TPM;
+// renew enrols them again the same way, with renewal disabled on the X5C provisioner. A copy of the
+// disk with another TPM cannot, the original still can; no TPM, a wrong TCTI: one line, nothing
+// written.
+import assert from "node:assert/strict";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { runCli } from "../helpers/cli.js";
+import { expectFailure } from "../helpers/expect.js";
+import { scratchRoots } from "../helpers/fixture.js";
+import { opensslInfo, opensslVerifies } from "../helpers/openssl.js";
+import { startStepCa, stepCaLog, stepWorkerJoin, type StepCaHandle } from "../helpers/stepca.js";
+import { useSwtpm } from "../helpers/swtpm.js";
+
+const tpm = useSwtpm();
+const otherMachine = useSwtpm();
+const { newRoot } = scratchRoots("nj-tpm-stepca-");
+let ca: StepCaHandle;
+
+before(async () => {
+  ca = await startStepCa({
+    x5cProvisioners: [
+      // Machine certificates are this CA's own (the "workers" JWK provisioner issues them once);
+      // the kubelet's certificates cannot be renewed: only the TPM's key enrols them again.
+      {
+        name: "machines",
+        organization: ["system:nodes"],
+        roots: "ca-root",
+        claims: { disableRenewal: true },
+      },
+    ],
+  });
+});
+after(async () => {
+  await ca?.stop();
+});
+
+const KEY = "var/lib/node-join/tpm/kubernetes-x5c-key.json";
+const CERT = "var/lib/node-join/tpm/kubernetes-x5c-machine.crt";
+const esc = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const requests = (path: string) =>
+  (stepCaLog(ca).match(new RegExp(`path=${esc(path)} `, "g")) ?? []).length;
+
+/** Every regular file under `dir`, recursively. */
+const files = (dir: string): string[] =>
+  readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name));
+
+/** A one-time token for the machine certificate of node `name` (`step ca token <name>`). */
+async function machineToken(root: string, name: string): Promise<string> {
+  const token = await ca.mintToken("workers", name, [name]);
+  const file = join(root, "etc/node-join/machine.token");
+  mkdirSync(join(root, "etc/node-join"), { recursive: true });
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  return file;
+}
+
+const tpmJoin = (root: string, name: string, tcti: string, more: Record<string, string> = {}) =>
+  stepWorkerJoin(root, ca, {
+    "node-name": name,
+    "ca-provisioner": "machines",
+    "ca-identity": "tpm",
+    "tpm-tcti": tcti,
+    ...more,
+  });
+
+describe("step-ca X5C with the machine key in the TPM", () => {
+  it("join obtains the machine certificate once, enrols with the TPM; renew enrols again; a copied disk cannot", async () => {
+    const root = newRoot();
+    const tokenFile = await machineToken(root, "t1");
+    const signs = requests("/1.0/sign");
+    const j = await runCli([...tpmJoin(root, "t1", tpm.tcti, { "ca-token-file": tokenFile })]);
+    assert.equal(j.code, 0, j.stderr);
+    assert.equal(requests("/1.0/sign") - signs, 3, "the machine certificate, then two kubelet's");
+    assert.match(j.stderr + j.stdout, /obtained the X5C machine certificate/);
+    assert.equal(statSync(join(root, KEY)).mode & 0o777, 0o600);
+    const machine = readFileSync(join(root, CERT), "utf8");
+    assert.equal(opensslInfo(machine).cn, "t1");
+    // The kubelet's keys are files (it reads them); the machine key is in the TPM alone.
+    for (const f of files(root))
+      if (!f.includes("var/lib/kubelet/pki/"))
+        assert.doesNotMatch(readFileSync(f, "latin1"), /PRIVATE KEY/, `${f} holds a private key`);
+    const rootFile = join(root, "etc/kubernetes/pki/ca.crt");
+    const client = readFileSync(
+      join(root, "var/lib/kubelet/pki/kubelet-client-current.pem"),
+      "utf8",
+    );
+    const leaf = client.match(/-----BEGIN CERTIFICATE-----\n[\s\S]*?-----END CERTIFICATE-----\n/g)!;
+    assert.ok(opensslVerifies(leaf.join(""), rootFile));
+    assert.equal(opensslInfo(leaf[0]!).cn, "system:node:t1");
+    assert.match(stepCaLog(ca), /provisioner=machines/);
+    const config = readFileSync(join(root, "etc/node-join/config.yaml"), "utf8");
+    assert.match(config, /identity: tpm/);
+
+    // renew: the provisioner disables renewal, the TPM's key enrols both again (no token left).
+    const renewSigns = requests("/1.0/sign");
+    const mtls = requests("/1.0/rekey") + requests("/1.0/renew");
+    const renewed = await runCli(["renew", "--root", root, "--force"]);
+    assert.equal(renewed.code, 0, renewed.stderr);
+    assert.equal(requests("/1.0/sign") - renewSigns, 2, "both enrolled again over X5C");
+    assert.equal(requests("/1.0/rekey") + requests("/1.0/renew"), mtls, "no renewal asked");
+    assert.equal(readFileSync(join(root, CERT), "utf8"), machine, "the machine certificate kept");
+
+    // The disk copied to a machine with another TPM: the blob does not load there.
+    const copy = newRoot();
+    cpSync(root, copy, { recursive: true, verbatimSymlinks: true });
+    const copyConfig = join(copy, "etc/node-join/config.yaml");
+    writeFileSync(
+      copyConfig,
+      readFileSync(copyConfig, "utf8").replace(tpm.tcti, otherMachine.tcti),
+    );
+    const before = files(copy).map((f) => [f, readFileSync(f)] as const);
+    const message = `TPM ${otherMachine.tcti} cannot load the node's key`;
+    const copySigns = requests("/1.0/sign");
+    const stolen = await expectFailure(
+      ["renew", "--root", copy, "--force"],
+      6,
+      new RegExp(esc(message)),
+      copy,
+    );
+    assert.match(
+      stolen.stderr.trim().split("\n").at(-1)!,
+      new RegExp(`^node-join: error: ${esc(message)}`),
+    );
+    assert.equal(requests("/1.0/sign"), copySigns, "no CSR from the copy reached the CA");
+    for (const [f, b] of before) assert.deepEqual(readFileSync(f), b, `${f} unchanged`);
+
+    const original = await runCli(["renew", "--root", root, "--force"]);
+    assert.equal(original.code, 0, original.stderr);
+    assert.equal(requests("/1.0/sign") - copySigns, 2);
+
+    // leave removes the wrapped key and its machine certificate with the node's other secrets.
+    const left = await runCli(["leave", "--root", root, "--yes"]);
+    assert.equal(left.code, 0, left.stderr);
+    assert.equal(existsSync(join(root, KEY)), false);
+    assert.equal(existsSync(join(root, CERT)), false);
+    assert.equal(existsSync(join(root, "var/lib/node-join")), false);
+  });
+
+  it("a wrong TCTI, or no machine token: one line, nothing written", async () => {
+    const root = newRoot();
+    const tokenFile = await machineToken(root, "t2");
+    const before = files(root);
+    const wrong = await runCli(
+      tpmJoin(root, "t2", "swtpm:host=127.0.0.1,port=1", { "ca-token-file": tokenFile }),
+    );
+    assert.equal(wrong.code, 6, wrong.stderr);
+    assert.equal(wrong.stderr.trim().split("\n").length, 1, wrong.stderr);
+    assert.match(wrong.stderr, /TPM swtpm:host=127\.0\.0\.1,port=1/);
+    assert.deepEqual(files(root), before, "nothing written");
+
+    const signs = requests("/1.0/sign");
+    const none = await runCli(tpmJoin(root, "t2", tpm.tcti));
+    assert.equal(none.code, 2, none.stderr);
+    assert.match(
+      none.stderr,
+      /no machine certificate yet: give a one-time token for it \(CN t2, SANs t2: step ca token t2/,
+    );
+    assert.equal(requests("/1.0/sign"), signs, "no CSR sent");
+    assert.deepEqual(files(root), before, "nothing written");
+    assert.equal(existsSync(join(root, KEY)), false);
+  });
+});
