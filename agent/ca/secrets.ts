@@ -98,7 +98,12 @@ export interface TpmX5cIdentity {
   /** Where it is kept, for messages. */
   certFile: string;
   /** The machine certificate obtained or renewed in this run: kept once the run succeeded. */
-  obtained(chainPem: string, chain: CertInfo[]): void;
+  /**
+   * spentTokenFile: the token file whose every token this run spent (one-time tokens, RFC 7519
+   * jti: step-ca refuses them again), deleted once the run succeeded: a copy of the disk carries
+   * nothing that enrols.
+   */
+  obtained(chainPem: string, chain: CertInfo[], spentTokenFile?: string): void;
 }
 
 /**

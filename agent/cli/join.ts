@@ -82,6 +82,8 @@ export interface JoinResult {
   droppedAuthKeys?: string[];
   /** identity: tpm: the auth key files whose key is now in the TPM, deleted (dry run: would be). */
   authKeysIntoTpm?: string[];
+  /** identity: tpm (step-ca): the token files whose one-time tokens this join spent, deleted. */
+  spentTokenFiles?: string[];
 }
 
 export interface JoinOptions {
@@ -176,6 +178,7 @@ export function joinResult(s: Settings, r: RunOutcome, timerInPlace = false): Jo
     ...(r.dryRun && s.timer.enabled && !timerInPlace ? { wouldInstallTimer: true as const } : {}),
     ...(r.droppedAuthKeys ? { droppedAuthKeys: r.droppedAuthKeys } : {}),
     ...(r.authKeysIntoTpm ? { authKeysIntoTpm: r.authKeysIntoTpm } : {}),
+    ...(r.spentTokenFiles ? { spentTokenFiles: r.spentTokenFiles } : {}),
   };
 }
 
@@ -251,8 +254,14 @@ export function formatJoin(r: JoinResult): string {
         : `moved the CFSSL auth key of ${f} into the TPM and deleted the file (identity: tpm): tokens are computed in the TPM\n`,
     )
     .join("");
+  const spent = (r.spentTokenFiles ?? [])
+    .map(
+      (f) =>
+        `deleted ${f}: its one-time tokens are spent (identity: tpm enrols with the TPM's key)\n`,
+    )
+    .join("");
   // The timer is mentioned when this join installed or replaced it, not on every repeated join.
-  return `${r.message}\n${r.issued.map(line).join("")}${dry}${r.timer?.changed ? `${r.timer.message}\n` : ""}${intoTpm}${dropped}`;
+  return `${r.message}\n${r.issued.map(line).join("")}${dry}${r.timer?.changed ? `${r.timer.message}\n` : ""}${intoTpm}${spent}${dropped}`;
 }
 
 export function registerJoin(program: Command, cli: Cli): void {

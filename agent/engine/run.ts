@@ -174,6 +174,8 @@ export interface RunOutcome {
   droppedAuthKeys?: string[];
   /** identity: tpm: the auth key files whose key this run moved into the TPM (then deleted). */
   authKeysIntoTpm?: string[];
+  /** identity: tpm (step-ca): the token files whose one-time tokens this run spent, deleted. */
+  spentTokenFiles?: string[];
 }
 
 export async function run(s: Settings, policy: RunPolicy, rt: Runtime): Promise<RunOutcome> {
@@ -391,20 +393,25 @@ function dropAuthKeys(
   pending: ReadonlyMap<CaName, () => TpmKeyWrite[]>,
 ): RunOutcome {
   const tpmKeys = [...pending.values()].flatMap((w) => w());
+  const spentOf = (r: { spentTokens: string[] }): RunOutcome =>
+    r.spentTokens.length ? { ...outcome, spentTokenFiles: r.spentTokens } : outcome;
   if (!policy.dropAuthKeys) {
-    // renew: an X5C machine certificate it renewed in the TPM's name (tpm-x5c.ts).
-    if (!policy.dryRun)
+    // renew: an X5C machine certificate it renewed (or obtained again) in the TPM's name.
+    if (policy.dryRun) return outcome;
+    return spentOf(
       writeTpmKeys(
         tpmKeys.filter((w) => w.everyRun),
         removeIfExists,
-      );
-    return outcome;
+      ),
+    );
   }
   // identity: tpm: the keys the TPM took, their blobs written, then their files deleted.
-  const intoTpm = policy.dryRun
-    ? tpmKeys.flatMap((w) => (w.replaces ? [w.replaces] : []))
+  const written = policy.dryRun
+    ? { replaced: tpmKeys.flatMap((w) => (w.replaces ? [w.replaces] : [])), spentTokens: [] }
     : writeTpmKeys(tpmKeys, removeIfExists);
-  const withTpm = intoTpm.length ? { ...outcome, authKeysIntoTpm: [...new Set(intoTpm)] } : outcome;
+  const intoTpm = written.replaced;
+  const base = spentOf(written);
+  const withTpm = intoTpm.length ? { ...base, authKeysIntoTpm: [...new Set(intoTpm)] } : base;
   if (s.renew.authKey !== "drop") return withTpm;
   // The backends say which of their secret files the drop deletes (ca/index.ts).
   const files = casFor(s.role).flatMap(({ name }) => droppableSecretFiles(s.cas[name]));

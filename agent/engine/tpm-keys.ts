@@ -13,6 +13,7 @@ import { ensureDir, inspect, writeFileAtomic } from "../store/fsio.js";
 import type { Layout } from "../store/layout.js";
 import { readTrustedFile } from "../store/strict-modes.js";
 import { encodeBlob, parseBlob } from "../tpm/blob.js";
+import { tpmX5cFiles, x5cInTpm } from "./tpm-x5c.js";
 import { createTpm, type Tpm, type TpmKeyBlob } from "../tpm/tpm.js";
 
 /** The CA's auth key lives in the TPM once joined. */
@@ -29,6 +30,8 @@ export interface TpmKeyWrite {
   text: string;
   /** The auth key file it replaces, deleted once the blob is on disk. */
   replaces?: string;
+  /** A token file whose one-time tokens this run spent (tpm-x5c.ts), deleted with it. */
+  spentToken?: string;
   /** Default 0600; a certificate is 0644. */
   mode?: number;
   /**
@@ -104,18 +107,21 @@ export async function withTpmAuthKey(
 export function writeTpmKeys(
   writes: readonly TpmKeyWrite[],
   remove: (f: string) => void,
-): string[] {
-  const replaced: string[] = [];
+): { replaced: string[]; spentTokens: string[] } {
   for (const w of writes) {
     ensureDir(join(w.file, ".."), 0o700);
     writeFileAtomic(w.file, w.text, w.mode ?? 0o600);
   }
-  for (const w of writes)
-    if (w.replaces && !replaced.includes(w.replaces) && inspect(w.replaces).kind !== "missing") {
-      remove(w.replaces);
-      replaced.push(w.replaces);
-    }
-  return replaced;
+  const removed = (files: (string | undefined)[]) =>
+    [...new Set(files.filter((f): f is string => f !== undefined))].filter((f) => {
+      if (inspect(f).kind === "missing") return false;
+      remove(f);
+      return true;
+    });
+  return {
+    replaced: removed(writes.map((w) => w.replaces)),
+    spentTokens: removed(writes.map((w) => w.spentToken)),
+  };
 }
 
 /** Where the node's enrolment identity lives, and what a copy of its disk would carry. */
@@ -137,6 +143,13 @@ export interface IdentityStatus {
  * settings name that is there (secretFiles: auth keys, tokens, passwords, X5C keys), and each
  * TPM-wrapped key join wrote.
  */
+/** The TPM-wrapped keys a CA's settings keep under the state directory: its identity in the TPM. */
+function tpmBlobFiles(c: CaSettings, l: Layout, ca: CaName): string[] {
+  if (authKeyInTpm(c)) return [tpmAuthKeyFile(l, ca)];
+  if (x5cInTpm(c)) return [tpmX5cFiles(l, ca).key];
+  return [];
+}
+
 export function identityStatus(
   cas: readonly { name: CaName; settings: CaSettings; secretFiles: string[] }[],
   l: Layout,
@@ -144,10 +157,7 @@ export function identityStatus(
 ): IdentityStatus {
   const present = (f: string) => inspect(f).kind !== "missing";
   const files = [...new Set(cas.flatMap((c) => c.secretFiles).filter(present))];
-  const blobs = cas
-    .filter((c) => authKeyInTpm(c.settings))
-    .map((c) => tpmAuthKeyFile(l, c.name))
-    .filter(present);
+  const blobs = cas.flatMap((c) => tpmBlobFiles(c.settings, l, c.name)).filter(present);
   const where = files.length ? "file" : blobs.length ? "tpm" : "none";
   return { where, secretFiles: files.map(shown), tpmKeys: [...new Set(blobs)].map(shown) };
 }

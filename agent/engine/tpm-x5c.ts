@@ -89,9 +89,16 @@ export async function withTpmX5c(
     sign: (data, format) => tpm().sign(blob, data, format),
     ...(chain ? { chain } : {}),
     certFile: files.cert,
-    obtained: (chainPem, obtained) => {
+    obtained: (chainPem, obtained, spentTokenFile) => {
       identity.chain = obtained;
-      const write = { ca, file: files.cert, text: chainPem, mode: 0o644, everyRun: true as const };
+      const write: TpmKeyWrite = {
+        ca,
+        file: files.cert,
+        text: chainPem,
+        mode: 0o644,
+        everyRun: true,
+      };
+      if (spentTokenFile) write.spentToken = spentTokenFile;
       const at = writes.findIndex((w) => w.file === files.cert);
       if (at >= 0) writes[at] = write;
       else writes.push(write);

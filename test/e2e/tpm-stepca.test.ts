@@ -85,6 +85,9 @@ describe("step-ca X5C with the machine key in the TPM", () => {
     assert.equal(j.code, 0, j.stderr);
     assert.equal(requests("/1.0/sign") - signs, 3, "the machine certificate, then two kubelet's");
     assert.match(j.stderr + j.stdout, /obtained the X5C machine certificate/);
+    // The one-time token is spent: deleted, so the disk holds nothing that enrols.
+    assert.ok(!existsSync(tokenFile), "the spent token file is deleted");
+    assert.match(j.stdout, /deleted .*machine\.token: its one-time tokens are spent/);
     assert.equal(statSync(join(root, KEY)).mode & 0o777, 0o600);
     const machine = readFileSync(join(root, CERT), "utf8");
     assert.equal(opensslInfo(machine).cn, "t1");
@@ -103,6 +106,15 @@ describe("step-ca X5C with the machine key in the TPM", () => {
     assert.match(stepCaLog(ca), /provisioner=machines/);
     const config = readFileSync(join(root, "etc/node-join/config.yaml"), "utf8");
     assert.match(config, /identity: tpm/);
+    const status = await runCli(["status", "--root", root, "--wide"]);
+    assert.match(
+      status.stdout,
+      new RegExp(
+        `^identity: tpm \\(a copy of the disk carries 0 secret files; TPM-wrapped keys /${esc(KEY)}\\)$`,
+        "m",
+      ),
+      status.stdout,
+    );
 
     // renew: the provisioner disables renewal, the TPM's key enrols both again (no token left).
     const renewSigns = requests("/1.0/sign");

@@ -325,9 +325,12 @@ async function tpmMachine(e: Enrolment): Promise<X5cCredential> {
   const token = e.tokens.take(req);
   const sans = `(${describeTemplate(req.template)}) for the machine key in ${id.source}`;
   let chainPem: string;
+  let spent: string | undefined;
   if (token) {
     const source = `the one-time token ${token.position} from ${tokenSource(e.client)}`;
     chainPem = await postSign(e, req, () => token.token, source, true);
+    const file = e.client.settings.tokenFile;
+    if (file && ctx.secrets.tokenFile?.source === file && e.tokens.spent()) spent = file;
   } else {
     if (ctx.secrets.passwordFile === undefined) prepareMachine(e, id);
     const key = await e.provisionerKey();
@@ -336,7 +339,7 @@ async function tpmMachine(e: Enrolment): Promise<X5cCredential> {
     chainPem = await postSign(e, req, t, `the token minted with "${key.name}"`, false);
   }
   ctx.log(`${servers.description}: obtained the X5C machine certificate ${sans}`);
-  return tpmCredential(id, await machineAnswer(e, id, chainPem));
+  return tpmCredential(id, await machineAnswer(e, id, chainPem, spent));
 }
 
 /** The CA's machine certificate, checked to certify the TPM's key, then kept (obtained). */
@@ -344,12 +347,13 @@ async function machineAnswer(
   e: Enrolment,
   id: TpmX5cIdentity,
   chainPem: string,
+  spentTokenFile?: string,
 ): Promise<CertInfo[]> {
   const chain = splitPemCertificates(chainPem, "the X5C machine certificate").map(parseCert);
   if (!chain[0]!.spki.equals(spkiDer(await id.publicKey())))
     throw new CaRefusedError(
       `${e.client.servers.description}: the X5C machine certificate it answered does not certify the key in ${id.source}`,
     );
-  id.obtained(chainPem, chain);
+  id.obtained(chainPem, chain, spentTokenFile);
   return chain;
 }

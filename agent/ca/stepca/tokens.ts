@@ -143,6 +143,11 @@ export class TokenPool {
     return t;
   }
 
+  /** Every token given was used in this run or cannot work (expired, another CA's). */
+  spent(): boolean {
+    return this.usable.every((t) => this.used.has(t));
+  }
+
   /** What the given tokens are for, to explain why none fits. */
   summary(): string {
     const parts = [
