@@ -18,6 +18,7 @@ import {
   listProvisioners,
   mintToken,
   TOKEN_LIFETIME_S,
+  type JwkProvisioner,
   type ProvisionerKey,
 } from "./provisioners.js";
 import { tokenSans } from "./sans.js";
@@ -127,13 +128,7 @@ export function createEnrolment(client: StepCaClient, connection: Connection): E
         ))()),
     provisionerKey: () =>
       (key ??= (async () => {
-        const p = pickProvisioner(
-          "JWK",
-          jwkProvisionersOf(await provisioners()),
-          s.provisioner,
-          servers.description,
-          prefix,
-        );
+        const p = machineJwk(self, await provisioners());
         const pw = ctx.secrets.passwordFile!.value;
         const signer = await decryptKey(p, pw, servers.description, prefix, passwordSource(client));
         return { name: p.name, signer };
@@ -141,6 +136,27 @@ export function createEnrolment(client: StepCaClient, connection: Connection): E
     tpmMachine: () => (machine ??= tpmMachine(self)),
   };
   return self;
+}
+
+/**
+ * The JWK provisioner the password mints tokens for: the one --ca-provisioner names, or the CA's
+ * only one. With the machine key in the TPM, --ca-provisioner names the X5C provisioner that
+ * enrols the kubelet's certificates (docs/tpm.md); the password then obtains the machine
+ * certificate from the CA's only JWK provisioner.
+ */
+function machineJwk(e: Enrolment, all: unknown[]): JwkProvisioner {
+  const { ctx, settings: s, servers, prefix } = e.client;
+  const jwk = jwkProvisionersOf(all);
+  const x5cNamed =
+    ctx.secrets.x5cTpm !== undefined &&
+    s.provisioner !== undefined &&
+    !jwk.some((p) => p.name === s.provisioner) &&
+    x5cProvisionersOf(all).some((p) => p.name === s.provisioner);
+  if (!x5cNamed) return pickProvisioner("JWK", jwk, s.provisioner, servers.description, prefix);
+  if (jwk.length === 1) return jwk[0]!;
+  throw new UsageError(
+    `${servers.description}: the provisioner password obtains the machine certificate from the CA's JWK provisioner, but --${prefix}ca-provisioner names the X5C one ("${s.provisioner}") and the CA has ${jwk.length === 0 ? "no JWK provisioner" : `several (${jwk.map((p) => p.name).join(", ")})`}: give a one-time token for the machine certificate (--${prefix}ca-token-file) instead`,
+  );
 }
 
 const tokenEnv = (client: StepCaClient) => secretEnvName(client.ctx.ca, "TOKEN");
