@@ -28,3 +28,13 @@ export function formatPlannedFiles(files: readonly PlannedFile[]): string {
     })
     .join("");
 }
+
+/** identity: tpm (step-ca): the token files a run deleted once their one-time tokens were spent. */
+export function formatSpentTokens(files: readonly string[] | undefined): string {
+  return (files ?? [])
+    .map(
+      (f) =>
+        `deleted ${f}: its one-time tokens are spent (identity: tpm enrols with the TPM's key)\n`,
+    )
+    .join("");
+}

@@ -30,7 +30,7 @@ import { inspect } from "../store/fsio.js";
 import { checkWritable, joinDirs } from "../store/writable.js";
 import { checkEnvironmentFile } from "../store/strict-modes.js";
 import { addGlobal, examples, type Cli } from "./context.js";
-import { formatPlannedFiles } from "./format.js";
+import { formatPlannedFiles, formatSpentTokens } from "./format.js";
 import { addOptionFlags } from "./flags.js";
 import { isoDate } from "./format.js";
 
@@ -254,12 +254,7 @@ export function formatJoin(r: JoinResult): string {
         : `moved the CFSSL auth key of ${f} into the TPM and deleted the file (identity: tpm): tokens are computed in the TPM\n`,
     )
     .join("");
-  const spent = (r.spentTokenFiles ?? [])
-    .map(
-      (f) =>
-        `deleted ${f}: its one-time tokens are spent (identity: tpm enrols with the TPM's key)\n`,
-    )
-    .join("");
+  const spent = formatSpentTokens(r.spentTokenFiles);
   // The timer is mentioned when this join installed or replaced it, not on every repeated join.
   return `${r.message}\n${r.issued.map(line).join("")}${dry}${r.timer?.changed ? `${r.timer.message}\n` : ""}${intoTpm}${spent}${dropped}`;
 }

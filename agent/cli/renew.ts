@@ -16,7 +16,7 @@ import type { PlannedFile } from "../store/transaction.js";
 import { checkEnvironmentFile } from "../store/strict-modes.js";
 import { addGlobal, examples, type Cli } from "./context.js";
 import { addOptionFlags } from "./flags.js";
-import { formatPlannedFiles, isoDate } from "./format.js";
+import { formatPlannedFiles, formatSpentTokens, isoDate } from "./format.js";
 
 const HELP = examples([
   "node-join renew                 # what the timer runs: what is due, then hooks",
@@ -59,6 +59,8 @@ export interface RenewResult {
   files: PlannedFile[];
   /** The CA bundles among `changedFiles`: a CA's certificates changed (a rotation). */
   caBundles: string[];
+  /** identity: tpm (step-ca): token files whose one-time tokens this run spent, deleted. */
+  spentTokenFiles?: string[];
   message: string;
 }
 
@@ -88,6 +90,7 @@ export function renewResult(r: RunOutcome, caBundleFiles: readonly string[] = []
     changedFiles: r.changedFiles,
     files: r.files,
     caBundles: r.changedFiles.filter((f) => caBundleFiles.includes(f)),
+    ...(r.spentTokenFiles ? { spentTokenFiles: r.spentTokenFiles } : {}),
   };
   if (renewed.length === 0) {
     const next = nextDue(r.assessments);
@@ -132,7 +135,7 @@ export function formatRenew(r: RenewResult): string {
   const bundles = r.caBundles
     .map((f) => `  ${r.dryRun ? "would rewrite" : "rewrote"} CA bundle ${f}\n`)
     .join("");
-  return `${r.message}\n${r.renewed.map(line).join("")}${bundles}${r.dryRun ? formatPlannedFiles(r.files) : ""}`;
+  return `${r.message}\n${r.renewed.map(line).join("")}${bundles}${formatSpentTokens(r.spentTokenFiles)}${r.dryRun ? formatPlannedFiles(r.files) : ""}`;
 }
 
 export function registerRenew(program: Command, cli: Cli): void {
