@@ -37,7 +37,7 @@ import {
 import { clockProblem, clockVerdict, readFloor, synchronised } from "./clock.js";
 import { resolveIdentity, tableContext } from "./identity.js";
 import type { Runtime } from "./runtime.js";
-import { identityStatus, type IdentityStatus } from "./tpm-keys.js";
+import { identityStatus, type IdentityStatus } from "./tpm-identity.js";
 
 /** What a joined node's certificates are judged by, as renew judges them: see judgedBy. */
 export interface Judged {

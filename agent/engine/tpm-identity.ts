@@ -1,0 +1,47 @@
+// Where a node's enrolment identity lives (status, the metrics): in secret files a copy of the
+// disk carries, or only in TPM-wrapped keys (tpm-keys.ts: CFSSL's auth key; tpm-x5c.ts: step-ca's
+// X5C machine key), which load in this node's TPM alone.
+import type { CaSettings } from "../ca/index.js";
+import type { CaName } from "../pki/cas.js";
+import { inspect } from "../store/fsio.js";
+import type { Layout } from "../store/layout.js";
+import { authKeyInTpm, tpmAuthKeyFile } from "./tpm-keys.js";
+import { tpmX5cFiles, x5cInTpm } from "./tpm-x5c.js";
+
+/** Where the node's enrolment identity lives, and what a copy of its disk would carry. */
+export interface IdentityStatus {
+  /**
+   * "file": a secret that enrols or signs at a CA is a file (a copy of the disk carries it);
+   * "tpm": only TPM-wrapped keys (useless off this TPM); "none": neither (the node renews with its
+   * certificates alone, or must be handed a secret to enrol again).
+   */
+  where: "tpm" | "file" | "none";
+  /** The secret files on disk a copy would carry (the kubelet's own keys aside), host paths. */
+  secretFiles: string[];
+  /** The TPM-wrapped keys on disk, host paths. */
+  tpmKeys: string[];
+}
+
+/** The TPM-wrapped keys a CA's settings keep under the state directory: its identity in the TPM. */
+function tpmBlobFiles(c: CaSettings, l: Layout, ca: CaName): string[] {
+  if (authKeyInTpm(c)) return [tpmAuthKeyFile(l, ca)];
+  if (x5cInTpm(c)) return [tpmX5cFiles(l, ca).key];
+  return [];
+}
+
+/**
+ * The identity of a node with these CA settings, as its disk holds it now: each secret file the
+ * settings name that is there (secretFiles: auth keys, tokens, passwords, X5C keys), and each
+ * TPM-wrapped key join wrote.
+ */
+export function identityStatus(
+  cas: readonly { name: CaName; settings: CaSettings; secretFiles: string[] }[],
+  l: Layout,
+  shown: (path: string) => string,
+): IdentityStatus {
+  const present = (f: string) => inspect(f).kind !== "missing";
+  const files = [...new Set(cas.flatMap((c) => c.secretFiles).filter(present))];
+  const blobs = cas.flatMap((c) => tpmBlobFiles(c.settings, l, c.name)).filter(present);
+  const where = files.length ? "file" : blobs.length ? "tpm" : "none";
+  return { where, secretFiles: files.map(shown), tpmKeys: [...new Set(blobs)].map(shown) };
+}
