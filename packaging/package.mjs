@@ -459,7 +459,13 @@ function makeBlob(arch, bin, partsDir) {
         // OpenSSL reads OPENSSL_CONF while the runtime starts, before any agent code, and the file
         // it names can load a provider (a shared object) into this root-run agent. The binary
         // uses OpenSSL's built-in defaults instead (Node's --openssl-config; an empty file).
-        execArgv: ["--openssl-config=/dev/null"],
+        // --use-openssl-ca: Node 24 parses its ~140 bundled root certificates on a second thread
+        // as soon as node:tls loads (undici loads it on every run), about a fifth of the
+        // instructions of a `renew` with nothing due. node-join never trusts a default store: a
+        // verified connection names its anchors (`ca`, agent/ca/http.ts), which replace the
+        // defaults; an unverified one (fetching a pinned CA) names an empty list. OpenSSL's own
+        // store is then the default, read only for a context without `ca`, which never happens.
+        execArgv: ["--openssl-config=/dev/null", "--use-openssl-ca"],
         assets,
       },
       null,
