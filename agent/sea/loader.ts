@@ -64,6 +64,17 @@ export interface LoaderOptions {
   debug?: (line: string) => void;
 }
 
+/**
+ * The public Node builtins a process has loaded (process.moduleLoadList's "NativeModule <id>"
+ * entries, internal ones left out), sorted: the loader's debug trace prints them at exit, so a test
+ * sees a command that loads a heavy builtin it does not use (test/e2e/binary.test.ts).
+ */
+export function publicBuiltins(moduleLoadList: readonly string[]): string[] {
+  return moduleLoadList
+    .flatMap((m) => /^NativeModule ((?!internal\/)\S+)$/.exec(m)?.[1] ?? [])
+    .sort();
+}
+
 export function createLoader(read: (name: string) => ScriptAsset, opts: LoaderOptions): SeaLoader {
   const scripts = new Map<string, LoadedScript>();
   const load = (name: string): unknown => {
