@@ -1,7 +1,7 @@
 // The main script of the single binary (Node SEA): loads the agent from the binary's assets.
 // See ./loader.ts for why the agent is not the main script itself.
 import { getRawAsset, isSea } from "node:sea";
-import { createLoader, publicBuiltins } from "./loader.js";
+import { cacheAssets, createLoader, publicBuiltins } from "./loader.js";
 
 if (!isSea())
   throw new Error(
@@ -21,13 +21,15 @@ if (debug) {
 
 createLoader(
   (name) => {
-    let cache: Uint8Array | undefined;
-    try {
-      cache = new Uint8Array(getRawAsset(`${name}.cache`) as ArrayBuffer);
-    } catch {
-      cache = undefined; // packaged without a cache: V8 compiles from source
+    for (const cacheName of cacheAssets(name, process.argv[2])) {
+      try {
+        const cache = new Uint8Array(getRawAsset(cacheName) as ArrayBuffer);
+        return { source: text(`${name}.js`), cache, cacheName };
+      } catch {
+        // not packaged: the next one
+      }
     }
-    return { source: text(`${name}.js`), ...(cache ? { cache } : {}) };
+    return { source: text(`${name}.js`) }; // packaged without a cache: V8 compiles from source
   },
   {
     require,

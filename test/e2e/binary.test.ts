@@ -24,13 +24,13 @@ after(async () => {
   await ca?.stop();
 });
 
+const PART_LINE =
+  /^node-join: debug: sea: ([\w.-]+): \d+ bytes of source, code cache (\w+)(?: \(([\w.-]+)\))?$/gm;
 /** "part:cache" for each part the loader ran (NODE_JOIN_DEBUG=1), in order. */
-const parts = (stderr: string) =>
-  [
-    ...stderr.matchAll(
-      /^node-join: debug: sea: ([\w.-]+): \d+ bytes of source, code cache (\w+)$/gm,
-    ),
-  ].map((m) => `${m[1]}:${m[2]}`);
+const parts = (stderr: string) => [...stderr.matchAll(PART_LINE)].map((m) => `${m[1]}:${m[2]}`);
+/** The code cache asset each part read (NODE_JOIN_DEBUG=1), sorted. */
+const cacheAssets = (stderr: string) =>
+  [...stderr.matchAll(PART_LINE)].map((m) => m[3] ?? `${m[1]}: none`).sort();
 
 /** The public builtins the process had loaded at exit (NODE_JOIN_DEBUG=1: "sea: builtins: ..."). */
 const builtins = (stderr: string): string[] => {
@@ -71,7 +71,15 @@ for (const arch of ["x64", "arm64"] as const) {
       join_.stdout,
       new RegExp(`joined worker node w-${arch}: issued 2 certificate\\(s\\)`),
     );
-    // The code caches trained at packaging time for this architecture are the ones V8 takes.
+    // The code caches trained at packaging time for this architecture are the ones V8 takes: for
+    // a join, those trained by every command.
+    assert.deepEqual(cacheAssets(join_.stderr), [
+      "core.cache",
+      "peculiar-x509.cache",
+      "pkijs.cache",
+      "reflect-metadata.cache",
+      "undici.cache",
+    ]);
     assert.deepEqual(
       parts(join_.stderr).sort(),
       [
@@ -110,6 +118,9 @@ for (const arch of ["x64", "arm64"] as const) {
     assert.equal(idle.status, 0, idle.stderr);
     assert.match(idle.stdout, /^nothing to renew/);
     assert.deepEqual(parts(idle.stderr).sort(), ["core:accepted", "undici:accepted"], idle.stderr);
+    // The caches trained by the idle commands alone (packaging/sea-train.mjs --idle).
+    assert.deepEqual(cacheAssets(idle.stderr), ["core.idle.cache", "undici.idle.cache"]);
+    assert.deepEqual(cacheAssets(st.stderr), ["core.idle.cache"]);
     // CFSSL over plain HTTP: no TLS either.
     assert.deepEqual(unusedLoaded(idle.stderr, [...NEVER_IDLE, "tls"]), [], idle.stderr);
     // status reads files only: not even an HTTP client.
