@@ -37,27 +37,40 @@ const common = {
 /** @type {import("esbuild").BuildOptions} */
 const partMaps = { sourcemap: "external" };
 
-// commander requires node:child_process at load time (which brings net, dgram and more: a few ms
-// and
-// MiB of every start) only to spawn executable subcommands, which node-join does not have. Its copy
-// is a stand-in that loads the real module on first property access.
+// Builtins a package requires at load time but node-join never uses through it: the package's copy
+// is a stand-in that loads the real module on first property access (process.getBuiltinModule).
+// - commander requires node:child_process (which brings net, dgram and more: a few ms and MiB of
+//   every start) only to spawn executable subcommands, which node-join does not have.
+// - undici requires node:http2 for HTTP/2, which it offers only with `allowH2` (undici
+//   lib/core/connect.js: ALPN "h2"), never set by agent/ca/http.ts. Loading it brings about 90
+//   internal modules (readline, the REPL history, fs/promises): a fifth of loading undici, on every
+//   renew. At load undici reads only `http2.constants`; the stand-in answers `{}`, what undici
+//   itself falls back to where node:http2 is missing (lib/dispatcher/client-h2.js).
+/** @type {{ builtin: string, importer: string, known?: string }[]} */
+const LAZY_BUILTINS = [
+  { builtin: "child_process", importer: "commander" },
+  { builtin: "http2", importer: "undici", known: "{ constants: {} }" },
+];
 /** @type {import("esbuild").Plugin} */
-const lazyChildProcess = {
-  name: "lazy-child-process",
+const lazyBuiltins = {
+  name: "lazy-builtins",
   setup(b) {
-    b.onResolve({ filter: /^(node:)?child_process$/ }, (args) =>
-      /[\\/]node_modules[\\/]commander[\\/]/.test(args.importer)
-        ? { path: "child_process", namespace: "lazy-builtin" }
-        : undefined,
-    );
-    b.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, () => ({
-      contents:
-        'module.exports = new Proxy({}, { get: (_, k) => process.getBuiltinModule("node:child_process")[k] });',
-      loader: "js",
-    }));
+    for (const { builtin, importer } of LAZY_BUILTINS) {
+      const pkg = new RegExp(`[\\\\/]node_modules[\\\\/]${importer}[\\\\/]`);
+      b.onResolve({ filter: new RegExp(`^(node:)?${builtin}$`) }, (args) =>
+        pkg.test(args.importer) ? { path: builtin, namespace: "lazy-builtin" } : undefined,
+      );
+    }
+    b.onLoad({ filter: /.*/, namespace: "lazy-builtin" }, (args) => {
+      const known = LAZY_BUILTINS.find((l) => l.builtin === args.path)?.known ?? "{}";
+      return {
+        contents: `module.exports = new Proxy(${known}, { get: (t, k) => k in t ? t[k] : process.getBuiltinModule(${JSON.stringify(`node:${args.path}`)})[k] });`,
+        loader: "js",
+      };
+    });
   },
 };
-common.plugins = [lazyChildProcess];
+common.plugins = [lazyBuiltins];
 
 await build({ ...common, entryPoints: ["agent/cli/main.ts"], outfile: "dist/node-join.cjs" });
 chmodSync("dist/node-join.cjs", 0o755);
@@ -97,7 +110,7 @@ await build({
   ...common,
   entryPoints: ["agent/cli/main.ts"],
   outfile: `${SEA}/core.js`,
-  plugins: [chunkStubs, lazyChildProcess],
+  plugins: [chunkStubs, lazyBuiltins],
   ...partMaps,
 });
 // The loader wraps each part in a function, where agent/cli/main.ts's "#!" line would be a syntax

@@ -341,6 +341,24 @@ function checkRuntime(pin, arch, bin) {
  * The parts of dist/sea that go into the binary as assets: the core and every chunk.
  * @returns {string[]}
  */
+/**
+ * The code caches in a trained parts directory: <part>.cache for every part, and <part>.idle.cache
+ * for the parts the idle commands load.
+ * @param {string} dir
+ * @returns {string[]}
+ */
+function cacheFiles(dir) {
+  const all = partNames().map((n) => `${n}.cache`);
+  for (const f of all)
+    if (!existsSync(join(dir, f))) fail(`${join(dir, f)} missing after training`);
+  return [
+    ...all,
+    ...partNames().flatMap((n) =>
+      existsSync(join(dir, `${n}.idle.cache`)) ? [`${n}.idle.cache`] : [],
+    ),
+  ];
+}
+
 function partNames() {
   /** @type {string[]} */
   const chunks = JSON.parse(readFileSync(join(PARTS, "chunks.json"), "utf8"));
@@ -399,28 +417,35 @@ function trainParts(arch, bin, ca) {
   for (const f of ["loader.cjs", ...partNames().map((n) => `${n}.js`)])
     writeFileSync(join(dir, f), readFileSync(join(PARTS, f)));
   const [cmd, ...pre] = nodeCmd(arch, bin);
-  const r = spawnSync(
-    cmd,
-    [
-      ...pre,
-      join(ROOT, "packaging", "sea-train.mjs"),
-      dir,
-      join(ROOT, ".cache", "sea", `train-${arch}`),
-    ],
-    {
-      cwd: ROOT,
-      encoding: "utf8",
-      env: {
-        ...childEnv(),
-        TRAIN_CA_URL: ca.url,
-        TRAIN_CA_PIN: ca.pin,
-        TRAIN_CA_AUTH_KEY_FILE: ca.authKeyFile,
+  // Twice, each in a process of its own: every command, then the idle commands alone (their own
+  // caches: agent/sea/loader.ts IDLE_COMMANDS) on the node the first run joined.
+  for (const mode of [[], ["--idle"]]) {
+    const r = spawnSync(
+      cmd,
+      [
+        ...pre,
+        join(ROOT, "packaging", "sea-train.mjs"),
+        dir,
+        join(ROOT, ".cache", "sea", `train-${arch}`),
+        ...mode,
+      ],
+      {
+        cwd: ROOT,
+        encoding: "utf8",
+        env: {
+          ...childEnv(),
+          TRAIN_CA_URL: ca.url,
+          TRAIN_CA_PIN: ca.pin,
+          TRAIN_CA_AUTH_KEY_FILE: ca.authKeyFile,
+        },
       },
-    },
-  );
-  if (r.status !== 0)
-    fail(`training run (${arch}) exited with ${r.status ?? r.signal}\n${r.stdout}${r.stderr}`);
-  const total = partNames().reduce((n, p) => n + statSync(join(dir, `${p}.cache`)).size, 0);
+    );
+    if (r.status !== 0)
+      fail(
+        `training run (${arch}${mode.length ? `, ${mode[0]}` : ""}) exited with ${r.status ?? r.signal}\n${r.stdout}${r.stderr}`,
+      );
+  }
+  const total = cacheFiles(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
   log(
     `code caches (${arch}): ${partNames().length} parts, ${(total / 1e6).toFixed(1)} MB, trained by node-linux-${arch}`,
   );
@@ -442,10 +467,8 @@ function makeBlob(arch, bin, partsDir) {
   rmSync(blob, { force: true });
   /** @type {Record<string, string>} */
   const assets = {};
-  for (const n of partNames()) {
-    assets[`${n}.js`] = join(partsDir, `${n}.js`);
-    assets[`${n}.cache`] = join(partsDir, `${n}.cache`);
-  }
+  for (const n of partNames()) assets[`${n}.js`] = join(partsDir, `${n}.js`);
+  for (const f of cacheFiles(partsDir)) assets[f] = join(partsDir, f);
   writeFileSync(
     config,
     JSON.stringify(
@@ -459,7 +482,13 @@ function makeBlob(arch, bin, partsDir) {
         // OpenSSL reads OPENSSL_CONF while the runtime starts, before any agent code, and the file
         // it names can load a provider (a shared object) into this root-run agent. The binary
         // uses OpenSSL's built-in defaults instead (Node's --openssl-config; an empty file).
-        execArgv: ["--openssl-config=/dev/null"],
+        // --use-openssl-ca: Node 24 parses its ~140 bundled root certificates on a second thread
+        // as soon as node:tls loads (undici loads it on every run), about a fifth of the
+        // instructions of a `renew` with nothing due. node-join never trusts a default store: a
+        // verified connection names its anchors (`ca`, agent/ca/http.ts), which replace the
+        // defaults; an unverified one (fetching a pinned CA) names an empty list. OpenSSL's own
+        // store is then the default, read only for a context without `ca`, which never happens.
+        execArgv: ["--openssl-config=/dev/null", "--use-openssl-ca"],
         assets,
       },
       null,

@@ -15,22 +15,25 @@ const require = createRequire(import.meta.url);
  */
 
 /**
- * Returns the loader and the core's exports ({ main, ... }); a part's <name>.cache is used when
- * present.
- * @param {string} dir a parts directory: loader.cjs, core.js, <chunk>.js, optional <name>.cache
+ * Returns the loader and the core's exports ({ main, ... }). Each part reads the code cache the
+ * binary would read for `command` (agent/sea/loader.ts cacheAssets) when present.
+ * @param {string} dir a parts directory: loader.cjs, core.js, <chunk>.js, optional caches
+ * @param {{ command?: string, caches?: boolean }} [options] caches: false reads none (training)
  * @returns {{ loader: import("../agent/sea/loader.js").SeaLoader, core: Core }}
  */
-export function loadCore(dir) {
+export function loadCore(dir, { command, caches = true } = {}) {
   const partsDir = resolve(dir);
   /** @type {typeof import("../agent/sea/loader.js")} */
-  const { createLoader } = require(join(partsDir, "loader.cjs"));
+  const { cacheAssets, createLoader } = require(join(partsDir, "loader.cjs"));
   const loader = createLoader(
     (name) => {
-      const cacheFile = join(partsDir, `${name}.cache`);
-      return {
-        source: readFileSync(join(partsDir, `${name}.js`), "utf8"),
-        ...(existsSync(cacheFile) ? { cache: readFileSync(cacheFile) } : {}),
-      };
+      const source = readFileSync(join(partsDir, `${name}.js`), "utf8");
+      const cacheName = caches
+        ? cacheAssets(name, command).find((c) => existsSync(join(partsDir, c)))
+        : undefined;
+      return cacheName
+        ? { source, cache: readFileSync(join(partsDir, cacheName)), cacheName }
+        : { source };
     },
     { require, filename: join(partsDir, "core.js") },
   );

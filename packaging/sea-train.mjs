@@ -2,8 +2,12 @@
 // packaging/package.mjs runs it once per architecture with that architecture's pinned Node (arm64
 // under qemu-user): a V8 code cache is valid only for the V8 build and flags that made it.
 //
-//   node packaging/sea-train.mjs <parts dir> <work dir>
+//   node packaging/sea-train.mjs <parts dir> <work dir> [--idle]
 //     <parts dir>: dist/sea's core.js and chunk .js files; <name>.cache is written next to each
+//     --idle: a second run, in a process of its own, after the first (whose joined root it
+//     finds in <work dir>): only the commands of agent/sea/loader.ts IDLE_COMMANDS (renew with
+//     nothing due, status, version), from source; writes <name>.idle.cache for the parts they
+//     load, then removes <work dir>
 // env TRAIN_CA_URL, TRAIN_CA_PIN, TRAIN_CA_AUTH_KEY_FILE: a CFSSL CA with profiles client/serving
 //
 // It loads the parts through the binary's own loader and runs, in this one process, the commands
@@ -14,7 +18,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "nod
 import { join, resolve } from "node:path";
 import { loadCore } from "./sea-parts.mjs";
 
-const [partsArg, workArg] = process.argv.slice(2);
+const [partsArg, workArg, mode] = process.argv.slice(2);
 /** @param {string} k */
 const env = (k) => process.env[k] || fail(`${k} is not set`);
 /**
@@ -25,12 +29,15 @@ function fail(msg) {
   console.error(`sea-train: ${msg}`);
   process.exit(1);
 }
-if (!partsArg || !workArg) fail("usage: node packaging/sea-train.mjs <parts dir> <work dir>");
+if (!partsArg || !workArg || (mode !== undefined && mode !== "--idle"))
+  fail("usage: node packaging/sea-train.mjs <parts dir> <work dir> [--idle]");
 const parts = resolve(partsArg);
 const work = resolve(workArg);
+const idle = mode === "--idle";
 // Train from source: caches of an earlier run would only be read back.
-for (const f of readdirSync(parts).filter((n) => n.endsWith(".cache"))) rmSync(join(parts, f));
-const { loader, core } = loadCore(parts);
+if (!idle)
+  for (const f of readdirSync(parts).filter((n) => n.endsWith(".cache"))) rmSync(join(parts, f));
+const { loader, core } = loadCore(parts, { caches: false });
 
 /**
  * Runs one node-join command in this process; fails the run unless it exits 0 printing what expect
@@ -92,8 +99,30 @@ async function trainJose() {
   console.log("sea-train: jose: decrypted, imported and signed");
 }
 
-rmSync(work, { recursive: true, force: true });
+/**
+ * Writes each loaded part's code cache as <name><suffix>.
+ * @param {string} suffix
+ */
+function saveCaches(suffix) {
+  for (const s of loader.loaded()) {
+    const data = s.script.createCachedData();
+    writeFileSync(join(parts, `${s.name}${suffix}`), data);
+    console.log(`sea-train: ${s.name}${suffix}: ${data.length} bytes of code cache`);
+  }
+}
+
 const root = join(work, "root");
+if (idle) {
+  // What the timer and monitoring run on a joined node, nothing else in this process.
+  await run(["version"], /^node-join /);
+  await run(["status", "--root", root], /kubelet/);
+  await run(["status", "--root", root, "--json"], /"certificates"|"kinds"|"ok"/);
+  await run(["renew", "--root", root], /nothing to renew/);
+  saveCaches(".idle.cache");
+  rmSync(work, { recursive: true, force: true });
+  process.exit(0);
+}
+rmSync(work, { recursive: true, force: true });
 mkdirSync(join(root, "etc/node-join"), { recursive: true });
 const keyFile = join(root, "etc/node-join/ca-auth.key");
 writeFileSync(keyFile, readFileSync(env("TRAIN_CA_AUTH_KEY_FILE")), { mode: 0o600 });
@@ -142,9 +171,5 @@ await run(["renew", "--root", root, "--force"], /renewed/);
 
 await trainJose();
 
-for (const s of loader.loaded()) {
-  const data = s.script.createCachedData();
-  writeFileSync(join(parts, `${s.name}.cache`), data);
-  console.log(`sea-train: ${s.name}: ${data.length} bytes of code cache`);
-}
-rmSync(work, { recursive: true, force: true });
+saveCaches(".cache");
+// The joined root stays for the --idle run.

@@ -104,7 +104,8 @@ export async function httpRequest(req: HttpRequest): Promise<HttpResponse> {
   const tls = isHttps
     ? {
         rejectUnauthorized: req.tls?.ca !== undefined,
-        ...(req.tls?.ca ? { ca: req.tls.ca } : {}),
+        // Unverified: an empty list, not the default store (which Node would load and parse).
+        ca: req.tls?.ca ?? [],
         ...(req.tls?.cert ? { cert: req.tls.cert, key: req.tls.key } : {}),
         ...(identity && nodeTls
           ? {

@@ -7,9 +7,9 @@
 //     systemd-timesyncd(8) touches at every sync and shutdown);
 //   - the CA's HTTP Date (RFC 9110 6.6.1), when a CA answered: off by more than clock.tolerance.
 // The verdict only ever stops a run (exit 11); it never makes a certificate acceptable.
-import { execFileSync } from "node:child_process";
 import { statSync } from "node:fs";
 import { join } from "node:path";
+import { childProcess } from "../common/builtins.js";
 import { ClockNotSetError, TlsValidityError } from "../common/errors.js";
 import { isoDate, shortHumanDuration } from "../common/time.js";
 import { buildTime } from "../common/version.js";
@@ -136,11 +136,13 @@ export function synchronised(l: Layout): boolean | undefined {
   if (mtime(join(l.root, "run/systemd/timesync/synchronized"))) return true;
   if (l.root !== "/") return undefined;
   try {
-    const out = execFileSync("timedatectl", ["show", "-p", "NTPSynchronized", "--value"], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "ignore"],
-      timeout: 5000,
-    }).trim();
+    const out = childProcess()
+      .execFileSync("timedatectl", ["show", "-p", "NTPSynchronized", "--value"], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "ignore"],
+        timeout: 5000,
+      })
+      .trim();
     return out === "yes" ? true : out === "no" ? false : undefined;
   } catch {
     return undefined;

@@ -64,7 +64,22 @@ export function derToPem(der: Uint8Array, label = "CERTIFICATE"): string {
   return `-----BEGIN ${label}-----\n${wrap64(Buffer.from(der).toString("base64"))}-----END ${label}-----\n`;
 }
 
+// A run reads the same installed certificates more than once (the clock's floor, the assessment,
+// the metrics textfile, status): each distinct PEM text is parsed once per process. A CertInfo is
+// read-only, and a changed file is another text, parsed anew.
+const parsed = new Map<string, CertInfo>();
+const PARSED_MAX = 256;
+
 export function parseCert(pem: string): CertInfo {
+  const done = parsed.get(pem);
+  if (done) return done;
+  const info = parseCertText(pem);
+  if (parsed.size >= PARSED_MAX) parsed.clear();
+  parsed.set(pem, info);
+  return info;
+}
+
+function parseCertText(pem: string): CertInfo {
   const node = new X509Certificate(pem);
   const subject = parseDn(node.subject);
   const sans = parseSubjectAltName(node.subjectAltName);

@@ -4,7 +4,7 @@
 // each with a V8 code cache made at packaging time by a training run on the target architecture
 // (packaging/sea-train.mjs). Why: V8 parsing and compiling the 1.5 MB single bundle was most of a
 // `renew` with nothing due; now the core is compiled from its cache and a chunk is read only by a
-// command that uses it (renew never loads undici, systeminformation or @peculiar/x509).
+// command that uses it (renew with nothing due loads the core and undici, nothing else).
 // A rejected cache (another V8 or other flags) only costs time: V8 compiles from source instead.
 import { Script } from "node:vm";
 
@@ -12,6 +12,23 @@ import { Script } from "node:vm";
 export interface ScriptAsset {
   source: string;
   cache?: Uint8Array;
+  /** The asset the cache came from (debug trace). */
+  cacheName?: string;
+}
+
+/**
+ * The commands the renewal timer and monitoring run, which have code caches of their own: a cache
+ * holds every function compiled in the process that made it, and V8 reads all of it, so caches
+ * trained by these commands alone (packaging/sea-train.mjs --idle) spare them reading join's
+ * functions: about 8 % of the instructions of a `renew` with nothing due. A renew that issues
+ * compiles what its cache lacks; other commands read the full caches.
+ */
+export const IDLE_COMMANDS: readonly string[] = ["renew", "status", "version"];
+
+/** The code cache assets to try for a part, in order, for a command (process.argv[2]). */
+export function cacheAssets(part: string, command: string | undefined): string[] {
+  const idle = command !== undefined && IDLE_COMMANDS.includes(command);
+  return [...(idle ? [`${part}.idle.cache`] : []), `${part}.cache`];
 }
 
 export type CacheState = "accepted" | "rejected" | "none";
@@ -64,6 +81,17 @@ export interface LoaderOptions {
   debug?: (line: string) => void;
 }
 
+/**
+ * The public Node builtins a process has loaded (process.moduleLoadList's "NativeModule <id>"
+ * entries, internal ones left out), sorted: the loader's debug trace prints them at exit, so a test
+ * sees a command that loads a heavy builtin it does not use (test/e2e/binary.test.ts).
+ */
+export function publicBuiltins(moduleLoadList: readonly string[]): string[] {
+  return moduleLoadList
+    .flatMap((m) => /^NativeModule ((?!internal\/)\S+)$/.exec(m)?.[1] ?? [])
+    .sort();
+}
+
 export function createLoader(read: (name: string) => ScriptAsset, opts: LoaderOptions): SeaLoader {
   const scripts = new Map<string, LoadedScript>();
   const load = (name: string): unknown => {
@@ -82,7 +110,9 @@ export function createLoader(read: (name: string) => ScriptAsset, opts: LoaderOp
     const module = { exports: {} as unknown };
     const entry: LoadedScript = { name, script, cache, exports: undefined };
     scripts.set(name, entry);
-    opts.debug?.(`sea: ${name}: ${asset.source.length} bytes of source, code cache ${cache}`);
+    opts.debug?.(
+      `sea: ${name}: ${asset.source.length} bytes of source, code cache ${cache}${asset.cacheName ? ` (${asset.cacheName})` : ""}`,
+    );
     (script.runInThisContext() as Wrapper)(
       module.exports,
       opts.require,

@@ -1,7 +1,7 @@
 // The main script of the single binary (Node SEA): loads the agent from the binary's assets.
 // See ./loader.ts for why the agent is not the main script itself.
 import { getRawAsset, isSea } from "node:sea";
-import { createLoader } from "./loader.js";
+import { cacheAssets, createLoader, publicBuiltins } from "./loader.js";
 
 if (!isSea())
   throw new Error(
@@ -10,21 +10,30 @@ if (!isSea())
 
 const text = (key: string): string => Buffer.from(getRawAsset(key) as ArrayBuffer).toString("utf8");
 
+const debug = process.env.NODE_JOIN_DEBUG
+  ? (line: string) => void process.stderr.write(`node-join: debug: ${line}\n`)
+  : undefined;
+if (debug) {
+  // process.moduleLoadList: not in @types/node, present in every Node this runs.
+  const list = () => (process as unknown as { moduleLoadList: string[] }).moduleLoadList;
+  process.on("exit", () => debug(`sea: builtins: ${publicBuiltins(list()).join(" ")}`));
+}
+
 createLoader(
   (name) => {
-    let cache: Uint8Array | undefined;
-    try {
-      cache = new Uint8Array(getRawAsset(`${name}.cache`) as ArrayBuffer);
-    } catch {
-      cache = undefined; // packaged without a cache: V8 compiles from source
+    for (const cacheName of cacheAssets(name, process.argv[2])) {
+      try {
+        const cache = new Uint8Array(getRawAsset(cacheName) as ArrayBuffer);
+        return { source: text(`${name}.js`), cache, cacheName };
+      } catch {
+        // not packaged: the next one
+      }
     }
-    return { source: text(`${name}.js`), ...(cache ? { cache } : {}) };
+    return { source: text(`${name}.js`) }; // packaged without a cache: V8 compiles from source
   },
   {
     require,
     filename: process.execPath,
-    ...(process.env.NODE_JOIN_DEBUG
-      ? { debug: (line: string) => void process.stderr.write(`node-join: debug: ${line}\n`) }
-      : {}),
+    ...(debug ? { debug } : {}),
   },
 ).load("core");

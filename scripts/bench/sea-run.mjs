@@ -5,7 +5,8 @@
 import { loadCore } from "../../packaging/sea-parts.mjs";
 
 const [parts, ...args] = process.argv.slice(2);
-const { core } = loadCore(parts);
+// The code caches the binary reads for this command (idle ones for renew, status, version).
+const { core } = loadCore(parts, { command: args[0] });
 process.exitCode = await core.main(args, {
   stdout: (t) => process.stdout.write(t),
   stderr: (t) => process.stderr.write(t),

@@ -24,13 +24,28 @@ after(async () => {
   await ca?.stop();
 });
 
+const PART_LINE =
+  /^node-join: debug: sea: ([\w.-]+): \d+ bytes of source, code cache (\w+)(?: \(([\w.-]+)\))?$/gm;
 /** "part:cache" for each part the loader ran (NODE_JOIN_DEBUG=1), in order. */
-const parts = (stderr: string) =>
-  [
-    ...stderr.matchAll(
-      /^node-join: debug: sea: ([\w.-]+): \d+ bytes of source, code cache (\w+)$/gm,
-    ),
-  ].map((m) => `${m[1]}:${m[2]}`);
+const parts = (stderr: string) => [...stderr.matchAll(PART_LINE)].map((m) => `${m[1]}:${m[2]}`);
+/** The code cache asset each part read (NODE_JOIN_DEBUG=1), sorted. */
+const cacheAssets = (stderr: string) =>
+  [...stderr.matchAll(PART_LINE)].map((m) => m[3] ?? `${m[1]}: none`).sort();
+
+/** The public builtins the process had loaded at exit (NODE_JOIN_DEBUG=1: "sea: builtins: ..."). */
+const builtins = (stderr: string): string[] => {
+  const m = /^node-join: debug: sea: builtins: (.*)$/m.exec(stderr);
+  assert.ok(m, `no builtins line in:\n${stderr}`);
+  return m[1]!.split(" ");
+};
+// Heavy builtins that a renew with nothing due (and status) never uses, each with what loaded it
+// by mistake before (packaging/README.md): a static import of node:child_process (net, dgram and
+// more with it), undici's node:http2 (about 90 modules: readline, the REPL history, fs/promises;
+// packaging/build.mjs LAZY_BUILTINS), node:tls for a plain-HTTP CA (it also parses Node's bundled
+// roots), and what only a join, discover or hooks need.
+const NEVER_IDLE = ["child_process", "dgram", "http2", "readline", "worker_threads", "zlib"];
+const unusedLoaded = (stderr: string, never: string[]) =>
+  builtins(stderr).filter((b) => never.includes(b));
 
 for (const arch of ["x64", "arm64"] as const) {
   test(`${arch} single binary: complete worker join, status and renew (${arch === "arm64" ? "under qemu" : "native"})`, () => {
@@ -56,7 +71,15 @@ for (const arch of ["x64", "arm64"] as const) {
       join_.stdout,
       new RegExp(`joined worker node w-${arch}: issued 2 certificate\\(s\\)`),
     );
-    // The code caches trained at packaging time for this architecture are the ones V8 takes.
+    // The code caches trained at packaging time for this architecture are the ones V8 takes: for
+    // a join, those trained by every command.
+    assert.deepEqual(cacheAssets(join_.stderr), [
+      "core.cache",
+      "peculiar-x509.cache",
+      "pkijs.cache",
+      "reflect-metadata.cache",
+      "undici.cache",
+    ]);
     assert.deepEqual(
       parts(join_.stderr).sort(),
       [
@@ -95,6 +118,17 @@ for (const arch of ["x64", "arm64"] as const) {
     assert.equal(idle.status, 0, idle.stderr);
     assert.match(idle.stdout, /^nothing to renew/);
     assert.deepEqual(parts(idle.stderr).sort(), ["core:accepted", "undici:accepted"], idle.stderr);
+    // The caches trained by the idle commands alone (packaging/sea-train.mjs --idle).
+    assert.deepEqual(cacheAssets(idle.stderr), ["core.idle.cache", "undici.idle.cache"]);
+    assert.deepEqual(cacheAssets(st.stderr), ["core.idle.cache"]);
+    // CFSSL over plain HTTP: no TLS either.
+    assert.deepEqual(unusedLoaded(idle.stderr, [...NEVER_IDLE, "tls"]), [], idle.stderr);
+    // status reads files only: not even an HTTP client.
+    assert.deepEqual(
+      unusedLoaded(st.stderr, [...NEVER_IDLE, "tls", "http", "_http_client"]),
+      [],
+      st.stderr,
+    );
     const disc = run(["discover", "--json"]);
     assert.equal(disc.status, 0, disc.stderr);
     assert.deepEqual(
@@ -143,6 +177,9 @@ test("x64 single binary with step-ca: join mints tokens with the jose part, and 
     const idle = run(["renew", "--root", root]);
     assert.equal(idle.status, 0, idle.stderr);
     assert.deepEqual(parts(idle.stderr).sort(), ["core:accepted", "undici:accepted"], idle.stderr);
+    // Over https: TLS, and still none of the others.
+    assert.ok(builtins(idle.stderr).includes("tls"), idle.stderr);
+    assert.deepEqual(unusedLoaded(idle.stderr, NEVER_IDLE), [], idle.stderr);
   } finally {
     await proxy.stop();
     await step.stop();

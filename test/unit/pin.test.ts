@@ -57,3 +57,17 @@ test("pins of different CAs differ and the format check rejects near misses", as
   assert.equal(isPin("sha256:" + "a".repeat(63)), false);
   assert.equal(isPin("sha1:" + "a".repeat(64)), false);
 });
+
+test("parseCert: a text parsed once per process, another text parsed anew (packaging/README.md section 9)", async () => {
+  const a = await makeCa("a");
+  const b = await makeCa("b");
+  const first = parseCert(a.pem);
+  assert.equal(parseCert(a.pem), first, "the same text: the same reading");
+  assert.equal(parseCert(b.pem).commonName, "b");
+  assert.notEqual(parseCert(b.pem), first);
+  assert.equal(first.commonName, "a");
+  // An invalid text is never remembered: it fails every time.
+  const broken = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+  assert.throws(() => parseCert(broken));
+  assert.throws(() => parseCert(broken));
+});
