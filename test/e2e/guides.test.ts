@@ -278,6 +278,15 @@ test("the step-ca guide's provisioner fragments name its templates and force O=s
   const tpl = readFileSync(join(dir, "nodes.tpl"), "utf8");
   assert.match(tpl, /"organization": \{\{ toJson \.organization \}\}/);
   assert.doesNotMatch(tpl, /Insecure\.CR\.Subject/);
+  // The TPM setup's X5C template (docs/tpm.md) is nodes.tpl behind its refusal of Kubernetes
+  // identities: the two cannot drift apart.
+  const x5c = readFileSync(join(dir, "x5c-nodes.tpl"), "utf8");
+  const guard = x5c.slice(0, x5c.length - tpl.length);
+  assert.equal(x5c.slice(guard.length), tpl, "x5c-nodes.tpl ends with nodes.tpl");
+  assert.match(
+    guard,
+    /\{\{- if hasPrefix "system:" \.AuthorizationCrt\.Subject\.CommonName \}\}\n\{\{- fail /,
+  );
 });
 
 const stepGuide = readDoc("docs/ca-step-ca.md");

@@ -36,6 +36,7 @@ before(async () => {
         name: "machines",
         organization: ["system:nodes"],
         roots: "ca-root",
+        template: "x5c-nodes.tpl",
         // An X5C certificate ends with its signer (below): as short as the machine certificate.
         claims: { disableRenewal: true, minTLSCertDuration: "1s" },
       },
@@ -152,7 +153,14 @@ describe("step-ca X5C in the TPM: the machine certificate itself", () => {
     // --ca-provisioner names the X5C one.
     const single = await startStepCa({
       provisioners: [{ name: "workers" }],
-      x5cProvisioners: [{ name: "machines", organization: ["system:nodes"], roots: "ca-root" }],
+      x5cProvisioners: [
+        {
+          name: "machines",
+          organization: ["system:nodes"],
+          roots: "ca-root",
+          template: "x5c-nodes.tpl",
+        },
+      ],
     });
     try {
       const root = newRoot();

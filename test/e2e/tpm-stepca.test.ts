@@ -37,6 +37,7 @@ before(async () => {
         name: "machines",
         organization: ["system:nodes"],
         roots: "ca-root",
+        template: "x5c-nodes.tpl",
         claims: { disableRenewal: true },
       },
     ],
@@ -75,6 +76,54 @@ const tpmJoin = (root: string, name: string, tcti: string, more: Record<string, 
     "tpm-tcti": tcti,
     ...more,
   });
+
+/**
+ * t1's kubelet client certificate and key, stolen from its disk, used as an X5C machine
+ * certificate (key-file mode) to enrol t1 again on another machine: the same root issued it, but
+ * x5c-nodes.tpl refuses a Kubernetes identity, so step-ca issues nothing; t1's TPM still enrols.
+ */
+async function stolenKubeletKeyRefused(root: string): Promise<void> {
+  const pem = readFileSync(join(root, "var/lib/kubelet/pki/kubelet-client-current.pem"), "utf8");
+  const blocks = (label: string) =>
+    pem.match(new RegExp(`-----BEGIN ${label}-----\\n[\\s\\S]*?-----END ${label}-----\\n`, "g")) ??
+    [];
+  const attacker = newRoot();
+  const dir = join(attacker, "etc/node-join");
+  mkdirSync(dir, { recursive: true });
+  const cert = join(dir, "machine.crt");
+  const key = join(dir, "machine.key");
+  writeFileSync(cert, blocks("CERTIFICATE").join(""));
+  writeFileSync(key, blocks("(?:EC |RSA )?PRIVATE KEY").join(""), { mode: 0o600 });
+  assert.equal(opensslInfo(readFileSync(cert, "utf8")).cn, "system:node:t1");
+  const signs = requests("/1.0/sign");
+  const logStart = stepCaLog(ca).length;
+  await expectFailure(
+    stepWorkerJoin(attacker, ca, {
+      "node-name": "t1",
+      "ca-provisioner": "machines",
+      "ca-x5c-cert": cert,
+      "ca-x5c-key": key,
+    }),
+    4,
+    /signing kubelet-\w+: HTTP 400: .*x5c-nodes\.tpl: the token is signed by "system:node:t1", a Kubernetes identity, not a machine certificate/,
+    attacker,
+  );
+  // Every CSR reached step-ca and its template refused it there: nothing issued.
+  const log = stepCaLog(ca).slice(logStart);
+  const asked = requests("/1.0/sign") - signs;
+  assert.ok(asked >= 1, "the CSRs reached the CA");
+  assert.equal((log.match(/path=\/1\.0\/sign .*status=400/g) ?? []).length, asked, "all refused");
+  assert.doesNotMatch(log, /path=\/1\.0\/sign .*status=20/, "nothing issued");
+  assert.match(
+    log,
+    /error="x5c-nodes\.tpl: the token is signed by \\"system:node:t1\\", a Kubernetes identity/,
+  );
+
+  const renewSigns = requests("/1.0/sign");
+  const renewed = await runCli(["renew", "--root", root, "--force"]);
+  assert.equal(renewed.code, 0, renewed.stderr);
+  assert.equal(requests("/1.0/sign") - renewSigns, 2, "t1's TPM still enrols both");
+}
 
 describe("step-ca X5C with the machine key in the TPM", () => {
   it("join obtains the machine certificate once, enrols with the TPM; renew enrols again; a copied disk cannot", async () => {
@@ -152,6 +201,8 @@ describe("step-ca X5C with the machine key in the TPM", () => {
     const original = await runCli(["renew", "--root", root, "--force"]);
     assert.equal(original.code, 0, original.stderr);
     assert.equal(requests("/1.0/sign") - copySigns, 2);
+
+    await stolenKubeletKeyRefused(root);
 
     // leave removes the wrapped key and its machine certificate with the node's other secrets.
     const left = await runCli(["leave", "--root", root, "--yes"]);

@@ -58,6 +58,12 @@ export interface StepCaX5cProvisionerSpec extends StepCaProvisionerSpec {
    * own root (machine certificates it issued through a JWK provisioner).
    */
   roots: string;
+  /**
+   * A template file of docs/ca/step-ca/ in place of the JWK provisioners' (nodes.tpl or
+   * control-plane.tpl), as the guide's provisioner JSON names it: "x5c-nodes.tpl" refuses tokens
+   * signed by a Kubernetes identity (docs/tpm.md).
+   */
+  template?: string;
 }
 
 export interface StartStepCaOptions {
@@ -416,11 +422,12 @@ interface ProvisionerOptions {
 /**
  * stepinit's x509 options with its inline template replaced by the guide's template file:
  * nodes.tpl (O fixed by templateData) or control-plane.tpl (O from the CSR), as the guide's
- * provisioner fragments name them (step-ca's options.x509.templateFile).
+ * provisioner fragments name them (step-ca's options.x509.templateFile), or `template` (an X5C
+ * spec's, e.g. x5c-nodes.tpl).
  */
-function guideTemplate(options: ProvisionerOptions): ProvisionerOptions {
+function guideTemplate(options: ProvisionerOptions, template?: string): ProvisionerOptions {
   const { template: _inline, ...x509 } = options.x509;
-  const file = x509.templateData?.organization ? "nodes.tpl" : "control-plane.tpl";
+  const file = template ?? (x509.templateData?.organization ? "nodes.tpl" : "control-plane.tpl");
   return {
     ...options,
     x509: { ...x509, templateFile: join(GUIDE_TEMPLATES, file) } as ProvisionerOptions["x509"],
@@ -505,8 +512,8 @@ export async function startStepCa(opts: StartStepCaOptions = {}): Promise<StepCa
   };
   const ownRoot = await readFile(join(caDir, "root.crt"), "utf8");
   cfg.authority.provisioners = cfg.authority.provisioners.map((p) => {
-    const options = guideTemplate(p["options"] as ProvisionerOptions);
     const x = x5cSpecs.find((s) => s.name === p["name"]);
+    const options = guideTemplate(p["options"] as ProvisionerOptions, x?.template);
     // X5C.Roots is a Go []byte: base64 in JSON.
     return x
       ? {
