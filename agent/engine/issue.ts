@@ -23,7 +23,8 @@ import { certPin, type CertInfo } from "../pki/x509.js";
 import type { Credentials } from "../store/cert-store.js";
 import type { Assessment } from "./assess.js";
 import { backendFor, type Runtime } from "./runtime.js";
-import { lazyTpm, settingsForSecrets, withTpmAuthKey, type TpmKeyWrite } from "./tpm-keys.js";
+import { settingsForSecrets } from "./tpm-identity.js";
+import { lazyTpm, withTpmAuthKey, type TpmKeyWrite } from "./tpm-keys.js";
 import { withTpmX5c } from "./tpm-x5c.js";
 
 export interface ConnectedCa {

@@ -45,3 +45,22 @@ export function identityStatus(
   const where = files.length ? "file" : blobs.length ? "tpm" : "none";
   return { where, secretFiles: files.map(shown), tpmKeys: [...new Set(blobs)].map(shown) };
 }
+
+/**
+ * The settings whose secrets are read for a CA: a secret join deleted once the TPM held the
+ * identity is not missing. A CFSSL auth key is in the TPM; a step-ca token file whose one-time
+ * tokens the machine certificate spent is gone for good (the TPM's key enrols from then on, and a
+ * node without a machine certificate is told to give a token: stepca/enrol.ts).
+ */
+export function settingsForSecrets(c: CaSettings): CaSettings {
+  const gone = (f: string | undefined) => f !== undefined && inspect(f).kind === "missing";
+  if (authKeyInTpm(c) && c.type === "cfssl" && gone(c.authKeyFile)) {
+    const { authKeyFile: _inTpm, ...rest } = c;
+    return rest;
+  }
+  if (x5cInTpm(c) && c.type === "step-ca" && gone(c.tokenFile)) {
+    const { tokenFile: _spent, ...rest } = c;
+    return rest;
+  }
+  return c;
+}

@@ -47,17 +47,6 @@ export function lazyTpm(tcti: string, make: (tcti: string) => Tpm = (t) => creat
 }
 
 /**
- * The settings whose secrets are read for `ca`: a TPM-held auth key whose file join deleted is not
- * missing (the TPM has it), so its file is not asked for.
- */
-export function settingsForSecrets(c: CaSettings): CaSettings {
-  if (!authKeyInTpm(c) || c.type !== "cfssl" || !c.authKeyFile) return c;
-  if (inspect(c.authKeyFile).kind !== "missing") return c;
-  const { authKeyFile: _gone, ...rest } = c;
-  return rest;
-}
-
-/**
  * The secrets `ca` signs with when its auth key lives in the TPM: the key file's (or variable's)
  * key imported into the TPM (and the blob to write), else the blob a join wrote; never the key in
  * memory. Other CAs' secrets are returned as they are.

@@ -212,6 +212,31 @@ describe("step-ca X5C with the machine key in the TPM", () => {
     assert.equal(existsSync(join(root, "var/lib/node-join")), false);
   });
 
+  it("a machine enrols its own node alone: t2's machine certificate asking for t1's names is refused by x5c-nodes.tpl", async () => {
+    const root = newRoot();
+    const tokenFile = await machineToken(root, "t2");
+    const j = await runCli(tpmJoin(root, "t2", otherMachine.tcti, { "ca-token-file": tokenFile }));
+    assert.equal(j.code, 0, j.stderr);
+    const signs = requests("/1.0/sign");
+    const logStart = stepCaLog(ca).length;
+    const asT1 = await runCli([...tpmJoin(root, "t1", otherMachine.tcti), "--force"]);
+    assert.equal(asT1.code, 4, asT1.stderr);
+    assert.match(
+      asT1.stderr,
+      /x5c-nodes\.tpl: the machine certificate of \\?"t2\\?" enrols \\?"system:node:t2\\?" only, not \\?"system:node:t1\\?"/,
+    );
+    const log = stepCaLog(ca).slice(logStart);
+    assert.ok(requests("/1.0/sign") > signs, "the CSRs reached the CA");
+    assert.doesNotMatch(log, /path=\/1\.0\/sign .*status=20/, "nothing issued");
+    assert.equal(
+      opensslInfo(
+        readFileSync(join(root, "var/lib/kubelet/pki/kubelet-client-current.pem"), "utf8"),
+      ).cn,
+      "system:node:t2",
+      "t2's certificates unchanged",
+    );
+  });
+
   it("a wrong TCTI, or no machine token: one line, nothing written", async () => {
     const root = newRoot();
     const tokenFile = await machineToken(root, "t2");

@@ -7,6 +7,13 @@
 {{- if hasPrefix "system:" .AuthorizationCrt.Subject.CommonName }}
 {{- fail (printf "x5c-nodes.tpl: the token is signed by %q, a Kubernetes identity, not a machine certificate" .AuthorizationCrt.Subject.CommonName) }}
 {{- end }}
+{{- /* A machine enrols its own node alone: the kubelet's CN (the token's subject) must be
+  system:node: followed by the machine certificate's CN (kubernetes' Node authorizer names the
+  node by that CN). */ -}}
+{{- $node := printf "system:node:%s" .AuthorizationCrt.Subject.CommonName }}
+{{- if ne .Subject.CommonName $node }}
+{{- fail (printf "x5c-nodes.tpl: the machine certificate of %q enrols %q only, not %q" .AuthorizationCrt.Subject.CommonName $node .Subject.CommonName) }}
+{{- end }}
 {
 	"subject": {
 		"commonName": {{ toJson .Subject.CommonName }},
