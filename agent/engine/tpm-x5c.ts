@@ -16,6 +16,7 @@ import { inspect } from "../store/fsio.js";
 import type { Layout } from "../store/layout.js";
 import { readTrustedFile } from "../store/strict-modes.js";
 import { encodeBlob, parseBlob } from "../tpm/blob.js";
+import { TpmForeignKeyError } from "../tpm/tools.js";
 import type { Tpm, TpmKeyBlob } from "../tpm/tpm.js";
 import type { TpmKeyWrite } from "./tpm-keys.js";
 
@@ -86,7 +87,16 @@ export async function withTpmX5c(
     source: `the TPM (${tpm().tcti})`,
     nodeName: o.nodeName,
     publicKey: async () => publicKey,
-    sign: (data, format) => tpm().sign(blob, data, format),
+    // A copied disk's machine key cannot come back: only a new key in this TPM and a new machine
+    // certificate for it (a join finds the old blob and would try it again).
+    sign: (data, format) =>
+      tpm()
+        .sign(blob, data, format)
+        .catch((err: unknown) => {
+          if (!(err instanceof TpmForeignKeyError)) throw err;
+          const fix = `remove ${files.key} and ${files.cert}, then join with a new one-time token`;
+          throw new TpmForeignKeyError(err.tpm, fix);
+        }),
     ...(chain ? { chain } : {}),
     certFile: files.cert,
     obtained: (chainPem, obtained, spentTokenFile) => {

@@ -38,7 +38,20 @@ export class TpmError extends LocalIoError {}
  * The TPM refused an object this node saved: a wrapped key made by another TPM (a copied disk),
  * or by this one before its storage hierarchy was cleared.
  */
-export class TpmForeignKeyError extends TpmError {}
+export class TpmForeignKeyError extends TpmError {
+  /**
+   * fix: what brings the identity back, which depends on what the key was (the CFSSL auth key:
+   * its file again; the X5C machine key: a new key and machine certificate, tpm-x5c.ts).
+   */
+  constructor(
+    readonly tpm: string,
+    fix = "join again with the enrolment secret",
+  ) {
+    super(
+      `${tpm} cannot load the node's key: it was wrapped by another TPM (a copy of this node's disk on another machine), or this TPM's storage hierarchy was cleared since: ${fix}`,
+    );
+  }
+}
 
 export const DEFAULT_TCTI = "device:/dev/tpmrm0";
 const TCTI_SETTING = "tpm.tcti (--tpm-tcti)";
@@ -100,10 +113,7 @@ export function toolFailure(tool: string, stderr: string, o: TpmToolsOptions): E
     );
   // TPM_RC_INTEGRITY (0x1DF, TPM 2.0 Part 2 §6.6.3): the wrapped private part was not made under
   // this TPM's storage primary key.
-  if (/0x1DF|integrity check failed/i.test(stderr))
-    return new TpmForeignKeyError(
-      `${tpm} cannot load the node's key: it was wrapped by another TPM (a copy of this node's disk on another machine), or this TPM's storage hierarchy was cleared since: join again with the enrolment secret`,
-    );
+  if (/0x1DF|integrity check failed/i.test(stderr)) return new TpmForeignKeyError(tpm);
   // TPM_RC_HIERARCHY / TPM_RC_AUTH_FAIL on the owner hierarchy: it has a password node-join does
   // not know.
   if (/0x9A2|0x98E|authorization|0x921/i.test(stderr) && tool === "tpm2_createprimary")

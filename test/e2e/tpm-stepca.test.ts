@@ -193,7 +193,9 @@ describe("step-ca X5C with the machine key in the TPM", () => {
     );
     assert.match(
       stolen.stderr.trim().split("\n").at(-1)!,
-      new RegExp(`^node-join: error: ${esc(message)}`),
+      new RegExp(
+        `^node-join: error: ${esc(message)}: .*: remove ${esc(join(copy, KEY))} and ${esc(join(copy, CERT))}, then join with a new one-time token$`,
+      ),
     );
     assert.equal(requests("/1.0/sign"), copySigns, "no CSR from the copy reached the CA");
     for (const [f, b] of before) assert.deepEqual(readFileSync(f), b, `${f} unchanged`);
