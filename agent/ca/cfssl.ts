@@ -3,7 +3,7 @@
 import { createHmac } from "node:crypto";
 import { CaRefusedError, NoRevocationError, UsageError } from "../common/errors.js";
 import { TransientError } from "./retry.js";
-import { secretEnvName, type SecretKind } from "./secrets.js";
+import { secretEnvName, type KeyedMac, type SecretKind } from "./secrets.js";
 import type { CertInfo } from "../pki/x509.js";
 import { peculiar } from "../pki/peculiar.js";
 import type { CaDescriptor } from "../pki/cas.js";
@@ -76,13 +76,8 @@ export function resultCertificate(env: Envelope, what: string): string {
   return cert;
 }
 
-export function authsignBody(requestJson: string, keyHex: string, timestamp: number): string {
-  const token = createHmac("sha256", Buffer.from(keyHex, "hex")).update(requestJson).digest();
-  return authsignWithToken(requestJson, token, timestamp);
-}
-
 /** The authsign body given the token, HMAC-SHA256(key, request bytes) computed where the key is. */
-export function authsignWithToken(requestJson: string, token: Buffer, timestamp: number): string {
+function authsignBody(requestJson: string, token: Buffer, timestamp: number): string {
   return JSON.stringify({
     token: token.toString("base64"),
     request: Buffer.from(requestJson).toString("base64"),
@@ -215,8 +210,14 @@ async function sign(
   });
   // Read and checked before the run's first request to any CA (secrets.ts readCaSecrets), or held
   // in the TPM (identity: tpm, engine/tpm-keys.ts), which computes the token.
-  const inTpm = ctx.secrets.authMac;
-  const key = inTpm ?? ctx.secrets.authKeyFile;
+  const file = ctx.secrets.authKeyFile;
+  const key: KeyedMac | undefined =
+    ctx.secrets.authMac ??
+    (file && {
+      source: file.source,
+      mac: async (data) =>
+        createHmac("sha256", Buffer.from(file.value, "hex")).update(data).digest(),
+    });
   // Configured but not read: the only way is a key renew.authKey: drop deleted (readCaSecrets).
   if (!key && s.authKeyFile !== undefined)
     throw new UsageError(
@@ -230,17 +231,11 @@ async function sign(
   const { env, from } = key
     ? await call(
         "/api/v1/cfssl/authsign",
-        inTpm
-          ? authsignWithToken(
-              signRequest,
-              await inTpm.mac(Buffer.from(signRequest)),
-              Math.floor(ctx.clock.now() / 1000),
-            )
-          : authsignBody(
-              signRequest,
-              ctx.secrets.authKeyFile!.value,
-              Math.floor(ctx.clock.now() / 1000),
-            ),
+        authsignBody(
+          signRequest,
+          await key.mac(Buffer.from(signRequest)),
+          Math.floor(ctx.clock.now() / 1000),
+        ),
       )
     : await call("/api/v1/cfssl/sign", signRequest, (from) =>
         unauthenticated(ctx, `${from} signing ${req.kind} (profile ${profile ?? "default"})`),

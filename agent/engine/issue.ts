@@ -103,8 +103,8 @@ export async function connectCas(
     });
     secrets.set(ca, x5c.secrets);
     const { write } = held;
-    if (write) tpmWrites.set(ca, () => [write]);
-    if (x5c.writes) tpmWrites.set(ca, x5c.writes);
+    if (write || x5c.writes)
+      tpmWrites.set(ca, () => [...(write ? [write] : []), ...(x5c.writes?.() ?? [])]);
   }
   const proxy = readProxyConfig(s.proxy, rt.env);
   const out: Connected = new Map();

@@ -3,7 +3,7 @@
 // installed state through the one reader (pki/installed.ts).
 import { createPrivateKey } from "node:crypto";
 import { join } from "node:path";
-import { renewalPathFor, secretFiles, type CaSettings } from "../ca/index.js";
+import { renewalPathFor, type CaSettings } from "../ca/index.js";
 import { anchorOf, loadPemFile, trustConfigured, type TrustAnchors } from "../ca/trust.js";
 import { ClockNotSetError, errorMessage, NodeJoinError } from "../common/errors.js";
 import { isoDate, shortHumanDuration } from "../common/time.js";
@@ -132,15 +132,7 @@ export async function reportRun(
       policy: deadline,
       run,
       identity: () => {
-        const id = identityStatus(
-          casFor(s.role).map((ca) => ({
-            name: ca.name,
-            settings: s.cas[ca.name],
-            secretFiles: secretFiles(s.cas[ca.name]).map((f) => f.file),
-          })),
-          rt.layout,
-          (f) => f,
-        );
+        const id = identityStatus(s.role, s.cas, rt.layout, (f) => f);
         return { where: id.where, secretFiles: id.secretFiles.length };
       },
     },
@@ -575,15 +567,7 @@ export function collectStatus(
       })
     : undefined;
   const identity = renewal
-    ? identityStatus(
-        casFor(role).map((ca) => ({
-          name: ca.name,
-          settings: renewal.cas[ca.name],
-          secretFiles: secretFiles(renewal.cas[ca.name]).map((f) => f.file),
-        })),
-        l,
-        (f) => hostPath(f, l.root),
-      )
+    ? identityStatus(role, renewal.cas, l, (f) => hostPath(f, l.root))
     : undefined;
   const environmentFile = environmentFileStatus(l);
   const needsAttention =

@@ -1,8 +1,9 @@
 // Where a node's enrolment identity lives (status, the metrics): in secret files a copy of the
 // disk carries, or only in TPM-wrapped keys (tpm-keys.ts: CFSSL's auth key; tpm-x5c.ts: step-ca's
 // X5C machine key), which load in this node's TPM alone.
-import type { CaSettings } from "../ca/index.js";
-import type { CaName } from "../pki/cas.js";
+import { secretFiles, type CaSettings } from "../ca/index.js";
+import { casFor, type CaName } from "../pki/cas.js";
+import type { Role } from "../pki/roles.js";
 import { inspect } from "../store/fsio.js";
 import type { Layout } from "../store/layout.js";
 import { authKeyInTpm, tpmAuthKeyFile } from "./tpm-keys.js";
@@ -35,15 +36,18 @@ function tpmBlobFiles(c: CaSettings, l: Layout, ca: CaName): string[] {
  * TPM-wrapped key join wrote.
  */
 export function identityStatus(
-  cas: readonly { name: CaName; settings: CaSettings; secretFiles: string[] }[],
+  role: Role,
+  cas: Readonly<Record<CaName, CaSettings>>,
   l: Layout,
   shown: (path: string) => string,
 ): IdentityStatus {
   const present = (f: string) => inspect(f).kind !== "missing";
-  const files = [...new Set(cas.flatMap((c) => c.secretFiles).filter(present))];
-  const blobs = cas.flatMap((c) => tpmBlobFiles(c.settings, l, c.name)).filter(present);
+  const mine = casFor(role).map((ca) => ({ name: ca.name, settings: cas[ca.name] }));
+  const files = mine.flatMap((c) => secretFiles(c.settings).map((f) => f.file)).filter(present);
+  const blobs = mine.flatMap((c) => tpmBlobFiles(c.settings, l, c.name)).filter(present);
+  const unique = (fs: string[]) => [...new Set(fs)].map(shown);
   const where = files.length ? "file" : blobs.length ? "tpm" : "none";
-  return { where, secretFiles: files.map(shown), tpmKeys: [...new Set(blobs)].map(shown) };
+  return { where, secretFiles: unique(files), tpmKeys: unique(blobs) };
 }
 
 /**

@@ -13,7 +13,7 @@ import { ensureDir, inspect, writeFileAtomic } from "../store/fsio.js";
 import type { Layout } from "../store/layout.js";
 import { readTrustedFile } from "../store/strict-modes.js";
 import { encodeBlob, parseBlob } from "../tpm/blob.js";
-import { createTpm, type Tpm, type TpmKeyBlob } from "../tpm/tpm.js";
+import { createTpm, type Tpm, type TpmKeyBlob, type TpmKeyKind } from "../tpm/tpm.js";
 
 /** The CA's auth key lives in the TPM once joined. */
 export const authKeyInTpm = (c: CaSettings): boolean => c.type === "cfssl" && c.identity === "tpm";
@@ -38,6 +38,12 @@ export interface TpmKeyWrite {
    * certificate renewed); else by join alone.
    */
   everyRun?: true;
+}
+
+/** A wrapped key join wrote: root's alone (0600, not others'), then parsed as untrusted input. */
+export function readWrappedKey(file: string, kind: TpmKeyKind): TpmKeyBlob {
+  const text = readTrustedFile(file, "TPM key file", "secret").toString("utf8");
+  return parseBlob(text, file, kind);
 }
 
 /** The TPM of the run's settings, made when a CA first needs it. */
@@ -72,8 +78,7 @@ export async function withTpmAuthKey(
       ...(c.authKeyFile && given.source === c.authKeyFile ? { replaces: c.authKeyFile } : {}),
     };
   } else if (inspect(file).kind !== "missing") {
-    const text = readTrustedFile(file, "TPM key file", "secret").toString("utf8");
-    blob = parseBlob(text, file, "hmac-sha256");
+    blob = readWrappedKey(file, "hmac-sha256");
   } else {
     const keyFile = c.authKeyFile ? `${c.authKeyFile} ` : "";
     throw new UsageError(

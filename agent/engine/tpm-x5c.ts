@@ -15,10 +15,10 @@ import { parseCert, splitPemCertificates, type CertInfo } from "../pki/x509.js";
 import { inspect } from "../store/fsio.js";
 import type { Layout } from "../store/layout.js";
 import { readTrustedFile } from "../store/strict-modes.js";
-import { encodeBlob, parseBlob } from "../tpm/blob.js";
+import { encodeBlob } from "../tpm/blob.js";
 import { TpmForeignKeyError } from "../tpm/tools.js";
 import type { Tpm, TpmKeyBlob } from "../tpm/tpm.js";
-import type { TpmKeyWrite } from "./tpm-keys.js";
+import { readWrappedKey, type TpmKeyWrite } from "./tpm-keys.js";
 
 /** The CA enrols with an X5C machine key in the TPM. */
 export const x5cInTpm = (c: CaSettings): boolean => c.type === "step-ca" && c.identity === "tpm";
@@ -70,8 +70,7 @@ export async function withTpmX5c(
   let blob: TpmKeyBlob;
   const writes: TpmKeyWrite[] = [];
   if (inspect(files.key).kind !== "missing") {
-    const text = readTrustedFile(files.key, "TPM key file", "secret").toString("utf8");
-    blob = parseBlob(text, files.key, "ecc-p256");
+    blob = readWrappedKey(files.key, "ecc-p256");
   } else if (o.renewal) {
     throw new UsageError(
       `CA ${CAS[ca].display}: the X5C machine key is not in the TPM (no ${files.key}): run node-join join with a one-time token for the machine certificate (cas.${ca}.identity: tpm creates the key)`,
